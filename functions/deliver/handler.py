@@ -1,0 +1,47 @@
+"""λ deliver: send each queued decision once, by SES e-mail or SNS SMS, if consent still allows it."""
+
+import json
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from nextbest import batch
+from nextbest.delivery import SesEmail, SnsSms, deliver
+from nextbest.events import RejectedEvent
+from nextbest.queues import DeadLetters
+from nextbest.settings import DeliverSettings
+from nextbest.store import Store
+
+settings = DeliverSettings.from_env()
+logger = Logger()
+metrics = Metrics()
+store = Store(settings.table_name)
+dead_letters = DeadLetters(settings.dead_letter_queue_url)
+email = SesEmail(settings.sender, settings.configuration_set)
+sms = SnsSms()
+
+
+@logger.inject_lambda_context(correlation_id_path="Records[0].messageId")
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    def record(sqs_record: SQSRecord) -> str:
+        try:
+            decision_id = str(json.loads(sqs_record.body)["decision_id"])
+        except (ValueError, KeyError, TypeError):
+            raise RejectedEvent("bad_delivery_request", 'body must be {"decision_id": …}') from None
+        result = deliver(store, decision_id, email, sms)
+        metrics.add_metric(name=f"Delivery_{result.outcome}", unit=MetricUnit.Count, value=1)
+        logger.info(
+            "delivery",
+            extra={
+                "decision_id": decision_id,
+                "outcome": result.outcome,
+                "reason": result.reason,
+                "channel": result.channel,
+            },
+        )
+        return result.outcome
+
+    return batch.process(event, context, record, dead_letters, logger, metrics)

@@ -1,0 +1,41 @@
+"""λ feedback: SES event notifications → bounces, complaints and deliveries applied to profiles."""
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from nextbest import batch, feedback
+from nextbest.queues import DeadLetters, Queue
+from nextbest.settings import FeedbackSettings
+from nextbest.store import Store
+
+settings = FeedbackSettings.from_env()
+logger = Logger()
+metrics = Metrics()
+store = Store(settings.table_name)
+deliver = Queue(settings.deliver_queue_url)
+dead_letters = DeadLetters(settings.dead_letter_queue_url)
+
+
+@logger.inject_lambda_context(correlation_id_path="Records[0].messageId")
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    def record(sqs_record: SQSRecord) -> str:
+        notification = feedback.parse(sqs_record.body)
+        result = feedback.handle(store, deliver, notification)
+        metrics.add_metric(
+            name=f"Feedback_{notification.event_type.replace(' ', '')}", unit=MetricUnit.Count, value=1
+        )
+        logger.info(
+            "feedback",
+            extra={
+                "event_type": notification.event_type,
+                "effect": result.effect,
+                "decision_id": notification.decision_id,
+            },
+        )
+        return result.effect
+
+    return batch.process(event, context, record, dead_letters, logger, metrics)

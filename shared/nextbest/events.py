@@ -1,0 +1,187 @@
+"""The event contract: what producers put on the bus.
+
+Each ``detail-type`` has one pydantic model; the JSON Schemas in ``shared/schemas`` are generated from
+these models (``nextbest schemas``) and a test fails when they are stale. Models forbid unknown fields so
+a producer's typo is a clear rejection instead of silently lost data.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+MAX_FUTURE_SKEW = timedelta(minutes=15)
+"""Producers' clocks drift; an event further in the future than this is a bug, not a prediction."""
+
+Channel = Literal["email", "sms", "push"]
+Id = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@+\-]+$")]
+Email = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, to_lower=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+    ),
+]
+E164 = Annotated[str, StringConstraints(pattern=r"^\+[1-9]\d{6,14}$")]
+Money = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2)]
+_TZ = re.compile(r"^[A-Za-z_]+(/[A-Za-z0-9_\-+]+)*$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Identifiers(_Model):
+    """Any subset of a person's identifiers, at least one. Linking happens in ``customer.identified``."""
+
+    customer_id: Id | None = None
+    anonymous_id: Id | None = None
+    email: Email | None = None
+    phone: E164 | None = None
+
+    @model_validator(mode="after")
+    def _at_least_one(self) -> Identifiers:
+        if not (self.customer_id or self.anonymous_id or self.email or self.phone):
+            raise ValueError(
+                "an event needs at least one identifier: customer_id, anonymous_id, email or phone"
+            )
+        return self
+
+
+class EventDetail(Identifiers):
+    event_id: Id = Field(description="Chosen by the producer; a repeated event_id is processed once.")
+    occurred_at: AwareDatetime = Field(description="When it happened, ISO 8601 with offset (UTC preferred).")
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _to_utc(cls, value: datetime) -> datetime:
+        return value.astimezone(UTC)
+
+    def identifiers(self) -> Identifiers:
+        return Identifiers(
+            customer_id=self.customer_id, anonymous_id=self.anonymous_id, email=self.email, phone=self.phone
+        )
+
+
+class LineItem(_Model):
+    product_id: Id
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    quantity: Annotated[int, Field(ge=1, le=999)]
+    unit_price: Money
+    category: Annotated[str, StringConstraints(max_length=100)] | None = None
+
+
+class ProductViewed(EventDetail):
+    product_id: Id
+    category: Annotated[str, StringConstraints(max_length=100)] | None = None
+    price: Money | None = None
+
+
+class CartUpdated(EventDetail):
+    """The whole cart after the change (a snapshot, so late or repeated events cannot corrupt it)."""
+
+    items: Annotated[list[LineItem], Field(max_length=100)]
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = "USD"
+
+
+class OrderPlaced(EventDetail):
+    order_id: Id
+    items: Annotated[list[LineItem], Field(min_length=1, max_length=100)]
+    total: Money
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = "USD"
+
+
+class CustomerIdentified(EventDetail):
+    """Every identifier in the event belongs to one person: their profiles are merged."""
+
+    first_name: Annotated[str, StringConstraints(max_length=100)] | None = None
+    time_zone: Annotated[str, StringConstraints(max_length=64)] | None = None
+
+    @field_validator("time_zone")
+    @classmethod
+    def _iana(cls, value: str | None) -> str | None:
+        if value is not None and not _TZ.match(value):
+            raise ValueError("time_zone must be an IANA name such as Europe/Paris")
+        return value
+
+
+class ConsentUpdated(EventDetail):
+    channel: Channel
+    granted: bool
+    source: Annotated[str, StringConstraints(max_length=64)] = "preference_center"
+
+
+DETAIL_TYPES: dict[str, type[EventDetail]] = {
+    "product.viewed": ProductViewed,
+    "cart.updated": CartUpdated,
+    "order.placed": OrderPlaced,
+    "customer.identified": CustomerIdentified,
+    "consent.updated": ConsentUpdated,
+}
+
+MAX_EVENT_BYTES = 64 * 1024
+"""A bigger detail than this is a producer bug (EventBridge itself caps an entry at 256 KB)."""
+
+
+class BusEvent(BaseModel):
+    """The EventBridge envelope as SQS receives it; only the fields nextbest relies on."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    id: str
+    detail_type: str = Field(alias="detail-type")
+    source: str
+    time: datetime
+    detail: dict[str, Any]
+
+
+class RejectedEvent(Exception):
+    """An event that can never succeed: it goes to the dead-letter queue with ``reason``."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+        self.message = message
+
+
+def parse_event(body: str, now: datetime) -> tuple[str, EventDetail]:
+    """Validate one SQS body holding an EventBridge event; raise RejectedEvent with a machine reason."""
+    from pydantic import ValidationError
+
+    if len(body.encode()) > MAX_EVENT_BYTES + 4096:
+        raise RejectedEvent("oversized", f"event is larger than {MAX_EVENT_BYTES} bytes")
+    try:
+        envelope = BusEvent.model_validate_json(body)
+    except ValidationError as error:
+        reason = "bad_json" if any(e["type"] == "json_invalid" for e in error.errors()) else "bad_envelope"
+        raise RejectedEvent(reason, _summary(error)) from None
+    model = DETAIL_TYPES.get(envelope.detail_type)
+    if model is None:
+        raise RejectedEvent("unknown_detail_type", f"detail-type {envelope.detail_type!r} is not supported")
+    try:
+        detail = model.model_validate(envelope.detail)
+    except ValidationError as error:
+        missing_ids = any("at least one identifier" in e["msg"] for e in error.errors())
+        raise RejectedEvent(
+            "missing_identifiers" if missing_ids else "invalid_detail", _summary(error)
+        ) from None
+    if detail.occurred_at > now + MAX_FUTURE_SKEW:
+        raise RejectedEvent("future_timestamp", "occurred_at is too far in the future")
+    return envelope.detail_type, detail
+
+
+def _summary(error: Any) -> str:
+    """Field paths and messages only: never the input values, which may be personal data."""
+    parts = [f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in error.errors()[:5]]
+    return "; ".join(parts)[:500]

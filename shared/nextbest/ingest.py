@@ -1,0 +1,61 @@
+"""Ingest: fold one validated event into the right profile, merging identities on the way.
+
+Identity resolution in one paragraph: every identifier of the event is looked up; the profiles found are
+merged with each other (``profiles.merge``), unknown identifiers are attached, and the result lives at the
+canonical key (``profiles.canonical_key``), which depends only on the set of identifiers, never on the
+order events arrived in. Other identifiers become redirects to it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import reduce
+from typing import Literal
+
+from nextbest.events import EventDetail
+from nextbest.profiles import TriggerDelays, apply, canonical_key, identity_keys, merge, new_profile
+from nextbest.store import Conflict, Store
+
+MAX_ATTEMPTS = 8
+
+
+@dataclass(frozen=True)
+class Ingested:
+    profile_key: str
+    outcome: Literal["applied", "duplicate"]
+    merged: int = 0
+    """How many existing profiles were folded into another by this event."""
+
+
+def ingest(store: Store, kind: str, event: EventDetail, delays: TriggerDelays) -> Ingested:
+    keys = identity_keys(event.identifiers())
+    for _ in range(MAX_ATTEMPTS):
+        found = store.resolve(keys)
+        profiles = list({p.key: p for p in found.values() if p is not None}.values())
+        new_keys = [k for k in keys if found[k] is None]
+        if profiles:
+            target = reduce(merge, sorted(profiles, key=lambda p: p.key))
+            if len(profiles) == 1:
+                target = target.model_copy(update={"version": profiles[0].version})
+            if new_keys:
+                everything = sorted(set(target.identifiers) | set(new_keys))
+                target = target.model_copy(
+                    update={"identifiers": everything, "key": canonical_key(everything)}
+                )
+        else:
+            target = new_profile(keys)
+        updated = apply(target, kind, event, delays)
+        if updated is target and not new_keys and len(profiles) == 1:
+            return Ingested(target.key, "duplicate")
+        try:
+            store.save(updated, previous=profiles, new_keys=new_keys)
+        except Conflict:
+            store.forget(keys)
+            continue
+        return Ingested(
+            updated.key,
+            "applied",
+            merged=max(0, len(profiles) - 1)
+            + (1 if len(profiles) == 1 and updated.key != profiles[0].key else 0),
+        )
+    raise Conflict(f"gave up after {MAX_ATTEMPTS} conflicting writes")

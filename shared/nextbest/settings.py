@@ -1,0 +1,67 @@
+"""Each function's settings, defined once.
+
+CDK builds a function's environment with ``Settings.environment(...)`` and the handler reads it back with
+``Settings.from_env()``; the local emulation takes the environment from the synthesized template, so the
+contract cannot drift between the three.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import timedelta
+from typing import Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    table_name: str
+    dead_letter_queue_url: str = Field(
+        description="Where input that can never succeed goes, with its reason."
+    )
+
+    @classmethod
+    def environment(cls, **values: Any) -> dict[str, str]:
+        """Environment variables for a function (values may be CDK tokens, checked as strings)."""
+        checked = cls.model_validate(values)
+        return {name.upper(): _text(getattr(checked, name)) for name in cls.model_fields}
+
+    @classmethod
+    def from_env(cls) -> Self:
+        values: dict[str, Any] = {}
+        for name, field in cls.model_fields.items():
+            raw = os.environ.get(name.upper())
+            if raw is not None:
+                values[name] = json.loads(raw) if field.annotation not in (str, "str") else raw
+        return cls.model_validate(values)
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+class IngestSettings(_Settings):
+    trigger_delay_seconds: dict[str, int] = Field(
+        default_factory=dict, description="Derived at synth from the approved campaigns' trigger delays."
+    )
+
+    def delays(self) -> dict[str, timedelta]:
+        return {k: timedelta(seconds=v) for k, v in self.trigger_delay_seconds.items()}
+
+
+class DecideSettings(_Settings):
+    deliver_queue_url: str
+    site_url: str
+    campaigns_dir: str = "campaigns"
+
+
+class DeliverSettings(_Settings):
+    sender: str
+    configuration_set: str
+
+
+class FeedbackSettings(_Settings):
+    deliver_queue_url: str

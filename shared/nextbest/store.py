@@ -1,0 +1,256 @@
+"""The DynamoDB table behind profiles, identity links and decisions.
+
+One table, keyed for the access patterns:
+
+========================  =============  ==================================================================
+pk                        sk             what
+========================  =============  ==================================================================
+``c:cus_42`` / ``a:…``    ``PROFILE``    the profile itself (``doc``, ``version``) at its canonical key, or
+``e:…`` / ``p:…``                        a redirect (``canonical``) from every other identifier of that person
+``d:<decision id>``       ``DECISION``   a decision record with its ``status`` (claimed conditionally)
+========================  =============  ==================================================================
+
+Profiles with a pending trigger carry ``due_shard``/``due_at`` and so appear in the sparse ``due`` index,
+which the decide sweep queries; nothing else is indexed. Every write that can race is conditional.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from nextbest import aws
+from nextbest.profiles import Profile
+
+PROFILE = "PROFILE"
+DECISION = "DECISION"
+DUE_INDEX = "due"
+DUE_SHARDS = 4
+"""The due index is spread over a few partitions so a busy sweep never meets a hot key."""
+MAX_REDIRECT_HOPS = 5
+
+
+class Conflict(Exception):
+    """Someone else changed the item first; reload and try again."""
+
+
+def due_shard(key: str) -> str:
+    return str(int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % DUE_SHARDS)
+
+
+def iso(when: datetime) -> str:
+    return when.isoformat(timespec="seconds")
+
+
+class Store:
+    def __init__(self, table_name: str, client: Any = None) -> None:
+        self.table = table_name
+        self._client = client
+        self._cache: dict[str, dict[str, Any] | None] = {}
+
+    @property
+    def client(self) -> Any:
+        return self._client or aws.client("dynamodb")
+
+    # -- identity and profiles -------------------------------------------------------------------------
+
+    def forget(self, keys: Iterable[str] | None = None) -> None:
+        """Drop cached items (all of them, or those of ``keys`` after a conflict)."""
+        if keys is None:
+            self._cache.clear()
+        for key in keys or ():
+            self._cache.pop(key, None)
+
+    def prefetch(self, keys: Iterable[str]) -> None:
+        """Read many identity items in one consistent BatchGetItem; later lookups hit the cache."""
+        wanted = sorted({k for k in keys if k not in self._cache})
+        for start in range(0, len(wanted), 100):
+            chunk = wanted[start : start + 100]
+            request = {
+                self.table: {
+                    "Keys": [{"pk": {"S": k}, "sk": {"S": PROFILE}} for k in chunk],
+                    "ConsistentRead": True,
+                }
+            }
+            for k in chunk:
+                self._cache[k] = None
+            while request:
+                response = self.client.batch_get_item(RequestItems=request)
+                for item in response["Responses"].get(self.table, []):
+                    self._cache[item["pk"]["S"]] = item
+                request = response.get("UnprocessedKeys") or {}
+
+    def resolve(self, keys: list[str]) -> dict[str, Profile | None]:
+        """Map each identity key to the profile it belongs to (following redirects), or None if unknown."""
+        self.prefetch(keys)
+        result: dict[str, Profile | None] = {}
+        for key in keys:
+            item = self._cache[key]
+            hops = 0
+            while item is not None and "canonical" in item:
+                hops += 1
+                if hops > MAX_REDIRECT_HOPS:
+                    raise Conflict(f"redirect chain from {key} is too long")
+                target = item["canonical"]["S"]
+                self.prefetch([target])
+                item = self._cache[target]
+            result[key] = _profile(item) if item is not None else None
+        return result
+
+    def profile(self, key: str) -> Profile | None:
+        self.forget([key])
+        return self.resolve([key])[key]
+
+    def save(self, profile: Profile, previous: list[Profile], new_keys: list[str]) -> Profile:
+        """Write ``profile`` and make every identifier point at it, in one conditional step.
+
+        ``previous`` are the profiles as read (their versions guard the write); ``new_keys`` are identity
+        keys that had no item when read. A lost race raises :class:`Conflict`.
+        """
+        saved = profile.model_copy(update={"version": profile.version + 1})
+        before = {p.key: p for p in previous}
+        puts: list[dict[str, Any]] = []
+        own = before.get(saved.key)
+        puts.append(self._put(_profile_item(saved), expected=own.version if own else None))
+        for old in previous:
+            if old.key != saved.key:
+                puts.append(self._put(_redirect(old.key, saved.key), expected=old.version))
+        for key in new_keys:
+            if key != saved.key:
+                puts.append(self._put(_redirect(key, saved.key), expected=None))
+        claimed = {p["Put"]["Item"]["pk"]["S"] for p in puts}
+        for old in previous:
+            if old.key == saved.key:
+                continue
+            for key in old.identifiers:
+                if key not in claimed:  # repoint older redirects so chains stay one hop long
+                    puts.append({"Put": {"TableName": self.table, "Item": _redirect(key, saved.key)}})
+                    claimed.add(key)
+        try:
+            if len(puts) == 1:
+                self.client.put_item(**puts[0]["Put"])
+            else:
+                self.client.transact_write_items(TransactItems=puts[:100])
+        except ClientError as error:
+            if aws.error_code(error) in ("ConditionalCheckFailedException", "TransactionCanceledException"):
+                self.forget(claimed)
+                raise Conflict(saved.key) from error
+            raise
+        for put in puts:
+            item = put["Put"]["Item"]
+            self._cache[item["pk"]["S"]] = item
+        return saved
+
+    def update_profile(self, profile: Profile) -> Profile:
+        """Write back a profile read earlier (no identity change); Conflict if it moved meanwhile."""
+        return self.save(profile, previous=[profile], new_keys=[])
+
+    def due_profiles(self, shard: str, until: datetime, limit: int) -> list[str]:
+        response = self.client.query(
+            TableName=self.table,
+            IndexName=DUE_INDEX,
+            KeyConditionExpression="due_shard = :s AND due_at <= :t",
+            ExpressionAttributeValues={":s": {"S": shard}, ":t": {"S": iso(until)}},
+            Limit=limit,
+        )
+        return [item["pk"]["S"] for item in response.get("Items", [])]
+
+    def _put(self, item: dict[str, Any], expected: int | None) -> dict[str, Any]:
+        put: dict[str, Any] = {"TableName": self.table, "Item": item}
+        if expected is None:
+            put["ConditionExpression"] = "attribute_not_exists(pk)"
+        else:
+            put["ConditionExpression"] = "version = :v"
+            put["ExpressionAttributeValues"] = {":v": {"N": str(expected)}}
+        return {"Put": put}
+
+    # -- decisions -------------------------------------------------------------------------------------
+
+    def put_decision(self, decision_id: str, status: str, doc: str) -> bool:
+        """Record a decision once; False if a decision with this id already exists."""
+        try:
+            self.client.put_item(
+                TableName=self.table,
+                Item={
+                    "pk": {"S": f"d:{decision_id}"},
+                    "sk": {"S": DECISION},
+                    "status": {"S": status},
+                    "doc": {"S": doc},
+                },
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+            return True
+        except ClientError as error:
+            if aws.error_code(error) == "ConditionalCheckFailedException":
+                return False
+            raise
+
+    def decision(self, decision_id: str) -> tuple[str, str] | None:
+        """(status, doc) of a decision, read consistently."""
+        item = self.client.get_item(
+            TableName=self.table,
+            Key={"pk": {"S": f"d:{decision_id}"}, "sk": {"S": DECISION}},
+            ConsistentRead=True,
+        ).get("Item")
+        return (item["status"]["S"], item["doc"]["S"]) if item else None
+
+    def move_decision(
+        self, decision_id: str, from_status: str | tuple[str, ...], to_status: str, **fields: str
+    ) -> bool:
+        """Compare-and-set a decision's status (the claim that makes delivery happen at most once)."""
+        allowed = (from_status,) if isinstance(from_status, str) else from_status
+        values = {f":f{i}": {"S": s} for i, s in enumerate(allowed)}
+        values[":to"] = {"S": to_status}
+        names = {"#status": "status"}
+        sets = ["#status = :to"]
+        for i, (name, value) in enumerate(sorted(fields.items())):
+            names[f"#x{i}"] = name
+            values[f":x{i}"] = {"S": value}
+            sets.append(f"#x{i} = :x{i}")
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key={"pk": {"S": f"d:{decision_id}"}, "sk": {"S": DECISION}},
+                UpdateExpression="SET " + ", ".join(sets),
+                ConditionExpression="#status IN (" + ", ".join(v for v in values if v.startswith(":f")) + ")",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+            return True
+        except ClientError as error:
+            if aws.error_code(error) == "ConditionalCheckFailedException":
+                return False
+            raise
+
+
+def _profile(item: dict[str, Any]) -> Profile:
+    profile = Profile.model_validate_json(item["doc"]["S"])
+    profile.version = int(item["version"]["N"])
+    return profile
+
+
+def _profile_item(profile: Profile) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "pk": {"S": profile.key},
+        "sk": {"S": PROFILE},
+        "version": {"N": str(profile.version)},
+        "doc": {"S": profile.model_dump_json(exclude_defaults=True)},
+    }
+    due = profile.next_due()
+    if due is not None:
+        item["due_shard"] = {"S": due_shard(profile.key)}
+        item["due_at"] = {"S": iso(due)}
+    return item
+
+
+def _redirect(key: str, canonical: str) -> dict[str, Any]:
+    return {"pk": {"S": key}, "sk": {"S": PROFILE}, "canonical": {"S": canonical}}
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
