@@ -33,9 +33,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         try:
             EventBridgeModel.model_validate_json(sqs_record.body)
         except ValidationError:
-            raise RejectedEvent(
-                "not_a_schedule_tick", "decide only takes EventBridge scheduled events"
-            ) from None
+            raise RejectedEvent("not_a_schedule_tick", "decide only takes EventBridge scheduled events") from None
         store.forget()
         decisions = sweep(store, deliver, campaigns, clock.now(), settings.site_url)
         sends = sum(1 for d in decisions if d.action == "send")

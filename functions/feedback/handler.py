@@ -25,9 +25,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     def record(sqs_record: SQSRecord) -> str:
         notification = feedback.parse(sqs_record.body)
         result = feedback.handle(store, deliver, notification)
-        metrics.add_metric(
-            name=f"Feedback_{notification.event_type.replace(' ', '')}", unit=MetricUnit.Count, value=1
-        )
+        metrics.add_metric(name=f"Feedback_{notification.event_type.replace(' ', '')}", unit=MetricUnit.Count, value=1)
         logger.info(
             "feedback",
             extra={

@@ -34,10 +34,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             parsed[raw["messageId"]] = rejection
     # One BatchGetItem for every identifier in the batch; the per-record writes then read from it.
     store.prefetch(
-        k
-        for p in parsed.values()
-        if not isinstance(p, RejectedEvent)
-        for k in identity_keys(p[1].identifiers())
+        k for p in parsed.values() if not isinstance(p, RejectedEvent) for k in identity_keys(p[1].identifiers())
     )
 
     def record(sqs_record: SQSRecord) -> str:

@@ -83,9 +83,7 @@ def load_campaigns(directory: Path) -> list[Campaign]:
         except tomllib.TOMLDecodeError as error:
             raise CampaignError(f"{path.name}: not valid TOML: {error}") from None
         except ValidationError as error:
-            fields = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or '<file>'}: {e['msg']}" for e in error.errors()
-            )
+            fields = "; ".join(f"{'.'.join(map(str, e['loc'])) or '<file>'}: {e['msg']}" for e in error.errors())
             raise CampaignError(f"{path.name}: {fields}") from None
     ids = [c.id for c in campaigns]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})

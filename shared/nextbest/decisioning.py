@@ -7,6 +7,7 @@ orchestration the Lambda runs on each scheduled tick.
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
 from typing import Literal
@@ -74,9 +75,7 @@ def channel_for(profile: Profile, campaign: Campaign) -> tuple[Channel | None, s
         if not profile.has_consent(channel):
             refusals.append(f"{channel}: no consent")
         elif not profile.reachable(channel):
-            refusals.append(
-                f"{channel}: not reachable ({profile.email_status if channel == 'email' else 'none'})"
-            )
+            refusals.append(f"{channel}: not reachable ({profile.email_status if channel == 'email' else 'none'})")
         else:
             return channel, f"{channel}: consented and reachable"
     return None, "; ".join(refusals)
@@ -102,9 +101,7 @@ def decide(
             )
             continue
         if not campaign.live(now):
-            candidates.append(
-                Candidate(campaign_id=campaign.id, outcome="eliminated", reason="outside its dates")
-            )
+            candidates.append(Candidate(campaign_id=campaign.id, outcome="eliminated", reason="outside its dates"))
             continue
         if gone:
             candidates.append(Candidate(campaign_id=campaign.id, outcome="eliminated", reason=gone))
@@ -162,7 +159,7 @@ def _variables(profile: Profile, link: str) -> dict[str, object]:
 
 
 def delivery_request(decision_id: str) -> str:
-    return '{"decision_id":"%s"}' % decision_id
+    return json.dumps({"decision_id": decision_id})
 
 
 def sweep(

@@ -29,9 +29,7 @@ Channel = Literal["email", "sms", "push"]
 Id = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@+\-]+$")]
 Email = Annotated[
     str,
-    StringConstraints(
-        strip_whitespace=True, to_lower=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
-    ),
+    StringConstraints(strip_whitespace=True, to_lower=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
 ]
 E164 = Annotated[str, StringConstraints(pattern=r"^\+[1-9]\d{6,14}$")]
 Money = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2)]
@@ -53,9 +51,7 @@ class Identifiers(_Model):
     @model_validator(mode="after")
     def _at_least_one(self) -> Identifiers:
         if not (self.customer_id or self.anonymous_id or self.email or self.phone):
-            raise ValueError(
-                "an event needs at least one identifier: customer_id, anonymous_id, email or phone"
-            )
+            raise ValueError("an event needs at least one identifier: customer_id, anonymous_id, email or phone")
         return self
 
 
@@ -173,9 +169,7 @@ def parse_event(body: str, now: datetime) -> tuple[str, EventDetail]:
         detail = model.model_validate(envelope.detail)
     except ValidationError as error:
         missing_ids = any("at least one identifier" in e["msg"] for e in error.errors())
-        raise RejectedEvent(
-            "missing_identifiers" if missing_ids else "invalid_detail", _summary(error)
-        ) from None
+        raise RejectedEvent("missing_identifiers" if missing_ids else "invalid_detail", _summary(error)) from None
     if detail.occurred_at > now + MAX_FUTURE_SKEW:
         raise RejectedEvent("future_timestamp", "occurred_at is too far in the future")
     return envelope.detail_type, detail

@@ -39,9 +39,7 @@ def ingest(store: Store, kind: str, event: EventDetail, delays: TriggerDelays) -
                 target = target.model_copy(update={"version": profiles[0].version})
             if new_keys:
                 everything = sorted(set(target.identifiers) | set(new_keys))
-                target = target.model_copy(
-                    update={"identifiers": everything, "key": canonical_key(everything)}
-                )
+                target = target.model_copy(update={"identifiers": everything, "key": canonical_key(everything)})
         else:
             target = new_profile(keys)
         updated = apply(target, kind, event, delays)
@@ -55,7 +53,6 @@ def ingest(store: Store, kind: str, event: EventDetail, delays: TriggerDelays) -
         return Ingested(
             updated.key,
             "applied",
-            merged=max(0, len(profiles) - 1)
-            + (1 if len(profiles) == 1 and updated.key != profiles[0].key else 0),
+            merged=max(0, len(profiles) - 1) + (1 if len(profiles) == 1 and updated.key != profiles[0].key else 0),
         )
     raise Conflict(f"gave up after {MAX_ATTEMPTS} conflicting writes")

@@ -32,9 +32,7 @@ class Message(BaseModel):
 
 @cache
 def _environment(autoescape: bool) -> SandboxedEnvironment:
-    return SandboxedEnvironment(
-        autoescape=autoescape, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True
-    )
+    return SandboxedEnvironment(autoescape=autoescape, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 
 
 def render(campaign: Campaign, channel: Channel, variables: dict[str, Any]) -> Message:

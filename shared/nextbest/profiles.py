@@ -231,9 +231,9 @@ def merge(a: Profile, b: Profile) -> Profile:
         options = [c for c in (first.consent.get(channel), second.consent.get(channel)) if c]
         denied = [c for c in options if not c.granted]
         m.consent[channel] = max(denied or options, key=lambda c: c.at)  # type: ignore[index]
-    m.views = sorted(
-        {(v.at, v.product_id): v for v in [*first.views, *second.views]}.values(), key=lambda v: v.at
-    )[-MAX_VIEWS:]
+    m.views = sorted({(v.at, v.product_id): v for v in [*first.views, *second.views]}.values(), key=lambda v: v.at)[
+        -MAX_VIEWS:
+    ]
     carts = [c for c in (first.cart, second.cart) if c]
     m.cart = max(carts, key=lambda c: c.updated_at) if carts else None
     orders = {o.order_id: o for o in [*second.orders, *first.orders]}
@@ -241,9 +241,7 @@ def merge(a: Profile, b: Profile) -> Profile:
     m.orders = sorted(orders.values(), key=lambda o: (o.at, o.order_id))[-MAX_ORDERS:]
     m.order_count = first.order_count + second.order_count - len(shared)
     m.revenue = (
-        first.revenue
-        + second.revenue
-        - sum((o.total for o in first.orders if o.order_id in shared), Decimal(0))
+        first.revenue + second.revenue - sum((o.total for o in first.orders if o.order_id in shared), Decimal(0))
     )
     m.first_order_at = min(filter(None, [first.first_order_at, second.first_order_at]), default=None)
     m.last_order_at = max(filter(None, [first.last_order_at, second.last_order_at]), default=None)

@@ -19,9 +19,7 @@ class _Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     table_name: str
-    dead_letter_queue_url: str = Field(
-        description="Where input that can never succeed goes, with its reason."
-    )
+    dead_letter_queue_url: str = Field(description="Where input that can never succeed goes, with its reason.")
 
     @classmethod
     def environment(cls, **values: Any) -> dict[str, str]:

@@ -1,0 +1,49 @@
+"""CDK entry point (``cdk.json`` runs ``python -m infra.app``); tests and the emulation call ``build``.
+
+Context (``cdk deploy -c key=value``): ``sender`` (verified SES address), ``busName``, ``siteUrl`` (links
+in messages), ``sweepMinutes`` (how often decide looks for due triggers).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aws_cdk as cdk
+from cdk_nag import AwsSolutionsChecks
+
+from infra.nag import acknowledge
+from infra.stack import NextbestStack
+
+STACK_NAME = "nextbest"
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULTS = {
+    "sender": "nextbest@example.com",
+    "busName": "nextbest",
+    "siteUrl": "https://shop.example",
+    "sweepMinutes": "5",
+}
+
+
+def build(outdir: str | None = None, context: dict[str, str] | None = None) -> tuple[cdk.App, NextbestStack]:
+    app = cdk.App(outdir=outdir, context={"aws:cdk:enable-asset-metadata": True, **(context or {})})
+
+    def setting(name: str) -> str:
+        return str(app.node.try_get_context(name) or DEFAULTS[name])
+
+    stack = NextbestStack(
+        app,
+        STACK_NAME,
+        bus_name=setting("busName"),
+        sender=setting("sender"),
+        site_url=setting("siteUrl"),
+        campaigns=ROOT / "campaigns",
+        sweep_every=cdk.Duration.minutes(int(setting("sweepMinutes"))),
+        description="nextbest: next best message engine",
+    )
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    acknowledge(stack)
+    return app, stack
+
+
+if __name__ == "__main__":
+    build()[0].synth()

@@ -1,0 +1,132 @@
+"""Lambda code and layers, built on this machine without Docker.
+
+Each asset is assembled by CDK's *local* bundling hook from a list of source folders, so what ships is
+exactly what a function imports: its own folder, the ``nextbest`` package (as a small shared layer) and the
+pinned third-party wheels for arm64 (a runtime layer). Dev-only code (``infra/``) is never copied.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import aws_cdk as cdk
+import jsii
+from aws_cdk import aws_lambda as lambda_
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNTIME = lambda_.Runtime.PYTHON_3_14
+PYTHON_VERSION = "3.14"
+PLATFORM = "aarch64-manylinux_2_28"
+BUILD_CACHE = ROOT / ".nextbest" / "build"
+IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", ".mypy_cache")
+LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
+
+
+@jsii.implements(cdk.ILocalBundling)
+class _LocalBundling:
+    def __init__(self, build: Callable[[Path], None]) -> None:
+        self._build = build
+
+    def try_bundle(self, output_dir: str, options: cdk.BundlingOptions) -> bool:
+        self._build(Path(output_dir))
+        return True
+
+
+def _fingerprint(paths: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for root in paths:
+        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+        for path in files:
+            if "__pycache__" in path.parts or path.suffix == ".pyc":
+                continue
+            digest.update(str(path.relative_to(ROOT)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _bundled(sources: dict[str, Path], build: Callable[[Path], None]) -> lambda_.Code:
+    """A code asset whose hash covers every source it is built from."""
+    return lambda_.Code.from_asset(
+        str(ROOT / "functions"),  # nominal source; the custom hash below is what identifies the asset
+        asset_hash=_fingerprint(list(sources.values())),
+        asset_hash_type=cdk.AssetHashType.CUSTOM,
+        bundling=cdk.BundlingOptions(
+            image=cdk.DockerImage.from_registry("local-bundling-only"), local=_LocalBundling(build)
+        ),
+    )
+
+
+def function_code(step: str, extra: dict[str, Path] | None = None) -> lambda_.Code:
+    """``functions/<step>`` plus extra folders copied under the given names (e.g. campaigns for decide)."""
+    sources = {".": ROOT / "functions" / step, **(extra or {})}
+
+    def build(out: Path) -> None:
+        for name, source in sources.items():
+            shutil.copytree(source, out / name, ignore=IGNORED, dirs_exist_ok=True)
+
+    return _bundled(sources, build)
+
+
+def shared_layer_code() -> lambda_.Code:
+    """The ``nextbest`` domain package, laid out as Lambda expects layers (``python/``)."""
+    source = ROOT / "shared" / "nextbest"
+
+    def build(out: Path) -> None:
+        shutil.copytree(source, out / "python" / "nextbest", ignore=IGNORED)
+
+    return _bundled({"nextbest": source}, build)
+
+
+def runtime_layer_code(requirements: Path = ROOT / "layers" / "runtime" / "requirements.txt") -> lambda_.Code:
+    """Third-party wheels for arm64 and the functions' Python, from the hashed lock file; cached by hash."""
+
+    def build(out: Path) -> None:
+        cached = BUILD_CACHE / f"layer-{_fingerprint([requirements])[:16]}"
+        if not cached.exists():
+            staging = cached.with_suffix(".tmp")
+            shutil.rmtree(staging, ignore_errors=True)
+            subprocess.run(
+                [
+                    _uv(),
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--require-hashes",
+                    "--no-deps",
+                    "--only-binary",
+                    ":all:",
+                    "--python-platform",
+                    PLATFORM,
+                    "--python-version",
+                    PYTHON_VERSION,
+                    "--no-compile",
+                    "--target",
+                    str(staging / "python"),
+                    "-r",
+                    str(requirements),
+                ],
+                check=True,
+            )
+            for junk in ["bin", *[str(p.relative_to(staging)) for p in staging.rglob("__pycache__")]]:
+                shutil.rmtree(staging / junk, ignore_errors=True)
+            staging.rename(cached)
+        shutil.copytree(cached, out, dirs_exist_ok=True)
+
+    return _bundled({"requirements": requirements}, build)
+
+
+def _uv() -> str:
+    beside = Path(sys.executable).with_name("uv")
+    found = str(beside) if beside.exists() else shutil.which("uv")
+    if not found:
+        raise RuntimeError("uv is needed to build the runtime layer: run `make venv`")
+    return found
+
+
+def unzipped_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())

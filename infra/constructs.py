@@ -1,0 +1,337 @@
+"""One construct per capability of the pipeline; the stack only wires them together."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aws_cdk as cdk
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_ses as ses
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+from nextbest.events import DETAIL_TYPES
+from nextbest.store import DUE_INDEX
+
+from infra import assets
+
+MAX_RECEIVE_COUNT = 5
+"""Deliveries of a message before SQS moves it to the dead-letter queue."""
+CONSENT_TYPES = ["consent.updated"]
+BEHAVIOUR_TYPES = [t for t in DETAIL_TYPES if t not in CONSENT_TYPES]
+
+
+class Shared(Construct):
+    """What every function gets: the runtime layer, the ``nextbest`` layer and the same Lambda defaults."""
+
+    def __init__(self, scope: Construct, id: str) -> None:
+        super().__init__(scope, id)
+        self.layers = [
+            lambda_.LayerVersion(
+                self,
+                "RuntimeLayer",
+                code=assets.runtime_layer_code(),
+                compatible_runtimes=[assets.RUNTIME],
+                compatible_architectures=[lambda_.Architecture.ARM_64],
+                description="Powertools, pydantic and jinja2 for arm64",
+            ),
+            lambda_.LayerVersion(
+                self,
+                "DomainLayer",
+                code=assets.shared_layer_code(),
+                compatible_runtimes=[assets.RUNTIME],
+                compatible_architectures=[lambda_.Architecture.ARM_64],
+                description="The nextbest domain package",
+            ),
+        ]
+
+    def function(
+        self,
+        scope: Construct,
+        step: str,
+        environment: dict[str, str],
+        *,
+        timeout: cdk.Duration = cdk.Duration.seconds(30),
+        memory: int = 512,
+        code: lambda_.Code | None = None,
+    ) -> lambda_.Function:
+        log_group = logs.LogGroup(
+            scope, "Logs", retention=logs.RetentionDays.ONE_MONTH, removal_policy=cdk.RemovalPolicy.DESTROY
+        )
+        return lambda_.Function(
+            scope,
+            "Function",
+            description=f"nextbest {step}",
+            runtime=assets.RUNTIME,
+            architecture=lambda_.Architecture.ARM_64,
+            handler="handler.handler",
+            code=code or assets.function_code(step),
+            layers=self.layers,
+            timeout=timeout,
+            memory_size=memory,
+            tracing=lambda_.Tracing.ACTIVE,
+            logging_format=lambda_.LoggingFormat.JSON,
+            log_group=log_group,
+            environment={
+                "POWERTOOLS_SERVICE_NAME": step,
+                "POWERTOOLS_METRICS_NAMESPACE": "nextbest",
+                "POWERTOOLS_LOG_LEVEL": "INFO",
+                **environment,
+            },
+        )
+
+
+def work_queue(scope: Construct, id: str, consumer_timeout: cdk.Duration) -> tuple[sqs.Queue, sqs.Queue]:
+    """A queue and its dead-letter queue. Visibility is 6× the consumer's timeout, as AWS advises for
+    Lambda event sources, so a slow batch is never handed to a second consumer while the first runs."""
+    dlq = sqs.Queue(
+        scope,
+        f"{id}DeadLetters",
+        encryption=sqs.QueueEncryption.SQS_MANAGED,
+        enforce_ssl=True,
+        retention_period=cdk.Duration.days(14),
+    )
+    queue = sqs.Queue(
+        scope,
+        id,
+        encryption=sqs.QueueEncryption.SQS_MANAGED,
+        enforce_ssl=True,
+        visibility_timeout=cdk.Duration.seconds(consumer_timeout.to_seconds() * 6),
+        retention_period=cdk.Duration.days(4),
+        dead_letter_queue=sqs.DeadLetterQueue(queue=dlq, max_receive_count=MAX_RECEIVE_COUNT),
+    )
+    return queue, dlq
+
+
+def consume(function: lambda_.Function, queue: sqs.Queue) -> None:
+    function.add_event_source(sources.SqsEventSource(queue, batch_size=10, report_batch_item_failures=True))
+
+
+class ProfileStore(Construct):
+    def __init__(self, scope: Construct, id: str) -> None:
+        super().__init__(scope, id)
+        self.table = dynamodb.Table(
+            self,
+            "Table",
+            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            time_to_live_attribute="expires_at",
+            deletion_protection=True,
+            removal_policy=cdk.RemovalPolicy.RETAIN,
+        )
+        self.table.add_global_secondary_index(
+            index_name=DUE_INDEX,
+            partition_key=dynamodb.Attribute(name="due_shard", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name="due_at", type=dynamodb.AttributeType.STRING),
+            projection_type=dynamodb.ProjectionType.KEYS_ONLY,
+        )
+
+
+class EventIngestion(Construct):
+    """The bus, its rules and the ingest function. Consent changes get their own queue so an opt-out is
+    never stuck behind a backlog of page views; anything the rules do not know lands in ingest too, where it
+    is rejected to the dead-letter queue with its reason instead of vanishing."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        shared: Shared,
+        table: dynamodb.Table,
+        bus_name: str,
+        trigger_delay_seconds: dict[str, int],
+    ) -> None:
+        super().__init__(scope, id)
+        timeout = cdk.Duration.seconds(30)
+        self.bus = events.EventBus(self, "Bus", event_bus_name=bus_name)
+        self.queue, self.dead_letters = work_queue(self, "Events", timeout)
+        self.consent_queue, self.consent_dead_letters = work_queue(self, "Consent", timeout)
+        routes = [
+            ("Behaviour", {"detail_type": BEHAVIOUR_TYPES}, self.queue, self.dead_letters),
+            ("ConsentChanges", {"detail_type": CONSENT_TYPES}, self.consent_queue, self.consent_dead_letters),
+            ("Unroutable", {"detail_type": events.Match.anything_but(*DETAIL_TYPES)}, self.queue, self.dead_letters),
+        ]
+        for name, pattern, queue, dlq in routes:
+            events.Rule(
+                self,
+                name,
+                event_bus=self.bus,
+                event_pattern=events.EventPattern(**pattern),
+                targets=[targets.SqsQueue(queue, dead_letter_queue=dlq)],
+            )
+        from nextbest.settings import IngestSettings
+
+        self.function = shared.function(
+            self,
+            "ingest",
+            IngestSettings.environment(
+                table_name=table.table_name,
+                dead_letter_queue_url=self.dead_letters.queue_url,
+                trigger_delay_seconds=trigger_delay_seconds,
+            ),
+            timeout=timeout,
+        )
+        for queue in (self.queue, self.consent_queue):
+            consume(self.function, queue)
+        table.grant_read_write_data(self.function)
+        self.dead_letters.grant_send_messages(self.function)
+
+
+class Decisioning(Construct):
+    """A scheduled sweep wakes decide, which finds due triggers in the table and queues what to send."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        shared: Shared,
+        table: dynamodb.Table,
+        deliver_queue: sqs.Queue,
+        site_url: str,
+        sweep_every: cdk.Duration,
+        campaigns: Path,
+    ) -> None:
+        super().__init__(scope, id)
+        timeout = cdk.Duration.seconds(120)
+        self.queue, self.dead_letters = work_queue(self, "Ticks", timeout)
+        events.Rule(
+            self,
+            "Sweep",
+            schedule=events.Schedule.rate(sweep_every),
+            targets=[targets.SqsQueue(self.queue, dead_letter_queue=self.dead_letters)],
+        )
+        from nextbest.settings import DecideSettings
+
+        self.function = shared.function(
+            self,
+            "decide",
+            DecideSettings.environment(
+                table_name=table.table_name,
+                deliver_queue_url=deliver_queue.queue_url,
+                dead_letter_queue_url=self.dead_letters.queue_url,
+                site_url=site_url,
+                campaigns_dir="campaigns",
+            ),
+            timeout=timeout,
+            memory=1024,
+            code=assets.function_code("decide", {"campaigns": campaigns}),
+        )
+        consume(self.function, self.queue)
+        table.grant_read_write_data(self.function)
+        deliver_queue.grant_send_messages(self.function)
+        self.dead_letters.grant_send_messages(self.function)
+
+
+class Delivery(Construct):
+    """The deliver function with SES (identity, configuration set) and SNS SMS."""
+
+    def __init__(
+        self, scope: Construct, id: str, shared: Shared, table: dynamodb.Table, sender: str, feedback_topic: sns.Topic
+    ) -> None:
+        super().__init__(scope, id)
+        timeout = cdk.Duration.seconds(30)
+        self.queue, self.dead_letters = work_queue(self, "Requests", timeout)
+        self.configuration_set = ses.ConfigurationSet(
+            self,
+            "ConfigurationSet",
+            reputation_metrics=True,
+            sending_enabled=True,
+            suppression_reasons=ses.SuppressionReasons.BOUNCES_AND_COMPLAINTS,
+        )
+        self.configuration_set.add_event_destination(
+            "ToFeedback",
+            destination=ses.EventDestination.sns_topic(feedback_topic),
+            events=[
+                ses.EmailSendingEvent.SEND,
+                ses.EmailSendingEvent.DELIVERY,
+                ses.EmailSendingEvent.BOUNCE,
+                ses.EmailSendingEvent.COMPLAINT,
+                ses.EmailSendingEvent.REJECT,
+                ses.EmailSendingEvent.RENDERING_FAILURE,
+                ses.EmailSendingEvent.DELIVERY_DELAY,
+            ],
+        )
+        self.identity = ses.EmailIdentity(
+            self, "Sender", identity=ses.Identity.email(sender), configuration_set=self.configuration_set
+        )
+        from nextbest.settings import DeliverSettings
+
+        self.function = shared.function(
+            self,
+            "deliver",
+            DeliverSettings.environment(
+                table_name=table.table_name,
+                dead_letter_queue_url=self.dead_letters.queue_url,
+                sender=sender,
+                configuration_set=self.configuration_set.configuration_set_name,
+            ),
+            timeout=timeout,
+        )
+        consume(self.function, self.queue)
+        table.grant_read_write_data(self.function)
+        self.dead_letters.grant_send_messages(self.function)
+        stack = cdk.Stack.of(self)
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["ses:SendEmail", "ses:SendRawEmail"],
+                resources=[
+                    self.identity.email_identity_arn,
+                    stack.format_arn(
+                        service="ses",
+                        resource="configuration-set",
+                        resource_name=self.configuration_set.configuration_set_name,
+                    ),
+                ],
+            )
+        )
+        # SMS goes to phone numbers, which are not ARNs: allow Publish to anything that is *not* a topic.
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(actions=["sns:Publish"], not_resources=["arn:aws:sns:*:*:*"])
+        )
+
+
+class Feedback(Construct):
+    """SES events → encrypted SNS topic → queue → feedback function (which may re-queue an SMS fallback)."""
+
+    def __init__(self, scope: Construct, id: str, shared: Shared) -> None:
+        super().__init__(scope, id)
+        timeout = cdk.Duration.seconds(30)
+        key = kms.Key(
+            self, "TopicKey", enable_key_rotation=True, description="Encrypts SES feedback notifications in SNS"
+        )
+        key.grant(iam.ServicePrincipal("ses.amazonaws.com"), "kms:GenerateDataKey*", "kms:Decrypt")
+        self.topic = sns.Topic(self, "Topic", master_key=key, enforce_ssl=True)
+        self.queue, self.dead_letters = work_queue(self, "Notifications", timeout)
+        self.topic.add_subscription(subscriptions.SqsSubscription(self.queue, raw_message_delivery=True))
+        self.timeout = timeout
+
+    def attach(self, shared: Shared, table: dynamodb.Table, deliver_queue: sqs.Queue) -> None:
+        from nextbest.settings import FeedbackSettings
+
+        self.function = shared.function(
+            self,
+            "feedback",
+            FeedbackSettings.environment(
+                table_name=table.table_name,
+                dead_letter_queue_url=self.dead_letters.queue_url,
+                deliver_queue_url=deliver_queue.queue_url,
+            ),
+            timeout=self.timeout,
+        )
+        consume(self.function, self.queue)
+        table.grant_read_write_data(self.function)
+        deliver_queue.grant_send_messages(self.function)
+        self.dead_letters.grant_send_messages(self.function)

@@ -1,0 +1,41 @@
+"""The nextbest stack: bus → ingest → profiles → decide → deliver → SES/SNS → feedback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aws_cdk as cdk
+from constructs import Construct
+from nextbest.campaigns import load_campaigns, trigger_delays
+
+from infra.constructs import Decisioning, Delivery, EventIngestion, Feedback, ProfileStore, Shared
+
+
+class NextbestStack(cdk.Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        bus_name: str,
+        sender: str,
+        site_url: str,
+        campaigns: Path,
+        sweep_every: cdk.Duration,
+        **kwargs: object,
+    ) -> None:
+        super().__init__(scope, id, **kwargs)  # type: ignore[arg-type]
+        delays = {k: int(v.total_seconds()) for k, v in trigger_delays(load_campaigns(campaigns)).items()}
+        shared = Shared(self, "Shared")
+        store = ProfileStore(self, "ProfileStore")
+        feedback = Feedback(self, "Feedback", shared)
+        self.ingestion = EventIngestion(self, "EventIngestion", shared, store.table, bus_name, delays)
+        self.delivery = Delivery(self, "Delivery", shared, store.table, sender, feedback.topic)
+        self.decisioning = Decisioning(
+            self, "Decisioning", shared, store.table, self.delivery.queue, site_url, sweep_every, campaigns
+        )
+        feedback.attach(shared, store.table, self.delivery.queue)
+        self.store, self.feedback = store, feedback
+        self.functions = [self.ingestion.function, self.decisioning.function, self.delivery.function, feedback.function]
+        cdk.CfnOutput(self, "BusName", value=self.ingestion.bus.event_bus_name)
+        cdk.CfnOutput(self, "TableName", value=store.table.table_name)
