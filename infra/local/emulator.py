@@ -1,0 +1,476 @@
+"""The local emulation: the synthesized template, brought up on moto in this process.
+
+Nothing here lists resources by hand. :class:`Emulation` reads ``nextbest.template.json`` and creates
+what it declares (table, queues with their redrive policies, bus and rules, topic and subscription, SES
+identity and configuration set), then does in-process what moto cannot:
+
+* **event-source mappings** — polls each mapped queue in batches, invokes the function's handler from
+  its synthesized asset with the environment the template gives it, deletes what succeeded, and makes
+  reported failures visible again so SQS's own redrive moves them to the DLQ after ``maxReceiveCount``;
+* **schedules** — fires ``rate(…)`` rules as the injectable clock passes each period;
+* **SES event publishing** — turns every message moto recorded as sent into the events SES would
+  publish to the configuration set's SNS destination, following the mailbox simulator addresses.
+
+Function output (logs and EMF metrics) goes to one file per function, as CloudWatch would keep it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email
+import importlib.util
+import io
+import json
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import boto3
+
+from nextbest import aws
+from nextbest.clock import ManualClock
+
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+PARTITION = "aws"
+
+
+@dataclass
+class LambdaContext:
+    function_name: str
+    memory_limit_in_mb: int = 512
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    log_group_name: str = ""
+    log_stream_name: str = "local"
+    function_version: str = "$LATEST"
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:{PARTITION}:lambda:{REGION}:{ACCOUNT}:function:{self.function_name}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+@dataclass
+class Function:
+    logical_id: str
+    name: str
+    environment: dict[str, str]
+    handler_file: Path
+    handler_name: str
+    log: io.TextIOBase
+    module: ModuleType | None = None
+    invocations: int = 0
+
+
+@dataclass
+class Mapping:
+    function: Function
+    queue_url: str
+    queue_arn: str
+    batch_size: int
+    partial_failures: bool
+
+
+@dataclass
+class Schedule:
+    rule: str
+    every: timedelta
+    targets: list[str]
+    next_at: datetime
+
+
+class Emulation:
+    """One deployed nextbest, in moto. Use inside ``moto.mock_aws()``."""
+
+    def __init__(self, cdk_out: Path, clock: ManualClock, logs: Path, stack: str = "nextbest") -> None:
+        self.cdk_out = cdk_out
+        self.clock = clock
+        self.template: dict[str, Any] = json.loads((cdk_out / f"{stack}.template.json").read_text())
+        self.stack = stack
+        self.physical: dict[str, str] = {}
+        self.arns: dict[str, str] = {}
+        self.functions: dict[str, Function] = {}
+        self.mappings: list[Mapping] = []
+        self.schedules: list[Schedule] = []
+        self.ses_destinations: dict[str, list[tuple[set[str], str]]] = {}
+        self.logs = logs
+        self._ses_seen = 0
+        self._sms_seen = 0
+
+    # -- bring-up --------------------------------------------------------------------------------------
+
+    @property
+    def resources(self) -> dict[str, Any]:
+        return self.template["Resources"]
+
+    def of_type(self, kind: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        for logical_id, resource in self.resources.items():
+            if resource["Type"] == kind:
+                yield logical_id, resource.get("Properties", {})
+
+    def deploy(self) -> Emulation:
+        os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
+        aws.reset()
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self._tables()
+        self._queues()
+        self._topics()
+        self._bus()
+        self._ses()
+        self._functions()
+        return self
+
+    def client(self, service: str) -> Any:
+        return aws.client(service)
+
+    def _name(self, logical_id: str) -> str:
+        return f"{self.stack}-{logical_id}"
+
+    def _tables(self) -> None:
+        ddb = self.client("dynamodb")
+        for logical_id, props in self.of_type("AWS::DynamoDB::Table"):
+            name = self._name(logical_id)
+            kwargs: dict[str, Any] = {
+                "TableName": name, "KeySchema": props["KeySchema"],
+                "AttributeDefinitions": props["AttributeDefinitions"], "BillingMode": props["BillingMode"],
+            }
+            if props.get("GlobalSecondaryIndexes"):
+                kwargs["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+            ddb.create_table(**kwargs)
+            ttl = props.get("TimeToLiveSpecification")
+            if ttl:
+                ddb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
+            if props.get("PointInTimeRecoverySpecification"):
+                ddb.update_continuous_backups(
+                    TableName=name, PointInTimeRecoverySpecification={
+                        "PointInTimeRecoveryEnabled": props["PointInTimeRecoverySpecification"][
+                            "PointInTimeRecoveryEnabled"]})
+            self.physical[logical_id] = name
+            self.arns[logical_id] = f"arn:{PARTITION}:dynamodb:{REGION}:{ACCOUNT}:table/{name}"
+
+    def _queues(self) -> None:
+        sqs = self.client("sqs")
+        queues = dict(self.of_type("AWS::SQS::Queue"))
+        # Dead-letter queues first: a redrive policy names its target by ARN.
+        order = sorted(queues, key=lambda q: "RedrivePolicy" in queues[q])
+        for logical_id in order:
+            props = queues[logical_id]
+            attributes = {k: str(props[k]) for k in ("VisibilityTimeout", "MessageRetentionPeriod") if k in props}
+            if "RedrivePolicy" in props:
+                policy = props["RedrivePolicy"]
+                attributes["RedrivePolicy"] = json.dumps({
+                    "deadLetterTargetArn": self.resolve(policy["deadLetterTargetArn"]),
+                    "maxReceiveCount": policy["maxReceiveCount"]})
+            name = self._name(logical_id)
+            url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+            self.physical[logical_id] = url
+            self.arns[logical_id] = f"arn:{PARTITION}:sqs:{REGION}:{ACCOUNT}:{name}"
+
+    def _topics(self) -> None:
+        sns = self.client("sns")
+        for logical_id, _props in self.of_type("AWS::SNS::Topic"):
+            arn = sns.create_topic(Name=self._name(logical_id))["TopicArn"]
+            self.physical[logical_id] = self.arns[logical_id] = arn
+        for _logical_id, props in self.of_type("AWS::SNS::Subscription"):
+            attributes = {"RawMessageDelivery": "true"} if props.get("RawMessageDelivery") else {}
+            sns.subscribe(TopicArn=self.resolve(props["TopicArn"]), Protocol=props["Protocol"],
+                          Endpoint=self.resolve(props["Endpoint"]), Attributes=attributes)
+
+    def _bus(self) -> None:
+        events = self.client("events")
+        for logical_id, props in self.of_type("AWS::Events::EventBus"):
+            events.create_event_bus(Name=props["Name"])
+            self.physical[logical_id] = props["Name"]
+            self.arns[logical_id] = f"arn:{PARTITION}:events:{REGION}:{ACCOUNT}:event-bus/{props['Name']}"
+        for logical_id, props in self.of_type("AWS::Events::Rule"):
+            targets = [self.resolve(t["Arn"]) for t in props["Targets"]]
+            if "ScheduleExpression" in props:
+                every = _rate(props["ScheduleExpression"])
+                self.schedules.append(Schedule(logical_id, every, targets, self.clock.now() + every))
+                continue
+            bus = self.resolve(props.get("EventBusName", "default"))
+            name = self._name(logical_id)
+            events.put_rule(Name=name, EventBusName=bus, EventPattern=json.dumps(props["EventPattern"]),
+                            State=props.get("State", "ENABLED"))
+            events.put_targets(Rule=name, EventBusName=bus, Targets=[
+                {"Id": t["Id"], "Arn": self.resolve(t["Arn"])} for t in props["Targets"]])
+
+    def _ses(self) -> None:
+        ses = self.client("sesv2")
+        for logical_id, props in self.of_type("AWS::SES::ConfigurationSet"):
+            name = self._name(logical_id)
+            ses.create_configuration_set(ConfigurationSetName=name)
+            self.physical[logical_id] = name
+        for _logical_id, props in self.of_type("AWS::SES::ConfigurationSetEventDestination"):
+            destination = props["EventDestination"]
+            if destination.get("Enabled", True) and "SnsDestination" in destination:
+                self.ses_destinations.setdefault(self.resolve(props["ConfigurationSetName"]), []).append(
+                    ({t.lower() for t in destination["MatchingEventTypes"]},
+                     self.resolve(destination["SnsDestination"]["TopicARN"])))
+        for logical_id, props in self.of_type("AWS::SES::EmailIdentity"):
+            identity = props["EmailIdentity"]
+            ses.create_email_identity(EmailIdentity=identity)
+            self.client("ses").verify_email_identity(EmailAddress=identity)
+            self.physical[logical_id] = identity
+
+    def _functions(self) -> None:
+        for logical_id, resource in self.resources.items():
+            if resource["Type"] != "AWS::Lambda::Function":
+                continue
+            props = resource["Properties"]
+            env = {k: self.resolve(v) for k, v in props.get("Environment", {}).get("Variables", {}).items()}
+            asset = self.cdk_out / resource["Metadata"]["aws:asset:path"]
+            module_file, handler_name = props["Handler"].rsplit(".", 1)
+            name = env.get("POWERTOOLS_SERVICE_NAME", logical_id)
+            log = (self.logs / f"{name}.log").open("w")
+            self.functions[logical_id] = Function(logical_id, name, env, asset / f"{module_file}.py",
+                                                  handler_name, log)
+            self.physical[logical_id] = name
+        for _logical_id, props in self.of_type("AWS::Lambda::EventSourceMapping"):
+            function = self.functions[props["FunctionName"]["Ref"]]
+            queue_logical = props["EventSourceArn"]["Fn::GetAtt"][0]
+            self.mappings.append(Mapping(function, self.physical[queue_logical], self.arns[queue_logical],
+                                         min(int(props.get("BatchSize", 10)), 10),
+                                         "ReportBatchItemFailures" in props.get("FunctionResponseTypes", [])))
+
+    def resolve(self, value: Any) -> Any:
+        """The subset of CloudFormation intrinsics our template uses."""
+        if isinstance(value, str):
+            return value
+        if isinstance(value, dict) and "Ref" in value:
+            ref = value["Ref"]
+            return {"AWS::AccountId": ACCOUNT, "AWS::Region": REGION, "AWS::Partition": PARTITION,
+                    "AWS::URLSuffix": "amazonaws.com"}.get(ref) or self.physical[ref]
+        if isinstance(value, dict) and "Fn::GetAtt" in value:
+            logical_id, attribute = value["Fn::GetAtt"]
+            if attribute == "Arn":
+                return self.arns[logical_id]
+            if attribute == "QueueName":
+                return self.arns[logical_id].rsplit(":", 1)[-1]
+            raise KeyError(f"GetAtt {logical_id}.{attribute} is not emulated")
+        if isinstance(value, dict) and "Fn::Join" in value:
+            separator, parts = value["Fn::Join"]
+            return separator.join(str(self.resolve(p)) for p in parts)
+        raise ValueError(f"cannot resolve {value!r}")
+
+    # -- running ---------------------------------------------------------------------------------------
+
+    def output(self, name: str) -> str:
+        return str(self.resolve(self.template["Outputs"][name]["Value"]))
+
+    def queue_url(self, logical_prefix: str) -> str:
+        matches = [url for lid, url in self.physical.items()
+                   if lid.startswith(logical_prefix) and self.resources[lid]["Type"] == "AWS::SQS::Queue"]
+        if len(matches) != 1:
+            raise KeyError(f"{logical_prefix!r} matches {len(matches)} queues")
+        return matches[0]
+
+    def invoke(self, function: Function, event: dict[str, Any]) -> Any:
+        with self._as(function):
+            if function.module is None:
+                spec = importlib.util.spec_from_file_location(f"lambda_{function.logical_id}",
+                                                              function.handler_file)
+                assert spec and spec.loader
+                module = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)
+                function.module = module
+            function.invocations += 1
+            return getattr(function.module, function.handler_name)(event, LambdaContext(function.name))
+
+    @contextlib.contextmanager
+    def _as(self, function: Function) -> Iterator[None]:
+        saved = {k: os.environ.get(k) for k in function.environment}
+        os.environ.update(function.environment)
+        try:
+            with contextlib.redirect_stdout(function.log):  # type: ignore[type-var]
+                yield
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+    def poll(self, mapping: Mapping) -> int:
+        """One event-source-mapping poll: receive a batch, invoke, settle. Returns messages received."""
+        sqs = self.client("sqs")
+        messages = sqs.receive_message(QueueUrl=mapping.queue_url, MaxNumberOfMessages=mapping.batch_size,
+                                       AttributeNames=["All"], MessageAttributeNames=["All"]).get("Messages", [])
+        if not messages:
+            return 0
+        event = {"Records": [_sqs_record(m, mapping.queue_arn) for m in messages]}
+        try:
+            response = self.invoke(mapping.function, event) or {}
+            failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
+        except Exception as error:  # the whole batch failed, exactly as Lambda would report it
+            print(f"{type(error).__name__}: {error}", file=mapping.function.log)
+            failed = {m["MessageId"] for m in messages}
+        if not mapping.partial_failures and failed:
+            failed = {m["MessageId"] for m in messages}
+        done = [m for m in messages if m["MessageId"] not in failed]
+        for start in range(0, len(done), 10):
+            sqs.delete_message_batch(QueueUrl=mapping.queue_url, Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done[start:start + 10])])
+        for m in messages:
+            if m["MessageId"] in failed:
+                # Emulated time is compressed: the visibility timeout has "passed" by the next poll.
+                sqs.change_message_visibility(QueueUrl=mapping.queue_url, ReceiptHandle=m["ReceiptHandle"],
+                                              VisibilityTimeout=0)
+        return len(messages)
+
+    def drain(self, max_rounds: int = 10_000) -> int:
+        """Run every mapping until no queue has work left (and SES has published what it would)."""
+        total = 0
+        for _ in range(max_rounds):
+            moved = sum(self.poll(m) for m in self.mappings)
+            moved += self.publish_ses_events()
+            total += moved
+            if moved == 0:
+                return total
+        raise RuntimeError("the pipeline did not settle; a message is cycling")
+
+    def advance(self, to: datetime) -> None:
+        """Move time forward to ``to``, firing every scheduled rule whose period elapses on the way."""
+        while True:
+            due = [s for s in self.schedules if s.next_at <= to]
+            if not due:
+                break
+            schedule = min(due, key=lambda s: s.next_at)
+            self.clock.set(max(self.clock.now(), schedule.next_at))
+            self.fire(schedule)
+            schedule.next_at += schedule.every
+            self.drain()
+        self.clock.set(max(self.clock.now(), to))
+
+    def fire(self, schedule: Schedule) -> None:
+        event = {"version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event",
+                 "source": "aws.events", "account": ACCOUNT, "time": self.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+                 "region": REGION, "resources": [f"arn:{PARTITION}:events:{REGION}:{ACCOUNT}:rule/{schedule.rule}"],
+                 "detail": {}}
+        for target in schedule.targets:
+            url = self.physical[next(k for k, v in self.arns.items() if v == target)]
+            self.client("sqs").send_message(QueueUrl=url, MessageBody=json.dumps(event))
+
+    # -- SES event publishing --------------------------------------------------------------------------
+
+    def sent_emails(self) -> list[Any]:
+        from moto.ses.models import ses_backends
+
+        return list(ses_backends[ACCOUNT][REGION].sent_messages)
+
+    def sent_sms(self) -> list[tuple[str, str, str]]:
+        from moto.sns.models import sns_backends
+
+        return [(mid, phone, text) for mid, (phone, text) in sns_backends[ACCOUNT][REGION].sms_messages.items()]
+
+    def publish_ses_events(self) -> int:
+        sent = self.sent_emails()
+        published = 0
+        for message in sent[self._ses_seen:]:
+            published += self._publish_for(message)
+        self._ses_seen = len(sent)
+        return published
+
+    def _publish_for(self, message: Any) -> int:
+        raw = getattr(message, "raw_data", None)
+        if raw is None:
+            return 0
+        mail = email.message_from_string(raw)
+        config = mail.get("X-SES-CONFIGURATION-SET")
+        destinations = self.ses_destinations.get(config or "", [])
+        if not destinations:
+            return 0
+        tags: dict[str, list[str]] = {"ses:configuration-set": [config or ""]}
+        for pair in (mail.get("X-SES-MESSAGE-TAGS") or "").split(","):
+            if "=" in pair:
+                name, value = pair.split("=", 1)
+                tags[name.strip()] = [value.strip()]
+        published = 0
+        for recipient in message.destinations:
+            for event in simulate_mailbox(recipient, message.id, message.source, tags, mail, self.clock.now()):
+                for wanted, topic in destinations:
+                    if _event_key(event["eventType"]) in wanted:
+                        self.client("sns").publish(TopicArn=topic, Message=json.dumps(event))
+                        published += 1
+        return published
+
+
+def _event_key(event_type: str) -> str:
+    return {"Rendering Failure": "renderingfailure", "DeliveryDelay": "deliverydelay"}.get(
+        event_type, event_type.lower())
+
+
+def simulate_mailbox(recipient: str, message_id: str, source: str, tags: dict[str, list[str]],
+                     mail: email.message.Message, now: datetime) -> list[dict[str, Any]]:
+    """The SES events the mailbox simulator produces for ``recipient``, in SES event-publishing format.
+
+    ``success@``, ``bounce@``, ``complaint@``, ``suppressionlist@`` and ``ooto@simulator.amazonses.com``
+    (with optional ``+label``) behave as documented; any other address is treated as a plain delivery.
+    """
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    local, _, domain = recipient.lower().partition("@")
+    scenario = local.split("+", 1)[0] if domain == "simulator.amazonses.com" else "success"
+    common = {
+        "timestamp": stamp, "source": source, "sourceArn": f"arn:aws:ses:{REGION}:{ACCOUNT}:identity/{source}",
+        "sendingAccountId": ACCOUNT, "messageId": message_id, "destination": [recipient],
+        "headersTruncated": False,
+        "headers": [{"name": k, "value": v} for k, v in mail.items() if not k.upper().startswith("X-SES-")],
+        "commonHeaders": {"from": [source], "to": [recipient], "messageId": message_id,
+                          "subject": mail.get("Subject", "")},
+        "tags": tags,
+    }
+    events: list[dict[str, Any]] = [{"eventType": "Send", "mail": common, "send": {}}]
+    delivery = {"eventType": "Delivery", "mail": common, "delivery": {
+        "timestamp": stamp, "processingTimeMillis": 420, "recipients": [recipient],
+        "smtpResponse": "250 2.6.0 Message received", "reportingMTA": "a8-70.smtp-out.amazonses.com"}}
+    if scenario in ("bounce", "suppressionlist"):
+        events.append({"eventType": "Bounce", "mail": common, "bounce": {
+            "bounceType": "Permanent",
+            "bounceSubType": "OnAccountSuppressionList" if scenario == "suppressionlist" else "General",
+            "bouncedRecipients": [{"emailAddress": recipient, "action": "failed", "status": "5.1.1",
+                                   "diagnosticCode": "smtp; 550 5.1.1 user unknown"}],
+            "timestamp": stamp, "feedbackId": f"{uuid.uuid4()}-000000", "reportingMTA": "dsn; a8-70.smtp-out.amazonses.com"}})
+    elif scenario == "complaint":
+        events.append(delivery)
+        events.append({"eventType": "Complaint", "mail": common, "complaint": {
+            "complainedRecipients": [{"emailAddress": recipient}], "timestamp": stamp,
+            "feedbackId": f"{uuid.uuid4()}-000000", "userAgent": "Amazon SES Mailbox Simulator",
+            "complaintFeedbackType": "abuse", "arrivalDate": stamp}})
+    else:
+        events.append(delivery)
+    return events
+
+
+def _rate(expression: str) -> timedelta:
+    match = re.fullmatch(r"rate\((\d+) (minute|minutes|hour|hours|day|days)\)", expression)
+    if not match:
+        raise ValueError(f"only rate() schedules are emulated, not {expression}")
+    amount, unit = int(match.group(1)), match.group(2).rstrip("s")
+    return timedelta(**{f"{unit}s": amount})
+
+
+def _sqs_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": message.get("Attributes", {}),
+        "messageAttributes": {k: {"stringValue": v.get("StringValue"), "dataType": v["DataType"]}
+                              for k, v in message.get("MessageAttributes", {}).items()},
+        "md5OfBody": message["MD5OfBody"],
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": REGION,
+    }
+
+
+def session() -> boto3.Session:
+    return boto3.Session(region_name=REGION)
