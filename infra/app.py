@@ -1,7 +1,7 @@
 """CDK entry point (``cdk.json`` runs ``python -m infra.app``); tests and the emulation call ``build``.
 
 Context (``cdk deploy -c key=value``): ``sender`` (verified SES address), ``busName``, ``siteUrl`` (links
-in messages), ``sweepMinutes`` (how often decide looks for due triggers).
+in messages).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ DEFAULTS = {
     "sender": "nextbest@example.com",
     "busName": "nextbest",
     "siteUrl": "https://shop.example",
-    "sweepMinutes": "5",
 }
 
 
@@ -37,7 +36,6 @@ def build(outdir: str | None = None, context: dict[str, str] | None = None) -> t
         sender=setting("sender"),
         site_url=setting("siteUrl"),
         campaigns=ROOT / "campaigns",
-        sweep_every=cdk.Duration.minutes(int(setting("sweepMinutes"))),
         description="nextbest: next best message engine",
     )
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))

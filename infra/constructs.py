@@ -13,13 +13,13 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_ses as ses
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 from nextbest.events import DETAIL_TYPES
-from nextbest.store import DUE_INDEX
 
 from infra import assets
 
@@ -132,12 +132,56 @@ class ProfileStore(Construct):
             deletion_protection=True,
             removal_policy=cdk.RemovalPolicy.RETAIN,
         )
-        self.table.add_global_secondary_index(
-            index_name=DUE_INDEX,
-            partition_key=dynamodb.Attribute(name="due_shard", type=dynamodb.AttributeType.STRING),
-            sort_key=dynamodb.Attribute(name="due_at", type=dynamodb.AttributeType.STRING),
-            projection_type=dynamodb.ProjectionType.KEYS_ONLY,
+
+
+class Decisioning(Construct):
+    """Trigger alarms (EventBridge Scheduler, one per customer and trigger) wake decide through a queue."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        shared: Shared,
+        table: dynamodb.Table,
+        deliver_queue: sqs.Queue,
+        site_url: str,
+        campaigns: Path,
+    ) -> None:
+        super().__init__(scope, id)
+        timeout = cdk.Duration.seconds(60)
+        self.queue, self.dead_letters = work_queue(self, "DueTriggers", timeout)
+        self.schedule_group = scheduler.ScheduleGroup(self, "Alarms")
+        self.scheduler_role = iam.Role(
+            self,
+            "SchedulerRole",
+            assumed_by=iam.ServicePrincipal("scheduler.amazonaws.com"),
+            description="Lets EventBridge Scheduler put due triggers on the decide queue",
         )
+        self.queue.grant_send_messages(self.scheduler_role)
+        from nextbest.settings import DecideSettings
+
+        self.function = shared.function(
+            self,
+            "decide",
+            DecideSettings.environment(
+                table_name=table.table_name,
+                deliver_queue_url=deliver_queue.queue_url,
+                dead_letter_queue_url=self.dead_letters.queue_url,
+                site_url=site_url,
+                campaigns_dir="campaigns",
+            ),
+            timeout=timeout,
+            memory=1024,
+            code=assets.function_code("decide", {"campaigns": campaigns}),
+        )
+        consume(self.function, self.queue)
+        table.grant_read_write_data(self.function)
+        deliver_queue.grant_send_messages(self.function)
+        self.dead_letters.grant_send_messages(self.function)
+
+    def allow_arming(self, function: lambda_.Function) -> None:
+        self.schedule_group.grant_write_schedules(function)
+        self.scheduler_role.grant_pass_role(function)
 
 
 class EventIngestion(Construct):
@@ -153,6 +197,7 @@ class EventIngestion(Construct):
         table: dynamodb.Table,
         bus_name: str,
         trigger_delay_seconds: dict[str, int],
+        decisioning: Decisioning,
     ) -> None:
         super().__init__(scope, id)
         timeout = cdk.Duration.seconds(30)
@@ -181,6 +226,9 @@ class EventIngestion(Construct):
                 table_name=table.table_name,
                 dead_letter_queue_url=self.dead_letters.queue_url,
                 trigger_delay_seconds=trigger_delay_seconds,
+                schedule_group=decisioning.schedule_group.schedule_group_name,
+                decide_queue_arn=decisioning.queue.queue_arn,
+                scheduler_role_arn=decisioning.scheduler_role.role_arn,
             ),
             timeout=timeout,
         )
@@ -188,51 +236,7 @@ class EventIngestion(Construct):
             consume(self.function, queue)
         table.grant_read_write_data(self.function)
         self.dead_letters.grant_send_messages(self.function)
-
-
-class Decisioning(Construct):
-    """A scheduled sweep wakes decide, which finds due triggers in the table and queues what to send."""
-
-    def __init__(
-        self,
-        scope: Construct,
-        id: str,
-        shared: Shared,
-        table: dynamodb.Table,
-        deliver_queue: sqs.Queue,
-        site_url: str,
-        sweep_every: cdk.Duration,
-        campaigns: Path,
-    ) -> None:
-        super().__init__(scope, id)
-        timeout = cdk.Duration.seconds(120)
-        self.queue, self.dead_letters = work_queue(self, "Ticks", timeout)
-        events.Rule(
-            self,
-            "Sweep",
-            schedule=events.Schedule.rate(sweep_every),
-            targets=[targets.SqsQueue(self.queue, dead_letter_queue=self.dead_letters)],
-        )
-        from nextbest.settings import DecideSettings
-
-        self.function = shared.function(
-            self,
-            "decide",
-            DecideSettings.environment(
-                table_name=table.table_name,
-                deliver_queue_url=deliver_queue.queue_url,
-                dead_letter_queue_url=self.dead_letters.queue_url,
-                site_url=site_url,
-                campaigns_dir="campaigns",
-            ),
-            timeout=timeout,
-            memory=1024,
-            code=assets.function_code("decide", {"campaigns": campaigns}),
-        )
-        consume(self.function, self.queue)
-        table.grant_read_write_data(self.function)
-        deliver_queue.grant_send_messages(self.function)
-        self.dead_letters.grant_send_messages(self.function)
+        decisioning.allow_arming(self.function)
 
 
 class Delivery(Construct):

@@ -13,12 +13,23 @@ BASIC_EXECUTION = "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWS
 
 
 def acknowledge(stack: NextbestStack) -> None:
-    table = stack.resolve(stack.store.table.table_arn)["Fn::GetAtt"][0]
-    reasons = {
+    everywhere = {
         f"AwsSolutions-IAM4[{BASIC_EXECUTION}]": "AWSLambdaBasicExecutionRole is AWS's minimal policy for a function writing its own logs.",
         "AwsSolutions-IAM5[Resource::*]": "X-Ray's PutTraceSegments/PutTelemetryRecords have no resource-level permissions.",
-        f"AwsSolutions-IAM5[Resource::<{table}.Arn>/index/*]": "The grant covers the indexes of our own table (the sweep queries the 'due' index).",
     }
     for function in stack.functions:
-        for rule, reason in reasons.items():
-            cdk.Validations.of(function).acknowledge(cdk.Acknowledgment(id=f"AwsSolutions::{rule}", reason=reason))
+        _acknowledge(function, everywhere)
+    group = stack.decisioning.schedule_group.schedule_group_name
+    _acknowledge(
+        stack.ingestion.function,
+        {
+            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:scheduler:<AWS::Region>:<AWS::AccountId>:"
+            f"schedule/{group}/*]": "Ingest arms one schedule per customer and trigger; names are data, so the grant is every schedule "
+            "of nextbest's own schedule group and nothing else.",
+        },
+    )
+
+
+def _acknowledge(scope: cdk.Resource, reasons: dict[str, str]) -> None:
+    for rule, reason in reasons.items():
+        cdk.Validations.of(scope).acknowledge(cdk.Acknowledgment(id=f"AwsSolutions::{rule}", reason=reason))

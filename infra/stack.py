@@ -21,7 +21,6 @@ class NextbestStack(cdk.Stack):
         sender: str,
         site_url: str,
         campaigns: Path,
-        sweep_every: cdk.Duration,
         **kwargs: object,
     ) -> None:
         super().__init__(scope, id, **kwargs)  # type: ignore[arg-type]
@@ -29,11 +28,11 @@ class NextbestStack(cdk.Stack):
         shared = Shared(self, "Shared")
         store = ProfileStore(self, "ProfileStore")
         feedback = Feedback(self, "Feedback", shared)
-        self.ingestion = EventIngestion(self, "EventIngestion", shared, store.table, bus_name, delays)
         self.delivery = Delivery(self, "Delivery", shared, store.table, sender, feedback.topic)
         self.decisioning = Decisioning(
-            self, "Decisioning", shared, store.table, self.delivery.queue, site_url, sweep_every, campaigns
+            self, "Decisioning", shared, store.table, self.delivery.queue, site_url, campaigns
         )
+        self.ingestion = EventIngestion(self, "EventIngestion", shared, store.table, bus_name, delays, self.decisioning)
         feedback.attach(shared, store.table, self.delivery.queue)
         self.store, self.feedback = store, feedback
         self.functions = [self.ingestion.function, self.decisioning.function, self.delivery.function, feedback.function]

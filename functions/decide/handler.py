@@ -1,4 +1,4 @@
-"""λ decide: on each scheduled sweep, decide the next best message for every customer whose trigger is due."""
+"""λ decide: when a trigger's schedule fires, decide the customer's next best message and queue it."""
 
 from pathlib import Path
 from typing import Any
@@ -6,16 +6,16 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from aws_lambda_powertools.utilities.parser import ValidationError, parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from nextbest import batch, clock
 from nextbest.campaigns import load_campaigns
-from nextbest.decisioning import sweep
+from nextbest.decisioning import decide_for
 from nextbest.events import RejectedEvent
 from nextbest.queues import DeadLetters, Queue
 from nextbest.settings import DecideSettings
 from nextbest.store import Store
-from pydantic import ValidationError
+from nextbest.triggers import DueTrigger
 
 settings = DecideSettings.from_env()
 logger = Logger()
@@ -29,17 +29,27 @@ campaigns = load_campaigns(Path(__file__).parent / settings.campaigns_dir)
 @logger.inject_lambda_context(correlation_id_path="Records[0].messageId")
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    store.forget()
+
     def record(sqs_record: SQSRecord) -> int:
         try:
-            EventBridgeModel.model_validate_json(sqs_record.body)
+            due = parse(event=sqs_record.body, model=DueTrigger)
         except ValidationError:
-            raise RejectedEvent("not_a_schedule_tick", "decide only takes EventBridge scheduled events") from None
-        store.forget()
-        decisions = sweep(store, deliver, campaigns, clock.now(), settings.site_url)
-        sends = sum(1 for d in decisions if d.action == "send")
-        metrics.add_metric(name="Decisions", unit=MetricUnit.Count, value=len(decisions))
-        metrics.add_metric(name="DecisionsToSend", unit=MetricUnit.Count, value=sends)
-        logger.info("sweep done", extra={"decisions": len(decisions), "sends": sends})
+            raise RejectedEvent("bad_due_trigger", "expected {profile_key, trigger, due_at}") from None
+        decisions = decide_for(store, deliver, campaigns, due.profile_key, clock.now(), settings.site_url)
+        for decision in decisions:
+            metrics.add_metric(name="Decisions", unit=MetricUnit.Count, value=1)
+            if decision.action == "send":
+                metrics.add_metric(name="DecisionsToSend", unit=MetricUnit.Count, value=1)
+            logger.info(
+                "decided",
+                extra={
+                    "decision_id": decision.decision_id,
+                    "trigger": decision.trigger,
+                    "action": decision.action,
+                    "campaign": decision.campaign_id,
+                },
+            )
         return len(decisions)
 
     return batch.process(event, context, record, dead_letters, logger, metrics)

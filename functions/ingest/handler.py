@@ -13,6 +13,7 @@ from nextbest.profiles import identity_keys
 from nextbest.queues import DeadLetters
 from nextbest.settings import IngestSettings
 from nextbest.store import Store
+from nextbest.triggers import DueTrigger, Scheduler
 
 settings = IngestSettings.from_env()
 logger = Logger()
@@ -20,6 +21,7 @@ metrics = Metrics()
 store = Store(settings.table_name)
 dead_letters = DeadLetters(settings.dead_letter_queue_url)
 delays = settings.delays()
+scheduler = Scheduler(settings.schedule_group, settings.decide_queue_arn, settings.scheduler_role_arn)
 
 
 @logger.inject_lambda_context(correlation_id_path="Records[0].messageId")
@@ -43,6 +45,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             raise result
         kind, detail = result
         outcome = ingest(store, kind, detail, delays)
+        for trigger, due_at in outcome.arm.items():
+            scheduler.arm(DueTrigger(profile_key=outcome.profile_key, trigger=trigger, due_at=due_at))
         metrics.add_metric(name="EventsIngested", unit=MetricUnit.Count, value=1)
         if outcome.merged:
             metrics.add_metric(name="IdentityMerges", unit=MetricUnit.Count, value=outcome.merged)

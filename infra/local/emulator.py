@@ -7,7 +7,8 @@ identity and configuration set), then does in-process what moto cannot:
 * **event-source mappings** — polls each mapped queue in batches, invokes the function's handler from
   its synthesized asset with the environment the template gives it, deletes what succeeded, and makes
   reported failures visible again so SQS's own redrive moves them to the DLQ after ``maxReceiveCount``;
-* **schedules** — fires ``rate(…)`` rules as the injectable clock passes each period;
+* **EventBridge Scheduler** — fires the one-time ``at(…)`` schedules that ingest arms, as the injectable
+  clock passes their time, and deletes them afterwards as ``ActionAfterCompletion=DELETE`` asks;
 * **SES event publishing** — turns every message moto recorded as sent into the events SES would
   publish to the configuration set's SNS destination, following the mailbox simulator addresses.
 
@@ -18,23 +19,23 @@ from __future__ import annotations
 
 import contextlib
 import email
+import email.utils
 import importlib.util
 import io
 import json
 import os
-import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import boto3
-
 from nextbest import aws
 from nextbest.clock import ManualClock
+from nextbest.triggers import at_expression
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -79,14 +80,6 @@ class Mapping:
     partial_failures: bool
 
 
-@dataclass
-class Schedule:
-    rule: str
-    every: timedelta
-    targets: list[str]
-    next_at: datetime
-
-
 class Emulation:
     """One deployed nextbest, in moto. Use inside ``moto.mock_aws()``."""
 
@@ -99,11 +92,10 @@ class Emulation:
         self.arns: dict[str, str] = {}
         self.functions: dict[str, Function] = {}
         self.mappings: list[Mapping] = []
-        self.schedules: list[Schedule] = []
         self.ses_destinations: dict[str, list[tuple[set[str], str]]] = {}
         self.logs = logs
         self._ses_seen = 0
-        self._sms_seen = 0
+        self.ses_event_counts: dict[str, int] = {}
 
     # -- bring-up --------------------------------------------------------------------------------------
 
@@ -125,6 +117,7 @@ class Emulation:
         self._topics()
         self._bus()
         self._ses()
+        self._roles_and_groups()
         self._functions()
         return self
 
@@ -139,8 +132,10 @@ class Emulation:
         for logical_id, props in self.of_type("AWS::DynamoDB::Table"):
             name = self._name(logical_id)
             kwargs: dict[str, Any] = {
-                "TableName": name, "KeySchema": props["KeySchema"],
-                "AttributeDefinitions": props["AttributeDefinitions"], "BillingMode": props["BillingMode"],
+                "TableName": name,
+                "KeySchema": props["KeySchema"],
+                "AttributeDefinitions": props["AttributeDefinitions"],
+                "BillingMode": props["BillingMode"],
             }
             if props.get("GlobalSecondaryIndexes"):
                 kwargs["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
@@ -150,9 +145,13 @@ class Emulation:
                 ddb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
             if props.get("PointInTimeRecoverySpecification"):
                 ddb.update_continuous_backups(
-                    TableName=name, PointInTimeRecoverySpecification={
+                    TableName=name,
+                    PointInTimeRecoverySpecification={
                         "PointInTimeRecoveryEnabled": props["PointInTimeRecoverySpecification"][
-                            "PointInTimeRecoveryEnabled"]})
+                            "PointInTimeRecoveryEnabled"
+                        ]
+                    },
+                )
             self.physical[logical_id] = name
             self.arns[logical_id] = f"arn:{PARTITION}:dynamodb:{REGION}:{ACCOUNT}:table/{name}"
 
@@ -166,9 +165,12 @@ class Emulation:
             attributes = {k: str(props[k]) for k in ("VisibilityTimeout", "MessageRetentionPeriod") if k in props}
             if "RedrivePolicy" in props:
                 policy = props["RedrivePolicy"]
-                attributes["RedrivePolicy"] = json.dumps({
-                    "deadLetterTargetArn": self.resolve(policy["deadLetterTargetArn"]),
-                    "maxReceiveCount": policy["maxReceiveCount"]})
+                attributes["RedrivePolicy"] = json.dumps(
+                    {
+                        "deadLetterTargetArn": self.resolve(policy["deadLetterTargetArn"]),
+                        "maxReceiveCount": policy["maxReceiveCount"],
+                    }
+                )
             name = self._name(logical_id)
             url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
             self.physical[logical_id] = url
@@ -181,8 +183,12 @@ class Emulation:
             self.physical[logical_id] = self.arns[logical_id] = arn
         for _logical_id, props in self.of_type("AWS::SNS::Subscription"):
             attributes = {"RawMessageDelivery": "true"} if props.get("RawMessageDelivery") else {}
-            sns.subscribe(TopicArn=self.resolve(props["TopicArn"]), Protocol=props["Protocol"],
-                          Endpoint=self.resolve(props["Endpoint"]), Attributes=attributes)
+            sns.subscribe(
+                TopicArn=self.resolve(props["TopicArn"]),
+                Protocol=props["Protocol"],
+                Endpoint=self.resolve(props["Endpoint"]),
+                Attributes=attributes,
+            )
 
     def _bus(self) -> None:
         events = self.client("events")
@@ -191,17 +197,19 @@ class Emulation:
             self.physical[logical_id] = props["Name"]
             self.arns[logical_id] = f"arn:{PARTITION}:events:{REGION}:{ACCOUNT}:event-bus/{props['Name']}"
         for logical_id, props in self.of_type("AWS::Events::Rule"):
-            targets = [self.resolve(t["Arn"]) for t in props["Targets"]]
-            if "ScheduleExpression" in props:
-                every = _rate(props["ScheduleExpression"])
-                self.schedules.append(Schedule(logical_id, every, targets, self.clock.now() + every))
-                continue
             bus = self.resolve(props.get("EventBusName", "default"))
             name = self._name(logical_id)
-            events.put_rule(Name=name, EventBusName=bus, EventPattern=json.dumps(props["EventPattern"]),
-                            State=props.get("State", "ENABLED"))
-            events.put_targets(Rule=name, EventBusName=bus, Targets=[
-                {"Id": t["Id"], "Arn": self.resolve(t["Arn"])} for t in props["Targets"]])
+            events.put_rule(
+                Name=name,
+                EventBusName=bus,
+                EventPattern=json.dumps(props["EventPattern"]),
+                State=props.get("State", "ENABLED"),
+            )
+            events.put_targets(
+                Rule=name,
+                EventBusName=bus,
+                Targets=[{"Id": t["Id"], "Arn": self.resolve(t["Arn"])} for t in props["Targets"]],
+            )
 
     def _ses(self) -> None:
         ses = self.client("sesv2")
@@ -213,13 +221,24 @@ class Emulation:
             destination = props["EventDestination"]
             if destination.get("Enabled", True) and "SnsDestination" in destination:
                 self.ses_destinations.setdefault(self.resolve(props["ConfigurationSetName"]), []).append(
-                    ({t.lower() for t in destination["MatchingEventTypes"]},
-                     self.resolve(destination["SnsDestination"]["TopicARN"])))
+                    (
+                        {t.lower() for t in destination["MatchingEventTypes"]},
+                        self.resolve(destination["SnsDestination"]["TopicARN"]),
+                    )
+                )
         for logical_id, props in self.of_type("AWS::SES::EmailIdentity"):
             identity = props["EmailIdentity"]
             ses.create_email_identity(EmailIdentity=identity)
             self.client("ses").verify_email_identity(EmailAddress=identity)
             self.physical[logical_id] = identity
+
+    def _roles_and_groups(self) -> None:
+        for logical_id, _props in self.of_type("AWS::IAM::Role"):
+            self.physical[logical_id] = self._name(logical_id)
+            self.arns[logical_id] = f"arn:{PARTITION}:iam::{ACCOUNT}:role/{self._name(logical_id)}"
+        for logical_id, props in self.of_type("AWS::Scheduler::ScheduleGroup"):
+            self.client("scheduler").create_schedule_group(Name=props["Name"])
+            self.physical[logical_id] = props["Name"]
 
     def _functions(self) -> None:
         for logical_id, resource in self.resources.items():
@@ -231,15 +250,20 @@ class Emulation:
             module_file, handler_name = props["Handler"].rsplit(".", 1)
             name = env.get("POWERTOOLS_SERVICE_NAME", logical_id)
             log = (self.logs / f"{name}.log").open("w")
-            self.functions[logical_id] = Function(logical_id, name, env, asset / f"{module_file}.py",
-                                                  handler_name, log)
+            self.functions[logical_id] = Function(logical_id, name, env, asset / f"{module_file}.py", handler_name, log)
             self.physical[logical_id] = name
         for _logical_id, props in self.of_type("AWS::Lambda::EventSourceMapping"):
             function = self.functions[props["FunctionName"]["Ref"]]
             queue_logical = props["EventSourceArn"]["Fn::GetAtt"][0]
-            self.mappings.append(Mapping(function, self.physical[queue_logical], self.arns[queue_logical],
-                                         min(int(props.get("BatchSize", 10)), 10),
-                                         "ReportBatchItemFailures" in props.get("FunctionResponseTypes", [])))
+            self.mappings.append(
+                Mapping(
+                    function,
+                    self.physical[queue_logical],
+                    self.arns[queue_logical],
+                    min(int(props.get("BatchSize", 10)), 10),
+                    "ReportBatchItemFailures" in props.get("FunctionResponseTypes", []),
+                )
+            )
 
     def resolve(self, value: Any) -> Any:
         """The subset of CloudFormation intrinsics our template uses."""
@@ -247,8 +271,12 @@ class Emulation:
             return value
         if isinstance(value, dict) and "Ref" in value:
             ref = value["Ref"]
-            return {"AWS::AccountId": ACCOUNT, "AWS::Region": REGION, "AWS::Partition": PARTITION,
-                    "AWS::URLSuffix": "amazonaws.com"}.get(ref) or self.physical[ref]
+            return {
+                "AWS::AccountId": ACCOUNT,
+                "AWS::Region": REGION,
+                "AWS::Partition": PARTITION,
+                "AWS::URLSuffix": "amazonaws.com",
+            }.get(ref) or self.physical[ref]
         if isinstance(value, dict) and "Fn::GetAtt" in value:
             logical_id, attribute = value["Fn::GetAtt"]
             if attribute == "Arn":
@@ -267,8 +295,11 @@ class Emulation:
         return str(self.resolve(self.template["Outputs"][name]["Value"]))
 
     def queue_url(self, logical_prefix: str) -> str:
-        matches = [url for lid, url in self.physical.items()
-                   if lid.startswith(logical_prefix) and self.resources[lid]["Type"] == "AWS::SQS::Queue"]
+        matches = [
+            url
+            for lid, url in self.physical.items()
+            if lid.startswith(logical_prefix) and self.resources[lid]["Type"] == "AWS::SQS::Queue"
+        ]
         if len(matches) != 1:
             raise KeyError(f"{logical_prefix!r} matches {len(matches)} queues")
         return matches[0]
@@ -276,8 +307,7 @@ class Emulation:
     def invoke(self, function: Function, event: dict[str, Any]) -> Any:
         with self._as(function):
             if function.module is None:
-                spec = importlib.util.spec_from_file_location(f"lambda_{function.logical_id}",
-                                                              function.handler_file)
+                spec = importlib.util.spec_from_file_location(f"lambda_{function.logical_id}", function.handler_file)
                 assert spec and spec.loader
                 module = importlib.util.module_from_spec(spec)
                 spec.loader.exec_module(module)
@@ -302,8 +332,12 @@ class Emulation:
     def poll(self, mapping: Mapping) -> int:
         """One event-source-mapping poll: receive a batch, invoke, settle. Returns messages received."""
         sqs = self.client("sqs")
-        messages = sqs.receive_message(QueueUrl=mapping.queue_url, MaxNumberOfMessages=mapping.batch_size,
-                                       AttributeNames=["All"], MessageAttributeNames=["All"]).get("Messages", [])
+        messages = sqs.receive_message(
+            QueueUrl=mapping.queue_url,
+            MaxNumberOfMessages=mapping.batch_size,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
         if not messages:
             return 0
         event = {"Records": [_sqs_record(m, mapping.queue_arn) for m in messages]}
@@ -317,13 +351,18 @@ class Emulation:
             failed = {m["MessageId"] for m in messages}
         done = [m for m in messages if m["MessageId"] not in failed]
         for start in range(0, len(done), 10):
-            sqs.delete_message_batch(QueueUrl=mapping.queue_url, Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done[start:start + 10])])
+            sqs.delete_message_batch(
+                QueueUrl=mapping.queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done[start : start + 10])
+                ],
+            )
         for m in messages:
             if m["MessageId"] in failed:
                 # Emulated time is compressed: the visibility timeout has "passed" by the next poll.
-                sqs.change_message_visibility(QueueUrl=mapping.queue_url, ReceiptHandle=m["ReceiptHandle"],
-                                              VisibilityTimeout=0)
+                sqs.change_message_visibility(
+                    QueueUrl=mapping.queue_url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0
+                )
         return len(messages)
 
     def drain(self, max_rounds: int = 10_000) -> int:
@@ -338,26 +377,38 @@ class Emulation:
         raise RuntimeError("the pipeline did not settle; a message is cycling")
 
     def advance(self, to: datetime) -> None:
-        """Move time forward to ``to``, firing every scheduled rule whose period elapses on the way."""
+        """Move time forward to ``to``, firing each one-time schedule when its time comes."""
         while True:
-            due = [s for s in self.schedules if s.next_at <= to]
+            due = self.due_schedules(to)
             if not due:
                 break
-            schedule = min(due, key=lambda s: s.next_at)
-            self.clock.set(max(self.clock.now(), schedule.next_at))
-            self.fire(schedule)
-            schedule.next_at += schedule.every
+            at = due[0][0]
+            self.clock.set(max(self.clock.now(), at))
+            for when, group, schedule in due:
+                if when == at:
+                    self.fire(group, schedule)
             self.drain()
         self.clock.set(max(self.clock.now(), to))
 
-    def fire(self, schedule: Schedule) -> None:
-        event = {"version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event",
-                 "source": "aws.events", "account": ACCOUNT, "time": self.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
-                 "region": REGION, "resources": [f"arn:{PARTITION}:events:{REGION}:{ACCOUNT}:rule/{schedule.rule}"],
-                 "detail": {}}
-        for target in schedule.targets:
-            url = self.physical[next(k for k, v in self.arns.items() if v == target)]
-            self.client("sqs").send_message(QueueUrl=url, MessageBody=json.dumps(event))
+    def due_schedules(self, until: datetime) -> list[tuple[datetime, str, Any]]:
+        from moto.scheduler.models import scheduler_backends
+
+        due = []
+        for group in scheduler_backends[ACCOUNT][REGION].schedule_groups.values():
+            for schedule in group.schedules.values():
+                when = at_expression(schedule.schedule_expression)
+                if when <= until and schedule.state == "ENABLED":
+                    due.append((when, group.name, schedule))
+        return sorted(due, key=lambda d: (d[0], d[2].name))
+
+    def fire(self, group: str, schedule: Any) -> None:
+        target = schedule.target
+        url = self.physical[next(k for k, v in self.arns.items() if v == target["Arn"])]
+        self.client("sqs").send_message(QueueUrl=url, MessageBody=target.get("Input", "{}"))
+        if getattr(schedule, "action_after_completion", "NONE") == "DELETE":
+            self.client("scheduler").delete_schedule(Name=schedule.name, GroupName=group)
+        else:
+            schedule.state = "DISABLED"
 
     # -- SES event publishing --------------------------------------------------------------------------
 
@@ -374,7 +425,7 @@ class Emulation:
     def publish_ses_events(self) -> int:
         sent = self.sent_emails()
         published = 0
-        for message in sent[self._ses_seen:]:
+        for message in sent[self._ses_seen :]:
             published += self._publish_for(message)
         self._ses_seen = len(sent)
         return published
@@ -394,8 +445,10 @@ class Emulation:
                 name, value = pair.split("=", 1)
                 tags[name.strip()] = [value.strip()]
         published = 0
-        for recipient in message.destinations:
+        for recipient in recipients(message):
             for event in simulate_mailbox(recipient, message.id, message.source, tags, mail, self.clock.now()):
+                kind = event["eventType"]
+                self.ses_event_counts[kind] = self.ses_event_counts.get(kind, 0) + 1
                 for wanted, topic in destinations:
                     if _event_key(event["eventType"]) in wanted:
                         self.client("sns").publish(TopicArn=topic, Message=json.dumps(event))
@@ -403,13 +456,24 @@ class Emulation:
         return published
 
 
+def recipients(message: Any) -> list[str]:
+    """The addresses a message recorded by moto went to, once each.
+
+    moto appends the raw message's To/Cc headers to the explicit destinations (SES uses the destinations
+    alone), so the same address can appear twice.
+    """
+    return list(dict.fromkeys(addr.lower() for _, addr in email.utils.getaddresses(message.destinations) if addr))
+
+
 def _event_key(event_type: str) -> str:
     return {"Rendering Failure": "renderingfailure", "DeliveryDelay": "deliverydelay"}.get(
-        event_type, event_type.lower())
+        event_type, event_type.lower()
+    )
 
 
-def simulate_mailbox(recipient: str, message_id: str, source: str, tags: dict[str, list[str]],
-                     mail: email.message.Message, now: datetime) -> list[dict[str, Any]]:
+def simulate_mailbox(
+    recipient: str, message_id: str, source: str, tags: dict[str, list[str]], mail: email.message.Message, now: datetime
+) -> list[dict[str, Any]]:
     """The SES events the mailbox simulator produces for ``recipient``, in SES event-publishing format.
 
     ``success@``, ``bounce@``, ``complaint@``, ``suppressionlist@`` and ``ooto@simulator.amazonses.com``
@@ -419,42 +483,75 @@ def simulate_mailbox(recipient: str, message_id: str, source: str, tags: dict[st
     local, _, domain = recipient.lower().partition("@")
     scenario = local.split("+", 1)[0] if domain == "simulator.amazonses.com" else "success"
     common = {
-        "timestamp": stamp, "source": source, "sourceArn": f"arn:aws:ses:{REGION}:{ACCOUNT}:identity/{source}",
-        "sendingAccountId": ACCOUNT, "messageId": message_id, "destination": [recipient],
+        "timestamp": stamp,
+        "source": source,
+        "sourceArn": f"arn:aws:ses:{REGION}:{ACCOUNT}:identity/{source}",
+        "sendingAccountId": ACCOUNT,
+        "messageId": message_id,
+        "destination": [recipient],
         "headersTruncated": False,
         "headers": [{"name": k, "value": v} for k, v in mail.items() if not k.upper().startswith("X-SES-")],
-        "commonHeaders": {"from": [source], "to": [recipient], "messageId": message_id,
-                          "subject": mail.get("Subject", "")},
+        "commonHeaders": {
+            "from": [source],
+            "to": [recipient],
+            "messageId": message_id,
+            "subject": mail.get("Subject", ""),
+        },
         "tags": tags,
     }
     events: list[dict[str, Any]] = [{"eventType": "Send", "mail": common, "send": {}}]
-    delivery = {"eventType": "Delivery", "mail": common, "delivery": {
-        "timestamp": stamp, "processingTimeMillis": 420, "recipients": [recipient],
-        "smtpResponse": "250 2.6.0 Message received", "reportingMTA": "a8-70.smtp-out.amazonses.com"}}
+    delivery = {
+        "eventType": "Delivery",
+        "mail": common,
+        "delivery": {
+            "timestamp": stamp,
+            "processingTimeMillis": 420,
+            "recipients": [recipient],
+            "smtpResponse": "250 2.6.0 Message received",
+            "reportingMTA": "a8-70.smtp-out.amazonses.com",
+        },
+    }
     if scenario in ("bounce", "suppressionlist"):
-        events.append({"eventType": "Bounce", "mail": common, "bounce": {
-            "bounceType": "Permanent",
-            "bounceSubType": "OnAccountSuppressionList" if scenario == "suppressionlist" else "General",
-            "bouncedRecipients": [{"emailAddress": recipient, "action": "failed", "status": "5.1.1",
-                                   "diagnosticCode": "smtp; 550 5.1.1 user unknown"}],
-            "timestamp": stamp, "feedbackId": f"{uuid.uuid4()}-000000", "reportingMTA": "dsn; a8-70.smtp-out.amazonses.com"}})
+        events.append(
+            {
+                "eventType": "Bounce",
+                "mail": common,
+                "bounce": {
+                    "bounceType": "Permanent",
+                    "bounceSubType": "OnAccountSuppressionList" if scenario == "suppressionlist" else "General",
+                    "bouncedRecipients": [
+                        {
+                            "emailAddress": recipient,
+                            "action": "failed",
+                            "status": "5.1.1",
+                            "diagnosticCode": "smtp; 550 5.1.1 user unknown",
+                        }
+                    ],
+                    "timestamp": stamp,
+                    "feedbackId": f"{uuid.uuid4()}-000000",
+                    "reportingMTA": "dsn; a8-70.smtp-out.amazonses.com",
+                },
+            }
+        )
     elif scenario == "complaint":
         events.append(delivery)
-        events.append({"eventType": "Complaint", "mail": common, "complaint": {
-            "complainedRecipients": [{"emailAddress": recipient}], "timestamp": stamp,
-            "feedbackId": f"{uuid.uuid4()}-000000", "userAgent": "Amazon SES Mailbox Simulator",
-            "complaintFeedbackType": "abuse", "arrivalDate": stamp}})
+        events.append(
+            {
+                "eventType": "Complaint",
+                "mail": common,
+                "complaint": {
+                    "complainedRecipients": [{"emailAddress": recipient}],
+                    "timestamp": stamp,
+                    "feedbackId": f"{uuid.uuid4()}-000000",
+                    "userAgent": "Amazon SES Mailbox Simulator",
+                    "complaintFeedbackType": "abuse",
+                    "arrivalDate": stamp,
+                },
+            }
+        )
     else:
         events.append(delivery)
     return events
-
-
-def _rate(expression: str) -> timedelta:
-    match = re.fullmatch(r"rate\((\d+) (minute|minutes|hour|hours|day|days)\)", expression)
-    if not match:
-        raise ValueError(f"only rate() schedules are emulated, not {expression}")
-    amount, unit = int(match.group(1)), match.group(2).rstrip("s")
-    return timedelta(**{f"{unit}s": amount})
 
 
 def _sqs_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
@@ -463,8 +560,10 @@ def _sqs_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
         "receiptHandle": message["ReceiptHandle"],
         "body": message["Body"],
         "attributes": message.get("Attributes", {}),
-        "messageAttributes": {k: {"stringValue": v.get("StringValue"), "dataType": v["DataType"]}
-                              for k, v in message.get("MessageAttributes", {}).items()},
+        "messageAttributes": {
+            k: {"stringValue": v.get("StringValue"), "dataType": v["DataType"]}
+            for k, v in message.get("MessageAttributes", {}).items()
+        },
         "md5OfBody": message["MD5OfBody"],
         "eventSource": "aws:sqs",
         "eventSourceARN": queue_arn,

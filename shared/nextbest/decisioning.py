@@ -1,8 +1,8 @@
 """Decide: for a customer whose trigger is due, pick the next best message among the approved campaigns.
 
 ``decide`` is pure: it sees the profile, the campaigns and the time, and returns a :class:`Decision` that
-lists every campaign considered with the rule that eliminated it or why it won. ``sweep`` is the
-orchestration the Lambda runs on each scheduled tick.
+lists every campaign considered with the rule that eliminated it or why it won. ``decide_for`` is the
+orchestration the Lambda runs when a trigger's schedule fires.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from nextbest.events import Channel
 from nextbest.messages import Message, render
 from nextbest.profiles import MAX_MESSAGES, MessageLog, Profile
 from nextbest.queues import Queue
-from nextbest.store import DUE_SHARDS, Conflict, Store, iso
+from nextbest.store import Conflict, Store, iso
 
 NAMESPACE = uuid.UUID("6f1c63a0-2f7e-4d8e-9a57-0d8c1f6b4e21")
 
@@ -160,17 +160,6 @@ def _variables(profile: Profile, link: str) -> dict[str, object]:
 
 def delivery_request(decision_id: str) -> str:
     return json.dumps({"decision_id": decision_id})
-
-
-def sweep(
-    store: Store, deliver: Queue, campaigns: list[Campaign], now: datetime, site_url: str, limit: int = 100
-) -> list[Decision]:
-    """Decide for every profile whose trigger is due. A profile that fails stays due for the next tick."""
-    decisions: list[Decision] = []
-    for shard in range(DUE_SHARDS):
-        for key in store.due_profiles(str(shard), now, limit):
-            decisions.extend(decide_for(store, deliver, campaigns, key, now, site_url))
-    return decisions
 
 
 def decide_for(

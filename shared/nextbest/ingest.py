@@ -8,7 +8,8 @@ order events arrived in. Other identifiers become redirects to it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from functools import reduce
 from typing import Literal
 
@@ -25,6 +26,9 @@ class Ingested:
     outcome: Literal["applied", "duplicate"]
     merged: int = 0
     """How many existing profiles were folded into another by this event."""
+    arm: dict[str, datetime] = field(default_factory=dict)
+    """Triggers whose alarm must be (re)set: new or moved ones, or all pending ones after a redelivery
+    (the first attempt may have saved the profile and failed before arming)."""
 
 
 def ingest(store: Store, kind: str, event: EventDetail, delays: TriggerDelays) -> Ingested:
@@ -44,15 +48,15 @@ def ingest(store: Store, kind: str, event: EventDetail, delays: TriggerDelays) -
             target = new_profile(keys)
         updated = apply(target, kind, event, delays)
         if updated is target and not new_keys and len(profiles) == 1:
-            return Ingested(target.key, "duplicate")
+            return Ingested(target.key, "duplicate", arm=dict(target.triggers))
         try:
             store.save(updated, previous=profiles, new_keys=new_keys)
         except Conflict:
             store.forget(keys)
             continue
-        return Ingested(
-            updated.key,
-            "applied",
-            merged=max(0, len(profiles) - 1) + (1 if len(profiles) == 1 and updated.key != profiles[0].key else 0),
-        )
+        same = len(profiles) == 1 and updated.key == profiles[0].key
+        previous = profiles[0].triggers if same else {}
+        moved = {t: due for t, due in updated.triggers.items() if previous.get(t) != due}
+        merged = len(profiles) - 1 if len(profiles) > 1 else int(len(profiles) == 1 and not same)
+        return Ingested(updated.key, "applied", merged=merged, arm=moved)
     raise Conflict(f"gave up after {MAX_ATTEMPTS} conflicting writes")

@@ -42,6 +42,9 @@ def _text(value: Any) -> str:
 
 
 class IngestSettings(_Settings):
+    schedule_group: str
+    decide_queue_arn: str
+    scheduler_role_arn: str = Field(description="The role EventBridge Scheduler assumes to reach decide.")
     trigger_delay_seconds: dict[str, int] = Field(
         default_factory=dict, description="Derived at synth from the approved campaigns' trigger delays."
     )

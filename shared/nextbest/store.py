@@ -10,13 +10,11 @@ pk                        sk             what
 ``d:<decision id>``       ``DECISION``   a decision record with its ``status`` (claimed conditionally)
 ========================  =============  ==================================================================
 
-Profiles with a pending trigger carry ``due_shard``/``due_at`` and so appear in the sparse ``due`` index,
-which the decide sweep queries; nothing else is indexed. Every write that can race is conditional.
+Nothing is indexed: every access is by key. Every write that can race is conditional.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable
 from datetime import datetime
@@ -29,18 +27,11 @@ from nextbest.profiles import Profile
 
 PROFILE = "PROFILE"
 DECISION = "DECISION"
-DUE_INDEX = "due"
-DUE_SHARDS = 4
-"""The due index is spread over a few partitions so a busy sweep never meets a hot key."""
 MAX_REDIRECT_HOPS = 5
 
 
 class Conflict(Exception):
     """Someone else changed the item first; reload and try again."""
-
-
-def due_shard(key: str) -> str:
-    return str(int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % DUE_SHARDS)
 
 
 def iso(when: datetime) -> str:
@@ -150,16 +141,6 @@ class Store:
         """Write back a profile read earlier (no identity change); Conflict if it moved meanwhile."""
         return self.save(profile, previous=[profile], new_keys=[])
 
-    def due_profiles(self, shard: str, until: datetime, limit: int) -> list[str]:
-        response = self.client.query(
-            TableName=self.table,
-            IndexName=DUE_INDEX,
-            KeyConditionExpression="due_shard = :s AND due_at <= :t",
-            ExpressionAttributeValues={":s": {"S": shard}, ":t": {"S": iso(until)}},
-            Limit=limit,
-        )
-        return [item["pk"]["S"] for item in response.get("Items", [])]
-
     def _put(self, item: dict[str, Any], expected: int | None) -> dict[str, Any]:
         put: dict[str, Any] = {"TableName": self.table, "Item": item}
         if expected is None:
@@ -235,17 +216,12 @@ def _profile(item: dict[str, Any]) -> Profile:
 
 
 def _profile_item(profile: Profile) -> dict[str, Any]:
-    item: dict[str, Any] = {
+    return {
         "pk": {"S": profile.key},
         "sk": {"S": PROFILE},
         "version": {"N": str(profile.version)},
         "doc": {"S": profile.model_dump_json(exclude_defaults=True)},
     }
-    due = profile.next_due()
-    if due is not None:
-        item["due_shard"] = {"S": due_shard(profile.key)}
-        item["due_at"] = {"S": iso(due)}
-    return item
 
 
 def _redirect(key: str, canonical: str) -> dict[str, Any]:

@@ -1,0 +1,51 @@
+"""``nextbest``: the developer and operator command line (never shipped to Lambda)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="nextbest", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo = commands.add_parser("demo", help="simulate a shop and run the whole pipeline on the local emulation")
+    demo.add_argument("--customers", type=int, default=2000)
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--days", type=int, default=5)
+    schemas = commands.add_parser("schemas", help="write the events' JSON Schemas (producers' contract)")
+    schemas.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+
+    if args.command == "demo":
+        from infra.local import demo as demo_module
+
+        summary = demo_module.run(customers=args.customers, seed=args.seed, days=args.days)
+        _print_summary(summary)
+        print(f"written to {demo_module.OUT / 'summary.json'}")
+        return 0 if summary["optout_violations"] == 0 and summary["duplicate_sends"] == 0 else 1
+    if args.command == "schemas":
+        from nextbest.schemas import write_schemas
+
+        for path in write_schemas(args.out):
+            print(path)
+        return 0
+    return 2
+
+
+def _print_summary(summary: dict[str, object]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="nextbest demo")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for key, value in summary.items():
+        table.add_row(key, json.dumps(value))
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

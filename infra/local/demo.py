@@ -1,0 +1,213 @@
+"""``make demo``: a simulated shop's week through the whole pipeline on the local emulation.
+
+The violation counters are computed from what moto recorded as sent (SES and SNS), checked against the
+simulator's ground truth of consent, never from the engine's own bookkeeping.
+"""
+
+from __future__ import annotations
+
+import email
+import json
+import os
+import re
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from nextbest import clock
+from nextbest.clock import ManualClock
+from nextbest.decisioning import Decision
+
+from infra.local.emulator import Emulation, recipients
+from infra.local.simulator import Population, simulate
+
+ROOT = Path(__file__).resolve().parents[2]
+OUT = ROOT / ".nextbest" / "demo"
+STEP = timedelta(minutes=5)
+"""How far the clock moves between publishing rounds (events are published in the round they occurred in)."""
+LINK = re.compile(r"/c/([0-9a-f-]{36})")
+
+
+@dataclass
+class Sent:
+    channel: str
+    address: str
+    decision_id: str | None
+    at: datetime
+
+
+def synthesize(outdir: Path) -> Path:
+    """Synthesize the stack (cdk-nag included) so the emulation runs exactly what would deploy."""
+    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+    from infra.app import build
+
+    app, _ = build(str(outdir))
+    app.synth()
+    return outdir
+
+
+def run(
+    customers: int = 2000,
+    seed: int = 7,
+    days: int = 5,
+    out: Path = OUT,
+    progress: bool = True,
+    cdk_out: Path | None = None,
+) -> dict[str, Any]:
+    started = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+    }.items():
+        os.environ[name] = value
+    if cdk_out is None:
+        cdk_out = synthesize(Path(tempfile.mkdtemp(prefix="nextbest-cdk-")))
+    population = simulate(customers=customers, days=days, seed=seed)
+    from moto import mock_aws
+
+    manual = ManualClock(population.start)
+    clock.install(manual)
+    try:
+        with mock_aws():
+            emulation = Emulation(cdk_out, manual, out / "logs").deploy()
+            sent = _drive(emulation, population, progress)
+            summary = _summarize(emulation, population, sent)
+    finally:
+        clock.reset()
+    summary["elapsed_s"] = round(time.perf_counter() - started, 1)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _drive(emulation: Emulation, population: Population, progress: bool) -> list[Sent]:
+    """Publish the events in time order, letting schedules fire and queues drain as the clock moves."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    events = emulation.client("events")
+    bus = emulation.output("BusName")
+    step = STEP
+    sent: list[Sent] = []
+    recorder = Recorder(emulation)
+    pending = list(population.events)
+    at = population.start
+    bar = Progress(
+        TextColumn("simulated {task.fields[day]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("events"),
+        TimeElapsedColumn(),
+        disable=not progress,
+    )
+    with bar:
+        task = bar.add_task("demo", total=len(pending), day="")
+        while at < population.end + timedelta(hours=3):
+            at += step
+            batch = []
+            while pending and pending[0]["at"] <= at:
+                batch.append(pending.pop(0))
+            for start in range(0, len(batch), 10):
+                entries = [
+                    {
+                        "EventBusName": bus,
+                        "Source": e["Source"],
+                        "DetailType": e["DetailType"],
+                        "Detail": json.dumps(e["Detail"]),
+                        "Time": e["at"],
+                    }
+                    for e in batch[start : start + 10]
+                ]
+                result = events.put_events(Entries=entries)
+                if result["FailedEntryCount"]:
+                    raise RuntimeError(f"the bus refused events: {result['Entries']}")
+            emulation.drain()
+            emulation.advance(at)
+            sent.extend(recorder.observe(at))
+            bar.update(task, advance=len(batch), day=at.strftime("%a %d %b %H:%M"))
+    return sent
+
+
+class Recorder:
+    """What moto recorded as sent since the last look, stamped with the emulated time it was sent at."""
+
+    def __init__(self, emulation: Emulation) -> None:
+        self.emulation = emulation
+        self.emails = self.sms = 0
+
+    def observe(self, at: datetime) -> list[Sent]:
+        found: list[Sent] = []
+        emails = self.emulation.sent_emails()
+        for message in emails[self.emails :]:
+            mail = email.message_from_string(message.raw_data)
+            header = mail.get("X-SES-MESSAGE-TAGS") or ""
+            tags = dict(p.strip().split("=", 1) for p in header.split(",") if "=" in p)
+            found.extend(Sent("email", a, tags.get("decision_id"), at) for a in recipients(message))
+        sms = self.emulation.sent_sms()
+        for _mid, phone, text in sms[self.sms :]:
+            match = LINK.search(text)
+            found.append(Sent("sms", phone, match.group(1) if match else None, at))
+        self.emails, self.sms = len(emails), len(sms)
+        return found
+
+
+def _summarize(emulation: Emulation, population: Population, sent: list[Sent]) -> dict[str, Any]:
+    ddb, sqs = emulation.client("dynamodb"), emulation.client("sqs")
+    table = emulation.output("TableName")
+    profiles = decisions = 0
+    fallbacks: set[str] = set()
+    for page in ddb.get_paginator("scan").paginate(TableName=table):
+        for item in page["Items"]:
+            if item["sk"]["S"] == "PROFILE" and "doc" in item:
+                profiles += 1
+            elif item["sk"]["S"] == "DECISION":
+                decisions += 1
+                if '"fallback_of":"' in item["doc"]["S"]:
+                    fallbacks.add(Decision.model_validate_json(item["doc"]["S"]).decision_id)
+    dead_letters: dict[str, int] = {}
+    for logical_id, url in emulation.physical.items():
+        if "DeadLetters" in logical_id:
+            attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+            dead_letters[logical_id] = int(attrs["Attributes"]["ApproximateNumberOfMessages"])
+    metrics = _emf_totals(emulation.logs)
+    per_decision = Counter(s.decision_id for s in sent)
+    ingest_dlqs = sum(n for lid, n in dead_letters.items() if lid.startswith("EventIngestion"))
+    return {
+        "events_published": len(population.events),
+        "events_ingested": int(metrics.get("EventsIngested", 0)),
+        "events_rejected": ingest_dlqs,
+        "profiles": profiles,
+        "identity_merges": int(metrics.get("IdentityMerges", 0)),
+        "decisions": decisions,
+        "emails_sent": sum(1 for s in sent if s.channel == "email"),
+        "sms_sent": sum(1 for s in sent if s.channel == "sms"),
+        "email_bounces": emulation.ses_event_counts.get("Bounce", 0),
+        "email_complaints": emulation.ses_event_counts.get("Complaint", 0),
+        "sms_fallbacks": sum(1 for s in sent if s.channel == "sms" and s.decision_id in fallbacks),
+        "optout_violations": sum(1 for s in sent if not population.truth.allowed(s.channel, s.address, s.at)),
+        "duplicate_sends": sum(n - 1 for n in per_decision.values() if n > 1),
+        "unattributable_sends": per_decision.get(None, 0),
+        "dlq_messages": sum(dead_letters.values()),
+        "customers": population.customers,
+        "simulated_days": (population.end - population.start).days,
+    }
+
+
+def _emf_totals(logs: Path) -> Counter[str]:
+    """Sum the EMF metrics the functions printed, as CloudWatch would aggregate them."""
+    totals: Counter[str] = Counter()
+    for path in logs.glob("*.log"):
+        for line in path.read_text().splitlines():
+            if '"_aws"' not in line:
+                continue
+            record = json.loads(line)
+            for directive in record["_aws"]["CloudWatchMetrics"]:
+                for metric in directive["Metrics"]:
+                    value = record.get(metric["Name"], 0)
+                    totals[metric["Name"]] += sum(value) if isinstance(value, list) else value
+    return totals

@@ -1,0 +1,66 @@
+"""Delayed triggers as EventBridge Scheduler one-time schedules.
+
+When a profile gains or moves a trigger (a cart left at 10:00 is due at 11:00), ingest arms one schedule
+per (profile, trigger); at the due time Scheduler puts a :class:`DueTrigger` on the decide queue. Re-arming
+moves the same schedule, and a trigger whose reason vanished (the order came) simply finds nothing to
+decide when it fires: the profile in DynamoDB stays the source of truth, the schedule is only the alarm.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+from nextbest import aws
+
+
+class DueTrigger(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    profile_key: str
+    trigger: str
+    due_at: AwareDatetime
+
+
+def schedule_name(profile_key: str, trigger: str) -> str:
+    """Scheduler names allow ``[0-9a-zA-Z-_.]``, 64 at most; identity keys may hold e-mail addresses."""
+    return f"{trigger}-{hashlib.sha256(profile_key.encode()).hexdigest()[:40]}"[:64]
+
+
+class Scheduler:
+    def __init__(self, group: str, queue_arn: str, role_arn: str, client: Any = None) -> None:
+        self.group = group
+        self.queue_arn = queue_arn
+        self.role_arn = role_arn
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        return self._client or aws.client("scheduler")
+
+    def arm(self, due: DueTrigger) -> None:
+        request = {
+            "Name": schedule_name(due.profile_key, due.trigger),
+            "GroupName": self.group,
+            "ScheduleExpression": f"at({due.due_at.strftime('%Y-%m-%dT%H:%M:%S')})",
+            "ScheduleExpressionTimezone": "UTC",
+            "FlexibleTimeWindow": {"Mode": "OFF"},
+            "ActionAfterCompletion": "DELETE",
+            "Target": {"Arn": self.queue_arn, "RoleArn": self.role_arn, "Input": due.model_dump_json()},
+        }
+        try:
+            self.client.create_schedule(**request)
+        except Exception as error:
+            if aws.error_code(error) != "ConflictException":
+                raise
+            self.client.update_schedule(**request)
+
+
+def at_expression(expression: str) -> datetime:
+    """The time of an ``at(…)`` schedule expression (UTC), as the emulation fires it."""
+    from datetime import UTC
+
+    return datetime.strptime(expression, "at(%Y-%m-%dT%H:%M:%S)").replace(tzinfo=UTC)
