@@ -174,6 +174,7 @@ def _summarize(emulation: Emulation, population: Population, sent: list[Sent]) -
         if "DeadLetters" in logical_id:
             attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
             dead_letters[logical_id] = int(attrs["Attributes"]["ApproximateNumberOfMessages"])
+    emulation.flush_logs()
     metrics = _emf_totals(emulation.logs)
     per_decision = Counter(s.decision_id for s in sent)
     ingest_dlqs = sum(n for lid, n in dead_letters.items() if lid.startswith("EventIngestion"))

@@ -109,6 +109,9 @@ class Emulation:
                 yield logical_id, resource.get("Properties", {})
 
     def deploy(self) -> Emulation:
+        from infra.local import moto_speedups
+
+        moto_speedups.install()
         os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
         aws.reset()
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -291,6 +294,10 @@ class Emulation:
 
     # -- running ---------------------------------------------------------------------------------------
 
+    def flush_logs(self) -> None:
+        for function in self.functions.values():
+            function.log.flush()
+
     def output(self, name: str) -> str:
         return str(self.resolve(self.template["Outputs"][name]["Value"]))
 
@@ -329,8 +336,17 @@ class Emulation:
                 else:
                     os.environ[key] = value
 
+    def visible(self, mapping: Mapping) -> int:
+        """Visible messages in a queue, read from moto's model: a cheap look before an API poll."""
+        from moto.sqs.models import sqs_backends
+
+        queue = sqs_backends[ACCOUNT][REGION].queues[mapping.queue_arn.rsplit(":", 1)[-1]]
+        return int(queue.approximate_number_of_messages)
+
     def poll(self, mapping: Mapping) -> int:
         """One event-source-mapping poll: receive a batch, invoke, settle. Returns messages received."""
+        if not self.visible(mapping):
+            return 0
         sqs = self.client("sqs")
         messages = sqs.receive_message(
             QueueUrl=mapping.queue_url,
@@ -397,7 +413,7 @@ class Emulation:
         for group in scheduler_backends[ACCOUNT][REGION].schedule_groups.values():
             for schedule in group.schedules.values():
                 when = at_expression(schedule.schedule_expression)
-                if when <= until and schedule.state == "ENABLED":
+                if when <= until and schedule.state != "DISABLED":
                     due.append((when, group.name, schedule))
         return sorted(due, key=lambda d: (d[0], d[2].name))
 

@@ -9,7 +9,7 @@ decide when it fires: the profile in DynamoDB stays the source of truth, the sch
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
@@ -45,10 +45,11 @@ class Scheduler:
         request = {
             "Name": schedule_name(due.profile_key, due.trigger),
             "GroupName": self.group,
-            "ScheduleExpression": f"at({due.due_at.strftime('%Y-%m-%dT%H:%M:%S')})",
+            "ScheduleExpression": f"at({_whole_second_after(due.due_at).strftime('%Y-%m-%dT%H:%M:%S')})",
             "ScheduleExpressionTimezone": "UTC",
             "FlexibleTimeWindow": {"Mode": "OFF"},
             "ActionAfterCompletion": "DELETE",
+            "State": "ENABLED",
             "Target": {"Arn": self.queue_arn, "RoleArn": self.role_arn, "Input": due.model_dump_json()},
         }
         try:
@@ -57,6 +58,11 @@ class Scheduler:
             if aws.error_code(error) != "ConflictException":
                 raise
             self.client.update_schedule(**request)
+
+
+def _whole_second_after(when: datetime) -> datetime:
+    """``at()`` has one-second resolution; firing early would find the trigger not yet due."""
+    return when.replace(microsecond=0) + timedelta(seconds=1 if when.microsecond else 0)
 
 
 def at_expression(expression: str) -> datetime:
