@@ -301,15 +301,9 @@ class Emulation:
     def output(self, name: str) -> str:
         return str(self.resolve(self.template["Outputs"][name]["Value"]))
 
-    def queue_url(self, logical_prefix: str) -> str:
-        matches = [
-            url
-            for lid, url in self.physical.items()
-            if lid.startswith(logical_prefix) and self.resources[lid]["Type"] == "AWS::SQS::Queue"
-        ]
-        if len(matches) != 1:
-            raise KeyError(f"{logical_prefix!r} matches {len(matches)} queues")
-        return matches[0]
+    def environment(self, step: str) -> dict[str, str]:
+        """The resolved environment of the function for a pipeline step (``ingest``, ``decide``…)."""
+        return next(f.environment for f in self.functions.values() if f.name == step)
 
     def invoke(self, function: Function, event: dict[str, Any]) -> Any:
         with self._as(function):

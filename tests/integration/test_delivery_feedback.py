@@ -1,0 +1,135 @@
+"""Deliver and feedback against moto's SES/SNS: once per decision, never past an opt-out, SMS fallback."""
+
+import json
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from botocore.exceptions import ClientError
+
+from nextbest.campaigns import load_campaigns
+from nextbest.decisioning import decide_for
+from nextbest.delivery import Retry, SesEmail, SnsSms, deliver
+from nextbest.events import CartUpdated, ConsentUpdated, CustomerIdentified, LineItem
+from nextbest.feedback import handle, parse
+from nextbest.ingest import ingest
+from nextbest.queues import Queue
+from nextbest.store import Store
+from tests.conftest import EVENTS, T0
+
+CAMPAIGNS = load_campaigns(Path(__file__).resolve().parents[2] / "campaigns")
+DELAYS = {"cart_abandoned": timedelta(hours=1)}
+DUE = T0 + timedelta(hours=1)
+SES_SAMPLES = EVENTS / "ses"
+
+
+@pytest.fixture
+def pipeline(emulation):
+    store = Store(emulation.output("TableName"))
+    deliver_queue = Queue(emulation.environment("decide")["DELIVER_QUEUE_URL"])
+    env = emulation.environment("deliver")
+    email = SesEmail(env["SENDER"], env["CONFIGURATION_SET"])
+    return store, deliver_queue, email, SnsSms()
+
+
+def shopper(store, email="ann@example.org", sms=True):
+    ingest(store, "customer.identified", CustomerIdentified(event_id="i", occurred_at=T0, customer_id="cus_1",
+                                                            email=email, phone="+14155550100"), DELAYS)
+    for channel, granted in (("email", True), ("sms", sms)):
+        ingest(store, "consent.updated", ConsentUpdated(event_id=f"k-{channel}", occurred_at=T0, customer_id="cus_1",
+                                                        channel=channel, granted=granted), DELAYS)
+    ingest(store, "cart.updated", CartUpdated(event_id="c", occurred_at=T0, customer_id="cus_1", items=[
+        LineItem(product_id="sku-1", name="Serum", quantity=1, unit_price=Decimal("32.00"))]), DELAYS)
+    [decision] = _decide(store)
+    return decision
+
+
+def _decide(store):
+    class Collect(Queue):
+        def __init__(self):
+            self.sent = []
+
+        def send(self, body, attributes=None):
+            self.sent.append(json.loads(body))
+
+    queue = Collect()
+    decisions = decide_for(store, queue, CAMPAIGNS, "c:cus_1", DUE, "https://s")
+    assert [m["decision_id"] for m in queue.sent] == [d.decision_id for d in decisions if d.action == "send"]
+    return decisions
+
+
+def test_given_a_redelivered_request_then_the_email_is_sent_once(pipeline, emulation):
+    store, _, email, sms = pipeline
+    decision = shopper(store)
+    first = deliver(store, decision.decision_id, email, sms)
+    second = deliver(store, decision.decision_id, email, sms)
+    assert (first.outcome, second.outcome) == ("sent", "already_handled")
+    assert len(emulation.sent_emails()) == 1
+
+
+def test_given_an_opt_out_after_the_decision_then_nothing_is_sent(pipeline, emulation):
+    store, _, email, sms = pipeline
+    decision = shopper(store)
+    ingest(store, "consent.updated", ConsentUpdated(event_id="out", occurred_at=DUE, customer_id="cus_1",
+                                                    channel="email", granted=False), DELAYS)
+    result = deliver(store, decision.decision_id, email, sms)
+    assert result.outcome == "suppressed" and "no email consent" in result.reason
+    assert emulation.sent_emails() == []
+    assert store.decision(decision.decision_id)[0] == "suppressed"
+
+
+def test_given_ses_throttling_then_the_request_is_retried_later_not_lost(pipeline, emulation):
+    store, _, _, sms = pipeline
+    decision = shopper(store)
+
+    class Throttled:
+        def send(self, *args):
+            raise ClientError({"Error": {"Code": "Throttling", "Message": "slow down"}}, "SendEmail")
+
+    with pytest.raises(Retry):
+        deliver(store, decision.decision_id, Throttled(), sms)
+    assert store.decision(decision.decision_id)[0] == "queued"
+    assert deliver(store, decision.decision_id, pipeline[2], sms).outcome == "sent"
+
+
+def _ses_event(name: str, decision_id: str, address: str) -> str:
+    text = (SES_SAMPLES / name).read_text().replace("DECISION_ID", decision_id).replace("RECIPIENT", address)
+    return text
+
+
+def test_given_a_permanent_bounce_then_the_address_is_marked_and_sms_takes_over(pipeline, emulation):
+    store, deliver_queue, email, sms = pipeline
+    decision = shopper(store)
+    deliver(store, decision.decision_id, email, sms)
+    effect = handle(store, deliver_queue, parse(_ses_event("bounce.json", decision.decision_id, "ann@example.org")))
+    assert effect.effect == "sms_fallback"
+    store.forget()
+    assert store.profile("c:cus_1").email_status == "bounced"
+    request = emulation.client("sqs").receive_message(QueueUrl=deliver_queue.url)["Messages"][0]
+    fallback_id = json.loads(request["Body"])["decision_id"]
+    assert deliver(store, fallback_id, email, sms).outcome == "sent"
+    [(_, phone, text)] = emulation.sent_sms()
+    assert phone == "+14155550100" and f"/c/{decision.decision_id}" in text
+    again = handle(store, deliver_queue, parse(_ses_event("bounce.json", decision.decision_id, "ann@example.org")))
+    assert again.effect == "sms_fallback"
+    assert deliver(store, fallback_id, email, sms).outcome == "already_handled"  # a repeated bounce sends nothing
+
+
+def test_given_a_bounce_without_sms_consent_then_there_is_no_fallback(pipeline):
+    store, deliver_queue, email, sms = pipeline
+    decision = shopper(store, sms=False)
+    deliver(store, decision.decision_id, email, sms)
+    effect = handle(store, deliver_queue, parse(_ses_event("bounce.json", decision.decision_id, "ann@example.org")))
+    assert effect.effect == "marked_bounced"
+
+
+def test_given_a_complaint_then_email_consent_is_withdrawn(pipeline):
+    store, deliver_queue, email, sms = pipeline
+    decision = shopper(store)
+    deliver(store, decision.decision_id, email, sms)
+    effect = handle(store, deliver_queue, parse(_ses_event("complaint.json", decision.decision_id, "ann@example.org")))
+    assert effect.effect == "suppressed"
+    store.forget()
+    profile = store.profile("c:cus_1")
+    assert not profile.has_consent("email") and profile.consent["email"].source == "complaint"

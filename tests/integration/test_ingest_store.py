@@ -1,0 +1,76 @@
+"""Ingest against the real table definition on moto: identity merges, redirects, idempotency, races."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+
+from nextbest.events import CartUpdated, ConsentUpdated, CustomerIdentified, LineItem, ProductViewed
+from nextbest.ingest import ingest
+from nextbest.store import Conflict, Store
+from tests.conftest import T0
+
+DELAYS = {"cart_abandoned": timedelta(hours=1)}
+ITEM = LineItem(product_id="sku-1", name="Serum", quantity=1, unit_price=Decimal("32.00"))
+
+
+@pytest.fixture
+def store(emulation):
+    return Store(emulation.output("TableName"))
+
+
+def view(n, **ids):
+    return ProductViewed(event_id=f"v{n}", occurred_at=T0 + timedelta(minutes=n), product_id="sku-1", **ids)
+
+
+def test_given_an_anonymous_session_when_the_shopper_logs_in_then_one_profile_holds_everything(store):
+    ingest(store, "product.viewed", view(1, anonymous_id="anon-1"), DELAYS)
+    ingest(store, "cart.updated", CartUpdated(event_id="c1", occurred_at=T0, anonymous_id="anon-1", items=[ITEM]),
+           DELAYS)
+    result = ingest(store, "customer.identified", CustomerIdentified(
+        event_id="id1", occurred_at=T0 + timedelta(minutes=2), anonymous_id="anon-1", customer_id="cus_1",
+        email="ann@example.org"), DELAYS)
+    assert result.profile_key == "c:cus_1" and result.merged == 1
+    assert result.arm == {"cart_abandoned": T0 + timedelta(hours=1)}  # re-armed under the surviving key
+    store.forget()
+    for key in ("a:anon-1", "c:cus_1", "e:ann@example.org"):
+        profile = store.resolve([key])[key]
+        assert profile is not None and profile.key == "c:cus_1"
+        assert profile.cart is not None and profile.views
+    late = ingest(store, "product.viewed", view(3, anonymous_id="anon-1"), DELAYS)
+    assert late.profile_key == "c:cus_1"  # the redirect sends late cookie events to the survivor
+
+
+def test_given_two_known_customers_linked_then_they_merge_transitively_with_the_strictest_consent(store):
+    ingest(store, "consent.updated", ConsentUpdated(event_id="k1", occurred_at=T0, customer_id="cus_2",
+                                                    email="b@example.org", channel="email", granted=True), DELAYS)
+    ingest(store, "consent.updated", ConsentUpdated(event_id="k2", occurred_at=T0, anonymous_id="anon-9",
+                                                    channel="email", granted=False), DELAYS)
+    ingest(store, "customer.identified", CustomerIdentified(event_id="l1", occurred_at=T0, customer_id="cus_3",
+                                                            anonymous_id="anon-9"), DELAYS)
+    ingest(store, "customer.identified", CustomerIdentified(event_id="l2", occurred_at=T0, customer_id="cus_3",
+                                                            email="b@example.org"), DELAYS)
+    store.forget()
+    profiles = store.resolve(["c:cus_2", "c:cus_3", "a:anon-9", "e:b@example.org"])
+    assert {p.key for p in profiles.values() if p} == {"c:cus_2"}
+    assert not profiles["c:cus_3"].has_consent("email")
+
+
+def test_given_a_redelivered_event_then_the_profile_changes_once(store):
+    event = view(1, customer_id="cus_1")
+    first = ingest(store, "product.viewed", event, DELAYS)
+    second = ingest(store, "product.viewed", event, DELAYS)
+    assert (first.outcome, second.outcome) == ("applied", "duplicate")
+    store.forget()
+    assert len(store.profile("c:cus_1").views) == 1
+
+
+def test_given_a_concurrent_writer_then_the_stale_write_is_refused_and_the_retry_keeps_both(store):
+    ingest(store, "product.viewed", view(1, customer_id="cus_1"), DELAYS)
+    stale = store.profile("c:cus_1")
+    ingest(store, "product.viewed", view(2, customer_id="cus_1"), DELAYS)  # another Lambda wins the race
+    with pytest.raises(Conflict):
+        store.update_profile(stale)
+    ingest(store, "product.viewed", view(3, customer_id="cus_1"), DELAYS)
+    store.forget()
+    assert [v.at for v in store.profile("c:cus_1").views] == [T0 + timedelta(minutes=n) for n in (1, 2, 3)]

@@ -1,0 +1,122 @@
+"""Profile rules: idempotent application, cart triggers, and merges that do not depend on order."""
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from nextbest.events import CartUpdated, ConsentUpdated, LineItem, OrderPlaced, ProductViewed
+from nextbest.profiles import MAX_VIEWS, Consent, Profile, apply, canonical_key, merge, new_profile
+
+T0 = datetime(2026, 11, 2, 9, tzinfo=UTC)
+DELAYS = {"cart_abandoned": timedelta(hours=1)}
+ITEM = LineItem(product_id="sku-1", name="Serum", quantity=2, unit_price=Decimal("10.00"))
+
+
+def cart(event_id: str, at: datetime, items=(ITEM,), **ids) -> CartUpdated:
+    return CartUpdated(event_id=event_id, occurred_at=at, items=list(items), **(ids or {"customer_id": "c1"}))
+
+
+def order(event_id: str, at: datetime, order_id="o1", total="20.00") -> OrderPlaced:
+    return OrderPlaced(event_id=event_id, occurred_at=at, customer_id="c1", order_id=order_id, items=[ITEM],
+                       total=Decimal(total))
+
+
+def test_given_a_cart_then_abandonment_is_due_after_the_delay():
+    profile = apply(new_profile(["c:c1"]), "cart.updated", cart("e1", T0), DELAYS)
+    assert profile.triggers == {"cart_abandoned": T0 + timedelta(hours=1)}
+    assert profile.cart and profile.cart.value == Decimal("20.00")
+
+
+def test_given_the_same_event_twice_then_the_second_changes_nothing():
+    once = apply(new_profile(["c:c1"]), "order.placed", order("e1", T0), DELAYS)
+    twice = apply(once, "order.placed", order("e1", T0), DELAYS)
+    assert twice is once and twice.order_count == 1 and twice.revenue == Decimal("20.00")
+
+
+def test_given_a_purchase_after_the_cart_then_the_trigger_is_cancelled():
+    profile = apply(new_profile(["c:c1"]), "cart.updated", cart("e1", T0), DELAYS)
+    profile = apply(profile, "order.placed", order("e2", T0 + timedelta(minutes=5)), DELAYS)
+    assert "cart_abandoned" not in profile.triggers
+    assert profile.cart is not None and profile.cart.items == []
+
+
+def test_given_an_older_cart_arriving_late_then_the_newer_cart_stays():
+    newer = apply(new_profile(["c:c1"]), "cart.updated", cart("e2", T0 + timedelta(minutes=10), items=()), DELAYS)
+    late = apply(newer, "cart.updated", cart("e1", T0), DELAYS)
+    assert late.cart is not None and late.cart.items == [] and "cart_abandoned" not in late.triggers
+
+
+def test_given_a_late_consent_grant_then_a_newer_opt_out_wins():
+    optout = ConsentUpdated(event_id="e2", occurred_at=T0 + timedelta(hours=1), customer_id="c1", channel="email",
+                            granted=False)
+    grant = ConsentUpdated(event_id="e1", occurred_at=T0, customer_id="c1", channel="email", granted=True)
+    profile = apply(apply(new_profile(["c:c1"]), "consent.updated", optout, DELAYS), "consent.updated", grant, DELAYS)
+    assert not profile.has_consent("email")
+
+
+def test_views_are_bounded_whatever_the_stream():
+    profile = new_profile(["a:x"])
+    for n in range(MAX_VIEWS * 3):
+        view = ProductViewed(event_id=f"v{n}", occurred_at=T0 + timedelta(seconds=n), anonymous_id="x",
+                             product_id=f"sku-{n}")
+        profile = apply(profile, "product.viewed", view, DELAYS)
+    assert len(profile.views) == MAX_VIEWS
+    assert profile.views[-1].product_id == f"sku-{MAX_VIEWS * 3 - 1}"
+
+
+def test_the_canonical_key_prefers_a_customer_id_over_email_phone_and_cookie():
+    assert canonical_key(["a:zz", "p:+1415", "e:x@y.z", "c:c9"]) == "c:c9"
+    assert canonical_key(["a:zz", "e:x@y.z"]) == "e:x@y.z"
+
+
+def test_given_two_profiles_of_one_person_when_merged_then_an_opt_out_on_either_side_wins():
+    a = Profile(key="c:c1", identifiers=["c:c1"],
+                consent={"email": Consent(granted=True, at=T0 + timedelta(days=1), source="signup")})
+    b = Profile(key="a:x", identifiers=["a:x"], consent={"email": Consent(granted=False, at=T0, source="footer")})
+    assert not merge(a, b).has_consent("email")
+    assert not merge(b, a).has_consent("email")
+
+
+def test_given_the_same_order_in_both_profiles_when_merged_then_it_counts_once():
+    a = apply(new_profile(["c:c1"]), "order.placed", order("e1", T0), DELAYS)
+    b = apply(new_profile(["a:x"]), "order.placed", order("e9", T0), DELAYS)
+    merged = merge(a, b)
+    assert merged.order_count == 1 and merged.revenue == Decimal("20.00")
+
+
+events = st.lists(
+    st.tuples(st.sampled_from(["c:c1", "a:x"]), st.sampled_from(["view", "cart", "order", "optout"]),
+              st.integers(min_value=0, max_value=600)),
+    max_size=12,
+)
+
+
+def _build(key: str, stream) -> Profile:
+    profile = new_profile([key])
+    for n, (owner, kind, minute) in enumerate(stream):
+        if owner != key:
+            continue
+        at = T0 + timedelta(minutes=minute)
+        ids = {"customer_id": "c1"} if key == "c:c1" else {"anonymous_id": "x"}
+        if kind == "view":
+            event, name = ProductViewed(event_id=f"e{n}", occurred_at=at, product_id="p", **ids), "product.viewed"
+        elif kind == "cart":
+            event, name = cart(f"e{n}", at, **ids), "cart.updated"
+        elif kind == "order":
+            event, name = OrderPlaced(event_id=f"e{n}", occurred_at=at, order_id=f"o{n}", items=[ITEM],
+                                      total=Decimal("20.00"), **ids), "order.placed"
+        else:
+            event, name = ConsentUpdated(event_id=f"e{n}", occurred_at=at, channel="email", granted=False,
+                                         **ids), "consent.updated"
+        profile = apply(profile, name, event, DELAYS)
+    return profile
+
+
+@settings(max_examples=150, deadline=None)
+@given(stream=events)
+def test_merging_is_symmetric_so_arrival_order_cannot_change_the_survivor(stream):
+    a, b = _build("c:c1", stream), _build("a:x", stream)
+    assert merge(a, b) == merge(b, a)
+    assert merge(a, b).key == "c:c1"
