@@ -10,24 +10,31 @@ if TYPE_CHECKING:
     from infra.stack import NextbestStack
 
 BASIC_EXECUTION = "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+EVERY_FUNCTION = {
+    f"AwsSolutions-IAM4[{BASIC_EXECUTION}]":
+        "AWSLambdaBasicExecutionRole is AWS's minimal policy for a function writing its own logs.",
+    "AwsSolutions-IAM5[Resource::*]":
+        "X-Ray's PutTraceSegments/PutTelemetryRecords have no resource-level permissions.",
+}
+
+
+def ingest_only(schedule_group: str) -> dict[str, str]:
+    arn = f"arn:<AWS::Partition>:scheduler:<AWS::Region>:<AWS::AccountId>:schedule/{schedule_group}/*"
+    return {
+        f"AwsSolutions-IAM5[Resource::{arn}]":
+            "Ingest arms one schedule per customer and trigger; names are data, so the grant is every schedule "
+            "of nextbest's own schedule group and nothing else.",
+    }
+
+
+def reasons(schedule_group: str) -> dict[str, str]:
+    return EVERY_FUNCTION | ingest_only(schedule_group)
 
 
 def acknowledge(stack: NextbestStack) -> None:
-    everywhere = {
-        f"AwsSolutions-IAM4[{BASIC_EXECUTION}]": "AWSLambdaBasicExecutionRole is AWS's minimal policy for a function writing its own logs.",
-        "AwsSolutions-IAM5[Resource::*]": "X-Ray's PutTraceSegments/PutTelemetryRecords have no resource-level permissions.",
-    }
     for function in stack.functions:
-        _acknowledge(function, everywhere)
-    group = stack.decisioning.schedule_group.schedule_group_name
-    _acknowledge(
-        stack.ingestion.function,
-        {
-            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:scheduler:<AWS::Region>:<AWS::AccountId>:"
-            f"schedule/{group}/*]": "Ingest arms one schedule per customer and trigger; names are data, so the grant is every schedule "
-            "of nextbest's own schedule group and nothing else.",
-        },
-    )
+        _acknowledge(function, EVERY_FUNCTION)
+    _acknowledge(stack.ingestion.function, ingest_only(stack.decisioning.schedule_group.schedule_group_name))
 
 
 def _acknowledge(scope: cdk.Resource, reasons: dict[str, str]) -> None:

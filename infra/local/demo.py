@@ -160,7 +160,7 @@ def _summarize(emulation: Emulation, population: Population, sent: list[Sent]) -
     ddb, sqs = emulation.client("dynamodb"), emulation.client("sqs")
     table = emulation.output("TableName")
     profiles = decisions = 0
-    fallbacks: set[str] = set()
+    rerouted: set[str] = set()
     for page in ddb.get_paginator("scan").paginate(TableName=table):
         for item in page["Items"]:
             if item["sk"]["S"] == "PROFILE" and "doc" in item:
@@ -168,7 +168,7 @@ def _summarize(emulation: Emulation, population: Population, sent: list[Sent]) -
             elif item["sk"]["S"] == "DECISION":
                 decisions += 1
                 if '"fallback_of":"' in item["doc"]["S"]:
-                    fallbacks.add(Decision.model_validate_json(item["doc"]["S"]).decision_id)
+                    rerouted.add(str(Decision.model_validate_json(item["doc"]["S"]).fallback_of))
     dead_letters: dict[str, int] = {}
     for logical_id, url in emulation.physical.items():
         if "DeadLetters" in logical_id:
@@ -176,7 +176,9 @@ def _summarize(emulation: Emulation, population: Population, sent: list[Sent]) -
             dead_letters[logical_id] = int(attrs["Attributes"]["ApproximateNumberOfMessages"])
     emulation.flush_logs()
     metrics = _emf_totals(emulation.logs)
-    per_decision = Counter(s.decision_id for s in sent)
+    # A message is identified by the decision it carries and its channel: an SMS fallback carries the
+    # bounced e-mail's decision (its link attributes to it) but is a different message.
+    per_message = Counter((s.decision_id, s.channel) for s in sent)
     ingest_dlqs = sum(n for lid, n in dead_letters.items() if lid.startswith("EventIngestion"))
     return {
         "events_published": len(population.events),
@@ -189,10 +191,10 @@ def _summarize(emulation: Emulation, population: Population, sent: list[Sent]) -
         "sms_sent": sum(1 for s in sent if s.channel == "sms"),
         "email_bounces": emulation.ses_event_counts.get("Bounce", 0),
         "email_complaints": emulation.ses_event_counts.get("Complaint", 0),
-        "sms_fallbacks": sum(1 for s in sent if s.channel == "sms" and s.decision_id in fallbacks),
+        "sms_fallbacks": sum(1 for s in sent if s.channel == "sms" and s.decision_id in rerouted),
         "optout_violations": sum(1 for s in sent if not population.truth.allowed(s.channel, s.address, s.at)),
-        "duplicate_sends": sum(n - 1 for n in per_decision.values() if n > 1),
-        "unattributable_sends": per_decision.get(None, 0),
+        "duplicate_sends": sum(n - 1 for n in per_message.values() if n > 1),
+        "unattributable_sends": sum(n for (decision, _), n in per_message.items() if decision is None),
         "dlq_messages": sum(dead_letters.values()),
         "customers": population.customers,
         "simulated_days": (population.end - population.start).days,

@@ -1,0 +1,22 @@
+"""A small demo run: the summary's counters add up and the guarantees hold on what moto recorded."""
+
+import json
+
+from infra.local import demo
+
+KEYS = {"events_published", "events_ingested", "events_rejected", "profiles", "identity_merges", "decisions",
+        "emails_sent", "email_bounces", "sms_fallbacks", "optout_violations", "duplicate_sends", "dlq_messages",
+        "elapsed_s"}
+
+
+def test_a_small_demo_delivers_without_violations(cdk_out, tmp_path):
+    summary = demo.run(customers=300, seed=11, days=4, out=tmp_path, progress=False, cdk_out=cdk_out)
+    assert KEYS <= set(summary)
+    assert json.loads((tmp_path / "summary.json").read_text()) == summary
+    assert summary["events_ingested"] + summary["events_rejected"] == summary["events_published"]
+    assert summary["events_rejected"] > 0 and summary["dlq_messages"] == summary["events_rejected"]
+    assert summary["identity_merges"] > 0 and 0 < summary["profiles"] <= 300 * 2
+    assert summary["decisions"] > 0 and summary["emails_sent"] > 0 and summary["email_bounces"] > 0
+    assert summary["sms_fallbacks"] > 0
+    assert summary["optout_violations"] == 0
+    assert summary["duplicate_sends"] == 0 and summary["unattributable_sends"] == 0

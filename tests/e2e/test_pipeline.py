@@ -1,0 +1,112 @@
+"""The whole pipeline on the local emulation, driven through the bus as a producer would."""
+
+import json
+from datetime import timedelta
+
+from tests.conftest import T0, sample
+
+
+def put(emulation, *events):
+    result = emulation.client("events").put_events(Entries=[
+        {"EventBusName": emulation.output("BusName"), "Source": e["source"], "DetailType": e["detail-type"],
+         "Detail": json.dumps(e["detail"])} for e in events])
+    assert result["FailedEntryCount"] == 0
+
+
+def event(name, **detail):
+    e = sample(f"{name}.json")
+    e["detail"].update(detail)
+    return e
+
+
+def dead_letters(emulation):
+    sqs = emulation.client("sqs")
+    found = {}
+    for logical_id, url in emulation.physical.items():
+        if "DeadLetters" in logical_id:
+            messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"])
+            found[logical_id] = messages.get("Messages", [])
+    return found
+
+
+def test_the_emulation_creates_exactly_what_the_template_declares(emulation, template):
+    kinds = [r["Type"] for r in template["Resources"].values()]
+    assert len(emulation.client("dynamodb").list_tables()["TableNames"]) == kinds.count("AWS::DynamoDB::Table")
+    assert len(emulation.client("sqs").list_queues()["QueueUrls"]) == kinds.count("AWS::SQS::Queue")
+    rules = emulation.client("events").list_rules(EventBusName=emulation.output("BusName"))["Rules"]
+    assert len(rules) == kinds.count("AWS::Events::Rule")
+    assert len(emulation.client("sns").list_subscriptions()["Subscriptions"]) == kinds.count("AWS::SNS::Subscription")
+    assert len(emulation.mappings) == kinds.count("AWS::Lambda::EventSourceMapping")
+    assert {f.name for f in emulation.functions.values()} == {"ingest", "decide", "deliver", "feedback"}
+    sqs = emulation.client("sqs")
+    for logical_id, resource in template["Resources"].items():
+        if resource["Type"] == "AWS::SQS::Queue" and "RedrivePolicy" in resource["Properties"]:
+            attributes = sqs.get_queue_attributes(QueueUrl=emulation.physical[logical_id],
+                                                  AttributeNames=["RedrivePolicy", "VisibilityTimeout"])["Attributes"]
+            assert json.loads(attributes["RedrivePolicy"])["maxReceiveCount"] == resource["Properties"][
+                "RedrivePolicy"]["maxReceiveCount"]
+            assert int(attributes["VisibilityTimeout"]) == resource["Properties"]["VisibilityTimeout"]
+
+
+def test_an_abandoned_cart_becomes_an_email_then_an_sms_when_the_email_bounces(emulation):
+    bounce = "bounce+ann@simulator.amazonses.com"
+    put(emulation,
+        event("product.viewed"), event("cart.updated"),
+        event("customer.identified", email=bounce),
+        event("consent.updated"),
+        event("consent.updated", event_id="ev-consent-sms", channel="sms"))
+    emulation.drain()
+    emulation.advance(T0 + timedelta(hours=3))
+    [message] = emulation.sent_emails()
+    assert "Hydrating serum" in message.raw_data and bounce in message.raw_data
+    [(_, phone, text)] = emulation.sent_sms()
+    assert phone == "+14155550100" and "https://shop.example/c/" in text
+    assert emulation.ses_event_counts["Bounce"] == 1
+
+
+def test_an_opt_out_between_decision_and_delivery_stops_the_message(emulation):
+    put(emulation, event("cart.updated"), event("customer.identified"), event("consent.updated"))
+    emulation.drain()
+    # The cart is due at 10:00; the opt-out arrives at 09:59 and must win even though the alarm is armed.
+    emulation.advance(T0 + timedelta(minutes=59))
+    put(emulation, event("consent.updated", event_id="ev-optout", granted=False,
+                         occurred_at=(T0 + timedelta(minutes=59)).isoformat()))
+    emulation.drain()
+    emulation.advance(T0 + timedelta(hours=3))
+    assert emulation.sent_emails() == [] and emulation.sent_sms() == []
+
+
+def test_a_purchase_cancels_the_reminder(emulation):
+    put(emulation, event("customer.identified"), event("consent.updated"), event("cart.updated"))
+    emulation.drain()
+    emulation.advance(T0 + timedelta(minutes=31))
+    put(emulation, event("order.placed"))  # at 09:30, before the reminder is due at 10:00
+    emulation.drain()
+    emulation.advance(T0 + timedelta(hours=3))
+    assert emulation.sent_emails() == []
+
+
+def test_invalid_events_go_to_the_dead_letter_queue_with_their_reason_and_the_batch_goes_on(emulation):
+    broken = event("product.viewed", event_id="ev-broken")
+    del broken["detail"]["anonymous_id"]
+    unknown = event("product.viewed", event_id="ev-unknown")
+    unknown["detail-type"] = "product.liked"
+    put(emulation, broken, unknown, event("product.viewed", event_id="ev-fine"))
+    emulation.drain()
+    rejected = [m for messages in dead_letters(emulation).values() for m in messages]
+    reasons = sorted(m["MessageAttributes"]["reason"]["StringValue"] for m in rejected)
+    assert reasons == ["missing_identifiers", "unknown_detail_type"]
+    store_key = {"pk": {"S": "a:anon-1"}, "sk": {"S": "PROFILE"}}
+    assert "Item" in emulation.client("dynamodb").get_item(TableName=emulation.output("TableName"), Key=store_key)
+
+
+def test_a_record_that_keeps_failing_is_redriven_to_the_dead_letter_queue_after_max_receives(emulation):
+    emulation.client("dynamodb").delete_table(TableName=emulation.output("TableName"))  # every write now fails
+    put(emulation, event("product.viewed"))
+    emulation.drain()
+    ingest_dlq = [m for lid, ms in dead_letters(emulation).items() if lid.startswith("EventIngestionEvents")
+                  for m in ms]
+    assert len(ingest_dlq) == 1
+    assert json.loads(ingest_dlq[0]["Body"])["detail"]["event_id"] == "ev-view-1"
+    [ingest] = [f for f in emulation.functions.values() if f.name == "ingest"]
+    assert ingest.invocations == 5  # maxReceiveCount deliveries, then SQS moved it aside
