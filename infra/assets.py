@@ -56,7 +56,8 @@ def _bundled(sources: dict[str, Path], build: Callable[[Path], None]) -> lambda_
         asset_hash=_fingerprint(list(sources.values())),
         asset_hash_type=cdk.AssetHashType.CUSTOM,
         bundling=cdk.BundlingOptions(
-            image=cdk.DockerImage.from_registry("local-bundling-only"), local=_LocalBundling(build)
+            image=cdk.DockerImage.from_registry("local-bundling-only"),
+            local=_LocalBundling(build),  # type: ignore[arg-type]  # jsii passes the options positionally
         ),
     )
 

@@ -59,7 +59,7 @@ class Shared(Construct):
         step: str,
         environment: dict[str, str],
         *,
-        timeout: cdk.Duration = cdk.Duration.seconds(30),
+        timeout: cdk.Duration | None = None,
         memory: int = 512,
         code: lambda_.Code | None = None,
     ) -> lambda_.Function:
@@ -75,7 +75,7 @@ class Shared(Construct):
             handler="handler.handler",
             code=code or assets.function_code(step),
             layers=self.layers,
-            timeout=timeout,
+            timeout=timeout or cdk.Duration.seconds(30),
             memory_size=memory,
             tracing=lambda_.Tracing.ACTIVE,
             logging_format=lambda_.LoggingFormat.JSON,
@@ -90,7 +90,7 @@ class Shared(Construct):
 
 
 def work_queue(scope: Construct, id: str, consumer_timeout: cdk.Duration) -> tuple[sqs.Queue, sqs.Queue]:
-    """A queue and its dead-letter queue. Visibility is 6× the consumer's timeout, as AWS advises for
+    """A queue and its dead-letter queue. Visibility is 6 times the consumer's timeout, as AWS advises for
     Lambda event sources, so a slow batch is never handed to a second consumer while the first runs."""
     dlq = sqs.Queue(
         scope,
@@ -181,7 +181,7 @@ class Decisioning(Construct):
 
     def allow_arming(self, function: lambda_.Function) -> None:
         self.schedule_group.grant_write_schedules(function)
-        self.scheduler_role.grant_pass_role(function)
+        self.scheduler_role.grant_pass_role(function.grant_principal)
 
 
 class EventIngestion(Construct):
@@ -205,16 +205,16 @@ class EventIngestion(Construct):
         self.queue, self.dead_letters = work_queue(self, "Events", timeout)
         self.consent_queue, self.consent_dead_letters = work_queue(self, "Consent", timeout)
         routes = [
-            ("Behaviour", {"detail_type": BEHAVIOUR_TYPES}, self.queue, self.dead_letters),
-            ("ConsentChanges", {"detail_type": CONSENT_TYPES}, self.consent_queue, self.consent_dead_letters),
-            ("Unroutable", {"detail_type": events.Match.anything_but(*DETAIL_TYPES)}, self.queue, self.dead_letters),
+            ("Behaviour", BEHAVIOUR_TYPES, self.queue, self.dead_letters),
+            ("ConsentChanges", CONSENT_TYPES, self.consent_queue, self.consent_dead_letters),
+            ("Unroutable", events.Match.anything_but(*DETAIL_TYPES), self.queue, self.dead_letters),
         ]
-        for name, pattern, queue, dlq in routes:
+        for name, detail_types, queue, dlq in routes:
             events.Rule(
                 self,
                 name,
                 event_bus=self.bus,
-                event_pattern=events.EventPattern(**pattern),
+                event_pattern=events.EventPattern(detail_type=detail_types),
                 targets=[targets.SqsQueue(queue, dead_letter_queue=dlq)],
             )
         from nextbest.settings import IngestSettings

@@ -11,19 +11,22 @@ if TYPE_CHECKING:
 
 BASIC_EXECUTION = "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
 EVERY_FUNCTION = {
-    f"AwsSolutions-IAM4[{BASIC_EXECUTION}]":
-        "AWSLambdaBasicExecutionRole is AWS's minimal policy for a function writing its own logs.",
-    "AwsSolutions-IAM5[Resource::*]":
-        "X-Ray's PutTraceSegments/PutTelemetryRecords have no resource-level permissions.",
+    f"AwsSolutions-IAM4[{BASIC_EXECUTION}]": (
+        "AWSLambdaBasicExecutionRole is AWS's minimal policy for a function writing its own logs."
+    ),
+    "AwsSolutions-IAM5[Resource::*]": (
+        "X-Ray's PutTraceSegments/PutTelemetryRecords have no resource-level permissions."
+    ),
 }
 
 
 def ingest_only(schedule_group: str) -> dict[str, str]:
     arn = f"arn:<AWS::Partition>:scheduler:<AWS::Region>:<AWS::AccountId>:schedule/{schedule_group}/*"
     return {
-        f"AwsSolutions-IAM5[Resource::{arn}]":
-            "Ingest arms one schedule per customer and trigger; names are data, so the grant is every schedule "
-            "of nextbest's own schedule group and nothing else.",
+        f"AwsSolutions-IAM5[Resource::{arn}]": (
+            "Ingest arms one schedule per customer and trigger; names are data, so the grant is every "
+            "schedule of nextbest's own schedule group and nothing else."
+        ),
     }
 
 

@@ -13,10 +13,15 @@ import pytest
 
 EVENTS = Path(__file__).parent / "events"
 
-for _name, _value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                      "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-                      "AWS_REGION": "us-east-1", "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
-                      "POWERTOOLS_METRICS_NAMESPACE": "nextbest-tests"}.items():
+for _name, _value in {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+    "POWERTOOLS_METRICS_NAMESPACE": "nextbest-tests",
+}.items():
     os.environ[_name] = _value
 
 
@@ -28,7 +33,6 @@ def sample(name: str) -> dict[str, Any]:
 @pytest.fixture
 def aws() -> Iterator[None]:
     from moto import mock_aws
-
     from nextbest import aws as clients
 
     with mock_aws():
@@ -56,8 +60,9 @@ T0 = datetime(2026, 11, 2, 9, tzinfo=UTC)
 @pytest.fixture
 def emulation(aws: None, cdk_out: Path, tmp_path: Path) -> Iterator[Any]:
     """The synthesized stack brought up on moto, on a manual clock starting at T0."""
-    from infra.local.emulator import Emulation
     from nextbest import clock
+
+    from infra.local.emulator import Emulation
 
     manual = clock.ManualClock(T0)
     clock.install(manual)

@@ -6,7 +6,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.parser import ValidationError, parse
+from aws_lambda_powertools.utilities.parser import ValidationError
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from nextbest import batch, clock
 from nextbest.campaigns import load_campaigns
@@ -33,7 +33,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
     def record(sqs_record: SQSRecord) -> int:
         try:
-            due = parse(event=sqs_record.body, model=DueTrigger)
+            due = DueTrigger.model_validate_json(sqs_record.body)
         except ValidationError:
             raise RejectedEvent("bad_due_trigger", "expected {profile_key, trigger, due_at}") from None
         decisions = decide_for(store, deliver, campaigns, due.profile_key, clock.now(), settings.site_url)

@@ -165,7 +165,9 @@ class Emulation:
         order = sorted(queues, key=lambda q: "RedrivePolicy" in queues[q])
         for logical_id in order:
             props = queues[logical_id]
-            attributes = {k: str(props[k]) for k in ("VisibilityTimeout", "MessageRetentionPeriod") if k in props}
+            attributes: dict[str, str] = {
+                k: str(props[k]) for k in ("VisibilityTimeout", "MessageRetentionPeriod") if k in props
+            }
             if "RedrivePolicy" in props:
                 policy = props["RedrivePolicy"]
                 attributes["RedrivePolicy"] = json.dumps(
@@ -181,7 +183,7 @@ class Emulation:
 
     def _topics(self) -> None:
         sns = self.client("sns")
-        for logical_id, _props in self.of_type("AWS::SNS::Topic"):
+        for logical_id, _ in self.of_type("AWS::SNS::Topic"):
             arn = sns.create_topic(Name=self._name(logical_id))["TopicArn"]
             self.physical[logical_id] = self.arns[logical_id] = arn
         for _logical_id, props in self.of_type("AWS::SNS::Subscription"):
@@ -216,7 +218,7 @@ class Emulation:
 
     def _ses(self) -> None:
         ses = self.client("sesv2")
-        for logical_id, props in self.of_type("AWS::SES::ConfigurationSet"):
+        for logical_id, _ in self.of_type("AWS::SES::ConfigurationSet"):
             name = self._name(logical_id)
             ses.create_configuration_set(ConfigurationSetName=name)
             self.physical[logical_id] = name
@@ -236,7 +238,7 @@ class Emulation:
             self.physical[logical_id] = identity
 
     def _roles_and_groups(self) -> None:
-        for logical_id, _props in self.of_type("AWS::IAM::Role"):
+        for logical_id, _ in self.of_type("AWS::IAM::Role"):
             self.physical[logical_id] = self._name(logical_id)
             self.arns[logical_id] = f"arn:{PARTITION}:iam::{ACCOUNT}:role/{self._name(logical_id)}"
         for logical_id, props in self.of_type("AWS::Scheduler::ScheduleGroup"):

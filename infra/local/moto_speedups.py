@@ -74,8 +74,8 @@ def _fast_transaction_snapshots() -> None:
         finally:
             _touched.reset(token)
 
-    models.copy = types.SimpleNamespace(deepcopy=deepcopy, copy=copy.copy)
-    DynamoDBBackend.transact_write_items = transact_write_items
+    models.copy = types.SimpleNamespace(deepcopy=deepcopy, copy=copy.copy)  # type: ignore[attr-defined]
+    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
 
 
 def _compiled_jsonpath() -> None:

@@ -134,7 +134,7 @@ def simulate(customers: int = 2000, days: int = 5, seed: int = 7, start: datetim
             if identified and rng.random() < 0.04:
                 channel = "sms" if phone and rng.random() < 0.3 else "email"
                 emit("consent.updated", at, customer_id=cid, channel=channel, granted=False, source="preference_center")
-                truth.record(channel, phone if channel == "sms" else email, at, False)
+                truth.record(channel, phone if channel == "sms" and phone else email, at, False)
             at += timedelta(hours=rng.uniform(4, 40))
             if at >= end:
                 break

@@ -44,7 +44,7 @@ def process(
             )
             return "rejected"
 
-    return process_partial_response(
+    return process_partial_response(  # type: ignore[return-value]
         event=event,
         record_handler=record_handler,
         processor=BatchProcessor(event_type=EventType.SQS),

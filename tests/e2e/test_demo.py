@@ -4,14 +4,26 @@ import json
 
 from infra.local import demo
 
-KEYS = {"events_published", "events_ingested", "events_rejected", "profiles", "identity_merges", "decisions",
-        "emails_sent", "email_bounces", "sms_fallbacks", "optout_violations", "duplicate_sends", "dlq_messages",
-        "elapsed_s"}
+KEYS = {
+    "events_published",
+    "events_ingested",
+    "events_rejected",
+    "profiles",
+    "identity_merges",
+    "decisions",
+    "emails_sent",
+    "email_bounces",
+    "sms_fallbacks",
+    "optout_violations",
+    "duplicate_sends",
+    "dlq_messages",
+    "elapsed_s",
+}
 
 
 def test_a_small_demo_delivers_without_violations(cdk_out, tmp_path):
     summary = demo.run(customers=300, seed=11, days=4, out=tmp_path, progress=False, cdk_out=cdk_out)
-    assert KEYS <= set(summary)
+    assert set(summary) >= KEYS
     assert json.loads((tmp_path / "summary.json").read_text()) == summary
     assert summary["events_ingested"] + summary["events_rejected"] == summary["events_published"]
     assert summary["events_rejected"] > 0 and summary["dlq_messages"] == summary["events_rejected"]

@@ -7,9 +7,17 @@ from tests.conftest import T0, sample
 
 
 def put(emulation, *events):
-    result = emulation.client("events").put_events(Entries=[
-        {"EventBusName": emulation.output("BusName"), "Source": e["source"], "DetailType": e["detail-type"],
-         "Detail": json.dumps(e["detail"])} for e in events])
+    result = emulation.client("events").put_events(
+        Entries=[
+            {
+                "EventBusName": emulation.output("BusName"),
+                "Source": e["source"],
+                "DetailType": e["detail-type"],
+                "Detail": json.dumps(e["detail"]),
+            }
+            for e in events
+        ]
+    )
     assert result["FailedEntryCount"] == 0
 
 
@@ -41,20 +49,26 @@ def test_the_emulation_creates_exactly_what_the_template_declares(emulation, tem
     sqs = emulation.client("sqs")
     for logical_id, resource in template["Resources"].items():
         if resource["Type"] == "AWS::SQS::Queue" and "RedrivePolicy" in resource["Properties"]:
-            attributes = sqs.get_queue_attributes(QueueUrl=emulation.physical[logical_id],
-                                                  AttributeNames=["RedrivePolicy", "VisibilityTimeout"])["Attributes"]
-            assert json.loads(attributes["RedrivePolicy"])["maxReceiveCount"] == resource["Properties"][
-                "RedrivePolicy"]["maxReceiveCount"]
+            attributes = sqs.get_queue_attributes(
+                QueueUrl=emulation.physical[logical_id], AttributeNames=["RedrivePolicy", "VisibilityTimeout"]
+            )["Attributes"]
+            assert (
+                json.loads(attributes["RedrivePolicy"])["maxReceiveCount"]
+                == resource["Properties"]["RedrivePolicy"]["maxReceiveCount"]
+            )
             assert int(attributes["VisibilityTimeout"]) == resource["Properties"]["VisibilityTimeout"]
 
 
 def test_an_abandoned_cart_becomes_an_email_then_an_sms_when_the_email_bounces(emulation):
     bounce = "bounce+ann@simulator.amazonses.com"
-    put(emulation,
-        event("product.viewed"), event("cart.updated"),
+    put(
+        emulation,
+        event("product.viewed"),
+        event("cart.updated"),
         event("customer.identified", email=bounce),
         event("consent.updated"),
-        event("consent.updated", event_id="ev-consent-sms", channel="sms"))
+        event("consent.updated", event_id="ev-consent-sms", channel="sms"),
+    )
     emulation.drain()
     emulation.advance(T0 + timedelta(hours=3))
     [message] = emulation.sent_emails()
@@ -69,8 +83,12 @@ def test_an_opt_out_between_decision_and_delivery_stops_the_message(emulation):
     emulation.drain()
     # The cart is due at 10:00; the opt-out arrives at 09:59 and must win even though the alarm is armed.
     emulation.advance(T0 + timedelta(minutes=59))
-    put(emulation, event("consent.updated", event_id="ev-optout", granted=False,
-                         occurred_at=(T0 + timedelta(minutes=59)).isoformat()))
+    put(
+        emulation,
+        event(
+            "consent.updated", event_id="ev-optout", granted=False, occurred_at=(T0 + timedelta(minutes=59)).isoformat()
+        ),
+    )
     emulation.drain()
     emulation.advance(T0 + timedelta(hours=3))
     assert emulation.sent_emails() == [] and emulation.sent_sms() == []
@@ -104,8 +122,9 @@ def test_a_record_that_keeps_failing_is_redriven_to_the_dead_letter_queue_after_
     emulation.client("dynamodb").delete_table(TableName=emulation.output("TableName"))  # every write now fails
     put(emulation, event("product.viewed"))
     emulation.drain()
-    ingest_dlq = [m for lid, ms in dead_letters(emulation).items() if lid.startswith("EventIngestionEvents")
-                  for m in ms]
+    ingest_dlq = [
+        m for lid, ms in dead_letters(emulation).items() if lid.startswith("EventIngestionEvents") for m in ms
+    ]
     assert len(ingest_dlq) == 1
     assert json.loads(ingest_dlq[0]["Body"])["detail"]["event_id"] == "ev-view-1"
     [ingest] = [f for f in emulation.functions.values() if f.name == "ingest"]

@@ -26,8 +26,16 @@ def test_cdk_nag_reports_no_unacknowledged_finding_and_every_acknowledgement_has
 
 
 def test_cfn_lint_finds_no_error(cdk_out):
-    result = subprocess.run([str(Path(__import__("sys").executable).with_name("cfn-lint")), "--format", "parseable",
-                             str(cdk_out / "nextbest.template.json")], capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            str(Path(__import__("sys").executable).with_name("cfn-lint")),
+            "--format",
+            "parseable",
+            str(cdk_out / "nextbest.template.json"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     errors = [line for line in result.stdout.splitlines() if ":E" in line]
     assert result.returncode in (0, 4, 8) and errors == [], result.stdout  # 4/8: warnings/informational only
 
@@ -36,8 +44,11 @@ def test_every_work_queue_redrives_to_a_dead_letter_queue_and_outlives_its_consu
     queues = resources(template, "AWS::SQS::Queue")
     mappings = resources(template, "AWS::Lambda::EventSourceMapping")
     functions = resources(template, "AWS::Lambda::Function")
-    dead_letter_targets = {q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
-                           for q in queues.values() if "RedrivePolicy" in q["Properties"]}
+    dead_letter_targets = {
+        q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+        for q in queues.values()
+        if "RedrivePolicy" in q["Properties"]
+    }
     consumed = {m["Properties"]["EventSourceArn"]["Fn::GetAtt"][0]: m for m in mappings.values()}
     for name, queue in queues.items():
         props = queue["Properties"]
@@ -73,29 +84,37 @@ def test_the_table_is_on_demand_with_point_in_time_recovery_and_encryption(templ
 def test_ses_events_reach_the_feedback_function(template):
     [destination] = resources(template, "AWS::SES::ConfigurationSetEventDestination").values()
     sns = destination["Properties"]["EventDestination"]["SnsDestination"]["TopicARN"]["Ref"]
-    assert {"bounce", "complaint", "delivery"} <= set(destination["Properties"]["EventDestination"][
-        "MatchingEventTypes"])
+    assert {"bounce", "complaint", "delivery"} <= set(
+        destination["Properties"]["EventDestination"]["MatchingEventTypes"]
+    )
     [subscription] = resources(template, "AWS::SNS::Subscription").values()
     assert subscription["Properties"]["TopicArn"]["Ref"] == sns
     assert subscription["Properties"]["RawMessageDelivery"] is True
     queue = subscription["Properties"]["Endpoint"]["Fn::GetAtt"][0]
-    feedback = [m for m in resources(template, "AWS::Lambda::EventSourceMapping").values()
-                if m["Properties"]["EventSourceArn"]["Fn::GetAtt"][0] == queue]
+    feedback = [
+        m
+        for m in resources(template, "AWS::Lambda::EventSourceMapping").values()
+        if m["Properties"]["EventSourceArn"]["Fn::GetAtt"][0] == queue
+    ]
     assert len(feedback) == 1
 
 
 def test_every_event_type_is_routed_and_unknown_ones_are_not_dropped(template):
     from nextbest.events import DETAIL_TYPES
 
-    patterns = [r["Properties"]["EventPattern"]["detail-type"] for r in resources(template, "AWS::Events::Rule").values()]
+    patterns = [
+        r["Properties"]["EventPattern"]["detail-type"] for r in resources(template, "AWS::Events::Rule").values()
+    ]
     routed = {t for p in patterns for t in p if isinstance(t, str)}
     assert routed == set(DETAIL_TYPES)
     assert {"anything-but": list(DETAIL_TYPES)} in [t for p in patterns for t in p if isinstance(t, dict)]
 
 
 def test_assets_hold_only_what_each_function_imports_and_fit_lambda_limits(cdk_out, template):
-    layers = {k: cdk_out / r["Metadata"]["aws:asset:path"]
-              for k, r in resources(template, "AWS::Lambda::LayerVersion").items()}
+    layers = {
+        k: cdk_out / r["Metadata"]["aws:asset:path"]
+        for k, r in resources(template, "AWS::Lambda::LayerVersion").items()
+    }
     layer_size = sum(unzipped_size(p) for p in layers.values())
     for name, function in resources(template, "AWS::Lambda::Function").items():
         asset = cdk_out / function["Metadata"]["aws:asset:path"]
@@ -110,8 +129,11 @@ def test_assets_hold_only_what_each_function_imports_and_fit_lambda_limits(cdk_o
 
 def test_the_runtime_layer_pins_equal_the_project_dependencies():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    layer = [line.strip() for line in (ROOT / "layers/runtime/requirements.in").read_text().splitlines()
-             if line.strip() and not line.startswith("#")]
+    layer = [
+        line.strip()
+        for line in (ROOT / "layers/runtime/requirements.in").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     assert sorted(layer) == sorted(d for d in project if not d.startswith("boto3"))
     locked = (ROOT / "layers/runtime/requirements.txt").read_text()
     assert all(pin in locked for pin in layer)
@@ -121,7 +143,12 @@ def test_the_pinned_cdk_cli_reads_the_cloud_assembly(cdk_out):
     cli = ROOT / "node_modules" / ".bin" / "cdk"
     if not cli.exists():
         pytest.fail("the CDK CLI is missing: `make test` installs it (npm ci)")
-    result = subprocess.run([str(cli), "ls", "--app", str(cdk_out)], capture_output=True, text=True, timeout=120,
-                            env={**__import__("os").environ, "CDK_DISABLE_VERSION_CHECK": "1"})
+    result = subprocess.run(
+        [str(cli), "ls", "--app", str(cdk_out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**__import__("os").environ, "CDK_DISABLE_VERSION_CHECK": "1"},
+    )
     assert result.returncode == 0, result.stderr
     assert "nextbest" in result.stdout

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
-
 from nextbest.campaigns import load_campaigns
 from nextbest.decisioning import decide_for
 from nextbest.delivery import Retry, SesEmail, SnsSms, deliver
@@ -16,6 +15,7 @@ from nextbest.feedback import handle, parse
 from nextbest.ingest import ingest
 from nextbest.queues import Queue
 from nextbest.store import Store
+
 from tests.conftest import EVENTS, T0
 
 CAMPAIGNS = load_campaigns(Path(__file__).resolve().parents[2] / "campaigns")
@@ -34,13 +34,32 @@ def pipeline(emulation):
 
 
 def shopper(store, email="ann@example.org", sms=True):
-    ingest(store, "customer.identified", CustomerIdentified(event_id="i", occurred_at=T0, customer_id="cus_1",
-                                                            email=email, phone="+14155550100"), DELAYS)
+    ingest(
+        store,
+        "customer.identified",
+        CustomerIdentified(event_id="i", occurred_at=T0, customer_id="cus_1", email=email, phone="+14155550100"),
+        DELAYS,
+    )
     for channel, granted in (("email", True), ("sms", sms)):
-        ingest(store, "consent.updated", ConsentUpdated(event_id=f"k-{channel}", occurred_at=T0, customer_id="cus_1",
-                                                        channel=channel, granted=granted), DELAYS)
-    ingest(store, "cart.updated", CartUpdated(event_id="c", occurred_at=T0, customer_id="cus_1", items=[
-        LineItem(product_id="sku-1", name="Serum", quantity=1, unit_price=Decimal("32.00"))]), DELAYS)
+        ingest(
+            store,
+            "consent.updated",
+            ConsentUpdated(
+                event_id=f"k-{channel}", occurred_at=T0, customer_id="cus_1", channel=channel, granted=granted
+            ),
+            DELAYS,
+        )
+    ingest(
+        store,
+        "cart.updated",
+        CartUpdated(
+            event_id="c",
+            occurred_at=T0,
+            customer_id="cus_1",
+            items=[LineItem(product_id="sku-1", name="Serum", quantity=1, unit_price=Decimal("32.00"))],
+        ),
+        DELAYS,
+    )
     [decision] = _decide(store)
     return decision
 
@@ -71,8 +90,12 @@ def test_given_a_redelivered_request_then_the_email_is_sent_once(pipeline, emula
 def test_given_an_opt_out_after_the_decision_then_nothing_is_sent(pipeline, emulation):
     store, _, email, sms = pipeline
     decision = shopper(store)
-    ingest(store, "consent.updated", ConsentUpdated(event_id="out", occurred_at=DUE, customer_id="cus_1",
-                                                    channel="email", granted=False), DELAYS)
+    ingest(
+        store,
+        "consent.updated",
+        ConsentUpdated(event_id="out", occurred_at=DUE, customer_id="cus_1", channel="email", granted=False),
+        DELAYS,
+    )
     result = deliver(store, decision.decision_id, email, sms)
     assert result.outcome == "suppressed" and "no email consent" in result.reason
     assert emulation.sent_emails() == []

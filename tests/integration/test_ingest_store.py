@@ -4,10 +4,10 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-
 from nextbest.events import CartUpdated, ConsentUpdated, CustomerIdentified, LineItem, ProductViewed
 from nextbest.ingest import ingest
 from nextbest.store import Conflict, Store
+
 from tests.conftest import T0
 
 DELAYS = {"cart_abandoned": timedelta(hours=1)}
@@ -25,11 +25,21 @@ def view(n, **ids):
 
 def test_given_an_anonymous_session_when_the_shopper_logs_in_then_one_profile_holds_everything(store):
     ingest(store, "product.viewed", view(1, anonymous_id="anon-1"), DELAYS)
-    ingest(store, "cart.updated", CartUpdated(event_id="c1", occurred_at=T0, anonymous_id="anon-1", items=[ITEM]),
-           DELAYS)
-    result = ingest(store, "customer.identified", CustomerIdentified(
-        event_id="id1", occurred_at=T0 + timedelta(minutes=2), anonymous_id="anon-1", customer_id="cus_1",
-        email="ann@example.org"), DELAYS)
+    ingest(
+        store, "cart.updated", CartUpdated(event_id="c1", occurred_at=T0, anonymous_id="anon-1", items=[ITEM]), DELAYS
+    )
+    result = ingest(
+        store,
+        "customer.identified",
+        CustomerIdentified(
+            event_id="id1",
+            occurred_at=T0 + timedelta(minutes=2),
+            anonymous_id="anon-1",
+            customer_id="cus_1",
+            email="ann@example.org",
+        ),
+        DELAYS,
+    )
     assert result.profile_key == "c:cus_1" and result.merged == 1
     assert result.arm == {"cart_abandoned": T0 + timedelta(hours=1)}  # re-armed under the surviving key
     store.forget()
@@ -42,14 +52,32 @@ def test_given_an_anonymous_session_when_the_shopper_logs_in_then_one_profile_ho
 
 
 def test_given_two_known_customers_linked_then_they_merge_transitively_with_the_strictest_consent(store):
-    ingest(store, "consent.updated", ConsentUpdated(event_id="k1", occurred_at=T0, customer_id="cus_2",
-                                                    email="b@example.org", channel="email", granted=True), DELAYS)
-    ingest(store, "consent.updated", ConsentUpdated(event_id="k2", occurred_at=T0, anonymous_id="anon-9",
-                                                    channel="email", granted=False), DELAYS)
-    ingest(store, "customer.identified", CustomerIdentified(event_id="l1", occurred_at=T0, customer_id="cus_3",
-                                                            anonymous_id="anon-9"), DELAYS)
-    ingest(store, "customer.identified", CustomerIdentified(event_id="l2", occurred_at=T0, customer_id="cus_3",
-                                                            email="b@example.org"), DELAYS)
+    ingest(
+        store,
+        "consent.updated",
+        ConsentUpdated(
+            event_id="k1", occurred_at=T0, customer_id="cus_2", email="b@example.org", channel="email", granted=True
+        ),
+        DELAYS,
+    )
+    ingest(
+        store,
+        "consent.updated",
+        ConsentUpdated(event_id="k2", occurred_at=T0, anonymous_id="anon-9", channel="email", granted=False),
+        DELAYS,
+    )
+    ingest(
+        store,
+        "customer.identified",
+        CustomerIdentified(event_id="l1", occurred_at=T0, customer_id="cus_3", anonymous_id="anon-9"),
+        DELAYS,
+    )
+    ingest(
+        store,
+        "customer.identified",
+        CustomerIdentified(event_id="l2", occurred_at=T0, customer_id="cus_3", email="b@example.org"),
+        DELAYS,
+    )
     store.forget()
     profiles = store.resolve(["c:cus_2", "c:cus_3", "a:anon-9", "e:b@example.org"])
     assert {p.key for p in profiles.values() if p} == {"c:cus_2"}

@@ -11,10 +11,15 @@ from infra.local import moto_speedups
 def table(aws):
     moto_speedups.install()
     ddb = boto3.client("dynamodb")
-    ddb.create_table(TableName="t", BillingMode="PAY_PER_REQUEST",
-                     KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                                           {"AttributeName": "sk", "AttributeType": "S"}])
+    ddb.create_table(
+        TableName="t",
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+    )
     ddb.put_item(TableName="t", Item={"pk": {"S": "a"}, "sk": {"S": "1"}, "v": {"N": "1"}})
     return ddb
 
@@ -28,8 +33,9 @@ def _put(pk, value, condition=None):
 
 def test_given_a_failing_condition_when_a_transaction_runs_then_no_write_of_it_remains(table):
     with pytest.raises(ClientError) as error:
-        table.transact_write_items(TransactItems=[
-            _put("a", 2), _put("b", 3), _put("c", 4, condition="attribute_exists(pk)")])
+        table.transact_write_items(
+            TransactItems=[_put("a", 2), _put("b", 3), _put("c", 4, condition="attribute_exists(pk)")]
+        )
     assert error.value.response["Error"]["Code"] == "TransactionCanceledException"
     items = {i["pk"]["S"]: i["v"]["N"] for i in table.scan(TableName="t")["Items"]}
     assert items == {"a": "1"}

@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import pytest
-
 from nextbest.campaigns import CampaignError, load_campaigns, trigger_delays
 from nextbest.messages import render, sample_variables
 

@@ -12,14 +12,20 @@ from nextbest.profiles import Cart, Consent, Profile
 CAMPAIGNS = load_campaigns(Path(__file__).resolve().parents[2] / "campaigns")
 T0 = datetime(2026, 11, 2, 9, tzinfo=UTC)
 DUE = T0 + timedelta(hours=1)
-CART = Cart(items=[LineItem(product_id="sku-1", name="Serum", quantity=1, unit_price=Decimal("32.00"))],
-            updated_at=T0)
+CART = Cart(items=[LineItem(product_id="sku-1", name="Serum", quantity=1, unit_price=Decimal("32.00"))], updated_at=T0)
 
 
 def shopper(**consent: bool) -> Profile:
-    return Profile(key="c:c1", identifiers=["c:c1"], email="ann@example.org", phone="+14155550100",
-                   first_name="Ann", cart=CART, triggers={"cart_abandoned": DUE},
-                   consent={ch: Consent(granted=v, at=T0, source="test") for ch, v in consent.items()})
+    return Profile(
+        key="c:c1",
+        identifiers=["c:c1"],
+        email="ann@example.org",
+        phone="+14155550100",
+        first_name="Ann",
+        cart=CART,
+        triggers={"cart_abandoned": DUE},
+        consent={ch: Consent(granted=v, at=T0, source="test") for ch, v in consent.items()},
+    )
 
 
 def test_given_email_consent_then_the_cart_reminder_goes_by_email_with_the_items():

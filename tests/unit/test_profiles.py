@@ -5,7 +5,6 @@ from decimal import Decimal
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from nextbest.events import CartUpdated, ConsentUpdated, LineItem, OrderPlaced, ProductViewed
 from nextbest.profiles import MAX_VIEWS, Consent, Profile, apply, canonical_key, merge, new_profile
 
@@ -19,8 +18,9 @@ def cart(event_id: str, at: datetime, items=(ITEM,), **ids) -> CartUpdated:
 
 
 def order(event_id: str, at: datetime, order_id="o1", total="20.00") -> OrderPlaced:
-    return OrderPlaced(event_id=event_id, occurred_at=at, customer_id="c1", order_id=order_id, items=[ITEM],
-                       total=Decimal(total))
+    return OrderPlaced(
+        event_id=event_id, occurred_at=at, customer_id="c1", order_id=order_id, items=[ITEM], total=Decimal(total)
+    )
 
 
 def test_given_a_cart_then_abandonment_is_due_after_the_delay():
@@ -49,8 +49,9 @@ def test_given_an_older_cart_arriving_late_then_the_newer_cart_stays():
 
 
 def test_given_a_late_consent_grant_then_a_newer_opt_out_wins():
-    optout = ConsentUpdated(event_id="e2", occurred_at=T0 + timedelta(hours=1), customer_id="c1", channel="email",
-                            granted=False)
+    optout = ConsentUpdated(
+        event_id="e2", occurred_at=T0 + timedelta(hours=1), customer_id="c1", channel="email", granted=False
+    )
     grant = ConsentUpdated(event_id="e1", occurred_at=T0, customer_id="c1", channel="email", granted=True)
     profile = apply(apply(new_profile(["c:c1"]), "consent.updated", optout, DELAYS), "consent.updated", grant, DELAYS)
     assert not profile.has_consent("email")
@@ -59,8 +60,9 @@ def test_given_a_late_consent_grant_then_a_newer_opt_out_wins():
 def test_views_are_bounded_whatever_the_stream():
     profile = new_profile(["a:x"])
     for n in range(MAX_VIEWS * 3):
-        view = ProductViewed(event_id=f"v{n}", occurred_at=T0 + timedelta(seconds=n), anonymous_id="x",
-                             product_id=f"sku-{n}")
+        view = ProductViewed(
+            event_id=f"v{n}", occurred_at=T0 + timedelta(seconds=n), anonymous_id="x", product_id=f"sku-{n}"
+        )
         profile = apply(profile, "product.viewed", view, DELAYS)
     assert len(profile.views) == MAX_VIEWS
     assert profile.views[-1].product_id == f"sku-{MAX_VIEWS * 3 - 1}"
@@ -72,8 +74,11 @@ def test_the_canonical_key_prefers_a_customer_id_over_email_phone_and_cookie():
 
 
 def test_given_two_profiles_of_one_person_when_merged_then_an_opt_out_on_either_side_wins():
-    a = Profile(key="c:c1", identifiers=["c:c1"],
-                consent={"email": Consent(granted=True, at=T0 + timedelta(days=1), source="signup")})
+    a = Profile(
+        key="c:c1",
+        identifiers=["c:c1"],
+        consent={"email": Consent(granted=True, at=T0 + timedelta(days=1), source="signup")},
+    )
     b = Profile(key="a:x", identifiers=["a:x"], consent={"email": Consent(granted=False, at=T0, source="footer")})
     assert not merge(a, b).has_consent("email")
     assert not merge(b, a).has_consent("email")
@@ -87,8 +92,11 @@ def test_given_the_same_order_in_both_profiles_when_merged_then_it_counts_once()
 
 
 events = st.lists(
-    st.tuples(st.sampled_from(["c:c1", "a:x"]), st.sampled_from(["view", "cart", "order", "optout"]),
-              st.integers(min_value=0, max_value=600)),
+    st.tuples(
+        st.sampled_from(["c:c1", "a:x"]),
+        st.sampled_from(["view", "cart", "order", "optout"]),
+        st.integers(min_value=0, max_value=600),
+    ),
     max_size=12,
 )
 
@@ -105,11 +113,17 @@ def _build(key: str, stream) -> Profile:
         elif kind == "cart":
             event, name = cart(f"e{n}", at, **ids), "cart.updated"
         elif kind == "order":
-            event, name = OrderPlaced(event_id=f"e{n}", occurred_at=at, order_id=f"o{n}", items=[ITEM],
-                                      total=Decimal("20.00"), **ids), "order.placed"
+            event, name = (
+                OrderPlaced(
+                    event_id=f"e{n}", occurred_at=at, order_id=f"o{n}", items=[ITEM], total=Decimal("20.00"), **ids
+                ),
+                "order.placed",
+            )
         else:
-            event, name = ConsentUpdated(event_id=f"e{n}", occurred_at=at, channel="email", granted=False,
-                                         **ids), "consent.updated"
+            event, name = (
+                ConsentUpdated(event_id=f"e{n}", occurred_at=at, channel="email", granted=False, **ids),
+                "consent.updated",
+            )
         profile = apply(profile, name, event, DELAYS)
     return profile
 

@@ -1,0 +1,71 @@
+# nextbest — every target bootstraps what it needs: a virtualenv from uv.lock, the CDK CLI from
+# package-lock.json. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+TOOLS := .nextbest/tools
+UV := $(TOOLS)/bin/uv
+UV_VERSION := 0.13.8
+CDK := node_modules/.bin/cdk
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export CDK_DISABLE_VERSION_CHECK := 1
+
+.PHONY: help venv cdk-cli demo test lint unit integration infra e2e synth deploy schemas clean
+
+help: ## List the targets
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(UV):
+	python3 -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.synced: $(UV) uv.lock pyproject.toml
+	$(UV) sync --frozen --python python3
+	@touch $@
+
+venv: $(VENV)/.synced ## Create the Python environment from the lock file
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+cdk-cli: node_modules/.installed ## Install the pinned CDK CLI locally (never globally)
+
+demo: venv ## Simulate a shop's week through the whole pipeline on moto (ARGS="--customers 500 --seed 3")
+	$(PY) -m infra.cli demo $(ARGS)
+
+lint: venv ## ruff (lint + format check) and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy shared infra
+	@for handler in functions/*/handler.py; do $(VENV)/bin/mypy $$handler || exit 1; done
+
+unit: venv ## Unit tests (no network)
+	$(PY) -m pytest tests/unit
+
+integration: venv ## Domain code against the emulated stack on moto
+	$(PY) -m pytest tests/integration
+
+infra: venv cdk-cli ## CDK synth with cdk-nag, cfn-lint, template properties
+	$(PY) -m pytest tests/infra
+
+e2e: venv ## The whole pipeline and a small demo on the local emulation
+	$(PY) -m pytest tests/e2e
+
+test: venv cdk-cli lint ## Everything CI runs
+	$(PY) -m pytest -n 2 --dist loadfile
+
+synth: venv cdk-cli ## Synthesize CloudFormation into cdk.out/
+	$(CDK) synth --quiet
+
+deploy: venv cdk-cli ## Deploy to the AWS account of your credentials (see README)
+	$(CDK) deploy $(ARGS)
+
+schemas: venv ## Regenerate the producers' JSON Schemas from the event models
+	$(PY) -m infra.cli schemas
+
+clean: ## Remove build outputs (keeps the environments)
+	rm -rf cdk.out .nextbest/build .nextbest/demo .pytest_cache .mypy_cache .ruff_cache
