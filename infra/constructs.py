@@ -20,6 +20,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 from nextbest.events import DETAIL_TYPES
+from nextbest.settings import DecideSettings, DeliverSettings, FeedbackSettings, IngestSettings, StageSettings
 
 from infra import assets
 
@@ -53,20 +54,32 @@ class Shared(Construct):
             ),
         ]
 
-    def function(
+    def stage(
         self,
         scope: Construct,
         step: str,
-        environment: dict[str, str],
+        settings: type[StageSettings],
         *,
-        timeout: cdk.Duration | None = None,
+        table: dynamodb.Table,
+        queues: list[sqs.Queue],
+        dead_letters: sqs.Queue,
+        timeout: cdk.Duration,
         memory: int = 512,
         code: lambda_.Code | None = None,
+        **values: str | dict[str, int],
     ) -> lambda_.Function:
+        """The function of one pipeline step, consuming its queues, with the grants every step needs.
+
+        Its environment is built from the step's settings model (``nextbest.settings``), the same one the
+        handler reads back, so a missing or misspelt setting fails the synth rather than a cold start.
+        """
+        environment = settings.environment(
+            table_name=table.table_name, dead_letter_queue_url=dead_letters.queue_url, **values
+        )
         log_group = logs.LogGroup(
             scope, "Logs", retention=logs.RetentionDays.ONE_MONTH, removal_policy=cdk.RemovalPolicy.DESTROY
         )
-        return lambda_.Function(
+        function = lambda_.Function(
             scope,
             "Function",
             description=f"nextbest {step}",
@@ -75,7 +88,7 @@ class Shared(Construct):
             handler="handler.handler",
             code=code or assets.function_code(step),
             layers=self.layers,
-            timeout=timeout or cdk.Duration.seconds(30),
+            timeout=timeout,
             memory_size=memory,
             tracing=lambda_.Tracing.ACTIVE,
             logging_format=lambda_.LoggingFormat.JSON,
@@ -87,6 +100,11 @@ class Shared(Construct):
                 **environment,
             },
         )
+        for queue in queues:
+            function.add_event_source(sources.SqsEventSource(queue, batch_size=10, report_batch_item_failures=True))
+        table.grant_read_write_data(function)
+        dead_letters.grant_send_messages(function)
+        return function
 
 
 def work_queue(scope: Construct, id: str, consumer_timeout: cdk.Duration) -> tuple[sqs.Queue, sqs.Queue]:
@@ -109,10 +127,6 @@ def work_queue(scope: Construct, id: str, consumer_timeout: cdk.Duration) -> tup
         dead_letter_queue=sqs.DeadLetterQueue(queue=dlq, max_receive_count=MAX_RECEIVE_COUNT),
     )
     return queue, dlq
-
-
-def consume(function: lambda_.Function, queue: sqs.Queue) -> None:
-    function.add_event_source(sources.SqsEventSource(queue, batch_size=10, report_batch_item_failures=True))
 
 
 class ProfileStore(Construct):
@@ -158,26 +172,21 @@ class Decisioning(Construct):
             description="Lets EventBridge Scheduler put due triggers on the decide queue",
         )
         self.queue.grant_send_messages(self.scheduler_role)
-        from nextbest.settings import DecideSettings
-
-        self.function = shared.function(
+        self.function = shared.stage(
             self,
             "decide",
-            DecideSettings.environment(
-                table_name=table.table_name,
-                deliver_queue_url=deliver_queue.queue_url,
-                dead_letter_queue_url=self.dead_letters.queue_url,
-                site_url=site_url,
-                campaigns_dir="campaigns",
-            ),
+            DecideSettings,
+            table=table,
+            queues=[self.queue],
+            dead_letters=self.dead_letters,
             timeout=timeout,
             memory=1024,
             code=assets.function_code("decide", {"campaigns": campaigns}),
+            deliver_queue_url=deliver_queue.queue_url,
+            site_url=site_url,
+            campaigns_dir="campaigns",
         )
-        consume(self.function, self.queue)
-        table.grant_read_write_data(self.function)
         deliver_queue.grant_send_messages(self.function)
-        self.dead_letters.grant_send_messages(self.function)
 
     def allow_arming(self, function: lambda_.Function) -> None:
         self.schedule_group.grant_write_schedules(function)
@@ -217,25 +226,19 @@ class EventIngestion(Construct):
                 event_pattern=events.EventPattern(detail_type=detail_types),
                 targets=[targets.SqsQueue(queue, dead_letter_queue=dlq)],
             )
-        from nextbest.settings import IngestSettings
-
-        self.function = shared.function(
+        self.function = shared.stage(
             self,
             "ingest",
-            IngestSettings.environment(
-                table_name=table.table_name,
-                dead_letter_queue_url=self.dead_letters.queue_url,
-                trigger_delay_seconds=trigger_delay_seconds,
-                schedule_group=decisioning.schedule_group.schedule_group_name,
-                decide_queue_arn=decisioning.queue.queue_arn,
-                scheduler_role_arn=decisioning.scheduler_role.role_arn,
-            ),
+            IngestSettings,
+            table=table,
+            queues=[self.queue, self.consent_queue],
+            dead_letters=self.dead_letters,
             timeout=timeout,
+            trigger_delay_seconds=trigger_delay_seconds,
+            schedule_group=decisioning.schedule_group.schedule_group_name,
+            decide_queue_arn=decisioning.queue.queue_arn,
+            scheduler_role_arn=decisioning.scheduler_role.role_arn,
         )
-        for queue in (self.queue, self.consent_queue):
-            consume(self.function, queue)
-        table.grant_read_write_data(self.function)
-        self.dead_letters.grant_send_messages(self.function)
         decisioning.allow_arming(self.function)
 
 
@@ -271,22 +274,17 @@ class Delivery(Construct):
         self.identity = ses.EmailIdentity(
             self, "Sender", identity=ses.Identity.email(sender), configuration_set=self.configuration_set
         )
-        from nextbest.settings import DeliverSettings
-
-        self.function = shared.function(
+        self.function = shared.stage(
             self,
             "deliver",
-            DeliverSettings.environment(
-                table_name=table.table_name,
-                dead_letter_queue_url=self.dead_letters.queue_url,
-                sender=sender,
-                configuration_set=self.configuration_set.configuration_set_name,
-            ),
+            DeliverSettings,
+            table=table,
+            queues=[self.queue],
+            dead_letters=self.dead_letters,
             timeout=timeout,
+            sender=sender,
+            configuration_set=self.configuration_set.configuration_set_name,
         )
-        consume(self.function, self.queue)
-        table.grant_read_write_data(self.function)
-        self.dead_letters.grant_send_messages(self.function)
         stack = cdk.Stack.of(self)
         self.function.add_to_role_policy(
             iam.PolicyStatement(
@@ -323,19 +321,14 @@ class Feedback(Construct):
         self.timeout = timeout
 
     def attach(self, shared: Shared, table: dynamodb.Table, deliver_queue: sqs.Queue) -> None:
-        from nextbest.settings import FeedbackSettings
-
-        self.function = shared.function(
+        self.function = shared.stage(
             self,
             "feedback",
-            FeedbackSettings.environment(
-                table_name=table.table_name,
-                dead_letter_queue_url=self.dead_letters.queue_url,
-                deliver_queue_url=deliver_queue.queue_url,
-            ),
+            FeedbackSettings,
+            table=table,
+            queues=[self.queue],
+            dead_letters=self.dead_letters,
             timeout=self.timeout,
+            deliver_queue_url=deliver_queue.queue_url,
         )
-        consume(self.function, self.queue)
-        table.grant_read_write_data(self.function)
         deliver_queue.grant_send_messages(self.function)
-        self.dead_letters.grant_send_messages(self.function)

@@ -15,7 +15,7 @@ from typing import Any, Self
 from pydantic import BaseModel, ConfigDict, Field
 
 
-class _Settings(BaseModel):
+class StageSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     table_name: str
@@ -41,7 +41,7 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
-class IngestSettings(_Settings):
+class IngestSettings(StageSettings):
     schedule_group: str
     decide_queue_arn: str
     scheduler_role_arn: str = Field(description="The role EventBridge Scheduler assumes to reach decide.")
@@ -53,16 +53,16 @@ class IngestSettings(_Settings):
         return {k: timedelta(seconds=v) for k, v in self.trigger_delay_seconds.items()}
 
 
-class DecideSettings(_Settings):
+class DecideSettings(StageSettings):
     deliver_queue_url: str
     site_url: str
     campaigns_dir: str = "campaigns"
 
 
-class DeliverSettings(_Settings):
+class DeliverSettings(StageSettings):
     sender: str
     configuration_set: str
 
 
-class FeedbackSettings(_Settings):
+class FeedbackSettings(StageSettings):
     deliver_queue_url: str

@@ -32,3 +32,6 @@ def test_a_small_demo_delivers_without_violations(cdk_out, tmp_path):
     assert summary["sms_fallbacks"] > 0
     assert summary["optout_violations"] == 0
     assert summary["duplicate_sends"] == 0 and summary["unattributable_sends"] == 0
+    logs = "".join(path.read_text() for path in (tmp_path / "logs").glob("*.log"))
+    assert '"service":"deliver"' in logs  # the functions did log…
+    assert "simulator.amazonses.com" not in logs and "+1415" not in logs  # …but never an address or number
