@@ -13,7 +13,8 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_VERSION_CHECK := 1
 
-.PHONY: help venv cdk-cli demo test lint unit integration infra e2e synth deploy schemas clean
+
+.PHONY: help venv cdk-cli demo bench test lint unit integration infra e2e synth deploy schemas clean
 
 help: ## List the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -36,6 +37,9 @@ cdk-cli: node_modules/.installed ## Install the pinned CDK CLI locally (never gl
 
 demo: venv ## Simulate a shop's week through the whole pipeline on moto (ARGS="--customers 500 --seed 3")
 	$(PY) -m infra.cli demo $(ARGS)
+
+bench: venv ## Measure import times, CPU and AWS requests per event; writes .nextbest/bench/results.json
+	$(PY) -m infra.cli bench $(ARGS)
 
 lint: venv ## ruff (lint + format check) and mypy
 	$(VENV)/bin/ruff check .

@@ -15,6 +15,9 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--customers", type=int, default=2000)
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--days", type=int, default=5)
+    bench = commands.add_parser("bench", help="measure the budgets of DESIGN.md §8 and save them")
+    bench.add_argument("--customers", type=int, default=500)
+    bench.add_argument("--seed", type=int, default=7)
     schemas = commands.add_parser("schemas", help="write the events' JSON Schemas (producers' contract)")
     schemas.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -26,6 +29,13 @@ def main(argv: list[str] | None = None) -> int:
         _print_summary(summary)
         print(f"written to {demo_module.OUT / 'summary.json'}")
         return 0 if summary["optout_violations"] == 0 and summary["duplicate_sends"] == 0 else 1
+    if args.command == "bench":
+        from infra.local import bench as bench_module
+
+        results = bench_module.run(customers=args.customers, seed=args.seed)
+        _print_summary(results, title="nextbest bench")
+        print(f"written to {bench_module.OUT / 'results.json'}")
+        return 0
     if args.command == "schemas":
         from nextbest.schemas import write_schemas
 
@@ -35,11 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
-def _print_summary(summary: dict[str, object]) -> None:
+def _print_summary(summary: dict[str, object], title: str = "nextbest demo") -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="nextbest demo")
+    table = Table(title=title)
     table.add_column("measure")
     table.add_column("value", justify="right")
     for key, value in summary.items():

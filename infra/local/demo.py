@@ -13,6 +13,7 @@ import re
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -57,7 +58,9 @@ def run(
     out: Path = OUT,
     progress: bool = True,
     cdk_out: Path | None = None,
+    inspect: Callable[[Emulation], object] | None = None,
 ) -> dict[str, Any]:
+    """Run the demo; ``inspect`` sees the emulation before it is torn down (the benchmark counts calls)."""
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     for name, value in {
@@ -79,6 +82,8 @@ def run(
             emulation = Emulation(cdk_out, manual, out / "logs").deploy()
             sent = _drive(emulation, population, progress)
             summary = _summarize(emulation, population, sent)
+            if inspect is not None:
+                inspect(emulation)
     finally:
         clock.reset()
     summary["elapsed_s"] = round(time.perf_counter() - started, 1)

@@ -25,6 +25,7 @@ import io
 import json
 import os
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -69,6 +70,9 @@ class Function:
     log: io.TextIOBase
     module: ModuleType | None = None
     invocations: int = 0
+    records: int = 0
+    aws_calls: Counter[str] = field(default_factory=Counter)
+    """AWS API calls the function made, by ``service.Operation`` (counted by a botocore hook)."""
 
 
 @dataclass
@@ -94,6 +98,7 @@ class Emulation:
         self.mappings: list[Mapping] = []
         self.ses_destinations: dict[str, list[tuple[set[str], str]]] = {}
         self.logs = logs
+        self.current: Function | None = None
         self._ses_seen = 0
         self.ses_event_counts: dict[str, int] = {}
 
@@ -114,6 +119,8 @@ class Emulation:
         moto_speedups.install()
         os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
         aws.reset()
+        boto3.setup_default_session(region_name=REGION)
+        boto3.DEFAULT_SESSION.events.register("before-call", self._count_call)  # type: ignore[union-attr]
         self.logs.mkdir(parents=True, exist_ok=True)
         self._tables()
         self._queues()
@@ -307,7 +314,13 @@ class Emulation:
         """The resolved environment of the function for a pipeline step (``ingest``, ``decide``…)."""
         return next(f.environment for f in self.functions.values() if f.name == step)
 
+    def _count_call(self, event_name: str, **_: Any) -> None:
+        if self.current is not None:
+            _, service, operation = event_name.split(".", 2)
+            self.current.aws_calls[f"{service}.{operation}"] += 1
+
     def invoke(self, function: Function, event: dict[str, Any]) -> Any:
+        function.records += len(event.get("Records", []))
         with self._as(function):
             if function.module is None:
                 spec = importlib.util.spec_from_file_location(f"lambda_{function.logical_id}", function.handler_file)
@@ -322,10 +335,12 @@ class Emulation:
     def _as(self, function: Function) -> Iterator[None]:
         saved = {k: os.environ.get(k) for k in function.environment}
         os.environ.update(function.environment)
+        self.current = function
         try:
             with contextlib.redirect_stdout(function.log):  # type: ignore[type-var]
                 yield
         finally:
+            self.current = None
             for key, value in saved.items():
                 if value is None:
                     os.environ.pop(key, None)
@@ -581,7 +596,3 @@ def _sqs_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
         "eventSourceARN": queue_arn,
         "awsRegion": REGION,
     }
-
-
-def session() -> boto3.Session:
-    return boto3.Session(region_name=REGION)

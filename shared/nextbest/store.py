@@ -123,19 +123,26 @@ class Store:
                     puts.append({"Put": {"TableName": self.table, "Item": _redirect(key, saved.key)}})
                     claimed.add(key)
         try:
-            if len(puts) == 1:
-                self.client.put_item(**puts[0]["Put"])
-            else:
-                self.client.transact_write_items(TransactItems=puts[:100])
-        except ClientError as error:
-            if aws.error_code(error) in ("ConditionalCheckFailedException", "TransactionCanceledException"):
-                self.forget(claimed)
-                raise Conflict(saved.key) from error
+            self._write(puts[:100])
+        except Conflict:
+            self.forget(claimed)
             raise
         for put in puts:
             item = put["Put"]["Item"]
             self._cache[item["pk"]["S"]] = item
         return saved
+
+    def _write(self, puts: list[dict[str, Any]]) -> None:
+        """All of ``puts`` or none: one PutItem, or a transaction when identities move."""
+        try:
+            if len(puts) == 1:
+                self.client.put_item(**puts[0]["Put"])
+            else:
+                self.client.transact_write_items(TransactItems=puts)
+        except ClientError as error:
+            if aws.error_code(error) in ("ConditionalCheckFailedException", "TransactionCanceledException"):
+                raise Conflict(puts[0]["Put"]["Item"]["pk"]["S"]) from error
+            raise
 
     def update_profile(self, profile: Profile) -> Profile:
         """Write back a profile read earlier (no identity change); Conflict if it moved meanwhile."""
