@@ -58,10 +58,11 @@ def import_seconds(cdk_out: Path, step: str, repeat: int = 5) -> dict[str, Any]:
 
 def domain_cpu(customers: int, seed: int) -> dict[str, Any]:
     """CPU per event of validation + identity resolution + profile update, with an in-memory store."""
-    from infra.local.simulator import simulate
     from nextbest.events import RejectedEvent, parse_event
     from nextbest.ingest import ingest
+
     from infra.local.memory import MemoryStore
+    from infra.local.simulator import simulate
 
     population = simulate(customers=customers, seed=seed)
     bodies = [

@@ -314,7 +314,7 @@ class Emulation:
         """The resolved environment of the function for a pipeline step (``ingest``, ``decide``…)."""
         return next(f.environment for f in self.functions.values() if f.name == step)
 
-    def _count_call(self, event_name: str, **_: Any) -> None:
+    def _count_call(self, event_name: str, **kwargs: Any) -> None:
         if self.current is not None:
             _, service, operation = event_name.split(".", 2)
             self.current.aws_calls[f"{service}.{operation}"] += 1
