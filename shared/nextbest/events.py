@@ -32,6 +32,8 @@ Email = Annotated[
     StringConstraints(strip_whitespace=True, to_lower=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
 ]
 E164 = Annotated[str, StringConstraints(pattern=r"^\+[1-9]\d{6,14}$")]
+DeviceToken = Annotated[str, StringConstraints(min_length=8, max_length=512, pattern=r"^[A-Za-z0-9_:.\-]+$")]
+"""An APNs/FCM token as the app registered it (the push channel's address)."""
 Money = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2)]
 _TZ = re.compile(r"^[A-Za-z_]+(/[A-Za-z0-9_\-+]+)*$")
 
@@ -47,11 +49,14 @@ class Identifiers(_Model):
     anonymous_id: Id | None = None
     email: Email | None = None
     phone: E164 | None = None
+    device_token: DeviceToken | None = None
 
     @model_validator(mode="after")
     def _at_least_one(self) -> Identifiers:
-        if not (self.customer_id or self.anonymous_id or self.email or self.phone):
-            raise ValueError("an event needs at least one identifier: customer_id, anonymous_id, email or phone")
+        if not (self.customer_id or self.anonymous_id or self.email or self.phone or self.device_token):
+            raise ValueError(
+                "an event needs at least one identifier: customer_id, anonymous_id, email, phone or device_token"
+            )
         return self
 
 
@@ -66,7 +71,11 @@ class EventDetail(Identifiers):
 
     def identifiers(self) -> Identifiers:
         return Identifiers(
-            customer_id=self.customer_id, anonymous_id=self.anonymous_id, email=self.email, phone=self.phone
+            customer_id=self.customer_id,
+            anonymous_id=self.anonymous_id,
+            email=self.email,
+            phone=self.phone,
+            device_token=self.device_token,
         )
 
 

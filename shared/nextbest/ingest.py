@@ -38,7 +38,7 @@ def ingest(store: Store, kind: str, event: EventDetail, delays: TriggerDelays) -
         profiles = list({p.key: p for p in found.values() if p is not None}.values())
         new_keys = [k for k in keys if found[k] is None]
         if profiles:
-            target = reduce(merge, sorted(profiles, key=lambda p: p.key))
+            target = reduce(lambda a, b: merge(a, b, delays), sorted(profiles, key=lambda p: p.key))
             if len(profiles) == 1:
                 target = target.model_copy(update={"version": profiles[0].version})
             if new_keys:

@@ -4,12 +4,16 @@ Everything here is deterministic and free of I/O: ``apply`` folds one event into
 combines two profiles of one person. The store (``nextbest.store``) decides *which* profile an event
 belongs to and writes the result conditionally.
 
-Every list is bounded so a profile can never approach DynamoDB's 400 KB item limit.
+Every rule is written so the result depends on *what* happened, not on the order events arrived in:
+values carry the time they were true and the newest wins (ties broken by value), histories are sets,
+affinities are sums. That is what lets merges happen in any order and still agree (a property test
+checks it). Every list is bounded so a profile can never approach DynamoDB's 400 KB item limit.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import json
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Literal
 
@@ -28,13 +32,21 @@ from nextbest.events import (
 )
 
 MAX_VIEWS = 20
-MAX_ORDERS = 20
-MAX_EVENT_IDS = 200
+MAX_ORDERS = 50
+MAX_SEEN = 200
 MAX_MESSAGES = 20
 MAX_ANONYMOUS_IDS = 10
+MAX_CATEGORIES = 30
+MAX_PRODUCTS = 50
+AFFINITY_HALF_LIFE = timedelta(days=30)
+AFFINITY_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+"""Affinities are stored as sums of ``weight * 2^((t - epoch) / half_life)``: adding is commutative, and
+the decayed score at any time is the stored sum times ``2^(-(now - epoch) / half_life)``."""
+WEIGHTS = {"view": 1.0, "cart": 3.0, "order": 5.0}
 
-KIND_RANK = {"c": 0, "e": 1, "p": 2, "a": 3}
-"""Which identifier names a merged profile: a customer id over an e-mail over a phone over a cookie."""
+KIND_RANK = {"c": 0, "e": 1, "p": 2, "t": 3, "a": 4}
+"""Which identifier names a merged profile: customer id, then e-mail, phone, device token, cookie."""
+STATUS_RANK = {"ok": 0, "bounced": 1, "complained": 2}
 
 
 def identity_keys(ids: Identifiers) -> list[str]:
@@ -46,6 +58,8 @@ def identity_keys(ids: Identifiers) -> list[str]:
         keys.append(f"e:{ids.email}")
     if ids.phone:
         keys.append(f"p:{ids.phone}")
+    if ids.device_token:
+        keys.append(f"t:{ids.device_token}")
     if ids.anonymous_id:
         keys.append(f"a:{ids.anonymous_id}")
     return keys
@@ -65,6 +79,10 @@ class Consent(_Model):
     at: datetime
     source: str
 
+    def rank(self) -> tuple[datetime, bool, str]:
+        """The newest statement wins; at the same instant an opt-out wins."""
+        return (self.at, not self.granted, self.source)
+
 
 class View(_Model):
     product_id: str
@@ -80,6 +98,11 @@ class Cart(_Model):
     @property
     def value(self) -> Decimal:
         return sum((i.unit_price * i.quantity for i in self.items), Decimal(0))
+
+    def rank(self) -> tuple[datetime, int, str]:
+        """Newest wins; at the same instant an emptied cart (a purchase) wins, then a stable order."""
+        items = json.dumps([i.model_dump(mode="json") for i in self.items], sort_keys=True)
+        return (self.updated_at, 0 if self.items else 1, items)
 
 
 class Order(_Model):
@@ -104,6 +127,7 @@ class Profile(_Model):
     email: str | None = None
     email_status: Literal["ok", "bounced", "complained"] = "ok"
     phone: str | None = None
+    stamps: dict[str, datetime] = Field(default_factory=dict, description="When each contact field was true.")
     consent: dict[Channel, Consent] = Field(default_factory=dict)
     views: list[View] = Field(default_factory=list)
     cart: Cart | None = None
@@ -112,9 +136,11 @@ class Profile(_Model):
     revenue: Decimal = Decimal(0)
     first_order_at: datetime | None = None
     last_order_at: datetime | None = None
+    categories: dict[str, float] = Field(default_factory=dict, description="Decayed affinity sums.")
+    products: dict[str, float] = Field(default_factory=dict, description="Decayed affinity sums.")
     triggers: dict[str, datetime] = Field(default_factory=dict, description="Pending trigger -> due time.")
     messages: list[MessageLog] = Field(default_factory=list)
-    event_ids: list[str] = Field(default_factory=list, description="Recent event ids, for idempotency.")
+    seen: list[str] = Field(default_factory=list, description="'<occurred_at>|<event_id>' of recent events.")
     last_event_at: datetime | None = None
 
     def has_consent(self, channel: Channel) -> bool:
@@ -126,14 +152,37 @@ class Profile(_Model):
             return self.email is not None and self.email_status == "ok"
         if channel == "sms":
             return self.phone is not None
-        return False
+        return any(k.startswith("t:") for k in self.identifiers)
 
     @property
     def customer_id(self) -> str | None:
         return self.key[2:] if self.key.startswith("c:") else None
 
+    @property
+    def device_tokens(self) -> list[str]:
+        return [k[2:] for k in self.identifiers if k.startswith("t:")]
+
     def next_due(self) -> datetime | None:
         return min(self.triggers.values(), default=None)
+
+    def has_seen(self, event_id: str) -> bool:
+        return any(entry.endswith(f"|{event_id}") for entry in self.seen)
+
+    def recency(self, now: datetime) -> timedelta | None:
+        return now - self.last_order_at if self.last_order_at else None
+
+    @property
+    def inter_purchase_interval(self) -> timedelta | None:
+        """Mean time between orders (the replenishment clock), from the first and last order."""
+        if self.order_count < 2 or not (self.first_order_at and self.last_order_at):
+            return None
+        return (self.last_order_at - self.first_order_at) / (self.order_count - 1)
+
+    def affinities(self, kind: Literal["categories", "products"], now: datetime) -> dict[str, float]:
+        """Scores decayed to ``now``, highest first."""
+        factor = 2 ** (-(now - AFFINITY_EPOCH) / AFFINITY_HALF_LIFE)
+        scores = self.categories if kind == "categories" else self.products
+        return dict(sorted(((k, v * factor) for k, v in scores.items()), key=lambda kv: (-kv[1], kv[0])))
 
 
 TriggerDelays = dict[str, timedelta]
@@ -144,123 +193,145 @@ def new_profile(keys: list[str]) -> Profile:
 
 
 def apply(profile: Profile, kind: str, event: EventDetail, delays: TriggerDelays) -> Profile:
-    """Fold one validated event into a copy of ``profile``. Replaying an event id changes nothing.
-
-    Late events never overwrite newer state: carts and consents keep the newest timestamp.
-    """
-    if event.event_id in profile.event_ids:
+    """Fold one validated event into a copy of ``profile``. Replaying an event id changes nothing."""
+    if profile.has_seen(event.event_id):
         return profile
     p = profile.model_copy(deep=True)
-    p.event_ids = [*p.event_ids, event.event_id][-MAX_EVENT_IDS:]
-    p.last_event_at = max(filter(None, [p.last_event_at, event.occurred_at]))
-    _learn_contact(p, event)
     at = event.occurred_at
+    p.seen = sorted({*p.seen, f"{at.isoformat()}|{event.event_id}"})[-MAX_SEEN:]
+    p.last_event_at = max(filter(None, [p.last_event_at, at]))
+    _stamp(p, "email", event.email, at)
+    _stamp(p, "phone", event.phone, at)
     if isinstance(event, ProductViewed):
-        views = [*p.views, View(product_id=event.product_id, category=event.category, at=at)]
-        p.views = sorted(views, key=lambda v: v.at)[-MAX_VIEWS:]
+        p.views = _bounded_views([*p.views, View(product_id=event.product_id, category=event.category, at=at)])
+        _like(p, event.product_id, event.category, WEIGHTS["view"], at)
     elif isinstance(event, CartUpdated):
-        if p.cart is None or at >= p.cart.updated_at:
-            p.cart = Cart(items=list(event.items), currency=event.currency, updated_at=at)
-            _schedule_cart_trigger(p, delays)
+        _offer_cart(p, Cart(items=list(event.items), currency=event.currency, updated_at=at))
+        for item in event.items:
+            _like(p, item.product_id, item.category, WEIGHTS["cart"], at)
     elif isinstance(event, OrderPlaced):
-        _record_order(p, Order(order_id=event.order_id, at=at, total=event.total))
+        if all(o.order_id != event.order_id for o in p.orders):
+            _record_order(p, Order(order_id=event.order_id, at=at, total=event.total))
+            currency = p.cart.currency if p.cart else event.currency
+            _offer_cart(p, Cart(items=[], currency=currency, updated_at=at))  # what the cart was for
+            for item in event.items:
+                _like(p, item.product_id, item.category, WEIGHTS["order"], at)
     elif isinstance(event, ConsentUpdated):
-        current = p.consent.get(event.channel)
-        if current is None or at >= current.at:
-            p.consent[event.channel] = Consent(granted=event.granted, at=at, source=event.source)
+        _offer_consent(p, event.channel, Consent(granted=event.granted, at=at, source=event.source))
     elif isinstance(event, CustomerIdentified):
-        p.first_name = event.first_name or p.first_name
-        p.time_zone = event.time_zone or p.time_zone
+        _stamp(p, "first_name", event.first_name, at)
+        _stamp(p, "time_zone", event.time_zone, at)
+    _cart_trigger(p, delays)
     return p
 
 
-def _learn_contact(p: Profile, event: EventDetail) -> None:
-    """An event naming an e-mail or phone makes it the profile's current address for that channel."""
-    if event.email and event.email != p.email:
-        p.email, p.email_status = event.email, "ok"
-    if event.phone:
-        p.phone = event.phone
+def _stamp(p: Profile, field: str, value: str | None, at: datetime) -> None:
+    """Set a contact field if this value is newer than the one held (ties: the greater value)."""
+    if value is None:
+        return
+    current, since = getattr(p, field), p.stamps.get(field)
+    if since is None or (at, value) > (since, current or ""):
+        if field == "email" and value != current:
+            p.email_status = "ok"
+        setattr(p, field, value)
+        p.stamps[field] = at
+
+
+def _offer_cart(p: Profile, cart: Cart) -> None:
+    if p.cart is None or cart.rank() > p.cart.rank():
+        p.cart = cart
+
+
+def _offer_consent(p: Profile, channel: Channel, consent: Consent) -> None:
+    current = p.consent.get(channel)
+    if current is None or consent.rank() > current.rank():
+        p.consent[channel] = consent
+
+
+def _like(p: Profile, product_id: str, category: str | None, weight: float, at: datetime) -> None:
+    score = weight * 2 ** ((at - AFFINITY_EPOCH) / AFFINITY_HALF_LIFE)
+    p.products[product_id] = p.products.get(product_id, 0.0) + score
+    if category:
+        p.categories[category] = p.categories.get(category, 0.0) + score
+    p.products = _top(p.products, MAX_PRODUCTS)
+    p.categories = _top(p.categories, MAX_CATEGORIES)
+
+
+def _top(scores: dict[str, float], limit: int) -> dict[str, float]:
+    if len(scores) <= limit:
+        return scores
+    return dict(sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:limit])
+
+
+def _bounded_views(views: list[View]) -> list[View]:
+    unique = {(v.at, v.product_id): v for v in views}
+    return [unique[k] for k in sorted(unique)][-MAX_VIEWS:]
 
 
 def _record_order(p: Profile, order: Order) -> None:
-    if any(o.order_id == order.order_id for o in p.orders):
-        return
-    p.orders = sorted([*p.orders, order], key=lambda o: o.at)[-MAX_ORDERS:]
+    p.orders = sorted([*p.orders, order], key=lambda o: (o.at, o.order_id))[-MAX_ORDERS:]
     p.order_count += 1
     p.revenue += order.total
     p.first_order_at = min(filter(None, [p.first_order_at, order.at]))
     p.last_order_at = max(filter(None, [p.last_order_at, order.at]))
-    if p.cart is not None and order.at >= p.cart.updated_at:
-        # The purchase is what the cart was for: the abandonment reason is gone.
-        p.cart = Cart(items=[], currency=p.cart.currency, updated_at=order.at)
-        p.triggers.pop("cart_abandoned", None)
 
 
-def _schedule_cart_trigger(p: Profile, delays: TriggerDelays) -> None:
+def _cart_trigger(p: Profile, delays: TriggerDelays) -> None:
+    """Cart abandonment is due ``delay`` after the cart last changed, while it still holds items."""
     delay = delays.get("cart_abandoned")
-    if delay is None or p.cart is None:
-        return
-    if p.cart.items:
+    if delay is not None and p.cart is not None and p.cart.items:
         p.triggers["cart_abandoned"] = p.cart.updated_at + delay
     else:
         p.triggers.pop("cart_abandoned", None)
 
 
-def merge(a: Profile, b: Profile) -> Profile:
+def merge(a: Profile, b: Profile, delays: TriggerDelays) -> Profile:
     """One profile of one person from two; symmetric, so arrival order cannot change the result.
 
-    Opt-outs win over grants (the strictest consent), histories are united without counting an order twice.
+    The newest statement of consent wins and an opt-out wins ties: an opt-out on either side beats every
+    grant made before it, while a re-subscription made after it is honoured. Orders are counted once.
     """
     keys = sorted(set(a.identifiers) | set(b.identifiers) | {a.key, b.key})
-    first, second = sorted([a, b], key=lambda p: (KIND_RANK[p.key[0]], p.key))
-    m = first.model_copy(deep=True)
-    m.key = canonical_key(keys)
-    m.identifiers = _bound_anonymous(keys)
-    m.version = 0
-    m.first_name = first.first_name or second.first_name
-    m.time_zone = first.time_zone or second.time_zone
-    m.email = first.email or second.email
-    m.phone = first.phone or second.phone
-    m.email_status = (
-        "ok"
-        if first.email_status == "ok" and second.email_status == "ok"
-        else (first.email_status if first.email_status != "ok" else second.email_status)
-    )
-    m.consent = {}
-    for channel in sorted(set(first.consent) | set(second.consent)):
-        options = [c for c in (first.consent.get(channel), second.consent.get(channel)) if c]
-        denied = [c for c in options if not c.granted]
-        m.consent[channel] = max(denied or options, key=lambda c: c.at)  # type: ignore[index]
-    m.views = sorted({(v.at, v.product_id): v for v in [*first.views, *second.views]}.values(), key=lambda v: v.at)[
-        -MAX_VIEWS:
-    ]
-    carts = [c for c in (first.cart, second.cart) if c]
-    m.cart = max(carts, key=lambda c: c.updated_at) if carts else None
-    orders = {o.order_id: o for o in [*second.orders, *first.orders]}
-    shared = set(o.order_id for o in first.orders) & set(o.order_id for o in second.orders)
+    m = Profile(key=canonical_key(keys), identifiers=_bound_anonymous(keys))
+    for field in ("first_name", "time_zone", "email", "phone"):
+        for side in (a, b):
+            value, since = getattr(side, field), side.stamps.get(field)
+            if value is not None and since is not None:
+                _stamp(m, field, value, since)
+    statuses = [s.email_status for s in (a, b) if s.email == m.email]
+    m.email_status = max(statuses, key=STATUS_RANK.__getitem__) if statuses else "ok"
+    for side in (a, b):
+        for channel, consent in side.consent.items():
+            _offer_consent(m, channel, consent)
+        if side.cart is not None:
+            _offer_cart(m, side.cart)
+    m.views = _bounded_views([*a.views, *b.views])
+    orders = {o.order_id: o for o in [*a.orders, *b.orders]}
+    shared = {o.order_id for o in a.orders} & {o.order_id for o in b.orders}
     m.orders = sorted(orders.values(), key=lambda o: (o.at, o.order_id))[-MAX_ORDERS:]
-    m.order_count = first.order_count + second.order_count - len(shared)
-    m.revenue = (
-        first.revenue + second.revenue - sum((o.total for o in first.orders if o.order_id in shared), Decimal(0))
-    )
-    m.first_order_at = min(filter(None, [first.first_order_at, second.first_order_at]), default=None)
-    m.last_order_at = max(filter(None, [first.last_order_at, second.last_order_at]), default=None)
-    m.triggers = {}
-    for name in sorted(set(first.triggers) | set(second.triggers)):
-        m.triggers[name] = min(t for t in (first.triggers.get(name), second.triggers.get(name)) if t)
-    if m.cart is not None and not m.cart.items:
-        m.triggers.pop("cart_abandoned", None)
+    m.order_count = a.order_count + b.order_count - len(shared)
+    m.revenue = a.revenue + b.revenue - sum((o.total for o in a.orders if o.order_id in shared), Decimal(0))
+    m.first_order_at = min(filter(None, [a.first_order_at, b.first_order_at]), default=None)
+    m.last_order_at = max(filter(None, [a.last_order_at, b.last_order_at]), default=None)
+    for kind in ("categories", "products"):
+        summed: dict[str, float] = {}
+        for side in (a, b):
+            for k, v in getattr(side, kind).items():
+                summed[k] = summed.get(k, 0.0) + v
+        setattr(m, kind, _top(summed, MAX_CATEGORIES if kind == "categories" else MAX_PRODUCTS))
+    for name in sorted(set(a.triggers) | set(b.triggers)):
+        m.triggers[name] = min(t for t in (a.triggers.get(name), b.triggers.get(name)) if t)
+    _cart_trigger(m, delays)
     m.messages = sorted(
-        {x.decision_id: x for x in [*first.messages, *second.messages]}.values(),
-        key=lambda x: (x.at, x.decision_id),
+        {x.decision_id: x for x in [*a.messages, *b.messages]}.values(), key=lambda x: (x.at, x.decision_id)
     )[-MAX_MESSAGES:]
-    m.event_ids = sorted(set(first.event_ids) | set(second.event_ids))[-MAX_EVENT_IDS:]
-    m.last_event_at = max(filter(None, [first.last_event_at, second.last_event_at]), default=None)
+    m.seen = sorted(set(a.seen) | set(b.seen))[-MAX_SEEN:]
+    m.last_event_at = max(filter(None, [a.last_event_at, b.last_event_at]), default=None)
     return m
 
 
 def _bound_anonymous(keys: list[str]) -> list[str]:
-    """Keep every durable identifier but only the newest-sorted cookies; old cookie redirects still resolve."""
+    """Keep every durable identifier but only the last-sorted cookies; old cookie redirects still resolve."""
     durable = [k for k in keys if not k.startswith("a:")]
     cookies = [k for k in keys if k.startswith("a:")]
     return sorted(durable + cookies[-MAX_ANONYMOUS_IDS:])

@@ -73,21 +73,31 @@ def test_the_canonical_key_prefers_a_customer_id_over_email_phone_and_cookie():
     assert canonical_key(["a:zz", "e:x@y.z"]) == "e:x@y.z"
 
 
-def test_given_two_profiles_of_one_person_when_merged_then_an_opt_out_on_either_side_wins():
-    a = Profile(
-        key="c:c1",
-        identifiers=["c:c1"],
-        consent={"email": Consent(granted=True, at=T0 + timedelta(days=1), source="signup")},
-    )
-    b = Profile(key="a:x", identifiers=["a:x"], consent={"email": Consent(granted=False, at=T0, source="footer")})
-    assert not merge(a, b).has_consent("email")
-    assert not merge(b, a).has_consent("email")
+def _consenting(key: str, granted: bool, at: datetime) -> Profile:
+    return Profile(key=key, identifiers=[key], consent={"email": Consent(granted=granted, at=at, source="t")})
+
+
+def test_given_two_profiles_of_one_person_when_merged_then_an_opt_out_beats_every_older_grant():
+    grant, optout = _consenting("c:c1", True, T0), _consenting("a:x", False, T0 + timedelta(days=1))
+    assert not merge(grant, optout, DELAYS).has_consent("email")
+    assert not merge(optout, grant, DELAYS).has_consent("email")
+
+
+def test_at_the_same_instant_an_opt_out_wins_a_merge():
+    grant, optout = _consenting("c:c1", True, T0), _consenting("a:x", False, T0)
+    assert not merge(grant, optout, DELAYS).has_consent("email")
+
+
+def test_a_re_subscription_made_after_the_opt_out_is_honoured():
+    """Otherwise a customer could never opt back in, and the outcome would depend on arrival order."""
+    optout, grant = _consenting("c:c1", False, T0), _consenting("a:x", True, T0 + timedelta(days=1))
+    assert merge(optout, grant, DELAYS).has_consent("email")
 
 
 def test_given_the_same_order_in_both_profiles_when_merged_then_it_counts_once():
     a = apply(new_profile(["c:c1"]), "order.placed", order("e1", T0), DELAYS)
     b = apply(new_profile(["a:x"]), "order.placed", order("e9", T0), DELAYS)
-    merged = merge(a, b)
+    merged = merge(a, b, DELAYS)
     assert merged.order_count == 1 and merged.revenue == Decimal("20.00")
 
 
@@ -132,5 +142,5 @@ def _build(key: str, stream) -> Profile:
 @given(stream=events)
 def test_merging_is_symmetric_so_arrival_order_cannot_change_the_survivor(stream):
     a, b = _build("c:c1", stream), _build("a:x", stream)
-    assert merge(a, b) == merge(b, a)
-    assert merge(a, b).key == "c:c1"
+    assert merge(a, b, DELAYS) == merge(b, a, DELAYS)
+    assert merge(a, b, DELAYS).key == "c:c1"
