@@ -26,16 +26,16 @@ class MemoryStore(Store):
                 self._cache[key] = copy.deepcopy(item) if item is not None else None
 
     def _write(self, puts: list[dict[str, Any]]) -> None:
-        for put in puts:
+        for index, put in enumerate(puts):
             op = put["Put"]
             current = self.items.get(op["Item"]["pk"]["S"])
             condition = op.get("ConditionExpression")
             if condition == "attribute_not_exists(pk)" and current is not None:
-                raise Conflict(op["Item"]["pk"]["S"])
+                raise Conflict(op["Item"]["pk"]["S"], failed=index)
             if condition == "version = :v" and (
                 current is None or current.get("version") != op["ExpressionAttributeValues"][":v"]
             ):
-                raise Conflict(op["Item"]["pk"]["S"])
+                raise Conflict(op["Item"]["pk"]["S"], failed=index)
         for put in puts:
             item = put["Put"]["Item"]
             self.items[item["pk"]["S"]] = copy.deepcopy(item)

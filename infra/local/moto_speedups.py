@@ -7,7 +7,12 @@
 * EventBridge ``PutEvents`` compiles the same JSONPath expressions (``$.detail``…) for every event it
   routes; compiled expressions are immutable, so they are compiled once.
 
-``install()`` is idempotent and only used by the local emulation, never by the functions.
+And one place where moto is less faithful than AWS: its request handlers are not atomic across threads
+(a conditional write checks, then writes, and another thread can run in between), whereas every DynamoDB
+request is. ``install()`` serializes moto's request dispatch, so concurrent workers race exactly as they
+would against DynamoDB: on whole requests.
+
+``install()`` is idempotent and only used by the local emulation and tests, never by the functions.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ def install() -> None:
     _installed = True
     _fast_transaction_snapshots()
     _compiled_jsonpath()
+    _atomic_requests()
 
 
 def _fast_transaction_snapshots() -> None:
@@ -82,3 +88,19 @@ def _compiled_jsonpath() -> None:
     import jsonpath_ng.ext
 
     jsonpath_ng.ext.parse = functools.lru_cache(maxsize=256)(jsonpath_ng.ext.parse)
+
+
+def _atomic_requests() -> None:
+    import threading
+
+    from moto.core.botocore_stubber import BotocoreStubber
+
+    original = BotocoreStubber.__call__
+    lock = threading.RLock()
+
+    @functools.wraps(original)
+    def dispatch(self: Any, event_name: str, request: Any, **kwargs: Any) -> Any:
+        with lock:
+            return original(self, event_name, request, **kwargs)
+
+    BotocoreStubber.__call__ = dispatch  # type: ignore[method-assign]

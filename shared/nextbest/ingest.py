@@ -15,7 +15,7 @@ from typing import Literal
 
 from nextbest.events import EventDetail
 from nextbest.profiles import TriggerDelays, apply, canonical_key, identity_keys, merge, new_profile
-from nextbest.store import Conflict, Store
+from nextbest.store import Conflict, Duplicate, Store
 
 MAX_ATTEMPTS = 8
 
@@ -47,10 +47,10 @@ def ingest(store: Store, kind: str, event: EventDetail, delays: TriggerDelays) -
         else:
             target = new_profile(keys)
         updated = apply(target, kind, event, delays)
-        if updated is target and not new_keys and len(profiles) == 1:
-            return Ingested(target.key, "duplicate", arm=dict(target.triggers))
         try:
-            store.save(updated, previous=profiles, new_keys=new_keys)
+            store.save(updated, previous=profiles, new_keys=new_keys, event_id=event.event_id)
+        except Duplicate:
+            return Ingested(target.key, "duplicate", arm=dict(target.triggers))
         except Conflict:
             store.forget(keys)
             continue

@@ -33,7 +33,6 @@ from nextbest.events import (
 
 MAX_VIEWS = 20
 MAX_ORDERS = 50
-MAX_SEEN = 200
 MAX_MESSAGES = 20
 MAX_ANONYMOUS_IDS = 10
 MAX_CATEGORIES = 30
@@ -140,7 +139,6 @@ class Profile(_Model):
     products: dict[str, float] = Field(default_factory=dict, description="Decayed affinity sums.")
     triggers: dict[str, datetime] = Field(default_factory=dict, description="Pending trigger -> due time.")
     messages: list[MessageLog] = Field(default_factory=list)
-    seen: list[str] = Field(default_factory=list, description="'<occurred_at>|<event_id>' of recent events.")
     last_event_at: datetime | None = None
 
     def has_consent(self, channel: Channel) -> bool:
@@ -164,9 +162,6 @@ class Profile(_Model):
 
     def next_due(self) -> datetime | None:
         return min(self.triggers.values(), default=None)
-
-    def has_seen(self, event_id: str) -> bool:
-        return any(entry.endswith(f"|{event_id}") for entry in self.seen)
 
     def recency(self, now: datetime) -> timedelta | None:
         return now - self.last_order_at if self.last_order_at else None
@@ -193,12 +188,13 @@ def new_profile(keys: list[str]) -> Profile:
 
 
 def apply(profile: Profile, kind: str, event: EventDetail, delays: TriggerDelays) -> Profile:
-    """Fold one validated event into a copy of ``profile``. Replaying an event id changes nothing."""
-    if profile.has_seen(event.event_id):
-        return profile
+    """Fold one validated event into a copy of ``profile``.
+
+    Exactly-once is the store's job (an event marker written with the profile); here, replays of state
+    (carts, consent, contact details, views) are harmless anyway, while counters would count twice.
+    """
     p = profile.model_copy(deep=True)
     at = event.occurred_at
-    p.seen = sorted({*p.seen, f"{at.isoformat()}|{event.event_id}"})[-MAX_SEEN:]
     p.last_event_at = max(filter(None, [p.last_event_at, at]))
     _stamp(p, "email", event.email, at)
     _stamp(p, "phone", event.phone, at)
@@ -325,7 +321,6 @@ def merge(a: Profile, b: Profile, delays: TriggerDelays) -> Profile:
     m.messages = sorted(
         {x.decision_id: x for x in [*a.messages, *b.messages]}.values(), key=lambda x: (x.at, x.decision_id)
     )[-MAX_MESSAGES:]
-    m.seen = sorted(set(a.seen) | set(b.seen))[-MAX_SEEN:]
     m.last_event_at = max(filter(None, [a.last_event_at, b.last_event_at]), default=None)
     return m
 

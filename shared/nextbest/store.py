@@ -8,6 +8,7 @@ pk                        sk             what
 ``c:cus_42`` / ``a:…``    ``PROFILE``    the profile itself (``doc``, ``version``) at its canonical key, or
 ``e:…`` / ``p:…``                        a redirect (``canonical``) from every other identifier of that person
 ``d:<decision id>``       ``DECISION``   a decision record with its ``status`` (claimed conditionally)
+``ev:<event id>``         ``EVENT``      an applied event, remembered for 7 days (TTL ``expires_at``)
 ========================  =============  ==================================================================
 
 Nothing is indexed: every access is by key. Every write that can race is conditional.
@@ -17,12 +18,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from nextbest import aws
+from nextbest import aws, clock
 from nextbest.profiles import Profile
 
 PROFILE = "PROFILE"
@@ -30,8 +31,22 @@ DECISION = "DECISION"
 MAX_REDIRECT_HOPS = 5
 
 
+EVENT = "EVENT"
+EVENT_MEMORY = timedelta(days=7)
+"""How long an event id is remembered: beyond EventBridge's 24 h of retries and SQS's 4 days of retention."""
+
+
 class Conflict(Exception):
     """Someone else changed the item first; reload and try again."""
+
+    def __init__(self, key: str, failed: int | None = None) -> None:
+        super().__init__(key)
+        self.failed = failed
+        """Index of the write whose condition failed, when known."""
+
+
+class Duplicate(Exception):
+    """This event id was already applied: nothing to do."""
 
 
 def iso(when: datetime) -> str:
@@ -97,15 +112,23 @@ class Store:
         self.forget([key])
         return self.resolve([key])[key]
 
-    def save(self, profile: Profile, previous: list[Profile], new_keys: list[str]) -> Profile:
+    def save(
+        self, profile: Profile, previous: list[Profile], new_keys: list[str], event_id: str | None = None
+    ) -> Profile:
         """Write ``profile`` and make every identifier point at it, in one conditional step.
 
         ``previous`` are the profiles as read (their versions guard the write); ``new_keys`` are identity
-        keys that had no item when read. A lost race raises :class:`Conflict`.
+        keys that had no item when read. With ``event_id``, a marker for the event is written in the same
+        transaction, so an event is applied exactly once however often it is delivered. A lost race
+        raises :class:`Conflict`; an event already applied raises :class:`Duplicate`.
         """
         saved = profile.model_copy(update={"version": profile.version + 1})
         before = {p.key: p for p in previous}
         puts: list[dict[str, Any]] = []
+        if event_id is not None:
+            expires = int((clock.now() + EVENT_MEMORY).timestamp())
+            marker = {"pk": {"S": f"ev:{event_id}"}, "sk": {"S": EVENT}, "expires_at": {"N": str(expires)}}
+            puts.append(self._put(marker, expected=None))
         own = before.get(saved.key)
         puts.append(self._put(_profile_item(saved), expected=own.version if own else None))
         for old in previous:
@@ -114,7 +137,7 @@ class Store:
         for key in new_keys:
             if key != saved.key:
                 puts.append(self._put(_redirect(key, saved.key), expected=None))
-        claimed = {p["Put"]["Item"]["pk"]["S"] for p in puts}
+        claimed = {p["Put"]["Item"]["pk"]["S"] for p in puts if p["Put"]["Item"]["sk"]["S"] == PROFILE}
         for old in previous:
             if old.key == saved.key:
                 continue
@@ -124,12 +147,15 @@ class Store:
                     claimed.add(key)
         try:
             self._write(puts[:100])
-        except Conflict:
+        except Conflict as conflict:
             self.forget(claimed)
+            if event_id is not None and conflict.failed == 0:
+                raise Duplicate(event_id) from conflict
             raise
         for put in puts:
             item = put["Put"]["Item"]
-            self._cache[item["pk"]["S"]] = item
+            if item["sk"]["S"] == PROFILE:
+                self._cache[item["pk"]["S"]] = item
         return saved
 
     def _write(self, puts: list[dict[str, Any]]) -> None:
@@ -140,8 +166,13 @@ class Store:
             else:
                 self.client.transact_write_items(TransactItems=puts)
         except ClientError as error:
-            if aws.error_code(error) in ("ConditionalCheckFailedException", "TransactionCanceledException"):
-                raise Conflict(puts[0]["Put"]["Item"]["pk"]["S"]) from error
+            code = aws.error_code(error)
+            if code == "ConditionalCheckFailedException":
+                raise Conflict(puts[0]["Put"]["Item"]["pk"]["S"], failed=0) from error
+            if code == "TransactionCanceledException":
+                reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
+                failed = reasons.index("ConditionalCheckFailed") if "ConditionalCheckFailed" in reasons else None
+                raise Conflict(puts[0]["Put"]["Item"]["pk"]["S"], failed=failed) from error
             raise
 
     def update_profile(self, profile: Profile) -> Profile:

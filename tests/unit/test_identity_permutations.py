@@ -30,13 +30,13 @@ IDENTITIES = [
     {"phone": "+14155550100"},
     {"device_token": "apns-token-0001"},
 ]
-KEYS = ["c:cus_1", "c:cus_2", "a:cookie-a", "a:cookie-b", "e:ann@example.org", "p:+14155550100",
-        "t:apns-token-0001"]
+KEYS = ["c:cus_1", "c:cus_2", "a:cookie-a", "a:cookie-b", "e:ann@example.org", "p:+14155550100", "t:apns-token-0001"]
 
 
 def item(n: int) -> LineItem:
-    return LineItem(product_id=f"sku-{n % 3}", name="Thing", quantity=1, unit_price=Decimal("10.00"),
-                    category=f"cat-{n % 2}")
+    return LineItem(
+        product_id=f"sku-{n % 3}", name="Thing", quantity=1, unit_price=Decimal("10.00"), category=f"cat-{n % 2}"
+    )
 
 
 @st.composite
@@ -53,19 +53,30 @@ def streams(draw):
             items = [item(n)] if kind == "cart" else []
             events.append(("cart.updated", CartUpdated(items=items, **common, **ids)))
         elif kind == "order":
-            events.append(("order.placed", OrderPlaced(order_id=f"o{n}", items=[item(n)],
-                                                       total=Decimal("10.00"), **common, **ids)))
+            events.append(
+                (
+                    "order.placed",
+                    OrderPlaced(order_id=f"o{n}", items=[item(n)], total=Decimal("10.00"), **common, **ids),
+                )
+            )
         elif kind == "resent" and any(k == "order.placed" for k, _ in events):
             # The producer sends an order again under a new event id: it must still count once.
             original = draw(st.sampled_from([e for k, e in events if k == "order.placed"]))
             events.append(("order.placed", original.model_copy(update={"event_id": f"e{n}"})))
         elif kind == "consent":
-            events.append(("consent.updated", ConsentUpdated(channel="email", granted=draw(st.booleans()),
-                                                             **common, **ids)))
+            events.append(
+                ("consent.updated", ConsentUpdated(channel="email", granted=draw(st.booleans()), **common, **ids))
+            )
         else:
             other = draw(st.sampled_from(IDENTITIES))
-            events.append(("customer.identified", CustomerIdentified(first_name=f"N{n}", **common, **ids, **other)
-                           if set(ids) != set(other) else CustomerIdentified(**common, **ids)))
+            events.append(
+                (
+                    "customer.identified",
+                    CustomerIdentified(first_name=f"N{n}", **common, **ids, **other)
+                    if set(ids) != set(other)
+                    else CustomerIdentified(**common, **ids),
+                )
+            )
     return events
 
 
@@ -78,7 +89,8 @@ def run(stream) -> dict[str, dict]:
     for key, profile in store.resolve(KEYS).items():
         if profile is not None:
             final[key] = profile.model_dump(exclude={"version", "categories", "products"}) | {
-                "affinity": (profile.categories, profile.products)}
+                "affinity": (profile.categories, profile.products)
+            }
     return final
 
 
@@ -106,12 +118,18 @@ def test_any_arrival_order_with_redeliveries_gives_the_same_profiles(stream, dat
 
 def test_a_link_merges_transitively_to_the_customer_id():
     stream = [
-        ("customer.identified", CustomerIdentified(event_id="1", occurred_at=T0, anonymous_id="cookie-a",
-                                                   email="ann@example.org")),
-        ("customer.identified", CustomerIdentified(event_id="2", occurred_at=T0, email="ann@example.org",
-                                                   phone="+14155550100")),
-        ("customer.identified", CustomerIdentified(event_id="3", occurred_at=T0, phone="+14155550100",
-                                                   customer_id="cus_2")),
+        (
+            "customer.identified",
+            CustomerIdentified(event_id="1", occurred_at=T0, anonymous_id="cookie-a", email="ann@example.org"),
+        ),
+        (
+            "customer.identified",
+            CustomerIdentified(event_id="2", occurred_at=T0, email="ann@example.org", phone="+14155550100"),
+        ),
+        (
+            "customer.identified",
+            CustomerIdentified(event_id="3", occurred_at=T0, phone="+14155550100", customer_id="cus_2"),
+        ),
     ]
     final = run(stream)
     assert {p["key"] for p in final.values()} == {"c:cus_2"}

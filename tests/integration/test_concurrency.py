@@ -1,0 +1,67 @@
+"""Concurrent writers on the real table definition: no update is ever lost."""
+
+import random
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from decimal import Decimal
+
+from nextbest.events import LineItem, OrderPlaced
+from nextbest.ingest import ingest
+from nextbest.store import Conflict, Store
+from tests.conftest import T0
+
+CUSTOMERS = [f"cus_{n}" for n in range(4)]
+ITEM = LineItem(product_id="sku-1", name="Serum", quantity=1, unit_price=Decimal("1.00"))
+
+
+def test_given_four_workers_on_the_same_customers_then_every_order_is_counted_once(emulation):
+    rng = random.Random(3)
+    orders = [
+        OrderPlaced(
+            event_id=f"e{n}",
+            order_id=f"o{n}",
+            occurred_at=T0 + timedelta(seconds=n),
+            customer_id=rng.choice(CUSTOMERS),
+            items=[ITEM],
+            total=Decimal(rng.randint(1, 9)),
+        )
+        for n in range(1200)
+    ]
+    redelivered = rng.sample(orders, 100)  # at-least-once delivery: some arrive twice, on other workers
+    work = orders + redelivered
+    rng.shuffle(work)
+    table = emulation.output("TableName")
+    conflicts = Counter()
+
+    class CountingStore(Store):
+        def _write(self, puts):
+            try:
+                super()._write(puts)
+            except Conflict as conflict:
+                conflicts["duplicate" if conflict.failed == 0 else "lost_race"] += 1
+                raise
+
+    def worker(share):
+        store = CountingStore(table)  # each worker is its own Lambda instance with its own cache
+        pending = list(share)
+        while pending:
+            event = pending.pop(0)
+            store.forget()
+            try:
+                ingest(store, "order.placed", event, {})
+            except Conflict:
+                conflicts["gave_up"] += 1
+                pending.append(event)  # SQS would redeliver it
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(worker, [work[i::4] for i in range(4)]))
+
+    assert conflicts["lost_race"] > 0, "the workers never raced: the test would prove nothing"
+    assert conflicts["duplicate"] == len(redelivered)
+    store = Store(table)
+    for customer in CUSTOMERS:
+        mine = [o for o in orders if o.customer_id == customer]
+        profile = store.profile(f"c:{customer}")
+        assert profile.order_count == len(mine)
+        assert profile.revenue == sum(o.total for o in mine)
