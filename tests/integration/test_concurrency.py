@@ -1,6 +1,7 @@
 """Concurrent writers on the real table definition: no update is ever lost."""
 
 import random
+import sys
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -9,6 +10,7 @@ from decimal import Decimal
 from nextbest.events import LineItem, OrderPlaced
 from nextbest.ingest import ingest
 from nextbest.store import Conflict, Store
+
 from tests.conftest import T0
 
 CUSTOMERS = [f"cus_{n}" for n in range(4)]
@@ -54,8 +56,13 @@ def test_given_four_workers_on_the_same_customers_then_every_order_is_counted_on
                 conflicts["gave_up"] += 1
                 pending.append(event)  # SQS would redeliver it
 
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        list(pool.map(worker, [work[i::4] for i in range(4)]))
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # switch threads often, so reads and writes of workers interleave
+    try:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            list(pool.map(worker, [work[i::4] for i in range(4)]))
+    finally:
+        sys.setswitchinterval(interval)
 
     assert conflicts["lost_race"] > 0, "the workers never raced: the test would prove nothing"
     assert conflicts["duplicate"] == len(redelivered)

@@ -7,8 +7,6 @@ from decimal import Decimal
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from infra.local.memory import MemoryStore
 from nextbest.events import (
     CartUpdated,
     ConsentUpdated,
@@ -18,6 +16,8 @@ from nextbest.events import (
     ProductViewed,
 )
 from nextbest.ingest import ingest
+
+from infra.local.memory import MemoryStore
 
 T0 = datetime(2026, 11, 2, 9, tzinfo=UTC)
 DELAYS = {"cart_abandoned": timedelta(hours=1)}
