@@ -18,6 +18,10 @@ def main(argv: list[str] | None = None) -> int:
     bench = commands.add_parser("bench", help="measure the budgets of DESIGN.md §8 and save them")
     bench.add_argument("--customers", type=int, default=500)
     bench.add_argument("--seed", type=int, default=7)
+    replay = commands.add_parser("replay", help="move dead-lettered messages back to their queue after a fix")
+    replay.add_argument("queue_url", help="URL of the dead-letter queue")
+    replay.add_argument("--limit", type=int, default=None, help="move at most this many")
+    replay.add_argument("--reason", default=None, help="only messages rejected for this reason")
     schemas = commands.add_parser("schemas", help="write the events' JSON Schemas (producers' contract)")
     schemas.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -35,6 +39,13 @@ def main(argv: list[str] | None = None) -> int:
         results = bench_module.run(customers=args.customers, seed=args.seed)
         _print_summary(results, title="nextbest bench")
         print(f"written to {bench_module.OUT / 'results.json'}")
+        return 0
+    if args.command == "replay":
+        import boto3
+
+        from infra.replay import replay as replay_messages
+
+        print(replay_messages(boto3.client("sqs"), args.queue_url, args.limit, args.reason).describe())
         return 0
     if args.command == "schemas":
         from nextbest.schemas import write_schemas

@@ -180,7 +180,7 @@ def _summarize(emulation: Emulation, population: Population, sent: list[Sent]) -
             attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
             dead_letters[logical_id] = int(attrs["Attributes"]["ApproximateNumberOfMessages"])
     emulation.flush_logs()
-    metrics = _emf_totals(emulation.logs)
+    metrics = emf_totals(emulation.logs)
     # A message is identified by the decision it carries and its channel: an SMS fallback carries the
     # bounced e-mail's decision (its link attributes to it) but is a different message.
     per_message = Counter((s.decision_id, s.channel) for s in sent)
@@ -206,7 +206,7 @@ def _summarize(emulation: Emulation, population: Population, sent: list[Sent]) -
     }
 
 
-def _emf_totals(logs: Path) -> Counter[str]:
+def emf_totals(logs: Path) -> Counter[str]:
     """Sum the EMF metrics the functions printed, as CloudWatch would aggregate them."""
     totals: Counter[str] = Counter()
     for path in logs.glob("*.log"):

@@ -129,3 +129,24 @@ def test_a_record_that_keeps_failing_is_redriven_to_the_dead_letter_queue_after_
     assert json.loads(ingest_dlq[0]["Body"])["detail"]["event_id"] == "ev-view-1"
     [ingest] = [f for f in emulation.functions.values() if f.name == "ingest"]
     assert ingest.invocations == 5  # maxReceiveCount deliveries, then SQS moved it aside
+
+
+def test_a_rejected_event_is_replayed_once_the_cause_is_gone(emulation):
+    from infra.replay import replay
+
+    early = event("product.viewed", event_id="ev-early", occurred_at=(T0 + timedelta(hours=1)).isoformat())
+    put(emulation, early)  # a producer clock running an hour fast: rejected as future_timestamp
+    emulation.drain()
+    [dlq] = [url for lid, url in emulation.physical.items() if lid.startswith("EventIngestionEventsDeadLetters")]
+    emulation.advance(T0 + timedelta(hours=2))  # now it is in the past: the cause is gone
+    report = replay(emulation.client("sqs"), dlq)
+    assert report.moved == 1 and report.by_reason == {"future_timestamp": 1}
+    emulation.drain()
+    assert (
+        dead_letters(emulation)[next(k for k in emulation.physical if k.startswith("EventIngestionEventsDeadLetters"))]
+        == []
+    )
+    profile = emulation.client("dynamodb").get_item(
+        TableName=emulation.output("TableName"), Key={"pk": {"S": "a:anon-1"}, "sk": {"S": "PROFILE"}}
+    )
+    assert "sku-001" in profile["Item"]["doc"]["S"]
