@@ -21,12 +21,14 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 from nextbest.events import DETAIL_TYPES
 from nextbest.settings import DecideSettings, DeliverSettings, FeedbackSettings, IngestSettings, StageSettings
+from nextbest.store import BY_CUSTOMER
 
 from infra import assets
 
 MAX_RECEIVE_COUNT = 5
 """Deliveries of a message before SQS moves it to the dead-letter queue."""
-CONSENT_TYPES = ["consent.updated"]
+CONSENT_TYPES = ["consent.updated", "customer.erased"]
+"""Privacy events take the fast lane: an opt-out or erasure never waits behind a backlog of page views."""
 BEHAVIOUR_TYPES = [t for t in DETAIL_TYPES if t not in CONSENT_TYPES]
 
 
@@ -146,6 +148,12 @@ class ProfileStore(Construct):
             deletion_protection=True,
             removal_policy=cdk.RemovalPolicy.RETAIN,
         )
+        self.table.add_global_secondary_index(
+            index_name=BY_CUSTOMER,
+            partition_key=dynamodb.Attribute(name="customer", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name="decided_at", type=dynamodb.AttributeType.STRING),
+            projection_type=dynamodb.ProjectionType.KEYS_ONLY,
+        )
 
 
 class Decisioning(Construct):
@@ -190,6 +198,7 @@ class Decisioning(Construct):
 
     def allow_arming(self, function: lambda_.Function) -> None:
         self.schedule_group.grant_write_schedules(function)
+        self.schedule_group.grant_delete_schedules(function)
         self.scheduler_role.grant_pass_role(function.grant_principal)
 
 

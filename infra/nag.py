@@ -31,12 +31,21 @@ def ingest_only(schedule_group: str) -> dict[str, str]:
 
 
 def reasons(schedule_group: str) -> dict[str, str]:
-    return EVERY_FUNCTION | ingest_only(schedule_group)
+    return EVERY_FUNCTION | ingest_only(schedule_group) | table_indexes("Table")
+
+
+def table_indexes(table: str) -> dict[str, str]:
+    return {
+        f"AwsSolutions-IAM5[Resource::<{table}.Arn>/index/*]": (
+            "CDK's table grant covers the table's own indexes (by_customer: a customer's decisions)."
+        ),
+    }
 
 
 def acknowledge(stack: NextbestStack) -> None:
+    table = stack.resolve(stack.store.table.table_arn)["Fn::GetAtt"][0]
     for function in stack.functions:
-        _acknowledge(function, EVERY_FUNCTION)
+        _acknowledge(function, EVERY_FUNCTION | table_indexes(table))
     _acknowledge(stack.ingestion.function, ingest_only(stack.decisioning.schedule_group.schedule_group_name))
 
 

@@ -13,7 +13,7 @@ from nextbest.profiles import identity_keys
 from nextbest.queues import DeadLetters
 from nextbest.settings import IngestSettings
 from nextbest.store import Store
-from nextbest.triggers import DueTrigger, Scheduler
+from nextbest.triggers import DueTrigger, Scheduler, disarm
 
 settings = IngestSettings.from_env()
 logger = Logger()
@@ -47,6 +47,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         outcome = ingest(store, kind, detail, delays)
         for trigger, due_at in outcome.arm.items():
             scheduler.arm(DueTrigger(profile_key=outcome.profile_key, trigger=trigger, due_at=due_at))
+        for key in outcome.erased_keys:
+            disarm(scheduler, key, sorted(outcome.disarm))
         metrics.add_metric(name="EventsIngested", unit=MetricUnit.Count, value=1)
         if outcome.merged:
             metrics.add_metric(name="IdentityMerges", unit=MetricUnit.Count, value=outcome.merged)

@@ -174,7 +174,9 @@ def decide_for(
             continue
         decision = decide(profile, trigger, due_at, campaigns, now, site_url)
         status = "queued" if decision.action == "send" else "no_action"
-        if not store.put_decision(decision.decision_id, status, decision.model_dump_json()):
+        if not store.put_decision(
+            decision.decision_id, status, decision.model_dump_json(), decision.profile_key, decision.decided_at
+        ):
             existing = store.decision(decision.decision_id)
             assert existing is not None
             status, doc = existing

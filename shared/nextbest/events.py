@@ -127,12 +127,19 @@ class ConsentUpdated(EventDetail):
     source: Annotated[str, StringConstraints(max_length=64)] = "preference_center"
 
 
+class CustomerErased(EventDetail):
+    """Right to erasure: forget this person everywhere, and do not learn them again unless they consent."""
+
+    reason: Annotated[str, StringConstraints(max_length=64)] = "gdpr_request"
+
+
 DETAIL_TYPES: dict[str, type[EventDetail]] = {
     "product.viewed": ProductViewed,
     "cart.updated": CartUpdated,
     "order.placed": OrderPlaced,
     "customer.identified": CustomerIdentified,
     "consent.updated": ConsentUpdated,
+    "customer.erased": CustomerErased,
 }
 
 MAX_EVENT_BYTES = 64 * 1024

@@ -13,7 +13,7 @@ from datetime import datetime
 from functools import reduce
 from typing import Literal
 
-from nextbest.events import EventDetail
+from nextbest.events import ConsentUpdated, CustomerErased, EventDetail
 from nextbest.profiles import TriggerDelays, apply, canonical_key, identity_keys, merge, new_profile
 from nextbest.store import Conflict, Duplicate, Store
 
@@ -23,20 +23,30 @@ MAX_ATTEMPTS = 8
 @dataclass(frozen=True)
 class Ingested:
     profile_key: str
-    outcome: Literal["applied", "duplicate"]
+    outcome: Literal["applied", "duplicate", "erased", "ignored_erased"]
     merged: int = 0
     """How many existing profiles were folded into another by this event."""
     arm: dict[str, datetime] = field(default_factory=dict)
+    disarm: dict[str, datetime] = field(default_factory=dict)
+    erased_keys: list[str] = field(default_factory=list)
     """Triggers whose alarm must be (re)set: new or moved ones, or all pending ones after a redelivery
     (the first attempt may have saved the profile and failed before arming)."""
 
 
 def ingest(store: Store, kind: str, event: EventDetail, delays: TriggerDelays) -> Ingested:
     keys = identity_keys(event.identifiers())
+    if isinstance(event, CustomerErased):
+        return erase(store, keys)
     for _ in range(MAX_ATTEMPTS):
         found = store.resolve(keys)
         profiles = list({p.key: p for p in found.values() if p is not None}.values())
         new_keys = [k for k in keys if found[k] is None]
+        erased = store.erased(new_keys) if new_keys else set()
+        if erased:
+            # An erased person is not learnt again from behaviour, only from a new grant of consent.
+            if not (isinstance(event, ConsentUpdated) and event.granted):
+                return Ingested(canonical_key(keys), "ignored_erased")
+            store.lift_tombstones(sorted(erased))
         if profiles:
             target = reduce(lambda a, b: merge(a, b, delays), sorted(profiles, key=lambda p: p.key))
             if len(profiles) == 1:
@@ -60,3 +70,17 @@ def ingest(store: Store, kind: str, event: EventDetail, delays: TriggerDelays) -
         merged = len(profiles) - 1 if len(profiles) > 1 else int(len(profiles) == 1 and not same)
         return Ingested(updated.key, "applied", merged=merged, arm=moved)
     raise Conflict(f"gave up after {MAX_ATTEMPTS} conflicting writes")
+
+
+def erase(store: Store, keys: list[str]) -> Ingested:
+    """Delete the profile, every identity link and every decision; tombstone the identifiers.
+
+    The returned ``disarm`` lists the triggers whose alarms must be removed too (they name the profile).
+    """
+    found = store.resolve(keys)
+    profiles = list({p.key: p for p in found.values() if p is not None}.values())
+    everything = sorted({*keys, *(k for p in profiles for k in (p.key, *p.identifiers))})
+    decisions = sorted({d for k in everything for d in store.decisions_of(k)})
+    store.erase(everything, decisions)
+    disarm = {t: due for p in profiles for t, due in p.triggers.items()}
+    return Ingested(canonical_key(keys), "erased", disarm=disarm, erased_keys=[p.key for p in profiles])

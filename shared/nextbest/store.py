@@ -9,13 +9,16 @@ pk                        sk             what
 ``e:…`` / ``p:…``                        a redirect (``canonical``) from every other identifier of that person
 ``d:<decision id>``       ``DECISION``   a decision record with its ``status`` (claimed conditionally)
 ``ev:<event id>``         ``EVENT``      an applied event, remembered for 7 days (TTL ``expires_at``)
+``x:<sha256 of a key>``    ``ERASED``     tombstone of an erased identifier (hashed: no personal data is kept)
 ========================  =============  ==================================================================
 
-Nothing is indexed: every access is by key. Every write that can race is conditional.
+Every access is by key, except finding a customer's decisions (the sparse ``by_customer`` index, for
+explanations and erasure). Every write that can race is conditional.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -28,6 +31,9 @@ from nextbest.profiles import Profile
 
 PROFILE = "PROFILE"
 DECISION = "DECISION"
+ERASED = "ERASED"
+BY_CUSTOMER = "by_customer"
+"""Sparse index of decision records by the identity key they were made for."""
 MAX_REDIRECT_HOPS = 5
 
 
@@ -73,13 +79,13 @@ class Store:
             self._cache.pop(key, None)
 
     def prefetch(self, keys: Iterable[str]) -> None:
-        """Read many identity items in one consistent BatchGetItem; later lookups hit the cache."""
+        """Read identity items and tombstones in one consistent BatchGetItem; later lookups hit the cache."""
         wanted = sorted({k for k in keys if k not in self._cache})
         for start in range(0, len(wanted), 100):
             chunk = wanted[start : start + 100]
             request = {
                 self.table: {
-                    "Keys": [{"pk": {"S": k}, "sk": {"S": PROFILE}} for k in chunk],
+                    "Keys": [{"pk": {"S": k}, "sk": {"S": ERASED if k.startswith("x:") else PROFILE}} for k in chunk],
                     "ConsistentRead": True,
                 }
             }
@@ -158,6 +164,53 @@ class Store:
                 self._cache[item["pk"]["S"]] = item
         return saved
 
+    # -- erasure --------------------------------------------------------------------------------------
+
+    def decisions_of(self, key: str) -> list[str]:
+        """Ids of every decision made for this identity key."""
+        ids: list[str] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": BY_CUSTOMER,
+            "KeyConditionExpression": "customer = :c",
+            "ExpressionAttributeValues": {":c": {"S": key}},
+        }
+        while True:
+            page = self.client.query(**kwargs)
+            ids.extend(item["pk"]["S"][2:] for item in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return ids
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def erase(self, keys: list[str], decision_ids: list[str]) -> None:
+        """Delete identity items and decisions, and leave a hashed tombstone for every identifier."""
+        requests = [{"DeleteRequest": {"Key": {"pk": {"S": k}, "sk": {"S": PROFILE}}}} for k in keys]
+        requests += [{"DeleteRequest": {"Key": {"pk": {"S": f"d:{d}"}, "sk": {"S": DECISION}}}} for d in decision_ids]
+        requests += [
+            {
+                "PutRequest": {
+                    "Item": {"pk": {"S": tombstone(k)}, "sk": {"S": ERASED}, "erased_at": {"S": iso(clock.now())}}
+                }
+            }
+            for k in keys
+        ]
+        for start in range(0, len(requests), 25):
+            pending: dict[str, Any] = {self.table: requests[start : start + 25]}
+            while pending:
+                pending = self.client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+        self.forget(keys)
+
+    def erased(self, keys: list[str]) -> set[str]:
+        """Which of these identity keys belong to an erased person."""
+        self.prefetch(tombstone(k) for k in keys)
+        return {k for k in keys if self._cache.get(tombstone(k)) is not None}
+
+    def lift_tombstones(self, keys: list[str]) -> None:
+        """The person came back and consented again: their identifiers may be used anew."""
+        for key in keys:
+            self.client.delete_item(TableName=self.table, Key={"pk": {"S": tombstone(key)}, "sk": {"S": ERASED}})
+            self._cache[tombstone(key)] = None
+
     def _write(self, puts: list[dict[str, Any]]) -> None:
         """All of ``puts`` or none: one PutItem, or a transaction when identities move."""
         try:
@@ -190,8 +243,12 @@ class Store:
 
     # -- decisions -------------------------------------------------------------------------------------
 
-    def put_decision(self, decision_id: str, status: str, doc: str) -> bool:
-        """Record a decision once; False if a decision with this id already exists."""
+    def put_decision(self, decision_id: str, status: str, doc: str, customer: str, decided_at: datetime) -> bool:
+        """Record a decision once; False if a decision with this id already exists.
+
+        ``customer``/``decided_at`` put it in the ``by_customer`` index: explanation and erasure find a
+        customer's decisions there.
+        """
         try:
             self.client.put_item(
                 TableName=self.table,
@@ -200,6 +257,8 @@ class Store:
                     "sk": {"S": DECISION},
                     "status": {"S": status},
                     "doc": {"S": doc},
+                    "customer": {"S": customer},
+                    "decided_at": {"S": iso(decided_at)},
                 },
                 ConditionExpression="attribute_not_exists(pk)",
             )
@@ -245,6 +304,10 @@ class Store:
             if aws.error_code(error) == "ConditionalCheckFailedException":
                 return False
             raise
+
+
+def tombstone(key: str) -> str:
+    return "x:" + hashlib.sha256(key.encode()).hexdigest()
 
 
 def _profile(item: dict[str, Any]) -> Profile:

@@ -65,6 +65,15 @@ def _whole_second_after(when: datetime) -> datetime:
     return when.replace(microsecond=0) + timedelta(seconds=1 if when.microsecond else 0)
 
 
+def disarm(scheduler: Scheduler, profile_key: str, triggers: list[str]) -> None:
+    for trigger in triggers:
+        try:
+            scheduler.client.delete_schedule(Name=schedule_name(profile_key, trigger), GroupName=scheduler.group)
+        except Exception as error:
+            if aws.error_code(error) != "ResourceNotFoundException":
+                raise
+
+
 def at_expression(expression: str) -> datetime:
     """The time of an ``at(…)`` schedule expression (UTC), as the emulation fires it."""
     from datetime import UTC

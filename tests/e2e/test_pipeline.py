@@ -150,3 +150,15 @@ def test_a_rejected_event_is_replayed_once_the_cause_is_gone(emulation):
         TableName=emulation.output("TableName"), Key={"pk": {"S": "a:anon-1"}, "sk": {"S": "PROFILE"}}
     )
     assert "sku-001" in profile["Item"]["doc"]["S"]
+
+
+def test_an_erased_customer_gets_no_reminder_for_a_cart_left_before(emulation):
+    put(emulation, event("customer.identified"), event("consent.updated"), event("cart.updated"))
+    emulation.drain()
+    assert len(emulation.due_schedules(T0 + timedelta(days=1))) == 1
+    emulation.advance(T0 + timedelta(minutes=41))
+    put(emulation, event("customer.erased"))
+    emulation.drain()
+    assert emulation.due_schedules(T0 + timedelta(days=1)) == []  # the alarm named her: deleted too
+    emulation.advance(T0 + timedelta(hours=3))
+    assert emulation.sent_emails() == []

@@ -1,0 +1,58 @@
+"""customer.erased: forgotten everywhere, and not learnt again from behaviour, only from new consent."""
+
+import json
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from nextbest.campaigns import load_campaigns
+from nextbest.decisioning import decide_for
+from nextbest.events import CartUpdated, ConsentUpdated, CustomerErased, CustomerIdentified, LineItem, ProductViewed
+from nextbest.ingest import ingest
+from nextbest.store import Store
+from tests.conftest import T0
+
+DELAYS = {"cart_abandoned": timedelta(hours=1)}
+CAMPAIGNS = load_campaigns(Path(__file__).resolve().parents[2] / "campaigns")
+
+
+class Collect:
+    def send(self, body, attributes=None):
+        self.last = json.loads(body)
+
+
+def test_given_an_erasure_then_profile_links_and_decisions_are_gone_and_do_not_come_back(emulation):
+    store = Store(emulation.output("TableName"))
+    ids = {"customer_id": "cus_9", "email": "zoe@example.org", "phone": "+14155550199", "anonymous_id": "ck-9"}
+    ingest(store, "customer.identified", CustomerIdentified(event_id="i", occurred_at=T0, **ids), DELAYS)
+    ingest(store, "consent.updated", ConsentUpdated(event_id="k", occurred_at=T0, customer_id="cus_9",
+                                                    channel="email", granted=True), DELAYS)
+    ingest(store, "cart.updated", CartUpdated(event_id="c", occurred_at=T0, customer_id="cus_9", items=[
+        LineItem(product_id="sku-1", name="Serum", quantity=1, unit_price=Decimal("32.00"))]), DELAYS)
+    [decision] = decide_for(store, Collect(), CAMPAIGNS, "c:cus_9", T0 + timedelta(hours=1), "https://s")
+    assert store.decision(decision.decision_id) is not None
+
+    result = ingest(store, "customer.erased", CustomerErased(event_id="x", occurred_at=T0, email="zoe@example.org"),
+                    DELAYS)
+    assert result.outcome == "erased" and result.erased_keys == ["c:cus_9"]
+
+    items = emulation.client("dynamodb").scan(TableName=emulation.output("TableName"))["Items"]
+    text = json.dumps(items)
+    for personal in ("cus_9", "zoe@example.org", "+14155550199", "ck-9", "Serum"):
+        assert personal not in text  # nothing left that names or describes her
+    assert store.decision(decision.decision_id) is None
+    assert sum(1 for i in items if i["sk"]["S"] == "ERASED") == 4
+
+    store.forget()
+    later = ingest(store, "product.viewed", ProductViewed(event_id="v", occurred_at=T0, email="zoe@example.org",
+                                                          product_id="sku-1"), DELAYS)
+    assert later.outcome == "ignored_erased"
+    assert store.profile("e:zoe@example.org") is None
+
+    back = ingest(store, "consent.updated", ConsentUpdated(event_id="k2", occurred_at=T0 + timedelta(days=1),
+                                                           email="zoe@example.org", channel="email", granted=True),
+                  DELAYS)
+    assert back.outcome == "applied"
+    store.forget()
+    returned = store.profile("e:zoe@example.org")
+    assert returned is not None and returned.has_consent("email") and returned.cart is None
