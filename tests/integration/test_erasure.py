@@ -10,6 +10,7 @@ from nextbest.decisioning import decide_for
 from nextbest.events import CartUpdated, ConsentUpdated, CustomerErased, CustomerIdentified, LineItem, ProductViewed
 from nextbest.ingest import ingest
 from nextbest.store import Store
+
 from tests.conftest import T0
 
 DELAYS = {"cart_abandoned": timedelta(hours=1)}
@@ -25,15 +26,29 @@ def test_given_an_erasure_then_profile_links_and_decisions_are_gone_and_do_not_c
     store = Store(emulation.output("TableName"))
     ids = {"customer_id": "cus_9", "email": "zoe@example.org", "phone": "+14155550199", "anonymous_id": "ck-9"}
     ingest(store, "customer.identified", CustomerIdentified(event_id="i", occurred_at=T0, **ids), DELAYS)
-    ingest(store, "consent.updated", ConsentUpdated(event_id="k", occurred_at=T0, customer_id="cus_9",
-                                                    channel="email", granted=True), DELAYS)
-    ingest(store, "cart.updated", CartUpdated(event_id="c", occurred_at=T0, customer_id="cus_9", items=[
-        LineItem(product_id="sku-1", name="Serum", quantity=1, unit_price=Decimal("32.00"))]), DELAYS)
+    ingest(
+        store,
+        "consent.updated",
+        ConsentUpdated(event_id="k", occurred_at=T0, customer_id="cus_9", channel="email", granted=True),
+        DELAYS,
+    )
+    ingest(
+        store,
+        "cart.updated",
+        CartUpdated(
+            event_id="c",
+            occurred_at=T0,
+            customer_id="cus_9",
+            items=[LineItem(product_id="sku-1", name="Serum", quantity=1, unit_price=Decimal("32.00"))],
+        ),
+        DELAYS,
+    )
     [decision] = decide_for(store, Collect(), CAMPAIGNS, "c:cus_9", T0 + timedelta(hours=1), "https://s")
     assert store.decision(decision.decision_id) is not None
 
-    result = ingest(store, "customer.erased", CustomerErased(event_id="x", occurred_at=T0, email="zoe@example.org"),
-                    DELAYS)
+    result = ingest(
+        store, "customer.erased", CustomerErased(event_id="x", occurred_at=T0, email="zoe@example.org"), DELAYS
+    )
     assert result.outcome == "erased" and result.erased_keys == ["c:cus_9"]
 
     items = emulation.client("dynamodb").scan(TableName=emulation.output("TableName"))["Items"]
@@ -44,14 +59,23 @@ def test_given_an_erasure_then_profile_links_and_decisions_are_gone_and_do_not_c
     assert sum(1 for i in items if i["sk"]["S"] == "ERASED") == 4
 
     store.forget()
-    later = ingest(store, "product.viewed", ProductViewed(event_id="v", occurred_at=T0, email="zoe@example.org",
-                                                          product_id="sku-1"), DELAYS)
+    later = ingest(
+        store,
+        "product.viewed",
+        ProductViewed(event_id="v", occurred_at=T0, email="zoe@example.org", product_id="sku-1"),
+        DELAYS,
+    )
     assert later.outcome == "ignored_erased"
     assert store.profile("e:zoe@example.org") is None
 
-    back = ingest(store, "consent.updated", ConsentUpdated(event_id="k2", occurred_at=T0 + timedelta(days=1),
-                                                           email="zoe@example.org", channel="email", granted=True),
-                  DELAYS)
+    back = ingest(
+        store,
+        "consent.updated",
+        ConsentUpdated(
+            event_id="k2", occurred_at=T0 + timedelta(days=1), email="zoe@example.org", channel="email", granted=True
+        ),
+        DELAYS,
+    )
     assert back.outcome == "applied"
     store.forget()
     returned = store.profile("e:zoe@example.org")
