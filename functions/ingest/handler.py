@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from nextbest import batch, clock
 from nextbest.events import EventDetail, RejectedEvent, parse_event
-from nextbest.ingest import ingest
+from nextbest.ingest import Ingested, ingest_batch
 from nextbest.profiles import identity_keys
 from nextbest.queues import DeadLetters
 from nextbest.settings import IngestSettings
@@ -34,28 +34,24 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             parsed[raw["messageId"]] = parse_event(raw["body"], clock.now())
         except RejectedEvent as rejection:
             parsed[raw["messageId"]] = rejection
-    # One BatchGetItem for every identifier in the batch; the per-record writes then read from it.
-    store.prefetch(
-        k for p in parsed.values() if not isinstance(p, RejectedEvent) for k in identity_keys(p[1].identifiers())
-    )
+    valid = {mid: p for mid, p in parsed.items() if not isinstance(p, RejectedEvent)}
+    # One BatchGetItem for every identifier (and tombstone) in the batch, then one write per customer.
+    store.prefetch(k for _, detail in valid.values() for k in identity_keys(detail.identifiers()))
+    outcomes = dict(zip(valid, ingest_batch(store, list(valid.values()), delays), strict=True))
 
     def record(sqs_record: SQSRecord) -> str:
-        result = parsed[sqs_record.message_id]
-        if isinstance(result, RejectedEvent):
-            raise result
-        kind, detail = result
-        outcome = ingest(store, kind, detail, delays)
-        for trigger, due_at in outcome.arm.items():
-            scheduler.arm(DueTrigger(profile_key=outcome.profile_key, trigger=trigger, due_at=due_at))
-        for key in outcome.erased_keys:
-            disarm(scheduler, key, sorted(outcome.disarm))
+        result = outcomes.get(sqs_record.message_id) or parsed[sqs_record.message_id]
+        if isinstance(result, Exception):
+            raise result  # a rejection goes to the DLQ with its reason; anything else is retried by SQS
+        assert isinstance(result, Ingested)
+        for trigger, due_at in result.arm.items():
+            scheduler.arm(DueTrigger(profile_key=result.profile_key, trigger=trigger, due_at=due_at))
+        for key in result.erased_keys:
+            disarm(scheduler, key, sorted(result.disarm))
         metrics.add_metric(name="EventsIngested", unit=MetricUnit.Count, value=1)
-        if outcome.merged:
-            metrics.add_metric(name="IdentityMerges", unit=MetricUnit.Count, value=outcome.merged)
-        logger.debug(
-            "event ingested",
-            extra={"detail_type": kind, "outcome": outcome.outcome, "merged": outcome.merged},
-        )
-        return outcome.outcome
+        if result.merged:
+            metrics.add_metric(name="IdentityMerges", unit=MetricUnit.Count, value=result.merged)
+        logger.debug("event ingested", extra={"outcome": result.outcome, "merged": result.merged})
+        return result.outcome
 
     return batch.process(event, context, record, dead_letters, logger, metrics)

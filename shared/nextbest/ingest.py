@@ -27,10 +27,10 @@ class Ingested:
     merged: int = 0
     """How many existing profiles were folded into another by this event."""
     arm: dict[str, datetime] = field(default_factory=dict)
-    disarm: dict[str, datetime] = field(default_factory=dict)
-    erased_keys: list[str] = field(default_factory=list)
     """Triggers whose alarm must be (re)set: new or moved ones, or all pending ones after a redelivery
     (the first attempt may have saved the profile and failed before arming)."""
+    disarm: dict[str, datetime] = field(default_factory=dict)
+    erased_keys: list[str] = field(default_factory=list)
 
 
 def ingest(store: Store, kind: str, event: EventDetail, delays: TriggerDelays) -> Ingested:
@@ -58,7 +58,7 @@ def ingest(store: Store, kind: str, event: EventDetail, delays: TriggerDelays) -
             target = new_profile(keys)
         updated = apply(target, kind, event, delays)
         try:
-            store.save(updated, previous=profiles, new_keys=new_keys, event_id=event.event_id)
+            store.save(updated, previous=profiles, new_keys=new_keys, event_ids=[event.event_id])
         except Duplicate:
             return Ingested(target.key, "duplicate", arm=dict(target.triggers))
         except Conflict:
@@ -70,6 +70,69 @@ def ingest(store: Store, kind: str, event: EventDetail, delays: TriggerDelays) -
         merged = len(profiles) - 1 if len(profiles) > 1 else int(len(profiles) == 1 and not same)
         return Ingested(updated.key, "applied", merged=merged, arm=moved)
     raise Conflict(f"gave up after {MAX_ATTEMPTS} conflicting writes")
+
+
+def ingest_batch(
+    store: Store, events: list[tuple[str, EventDetail]], delays: TriggerDelays
+) -> list[Ingested | Exception]:
+    """Ingest a batch, writing once per customer where possible.
+
+    Events whose identifiers all lead to one existing profile, and add none, are folded into it together
+    and saved in one transaction with all their markers; anything else (new identifiers, merges, erasure)
+    goes one event at a time. An exception is returned in its event's place, never raised.
+    """
+    results: list[Ingested | Exception | None] = [None] * len(events)
+    groups: dict[str, list[int]] = {}
+    for index, (_, event) in enumerate(events):
+        found = {} if isinstance(event, CustomerErased) else store.resolve(identity_keys(event.identifiers()))
+        owners = {p.key for p in found.values() if p is not None}
+        if found and len(owners) == 1 and all(found.values()):
+            groups.setdefault(owners.pop(), []).append(index)
+    for key, members in groups.items():
+        if len(members) > 1:
+            _ingest_together(store, key, members, events, delays, results)
+    for index, (kind, event) in enumerate(events):
+        if results[index] is None:
+            try:
+                results[index] = ingest(store, kind, event, delays)
+            except Exception as error:  # reported for this event alone; the batch goes on
+                results[index] = error
+    return [r for r in results if r is not None]  # every slot is filled by now
+
+
+def _ingest_together(
+    store: Store,
+    key: str,
+    members: list[int],
+    events: list[tuple[str, EventDetail]],
+    delays: TriggerDelays,
+    results: list[Ingested | Exception | None],
+) -> None:
+    pending = list(members)
+    for _ in range(MAX_ATTEMPTS):
+        profile = store.resolve([key])[key]
+        if profile is None or profile.key != key:
+            return  # the profile moved: these events go one by one
+        updated = profile
+        for index in pending:
+            updated = apply(updated, events[index][0], events[index][1], delays)
+        try:
+            store.save(updated, previous=[profile], new_keys=[], event_ids=[events[i][1].event_id for i in pending])
+        except Duplicate as duplicate:
+            [index] = [i for i in pending if events[i][1].event_id == duplicate.args[0]]
+            results[index] = Ingested(key, "duplicate", arm=dict(profile.triggers))
+            pending.remove(index)
+            store.forget([key])
+            if not pending:
+                return
+            continue
+        except Conflict:
+            store.forget([key])
+            continue
+        moved = {t: due for t, due in updated.triggers.items() if profile.triggers.get(t) != due}
+        for position, index in enumerate(pending):
+            results[index] = Ingested(key, "applied", arm=moved if position == 0 else {})
+        return
 
 
 def erase(store: Store, keys: list[str]) -> Ingested:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -119,21 +119,21 @@ class Store:
         return self.resolve([key])[key]
 
     def save(
-        self, profile: Profile, previous: list[Profile], new_keys: list[str], event_id: str | None = None
+        self, profile: Profile, previous: list[Profile], new_keys: list[str], event_ids: Sequence[str] = ()
     ) -> Profile:
         """Write ``profile`` and make every identifier point at it, in one conditional step.
 
         ``previous`` are the profiles as read (their versions guard the write); ``new_keys`` are identity
-        keys that had no item when read. With ``event_id``, a marker for the event is written in the same
+        keys that had no item when read. A marker for each of ``event_ids`` is written in the same
         transaction, so an event is applied exactly once however often it is delivered. A lost race
-        raises :class:`Conflict`; an event already applied raises :class:`Duplicate`.
+        raises :class:`Conflict`; an event already applied raises :class:`Duplicate` naming it.
         """
         saved = profile.model_copy(update={"version": profile.version + 1})
         before = {p.key: p for p in previous}
         puts: list[dict[str, Any]] = []
-        if event_id is not None:
-            expires = int((clock.now() + EVENT_MEMORY).timestamp())
-            marker = {"pk": {"S": f"ev:{event_id}"}, "sk": {"S": EVENT}, "expires_at": {"N": str(expires)}}
+        expires = str(int((clock.now() + EVENT_MEMORY).timestamp()))
+        for event_id in event_ids:
+            marker = {"pk": {"S": f"ev:{event_id}"}, "sk": {"S": EVENT}, "expires_at": {"N": expires}}
             puts.append(self._put(marker, expected=None))
         own = before.get(saved.key)
         puts.append(self._put(_profile_item(saved), expected=own.version if own else None))
@@ -155,8 +155,8 @@ class Store:
             self._write(puts[:100])
         except Conflict as conflict:
             self.forget(claimed)
-            if event_id is not None and conflict.failed == 0:
-                raise Duplicate(event_id) from conflict
+            if conflict.failed is not None and conflict.failed < len(event_ids):
+                raise Duplicate(event_ids[conflict.failed]) from conflict
             raise
         for put in puts:
             item = put["Put"]["Item"]
