@@ -2,16 +2,18 @@
 
 from datetime import UTC, datetime, timedelta
 
-from infra.local.memory import MemoryStore
 from nextbest.events import CustomerIdentified, ProductViewed
 from nextbest.ingest import ingest, ingest_batch
+
+from infra.local.memory import MemoryStore
 
 T0 = datetime(2026, 11, 2, 9, tzinfo=UTC)
 
 
 def view(n: int, **ids) -> ProductViewed:
-    return ProductViewed(event_id=f"v{n}", occurred_at=T0 + timedelta(minutes=n), product_id=f"sku-{n}",
-                         **(ids or {"customer_id": "c1"}))
+    return ProductViewed(
+        event_id=f"v{n}", occurred_at=T0 + timedelta(minutes=n), product_id=f"sku-{n}", **(ids or {"customer_id": "c1"})
+    )
 
 
 def test_given_six_events_of_one_customer_and_a_redelivery_then_one_write_applies_the_six_once():
@@ -29,9 +31,11 @@ def test_given_six_events_of_one_customer_and_a_redelivery_then_one_write_applie
 def test_given_new_identifiers_in_a_batch_then_those_events_go_one_by_one_and_still_merge():
     store = MemoryStore()
     ingest(store, "product.viewed", view(0), {})
-    batch = [("product.viewed", view(1)), ("product.viewed", view(2, anonymous_id="ck")),
-             ("customer.identified", CustomerIdentified(event_id="i", occurred_at=T0, customer_id="c1",
-                                                        anonymous_id="ck"))]
+    batch = [
+        ("product.viewed", view(1)),
+        ("product.viewed", view(2, anonymous_id="ck")),
+        ("customer.identified", CustomerIdentified(event_id="i", occurred_at=T0, customer_id="c1", anonymous_id="ck")),
+    ]
     results = ingest_batch(store, batch, {})
     assert [r.outcome for r in results] == ["applied"] * 3
     store.forget()
