@@ -12,7 +12,7 @@ from nextbest.ingest import Ingested, ingest_batch
 from nextbest.profiles import identity_keys
 from nextbest.queues import DeadLetters
 from nextbest.settings import IngestSettings
-from nextbest.store import Store
+from nextbest.store import Store, tombstone
 from nextbest.triggers import DueTrigger, Scheduler, disarm
 
 settings = IngestSettings.from_env()
@@ -36,7 +36,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             parsed[raw["messageId"]] = rejection
     valid = {mid: p for mid, p in parsed.items() if not isinstance(p, RejectedEvent)}
     # One BatchGetItem for every identifier (and tombstone) in the batch, then one write per customer.
-    store.prefetch(k for _, detail in valid.values() for k in identity_keys(detail.identifiers()))
+    keys = {k for _, detail in valid.values() for k in identity_keys(detail.identifiers())}
+    store.prefetch([*keys, *(tombstone(k) for k in keys)])
     outcomes = dict(zip(valid, ingest_batch(store, list(valid.values()), delays), strict=True))
 
     def record(sqs_record: SQSRecord) -> str:

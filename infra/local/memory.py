@@ -26,6 +26,9 @@ class MemoryStore(Store):
                 self._cache[key] = copy.deepcopy(item) if item is not None else None
 
     def _write(self, puts: list[dict[str, Any]]) -> None:
+        targets = [put["Put"]["Item"]["pk"]["S"] for put in puts]
+        if len(set(targets)) != len(targets):
+            raise ValueError("Transaction request cannot include multiple operations on one item")
         for index, put in enumerate(puts):
             op = put["Put"]
             current = self.items.get(op["Item"]["pk"]["S"])

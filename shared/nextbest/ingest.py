@@ -90,7 +90,10 @@ def ingest_batch(
             groups.setdefault(owners.pop(), []).append(index)
     for key, members in groups.items():
         if len(members) > 1:
-            _ingest_together(store, key, members, events, delays, results)
+            try:
+                _ingest_together(store, key, members, events, delays, results)
+            except Exception:
+                store.forget([key])
     for index, (kind, event) in enumerate(events):
         if results[index] is None:
             try:
@@ -108,7 +111,12 @@ def _ingest_together(
     delays: TriggerDelays,
     results: list[Ingested | Exception | None],
 ) -> None:
-    pending = list(members)
+    pending: list[int] = []
+    for index in members:  # the same event twice in one batch (at-least-once producers) is applied once
+        if any(events[i][1].event_id == events[index][1].event_id for i in pending):
+            results[index] = Ingested(key, "duplicate")
+        else:
+            pending.append(index)
     for _ in range(MAX_ATTEMPTS):
         profile = store.resolve([key])[key]
         if profile is None or profile.key != key:

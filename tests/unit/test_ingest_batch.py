@@ -40,3 +40,14 @@ def test_given_new_identifiers_in_a_batch_then_those_events_go_one_by_one_and_st
     assert [r.outcome for r in results] == ["applied"] * 3
     store.forget()
     assert len(store.profile("a:ck").views) == 3 and store.profile("a:ck").key == "c:c1"
+
+
+def test_given_the_same_event_twice_in_one_batch_then_it_is_applied_once_in_the_shared_write():
+    store = MemoryStore()
+    ingest(store, "product.viewed", view(0), {})
+    results = ingest_batch(
+        store, [("product.viewed", view(1)), ("product.viewed", view(1)), ("product.viewed", view(2))], {}
+    )
+    assert [r.outcome for r in results] == ["applied", "duplicate", "applied"]
+    store.forget()
+    assert len(store.profile("c:c1").views) == 3
