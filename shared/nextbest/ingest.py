@@ -14,7 +14,15 @@ from functools import reduce
 from typing import Literal
 
 from nextbest.events import ConsentUpdated, CustomerErased, EventDetail
-from nextbest.profiles import TriggerDelays, apply, canonical_key, identity_keys, merge, new_profile
+from nextbest.profiles import (
+    TriggerDelays,
+    apply,
+    bound_identifiers,
+    canonical_key,
+    identity_keys,
+    merge,
+    new_profile,
+)
 from nextbest.store import Conflict, Duplicate, Store
 
 MAX_ATTEMPTS = 8
@@ -52,8 +60,10 @@ def ingest(store: Store, kind: str, event: EventDetail, delays: TriggerDelays) -
             if len(profiles) == 1:
                 target = target.model_copy(update={"version": profiles[0].version})
             if new_keys:
-                everything = sorted(set(target.identifiers) | set(new_keys))
-                target = target.model_copy(update={"identifiers": everything, "key": canonical_key(everything)})
+                everything = set(target.identifiers) | set(new_keys)
+                target = target.model_copy(
+                    update={"identifiers": bound_identifiers(everything), "key": canonical_key(everything)}
+                )
         else:
             target = new_profile(keys)
         updated = apply(target, kind, event, delays)

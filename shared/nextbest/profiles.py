@@ -34,7 +34,7 @@ from nextbest.events import (
 MAX_VIEWS = 20
 MAX_ORDERS = 50
 MAX_MESSAGES = 20
-MAX_ANONYMOUS_IDS = 10
+MAX_IDENTIFIERS_PER_KIND = 10
 MAX_CATEGORIES = 30
 MAX_PRODUCTS = 50
 AFFINITY_HALF_LIFE = timedelta(days=30)
@@ -288,7 +288,7 @@ def merge(a: Profile, b: Profile, delays: TriggerDelays) -> Profile:
     grant made before it, while a re-subscription made after it is honoured. Orders are counted once.
     """
     keys = sorted(set(a.identifiers) | set(b.identifiers) | {a.key, b.key})
-    m = Profile(key=canonical_key(keys), identifiers=_bound_anonymous(keys))
+    m = Profile(key=canonical_key(keys), identifiers=bound_identifiers(keys))
     for field in ("first_name", "time_zone", "email", "phone"):
         for side in (a, b):
             value, since = getattr(side, field), side.stamps.get(field)
@@ -325,8 +325,13 @@ def merge(a: Profile, b: Profile, delays: TriggerDelays) -> Profile:
     return m
 
 
-def _bound_anonymous(keys: list[str]) -> list[str]:
-    """Keep every durable identifier but only the last-sorted cookies; old cookie redirects still resolve."""
-    durable = [k for k in keys if not k.startswith("a:")]
-    cookies = [k for k in keys if k.startswith("a:")]
-    return sorted(durable + cookies[-MAX_ANONYMOUS_IDS:])
+def bound_identifiers(keys: list[str] | set[str]) -> list[str]:
+    """At most ``MAX_IDENTIFIERS_PER_KIND`` keys of each kind, the smallest (so the canonical key stays).
+
+    The profile's list only serves to repoint redirects on a merge; a key dropped from it keeps its
+    redirect item, which still resolves (following at most a few hops).
+    """
+    kept: list[str] = []
+    for kind in KIND_RANK:
+        kept += sorted(k for k in set(keys) if k[0] == kind)[:MAX_IDENTIFIERS_PER_KIND]
+    return sorted(kept)
