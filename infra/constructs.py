@@ -21,7 +21,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 from nextbest.events import DETAIL_TYPES
 from nextbest.settings import DecideSettings, DeliverSettings, FeedbackSettings, IngestSettings, StageSettings
-from nextbest.store import BY_CUSTOMER
+from nextbest.store import BY_CANONICAL, BY_CUSTOMER
 
 from infra import assets
 
@@ -152,6 +152,11 @@ class ProfileStore(Construct):
             index_name=BY_CUSTOMER,
             partition_key=dynamodb.Attribute(name="customer", type=dynamodb.AttributeType.STRING),
             sort_key=dynamodb.Attribute(name="decided_at", type=dynamodb.AttributeType.STRING),
+            projection_type=dynamodb.ProjectionType.KEYS_ONLY,
+        )
+        self.table.add_global_secondary_index(
+            index_name=BY_CANONICAL,
+            partition_key=dynamodb.Attribute(name="canonical", type=dynamodb.AttributeType.STRING),
             projection_type=dynamodb.ProjectionType.KEYS_ONLY,
         )
 

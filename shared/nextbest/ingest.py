@@ -160,7 +160,7 @@ def erase(store: Store, keys: list[str]) -> Ingested:
     """
     found = store.resolve(keys)
     profiles = list({p.key: p for p in found.values() if p is not None}.values())
-    everything = sorted({*keys, *(k for p in profiles for k in (p.key, *p.identifiers))})
+    everything = sorted(store.linked_to({*keys, *(k for p in profiles for k in (p.key, *p.identifiers))}))
     decisions = sorted({d for k in everything for d in store.decisions_of(k)})
     store.erase(everything, decisions)
     disarm = {t: due for p in profiles for t, due in p.triggers.items()}

@@ -34,6 +34,8 @@ DECISION = "DECISION"
 ERASED = "ERASED"
 BY_CUSTOMER = "by_customer"
 """Sparse index of decision records by the identity key they were made for."""
+BY_CANONICAL = "by_canonical"
+"""Sparse index of redirect items by the key they point to: erasure finds every identifier with it."""
 MAX_REDIRECT_HOPS = 5
 
 
@@ -168,18 +170,32 @@ class Store:
 
     def decisions_of(self, key: str) -> list[str]:
         """Ids of every decision made for this identity key."""
-        ids: list[str] = []
+        return [pk[2:] for pk in self._query(BY_CUSTOMER, "customer", key)]
+
+    def linked_to(self, keys: Iterable[str]) -> set[str]:
+        """Every identity key that leads to any of ``keys``, however many redirects away."""
+        found, frontier = set(keys), list(keys)
+        while frontier:
+            for pk in self._query(BY_CANONICAL, "canonical", frontier.pop()):
+                if pk not in found:
+                    found.add(pk)
+                    frontier.append(pk)
+        return found
+
+    def _query(self, index: str, attribute: str, value: str) -> list[str]:
+        keys: list[str] = []
         kwargs: dict[str, Any] = {
             "TableName": self.table,
-            "IndexName": BY_CUSTOMER,
-            "KeyConditionExpression": "customer = :c",
-            "ExpressionAttributeValues": {":c": {"S": key}},
+            "IndexName": index,
+            "KeyConditionExpression": "#a = :v",
+            "ExpressionAttributeNames": {"#a": attribute},
+            "ExpressionAttributeValues": {":v": {"S": value}},
         }
         while True:
             page = self.client.query(**kwargs)
-            ids.extend(item["pk"]["S"][2:] for item in page.get("Items", []))
+            keys.extend(item["pk"]["S"] for item in page.get("Items", []))
             if "LastEvaluatedKey" not in page:
-                return ids
+                return keys
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def erase(self, keys: list[str], decision_ids: list[str]) -> None:

@@ -80,3 +80,19 @@ def test_given_an_erasure_then_profile_links_and_decisions_are_gone_and_do_not_c
     store.forget()
     returned = store.profile("e:zoe@example.org")
     assert returned is not None and returned.has_consent("email") and returned.cart is None
+
+
+def test_given_more_cookies_than_a_profile_lists_then_erasure_still_finds_every_one(emulation):
+    store = Store(emulation.output("TableName"))
+    for n in range(25):  # a loyal customer on many devices: more cookies than the profile keeps a list of
+        ingest(
+            store,
+            "customer.identified",
+            CustomerIdentified(event_id=f"i{n}", occurred_at=T0, customer_id="cus_7", anonymous_id=f"cookie-{n:02d}"),
+            DELAYS,
+        )
+    assert len(store.profile("c:cus_7").identifiers) < 26
+    ingest(store, "customer.erased", CustomerErased(event_id="x", occurred_at=T0, customer_id="cus_7"), DELAYS)
+    items = emulation.client("dynamodb").scan(TableName=emulation.output("TableName"))["Items"]
+    assert "cookie-" not in json.dumps(items)
+    assert sum(1 for i in items if i["sk"]["S"] == "ERASED") == 26
