@@ -103,7 +103,7 @@ def ingest_batch(
             try:
                 _ingest_together(store, key, members, events, delays, results)
             except Exception:
-                store.forget([key])
+                store.forget([key])  # those events go one by one below, where their errors are reported
     for index, (kind, event) in enumerate(events):
         if results[index] is None:
             try:
