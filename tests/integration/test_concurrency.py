@@ -17,7 +17,7 @@ CUSTOMERS = [f"cus_{n}" for n in range(4)]
 ITEM = LineItem(product_id="sku-1", name="Serum", quantity=1, unit_price=Decimal("1.00"))
 
 
-def test_given_four_workers_on_the_same_customers_then_every_order_is_counted_once(emulation):
+def test_given_four_workers_and_2000_orders_on_the_same_customers_then_each_is_counted_once(emulation):
     rng = random.Random(3)
     orders = [
         OrderPlaced(
@@ -28,9 +28,9 @@ def test_given_four_workers_on_the_same_customers_then_every_order_is_counted_on
             items=[ITEM],
             total=Decimal(rng.randint(1, 9)),
         )
-        for n in range(1200)
+        for n in range(2000)
     ]
-    redelivered = rng.sample(orders, 100)  # at-least-once delivery: some arrive twice, on other workers
+    redelivered = rng.sample(orders, 200)  # at-least-once delivery: some arrive twice, on other workers
     work = orders + redelivered
     rng.shuffle(work)
     table = emulation.output("TableName")
