@@ -283,6 +283,8 @@ class Delivery(Construct):
                 ses.EmailSendingEvent.REJECT,
                 ses.EmailSendingEvent.RENDERING_FAILURE,
                 ses.EmailSendingEvent.DELIVERY_DELAY,
+                ses.EmailSendingEvent.OPEN,
+                ses.EmailSendingEvent.CLICK,
             ],
         )
         self.identity = ses.EmailIdentity(

@@ -1,7 +1,21 @@
 """Feedback: what SES tells us after a send, in the SES event-publishing format.
 
-A permanent bounce makes the address undeliverable and, when the customer has a consented phone, re-routes
-the same decision to SMS as a new fallback decision. A complaint withdraws e-mail consent at once.
+============================  ==========================================================================
+event                         effect
+============================  ==========================================================================
+Send                          nothing (deliver already recorded the send)
+Delivery                      decision ``delivered``; the address's soft-bounce count is reset
+Bounce, Permanent             address undeliverable; decision ``bounced``; SMS fallback if consented
+Bounce, Transient/Undeterm.   retried once more after 15 min; the 3rd in a row counts as permanent
+Complaint                     e-mail consent withdrawn at once (source ``complaint``)
+Reject                        decision ``rejected`` (content refused, address fine); SMS fallback
+Rendering Failure             decision ``failed``
+Open, Click                   ``opened_at``/``clicked_at`` on the decision; the profile's last engagement
+DeliveryDelay                 ``delayed_at`` on the decision; SES keeps trying
+anything else                 dead-letter queue with reason ``unknown_notification_type``
+============================  ==========================================================================
+
+A fallback is a new decision (deterministic id) on SMS, checked for consent again when it is sent.
 """
 
 from __future__ import annotations
@@ -17,7 +31,7 @@ from nextbest.decisioning import Decision, delivery_request
 from nextbest.events import RejectedEvent
 from nextbest.profiles import Consent, Profile
 from nextbest.queues import Queue
-from nextbest.store import Conflict, Store
+from nextbest.store import Conflict, Store, iso
 
 KNOWN_TYPES = {
     "Send",
@@ -60,11 +74,18 @@ class Complaint(_Model):
     timestamp: datetime
 
 
+class Engagement(_Model):
+    timestamp: datetime
+    link: str | None = None
+
+
 class SesEvent(_Model):
     event_type: str = Field(alias="eventType")
     mail: Mail
     bounce: Bounce | None = None
     complaint: Complaint | None = None
+    open: Engagement | None = None
+    click: Engagement | None = None
 
     @property
     def decision_id(self) -> str | None:
@@ -87,36 +108,93 @@ def parse(body: str) -> SesEvent:
     return event
 
 
+SOFT_BOUNCE_LIMIT = 3
+"""Consecutive transient bounces after which an address is treated as undeliverable."""
+RETRY_DELAY_SECONDS = 900
+"""When a transient bounce is retried: the longest delay SQS offers, since SES already retried for hours."""
+
+
 @dataclass(frozen=True)
 class Handled:
-    effect: Literal["none", "marked_bounced", "sms_fallback", "suppressed", "delivered"]
+    effect: Literal[
+        "none",
+        "delivered",
+        "marked_bounced",
+        "sms_fallback",
+        "retry_later",
+        "suppressed",
+        "rejected",
+        "failed",
+        "engaged",
+        "delayed",
+    ]
 
 
 def handle(store: Store, deliver: Queue, event: SesEvent) -> Handled:
+    """Apply one SES event. Every type SES publishes has a rule; see the module docstring."""
     did = event.decision_id
     record = store.decision(did) if did else None
     if record is None:
         return Handled("none")
     decision = Decision.model_validate_json(record[1])
-    if event.event_type == "Delivery":
+    kind, when = event.event_type, iso(event.mail.timestamp)
+    if kind == "Send":
+        return Handled("none")
+    if kind == "Delivery":
         store.move_decision(decision.decision_id, "sent", "delivered")
+        _update(store, decision.profile_key, _delivered)
         return Handled("delivered")
-    if event.event_type == "Bounce" and event.bounce and event.bounce.bounce_type == "Permanent":
+    if kind == "Bounce" and event.bounce:
         addresses = {r.email_address.lower() for r in event.bounce.bounced_recipients}
-        profile = _update(store, decision.profile_key, lambda p: _mark_bounced(p, addresses))
+        permanent = event.bounce.bounce_type == "Permanent"
+        profile = _update(store, decision.profile_key, lambda p: _bounced(p, addresses, permanent))
+        if not permanent and profile is not None and profile.email_status == "ok":
+            if store.move_decision(decision.decision_id, ("sent", "delivered"), "queued"):
+                deliver.send(delivery_request(decision.decision_id), delay_seconds=RETRY_DELAY_SECONDS)
+            return Handled("retry_later")
         store.move_decision(decision.decision_id, ("sent", "delivered"), "bounced")
         if profile is not None and _sms_fallback(store, deliver, decision, profile):
             return Handled("sms_fallback")
         return Handled("marked_bounced")
-    if event.event_type == "Complaint" and event.complaint:
+    if kind == "Complaint" and event.complaint:
         _update(store, decision.profile_key, lambda p: _suppress(p, event.complaint.timestamp))  # type: ignore[union-attr]
         return Handled("suppressed")
+    if kind == "Reject":  # SES refused the content (e.g. a virus scan): the address is fine, the e-mail is not
+        store.move_decision(decision.decision_id, "sent", "rejected")
+        profile = store.profile(decision.profile_key)
+        if profile is not None and _sms_fallback(store, deliver, decision, profile):
+            return Handled("sms_fallback")
+        return Handled("rejected")
+    if kind == "Rendering Failure":
+        store.move_decision(decision.decision_id, "sent", "failed", reason="rendering failure")
+        return Handled("failed")
+    engagement = event.open or event.click
+    if kind in ("Open", "Click") and engagement:
+        store.annotate_decision(decision.decision_id, **{f"{kind.lower()}ed_at": iso(engagement.timestamp)})
+        _update(store, decision.profile_key, lambda p: _engaged(p, engagement.timestamp))
+        return Handled("engaged")
+    if kind == "DeliveryDelay":
+        store.annotate_decision(decision.decision_id, delayed_at=when)
+        return Handled("delayed")
     return Handled("none")
 
 
-def _mark_bounced(profile: Profile, addresses: set[str]) -> Profile:
-    if profile.email in addresses:
+def _delivered(profile: Profile) -> Profile:
+    profile.soft_bounces = 0
+    return profile
+
+
+def _bounced(profile: Profile, addresses: set[str], permanent: bool) -> Profile:
+    if profile.email not in addresses:
+        return profile
+    profile.soft_bounces = 0 if permanent else profile.soft_bounces + 1
+    if permanent or profile.soft_bounces >= SOFT_BOUNCE_LIMIT:
         profile.email_status = "bounced"
+    return profile
+
+
+def _engaged(profile: Profile, at: datetime) -> Profile:
+    profile.last_engaged_at = max(filter(None, [profile.last_engaged_at, at]))
     return profile
 
 

@@ -125,6 +125,8 @@ class Profile(_Model):
     time_zone: str | None = None
     email: str | None = None
     email_status: Literal["ok", "bounced", "complained"] = "ok"
+    soft_bounces: int = Field(default=0, description="Consecutive transient bounces of the current e-mail.")
+    last_engaged_at: datetime | None = None
     phone: str | None = None
     stamps: dict[str, datetime] = Field(default_factory=dict, description="When each contact field was true.")
     consent: dict[Channel, Consent] = Field(default_factory=dict)
@@ -228,7 +230,7 @@ def _stamp(p: Profile, field: str, value: str | None, at: datetime) -> None:
     current, since = getattr(p, field), p.stamps.get(field)
     if since is None or (at, value) > (since, current or ""):
         if field == "email" and value != current:
-            p.email_status = "ok"
+            p.email_status, p.soft_bounces = "ok", 0
         setattr(p, field, value)
         p.stamps[field] = at
 

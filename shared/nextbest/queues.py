@@ -16,8 +16,10 @@ class Queue:
     def client(self) -> Any:
         return self._client or aws.client("sqs")
 
-    def send(self, body: str, attributes: dict[str, str] | None = None) -> None:
+    def send(self, body: str, attributes: dict[str, str] | None = None, delay_seconds: int = 0) -> None:
         kwargs: dict[str, Any] = {"QueueUrl": self.url, "MessageBody": body}
+        if delay_seconds:
+            kwargs["DelaySeconds"] = min(delay_seconds, 900)
         if attributes:
             kwargs["MessageAttributes"] = {
                 k: {"DataType": "String", "StringValue": v} for k, v in attributes.items() if v

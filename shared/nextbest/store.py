@@ -293,6 +293,19 @@ class Store:
         ).get("Item")
         return (item["status"]["S"], item["doc"]["S"]) if item else None
 
+    def annotate_decision(self, decision_id: str, **fields: str) -> None:
+        """Record facts about a decision (opened_at, clicked_at…) without touching its status."""
+        names = {f"#x{i}": name for i, name in enumerate(sorted(fields))}
+        values = {f":x{i}": {"S": fields[name]} for i, name in enumerate(sorted(fields))}
+        self.client.update_item(
+            TableName=self.table,
+            Key={"pk": {"S": f"d:{decision_id}"}, "sk": {"S": DECISION}},
+            UpdateExpression="SET " + ", ".join(f"#x{i} = :x{i}" for i in range(len(fields))),
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+
     def move_decision(
         self, decision_id: str, from_status: str | tuple[str, ...], to_status: str, **fields: str
     ) -> bool:

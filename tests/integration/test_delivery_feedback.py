@@ -156,3 +156,74 @@ def test_given_a_complaint_then_email_consent_is_withdrawn(pipeline):
     store.forget()
     profile = store.profile("c:cus_1")
     assert not profile.has_consent("email") and profile.consent["email"].source == "complaint"
+
+
+def test_given_transient_bounces_then_the_email_is_retried_and_the_third_counts_as_permanent(pipeline, emulation):
+    store, deliver_queue, email, sms = pipeline
+    decision = shopper(store)
+    for attempt in (1, 2):
+        assert deliver(store, decision.decision_id, email, sms).outcome == "sent"
+        effect = handle(
+            store, deliver_queue, parse(_ses_event("transient-bounce.json", decision.decision_id, "ann@example.org"))
+        )
+        assert effect.effect == "retry_later" and store.decision(decision.decision_id)[0] == "queued"
+        store.forget()
+        assert store.profile("c:cus_1").soft_bounces == attempt
+    deliver(store, decision.decision_id, email, sms)
+    third = handle(
+        store, deliver_queue, parse(_ses_event("transient-bounce.json", decision.decision_id, "ann@example.org"))
+    )
+    assert third.effect == "sms_fallback"
+    store.forget()
+    assert store.profile("c:cus_1").email_status == "bounced"
+
+
+def test_given_a_delivery_then_soft_bounces_are_forgotten(pipeline):
+    store, deliver_queue, email, sms = pipeline
+    decision = shopper(store)
+    deliver(store, decision.decision_id, email, sms)
+    handle(store, deliver_queue, parse(_ses_event("transient-bounce.json", decision.decision_id, "ann@example.org")))
+    deliver(store, decision.decision_id, email, sms)
+    assert (
+        handle(store, deliver_queue, parse(_ses_event("delivery.json", decision.decision_id, "ann@example.org"))).effect
+        == "delivered"
+    )
+    store.forget()
+    assert store.profile("c:cus_1").soft_bounces == 0
+    assert store.decision(decision.decision_id)[0] == "delivered"
+
+
+def test_given_a_reject_then_the_content_failed_but_sms_still_reaches_the_customer(pipeline):
+    store, deliver_queue, email, sms = pipeline
+    decision = shopper(store)
+    deliver(store, decision.decision_id, email, sms)
+    effect = handle(store, deliver_queue, parse(_ses_event("reject.json", decision.decision_id, "ann@example.org")))
+    assert effect.effect == "sms_fallback"
+    assert store.decision(decision.decision_id)[0] == "rejected"
+    store.forget()
+    assert store.profile("c:cus_1").email_status == "ok"
+
+
+def test_opens_clicks_delays_and_rendering_failures_are_recorded_on_the_decision(pipeline, emulation):
+    store, deliver_queue, email, sms = pipeline
+    decision = shopper(store)
+    deliver(store, decision.decision_id, email, sms)
+    effects = [
+        handle(store, deliver_queue, parse(_ses_event(name, decision.decision_id, "ann@example.org"))).effect
+        for name in ("delivery-delay.json", "open.json", "click.json", "rendering-failure.json")
+    ]
+    assert effects == ["delayed", "engaged", "engaged", "failed"]
+    item = emulation.client("dynamodb").get_item(
+        TableName=emulation.output("TableName"), Key={"pk": {"S": f"d:{decision.decision_id}"}, "sk": {"S": "DECISION"}}
+    )["Item"]
+    assert {"delayed_at", "opened_at", "clicked_at"} <= set(item)
+    store.forget()
+    assert store.profile("c:cus_1").last_engaged_at is not None
+
+
+def test_an_unknown_notification_type_is_rejected_with_a_reason():
+    from nextbest.events import RejectedEvent
+
+    with pytest.raises(RejectedEvent) as rejected:
+        parse(_ses_event("unknown-type.json", "d", "ann@example.org"))
+    assert rejected.value.reason == "unknown_notification_type"
