@@ -19,7 +19,7 @@ from nextbest.events import Channel
 from nextbest.messages import Message, render
 from nextbest.profiles import MAX_MESSAGES, MessageLog, Profile
 from nextbest.queues import Queue
-from nextbest.store import Conflict, Store, iso
+from nextbest.store import Store, iso
 
 NAMESPACE = uuid.UUID("6f1c63a0-2f7e-4d8e-9a57-0d8c1f6b4e21")
 
@@ -190,34 +190,17 @@ def decide_for(
 
 def _close_triggers(store: Store, key: str, made: list[Decision]) -> None:
     """Remove the triggers just decided (unless they moved meanwhile) and log the planned messages."""
-    for _ in range(8):
-        profile = store.profile(key)
-        if profile is None:
-            return
-        updated = profile.model_copy(deep=True)
+
+    def close(profile: Profile) -> Profile:
         for d in made:
-            if updated.triggers.get(d.trigger) == d.trigger_due_at:
-                del updated.triggers[d.trigger]
-            if (
-                d.action == "send"
-                and d.channel
-                and d.campaign_id
-                and all(m.decision_id != d.decision_id for m in updated.messages)
-            ):
-                updated.messages.append(
-                    MessageLog(
-                        decision_id=d.decision_id,
-                        campaign_id=d.campaign_id,
-                        channel=d.channel,
-                        at=d.decided_at,
-                    )
+            if profile.triggers.get(d.trigger) == d.trigger_due_at:
+                del profile.triggers[d.trigger]
+            logged = any(m.decision_id == d.decision_id for m in profile.messages)
+            if d.action == "send" and d.channel and d.campaign_id and not logged:
+                profile.messages.append(
+                    MessageLog(decision_id=d.decision_id, campaign_id=d.campaign_id, channel=d.channel, at=d.decided_at)
                 )
-        updated.messages = updated.messages[-MAX_MESSAGES:]
-        if updated == profile:
-            return
-        try:
-            store.update_profile(updated)
-            return
-        except Conflict:
-            continue
-    raise Conflict(f"could not close triggers of {key}")
+        profile.messages = profile.messages[-MAX_MESSAGES:]
+        return profile
+
+    store.change(key, close)

@@ -31,7 +31,7 @@ from nextbest.decisioning import Decision, delivery_request
 from nextbest.events import RejectedEvent
 from nextbest.profiles import Consent, Profile
 from nextbest.queues import Queue
-from nextbest.store import Conflict, Store, iso
+from nextbest.store import Store, iso
 
 KNOWN_TYPES = {
     "Send",
@@ -142,12 +142,12 @@ def handle(store: Store, deliver: Queue, event: SesEvent) -> Handled:
         return Handled("none")
     if kind == "Delivery":
         store.move_decision(decision.decision_id, "sent", "delivered")
-        _update(store, decision.profile_key, _delivered)
+        store.change(decision.profile_key, _delivered)
         return Handled("delivered")
     if kind == "Bounce" and event.bounce:
         addresses = {r.email_address.lower() for r in event.bounce.bounced_recipients}
         permanent = event.bounce.bounce_type == "Permanent"
-        profile = _update(store, decision.profile_key, lambda p: _bounced(p, addresses, permanent))
+        profile = store.change(decision.profile_key, lambda p: _bounced(p, addresses, permanent))
         if not permanent and profile is not None and profile.email_status == "ok":
             if store.move_decision(decision.decision_id, ("sent", "delivered"), "queued"):
                 deliver.send(delivery_request(decision.decision_id), delay_seconds=RETRY_DELAY_SECONDS)
@@ -157,7 +157,7 @@ def handle(store: Store, deliver: Queue, event: SesEvent) -> Handled:
             return Handled("sms_fallback")
         return Handled("marked_bounced")
     if kind == "Complaint" and event.complaint:
-        _update(store, decision.profile_key, lambda p: _suppress(p, event.complaint.timestamp))  # type: ignore[union-attr]
+        store.change(decision.profile_key, lambda p: _suppress(p, event.complaint.timestamp))  # type: ignore[union-attr]
         return Handled("suppressed")
     if kind == "Reject":  # SES refused the content (e.g. a virus scan): the address is fine, the e-mail is not
         store.move_decision(decision.decision_id, "sent", "rejected")
@@ -171,7 +171,7 @@ def handle(store: Store, deliver: Queue, event: SesEvent) -> Handled:
     engagement = event.open or event.click
     if kind in ("Open", "Click") and engagement:
         store.annotate_decision(decision.decision_id, **{f"{kind.lower()}ed_at": iso(engagement.timestamp)})
-        _update(store, decision.profile_key, lambda p: _engaged(p, engagement.timestamp))
+        store.change(decision.profile_key, lambda p: _engaged(p, engagement.timestamp))
         return Handled("engaged")
     if kind == "DeliveryDelay":
         store.annotate_decision(decision.decision_id, delayed_at=when)
@@ -202,21 +202,6 @@ def _suppress(profile: Profile, at: datetime) -> Profile:
     profile.email_status = "complained"
     profile.consent["email"] = Consent(granted=False, at=at, source="complaint")
     return profile
-
-
-def _update(store: Store, key: str, change) -> Profile | None:  # type: ignore[no-untyped-def]
-    for _ in range(8):
-        profile = store.profile(key)
-        if profile is None:
-            return None
-        updated = change(profile.model_copy(deep=True))
-        if updated == profile:
-            return profile
-        try:
-            return store.update_profile(updated)
-        except Conflict:
-            continue
-    raise Conflict(f"could not update {key}")
 
 
 def _sms_fallback(store: Store, deliver: Queue, decision: Decision, profile: Profile) -> bool:

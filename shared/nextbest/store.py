@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -243,6 +243,24 @@ class Store:
                 failed = reasons.index("ConditionalCheckFailed") if "ConditionalCheckFailed" in reasons else None
                 raise Conflict(puts[0]["Put"]["Item"]["pk"]["S"], failed=failed) from error
             raise
+
+    def change(self, key: str, change: Callable[[Profile], Profile], attempts: int = 8) -> Profile | None:
+        """Read-modify-write a profile under its version, retried on conflict; None if it does not exist.
+
+        ``change`` gets a private copy and returns it changed (or unchanged: then nothing is written).
+        """
+        for _ in range(attempts):
+            profile = self.profile(key)
+            if profile is None:
+                return None
+            updated = change(profile.model_copy(deep=True))
+            if updated == profile:
+                return profile
+            try:
+                return self.update_profile(updated)
+            except Conflict:
+                continue
+        raise Conflict(f"{key} kept changing under {attempts} attempts")
 
     def update_profile(self, profile: Profile) -> Profile:
         """Write back a profile read earlier (no identity change); Conflict if it moved meanwhile."""
