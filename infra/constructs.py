@@ -319,10 +319,18 @@ class Delivery(Construct):
         self.function.add_to_role_policy(
             iam.PolicyStatement(actions=["sns:Publish"], not_resources=["arn:aws:sns:*:*:*"])
         )
+        # The STOP list SNS keeps per account is looked up before every text; the action has no resource.
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(actions=["sns:CheckIfPhoneNumberIsOptedOut"], resources=["*"])
+        )
 
 
 class Feedback(Construct):
-    """SES events → encrypted SNS topic → queue → feedback function (which may re-queue an SMS fallback)."""
+    """SES events and SMS replies → encrypted SNS topics → queue → feedback function.
+
+    SMS replies (STOP, START) arrive when the sending number's two-way SMS (AWS End User Messaging SMS)
+    is set to publish to ``inbound_sms``; the stack outputs its ARN.
+    """
 
     def __init__(self, scope: Construct, id: str, shared: Shared) -> None:
         super().__init__(scope, id)
@@ -334,6 +342,11 @@ class Feedback(Construct):
         self.topic = sns.Topic(self, "Topic", master_key=key, enforce_ssl=True)
         self.queue, self.dead_letters = work_queue(self, "Notifications", timeout)
         self.topic.add_subscription(subscriptions.SqsSubscription(self.queue, raw_message_delivery=True))
+        sms = iam.ServicePrincipal("sms-voice.amazonaws.com")
+        key.grant(sms, "kms:GenerateDataKey*", "kms:Decrypt")
+        self.inbound_sms = sns.Topic(self, "InboundSms", master_key=key, enforce_ssl=True)
+        self.inbound_sms.grant_publish(sms)
+        self.inbound_sms.add_subscription(subscriptions.SqsSubscription(self.queue, raw_message_delivery=True))
         self.timeout = timeout
 
     def attach(self, shared: Shared, table: dynamodb.Table, deliver_queue: sqs.Queue) -> None:

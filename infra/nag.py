@@ -15,7 +15,8 @@ EVERY_FUNCTION = {
         "AWSLambdaBasicExecutionRole is AWS's minimal policy for a function writing its own logs."
     ),
     "AwsSolutions-IAM5[Resource::*]": (
-        "X-Ray's PutTraceSegments/PutTelemetryRecords have no resource-level permissions."
+        "X-Ray's PutTraceSegments/PutTelemetryRecords (and, for deliver, SNS CheckIfPhoneNumberIsOptedOut) "
+        "have no resource-level permissions."
     ),
 }
 

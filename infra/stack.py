@@ -38,3 +38,9 @@ class NextbestStack(cdk.Stack):
         self.functions = [self.ingestion.function, self.decisioning.function, self.delivery.function, feedback.function]
         cdk.CfnOutput(self, "BusName", value=self.ingestion.bus.event_bus_name)
         cdk.CfnOutput(self, "TableName", value=store.table.table_name)
+        cdk.CfnOutput(
+            self,
+            "InboundSmsTopic",
+            value=feedback.inbound_sms.topic_arn,
+            description="Point your number's two-way SMS here so STOP replies are honoured",
+        )

@@ -6,7 +6,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from nextbest import batch, feedback
+from nextbest import batch, clock, feedback
 from nextbest.queues import DeadLetters, Queue
 from nextbest.settings import FeedbackSettings
 from nextbest.store import Store
@@ -24,6 +24,11 @@ dead_letters = DeadLetters(settings.dead_letter_queue_url)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     def record(sqs_record: SQSRecord) -> str:
         notification = feedback.parse(sqs_record.body)
+        if isinstance(notification, feedback.InboundSms):
+            reply = feedback.handle_reply(store, notification, clock.now())
+            metrics.add_metric(name="Feedback_SmsReply", unit=MetricUnit.Count, value=1)
+            logger.info("sms reply", extra={"effect": reply.effect})
+            return reply.effect
         result = feedback.handle(store, deliver, notification)
         metrics.add_metric(name=f"Feedback_{notification.event_type.replace(' ', '')}", unit=MetricUnit.Count, value=1)
         logger.info(

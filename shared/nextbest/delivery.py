@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError, ConnectionError, ReadTimeoutError
 from nextbest import aws, clock
 from nextbest.decisioning import Decision
 from nextbest.messages import Message
-from nextbest.profiles import Profile
+from nextbest.profiles import Consent, Profile, offer_consent
 from nextbest.store import Store, iso
 
 Outcome = Literal["sent", "suppressed", "already_handled", "failed", "unknown"]
@@ -33,6 +33,10 @@ class EmailSender(Protocol):
 
 class SmsSender(Protocol):
     def send(self, phone: str, message: Message, decision: Decision) -> str: ...
+
+    def opted_out(self, phone: str) -> bool:
+        """Whether the number replied STOP (the carrier-level opt-out list SNS keeps)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,11 @@ def deliver(store: Store, decision_id: str, email: EmailSender, sms: SmsSender) 
         store.move_decision(decision_id, "queued", "suppressed", reason=why_not)
         return Delivered("suppressed", why_not, channel)
     assert profile is not None
+    if channel == "sms" and profile.phone and sms.opted_out(profile.phone):
+        stop = Consent(granted=False, at=clock.now(), source="sms_stop")
+        store.change(profile.key, lambda p: offer_consent(p, "sms", stop))
+        store.move_decision(decision_id, "queued", "suppressed", reason="sms opted out (STOP)")
+        return Delivered("suppressed", "sms opted out (STOP)", channel)
     if not store.move_decision(decision_id, "queued", "sending"):
         return Delivered("already_handled", "claimed by another delivery")
     message = decision.messages[channel]
@@ -131,6 +140,8 @@ class SesEmail:
 
 
 class SnsSms:
+    """SMS through SNS. SNS keeps the list of numbers that replied STOP; we consult it before each send."""
+
     def __init__(self, client: Any = None) -> None:
         self._client = client
 
@@ -142,3 +153,7 @@ class SnsSms:
             MessageAttributes={"AWS.SNS.SMS.SMSType": {"DataType": "String", "StringValue": "Promotional"}},
         )
         return str(response["MessageId"])
+
+    def opted_out(self, phone: str) -> bool:
+        client = self._client or aws.client("sns")
+        return bool(client.check_if_phone_number_is_opted_out(phoneNumber=phone)["isOptedOut"])

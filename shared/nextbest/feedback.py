@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from nextbest.decisioning import Decision, delivery_request
 from nextbest.events import RejectedEvent
-from nextbest.profiles import Consent, Profile
+from nextbest.profiles import Consent, Profile, offer_consent
 from nextbest.queues import Queue
 from nextbest.store import Store, iso
 
@@ -74,6 +74,18 @@ class Complaint(_Model):
     timestamp: datetime
 
 
+class InboundSms(_Model):
+    """A reply to one of our texts, as AWS End User Messaging SMS publishes it to SNS (two-way SMS)."""
+
+    origination_number: str = Field(alias="originationNumber")
+    message_body: str = Field(alias="messageBody")
+    inbound_message_id: str = Field(alias="inboundMessageId")
+
+
+STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "ARRET"}
+START_WORDS = {"START", "UNSTOP", "YES"}
+
+
 class Engagement(_Model):
     timestamp: datetime
     link: str | None = None
@@ -93,7 +105,13 @@ class SesEvent(_Model):
         return values[0] if values else None
 
 
-def parse(body: str) -> SesEvent:
+def parse(body: str) -> SesEvent | InboundSms:
+    if '"originationNumber"' in body:
+        try:
+            return InboundSms.model_validate_json(body)
+        except ValidationError as error:
+            fields = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()[:5])
+            raise RejectedEvent("bad_notification", fields[:500]) from None
     try:
         event = SesEvent.model_validate_json(body)
     except ValidationError as error:
@@ -127,7 +145,20 @@ class Handled:
         "failed",
         "engaged",
         "delayed",
+        "resubscribed",
     ]
+
+
+def handle_reply(store: Store, reply: InboundSms, at: datetime) -> Handled:
+    """STOP (and its synonyms) withdraws SMS consent at once; START gives it back."""
+    word = reply.message_body.strip().upper()
+    if word not in STOP_WORDS | START_WORDS:
+        return Handled("none")
+    consent = Consent(granted=word in START_WORDS, at=at, source="sms_reply")
+    found = store.change(f"p:{reply.origination_number}", lambda p: offer_consent(p, "sms", consent))
+    if found is None:
+        return Handled("none")
+    return Handled("resubscribed" if consent.granted else "suppressed")
 
 
 def handle(store: Store, deliver: Queue, event: SesEvent) -> Handled:
@@ -200,8 +231,7 @@ def _engaged(profile: Profile, at: datetime) -> Profile:
 
 def _suppress(profile: Profile, at: datetime) -> Profile:
     profile.email_status = "complained"
-    profile.consent["email"] = Consent(granted=False, at=at, source="complaint")
-    return profile
+    return offer_consent(profile, "email", Consent(granted=False, at=at, source="complaint"))
 
 
 def _sms_fallback(store: Store, deliver: Queue, decision: Decision, profile: Profile) -> bool:

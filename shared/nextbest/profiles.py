@@ -240,6 +240,12 @@ def _offer_cart(p: Profile, cart: Cart) -> None:
         p.cart = cart
 
 
+def offer_consent(p: Profile, channel: Channel, consent: Consent) -> Profile:
+    """Record a statement of consent if it is the newest (an opt-out wins a tie); returns the profile."""
+    _offer_consent(p, channel, consent)
+    return p
+
+
 def _offer_consent(p: Profile, channel: Channel, consent: Consent) -> None:
     current = p.consent.get(channel)
     if current is None or consent.rank() > current.rank():

@@ -3,7 +3,7 @@
 import json
 from datetime import timedelta
 
-from tests.conftest import T0, sample
+from tests.conftest import EVENTS, T0, sample
 
 
 def put(emulation, *events):
@@ -162,3 +162,14 @@ def test_an_erased_customer_gets_no_reminder_for_a_cart_left_before(emulation):
     assert emulation.due_schedules(T0 + timedelta(days=1)) == []  # the alarm named her: deleted too
     emulation.advance(T0 + timedelta(hours=3))
     assert emulation.sent_emails() == []
+
+
+def test_a_stop_reply_through_the_inbound_sms_topic_stops_the_next_text(emulation):
+    put(emulation, event("customer.identified"), event("consent.updated", channel="sms"), event("cart.updated"))
+    emulation.drain()
+    emulation.advance(T0 + timedelta(minutes=10))  # she replies STOP after granting consent at 09:02
+    stop = (EVENTS / "sms" / "stop.json").read_text()
+    emulation.client("sns").publish(TopicArn=emulation.output("InboundSmsTopic"), Message=stop)
+    emulation.drain()
+    emulation.advance(T0 + timedelta(hours=3))
+    assert emulation.sent_sms() == []

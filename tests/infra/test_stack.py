@@ -87,15 +87,20 @@ def test_ses_events_reach_the_feedback_function(template):
     assert {"bounce", "complaint", "delivery"} <= set(
         destination["Properties"]["EventDestination"]["MatchingEventTypes"]
     )
-    [subscription] = resources(template, "AWS::SNS::Subscription").values()
-    assert subscription["Properties"]["TopicArn"]["Ref"] == sns
-    assert subscription["Properties"]["RawMessageDelivery"] is True
-    queue = subscription["Properties"]["Endpoint"]["Fn::GetAtt"][0]
+    subscriptions = {
+        r["Properties"]["TopicArn"]["Ref"]: r["Properties"]
+        for r in resources(template, "AWS::SNS::Subscription").values()
+    }
+    subscription = subscriptions[sns]
+    assert subscription["RawMessageDelivery"] is True
+    queue = subscription["Endpoint"]["Fn::GetAtt"][0]
     feedback = [
         m
         for m in resources(template, "AWS::Lambda::EventSourceMapping").values()
         if m["Properties"]["EventSourceArn"]["Fn::GetAtt"][0] == queue
     ]
+    inbound_sms = template["Outputs"]["InboundSmsTopic"]["Value"]["Ref"]
+    assert subscriptions[inbound_sms]["Endpoint"]["Fn::GetAtt"][0] == queue  # STOP replies take the same road
     assert len(feedback) == 1
 
 

@@ -227,3 +227,55 @@ def test_an_unknown_notification_type_is_rejected_with_a_reason():
     with pytest.raises(RejectedEvent) as rejected:
         parse(_ses_event("unknown-type.json", "d", "ann@example.org"))
     assert rejected.value.reason == "unknown_notification_type"
+
+
+def test_given_a_number_on_the_carrier_stop_list_then_no_text_goes_and_the_opt_out_is_recorded(pipeline, emulation):
+    store, _, email, sms = pipeline
+    ingest(
+        store,
+        "customer.identified",
+        CustomerIdentified(event_id="i", occurred_at=T0, customer_id="cus_1", phone="+14155550199"),
+        DELAYS,
+    )  # moto: "…99" replied STOP
+    ingest(
+        store,
+        "consent.updated",
+        ConsentUpdated(event_id="k", occurred_at=T0, customer_id="cus_1", channel="sms", granted=True),
+        DELAYS,
+    )
+    ingest(
+        store,
+        "cart.updated",
+        CartUpdated(
+            event_id="c",
+            occurred_at=T0,
+            customer_id="cus_1",
+            items=[LineItem(product_id="sku-1", name="Serum", quantity=1, unit_price=Decimal("32.00"))],
+        ),
+        DELAYS,
+    )
+    [decision] = _decide(store)
+    assert decision.channel == "sms"
+    result = deliver(store, decision.decision_id, email, sms)
+    assert result.outcome == "suppressed" and "STOP" in result.reason
+    assert emulation.sent_sms() == []
+    store.forget()
+    consent = store.profile("c:cus_1").consent["sms"]
+    assert not consent.granted and consent.source == "sms_stop"
+
+
+def test_given_a_stop_reply_then_sms_consent_is_withdrawn_and_start_gives_it_back(pipeline):
+    from datetime import UTC, datetime
+
+    from nextbest.feedback import handle_reply
+
+    store = pipeline[0]
+    shopper(store)
+    stop = parse((EVENTS / "sms" / "stop.json").read_text())
+    assert handle_reply(store, stop, datetime(2026, 11, 3, tzinfo=UTC)).effect == "suppressed"
+    store.forget()
+    assert not store.profile("c:cus_1").has_consent("sms")
+    start = stop.model_copy(update={"message_body": " start "})
+    assert handle_reply(store, start, datetime(2026, 11, 4, tzinfo=UTC)).effect == "resubscribed"
+    store.forget()
+    assert store.profile("c:cus_1").has_consent("sms")
