@@ -14,13 +14,21 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_ses as ses
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 from nextbest.events import DETAIL_TYPES
-from nextbest.settings import DecideSettings, DeliverSettings, FeedbackSettings, IngestSettings, StageSettings
+from nextbest.settings import (
+    DecideSettings,
+    DeliverSettings,
+    FeedbackSettings,
+    IngestSettings,
+    StageSettings,
+    UnsubscribeSettings,
+)
 from nextbest.store import BY_CANONICAL, BY_CUSTOMER
 
 from infra import assets
@@ -64,7 +72,7 @@ class Shared(Construct):
         *,
         table: dynamodb.Table,
         queues: list[sqs.Queue],
-        dead_letters: sqs.Queue,
+        dead_letters: sqs.Queue | None,
         timeout: cdk.Duration,
         memory: int = 512,
         code: lambda_.Code | None = None,
@@ -75,9 +83,9 @@ class Shared(Construct):
         Its environment is built from the step's settings model (``nextbest.settings``), the same one the
         handler reads back, so a missing or misspelt setting fails the synth rather than a cold start.
         """
-        environment = settings.environment(
-            table_name=table.table_name, dead_letter_queue_url=dead_letters.queue_url, **values
-        )
+        if dead_letters is not None:
+            values["dead_letter_queue_url"] = dead_letters.queue_url
+        environment = settings.environment(table_name=table.table_name, **values)
         log_group = logs.LogGroup(
             scope, "Logs", retention=logs.RetentionDays.ONE_MONTH, removal_policy=cdk.RemovalPolicy.DESTROY
         )
@@ -105,7 +113,8 @@ class Shared(Construct):
         for queue in queues:
             function.add_event_source(sources.SqsEventSource(queue, batch_size=10, report_batch_item_failures=True))
         table.grant_read_write_data(function)
-        dead_letters.grant_send_messages(function)
+        if dead_letters is not None:
+            dead_letters.grant_send_messages(function)
         return function
 
 
@@ -290,6 +299,26 @@ class Delivery(Construct):
         self.identity = ses.EmailIdentity(
             self, "Sender", identity=ses.Identity.email(sender), configuration_set=self.configuration_set
         )
+        # RFC 8058 one-click unsubscribe: a public function URL that only honours links we signed.
+        self.signing_key = secretsmanager.Secret(
+            self,
+            "UnsubscribeSigningKey",
+            description="HMAC key of nextbest's unsubscribe links",
+            generate_secret_string=secretsmanager.SecretStringGenerator(password_length=64, exclude_punctuation=True),
+        )
+        endpoint = Construct(self, "Unsubscribe")
+        self.unsubscribe = shared.stage(
+            endpoint,
+            "unsubscribe",
+            UnsubscribeSettings,
+            table=table,
+            queues=[],
+            dead_letters=None,
+            timeout=cdk.Duration.seconds(10),
+            signing_secret_arn=self.signing_key.secret_arn,
+        )
+        self.signing_key.grant_read(self.unsubscribe)
+        self.unsubscribe_url = self.unsubscribe.add_function_url(auth_type=lambda_.FunctionUrlAuthType.NONE)
         self.function = shared.stage(
             self,
             "deliver",
@@ -300,7 +329,10 @@ class Delivery(Construct):
             timeout=timeout,
             sender=sender,
             configuration_set=self.configuration_set.configuration_set_name,
+            unsubscribe_url=self.unsubscribe_url.url,
+            signing_secret_arn=self.signing_key.secret_arn,
         )
+        self.signing_key.grant_read(self.function)
         stack = cdk.Stack.of(self)
         self.function.add_to_role_policy(
             iam.PolicyStatement(

@@ -35,7 +35,13 @@ class NextbestStack(cdk.Stack):
         self.ingestion = EventIngestion(self, "EventIngestion", shared, store.table, bus_name, delays, self.decisioning)
         feedback.attach(shared, store.table, self.delivery.queue)
         self.store, self.feedback = store, feedback
-        self.functions = [self.ingestion.function, self.decisioning.function, self.delivery.function, feedback.function]
+        self.functions = [
+            self.delivery.unsubscribe,
+            self.ingestion.function,
+            self.decisioning.function,
+            self.delivery.function,
+            feedback.function,
+        ]
         cdk.CfnOutput(self, "BusName", value=self.ingestion.bus.event_bus_name)
         cdk.CfnOutput(self, "TableName", value=store.table.table_name)
         cdk.CfnOutput(

@@ -13,13 +13,19 @@ from nextbest.events import RejectedEvent
 from nextbest.queues import DeadLetters
 from nextbest.settings import DeliverSettings
 from nextbest.store import Store
+from nextbest.unsubscribe import signing_key
 
 settings = DeliverSettings.from_env()
 logger = Logger()
 metrics = Metrics()
 store = Store(settings.table_name)
 dead_letters = DeadLetters(settings.dead_letter_queue_url)
-email = SesEmail(settings.sender, settings.configuration_set)
+email = SesEmail(
+    settings.sender,
+    settings.configuration_set,
+    settings.unsubscribe_url,
+    lambda: signing_key(settings.signing_secret_arn),
+)
 sms = SnsSms()
 
 

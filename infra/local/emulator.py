@@ -99,6 +99,8 @@ class Emulation:
         self.ses_destinations: dict[str, list[tuple[set[str], str]]] = {}
         self.logs = logs
         self.current: Function | None = None
+        self.urls: dict[str, tuple[str, str]] = {}
+        """Function URL logical id -> (URL, logical id of the function behind it)."""
         self._ses_seen = 0
         self.ses_event_counts: dict[str, int] = {}
 
@@ -128,6 +130,7 @@ class Emulation:
         self._bus()
         self._ses()
         self._roles_and_groups()
+        self._secrets_and_urls()
         self._functions()
         return self
 
@@ -252,6 +255,49 @@ class Emulation:
             self.client("scheduler").create_schedule_group(Name=props["Name"])
             self.physical[logical_id] = props["Name"]
 
+    def _secrets_and_urls(self) -> None:
+        import secrets
+
+        for logical_id, props in self.of_type("AWS::SecretsManager::Secret"):
+            length = props.get("GenerateSecretString", {}).get("PasswordLength", 32)
+            arn = self.client("secretsmanager").create_secret(
+                Name=self._name(logical_id), SecretString=secrets.token_urlsafe(length)[:length]
+            )["ARN"]
+            self.physical[logical_id] = self.arns[logical_id] = arn
+        for logical_id, props in self.of_type("AWS::Lambda::Url"):
+            target = props["TargetFunctionArn"]["Fn::GetAtt"][0]
+            self.urls[logical_id] = (f"https://{target.lower()}.lambda-url.{REGION}.on.aws/", target)
+
+    def call_url(self, url: str, method: str = "GET", body: str = "") -> dict[str, Any]:
+        """Invoke the function behind a function URL as Lambda would (payload format 2.0)."""
+        from urllib.parse import parse_qsl, urlsplit
+
+        parts = urlsplit(url)
+        [target] = [t for base, t in self.urls.values() if url.startswith(base)]
+        event = {
+            "version": "2.0",
+            "routeKey": "$default",
+            "rawPath": parts.path or "/",
+            "rawQueryString": parts.query,
+            "queryStringParameters": dict(parse_qsl(parts.query)) or None,
+            "body": body,
+            "isBase64Encoded": False,
+            "headers": {"content-type": "application/x-www-form-urlencoded", "host": parts.netloc},
+            "requestContext": {
+                "http": {
+                    "method": method,
+                    "path": parts.path or "/",
+                    "protocol": "HTTP/1.1",
+                    "sourceIp": "192.0.2.1",
+                    "userAgent": "local",
+                },
+                "requestId": str(uuid.uuid4()),
+                "stage": "$default",
+                "domainName": parts.netloc,
+            },
+        }
+        return dict(self.invoke(self.functions[target], event))
+
     def _functions(self) -> None:
         for logical_id, resource in self.resources.items():
             if resource["Type"] != "AWS::Lambda::Function":
@@ -295,6 +341,8 @@ class Emulation:
                 return self.arns[logical_id]
             if attribute == "QueueName":
                 return self.arns[logical_id].rsplit(":", 1)[-1]
+            if attribute == "FunctionUrl":
+                return self.urls[logical_id][0]
             raise KeyError(f"GetAtt {logical_id}.{attribute} is not emulated")
         if isinstance(value, dict) and "Fn::Join" in value:
             separator, parts = value["Fn::Join"]

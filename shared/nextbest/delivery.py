@@ -7,8 +7,10 @@ idempotency key: only the invocation that moves it from ``queued`` to ``sending`
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
+from email.policy import SMTP
 from email.utils import make_msgid
 from typing import Any, Literal, Protocol
 
@@ -103,15 +105,20 @@ def deliver(store: Store, decision_id: str, email: EmailSender, sms: SmsSender) 
     return Delivered("sent", "", channel)
 
 
-def mime(sender: str, to: str, message: Message, decision: Decision, configuration_set: str) -> bytes:
-    """A multipart e-mail whose SES headers carry the configuration set and the decision for feedback."""
-    mail = EmailMessage()
+def mime(sender: str, to: str, message: Message, decision: Decision, configuration_set: str, unsubscribe: str) -> bytes:
+    """A multipart e-mail whose SES headers carry the configuration set and the decision for feedback,
+    with RFC 8058 one-click unsubscribe."""
+    # RFC 5322 allows 998 characters a line; at the default 78, Python would encode the long
+    # List-Unsubscribe URL as RFC 2047 words, which mailbox providers do not decode.
+    mail = EmailMessage(policy=SMTP.clone(max_line_length=998))
     mail["From"] = sender
     mail["To"] = to
     mail["Subject"] = message.subject or ""
     mail["Message-ID"] = make_msgid(domain=sender.rsplit("@", 1)[-1])
     mail["X-SES-CONFIGURATION-SET"] = configuration_set
     mail["X-SES-MESSAGE-TAGS"] = f"decision_id={decision.decision_id}, campaign={decision.campaign_id}"
+    mail["List-Unsubscribe"] = f"<{unsubscribe}>"
+    mail["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     mail.set_content(message.text)
     if message.html:
         mail.add_alternative(message.html, subtype="html")
@@ -119,17 +126,37 @@ def mime(sender: str, to: str, message: Message, decision: Decision, configurati
 
 
 class SesEmail:
-    def __init__(self, sender: str, configuration_set: str, client: Any = None) -> None:
+    def __init__(
+        self,
+        sender: str,
+        configuration_set: str,
+        unsubscribe_url: str,
+        signing_key: Callable[[], bytes],
+        client: Any = None,
+    ) -> None:
         self.sender = sender
         self.configuration_set = configuration_set
+        self.unsubscribe_url = unsubscribe_url
+        self.signing_key = signing_key
         self._client = client
+
+    def unsubscribe_link(self, decision: Decision) -> str:
+        from nextbest.unsubscribe import sign
+
+        return f"{self.unsubscribe_url.rstrip('/')}/?t={sign(self.signing_key(), decision.decision_id)}"
 
     def send(self, to: str, message: Message, decision: Decision) -> str:
         client = self._client or aws.client("sesv2")
         response = client.send_email(
             FromEmailAddress=self.sender,
             Destination={"ToAddresses": [to]},
-            Content={"Raw": {"Data": mime(self.sender, to, message, decision, self.configuration_set)}},
+            Content={
+                "Raw": {
+                    "Data": mime(
+                        self.sender, to, message, decision, self.configuration_set, self.unsubscribe_link(decision)
+                    )
+                }
+            },
             ConfigurationSetName=self.configuration_set,
             EmailTags=[
                 {"Name": "decision_id", "Value": decision.decision_id},

@@ -19,7 +19,6 @@ class StageSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     table_name: str
-    dead_letter_queue_url: str = Field(description="Where input that can never succeed goes, with its reason.")
 
     @classmethod
     def environment(cls, **values: Any) -> dict[str, str]:
@@ -41,7 +40,13 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
-class IngestSettings(StageSettings):
+class QueueStageSettings(StageSettings):
+    """A step fed by an SQS queue."""
+
+    dead_letter_queue_url: str = Field(description="Where input that can never succeed goes, with its reason.")
+
+
+class IngestSettings(QueueStageSettings):
     schedule_group: str
     decide_queue_arn: str
     scheduler_role_arn: str = Field(description="The role EventBridge Scheduler assumes to reach decide.")
@@ -53,16 +58,22 @@ class IngestSettings(StageSettings):
         return {k: timedelta(seconds=v) for k, v in self.trigger_delay_seconds.items()}
 
 
-class DecideSettings(StageSettings):
+class DecideSettings(QueueStageSettings):
     deliver_queue_url: str
     site_url: str
     campaigns_dir: str = "campaigns"
 
 
-class DeliverSettings(StageSettings):
+class DeliverSettings(QueueStageSettings):
     sender: str
     configuration_set: str
+    unsubscribe_url: str = Field(description="The one-click unsubscribe endpoint (a Lambda function URL).")
+    signing_secret_arn: str = Field(description="Secrets Manager secret whose value signs unsubscribe links.")
 
 
-class FeedbackSettings(StageSettings):
+class FeedbackSettings(QueueStageSettings):
     deliver_queue_url: str
+
+
+class UnsubscribeSettings(StageSettings):
+    signing_secret_arn: str

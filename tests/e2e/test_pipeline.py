@@ -45,7 +45,7 @@ def test_the_emulation_creates_exactly_what_the_template_declares(emulation, tem
     assert len(rules) == kinds.count("AWS::Events::Rule")
     assert len(emulation.client("sns").list_subscriptions()["Subscriptions"]) == kinds.count("AWS::SNS::Subscription")
     assert len(emulation.mappings) == kinds.count("AWS::Lambda::EventSourceMapping")
-    assert {f.name for f in emulation.functions.values()} == {"ingest", "decide", "deliver", "feedback"}
+    assert {f.name for f in emulation.functions.values()} == {"ingest", "decide", "deliver", "feedback", "unsubscribe"}
     sqs = emulation.client("sqs")
     for logical_id, resource in template["Resources"].items():
         if resource["Type"] == "AWS::SQS::Queue" and "RedrivePolicy" in resource["Properties"]:
@@ -173,3 +173,26 @@ def test_a_stop_reply_through_the_inbound_sms_topic_stops_the_next_text(emulatio
     emulation.drain()
     emulation.advance(T0 + timedelta(hours=3))
     assert emulation.sent_sms() == []
+
+
+def test_one_click_unsubscribe_from_the_email_header_stops_email(emulation):
+    import email as mail_parser
+    from urllib.parse import urlsplit
+
+    put(emulation, event("customer.identified"), event("consent.updated"), event("cart.updated"))
+    emulation.drain()
+    emulation.advance(T0 + timedelta(hours=1, minutes=5))
+    [sent] = emulation.sent_emails()
+    headers = mail_parser.message_from_string(sent.raw_data)
+    assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    link = headers["List-Unsubscribe"].strip("<>")
+    assert "ann@example.org" not in link and "cus_1" not in link
+
+    table, key = emulation.output("TableName"), {"pk": {"S": "c:cus_1"}, "sk": {"S": "PROFILE"}}
+    assert emulation.call_url(link, "GET")["statusCode"] == 200  # a link scanner's GET changes nothing
+    assert '"granted":true' in emulation.client("dynamodb").get_item(TableName=table, Key=key)["Item"]["doc"]["S"]
+    forged = link[: link.index("?t=")] + "?t=" + urlsplit(link).query[2:-4] + "AAAA"
+    assert emulation.call_url(forged, "POST", "List-Unsubscribe=One-Click")["statusCode"] == 400
+    assert emulation.call_url(link, "POST", "List-Unsubscribe=One-Click")["statusCode"] == 200
+    doc = emulation.client("dynamodb").get_item(TableName=table, Key=key)["Item"]["doc"]["S"]
+    assert '"source":"list_unsubscribe"' in doc and '"granted":false' in doc

@@ -29,7 +29,7 @@ def pipeline(emulation):
     store = Store(emulation.output("TableName"))
     deliver_queue = Queue(emulation.environment("decide")["DELIVER_QUEUE_URL"])
     env = emulation.environment("deliver")
-    email = SesEmail(env["SENDER"], env["CONFIGURATION_SET"])
+    email = SesEmail(env["SENDER"], env["CONFIGURATION_SET"], env["UNSUBSCRIBE_URL"], lambda: b"test-key")
     return store, deliver_queue, email, SnsSms()
 
 

@@ -1,0 +1,15 @@
+"""Unsubscribe links name no person and cannot be forged."""
+
+from nextbest.unsubscribe import sign, verify
+
+
+def test_a_signed_token_verifies_to_its_decision():
+    token = sign(b"k", "6f1c63a0-2f7e-4d8e-9a57-0d8c1f6b4e21")
+    assert verify(b"k", token) == "6f1c63a0-2f7e-4d8e-9a57-0d8c1f6b4e21"
+
+
+def test_a_token_for_another_decision_or_key_is_refused():
+    token = sign(b"k", "decision-a")
+    assert verify(b"other", token) is None
+    assert verify(b"k", token.replace("decision-a", "decision-b")) is None
+    assert verify(b"k", "") is None and verify(b"k", "decision-a") is None
