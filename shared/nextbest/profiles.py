@@ -162,9 +162,6 @@ class Profile(_Model):
     def device_tokens(self) -> list[str]:
         return [k[2:] for k in self.identifiers if k.startswith("t:")]
 
-    def next_due(self) -> datetime | None:
-        return min(self.triggers.values(), default=None)
-
     def recency(self, now: datetime) -> timedelta | None:
         return now - self.last_order_at if self.last_order_at else None
 

@@ -3,6 +3,7 @@
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from nextbest.events import CartUpdated, ConsentUpdated, LineItem, OrderPlaced, ProductViewed
@@ -144,3 +145,29 @@ def test_merging_is_symmetric_so_arrival_order_cannot_change_the_survivor(stream
     a, b = _build("c:c1", stream), _build("a:x", stream)
     assert merge(a, b, DELAYS) == merge(b, a, DELAYS)
     assert merge(a, b, DELAYS).key == "c:c1"
+
+
+def test_aggregates_for_decisions_and_models():
+    profile = new_profile(["c:c1", "t:apns-token-0001"])
+    for n, day in enumerate((0, 10, 30)):
+        profile = apply(profile, "order.placed", order(f"e{n}", T0 + timedelta(days=day), order_id=f"o{n}"), DELAYS)
+    for n in range(3):
+        view = ProductViewed(
+            event_id=f"v{n}",
+            occurred_at=T0 + timedelta(days=30),
+            customer_id="c1",
+            product_id="sku-new",
+            category="fragrance",
+        )
+        profile = apply(profile, "product.viewed", view, DELAYS)
+    now = T0 + timedelta(days=40)
+    assert profile.recency(now) == timedelta(days=10)
+    assert profile.inter_purchase_interval == timedelta(days=15)
+    assert profile.order_count == 3 and profile.revenue == Decimal("60.00")
+    assert profile.device_tokens == ["apns-token-0001"] and profile.reachable("push")
+    categories = profile.affinities("categories", now)
+    assert list(categories) == ["fragrance"]
+    products = profile.affinities("products", now)
+    assert next(iter(products)) == "sku-1"  # three orders (weight 5) outweigh three recent views (weight 1)
+    later = profile.affinities("products", now + timedelta(days=30))
+    assert later["sku-1"] == pytest.approx(products["sku-1"] / 2)  # half-life of 30 days
