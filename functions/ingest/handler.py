@@ -13,7 +13,7 @@ from nextbest.profiles import identity_keys
 from nextbest.queues import DeadLetters
 from nextbest.settings import IngestSettings
 from nextbest.store import Store, tombstone
-from nextbest.triggers import DueTrigger, Scheduler, disarm
+from nextbest.triggers import DueTrigger, Scheduler
 
 settings = IngestSettings.from_env()
 logger = Logger()
@@ -48,7 +48,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         for trigger, due_at in result.arm.items():
             scheduler.arm(DueTrigger(profile_key=result.profile_key, trigger=trigger, due_at=due_at))
         for key in result.erased_keys:
-            disarm(scheduler, key, sorted(result.disarm))
+            scheduler.disarm(key, sorted(result.disarm))
         metrics.add_metric(name="EventsIngested", unit=MetricUnit.Count, value=1)
         if result.merged:
             metrics.add_metric(name="IdentityMerges", unit=MetricUnit.Count, value=result.merged)

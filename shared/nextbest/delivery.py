@@ -21,6 +21,7 @@ from nextbest.decisioning import Decision
 from nextbest.messages import Message
 from nextbest.profiles import Consent, Profile, offer_consent
 from nextbest.store import Store, iso
+from nextbest.unsubscribe import sign
 
 Outcome = Literal["sent", "suppressed", "already_handled", "failed", "unknown"]
 
@@ -141,8 +142,6 @@ class SesEmail:
         self._client = client
 
     def unsubscribe_link(self, decision: Decision) -> str:
-        from nextbest.unsubscribe import sign
-
         return f"{self.unsubscribe_url.rstrip('/')}/?t={sign(self.signing_key(), decision.decision_id)}"
 
     def send(self, to: str, message: Message, decision: Decision) -> str:

@@ -247,10 +247,10 @@ def _sms_fallback(store: Store, deliver: Queue, decision: Decision, profile: Pro
             "fallback_of": decision.decision_id,
         }
     )
-    store.put_decision(
+    created = store.put_decision(
         fallback.decision_id, "queued", fallback.model_dump_json(), fallback.profile_key, fallback.decided_at
     )
-    status = store.decision(fallback.decision_id)
-    if status and status[0] == "queued":
+    existing = None if created else store.decision(fallback.decision_id)
+    if created or (existing and existing[0] == "queued"):
         deliver.send(delivery_request(fallback.decision_id))
     return True

@@ -212,7 +212,7 @@ def apply(profile: Profile, kind: str, event: EventDetail, delays: TriggerDelays
             for item in event.items:
                 _like(p, item.product_id, item.category, WEIGHTS["order"], at)
     elif isinstance(event, ConsentUpdated):
-        _offer_consent(p, event.channel, Consent(granted=event.granted, at=at, source=event.source))
+        offer_consent(p, event.channel, Consent(granted=event.granted, at=at, source=event.source))
     elif isinstance(event, CustomerIdentified):
         _stamp(p, "first_name", event.first_name, at)
         _stamp(p, "time_zone", event.time_zone, at)
@@ -239,14 +239,10 @@ def _offer_cart(p: Profile, cart: Cart) -> None:
 
 def offer_consent(p: Profile, channel: Channel, consent: Consent) -> Profile:
     """Record a statement of consent if it is the newest (an opt-out wins a tie); returns the profile."""
-    _offer_consent(p, channel, consent)
-    return p
-
-
-def _offer_consent(p: Profile, channel: Channel, consent: Consent) -> None:
     current = p.consent.get(channel)
     if current is None or consent.rank() > current.rank():
         p.consent[channel] = consent
+    return p
 
 
 def _like(p: Profile, product_id: str, category: str | None, weight: float, at: datetime) -> None:
@@ -303,7 +299,7 @@ def merge(a: Profile, b: Profile, delays: TriggerDelays) -> Profile:
     m.email_status = max(statuses, key=STATUS_RANK.__getitem__) if statuses else "ok"
     for side in (a, b):
         for channel, consent in side.consent.items():
-            _offer_consent(m, channel, consent)
+            offer_consent(m, channel, consent)
         if side.cart is not None:
             _offer_cart(m, side.cart)
     m.views = _bounded_views([*a.views, *b.views])

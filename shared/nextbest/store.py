@@ -313,44 +313,38 @@ class Store:
 
     def annotate_decision(self, decision_id: str, **fields: str) -> None:
         """Record facts about a decision (opened_at, clicked_at…) without touching its status."""
-        names = {f"#x{i}": name for i, name in enumerate(sorted(fields))}
-        values = {f":x{i}": {"S": fields[name]} for i, name in enumerate(sorted(fields))}
-        self.client.update_item(
-            TableName=self.table,
-            Key={"pk": {"S": f"d:{decision_id}"}, "sk": {"S": DECISION}},
-            UpdateExpression="SET " + ", ".join(f"#x{i} = :x{i}" for i in range(len(fields))),
-            ConditionExpression="attribute_exists(pk)",
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-        )
+        self._update_decision(decision_id, None, fields)
 
     def move_decision(
         self, decision_id: str, from_status: str | tuple[str, ...], to_status: str, **fields: str
     ) -> bool:
         """Compare-and-set a decision's status (the claim that makes delivery happen at most once)."""
         allowed = (from_status,) if isinstance(from_status, str) else from_status
-        values = {f":f{i}": {"S": s} for i, s in enumerate(allowed)}
-        values[":to"] = {"S": to_status}
-        names = {"#status": "status"}
-        sets = ["#status = :to"]
-        for i, (name, value) in enumerate(sorted(fields.items())):
-            names[f"#x{i}"] = name
-            values[f":x{i}"] = {"S": value}
-            sets.append(f"#x{i} = :x{i}")
         try:
-            self.client.update_item(
-                TableName=self.table,
-                Key={"pk": {"S": f"d:{decision_id}"}, "sk": {"S": DECISION}},
-                UpdateExpression="SET " + ", ".join(sets),
-                ConditionExpression="#status IN (" + ", ".join(v for v in values if v.startswith(":f")) + ")",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
+            self._update_decision(decision_id, allowed, {"status": to_status, **fields})
             return True
         except ClientError as error:
             if aws.error_code(error) == "ConditionalCheckFailedException":
                 return False
             raise
+
+    def _update_decision(self, decision_id: str, allowed: tuple[str, ...] | None, fields: dict[str, str]) -> None:
+        """SET ``fields`` on an existing decision, only while its status is one of ``allowed`` if given."""
+        names = {f"#x{i}": name for i, name in enumerate(sorted(fields))}
+        values = {f":x{i}": {"S": fields[name]} for i, name in enumerate(sorted(fields))}
+        condition = "attribute_exists(pk)"
+        if allowed is not None:
+            names["#status"] = "status"
+            values |= {f":f{i}": {"S": s} for i, s in enumerate(allowed)}
+            condition = "#status IN (" + ", ".join(f":f{i}" for i in range(len(allowed))) + ")"
+        self.client.update_item(
+            TableName=self.table,
+            Key={"pk": {"S": f"d:{decision_id}"}, "sk": {"S": DECISION}},
+            UpdateExpression="SET " + ", ".join(f"{n} = :{n[1:]}" for n in names if n != "#status"),
+            ConditionExpression=condition,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
 
 
 def tombstone(key: str) -> str:

@@ -9,7 +9,7 @@ decide when it fires: the profile in DynamoDB stays the source of truth, the sch
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
@@ -59,23 +59,21 @@ class Scheduler:
                 raise
             self.client.update_schedule(**request)
 
+    def disarm(self, profile_key: str, triggers: list[str]) -> None:
+        """Delete a profile's alarms (erasure); an alarm already fired or never armed is fine."""
+        for trigger in triggers:
+            try:
+                self.client.delete_schedule(Name=schedule_name(profile_key, trigger), GroupName=self.group)
+            except Exception as error:
+                if aws.error_code(error) != "ResourceNotFoundException":
+                    raise
+
 
 def _whole_second_after(when: datetime) -> datetime:
     """``at()`` has one-second resolution; firing early would find the trigger not yet due."""
     return when.replace(microsecond=0) + timedelta(seconds=1 if when.microsecond else 0)
 
 
-def disarm(scheduler: Scheduler, profile_key: str, triggers: list[str]) -> None:
-    for trigger in triggers:
-        try:
-            scheduler.client.delete_schedule(Name=schedule_name(profile_key, trigger), GroupName=scheduler.group)
-        except Exception as error:
-            if aws.error_code(error) != "ResourceNotFoundException":
-                raise
-
-
 def at_expression(expression: str) -> datetime:
     """The time of an ``at(…)`` schedule expression (UTC), as the emulation fires it."""
-    from datetime import UTC
-
     return datetime.strptime(expression, "at(%Y-%m-%dT%H:%M:%S)").replace(tzinfo=UTC)
