@@ -1,26 +1,19 @@
 """Deliver and feedback against moto's SES/SNS: once per decision, never past an opt-out, SMS fallback."""
 
 import json
-from datetime import timedelta
-from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
-from nextbest.campaigns import load_campaigns
-from nextbest.decisioning import decide_for
 from nextbest.delivery import Retry, SesEmail, SnsSms, deliver
-from nextbest.events import CartUpdated, ConsentUpdated, CustomerIdentified, LineItem
+from nextbest.events import ConsentUpdated
 from nextbest.feedback import handle, parse
 from nextbest.ingest import ingest
 from nextbest.queues import Queue
 from nextbest.store import Store
 
-from tests.conftest import EVENTS, T0
+from tests.builders import DELAYS, DUE, abandoned_cart
+from tests.conftest import EVENTS
 
-CAMPAIGNS = load_campaigns(Path(__file__).resolve().parents[2] / "campaigns")
-DELAYS = {"cart_abandoned": timedelta(hours=1)}
-DUE = T0 + timedelta(hours=1)
 SES_SAMPLES = EVENTS / "ses"
 
 
@@ -34,48 +27,7 @@ def pipeline(emulation):
 
 
 def shopper(store, email="ann@example.org", sms=True):
-    ingest(
-        store,
-        "customer.identified",
-        CustomerIdentified(event_id="i", occurred_at=T0, customer_id="cus_1", email=email, phone="+14155550100"),
-        DELAYS,
-    )
-    for channel, granted in (("email", True), ("sms", sms)):
-        ingest(
-            store,
-            "consent.updated",
-            ConsentUpdated(
-                event_id=f"k-{channel}", occurred_at=T0, customer_id="cus_1", channel=channel, granted=granted
-            ),
-            DELAYS,
-        )
-    ingest(
-        store,
-        "cart.updated",
-        CartUpdated(
-            event_id="c",
-            occurred_at=T0,
-            customer_id="cus_1",
-            items=[LineItem(product_id="sku-1", name="Serum", quantity=1, unit_price=Decimal("32.00"))],
-        ),
-        DELAYS,
-    )
-    [decision] = _decide(store)
-    return decision
-
-
-def _decide(store):
-    class Collect(Queue):
-        def __init__(self):
-            self.sent = []
-
-        def send(self, body, attributes=None):
-            self.sent.append(json.loads(body))
-
-    queue = Collect()
-    decisions = decide_for(store, queue, CAMPAIGNS, "c:cus_1", DUE, "https://s")
-    assert [m["decision_id"] for m in queue.sent] == [d.decision_id for d in decisions if d.action == "send"]
-    return decisions
+    return abandoned_cart(store, {"email": True, "sms": sms}, email=email, phone="+14155550100")
 
 
 def test_given_a_redelivered_request_then_the_email_is_sent_once(pipeline, emulation):
@@ -231,30 +183,7 @@ def test_an_unknown_notification_type_is_rejected_with_a_reason():
 
 def test_given_a_number_on_the_carrier_stop_list_then_no_text_goes_and_the_opt_out_is_recorded(pipeline, emulation):
     store, _, email, sms = pipeline
-    ingest(
-        store,
-        "customer.identified",
-        CustomerIdentified(event_id="i", occurred_at=T0, customer_id="cus_1", phone="+14155550199"),
-        DELAYS,
-    )  # moto: "…99" replied STOP
-    ingest(
-        store,
-        "consent.updated",
-        ConsentUpdated(event_id="k", occurred_at=T0, customer_id="cus_1", channel="sms", granted=True),
-        DELAYS,
-    )
-    ingest(
-        store,
-        "cart.updated",
-        CartUpdated(
-            event_id="c",
-            occurred_at=T0,
-            customer_id="cus_1",
-            items=[LineItem(product_id="sku-1", name="Serum", quantity=1, unit_price=Decimal("32.00"))],
-        ),
-        DELAYS,
-    )
-    [decision] = _decide(store)
+    decision = abandoned_cart(store, {"sms": True}, phone="+14155550199")  # moto: "…99" replied STOP
     assert decision.channel == "sms"
     result = deliver(store, decision.decision_id, email, sms)
     assert result.outcome == "suppressed" and "STOP" in result.reason

@@ -2,48 +2,20 @@
 
 import json
 from datetime import timedelta
-from decimal import Decimal
-from pathlib import Path
 
-from nextbest.campaigns import load_campaigns
-from nextbest.decisioning import decide_for
-from nextbest.events import CartUpdated, ConsentUpdated, CustomerErased, CustomerIdentified, LineItem, ProductViewed
+from nextbest.events import ConsentUpdated, CustomerErased, CustomerIdentified, ProductViewed
 from nextbest.ingest import ingest
 from nextbest.store import Store
 
+from tests.builders import DELAYS, abandoned_cart
 from tests.conftest import T0
-
-DELAYS = {"cart_abandoned": timedelta(hours=1)}
-CAMPAIGNS = load_campaigns(Path(__file__).resolve().parents[2] / "campaigns")
-
-
-class Collect:
-    def send(self, body, attributes=None):
-        self.last = json.loads(body)
 
 
 def test_given_an_erasure_then_profile_links_and_decisions_are_gone_and_do_not_come_back(emulation):
     store = Store(emulation.output("TableName"))
-    ids = {"customer_id": "cus_9", "email": "zoe@example.org", "phone": "+14155550199", "anonymous_id": "ck-9"}
-    ingest(store, "customer.identified", CustomerIdentified(event_id="i", occurred_at=T0, **ids), DELAYS)
-    ingest(
-        store,
-        "consent.updated",
-        ConsentUpdated(event_id="k", occurred_at=T0, customer_id="cus_9", channel="email", granted=True),
-        DELAYS,
+    decision = abandoned_cart(
+        store, {"email": True}, customer="cus_9", email="zoe@example.org", phone="+14155550199", anonymous_id="ck-9"
     )
-    ingest(
-        store,
-        "cart.updated",
-        CartUpdated(
-            event_id="c",
-            occurred_at=T0,
-            customer_id="cus_9",
-            items=[LineItem(product_id="sku-1", name="Serum", quantity=1, unit_price=Decimal("32.00"))],
-        ),
-        DELAYS,
-    )
-    [decision] = decide_for(store, Collect(), CAMPAIGNS, "c:cus_9", T0 + timedelta(hours=1), "https://s")
     assert store.decision(decision.decision_id) is not None
 
     result = ingest(
