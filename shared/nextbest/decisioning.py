@@ -141,7 +141,7 @@ def decide(
         return decision
     campaign, channel = chosen
     variables = _variables(profile, f"{site_url.rstrip('/')}/c/{did}")
-    rendered = {ch: render(campaign, ch, variables) for ch in campaign.channels if ch in ("email", "sms")}
+    rendered = {ch: render(campaign, ch, variables) for ch in campaign.channels}
     return decision.model_copy(
         update={"action": "send", "campaign_id": campaign.id, "channel": channel, "messages": rendered}
     )

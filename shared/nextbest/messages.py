@@ -19,6 +19,8 @@ from nextbest.events import Channel
 
 SMS_MAX_CHARS = 320
 """Two concatenated GSM segments; longer texts cost more and are cut by some carriers."""
+PUSH_MAX_CHARS = 178
+"""What iOS and Android show of a notification body before truncating it."""
 
 
 class Message(BaseModel):
@@ -48,6 +50,10 @@ def render(campaign: Campaign, channel: Channel, variables: dict[str, Any]) -> M
     if channel == "sms" and creative.sms:
         text = " ".join(text_env.from_string(creative.sms).render(variables).split())
         return Message(channel="sms", text=text[:SMS_MAX_CHARS])
+    if channel == "push" and creative.push:
+        title = " ".join(text_env.from_string(creative.subject).render(variables).split())
+        body = " ".join(text_env.from_string(creative.push).render(variables).split())
+        return Message(channel="push", subject=title, text=body[:PUSH_MAX_CHARS])
     raise ValueError(f"campaign {campaign.id} has no creative for {channel}")
 
 
