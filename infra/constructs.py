@@ -38,6 +38,8 @@ MAX_RECEIVE_COUNT = 5
 CONSENT_TYPES = ["consent.updated", "customer.erased"]
 """Privacy events take the fast lane: an opt-out or erasure never waits behind a backlog of page views."""
 BEHAVIOUR_TYPES = [t for t in DETAIL_TYPES if t not in CONSENT_TYPES]
+METRICS_NAMESPACE = "nextbest"
+"""CloudWatch namespace of every function's EMF metrics; the alarms and dashboard read it (``observability``)."""
 
 
 class Shared(Construct):
@@ -105,7 +107,7 @@ class Shared(Construct):
             log_group=log_group,
             environment={
                 "POWERTOOLS_SERVICE_NAME": step,
-                "POWERTOOLS_METRICS_NAMESPACE": "nextbest",
+                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
                 "POWERTOOLS_LOG_LEVEL": "INFO",
                 **environment,
             },

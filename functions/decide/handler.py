@@ -41,6 +41,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             metrics.add_metric(name="Decisions", unit=MetricUnit.Count, value=1)
             if decision.action == "send":
                 metrics.add_metric(name="DecisionsToSend", unit=MetricUnit.Count, value=1)
+                metrics.add_metric(name=f"DecisionsToSend_{decision.channel}", unit=MetricUnit.Count, value=1)
             logger.info(
                 "decided",
                 extra={

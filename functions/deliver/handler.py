@@ -39,6 +39,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             raise RejectedEvent("bad_delivery_request", 'body must be {"decision_id": …}') from None
         result = deliver(store, decision_id, email, sms)
         metrics.add_metric(name=f"Delivery_{result.outcome}", unit=MetricUnit.Count, value=1)
+        if result.outcome == "sent":  # per channel, for the dashboard's decisions-vs-sends and the alarms
+            metrics.add_metric(name=f"Sent_{result.channel}", unit=MetricUnit.Count, value=1)
         logger.info(
             "delivery",
             extra={

@@ -34,6 +34,7 @@ def process(
             source = record.event_source_arn.rsplit(":", 1)[-1]
             dead_letters.reject(record.body, rejection.reason, rejection.message, source)
             metrics.add_metric(name=f"Rejected_{rejection.reason}", unit=MetricUnit.Count, value=1)
+            metrics.add_metric(name="Rejected", unit=MetricUnit.Count, value=1)  # every reason: what alarms read
             logger.warning(
                 "record rejected",
                 extra={
