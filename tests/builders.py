@@ -5,17 +5,36 @@ from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from nextbest.campaigns import load_campaigns
-from nextbest.decisioning import Decision, decide_for
+from nextbest.campaigns import load_campaigns, load_policy
+from nextbest.decisioning import Decider, Decision
 from nextbest.events import CartUpdated, ConsentUpdated, CustomerIdentified, LineItem
 from nextbest.ingest import ingest
 from nextbest.store import Store
+from nextbest.triggers import DueTrigger
 
 from tests.conftest import T0
 
-CAMPAIGNS = load_campaigns(Path(__file__).resolve().parents[1] / "campaigns")
+ROOT = Path(__file__).resolve().parents[1] / "campaigns"
+CAMPAIGNS = [c.model_copy(update={"holdout_percent": 0.0}) for c in load_campaigns(ROOT)]
+"""The repository's campaigns with holdouts off: these scenarios are about what happens to a message."""
+POLICY = load_policy(ROOT).model_copy(update={"global_control_percent": 0.0})
 DELAYS = {"cart_abandoned": timedelta(hours=1)}
 DUE = T0 + timedelta(hours=1)
+
+
+class Alarms:
+    """A scheduler that remembers what it was asked to arm (a fake, not a mock)."""
+
+    def __init__(self) -> None:
+        self.armed: list[tuple[object, object]] = []
+
+    def arm(self, due: object, at: object = None) -> None:
+        self.armed.append((due, at))
+
+
+def decider(store: Store, deliver: "Collect | None" = None) -> Decider:
+    """Decide as the Lambda does, with fakes for the queues and the scheduler."""
+    return Decider(store, deliver or Collect(), Collect(), Alarms(), CAMPAIGNS, POLICY, "https://s")
 
 
 class Collect:
@@ -48,6 +67,9 @@ def abandoned_cart(store: Store, consent: dict[str, bool], customer: str = "cus_
     item = LineItem(product_id="sku-1", name="Serum", quantity=1, unit_price=Decimal("32.00"))
     ingest(store, "cart.updated", CartUpdated(event_id="c", occurred_at=T0, customer_id=customer, items=[item]), DELAYS)
     queue = Collect()
-    [decision] = decide_for(store, queue, CAMPAIGNS, f"c:{customer}", DUE, "https://s")  # type: ignore[arg-type]
+    decision = decider(store, queue).handle(
+        DueTrigger(profile_key=f"c:{customer}", trigger="cart_abandoned", due_at=DUE), DUE
+    )
+    assert decision is not None
     assert [m["decision_id"] for m in queue.sent] == ([decision.decision_id] if decision.action == "send" else [])
     return decision

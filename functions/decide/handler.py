@@ -1,4 +1,5 @@
-"""λ decide: when a trigger's schedule fires, decide the customer's next best message and queue it."""
+"""λ decide: when a trigger's alarm rings (or the daily sweep pages through profiles), decide each
+customer's next best message and queue it for delivery."""
 
 from pathlib import Path
 from typing import Any
@@ -9,48 +10,67 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.parser import ValidationError
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from nextbest import batch, clock
-from nextbest.campaigns import load_campaigns
-from nextbest.decisioning import decide_for
+from nextbest.campaigns import load_campaigns, load_policy
+from nextbest.decisioning import Decider, Decision, Sweep
 from nextbest.events import RejectedEvent
 from nextbest.queues import DeadLetters, Queue
 from nextbest.settings import DecideSettings
 from nextbest.store import Store
-from nextbest.triggers import DueTrigger
+from nextbest.triggers import DueTrigger, Scheduler
 
 settings = DecideSettings.from_env()
 logger = Logger()
 metrics = Metrics()
-store = Store(settings.table_name)
-deliver = Queue(settings.deliver_queue_url)
+campaigns_dir = Path(__file__).parent / settings.campaigns_dir
+models = None
+decider = Decider(
+    store=Store(settings.table_name),
+    deliver=Queue(settings.deliver_queue_url),
+    decide_queue=Queue(settings.decide_queue_url),
+    scheduler=Scheduler(settings.schedule_group, settings.decide_queue_arn, settings.scheduler_role_arn),
+    campaigns=load_campaigns(campaigns_dir),
+    policy=load_policy(campaigns_dir),
+    site_url=settings.site_url,
+    models=models,
+)
 dead_letters = DeadLetters(settings.dead_letter_queue_url)
-campaigns = load_campaigns(Path(__file__).parent / settings.campaigns_dir)
+
+
+def _count(decision: Decision) -> None:
+    metrics.add_metric(name="Decisions", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=f"Decisions_{decision.action}", unit=MetricUnit.Count, value=1)
+    if decision.action == "send":
+        metrics.add_metric(name="DecisionsToSend", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name=f"DecisionsToSend_{decision.channel}", unit=MetricUnit.Count, value=1)
+    logger.info(
+        "decided",
+        extra={
+            "decision_id": decision.decision_id,
+            "trigger": decision.trigger,
+            "action": decision.action,
+            "campaign": decision.campaign_id,
+            "variant": decision.variant,
+            "group": decision.group,
+        },
+    )
 
 
 @logger.inject_lambda_context(correlation_id_path="Records[0].messageId")
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    store.forget()
+    decider.store.forget()
 
     def record(sqs_record: SQSRecord) -> int:
+        body = sqs_record.body
         try:
-            due = DueTrigger.model_validate_json(sqs_record.body)
+            if '"sweep_at"' in body:
+                return decider.sweep(Sweep.model_validate_json(body), settings.sweep_segments, clock.now())
+            due = DueTrigger.model_validate_json(body)
         except ValidationError:
-            raise RejectedEvent("bad_due_trigger", "expected {profile_key, trigger, due_at}") from None
-        decisions = decide_for(store, deliver, campaigns, due.profile_key, clock.now(), settings.site_url)
-        for decision in decisions:
-            metrics.add_metric(name="Decisions", unit=MetricUnit.Count, value=1)
-            if decision.action == "send":
-                metrics.add_metric(name="DecisionsToSend", unit=MetricUnit.Count, value=1)
-                metrics.add_metric(name=f"DecisionsToSend_{decision.channel}", unit=MetricUnit.Count, value=1)
-            logger.info(
-                "decided",
-                extra={
-                    "decision_id": decision.decision_id,
-                    "trigger": decision.trigger,
-                    "action": decision.action,
-                    "campaign": decision.campaign_id,
-                },
-            )
-        return len(decisions)
+            raise RejectedEvent("bad_due_trigger", "expected {profile_key, trigger, due_at} or {sweep_at}") from None
+        decision = decider.handle(due, clock.now())
+        if decision is not None:
+            _count(decision)
+        return int(decision is not None)
 
     return batch.process(event, context, record, dead_letters, logger, metrics)

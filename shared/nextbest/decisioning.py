@@ -1,31 +1,62 @@
-"""Decide: for a customer whose trigger is due, pick the next best message among the approved campaigns.
+"""Decide: the next best message for one customer whose trigger is due, across every campaign.
 
-``decide`` is pure: it sees the profile, the campaigns and the time, and returns a :class:`Decision` that
-lists every campaign considered with the rule that eliminated it or why it won. ``decide_for`` is the
-orchestration the Lambda runs when a trigger's schedule fires.
+``decide`` is pure. It sees the profile, the campaigns, the house policy, the model scores (or none) and the
+arms' counts, and returns a :class:`Decision` listing every campaign that answers the trigger, with the rule
+that eliminated it or its expected value. Among the eligible, marketers' overrides win first (by priority);
+then the highest expected incremental value, with priority breaking ties::
+
+    value = propensity x (order value x margin rate - offer cost) - channel cost - fatigue
+
+where propensity is the purchase-propensity model's score (the campaign's base rate without models), the
+offer cost is what the incentive gives away if redeemed, and fatigue charges every message the customer
+got in the last 7 days. A campaign whose value is not positive is not worth the customer's attention.
+
+The winner then meets the experiment: the global control group and the campaign's holdout get a "would
+have sent" record (action ``holdout``); everyone else gets a variant drawn by Thompson sampling. Quiet
+hours on the chosen channel defer the decision to the customer's morning (action ``defer``).
+
+:class:`Decider` is the orchestration the Lambda runs: read, decide, and commit the decision together with
+the profile it was checked against and the campaigns' rate and budget counters, in one transaction.
 """
 
 from __future__ import annotations
 
 import json
+import time
 import uuid
-from datetime import datetime
-from typing import Literal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from nextbest.campaigns import Campaign
+from nextbest import experiments, guardrails
+from nextbest.campaigns import FOLLOW_UP, SWEPT, Campaign, Policy
 from nextbest.events import Channel
 from nextbest.messages import Message, render
 from nextbest.profiles import MAX_MESSAGES, MessageLog, Profile
-from nextbest.queues import Queue
-from nextbest.store import Store, iso
+from nextbest.store import Conflict, Counter, DecisionExists, Store, iso
+from nextbest.triggers import DueTrigger, Scheduler
 
 NAMESPACE = uuid.UUID("6f1c63a0-2f7e-4d8e-9a57-0d8c1f6b4e21")
+Action = Literal["send", "holdout", "defer", "none"]
+MAX_LATENESS = timedelta(days=1)
+"""A trigger that rings later than this (history loaded in bulk, a long outage) is not acted on."""
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class Scored(Protocol):
+    """What decide needs from the models (``nextbest.scoring.Scores``)."""
+
+    lapse_risk: float
+    purchase_propensity: float
+    recommendations: list[str]
+    model_versions: dict[str, str]
 
 
 class Candidate(_Model):
@@ -33,6 +64,7 @@ class Candidate(_Model):
     outcome: Literal["chosen", "eligible", "eliminated"]
     reason: str
     channel: Channel | None = None
+    value: float | None = Field(default=None, description="Expected incremental value, in shop currency.")
 
 
 class Decision(_Model):
@@ -41,10 +73,22 @@ class Decision(_Model):
     trigger: str
     trigger_due_at: datetime
     decided_at: datetime
-    action: Literal["send", "none"]
+    action: Action
     campaign_id: str | None = None
     channel: Channel | None = None
+    variant: str | None = None
+    group: Literal["treatment", "holdout", "global_control"] | None = None
+    propensity: float | None = Field(
+        default=None, description="Probability the logging policy took this action (variant and group)."
+    )
+    value: float | None = None
+    step: int = 0
+    defer_until: datetime | None = None
+    scores: dict[str, float] = Field(default_factory=dict)
+    model_versions: dict[str, str] = Field(default_factory=dict)
     candidates: list[Candidate] = Field(default_factory=list)
+    products: list[str] = Field(default_factory=list, description="What the message promotes.")
+    offer_cost: Decimal = Decimal(0)
     messages: dict[Channel, Message] = Field(
         default_factory=dict, description="Rendered for the chosen channel and the fallbacks it allows."
     )
@@ -52,71 +96,207 @@ class Decision(_Model):
 
 
 def decision_id(profile_key: str, trigger: str, due_at: datetime) -> str:
-    """Deterministic, so a retried sweep finds the decision it already made instead of making another."""
+    """Deterministic, so a retried trigger finds the decision it already made instead of making another."""
     return str(uuid.uuid5(NAMESPACE, f"{profile_key}|{trigger}|{iso(due_at)}"))
 
 
-def trigger_reason_holds(profile: Profile, trigger: str, due_at: datetime) -> str | None:
+def delivery_request(decision_id: str) -> str:
+    return json.dumps({"decision_id": decision_id})
+
+
+def trigger_gone(profile: Profile, trigger: str, due_at: datetime, now: datetime) -> str | None:
     """Why the trigger no longer applies, or None if it still does."""
+    if now - due_at > MAX_LATENESS:
+        return f"due {guardrails.ago(now - due_at)} ago: too late to be relevant (a backfill or an outage)"
     if trigger == "cart_abandoned":
         cart = profile.cart
         if cart is None or not cart.items:
             return "cart is empty now"
         if profile.last_order_at and profile.last_order_at >= cart.updated_at:
             return "purchased since the cart was left"
-        return None
-    return f"unknown trigger {trigger}"
+    elif trigger == "browse_abandoned":
+        last_view = profile.views[-1].at if profile.views else None
+        if last_view is None:
+            return "no product views"
+        if profile.last_order_at and profile.last_order_at >= last_view:
+            return "purchased since browsing"
+    elif trigger in ("replenishment", "post_purchase", "at_risk"):
+        if profile.order_count == 0:
+            return "no orders yet"
+    elif trigger == "win_back":
+        if profile.order_count == 0:
+            return "never bought"
+    elif trigger.startswith(FOLLOW_UP):
+        campaign_id = trigger.removeprefix(FOLLOW_UP)
+        last = _last_message(profile, campaign_id)
+        if last is None:
+            return "nothing to follow up"
+        if profile.last_order_at and profile.last_order_at >= last.at:
+            return "purchased since the last message"
+        if profile.last_engaged_at and profile.last_engaged_at >= last.at:
+            return "engaged with the last message"
+    else:
+        return f"unknown trigger {trigger}"
+    return None
 
 
-def channel_for(profile: Profile, campaign: Campaign) -> tuple[Channel | None, str]:
-    """The first of the campaign's channels this customer consented to and can receive, with reasons."""
+def _last_message(profile: Profile, campaign_id: str) -> MessageLog | None:
+    return max((m for m in profile.messages if m.campaign_id == campaign_id), key=lambda m: m.at, default=None)
+
+
+def audience_reason(campaign: Campaign, profile: Profile, scores: Scored | None, now: datetime) -> str | None:
+    a = campaign.audience
+    if a.min_orders is not None and profile.order_count < a.min_orders:
+        return f"audience: {profile.order_count} orders < {a.min_orders}"
+    if a.max_orders is not None and profile.order_count > a.max_orders:
+        return f"audience: {profile.order_count} orders > {a.max_orders}"
+    if campaign.trigger.kind == "win_back":
+        recency = profile.recency(now)
+        if recency is None or recency < timedelta(days=campaign.trigger.lapsed_days):
+            return f"audience: ordered within {campaign.trigger.lapsed_days} days"
+    bounds = (
+        ("lapse risk", "lapse_risk", a.min_lapse_risk, a.max_lapse_risk),
+        ("propensity", "purchase_propensity", a.min_propensity, None),
+    )
+    for label, attribute, low, high in bounds:
+        if low is None and high is None:
+            continue
+        if scores is None:
+            return f"audience: needs a {label} score and no model is deployed"
+        score = getattr(scores, attribute)
+        if low is not None and score < low:
+            return f"audience: {label} {score:.2f} < {low}"
+        if high is not None and score > high:
+            return f"audience: {label} {score:.2f} > {high}"
+    if a.min_cart_value is not None and (profile.cart is None or profile.cart.value < a.min_cart_value):
+        return f"audience: cart below {a.min_cart_value}"
+    if a.categories_any and not set(a.categories_any) & set(profile.categories):
+        return "audience: no affinity to its categories"
+    return None
+
+
+def _channel(profile: Profile, campaign: Campaign, policy: Policy, now: datetime) -> tuple[Channel | None, str]:
+    """The first of the campaign's channels the customer consented to, can receive, and is not capped on."""
     refusals = []
     for channel in campaign.channels:
         if not profile.has_consent(channel):
             refusals.append(f"{channel}: no consent")
         elif not profile.reachable(channel):
-            refusals.append(f"{channel}: not reachable ({profile.email_status if channel == 'email' else 'none'})")
+            refusals.append(f"{channel}: not reachable")
+        elif capped := guardrails.cap_reason(profile, channel, policy, now):
+            refusals.append(f"{channel}: {capped}")
         else:
-            return channel, f"{channel}: consented and reachable"
+            return channel, f"{channel}: consented, reachable, under caps"
     return None, "; ".join(refusals)
 
 
+def _order_value(profile: Profile, trigger: str, policy: Policy) -> Decimal:
+    if trigger == "cart_abandoned" and profile.cart is not None and profile.cart.items:
+        return profile.cart.value
+    if profile.order_count:
+        return profile.revenue / profile.order_count
+    return policy.default_order_value
+
+
+def _discount(campaign: Campaign, step: int) -> Decimal:
+    extra = campaign.follow_up.extra_discount_percent * step if campaign.follow_up else Decimal(0)
+    return min(campaign.offer.discount_percent + extra, Decimal(90))
+
+
+def expected_value(
+    campaign: Campaign, channel: Channel, profile: Profile, trigger: str, step: int, policy: Policy,
+    scores: Scored | None, now: datetime,
+) -> tuple[float, Decimal]:  # fmt: skip
+    """(expected incremental value, offer cost if redeemed); see the module docstring."""
+    basis = _order_value(profile, trigger, policy)
+    offer_cost = basis * _discount(campaign, step) / 100 + campaign.offer.fixed_cost
+    propensity = scores.purchase_propensity if scores is not None else campaign.base_conversion_rate
+    recent = len(guardrails.recent(profile, now, guardrails.WEEK))
+    value = (
+        propensity * float(basis * campaign.margin_rate - offer_cost)
+        - float(policy.channel_cost.get(channel, Decimal(0)))
+        - float(policy.fatigue_cost) * recent
+    )
+    return value, offer_cost.quantize(Decimal("0.01"))
+
+
+def _products(profile: Profile, trigger: str, scores: Scored | None) -> list[str]:
+    if trigger == "cart_abandoned" and profile.cart is not None:
+        return [i.product_id for i in profile.cart.items]
+    return list(scores.recommendations) if scores is not None else []
+
+
 def decide(
-    profile: Profile, trigger: str, due_at: datetime, campaigns: list[Campaign], now: datetime, site_url: str
+    profile: Profile,
+    trigger: str,
+    due_at: datetime,
+    campaigns: list[Campaign],
+    policy: Policy,
+    now: datetime,
+    site_url: str,
+    scores: Scored | None = None,
+    arms: Callable[[Campaign], experiments.ArmCounts] = lambda c: {},
+    excluded: dict[str, str] | None = None,
 ) -> Decision:
+    """``excluded`` names campaigns a shared counter refused (send rate, budget), with the reason."""
     did = decision_id(profile.key, trigger, due_at)
-    gone = trigger_reason_holds(profile, trigger, due_at)
+    gone = trigger_gone(profile, trigger, due_at, now)
+    follow_up = trigger.startswith(FOLLOW_UP)
     candidates: list[Candidate] = []
-    chosen: tuple[Campaign, Channel] | None = None
-    for campaign in sorted(campaigns, key=lambda c: (-c.priority, c.id)):
-        if campaign.trigger.kind != trigger:
+    eligible: list[tuple[Campaign, Channel, float, Decimal, int]] = []
+    for campaign in sorted(campaigns, key=lambda c: c.id):
+        if trigger not in campaign.triggers:
             continue
-        if campaign.status != "approved":
+        step = 0
+        if follow_up:
+            last = _last_message(profile, campaign.id)
+            step = (last.step if last else 0) + 1
+        products = _products(profile, trigger, scores)
+        channel: Channel | None = None
+        reason = (
+            (f"status is {campaign.status}" + (f" ({campaign.review_note})" if campaign.review_note else ""))
+            if campaign.status != "approved"
+            else None
+        )
+        reason = reason or (None if campaign.live(now) else "outside its dates")
+        reason = reason or gone
+        reason = reason or (excluded or {}).get(campaign.id)
+        reason = reason or audience_reason(campaign, profile, scores, now)
+        if reason is None and follow_up and campaign.follow_up and step > campaign.follow_up.max_steps:
+            reason = f"follow-up: {campaign.follow_up.max_steps} steps done"
+        reason = reason or guardrails.cooldown_reason(profile, campaign, now, follow_up)
+        reason = reason or guardrails.conflict_reason(profile, campaign, products, policy, now)
+        if reason is None:
+            channel, why = _channel(profile, campaign, policy, now)
+            reason = None if channel else why
+        if reason is not None or channel is None:
+            candidates.append(Candidate(campaign_id=campaign.id, outcome="eliminated", reason=reason or ""))
+            continue
+        value, offer_cost = expected_value(campaign, channel, profile, trigger, step, policy, scores, now)
+        if value <= 0 and not campaign.override:  # an override is the marketer's call; guardrails still hold
             candidates.append(
                 Candidate(
                     campaign_id=campaign.id,
                     outcome="eliminated",
-                    reason=f"status is {campaign.status}, not approved",
+                    channel=channel,
+                    value=round(value, 4),
+                    reason="expected value not positive (fatigue or offer cost outweighs it)",
                 )
             )
             continue
-        if not campaign.live(now):
-            candidates.append(Candidate(campaign_id=campaign.id, outcome="eliminated", reason="outside its dates"))
-            continue
-        if gone:
-            candidates.append(Candidate(campaign_id=campaign.id, outcome="eliminated", reason=gone))
-            continue
-        channel, why = channel_for(profile, campaign)
-        if channel is None:
-            candidates.append(Candidate(campaign_id=campaign.id, outcome="eliminated", reason=why))
-        elif chosen is None:
-            chosen = (campaign, channel)
+        eligible.append((campaign, channel, value, offer_cost, step))
+    eligible.sort(key=lambda e: (not e[0].override, -e[0].priority if e[0].override else 0, -round(e[2], 2),
+                                 -e[0].priority, e[0].id))  # fmt: skip
+    for rank, (campaign, channel, value, _, _) in enumerate(eligible):
+        if rank == 0:
+            why = "marketer override" if campaign.override else "highest expected value"
             candidates.append(
                 Candidate(
                     campaign_id=campaign.id,
                     outcome="chosen",
                     channel=channel,
-                    reason=f"highest priority ({campaign.priority}) eligible; {why}",
+                    value=round(value, 4),
+                    reason=f"{why} ({value:.2f}, priority {campaign.priority}) via {channel}",
                 )
             )
         else:
@@ -125,7 +305,8 @@ def decide(
                     campaign_id=campaign.id,
                     outcome="eligible",
                     channel=channel,
-                    reason=f"lower priority than {chosen[0].id}",
+                    value=round(value, 4),
+                    reason=f"lower than {eligible[0][0].id}",
                 )
             )
     decision = Decision(
@@ -136,71 +317,240 @@ def decide(
         decided_at=now,
         action="none",
         candidates=candidates,
+        scores=({"lapse_risk": scores.lapse_risk, "purchase_propensity": scores.purchase_propensity} if scores else {}),
+        model_versions=dict(scores.model_versions) if scores else {},
     )
-    if chosen is None:
+    if not eligible:
         return decision
-    campaign, channel = chosen
-    variables = _variables(profile, f"{site_url.rstrip('/')}/c/{did}")
-    rendered = {ch: render(campaign, ch, variables) for ch in campaign.channels}
+    campaign, channel, value, offer_cost, step = eligible[0]
+    previous = _last_message(profile, campaign.id) if follow_up else None
+    if previous is not None and previous.variant:
+        variant, p_variant = campaign.variant(previous.variant).id, 1.0
+    else:
+        probabilities = experiments.allocation(campaign, arms(campaign))
+        variant = experiments.draw(probabilities, did)
+        p_variant = probabilities[variant]
+    control = experiments.in_global_control(profile.key, policy.global_control_percent)
+    holdout = experiments.in_holdout(profile.key, campaign)
+    p_send = (1 - policy.global_control_percent / 100) * (1 - campaign.holdout_percent / 100)
+    chosen: dict[str, Any] = {
+        "campaign_id": campaign.id,
+        "channel": channel,
+        "variant": variant,
+        "value": round(value, 4),
+        "step": step,
+        "products": _products(profile, trigger, scores),
+        "offer_cost": offer_cost,
+    }
+    if control or holdout:
+        return decision.model_copy(
+            update=chosen
+            | {"action": "holdout", "group": "global_control" if control else "holdout", "propensity": 1 - p_send}
+        )
+    quiet_end = guardrails.quiet_until(profile, channel, policy, now)
+    if quiet_end is not None:
+        return decision.model_copy(
+            update=chosen
+            | {
+                "decision_id": str(uuid.uuid5(NAMESPACE, f"{did}|deferred|{iso(quiet_end)}")),
+                "action": "defer",
+                "defer_until": quiet_end,
+            }
+        )
+    variables = _variables(profile, f"{site_url.rstrip('/')}/c/{did}", scores, _discount(campaign, step), step)
+    creative = campaign.variant(variant).creative
+    rendered = {ch: render(creative, ch, variables) for ch in campaign.channels}
     return decision.model_copy(
-        update={"action": "send", "campaign_id": campaign.id, "channel": channel, "messages": rendered}
+        update=chosen | {"action": "send", "group": "treatment", "propensity": p_variant * p_send, "messages": rendered}
     )
 
 
-def _variables(profile: Profile, link: str) -> dict[str, object]:
+def _variables(profile: Profile, link: str, scores: Scored | None, discount: Decimal, step: int) -> dict[str, object]:
     cart = profile.cart
+    owned = {i.product_id for i in cart.items} if cart else set()
     return {
         "first_name": profile.first_name,
         "items": [i.model_dump() for i in cart.items] if cart else [],
         "cart_value": cart.value if cart else 0,
         "currency": cart.currency if cart else "USD",
         "link": link,
+        "recommendations": [p for p in (scores.recommendations if scores else []) if p not in owned][:3],
+        "discount_percent": int(discount) if discount == int(discount) else discount,
+        "step": step,
     }
 
 
-def delivery_request(decision_id: str) -> str:
-    return json.dumps({"decision_id": decision_id})
-
-
-def decide_for(
-    store: Store, deliver: Queue, campaigns: list[Campaign], key: str, now: datetime, site_url: str
-) -> list[Decision]:
-    profile = store.profile(key)
-    if profile is None or profile.key != key:
-        return []
-    made: list[Decision] = []
-    for trigger, due_at in sorted(profile.triggers.items()):
-        if due_at > now:
-            continue
-        decision = decide(profile, trigger, due_at, campaigns, now, site_url)
-        status = "queued" if decision.action == "send" else "no_action"
-        if not store.put_decision(
-            decision.decision_id, status, decision.model_dump_json(), decision.profile_key, decision.decided_at
-        ):
-            existing = store.decision(decision.decision_id)
-            assert existing is not None
-            status, doc = existing
-            decision = Decision.model_validate_json(doc)
-        if status == "queued":
-            deliver.send(delivery_request(decision.decision_id))
-        made.append(decision)
-    _close_triggers(store, key, made)
-    return made
-
-
-def _close_triggers(store: Store, key: str, made: list[Decision]) -> None:
-    """Remove the triggers just decided (unless they moved meanwhile) and log the planned messages."""
-
-    def close(profile: Profile) -> Profile:
-        for d in made:
-            if profile.triggers.get(d.trigger) == d.trigger_due_at:
-                del profile.triggers[d.trigger]
-            logged = any(m.decision_id == d.decision_id for m in profile.messages)
-            if d.action == "send" and d.channel and d.campaign_id and not logged:
-                profile.messages.append(
-                    MessageLog(decision_id=d.decision_id, campaign_id=d.campaign_id, channel=d.channel, at=d.decided_at)
+def record(profile: Profile, decision: Decision, campaigns: dict[str, Campaign]) -> Profile:
+    """The profile after a decision: the trigger handled, the message logged, a follow-up armed."""
+    p = profile.model_copy(deep=True)
+    if decision.action == "defer":
+        return p
+    if p.triggers.get(decision.trigger) == decision.trigger_due_at:
+        del p.triggers[decision.trigger]
+    if decision.trigger not in SWEPT:
+        p.handled[decision.trigger] = decision.trigger_due_at
+    if decision.action in ("send", "holdout") and decision.campaign_id and decision.channel:
+        campaign = campaigns[decision.campaign_id]
+        if not any(m.decision_id == decision.decision_id for m in p.messages):
+            p.messages.append(
+                MessageLog(
+                    decision_id=decision.decision_id,
+                    campaign_id=campaign.id,
+                    channel=decision.channel,
+                    at=decision.decided_at,
+                    variant=decision.variant,
+                    held_out=decision.action == "holdout",
+                    step=decision.step,
+                    conflict_group=campaign.conflict_group,
+                    fulfilment=campaign.offer.fulfilment,
+                    products=decision.products[:10],
                 )
-        profile.messages = profile.messages[-MAX_MESSAGES:]
-        return profile
+            )
+            p.messages = sorted(p.messages, key=lambda m: (m.at, m.decision_id))[-MAX_MESSAGES:]
+        if campaign.follow_up and decision.step < campaign.follow_up.max_steps:
+            p.triggers[FOLLOW_UP + campaign.id] = decision.decided_at + timedelta(hours=campaign.follow_up.after_hours)
+    return p
 
-    store.change(key, close)
+
+def counters(decision: Decision, campaigns: dict[str, Campaign]) -> list[Counter]:
+    """Shared counters a sent decision takes from: its campaign's hourly send rate and offer budget."""
+    if decision.action != "send" or decision.campaign_id is None:
+        return []
+    campaign = campaigns[decision.campaign_id]
+    taken = []
+    if campaign.max_sends_per_hour is not None:
+        hour = decision.decided_at.strftime("%Y-%m-%dT%H")
+        taken.append(
+            Counter(
+                f"s:{campaign.id}", f"HOUR#{hour}", Decimal(1), Decimal(campaign.max_sends_per_hour),
+                expires_at=decision.decided_at + timedelta(days=2), refusal="send rate cap reached this hour",
+            )
+        )  # fmt: skip
+    if campaign.budget is not None and decision.offer_cost > 0:
+        taken.append(
+            Counter(f"s:{campaign.id}", "BUDGET", decision.offer_cost, campaign.budget, refusal="budget spent")
+        )
+    if decision.variant:
+        taken.append(Counter(f"s:{campaign.id}", f"VARIANT#{decision.variant}", Decimal(1), attribute="sends"))
+    return taken
+
+
+class Sender(Protocol):
+    def send(self, body: str, attributes: dict[str, str] | None = None, delay_seconds: int = 0) -> None: ...
+
+
+class Sweep(BaseModel):
+    """One page of the daily sweep (or, without a segment, the request to start one)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sweep_at: datetime
+    segment: int | None = None
+    total: int = 1
+    start: dict[str, Any] | None = None
+
+
+ARM_COUNTS_TTL_S = 60.0
+NOT_IN_AUDIENCE = ("audience", "status", "outside", "no orders", "never bought")
+
+
+@dataclass
+class Decider:
+    store: Store
+    deliver: Sender
+    decide_queue: Sender
+    scheduler: Scheduler | Any
+    campaigns: list[Campaign]
+    policy: Policy
+    site_url: str
+    models: Any = None
+    """``nextbest.scoring.Models`` when deployed; without it decide falls back to rules."""
+    _arms: dict[str, tuple[float, experiments.ArmCounts]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.by_id = {c.id: c for c in self.campaigns}
+
+    def handle(self, due: DueTrigger, now: datetime, profile: Profile | None = None) -> Decision | None:
+        """Decide once for a due trigger; retries (conflicts, a counter refusing) re-decide on fresh data."""
+        excluded: dict[str, str] = {}
+        for _ in range(6):
+            profile = profile or self.store.profile(due.profile_key)
+            if profile is None or profile.key != due.profile_key:
+                return None  # merged into another profile, which carries (and re-armed) the trigger
+            if due.trigger not in SWEPT and profile.triggers.get(due.trigger) != due.due_at:
+                return None  # moved (re-armed for the new time), decided already, or its reason vanished
+            scores = self.models.score(profile, now) if self.models is not None else None
+            decision = decide(
+                profile, due.trigger, due.due_at, self.campaigns, self.policy, now, self.site_url, scores,
+                self.arm_counts, excluded,
+            )  # fmt: skip
+            if due.trigger in SWEPT and all(c.reason.startswith(NOT_IN_AUDIENCE) for c in decision.candidates):
+                return None  # the daily sweep only records customers some campaign was meant for
+            updated = record(profile, decision, self.by_id)
+            status = {"send": "queued", "holdout": "held_out", "defer": "deferred"}.get(decision.action, "no_action")
+            try:
+                self.store.commit_decision(
+                    decision.decision_id, status, decision.model_dump_json(), decision.profile_key,
+                    decision.decided_at, updated if updated != profile else None, counters(decision, self.by_id),
+                )  # fmt: skip
+            except DecisionExists:
+                return self._resume(decision.decision_id, profile)
+            except Conflict as conflict:
+                if conflict.refusal and decision.campaign_id:
+                    excluded[decision.campaign_id] = conflict.refusal
+                profile = None
+                continue
+            self._after(decision, status, updated)
+            return decision
+        raise Conflict(f"{due.profile_key} kept changing while deciding")
+
+    def _resume(self, did: str, profile: Profile) -> Decision | None:
+        """A retry found its decision already made: finish what may not have happened after the commit."""
+        existing = self.store.decision(did)
+        if existing is None:
+            return None
+        status, doc = existing
+        decision = Decision.model_validate_json(doc)
+        self._after(decision, status, profile)
+        return decision
+
+    def _after(self, decision: Decision, status: str, profile: Profile) -> None:
+        if status == "queued":
+            self.deliver.send(delivery_request(decision.decision_id))
+        if decision.action == "defer" and decision.defer_until:
+            self.scheduler.arm(DueTrigger(profile_key=decision.profile_key, trigger=decision.trigger,
+                                          due_at=decision.trigger_due_at), at=decision.defer_until)  # fmt: skip
+        for trigger, due_at in profile.triggers.items():
+            if trigger.startswith(FOLLOW_UP) and due_at > decision.decided_at:
+                self.scheduler.arm(DueTrigger(profile_key=profile.key, trigger=trigger, due_at=due_at))
+
+    def arm_counts(self, campaign: Campaign) -> experiments.ArmCounts:
+        """Sends and conversions per variant, cached for a minute (allocation needs trends, not every send)."""
+        if campaign.allocation != "thompson" or len(campaign.variants) < 2:
+            return {}
+        cached = self._arms.get(campaign.id)
+        if cached is None or time.monotonic() - cached[0] > ARM_COUNTS_TTL_S:
+            cached = (time.monotonic(), self.store.arm_counts(campaign.id, [v.id for v in campaign.variants]))
+            self._arms[campaign.id] = cached
+        return cached[1]
+
+    def sweep(self, sweep: Sweep, segments: int, now: datetime) -> int:
+        """Start a sweep (one message per segment) or decide for one page of profiles and queue the next."""
+        if sweep.segment is None:
+            for segment in range(segments):
+                page = Sweep(sweep_at=sweep.sweep_at, segment=segment, total=segments)
+                self.decide_queue.send(page.model_dump_json())
+            return 0
+        swept = sorted({c.trigger.kind for c in self.campaigns if c.status == "approved"} & SWEPT)
+        profiles, next_start = self.store.scan_profiles(sweep.segment, sweep.total, sweep.start)
+        decided = 0
+        for profile in profiles:
+            if profile.order_count == 0:
+                continue
+            for trigger in swept:
+                due = DueTrigger(profile_key=profile.key, trigger=trigger, due_at=sweep.sweep_at)
+                if self.handle(due, now) is not None:
+                    decided += 1
+        if next_start is not None:
+            self.decide_queue.send(sweep.model_copy(update={"start": next_start}).model_dump_json())
+        return decided

@@ -27,7 +27,7 @@ class DueTrigger(BaseModel):
 
 def schedule_name(profile_key: str, trigger: str) -> str:
     """Scheduler names allow ``[0-9a-zA-Z-_.]``, 64 at most; identity keys may hold e-mail addresses."""
-    return f"{trigger}-{hashlib.sha256(profile_key.encode()).hexdigest()[:40]}"[:64]
+    return f"{trigger[:23]}-{hashlib.sha256(f'{profile_key}|{trigger}'.encode()).hexdigest()[:40]}"
 
 
 class Scheduler:
@@ -41,11 +41,13 @@ class Scheduler:
     def client(self) -> Any:
         return self._client or aws.client("scheduler")
 
-    def arm(self, due: DueTrigger) -> None:
+    def arm(self, due: DueTrigger, at: datetime | None = None) -> None:
+        """Ring at ``due.due_at`` (or later, ``at``: quiet hours defer a decision but keep its due time)."""
+        when = at or due.due_at
         request = {
             "Name": schedule_name(due.profile_key, due.trigger),
             "GroupName": self.group,
-            "ScheduleExpression": f"at({_whole_second_after(due.due_at).strftime('%Y-%m-%dT%H:%M:%S')})",
+            "ScheduleExpression": f"at({_whole_second_after(when).strftime('%Y-%m-%dT%H:%M:%S')})",
             "ScheduleExpressionTimezone": "UTC",
             "FlexibleTimeWindow": {"Mode": "OFF"},
             "ActionAfterCompletion": "DELETE",

@@ -1,9 +1,10 @@
 """Campaign files: the repository's own validate, and broken ones fail naming the file and field."""
 
+from datetime import date
 from pathlib import Path
 
 import pytest
-from nextbest.campaigns import CampaignError, load_campaigns, trigger_delays
+from nextbest.campaigns import CampaignError, approve, load_campaigns, load_policy, trigger_delays
 from nextbest.messages import render, sample_variables
 
 CAMPAIGNS = Path(__file__).resolve().parents[2] / "campaigns"
@@ -13,14 +14,17 @@ GOOD = (CAMPAIGNS / "cart-abandonment.toml").read_text()
 def test_the_repository_campaigns_load_and_render_for_every_channel():
     campaigns = load_campaigns(CAMPAIGNS)
     assert campaigns
+    assert all(c.status == "approved" for c in campaigns)  # an edit without re-approval would make it a draft
     for campaign in campaigns:
-        for channel in campaign.channels:
-            message = render(campaign, channel, sample_variables())
-            assert message.text
+        for variant in campaign.variants:
+            for channel in campaign.channels:
+                message = render(variant.creative, channel, sample_variables())
+                assert message.text and "{{" not in message.text
+    assert load_policy(CAMPAIGNS).caps["email"].day == 1
 
 
 def test_given_approved_without_an_approver_then_the_file_and_field_are_named(tmp_path):
-    (tmp_path / "bad.toml").write_text(GOOD.replace('approved_by = "marketing-lead"\n', ""))
+    (tmp_path / "bad.toml").write_text(GOOD.replace('approved_by = "marketing-lead"', ""))
     with pytest.raises(CampaignError, match=r"bad\.toml.*approved_by"):
         load_campaigns(tmp_path)
 
@@ -37,8 +41,25 @@ def test_a_draft_campaign_does_not_arm_triggers(tmp_path):
 
 
 def test_html_is_autoescaped_but_text_is_not():
-    campaign = load_campaigns(CAMPAIGNS)[0]
+    campaign = next(c for c in load_campaigns(CAMPAIGNS) if c.id == "cart-abandonment")
     variables = sample_variables() | {"first_name": "<b>Ann</b>"}
-    message = render(campaign, "email", variables)
+    message = render(campaign.variants[0].creative, "email", variables)
     assert "&lt;b&gt;Ann&lt;/b&gt;" in (message.html or "")
     assert "<b>Ann</b>" in message.text
+
+
+def test_an_edited_creative_returns_the_campaign_to_draft_until_approved_again(tmp_path):
+    path = tmp_path / "cart.toml"
+    path.write_text(GOOD.replace("your cart is waiting", "come back"))
+    [edited] = load_campaigns(tmp_path)
+    assert edited.status == "draft" and "approve it again" in (edited.review_note or "")
+    approved = approve(path, "cmo", date(2026, 11, 24))
+    [reloaded] = load_campaigns(tmp_path)
+    assert reloaded.status == "approved" and reloaded.approved_by == "cmo" and reloaded.review_note is None
+    assert approved.approved_digest == reloaded.digest() and "# Reminds a shopper" in path.read_text()
+
+
+def test_a_bad_policy_names_the_file_and_field(tmp_path):
+    (tmp_path / "policy.toml").write_text("[caps]\nemail = { day = 99 }\n")
+    with pytest.raises(CampaignError, match=r"policy\.toml.*caps\.email\.day"):
+        load_policy(tmp_path)
