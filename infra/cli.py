@@ -35,7 +35,6 @@ def main(argv: list[str] | None = None) -> int:
     approve.add_argument("files", type=Path, nargs="+")
     approve.add_argument("--by", required=True, help="who approves: recorded in the file")
     campaign_commands.add_parser("check", help="validate every campaign and the policy, list what is live")
-    _evaluate_policy_parser(commands)
     schemas = commands.add_parser("schemas", help="write the events' JSON Schemas (producers' contract)")
     schemas.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -192,43 +191,6 @@ def _evaluate_policy_parser(commands: argparse._SubParsersAction) -> None:  # ty
         "--reward-model",
         default=None,
         help="module:function, record -> {action: expected reward} (DM and DR); default: cross-fitted group means",
-    )
-    evaluate.add_argument("--context-keys", default="", help="comma-separated context keys the default model uses")
-    evaluate.add_argument("--bootstrap", type=int, default=0, help="percentile-bootstrap resamples (0: normal)")
-    evaluate.add_argument("--alpha", type=float, default=0.05)
-    evaluate.add_argument("--seed", type=int, default=0)
-    evaluate.add_argument("--out", type=Path, default=None, help="also write the evaluation here as JSON")
-
-
-def _evaluate_policy(args: argparse.Namespace) -> int:
-    from nextbest import ope
-
-    evaluation = ope.evaluate(
-        ope.read_log(args.log),
-        ope.load_callable(args.policy),
-        ope.load_callable(args.reward_model) if args.reward_model else None,
-        context_keys=[k for k in args.context_keys.split(",") if k],
-        alpha=args.alpha,
-        n_bootstrap=args.bootstrap,
-        seed=args.seed,
-    )
-    _print_summary(evaluation.summary(), title=f"nextbest evaluate-policy {args.policy}")
-    for note in evaluation.notes:
-        print(f"note: {note}")
-    if args.out:
-        args.out.write_text(json.dumps(evaluation.to_dict(), indent=2) + "\n")
-    return 0
-
-
-def _evaluate_policy_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    evaluate = commands.add_parser(
-        "evaluate-policy", help="estimate from logged decisions what another policy would earn (IPW, SNIPW, DR)"
-    )
-    evaluate.add_argument("--log", type=Path, required=True, help="JSON lines, one logged decision each")
-    evaluate.add_argument("--policy", required=True, help="module:function, record -> {action: probability}")
-    evaluate.add_argument(
-        "--reward-model", default=None, help="module:function, record -> {action: expected reward} (DM and DR); "
-        "default: cross-fitted group means"
     )
     evaluate.add_argument("--context-keys", default="", help="comma-separated context keys the default model uses")
     evaluate.add_argument("--bootstrap", type=int, default=0, help="percentile-bootstrap resamples (0: normal)")
