@@ -86,6 +86,12 @@ def open_bandit(policy: str, campaign: str = "all") -> Path:
     return member(OBP, f"obp-0.5.7/obp/dataset/obd/{policy}/{campaign}/{campaign}.csv")
 
 
+def bts_prior() -> Path:
+    """The Beta prior (alpha, beta per item and campaign) ZOZOTOWN's Bernoulli TS started from, as shipped in obp:
+    what offline evaluation of that policy needs to reproduce its action distribution."""
+    return member(OBP, "obp-0.5.7/obp/policy/conf/prior_bts.yaml")
+
+
 if __name__ == "__main__":
     for path in (cdnow_sample(), open_bandit("random"), open_bandit("bts")):
         print(path.relative_to(ROOT))
