@@ -64,7 +64,7 @@ def dead_letter_queues(template):
 def test_every_dead_letter_queue_alarms_on_its_first_message(template, ops_topic):
     # Given every queue some other queue redrives to, When one message is visible in it, Then ops hear of it.
     dlqs = dead_letter_queues(template)
-    assert len(dlqs) == 5
+    assert dlqs
     watched = {}
     for alarm in alarms(template).values():
         for metric in metric_stats(alarm):
@@ -105,7 +105,7 @@ def test_every_function_has_an_error_rate_alarm_from_errors_over_invocations(tem
             function = dimension(names["Errors"], "FunctionName")["Ref"]
             assert dimension(names["Invocations"], "FunctionName")["Ref"] == function
             rated[function] = alarm
-    assert set(rated) == functions and len(functions) == 5
+    assert set(rated) == functions  # a new function needs its alarm too
     for alarm in rated.values():
         assert 0 < alarm["Threshold"] <= 10 and alarm["ComparisonOperator"] == "GreaterThanThreshold"
         assert alarm["AlarmActions"] == [{"Ref": ops_topic}]
