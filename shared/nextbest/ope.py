@@ -114,7 +114,9 @@ class Evaluation:
             return f"{e.value:.6g}  [{e.lower:.6g}, {e.upper:.6g}]"
 
         out: dict[str, object] = {"records": self.n, "logged policy (on-policy mean)": show(self.logged_value)}
-        out |= {name: show(e) for name, e in self.estimates.items()}
+        out |= {name: show(e) for name, e in self.estimates.items() if name != "dm"}
+        if "dm" in self.estimates:
+            out["dm (model only, interval ignores its error)"] = show(self.estimates["dm"])
         out |= {
             "effective sample size": round(self.effective_sample_size, 1),
             "mean weight (should be ~1)": round(self.mean_weight, 4),
@@ -182,6 +184,9 @@ def estimate(
         direct: sum_a pi(a | x_i) q(x_i, a), the reward model's value of the target policy at each record.
         predicted: q(x_i, a_i), the reward model's prediction for the logged action.
         n_bootstrap: 0 for normal intervals on influence values; otherwise that many bootstrap resamples.
+
+    DM's interval reflects only how its predictions vary across records, not the model's own error (its bias is
+    exactly what DR's correction term estimates): read it as a diagnostic, never as the answer.
     """
     r = np.asarray(rewards, dtype=float)
     w = np.asarray(weights, dtype=float)
