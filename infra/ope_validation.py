@@ -14,7 +14,7 @@ count how often each item lands in each position. (It is the prior the productio
 the logged BTS kept updating, which is one reason the two differ a little.)
 
 With ~40 clicks per 10,000-row log the on-policy "truth" itself has a ~16% standard error, so single-sample
-errors of 20–40% are within the estimators' intervals; the figures are reported with them, not tuned to them.
+errors of 20-40% are within the estimators' intervals; the figures are reported with them, not tuned to them.
 """
 
 from __future__ import annotations
