@@ -91,34 +91,77 @@ def runtime_layer_code(requirements: Path = ROOT / "layers" / "runtime" / "requi
         if not cached.exists():
             staging = cached.with_suffix(".tmp")
             shutil.rmtree(staging, ignore_errors=True)
-            subprocess.run(
-                [
-                    _uv(),
-                    "pip",
-                    "install",
-                    "--quiet",
-                    "--require-hashes",
-                    "--no-deps",
-                    "--only-binary",
-                    ":all:",
-                    "--python-platform",
-                    PLATFORM,
-                    "--python-version",
-                    PYTHON_VERSION,
-                    "--no-compile",
-                    "--target",
-                    str(staging / "python"),
-                    "-r",
-                    str(requirements),
-                ],
-                check=True,
-            )
+            _install_wheels(requirements, staging / "python")
             for junk in ["bin", *[str(p.relative_to(staging)) for p in staging.rglob("__pycache__")]]:
                 shutil.rmtree(staging / junk, ignore_errors=True)
             staging.rename(cached)
         shutil.copytree(cached, out, dirs_exist_ok=True)
 
     return _bundled({"requirements": requirements}, build)
+
+
+def _install_wheels(requirements: Path, target: Path) -> None:
+    """The hashed lock's wheels for arm64 and the functions' Python, without their dependencies' guesses."""
+    subprocess.run(
+        [
+            _uv(),
+            "pip",
+            "install",
+            "--quiet",
+            "--require-hashes",
+            "--no-deps",
+            "--only-binary",
+            ":all:",
+            "--python-platform",
+            PLATFORM,
+            "--python-version",
+            PYTHON_VERSION,
+            "--no-compile",
+            "--target",
+            str(target),
+            "-r",
+            str(requirements),
+        ],
+        check=True,
+    )
+
+
+ML_REQUIREMENTS = ROOT / "layers" / "ml" / "requirements.txt"
+MODELS = ROOT / "models"
+MODELS_MOUNT = "/opt/models"
+"""Where the ML layer's model files appear in Lambda (a layer is extracted under /opt)."""
+ML_JUNK_DIRS = {"tests", "__pycache__", "bin"}
+ML_JUNK_SUFFIXES = {".pyx", ".pxd", ".pxi", ".c", ".cpp", ".h", ".hpp", ".f", ".f90", ".pyi", ".md", ".rst"}
+
+
+def ml_layer_code(requirements: Path = ML_REQUIREMENTS, models: Path = MODELS) -> lambda_.Code:
+    """numpy, scipy, scikit-learn and joblib for arm64, trimmed, plus the verified model set at ``models/``.
+
+    The wheels are cached by the lock's hash (the install takes a minute); the model files are copied on
+    every build, so retraining changes the asset hash without reinstalling anything.
+    """
+
+    def build(out: Path) -> None:
+        cached = BUILD_CACHE / f"ml-layer-{_fingerprint([requirements])[:16]}"
+        if not cached.exists():
+            staging = cached.with_suffix(".tmp")
+            shutil.rmtree(staging, ignore_errors=True)
+            _install_wheels(requirements, staging / "python")
+            _trim(staging / "python")
+            staging.rename(cached)
+        shutil.copytree(cached, out, dirs_exist_ok=True)
+        shutil.copytree(models, out / "models", ignore=IGNORED, dirs_exist_ok=True)
+
+    return _bundled({"requirements": requirements, "models": models}, build)
+
+
+def _trim(site: Path) -> None:
+    """Drop what a Lambda never imports: test suites, Cython/C sources and headers, stubs, docs, scripts."""
+    for path in sorted(site.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        if path.is_dir() and path.name in ML_JUNK_DIRS and ".dist-info" not in str(path):
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.is_file() and path.suffix in ML_JUNK_SUFFIXES and ".dist-info" not in str(path.parent):
+            path.unlink()
 
 
 def _uv() -> str:

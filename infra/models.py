@@ -215,6 +215,29 @@ def timing_model() -> Any:
     )
 
 
+def export_timing(model: Any) -> dict[str, Any]:
+    """The fitted arrays :class:`nextbest.scoring.Logit` scores with (numpy only, no scikit-learn)."""
+    from nextbest.scoring import Logit
+
+    names = [*FEATURES, "horizon_days"]
+    arrays = {
+        "kind": "logistic-pairwise",
+        "log_columns": np.asarray([names.index(n) for n, how in MODEL_INPUTS.items() if how == "log"]),
+        "kept_columns": np.asarray([names.index(n) for n, how in MODEL_INPUTS.items() if how != "log"]),
+        "mean": model["scale"].mean_,
+        "scale": model["scale"].scale_,
+        "powers": model["pairs"].powers_,
+        "mean2": model["rescale"].mean_,
+        "scale2": model["rescale"].scale_,
+        "coef": model["logit"].coef_[0],
+        "intercept": float(model["logit"].intercept_[0]),
+    }
+    probe = np.asarray([[*[float(v) for v in range(1, len(FEATURES) + 1)], h] for h in (30.0, 90.0, 365.0)])
+    if not np.allclose(Logit(arrays).predict_proba(probe), model.predict_proba(probe), atol=1e-9):
+        raise AssertionError("the exported timing model does not reproduce scikit-learn's probabilities")
+    return arrays
+
+
 def fit_timing(logs: dict[str, OrderLog], as_of: datetime, horizon_days: int) -> tuple[Any, Examples, list[int]]:
     horizons = feasible_horizons(logs, as_of, horizon_days)
     if PROPENSITY_DAYS not in horizons:
@@ -274,7 +297,7 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob("*.joblib"):
         stale.unlink()
-    joblib.dump(model, out / TIMING_FILE, compress=3)
+    joblib.dump(export_timing(model), out / TIMING_FILE, compress=3)
     joblib.dump(recommender, out / RECOMMENDER_FILE, compress=3)
     manifest = {
         "format": FORMAT,

@@ -22,8 +22,14 @@ ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / ".nextbest" / "bench"
 
 
-def import_seconds(cdk_out: Path, step: str, repeat: int = 5) -> dict[str, Any]:
-    """Median import time of a function's handler in a fresh interpreter, and whether numpy came along."""
+def import_seconds(
+    cdk_out: Path, step: str, repeat: int = 5, layers: bool = False, name: str | None = None
+) -> dict[str, Any]:
+    """Median import time of a function's handler in a fresh interpreter, and whether numpy came along.
+
+    With ``layers``, paths under ``/opt`` in its environment point at its layers' assets as the emulation
+    does (decide then loads and verifies the model set: that is its whole cold init).
+    """
     template = json.loads((cdk_out / "nextbest.template.json").read_text())
     [function] = [
         r
@@ -36,6 +42,11 @@ def import_seconds(cdk_out: Path, step: str, repeat: int = 5) -> dict[str, Any]:
         for k, v in function["Properties"]["Environment"]["Variables"].items()
     }
     env |= {"AWS_DEFAULT_REGION": "us-east-1", "PATH": os.environ.get("PATH", "")}
+    if layers:
+        for key, value in env.items():
+            for ref in function["Properties"].get("Layers", []) if value.startswith("/opt/") else []:
+                found = cdk_out / template["Resources"][ref["Ref"]]["Metadata"]["aws:asset:path"] / value[5:]
+                env[key] = str(found) if found.exists() else env[key]
     asset = cdk_out / function["Metadata"]["aws:asset:path"]
     code = (
         "import sys, time; t = time.perf_counter(); import handler; "
@@ -53,7 +64,55 @@ def import_seconds(cdk_out: Path, step: str, repeat: int = 5) -> dict[str, Any]:
         ).stdout.split()
         times.append(float(out[0]))
         numpy = numpy or out[1] == "True"
+    if name:
+        return {name: round(statistics.median(times), 3)}
     return {f"{step}_import_s": round(statistics.median(times), 3), f"{step}_imports_numpy": numpy}
+
+
+def scoring_ms(profiles: int = 1000, repeat: int = 200, seed: int = 7) -> dict[str, Any]:
+    """Wall time of scoring one profile (median of ``repeat``) and ``profiles`` at once (median of 5),
+    with the committed model set, on profiles with 0 to 12 orders and a few product affinities."""
+    import random
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from nextbest.profiles import Order, Profile
+    from nextbest.scoring import Models
+
+    from infra.local.simulator import CATALOGUE
+
+    rng = random.Random(seed)
+    now = datetime(2026, 11, 2, 9, tzinfo=UTC)
+    people = []
+    for n in range(profiles):
+        times = sorted(now - timedelta(days=rng.uniform(0, 400)) for _ in range(rng.choice([0, 1, 1, 2, 3, 5, 12])))
+        orders = [Order(order_id=f"o{i}", at=t, total=Decimal("25.00")) for i, t in enumerate(times)]
+        people.append(
+            Profile(
+                key=f"c:{n}",
+                orders=orders,
+                order_count=len(orders),
+                revenue=Decimal(25 * len(orders)),
+                first_order_at=times[0] if times else None,
+                last_order_at=times[-1] if times else None,
+                products={rng.choice(CATALOGUE)[0]: rng.uniform(1, 1e3) for _ in range(rng.randint(0, 4))},
+            )
+        )
+    models = Models.load(ROOT / "models")
+    one = []
+    for i in range(repeat):
+        started = time.perf_counter()
+        models.score(people[i % len(people)], now)
+        one.append(time.perf_counter() - started)
+    many = []
+    for _ in range(5):
+        started = time.perf_counter()
+        models.score_many(people, now)
+        many.append(time.perf_counter() - started)
+    return {
+        "score_one_ms": round(statistics.median(one) * 1e3, 3),
+        f"score_{profiles}_ms": round(statistics.median(many) * 1e3, 2),
+    }
 
 
 def domain_cpu(customers: int, seed: int) -> dict[str, Any]:
@@ -133,6 +192,8 @@ def run(customers: int = 500, seed: int = 7) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for step in ("ingest", "decide", "deliver", "feedback"):
         results |= import_seconds(cdk_out, step)
+    results |= import_seconds(cdk_out, "decide", layers=True, name="decide_init_s")
+    results |= scoring_ms()
     results |= domain_cpu(customers, seed)
     results |= pipeline_requests(cdk_out, customers, seed)
     results |= measurement()

@@ -11,7 +11,7 @@ its inputs, monotone by construction): lapse risk is its answer at the manifest'
 propensity is one minus its answer at 30 days. One model for both keeps them consistent (a customer cannot
 be likelier to buy within 30 days than within 90) and costs one prediction call per batch.
 
-numpy, scikit-learn and joblib are imported only when models are loaded; only decide imports this module.
+Only numpy and joblib are imported, and only when models are loaded; only decide imports this module.
 """
 
 from __future__ import annotations
@@ -59,18 +59,11 @@ def sha256_of(path: Path) -> str:
 
 
 def installed_versions() -> dict[str, str]:
-    """Versions of the libraries a pickle depends on, as installed here."""
-    import joblib
-    import numpy
-    import scipy
-    import sklearn
+    """Versions of the libraries the model set was built with, as installed here (read from package
+    metadata: scoring never imports scipy or scikit-learn, see :class:`Logit`)."""
+    from importlib.metadata import version
 
-    return {
-        "numpy": numpy.__version__,
-        "scipy": scipy.__version__,
-        "scikit-learn": sklearn.__version__,
-        "joblib": joblib.__version__,
-    }
+    return {lib: version(lib) for lib in LIBRARIES}
 
 
 def verify(directory: Path) -> dict[str, Any]:
@@ -110,6 +103,36 @@ def verify(directory: Path) -> dict[str, Any]:
     return manifest
 
 
+class Logit:
+    """The purchase-timing model as trained (log inputs, standardised, pairwise products, standardised,
+    logistic), evaluated with numpy alone from the fitted arrays the training exported.
+
+    Scoring this way keeps scikit-learn and scipy (over a second to import, most of decide's cold start)
+    out of the function; training checks that it reproduces scikit-learn's probabilities.
+    """
+
+    def __init__(self, arrays: dict[str, Any]) -> None:
+        import numpy as np
+
+        self.log_columns = np.asarray(arrays["log_columns"], dtype=np.intp)
+        self.kept_columns = np.asarray(arrays["kept_columns"], dtype=np.intp)
+        self.mean, self.scale = np.asarray(arrays["mean"]), np.asarray(arrays["scale"])
+        self.powers = np.asarray(arrays["powers"])
+        self.mean2, self.scale2 = np.asarray(arrays["mean2"]), np.asarray(arrays["scale2"])
+        self.coef, self.intercept = np.asarray(arrays["coef"]), float(arrays["intercept"])
+
+    def predict_proba(self, x: Any) -> Any:
+        """``[[1 - p, p]]`` per row like scikit-learn, ``p`` = P(no order within the row's horizon)."""
+        import numpy as np
+
+        z = np.column_stack([np.log1p(x[:, self.log_columns]), x[:, self.kept_columns]])
+        z = (z - self.mean) / self.scale
+        terms = np.prod(z[:, None, :] ** self.powers[None, :, :], axis=2)
+        terms = (terms - self.mean2) / self.scale2
+        p = 1.0 / (1.0 + np.exp(-(terms @ self.coef + self.intercept)))
+        return np.column_stack([1.0 - p, p])
+
+
 class Models:
     """A verified model set, ready to score profiles."""
 
@@ -117,7 +140,7 @@ class Models:
         import numpy as np
 
         self.manifest = manifest
-        self.timing = timing
+        self.timing = Logit(timing)
         self.horizon_days = float(manifest["models"]["lapse"]["horizon_days"])
         self.priors = manifest["priors"]
         self.items: list[str] = list(recommender["items"])

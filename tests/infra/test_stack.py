@@ -69,7 +69,40 @@ def test_functions_are_arm64_on_the_newest_python_with_tracing_json_logs_and_the
         assert props["Runtime"] == "python3.14", name
         assert props["TracingConfig"] == {"Mode": "Active"}, name
         assert props["LoggingConfig"]["LogFormat"] == "JSON", name
-        assert len(props["Layers"]) == 2, name
+        assert len(props["Layers"]) == (3 if "Decisioning" in name else 2), name
+
+
+def _layer_assets(cdk_out, template):
+    return {
+        k: cdk_out / r["Metadata"]["aws:asset:path"]
+        for k, r in resources(template, "AWS::Lambda::LayerVersion").items()
+    }
+
+
+def test_only_decide_gets_the_ml_layer_and_it_holds_arm64_wheels_and_the_verified_models(cdk_out, template):
+    layers = _layer_assets(cdk_out, template)
+    ml = {k for k, path in layers.items() if (path / "python" / "sklearn").is_dir()}
+    assert len(ml) == 1
+    [ml_layer] = ml
+    holders = {
+        r["Properties"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]
+        for r in resources(template, "AWS::Lambda::Function").values()
+        if {"Ref": ml_layer} in r["Properties"]["Layers"]
+    }
+    assert holders == {"decide"}
+    [decide] = [
+        r
+        for r in resources(template, "AWS::Lambda::Function").values()
+        if r["Properties"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"] == "decide"
+    ]
+    assert decide["Properties"]["Environment"]["Variables"]["MODELS_DIR"] == "/opt/models"
+    site = layers[ml_layer] / "python"
+    assert list(site.glob("numpy/_core/_multiarray_umath.cpython-314-aarch64-linux-gnu.so"))
+    assert not list(site.rglob("tests")) and not list(site.rglob("*.pyx"))
+    from nextbest.scoring import verify
+
+    manifest = verify(layers[ml_layer] / "models")  # the shipped files match their manifest and these pins
+    assert set(manifest["models"]) == {"lapse", "propensity", "recommendations"}
 
 
 def test_the_table_is_on_demand_with_point_in_time_recovery_and_encryption(template):
@@ -116,20 +149,29 @@ def test_every_event_type_is_routed_and_unknown_ones_are_not_dropped(template):
 
 
 def test_assets_hold_only_what_each_function_imports_and_fit_lambda_limits(cdk_out, template):
-    layers = {
-        k: cdk_out / r["Metadata"]["aws:asset:path"]
-        for k, r in resources(template, "AWS::Lambda::LayerVersion").items()
-    }
-    layer_size = sum(unzipped_size(p) for p in layers.values())
+    layers = _layer_assets(cdk_out, template)
+    sizes = {k: unzipped_size(p) for k, p in layers.items()}
     for name, function in resources(template, "AWS::Lambda::Function").items():
         asset = cdk_out / function["Metadata"]["aws:asset:path"]
         files = {p.relative_to(asset).as_posix() for p in asset.rglob("*") if p.is_file()}
         assert "handler.py" in files, name
         assert not any(f.startswith(("infra/", "tests/")) for f in files), name
-        assert unzipped_size(asset) + layer_size < LAMBDA_UNZIPPED_LIMIT, name
+        attached = sum(sizes[ref["Ref"]] for ref in function["Properties"]["Layers"])
+        assert unzipped_size(asset) + attached < LAMBDA_UNZIPPED_LIMIT, name
+        if "Decisioning" not in name:
+            shipped = [p.as_posix() for ref in function["Properties"]["Layers"] for p in layers[ref["Ref"]].rglob("*")]
+            assert not any("/numpy/" in p or "/sklearn/" in p for p in shipped), name
     everything = [p.as_posix() for layer in layers.values() for p in layer.rglob("*")]
-    assert not any("/numpy/" in p or "/sklearn/" in p or "/infra/" in p for p in everything)
+    assert not any("/infra/" in p for p in everything)
     assert any(p.endswith("python/nextbest/ingest.py") for p in everything)
+
+
+def test_the_ml_layer_pins_equal_the_ml_dependency_group():
+    group = tomllib.loads((ROOT / "pyproject.toml").read_text())["dependency-groups"]["ml"]
+    locked = (ROOT / "layers/ml/requirements.txt").read_text()
+    pins = {line.split(" ")[0] for line in locked.splitlines() if "==" in line and not line.startswith("#")}
+    assert set(group) <= pins
+    assert "--hash=sha256:" in locked
 
 
 def test_the_runtime_layer_pins_equal_the_project_dependencies():

@@ -1,0 +1,75 @@
+"""The models on real data (CDNOW, read from the cache `make data` fills) and the default set's provenance."""
+
+import csv
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from infra import models
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def report():
+    """Calibration = the first 39 weeks of CDNOW, holdout = the next 39 (Fader, Hardie & Lee's split)."""
+    return models.evaluate(models.cdnow_transactions(), datetime(1997, 10, 1, tzinfo=UTC), 273)
+
+
+def test_on_cdnow_the_lapse_model_ranks_better_than_recency_and_bgnbd_and_is_better_calibrated(report):
+    lapse = report["lapse"]
+    assert report["customers"] == 2357
+    assert lapse["model"]["auc"] > lapse["recency"]["auc"]
+    assert lapse["model"]["auc"] > lapse["bgnbd_expected_purchases"]["auc"]
+    assert lapse["model"]["average_precision"] > lapse["bgnbd_expected_purchases"]["average_precision"]
+    assert lapse["model"]["brier"] < lapse["bgnbd_p_no_purchase"]["brier"]
+    # DESIGN.md §4: 1 - P(alive) ranks one-time buyers as certain to stay, worse than random
+    assert lapse["bgnbd_1_minus_p_alive"]["auc"] < 0.5
+
+
+def test_bgnbd_baseline_recovers_the_published_cdnow_parameters(report):
+    # Fader, Hardie & Lee (2005), CDNOW sample, weeks: r=0.243, alpha=4.414, a=0.793, b=2.426
+    params = report["bgnbd_params"]
+    assert params["r"] == pytest.approx(0.243, abs=0.01)
+    assert params["alpha"] == pytest.approx(4.414, rel=0.05)
+    assert params["a"] == pytest.approx(0.793, rel=0.05)
+    assert params["b"] == pytest.approx(2.426, rel=0.05)
+
+
+def test_propensity_beats_recency_on_cdnow(report):
+    assert report["propensity_30d"]["model"]["auc"] > report["propensity_30d"]["recency"]["auc"]
+
+
+def test_the_committed_default_set_is_what_training_produces(tmp_path):
+    manifest = models.train_default(tmp_path / "models", data=tmp_path)
+    committed = json.loads((ROOT / "models" / "manifest.json").read_text())
+    assert manifest["files"]["timing.joblib"] == committed["files"]["timing.joblib"]  # CDNOW is pinned
+    assert manifest["training"]["transactions"] == committed["training"]["transactions"]
+    from nextbest.scoring import Models
+
+    from infra.local.simulator import CATALOGUE
+
+    shipped = Models.load(ROOT / "models")
+    assert set(shipped.items) == {sku for sku, *_ in CATALOGUE}  # recommends the demo shop's catalogue
+
+
+def test_train_then_score_a_csv_never_reads_past_as_of(tmp_path):
+    rows = [t for t in models.cdnow_transactions() if t.at < datetime(1998, 1, 1, tzinfo=UTC)]
+    source = models.write_transactions(tmp_path / "t.csv", rows)
+    manifest = models.train(source, models.parse_time("1997-12-01"), 60, tmp_path / "m")
+    assert manifest["training"]["window"][1] == "1997-12-01"
+    assert 60 in manifest["training"]["horizons_days"]
+    count = models.score_file(tmp_path / "m", source, models.parse_time("1997-12-01"), tmp_path / "s.csv")
+    with (tmp_path / "s.csv").open() as f:
+        scored = list(csv.DictReader(f))
+    assert count == len(scored) == len({t.customer_id for t in rows if t.at < datetime(1997, 12, 1, tzinfo=UTC)})
+    assert all(0 < float(r["lapse_risk"]) < 1 and 0 < float(r["purchase_propensity"]) < 1 for r in scored)
+
+
+def test_training_refuses_a_horizon_the_data_cannot_label(tmp_path):
+    rows = [t for t in models.cdnow_transactions() if t.at < datetime(1997, 2, 1, tzinfo=UTC)]
+    source = models.write_transactions(tmp_path / "t.csv", rows)
+    with pytest.raises(ValueError, match="too short"):
+        models.train(source, models.parse_time("1997-02-01"), 90, tmp_path / "m")
