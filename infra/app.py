@@ -1,7 +1,8 @@
 """CDK entry point (``cdk.json`` runs ``python -m infra.app``); tests and the emulation call ``build``.
 
 Context (``cdk deploy -c key=value``): ``sender`` (verified SES address), ``busName``, ``siteUrl`` (links
-in messages).
+in messages), ``pushPlatformApplicationArn`` (optional: push through that SNS platform application),
+``smsVia`` (``sns``, the default, or ``end-user-messaging`` for SMS delivery events in feedback).
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ DEFAULTS = {
 }
 
 
-def build(outdir: str | None = None, context: dict[str, str] | None = None) -> tuple[cdk.App, NextbestStack]:
+def build(
+    outdir: str | None = None, context: dict[str, str] | None = None, campaigns: Path | None = None
+) -> tuple[cdk.App, NextbestStack]:
     app = cdk.App(outdir=outdir, context={"aws:cdk:enable-asset-metadata": True, **(context or {})})
 
     def setting(name: str) -> str:
@@ -35,7 +38,7 @@ def build(outdir: str | None = None, context: dict[str, str] | None = None) -> t
         bus_name=setting("busName"),
         sender=setting("sender"),
         site_url=setting("siteUrl"),
-        campaigns=ROOT / "campaigns",
+        campaigns=campaigns or ROOT / "campaigns",
         description="nextbest: next best message engine",
     )
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))

@@ -17,6 +17,7 @@ from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_ses as ses
 from aws_cdk import aws_sns as sns
+from aws_cdk import aws_smsvoice as smsvoice
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
@@ -268,10 +269,24 @@ class EventIngestion(Construct):
 
 
 class Delivery(Construct):
-    """The deliver function with SES (identity, configuration set) and SNS SMS."""
+    """The deliver function with SES (identity, configuration set), SMS and, when the operator gives an SNS
+    platform application (CloudFormation cannot create one: it holds FCM/APNs credentials), push.
+
+    SMS goes through SNS, or, when ``sms_events`` is given, through AWS End User Messaging SMS with a
+    configuration set that publishes every ``TEXT_*`` event to that topic, so delivery failures reach
+    feedback (SNS SMS reports delivery status to CloudWatch Logs only)."""
 
     def __init__(
-        self, scope: Construct, id: str, shared: Shared, table: dynamodb.Table, sender: str, feedback_topic: sns.Topic
+        self,
+        scope: Construct,
+        id: str,
+        shared: Shared,
+        table: dynamodb.Table,
+        sender: str,
+        feedback_topic: sns.Topic,
+        *,
+        push_application_arn: str = "",
+        sms_events: sns.Topic | None = None,
     ) -> None:
         super().__init__(scope, id)
         timeout = cdk.Duration.seconds(30)
@@ -372,9 +387,36 @@ class Feedback(Construct):
         key = kms.Key(
             self, "TopicKey", enable_key_rotation=True, description="Encrypts SES feedback notifications in SNS"
         )
+            deliver_queue_url=self.queue.queue_url,
+            push_platform_application_arn=push_application_arn,
+            sms_configuration_set=self._sms_configuration(sms_events),
         key.grant(iam.ServicePrincipal("ses.amazonaws.com"), "kms:GenerateDataKey*", "kms:Decrypt")
+        self.queue.grant_send_messages(self.function)  # fallbacks to another channel
         self.topic = sns.Topic(self, "Topic", master_key=key, enforce_ssl=True)
         self.queue, self.dead_letters = work_queue(self, "Notifications", timeout)
+        self.push_endpoints = ""
+        if push_application_arn:
+            # arn:…:app/GCM/shop → arn:…:endpoint/GCM/shop/*: the endpoints of this application only.
+            self.push_endpoints = push_application_arn.replace(":app/", ":endpoint/", 1) + "/*"
+            self.function.add_to_role_policy(
+                iam.PolicyStatement(actions=["sns:CreatePlatformEndpoint"], resources=[push_application_arn])
+            )
+            self.function.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["sns:GetEndpointAttributes", "sns:SetEndpointAttributes", "sns:Publish"],
+                    resources=[self.push_endpoints],
+                )
+            )
+        if self.sms_configuration is not None:
+            opt_outs = stack.format_arn(service="sms-voice", resource="opt-out-list", resource_name="Default")
+            self.function.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["sms-voice:SendTextMessage"], resources=[self.sms_configuration.attr_arn, opt_outs]
+                )
+            )
+            self.function.add_to_role_policy(
+                iam.PolicyStatement(actions=["sms-voice:DescribeOptedOutNumbers"], resources=[opt_outs])
+            )
         self.topic.add_subscription(subscriptions.SqsSubscription(self.queue, raw_message_delivery=True))
         sms = iam.ServicePrincipal("sms-voice.amazonaws.com")
         key.grant(sms, "kms:GenerateDataKey*", "kms:Decrypt")
@@ -395,3 +437,31 @@ class Feedback(Construct):
             deliver_queue_url=deliver_queue.queue_url,
         )
         deliver_queue.grant_send_messages(self.function)
+    def _sms_configuration(self, sms_events: sns.Topic | None) -> str:
+        self.sms_configuration: smsvoice.CfnConfigurationSet | None = None
+        if sms_events is None:
+            return ""
+        self.sms_configuration = smsvoice.CfnConfigurationSet(
+            self,
+            "SmsConfigurationSet",
+            event_destinations=[
+                smsvoice.CfnConfigurationSet.EventDestinationProperty(
+                    enabled=True,
+                    event_destination_name="ToFeedback",
+                    matching_event_types=["TEXT_ALL"],
+                    sns_destination=smsvoice.CfnConfigurationSet.SnsDestinationProperty(topic_arn=sms_events.topic_arn),
+                )
+            ],
+        )
+        return self.sms_configuration.ref
+
+        # Delivery events of texts sent through End User Messaging SMS (its configuration set publishes here).
+        self.sms_events = sns.Topic(self, "SmsEvents", master_key=key, enforce_ssl=True)
+        self.sms_events.grant_publish(sms)
+        self.sms_events.add_subscription(subscriptions.SqsSubscription(self.queue, raw_message_delivery=True))
+        # Push delivery failures: the operator points the platform application's EventDeliveryFailure here.
+        push = iam.ServicePrincipal("sns.amazonaws.com")
+        key.grant(push, "kms:GenerateDataKey*", "kms:Decrypt")
+        self.push_events = sns.Topic(self, "PushEvents", master_key=key, enforce_ssl=True)
+        self.push_events.grant_publish(push)
+        self.push_events.add_subscription(subscriptions.SqsSubscription(self.queue, raw_message_delivery=True))

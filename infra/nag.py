@@ -56,7 +56,18 @@ def acknowledge(stack: NextbestStack) -> None:
     table = stack.resolve(stack.store.table.table_arn)["Fn::GetAtt"][0]
     for function in stack.functions:
         _acknowledge(function, EVERY_FUNCTION | table_indexes(table))
-    _acknowledge(stack.ingestion.function, ingest_only(stack.decisioning.schedule_group.schedule_group_name))
+    if stack.delivery.push_endpoints:
+        _acknowledge(
+            stack.delivery.function,
+            {
+                f"AwsSolutions-IAM5[Resource::{stack.delivery.push_endpoints}]": (
+                    "Endpoints are created per device token at send time; the grant is every endpoint of "
+                    "nextbest's own platform application and nothing else."
+                )
+            },
+        )
+    for function in (stack.ingestion.function, stack.decisioning.function):
+        _acknowledge(function, arming(stack.decisioning.schedule_group.schedule_group_name))
 
 
 def _acknowledge(scope: cdk.Resource, reasons: dict[str, str]) -> None:

@@ -29,7 +29,16 @@ class NextbestStack(cdk.Stack):
         shared = Shared(self, "Shared")
         store = ProfileStore(self, "ProfileStore")
         feedback = Feedback(self, "Feedback", shared)
-        self.delivery = Delivery(self, "Delivery", shared, store.table, sender, feedback.topic)
+        self.delivery = Delivery(
+            self,
+            "Delivery",
+            shared,
+            store.table,
+            sender,
+            feedback.topic,
+            push_application_arn=str(self.node.try_get_context("pushPlatformApplicationArn") or ""),
+            sms_events=feedback.sms_events if self.node.try_get_context("smsVia") == "end-user-messaging" else None,
+        )
         self.decisioning = Decisioning(
             self, "Decisioning", shared, store.table, self.delivery.queue, site_url, campaigns
         )
@@ -64,4 +73,10 @@ class NextbestStack(cdk.Stack):
             "InboundSmsTopic",
             value=feedback.inbound_sms.topic_arn,
             description="Point your number's two-way SMS here so STOP replies are honoured",
+        )
+        cdk.CfnOutput(
+            self,
+            "PushEventsTopic",
+            value=feedback.push_events.topic_arn,
+            description="Set your SNS platform application's EventDeliveryFailure to this topic",
         )

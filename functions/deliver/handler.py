@@ -1,4 +1,4 @@
-"""λ deliver: send each queued decision once, by SES e-mail or SNS SMS, if consent still allows it."""
+"""λ deliver: send each queued decision once, by SES e-mail, SMS or SNS push, if consent still allows it."""
 
 import json
 from typing import Any
@@ -8,9 +8,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from nextbest import batch
-from nextbest.delivery import SesEmail, SnsSms, deliver
+from nextbest.delivery import EndUserMessagingSms, Retry, SesEmail, SmsSender, SnsPush, SnsSms, deliver
 from nextbest.events import RejectedEvent
-from nextbest.queues import DeadLetters
+from nextbest.queues import DeadLetters, Queue
 from nextbest.settings import DeliverSettings
 from nextbest.store import Store
 from nextbest.unsubscribe import signing_key
@@ -26,7 +26,9 @@ email = SesEmail(
     settings.unsubscribe_url,
     lambda: signing_key(settings.signing_secret_arn),
 )
-sms = SnsSms()
+sms: SmsSender = EndUserMessagingSms(settings.sms_configuration_set) if settings.sms_configuration_set else SnsSms()
+push = SnsPush(settings.push_platform_application_arn) if settings.push_platform_application_arn else None
+requests = Queue(settings.deliver_queue_url)
 
 
 @logger.inject_lambda_context(correlation_id_path="Records[0].messageId")
@@ -37,7 +39,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             decision_id = str(json.loads(sqs_record.body)["decision_id"])
         except (ValueError, KeyError, TypeError):
             raise RejectedEvent("bad_delivery_request", 'body must be {"decision_id": …}') from None
-        result = deliver(store, decision_id, email, sms)
+        result = deliver(store, decision_id, email, sms, push, requests)
         metrics.add_metric(name=f"Delivery_{result.outcome}", unit=MetricUnit.Count, value=1)
         if result.outcome == "sent":  # per channel, for the dashboard's decisions-vs-sends and the alarms
             metrics.add_metric(name=f"Sent_{result.channel}", unit=MetricUnit.Count, value=1)
@@ -52,4 +54,4 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         )
         return result.outcome
 
-    return batch.process(event, context, record, dead_letters, logger, metrics)
+    return batch.process(event, context, record, dead_letters, logger, metrics, backoff_on=(Retry,))

@@ -1,4 +1,4 @@
-"""λ feedback: SES event notifications → bounces, complaints and deliveries applied to profiles."""
+"""λ feedback: SES events, SMS delivery events and replies, push delivery failures → profiles and fallbacks."""
 
 from typing import Any
 
@@ -29,16 +29,17 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             metrics.add_metric(name="Feedback_SmsReply", unit=MetricUnit.Count, value=1)
             logger.info("sms reply", extra={"effect": reply.effect})
             return reply.effect
-        result = feedback.handle(store, deliver, notification)
-        metrics.add_metric(name=f"Feedback_{notification.event_type.replace(' ', '')}", unit=MetricUnit.Count, value=1)
-        logger.info(
-            "feedback",
-            extra={
-                "event_type": notification.event_type,
-                "effect": result.effect,
-                "decision_id": notification.decision_id,
-            },
-        )
+        if isinstance(notification, feedback.TextEvent):
+            result = feedback.handle_text(store, deliver, notification)
+            kind, decision_id = notification.event_type, notification.context.get("decision_id")
+        elif isinstance(notification, feedback.PushFailure):
+            result = feedback.handle_push_failure(store, deliver, notification)
+            kind, decision_id = f"Push{notification.failure_type}", None
+        else:
+            result = feedback.handle(store, deliver, notification)
+            kind, decision_id = notification.event_type.replace(" ", ""), notification.decision_id
+        metrics.add_metric(name=f"Feedback_{kind}", unit=MetricUnit.Count, value=1)
+        logger.info("feedback", extra={"event_type": kind, "effect": result.effect, "decision_id": decision_id})
         return result.effect
 
     return batch.process(event, context, record, dead_letters, logger, metrics)

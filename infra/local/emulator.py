@@ -134,6 +134,7 @@ class Emulation:
         self._functions()
         return self
 
+        self._push_application()
     def client(self, service: str) -> Any:
         return aws.client(service)
 
@@ -339,6 +340,43 @@ class Emulation:
             logical_id, attribute = value["Fn::GetAtt"]
             if attribute == "Arn":
                 return self.arns[logical_id]
+    def _push_application(self) -> None:
+        """The SNS platform application an operator creates by hand (CloudFormation has no such resource),
+        wired as the README says: its delivery failures go to the stack's ``PushEventsTopic``."""
+        configured = [f.environment.get("PUSH_PLATFORM_APPLICATION_ARN") for f in self.functions.values()]
+        arn = next((a for a in configured if a), None)
+        if not arn:
+            return
+        platform, name = arn.split(":app/", 1)[1].split("/", 1)
+        attributes = {"PlatformCredential": "local", "PlatformPrincipal": "local"}
+        if "PushEventsTopic" in self.template.get("Outputs", {}):
+            attributes["EventDeliveryFailure"] = self.output("PushEventsTopic")
+        created = self.client("sns").create_platform_application(Name=name, Platform=platform, Attributes=attributes)
+        assert created["PlatformApplicationArn"] == arn, "give pushPlatformApplicationArn in moto's account/region"
+
+    def sent_push(self) -> list[tuple[str, str]]:
+        """(device token, JSON message) of every push moto's platform endpoints received."""
+        from moto.sns.models import sns_backends
+
+        endpoints = sns_backends[ACCOUNT][REGION].platform_endpoints.values()
+        return [(e.token, m) for e in endpoints for m in e.messages.values()]
+
+    def in_layers(self, function: dict[str, Any], value: Any) -> Any:
+        """A path under ``/opt`` (where Lambda extracts layers) mapped to the synthesized asset of the
+        function's layer that holds it, e.g. decide's ``MODELS_DIR=/opt/models``; other values unchanged.
+
+        Layer *code* is not taken from the assets (it is built for arm64); the venv provides the packages.
+        """
+        if not isinstance(value, str) or not value.startswith("/opt/"):
+            return value
+        relative = value.removeprefix("/opt/")
+        for layer in function.get("Layers", []):
+            resource = self.resources[layer["Ref"]]
+            candidate = self.cdk_out / resource["Metadata"]["aws:asset:path"] / relative
+            if candidate.exists():
+                return str(candidate)
+        return value
+
             if attribute == "QueueName":
                 return self.arns[logical_id].rsplit(":", 1)[-1]
             if attribute == "FunctionUrl":

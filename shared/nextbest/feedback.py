@@ -12,22 +12,28 @@ Reject                        decision ``rejected`` (content refused, address fi
 Rendering Failure             decision ``failed``
 Open, Click                   ``opened_at``/``clicked_at`` on the decision; the profile's last engagement
 DeliveryDelay                 ``delayed_at`` on the decision; SES keeps trying
+SMS TEXT_DELIVERED/SUCCESSFUL decision ``delivered`` (End User Messaging SMS configuration-set event)
+SMS TEXT_QUEUED/PENDING       nothing (not final)
+SMS TEXT_INVALID/BLOCKED      the number is undeliverable; decision ``failed``; fallback
+SMS other final failures      decision ``failed`` (this message: carrier down, spam filter, TTL…); fallback
+Push DeliveryFailure          decision ``failed``; an invalid/disabled token is marked dead; fallback
 anything else                 dead-letter queue with reason ``unknown_notification_type``
 ============================  ==========================================================================
 
-A fallback is a new decision (deterministic id) on SMS, checked for consent again when it is sent.
+A fallback is a new decision (deterministic id) on the campaign's next channel the customer consented to
+and can receive (:func:`nextbest.delivery.fallback`), checked for consent again when it is sent.
 """
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from nextbest.decisioning import Decision, delivery_request
+from nextbest.delivery import address_hash, fallback, mark_undeliverable
 from nextbest.events import RejectedEvent
 from nextbest.profiles import Consent, Profile, offer_consent
 from nextbest.queues import Queue
@@ -105,18 +111,75 @@ class SesEvent(_Model):
         return values[0] if values else None
 
 
-def parse(body: str) -> SesEvent | InboundSms:
-    if '"originationNumber"' in body:
-        try:
-            return InboundSms.model_validate_json(body)
-        except ValidationError as error:
-            fields = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()[:5])
-            raise RejectedEvent("bad_notification", fields[:500]) from None
+class TextEvent(_Model):
+    """An SMS event of an End User Messaging SMS configuration set, as its SNS event destination publishes it."""
+
+    event_type: str = Field(alias="eventType")
+    event_timestamp: datetime = Field(alias="eventTimestamp")
+    is_final: bool = Field(alias="isFinal")
+    destination_phone_number: str = Field(alias="destinationPhoneNumber")
+    message_id: str = Field(alias="messageId")
+    message_status: str = Field(alias="messageStatus")
+    context: dict[str, str] = Field(default_factory=dict)
+
+
+TEXT_DELIVERED = {"TEXT_DELIVERED", "TEXT_SUCCESSFUL"}
+TEXT_PENDING = {"TEXT_QUEUED", "TEXT_PENDING"}
+TEXT_BAD_NUMBER = {"TEXT_INVALID", "TEXT_BLOCKED"}
+"""The number itself cannot take our texts (invalid, or the recipient's device/carrier blocks them)."""
+TEXT_FAILED = {
+    "TEXT_UNREACHABLE",
+    "TEXT_CARRIER_UNREACHABLE",
+    "TEXT_TTL_EXPIRED",
+    "TEXT_INVALID_MESSAGE",
+    "TEXT_CARRIER_BLOCKED",
+    "TEXT_SPAM",
+    "TEXT_PROTECT_BLOCKED",
+    "TEXT_UNKNOWN",
+}
+"""This message failed for good, but the number may work another day (a phone switched off, a carrier
+outage, content a filter refused): the customer gets the message another way, the number is kept."""
+
+
+class PushFailure(_Model):
+    """A platform application's ``EventDeliveryFailure`` notification (SNS mobile push)."""
+
+    event_type: str = Field(alias="EventType")
+    endpoint_arn: str = Field(alias="EndpointArn")
+    failure_type: str = Field(alias="FailureType")
+    message_id: str = Field(alias="MessageId")
+    time: datetime = Field(alias="Time")
+
+
+DEAD_TOKEN_FAILURES = {"InvalidPlatformToken", "EndpointDisabled"}
+"""Failures that say the device token is gone (app uninstalled, token rotated), not that we misconfigured."""
+
+Notification = SesEvent | InboundSms | TextEvent | PushFailure
+M = TypeVar("M", bound=BaseModel)
+
+
+def _validated(model: type[M], body: str) -> M:
     try:
-        event = SesEvent.model_validate_json(body)
+        return model.model_validate_json(body)
     except ValidationError as error:
         fields = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()[:5])
         raise RejectedEvent("bad_notification", fields[:500]) from None
+
+
+def parse(body: str) -> Notification:
+    if '"messageStatus"' in body:
+        text = _validated(TextEvent, body)
+        if not text.event_type.startswith("TEXT_"):
+            raise RejectedEvent("unknown_notification_type", f"eventType {text.event_type!r}")
+        return text
+    if '"EndpointArn"' in body:
+        failure = _validated(PushFailure, body)
+        if failure.event_type != "DeliveryFailure":
+            raise RejectedEvent("unknown_notification_type", f"EventType {failure.event_type!r}")
+        return failure
+    if '"originationNumber"' in body:
+        return _validated(InboundSms, body)
+    event = _validated(SesEvent, body)
     if event.event_type not in KNOWN_TYPES:
         raise RejectedEvent("unknown_notification_type", f"eventType {event.event_type!r}")
     if event.event_type == "Bounce" and event.bounce is None:
@@ -146,6 +209,8 @@ class Handled:
         "engaged",
         "delayed",
         "resubscribed",
+        "email_fallback",
+        "push_fallback",
     ]
 
 
@@ -184,18 +249,16 @@ def handle(store: Store, deliver: Queue, event: SesEvent) -> Handled:
                 deliver.send(delivery_request(decision.decision_id), delay_seconds=RETRY_DELAY_SECONDS)
             return Handled("retry_later")
         store.move_decision(decision.decision_id, ("sent", "delivered"), "bounced")
-        if profile is not None and _sms_fallback(store, deliver, decision, profile):
-            return Handled("sms_fallback")
-        return Handled("marked_bounced")
+        rerouted = fallback(store, deliver, decision, profile) if profile is not None else None
+        return Handled(f"{rerouted}_fallback" if rerouted else "marked_bounced")  # type: ignore[arg-type]
     if kind == "Complaint" and event.complaint:
         store.change(decision.profile_key, lambda p: _suppress(p, event.complaint.timestamp))  # type: ignore[union-attr]
         return Handled("suppressed")
     if kind == "Reject":  # SES refused the content (e.g. a virus scan): the address is fine, the e-mail is not
         store.move_decision(decision.decision_id, "sent", "rejected")
         profile = store.profile(decision.profile_key)
-        if profile is not None and _sms_fallback(store, deliver, decision, profile):
-            return Handled("sms_fallback")
-        return Handled("rejected")
+        rerouted = fallback(store, deliver, decision, profile) if profile is not None else None
+        return Handled(f"{rerouted}_fallback" if rerouted else "rejected")  # type: ignore[arg-type]
     if kind == "Rendering Failure":
         store.move_decision(decision.decision_id, "sent", "failed", reason="rendering failure")
         return Handled("failed")
@@ -234,23 +297,44 @@ def _suppress(profile: Profile, at: datetime) -> Profile:
     return offer_consent(profile, "email", Consent(granted=False, at=at, source="complaint"))
 
 
-def _sms_fallback(store: Store, deliver: Queue, decision: Decision, profile: Profile) -> bool:
-    """Re-route a bounced e-mail decision to SMS: a new decision, queued once, checked again at send."""
-    if decision.channel != "email" or "sms" not in decision.messages:
-        return False
-    if not (profile.has_consent("sms") and profile.reachable("sms")):
-        return False
-    fallback = decision.model_copy(
-        update={
-            "decision_id": str(uuid.uuid5(uuid.UUID(decision.decision_id), "sms-fallback")),
-            "channel": "sms",
-            "fallback_of": decision.decision_id,
-        }
-    )
-    created = store.put_decision(
-        fallback.decision_id, "queued", fallback.model_dump_json(), fallback.profile_key, fallback.decided_at
-    )
-    existing = None if created else store.decision(fallback.decision_id)
-    if created or (existing and existing[0] == "queued"):
-        deliver.send(delivery_request(fallback.decision_id))
-    return True
+def handle_text(store: Store, deliver: Queue, event: TextEvent) -> Handled:
+    """Apply one End User Messaging SMS event to the decision named in its ``context``."""
+    did = event.context.get("decision_id")
+    record = store.decision(did) if did else None
+    if record is None or not event.is_final or event.event_type in TEXT_PENDING:
+        return Handled("none")
+    decision = Decision.model_validate_json(record[1])
+    if event.event_type in TEXT_DELIVERED:
+        store.move_decision(decision.decision_id, "sent", "delivered")
+        return Handled("delivered")
+    if event.event_type not in TEXT_BAD_NUMBER | TEXT_FAILED:
+        raise RejectedEvent("unknown_notification_type", f"eventType {event.event_type!r}")
+    store.move_decision(decision.decision_id, ("sent", "delivered"), "failed", reason=event.event_type)
+    if event.event_type in TEXT_BAD_NUMBER:
+        number = f"p:{event.destination_phone_number}"
+        profile = store.change(decision.profile_key, lambda p: mark_undeliverable(p, [number]))
+    else:
+        profile = store.profile(decision.profile_key)
+    rerouted = fallback(store, deliver, decision, profile) if profile is not None else None
+    return Handled(f"{rerouted}_fallback" if rerouted else "failed")  # type: ignore[arg-type]
+
+
+def handle_push_failure(store: Store, deliver: Queue, failure: PushFailure) -> Handled:
+    """A push SNS accepted could not be delivered: mark a dead token, and reach the customer another way."""
+    remembered = store.message(failure.message_id)
+    record = store.decision(remembered[0]) if remembered else None
+    if remembered is None or record is None:
+        return Handled("none")
+    decision = Decision.model_validate_json(record[1])
+    store.move_decision(decision.decision_id, ("sent", "delivered"), "failed", reason=failure.failure_type)
+
+    def forget_token(profile: Profile) -> Profile:
+        dead = [f"t:{t}" for t in profile.device_tokens if address_hash(f"t:{t}") == remembered[1]]
+        return mark_undeliverable(profile, dead)
+
+    if failure.failure_type in DEAD_TOKEN_FAILURES:
+        profile = store.change(decision.profile_key, forget_token)
+    else:
+        profile = store.profile(decision.profile_key)
+    rerouted = fallback(store, deliver, decision, profile) if profile is not None else None
+    return Handled(f"{rerouted}_fallback" if rerouted else "failed")  # type: ignore[arg-type]

@@ -151,9 +151,13 @@ class Profile(_Model):
         if channel == "email":
             return self.email is not None and self.email_status == "ok"
         if channel == "sms":
-            return self.phone is not None
-        return any(k.startswith("t:") for k in self.identifiers)
+            return self.phone is not None and f"p:{self.phone}" not in self.undeliverable
+        return bool(self.push_tokens)
 
+    undeliverable: list[str] = Field(
+        default_factory=list,
+        description="Identity keys (``p:…`` phones, ``t:…`` device tokens) a provider said cannot receive messages.",
+    )
     @property
     def customer_id(self) -> str | None:
         return self.key[2:] if self.key.startswith("c:") else None
@@ -174,6 +178,11 @@ class Profile(_Model):
 
     def affinities(self, kind: Literal["categories", "products"], now: datetime) -> dict[str, float]:
         """Scores decayed to ``now``, highest first."""
+    @property
+    def push_tokens(self) -> list[str]:
+        """Device tokens push may still use (the platform has not called them invalid)."""
+        return [t for t in self.device_tokens if f"t:{t}" not in self.undeliverable]
+
         factor = 2 ** (-(now - AFFINITY_EPOCH) / AFFINITY_HALF_LIFE)
         scores = self.categories if kind == "categories" else self.products
         return dict(sorted(((k, v * factor) for k, v in scores.items()), key=lambda kv: (-kv[1], kv[0])))
@@ -336,3 +345,4 @@ def bound_identifiers(keys: list[str] | set[str]) -> list[str]:
     for kind in KIND_RANK:
         kept += sorted(k for k in set(keys) if k[0] == kind)[:MAX_IDENTIFIERS_PER_KIND]
     return sorted(kept)
+    m.undeliverable = bound_identifiers(set(a.undeliverable) | set(b.undeliverable))

@@ -77,3 +77,12 @@ class FeedbackSettings(QueueStageSettings):
 
 class UnsubscribeSettings(StageSettings):
     signing_secret_arn: str
+    deliver_queue_url: str = Field(description="Its own queue: where a fallback to another channel is queued.")
+    push_platform_application_arn: str = Field(
+        default="", description="SNS platform application (FCM/APNs) the operator created; empty: no push."
+    )
+    sms_configuration_set: str = Field(
+        default="",
+        description="End User Messaging SMS configuration set: texts go through it (delivery events reach "
+        "feedback); empty: SNS SMS, whose delivery status only reaches CloudWatch Logs.",
+    )

@@ -10,6 +10,7 @@ pk                        sk             what
 ``d:<decision id>``       ``DECISION``   a decision record with its ``status`` (claimed conditionally)
 ``ev:<event id>``         ``EVENT``      an applied event, remembered for 7 days (TTL ``expires_at``)
 ``x:<sha256 of a key>``    ``ERASED``     tombstone of an erased identifier (hashed: no personal data is kept)
+``m:<provider msg id>``   ``MESSAGE``    the decision a sent push belongs to, for 7 days (TTL ``expires_at``)
 ========================  =============  ==================================================================
 
 Every access is by key, except finding a customer's decisions (the sparse ``by_customer`` index, for
@@ -34,6 +35,7 @@ DECISION = "DECISION"
 ERASED = "ERASED"
 BY_CUSTOMER = "by_customer"
 """Sparse index of decision records by the identity key they were made for."""
+MESSAGE = "MESSAGE"
 BY_CANONICAL = "by_canonical"
 """Sparse index of redirect items by the key they point to: erasure finds every identifier with it."""
 MAX_REDIRECT_HOPS = 5
@@ -372,3 +374,25 @@ def _redirect(key: str, canonical: str) -> dict[str, Any]:
 
 def dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
+    def remember_message(self, message_id: str, decision_id: str, address_hash: str) -> None:
+        """Which decision (and which hashed address) a provider's message id belongs to, for feedback that
+        names only the message (SNS push delivery failures). Kept ``EVENT_MEMORY``; holds no personal data."""
+        expires = str(int((clock.now() + EVENT_MEMORY).timestamp()))
+        self.client.put_item(
+            TableName=self.table,
+            Item={
+                "pk": {"S": f"m:{message_id}"},
+                "sk": {"S": MESSAGE},
+                "decision": {"S": decision_id},
+                "address": {"S": address_hash},
+                "expires_at": {"N": expires},
+            },
+        )
+
+    def message(self, message_id: str) -> tuple[str, str] | None:
+        """(decision id, address hash) of a message remembered by :meth:`remember_message`."""
+        item = self.client.get_item(
+            TableName=self.table, Key={"pk": {"S": f"m:{message_id}"}, "sk": {"S": MESSAGE}}, ConsistentRead=True
+        ).get("Item")
+        return (item["decision"]["S"], item["address"]["S"]) if item else None
+
