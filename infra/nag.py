@@ -66,8 +66,7 @@ def acknowledge(stack: NextbestStack) -> None:
                 )
             },
         )
-    for function in (stack.ingestion.function, stack.decisioning.function):
-        _acknowledge(function, arming(stack.decisioning.schedule_group.schedule_group_name))
+    _acknowledge(stack.ingestion.function, ingest_only(stack.decisioning.schedule_group.schedule_group_name))
 
 
 def _acknowledge(scope: cdk.Resource, reasons: dict[str, str]) -> None:

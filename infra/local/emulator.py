@@ -361,34 +361,6 @@ class Emulation:
         endpoints = sns_backends[ACCOUNT][REGION].platform_endpoints.values()
         return [(e.token, m) for e in endpoints for m in e.messages.values()]
 
-    def in_layers(self, function: dict[str, Any], value: Any) -> Any:
-        """A path under ``/opt`` (where Lambda extracts layers) mapped to the synthesized asset of the
-        function's layer that holds it, e.g. decide's ``MODELS_DIR=/opt/models``; other values unchanged.
-
-        Layer *code* is not taken from the assets (it is built for arm64); the venv provides the packages.
-        """
-        if not isinstance(value, str) or not value.startswith("/opt/"):
-            return value
-        relative = value.removeprefix("/opt/")
-        for layer in function.get("Layers", []):
-            resource = self.resources[layer["Ref"]]
-            candidate = self.cdk_out / resource["Metadata"]["aws:asset:path"] / relative
-            if candidate.exists():
-                return str(candidate)
-        return value
-
-            if attribute == "QueueName":
-                return self.arns[logical_id].rsplit(":", 1)[-1]
-            if attribute == "FunctionUrl":
-                return self.urls[logical_id][0]
-            raise KeyError(f"GetAtt {logical_id}.{attribute} is not emulated")
-        if isinstance(value, dict) and "Fn::Join" in value:
-            separator, parts = value["Fn::Join"]
-            return separator.join(str(self.resolve(p)) for p in parts)
-        raise ValueError(f"cannot resolve {value!r}")
-
-    # -- running ---------------------------------------------------------------------------------------
-
     def flush_logs(self) -> None:
         for function in self.functions.values():
             function.log.flush()
