@@ -21,18 +21,19 @@ EVERY_FUNCTION = {
 }
 
 
-def ingest_only(schedule_group: str) -> dict[str, str]:
+def arming(schedule_group: str) -> dict[str, str]:
     arn = f"arn:<AWS::Partition>:scheduler:<AWS::Region>:<AWS::AccountId>:schedule/{schedule_group}/*"
     return {
         f"AwsSolutions-IAM5[Resource::{arn}]": (
-            "Ingest arms one schedule per customer and trigger; names are data, so the grant is every "
-            "schedule of nextbest's own schedule group and nothing else."
+            "Ingest and decide arm one schedule per customer and trigger (decide: follow-ups and quiet-hour "
+            "deferrals); names are data, so the grant is every schedule of nextbest's own schedule group "
+            "and nothing else."
         ),
     }
 
 
 def reasons(schedule_group: str) -> dict[str, str]:
-    return EVERY_FUNCTION | ingest_only(schedule_group) | table_indexes("Table") | SIGNING_KEY
+    return EVERY_FUNCTION | arming(schedule_group) | table_indexes("Table") | SIGNING_KEY
 
 
 def table_indexes(table: str) -> dict[str, str]:
@@ -66,7 +67,8 @@ def acknowledge(stack: NextbestStack) -> None:
                 )
             },
         )
-    _acknowledge(stack.ingestion.function, ingest_only(stack.decisioning.schedule_group.schedule_group_name))
+    for function in (stack.ingestion.function, stack.decisioning.function):
+        _acknowledge(function, arming(stack.decisioning.schedule_group.schedule_group_name))
 
 
 def _acknowledge(scope: cdk.Resource, reasons: dict[str, str]) -> None:

@@ -17,7 +17,13 @@ from tests.conftest import T0
 ROOT = Path(__file__).resolve().parents[1] / "campaigns"
 CAMPAIGNS = [c.model_copy(update={"holdout_percent": 0.0}) for c in load_campaigns(ROOT)]
 """The repository's campaigns with holdouts off: these scenarios are about what happens to a message."""
-POLICY = load_policy(ROOT).model_copy(update={"global_control_percent": 0.0})
+_POLICY = load_policy(ROOT)
+POLICY = _POLICY.model_copy(
+    update={
+        "global_control_percent": 0.0,
+        "quiet_hours": _POLICY.quiet_hours.model_copy(update={"default_time_zone": "UTC"}),  # T0 is 09:00 UTC
+    }
+)
 DELAYS = {"cart_abandoned": timedelta(hours=1)}
 DUE = T0 + timedelta(hours=1)
 

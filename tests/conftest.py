@@ -54,7 +54,7 @@ def template(cdk_out: Path) -> dict[str, Any]:
     return json.loads((cdk_out / "nextbest.template.json").read_text())
 
 
-T0 = datetime(2026, 11, 2, 15, tzinfo=UTC)  # 10:00 in New York, outside quiet hours
+T0 = datetime(2026, 11, 2, 9, tzinfo=UTC)
 
 
 @pytest.fixture

@@ -38,12 +38,10 @@ from nextbest.events import Channel
 from nextbest.messages import Message, render
 from nextbest.profiles import MAX_MESSAGES, MessageLog, Profile
 from nextbest.store import Conflict, Counter, DecisionExists, Store, iso
-from nextbest.triggers import DueTrigger, Scheduler
+from nextbest.triggers import MAX_LATENESS, DueTrigger, Scheduler
 
 NAMESPACE = uuid.UUID("6f1c63a0-2f7e-4d8e-9a57-0d8c1f6b4e21")
 Action = Literal["send", "holdout", "defer", "none"]
-MAX_LATENESS = timedelta(days=1)
-"""A trigger that rings later than this (history loaded in bulk, a long outage) is not acted on."""
 
 
 class _Model(BaseModel):

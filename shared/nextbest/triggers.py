@@ -14,7 +14,11 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
-from nextbest import aws
+from nextbest import aws, clock
+
+
+MAX_LATENESS = timedelta(days=1)
+"""A trigger that rings later than this (history loaded in bulk, a long outage) is not acted on."""
 
 
 class DueTrigger(BaseModel):
@@ -42,8 +46,15 @@ class Scheduler:
         return self._client or aws.client("scheduler")
 
     def arm(self, due: DueTrigger, at: datetime | None = None) -> None:
-        """Ring at ``due.due_at`` (or later, ``at``: quiet hours defer a decision but keep its due time)."""
-        when = at or due.due_at
+        """Ring at ``due.due_at`` (or later, ``at``: quiet hours defer a decision but keep its due time).
+
+        A trigger already due rings a minute from now (a schedule in the past might never fire); one due
+        longer ago than ``MAX_LATENESS`` (history loaded in bulk) is not armed at all: decide would refuse it.
+        """
+        now = clock.now()
+        if now - due.due_at > MAX_LATENESS:
+            return
+        when = max(at or due.due_at, now + timedelta(minutes=1))
         request = {
             "Name": schedule_name(due.profile_key, due.trigger),
             "GroupName": self.group,
