@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_dynamodb as dynamodb
@@ -14,10 +15,11 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_scheduler_targets as scheduler_targets
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_ses as ses
-from aws_cdk import aws_sns as sns
 from aws_cdk import aws_smsvoice as smsvoice
+from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
@@ -79,6 +81,7 @@ class Shared(Construct):
         timeout: cdk.Duration,
         memory: int = 512,
         code: lambda_.Code | None = None,
+        extra_layers: tuple[lambda_.ILayerVersion, ...] = (),
         **values: str | dict[str, int],
     ) -> lambda_.Function:
         """The function of one pipeline step, consuming its queues, with the grants every step needs.
@@ -100,7 +103,7 @@ class Shared(Construct):
             architecture=lambda_.Architecture.ARM_64,
             handler="handler.handler",
             code=code or assets.function_code(step),
-            layers=self.layers,
+            layers=[*self.layers, *extra_layers],
             timeout=timeout,
             memory_size=memory,
             tracing=lambda_.Tracing.ACTIVE,
@@ -197,6 +200,30 @@ class Decisioning(Construct):
             description="Lets EventBridge Scheduler put due triggers on the decide queue",
         )
         self.queue.grant_send_messages(self.scheduler_role)
+        # The daily sweep finds the customers no event points at (at risk, lapsed): decide pages through
+        # the profiles itself, one queue message per page, so a sweep of any size survives retries.
+        self.sweep = scheduler.Schedule(
+            self,
+            "DailySweep",
+            schedule=scheduler.ScheduleExpression.rate(cdk.Duration.days(1)),
+            description="Wakes decide to sweep profiles for at-risk and win-back customers",
+            target=scheduler_targets.SqsSendMessage(
+                self.queue,
+                role=self.scheduler_role,
+                input=scheduler.ScheduleTargetInput.from_object(
+                    {"sweep_at": scheduler.ContextAttribute.scheduled_time}
+                ),
+            ),
+        )
+        # Only decide scores, so only decide carries numpy/scipy/scikit-learn and the model files.
+        self.ml_layer = lambda_.LayerVersion(
+            self,
+            "MlLayer",
+            code=assets.ml_layer_code(),
+            compatible_runtimes=[assets.RUNTIME],
+            compatible_architectures=[lambda_.Architecture.ARM_64],
+            description="numpy, scipy, scikit-learn, joblib for arm64 and the verified model set (/opt/models)",
+        )
         self.function = shared.stage(
             self,
             "decide",
@@ -210,8 +237,23 @@ class Decisioning(Construct):
             deliver_queue_url=deliver_queue.queue_url,
             site_url=site_url,
             campaigns_dir="campaigns",
+            models_dir=assets.MODELS_MOUNT,
+            extra_layers=(self.ml_layer,),
+            decide_queue_url=self.queue.queue_url,
+            **self.scheduling(),
         )
         deliver_queue.grant_send_messages(self.function)
+        self.queue.grant_send_messages(self.function)
+        self.allow_arming(self.function)
+
+    def scheduling(self) -> dict[str, Any]:
+        """What a function needs to arm trigger alarms (ingest for events, decide for follow-ups and
+        quiet-hour deferrals)."""
+        return {
+            "schedule_group": self.schedule_group.schedule_group_name,
+            "decide_queue_arn": self.queue.queue_arn,
+            "scheduler_role_arn": self.scheduler_role.role_arn,
+        }
 
     def allow_arming(self, function: lambda_.Function) -> None:
         self.schedule_group.grant_write_schedules(function)
@@ -261,9 +303,7 @@ class EventIngestion(Construct):
             dead_letters=self.dead_letters,
             timeout=timeout,
             trigger_delay_seconds=trigger_delay_seconds,
-            schedule_group=decisioning.schedule_group.schedule_group_name,
-            decide_queue_arn=decisioning.queue.queue_arn,
-            scheduler_role_arn=decisioning.scheduler_role.role_arn,
+            **decisioning.scheduling(),
         )
         decisioning.allow_arming(self.function)
 
@@ -348,52 +388,13 @@ class Delivery(Construct):
             configuration_set=self.configuration_set.configuration_set_name,
             unsubscribe_url=self.unsubscribe_url.url,
             signing_secret_arn=self.signing_key.secret_arn,
-        )
-        self.signing_key.grant_read(self.function)
-        stack = cdk.Stack.of(self)
-        self.function.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["ses:SendEmail", "ses:SendRawEmail"],
-                resources=[
-                    self.identity.email_identity_arn,
-                    stack.format_arn(
-                        service="ses",
-                        resource="configuration-set",
-                        resource_name=self.configuration_set.configuration_set_name,
-                    ),
-                ],
-            )
-        )
-        # SMS goes to phone numbers, which are not ARNs: allow Publish to anything that is *not* a topic.
-        self.function.add_to_role_policy(
-            iam.PolicyStatement(actions=["sns:Publish"], not_resources=["arn:aws:sns:*:*:*"])
-        )
-        # The STOP list SNS keeps per account is looked up before every text; the action has no resource.
-        self.function.add_to_role_policy(
-            iam.PolicyStatement(actions=["sns:CheckIfPhoneNumberIsOptedOut"], resources=["*"])
-        )
-
-
-class Feedback(Construct):
-    """SES events and SMS replies → encrypted SNS topics → queue → feedback function.
-
-    SMS replies (STOP, START) arrive when the sending number's two-way SMS (AWS End User Messaging SMS)
-    is set to publish to ``inbound_sms``; the stack outputs its ARN.
-    """
-
-    def __init__(self, scope: Construct, id: str, shared: Shared) -> None:
-        super().__init__(scope, id)
-        timeout = cdk.Duration.seconds(30)
-        key = kms.Key(
-            self, "TopicKey", enable_key_rotation=True, description="Encrypts SES feedback notifications in SNS"
-        )
             deliver_queue_url=self.queue.queue_url,
             push_platform_application_arn=push_application_arn,
             sms_configuration_set=self._sms_configuration(sms_events),
-        key.grant(iam.ServicePrincipal("ses.amazonaws.com"), "kms:GenerateDataKey*", "kms:Decrypt")
+        )
         self.queue.grant_send_messages(self.function)  # fallbacks to another channel
-        self.topic = sns.Topic(self, "Topic", master_key=key, enforce_ssl=True)
-        self.queue, self.dead_letters = work_queue(self, "Notifications", timeout)
+        self.signing_key.grant_read(self.function)
+        stack = cdk.Stack.of(self)
         self.push_endpoints = ""
         if push_application_arn:
             # arn:…:app/GCM/shop → arn:…:endpoint/GCM/shop/*: the endpoints of this application only.
@@ -417,26 +418,28 @@ class Feedback(Construct):
             self.function.add_to_role_policy(
                 iam.PolicyStatement(actions=["sms-voice:DescribeOptedOutNumbers"], resources=[opt_outs])
             )
-        self.topic.add_subscription(subscriptions.SqsSubscription(self.queue, raw_message_delivery=True))
-        sms = iam.ServicePrincipal("sms-voice.amazonaws.com")
-        key.grant(sms, "kms:GenerateDataKey*", "kms:Decrypt")
-        self.inbound_sms = sns.Topic(self, "InboundSms", master_key=key, enforce_ssl=True)
-        self.inbound_sms.grant_publish(sms)
-        self.inbound_sms.add_subscription(subscriptions.SqsSubscription(self.queue, raw_message_delivery=True))
-        self.timeout = timeout
-
-    def attach(self, shared: Shared, table: dynamodb.Table, deliver_queue: sqs.Queue) -> None:
-        self.function = shared.stage(
-            self,
-            "feedback",
-            FeedbackSettings,
-            table=table,
-            queues=[self.queue],
-            dead_letters=self.dead_letters,
-            timeout=self.timeout,
-            deliver_queue_url=deliver_queue.queue_url,
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["ses:SendEmail", "ses:SendRawEmail"],
+                resources=[
+                    self.identity.email_identity_arn,
+                    stack.format_arn(
+                        service="ses",
+                        resource="configuration-set",
+                        resource_name=self.configuration_set.configuration_set_name,
+                    ),
+                ],
+            )
         )
-        deliver_queue.grant_send_messages(self.function)
+        # SMS goes to phone numbers, which are not ARNs: allow Publish to anything that is *not* a topic.
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(actions=["sns:Publish"], not_resources=["arn:aws:sns:*:*:*"])
+        )
+        # The STOP list SNS keeps per account is looked up before every text; the action has no resource.
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(actions=["sns:CheckIfPhoneNumberIsOptedOut"], resources=["*"])
+        )
+
     def _sms_configuration(self, sms_events: sns.Topic | None) -> str:
         self.sms_configuration: smsvoice.CfnConfigurationSet | None = None
         if sms_events is None:
@@ -455,6 +458,29 @@ class Feedback(Construct):
         )
         return self.sms_configuration.ref
 
+
+class Feedback(Construct):
+    """SES events and SMS replies → encrypted SNS topics → queue → feedback function.
+
+    SMS replies (STOP, START) arrive when the sending number's two-way SMS (AWS End User Messaging SMS)
+    is set to publish to ``inbound_sms``; the stack outputs its ARN.
+    """
+
+    def __init__(self, scope: Construct, id: str, shared: Shared) -> None:
+        super().__init__(scope, id)
+        timeout = cdk.Duration.seconds(30)
+        key = kms.Key(
+            self, "TopicKey", enable_key_rotation=True, description="Encrypts SES feedback notifications in SNS"
+        )
+        key.grant(iam.ServicePrincipal("ses.amazonaws.com"), "kms:GenerateDataKey*", "kms:Decrypt")
+        self.topic = sns.Topic(self, "Topic", master_key=key, enforce_ssl=True)
+        self.queue, self.dead_letters = work_queue(self, "Notifications", timeout)
+        self.topic.add_subscription(subscriptions.SqsSubscription(self.queue, raw_message_delivery=True))
+        sms = iam.ServicePrincipal("sms-voice.amazonaws.com")
+        key.grant(sms, "kms:GenerateDataKey*", "kms:Decrypt")
+        self.inbound_sms = sns.Topic(self, "InboundSms", master_key=key, enforce_ssl=True)
+        self.inbound_sms.grant_publish(sms)
+        self.inbound_sms.add_subscription(subscriptions.SqsSubscription(self.queue, raw_message_delivery=True))
         # Delivery events of texts sent through End User Messaging SMS (its configuration set publishes here).
         self.sms_events = sns.Topic(self, "SmsEvents", master_key=key, enforce_ssl=True)
         self.sms_events.grant_publish(sms)
@@ -465,3 +491,17 @@ class Feedback(Construct):
         self.push_events = sns.Topic(self, "PushEvents", master_key=key, enforce_ssl=True)
         self.push_events.grant_publish(push)
         self.push_events.add_subscription(subscriptions.SqsSubscription(self.queue, raw_message_delivery=True))
+        self.timeout = timeout
+
+    def attach(self, shared: Shared, table: dynamodb.Table, deliver_queue: sqs.Queue) -> None:
+        self.function = shared.stage(
+            self,
+            "feedback",
+            FeedbackSettings,
+            table=table,
+            queues=[self.queue],
+            dead_letters=self.dead_letters,
+            timeout=self.timeout,
+            deliver_queue_url=deliver_queue.queue_url,
+        )
+        deliver_queue.grant_send_messages(self.function)

@@ -14,6 +14,7 @@ from nextbest.campaigns import load_campaigns, load_policy
 from nextbest.decisioning import Decider, Decision, Sweep
 from nextbest.events import RejectedEvent
 from nextbest.queues import DeadLetters, Queue
+from nextbest.scoring import load_models
 from nextbest.settings import DecideSettings
 from nextbest.store import Store
 from nextbest.triggers import DueTrigger, Scheduler
@@ -22,7 +23,7 @@ settings = DecideSettings.from_env()
 logger = Logger()
 metrics = Metrics()
 campaigns_dir = Path(__file__).parent / settings.campaigns_dir
-models = None
+models = load_models(settings.models_dir)
 decider = Decider(
     store=Store(settings.table_name),
     deliver=Queue(settings.deliver_queue_url),

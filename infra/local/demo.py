@@ -165,6 +165,9 @@ def _summarize(emulation: Emulation, population: Population, sent: list[Sent]) -
     ddb, sqs = emulation.client("dynamodb"), emulation.client("sqs")
     table = emulation.output("TableName")
     profiles = decisions = 0
+    actions: Counter[str] = Counter()
+    log: list[dict[str, Any]] = []
+    campaigns: Counter[str] = Counter()
     rerouted: set[str] = set()
     for page in ddb.get_paginator("scan").paginate(TableName=table):
         for item in page["Items"]:
@@ -172,8 +175,16 @@ def _summarize(emulation: Emulation, population: Population, sent: list[Sent]) -
                 profiles += 1
             elif item["sk"]["S"] == "DECISION":
                 decisions += 1
+                doc = json.loads(item["doc"]["S"])
+                log.append(doc)
+                actions[doc["action"]] += 1
+                if doc["action"] in ("send", "holdout"):
+                    campaigns[f"{doc['campaign_id']}:{doc['action']}"] += 1
                 if '"fallback_of":"' in item["doc"]["S"]:
                     rerouted.add(str(Decision.model_validate_json(item["doc"]["S"]).fallback_of))
+    OUT.mkdir(parents=True, exist_ok=True)
+    with (OUT / "decisions.jsonl").open("w") as out:  # `nextbest explain` and offline evaluation read it
+        out.writelines(json.dumps(d, sort_keys=True) + "\n" for d in sorted(log, key=lambda d: d["decided_at"]))
     dead_letters: dict[str, int] = {}
     for logical_id, url in emulation.physical.items():
         if "DeadLetters" in logical_id:
@@ -192,6 +203,8 @@ def _summarize(emulation: Emulation, population: Population, sent: list[Sent]) -
         "profiles": profiles,
         "identity_merges": int(metrics.get("IdentityMerges", 0)),
         "decisions": decisions,
+        "decisions_by_action": dict(sorted(actions.items())),
+        "messages_by_campaign": dict(sorted(campaigns.items())),
         "emails_sent": sum(1 for s in sent if s.channel == "email"),
         "sms_sent": sum(1 for s in sent if s.channel == "sms"),
         "email_bounces": emulation.ses_event_counts.get("Bounce", 0),

@@ -28,7 +28,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -103,6 +103,8 @@ class Emulation:
         """Function URL logical id -> (URL, logical id of the function behind it)."""
         self._ses_seen = 0
         self.ses_event_counts: dict[str, int] = {}
+        self.recurring: dict[tuple[str, str], tuple[datetime, timedelta]] = {}
+        """Recurring schedules: (group, name) -> (next fire, interval)."""
 
     # -- bring-up --------------------------------------------------------------------------------------
 
@@ -132,9 +134,9 @@ class Emulation:
         self._roles_and_groups()
         self._secrets_and_urls()
         self._functions()
+        self._push_application()
         return self
 
-        self._push_application()
     def client(self, service: str) -> Any:
         return aws.client(service)
 
@@ -255,6 +257,19 @@ class Emulation:
         for logical_id, props in self.of_type("AWS::Scheduler::ScheduleGroup"):
             self.client("scheduler").create_schedule_group(Name=props["Name"])
             self.physical[logical_id] = props["Name"]
+        for logical_id, props in self.of_type("AWS::Scheduler::Schedule"):
+            target = props["Target"]
+            name = props.get("Name") or self._name(logical_id)
+            self.client("scheduler").create_schedule(
+                Name=name,
+                GroupName=self.resolve(props.get("GroupName", "default")),
+                ScheduleExpression=props["ScheduleExpression"],
+                FlexibleTimeWindow=props["FlexibleTimeWindow"],
+                State=props.get("State", "ENABLED"),
+                Target={"Arn": self.resolve(target["Arn"]), "RoleArn": self.resolve(target["RoleArn"]),
+                        "Input": target.get("Input", "{}")},
+            )  # fmt: skip
+            self.physical[logical_id] = name
 
     def _secrets_and_urls(self) -> None:
         import secrets
@@ -305,6 +320,7 @@ class Emulation:
                 continue
             props = resource["Properties"]
             env = {k: self.resolve(v) for k, v in props.get("Environment", {}).get("Variables", {}).items()}
+            env = {k: self.in_layers(props, v) for k, v in env.items()}
             asset = self.cdk_out / resource["Metadata"]["aws:asset:path"]
             module_file, handler_name = props["Handler"].rsplit(".", 1)
             name = env.get("POWERTOOLS_SERVICE_NAME", logical_id)
@@ -324,22 +340,6 @@ class Emulation:
                 )
             )
 
-    def resolve(self, value: Any) -> Any:
-        """The subset of CloudFormation intrinsics our template uses."""
-        if isinstance(value, str):
-            return value
-        if isinstance(value, dict) and "Ref" in value:
-            ref = value["Ref"]
-            return {
-                "AWS::AccountId": ACCOUNT,
-                "AWS::Region": REGION,
-                "AWS::Partition": PARTITION,
-                "AWS::URLSuffix": "amazonaws.com",
-            }.get(ref) or self.physical[ref]
-        if isinstance(value, dict) and "Fn::GetAtt" in value:
-            logical_id, attribute = value["Fn::GetAtt"]
-            if attribute == "Arn":
-                return self.arns[logical_id]
     def _push_application(self) -> None:
         """The SNS platform application an operator creates by hand (CloudFormation has no such resource),
         wired as the README says: its delivery failures go to the stack's ``PushEventsTopic``."""
@@ -360,6 +360,50 @@ class Emulation:
 
         endpoints = sns_backends[ACCOUNT][REGION].platform_endpoints.values()
         return [(e.token, m) for e in endpoints for m in e.messages.values()]
+
+    def in_layers(self, function: dict[str, Any], value: Any) -> Any:
+        """A path under ``/opt`` (where Lambda extracts layers) mapped to the synthesized asset of the
+        function's layer that holds it, e.g. decide's ``MODELS_DIR=/opt/models``; other values unchanged.
+
+        Layer *code* is not taken from the assets (it is built for arm64); the venv provides the packages.
+        """
+        if not isinstance(value, str) or not value.startswith("/opt/"):
+            return value
+        relative = value.removeprefix("/opt/")
+        for layer in function.get("Layers", []):
+            resource = self.resources[layer["Ref"]]
+            candidate = self.cdk_out / resource["Metadata"]["aws:asset:path"] / relative
+            if candidate.exists():
+                return str(candidate)
+        return value
+
+    def resolve(self, value: Any) -> Any:
+        """The subset of CloudFormation intrinsics our template uses."""
+        if isinstance(value, str):
+            return value
+        if isinstance(value, dict) and "Ref" in value:
+            ref = value["Ref"]
+            return {
+                "AWS::AccountId": ACCOUNT,
+                "AWS::Region": REGION,
+                "AWS::Partition": PARTITION,
+                "AWS::URLSuffix": "amazonaws.com",
+            }.get(ref) or self.physical[ref]
+        if isinstance(value, dict) and "Fn::GetAtt" in value:
+            logical_id, attribute = value["Fn::GetAtt"]
+            if attribute == "Arn":
+                return self.arns[logical_id]
+            if attribute == "QueueName":
+                return self.arns[logical_id].rsplit(":", 1)[-1]
+            if attribute == "FunctionUrl":
+                return self.urls[logical_id][0]
+            raise KeyError(f"GetAtt {logical_id}.{attribute} is not emulated")
+        if isinstance(value, dict) and "Fn::Join" in value:
+            separator, parts = value["Fn::Join"]
+            return separator.join(str(self.resolve(p)) for p in parts)
+        raise ValueError(f"cannot resolve {value!r}")
+
+    # -- running ---------------------------------------------------------------------------------------
 
     def flush_logs(self) -> None:
         for function in self.functions.values():
@@ -481,16 +525,33 @@ class Emulation:
         due = []
         for group in scheduler_backends[ACCOUNT][REGION].schedule_groups.values():
             for schedule in group.schedules.values():
-                when = at_expression(schedule.schedule_expression)
+                when = self._next_fire(group.name, schedule)
                 if when <= until and schedule.state != "DISABLED":
                     due.append((when, group.name, schedule))
         return sorted(due, key=lambda d: (d[0], d[2].name))
 
+    def _next_fire(self, group: str, schedule: Any) -> datetime:
+        """``at(…)`` fires once; ``rate(n unit)`` every n units from when the emulation came up."""
+        expression = schedule.schedule_expression
+        if not expression.startswith("rate("):
+            return at_expression(expression)
+        key = (group, schedule.name)
+        if key not in self.recurring:
+            amount, unit = expression[5:-1].split()
+            seconds = int(amount) * {"minute": 60, "hour": 3600, "day": 86400}[unit.rstrip("s")]
+            self.recurring[key] = (self.clock.now() + timedelta(seconds=seconds), timedelta(seconds=seconds))
+        return self.recurring[key][0]
+
     def fire(self, group: str, schedule: Any) -> None:
         target = schedule.target
         url = self.physical[next(k for k, v in self.arns.items() if v == target["Arn"])]
-        self.client("sqs").send_message(QueueUrl=url, MessageBody=target.get("Input", "{}"))
-        if getattr(schedule, "action_after_completion", "NONE") == "DELETE":
+        scheduled = self._next_fire(group, schedule)
+        body = target.get("Input", "{}").replace("<aws.scheduler.scheduled-time>", scheduled.isoformat())
+        self.client("sqs").send_message(QueueUrl=url, MessageBody=body)
+        if (group, schedule.name) in self.recurring:
+            self.recurring[(group, schedule.name)] = (scheduled + self.recurring[(group, schedule.name)][1],
+                                                      self.recurring[(group, schedule.name)][1])  # fmt: skip
+        elif getattr(schedule, "action_after_completion", "NONE") == "DELETE":
             self.client("scheduler").delete_schedule(Name=schedule.name, GroupName=group)
         else:
             schedule.state = "DISABLED"

@@ -91,6 +91,25 @@ def simulate(customers: int = 2000, days: int = 5, seed: int = 7, start: datetim
         first_seen = start + timedelta(minutes=rng.uniform(0, days * 24 * 60 * 0.8))
         sessions = 1 + _poisson(rng, 1.3)
         identified = False
+        if rng.random() < 0.4:  # a customer with a purchase history from before the simulated days
+            joined = start - timedelta(days=rng.uniform(60, 400))
+            profile = {"customer_id": cid, "email": email, "first_name": f"Shopper{n}", "time_zone": "America/New_York"}
+            emit("customer.identified", joined, **profile, **({"phone": phone} if phone else {}))
+            emit("consent.updated", joined, customer_id=cid, channel="email", granted=consents_email, source="signup")
+            truth.record("email", email, joined, consents_email)
+            if phone:
+                emit("consent.updated", joined, customer_id=cid, channel="sms", granted=consents_sms, source="signup")
+                truth.record("sms", phone, joined, consents_sms)
+            rhythm = rng.uniform(15, 90)  # this customer's own days between orders
+            when = joined + timedelta(days=rng.uniform(0, 10))
+            for k in range(20):
+                if when >= start:
+                    break
+                items = [_line(rng) for _ in range(1 + _poisson(rng, 0.4))]
+                total = sum(Decimal(i["unit_price"]) * i["quantity"] for i in items)
+                emit("order.placed", when, order_id=f"old-{n:05d}-{k}", items=items, total=str(total), customer_id=cid)
+                when += timedelta(days=rhythm * rng.uniform(0.7, 1.3) * (1 if rng.random() < 0.85 else 4))
+            identified = True
         at = first_seen
         for s in range(sessions):
             anon = f"anon-{n:05d}-{s}"

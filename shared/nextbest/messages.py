@@ -14,7 +14,7 @@ from jinja2 import StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict
 
-from nextbest.campaigns import Campaign
+from nextbest.campaigns import Creative
 from nextbest.events import Channel
 
 SMS_MAX_CHARS = 320
@@ -37,8 +37,7 @@ def _environment(autoescape: bool) -> SandboxedEnvironment:
     return SandboxedEnvironment(autoescape=autoescape, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 
 
-def render(campaign: Campaign, channel: Channel, variables: dict[str, Any]) -> Message:
-    creative = campaign.creative
+def render(creative: Creative, channel: Channel, variables: dict[str, Any]) -> Message:
     text_env, html_env = _environment(False), _environment(True)
     if channel == "email":
         return Message(
@@ -54,7 +53,7 @@ def render(campaign: Campaign, channel: Channel, variables: dict[str, Any]) -> M
         title = " ".join(text_env.from_string(creative.subject).render(variables).split())
         body = " ".join(text_env.from_string(creative.push).render(variables).split())
         return Message(channel="push", subject=title, text=body[:PUSH_MAX_CHARS])
-    raise ValueError(f"campaign {campaign.id} has no creative for {channel}")
+    raise ValueError(f"the creative has nothing for {channel}")
 
 
 def sample_variables() -> dict[str, Any]:
@@ -65,4 +64,7 @@ def sample_variables() -> dict[str, Any]:
         "cart_value": Decimal("25.00"),
         "currency": "USD",
         "link": "https://shop.example/c/00000000-0000-0000-0000-000000000000",
+        "recommendations": ["p2", "p3"],
+        "discount_percent": Decimal(10),
+        "step": 1,
     }

@@ -111,10 +111,19 @@ class Order(_Model):
 
 
 class MessageLog(_Model):
+    """A message decided for this customer: sent, or held out ("would have sent") so that the holdout is
+    capped, cooled down and attributed exactly like the customers who got it."""
+
     decision_id: str
     campaign_id: str
     channel: Channel
     at: datetime
+    variant: str | None = None
+    held_out: bool = False
+    step: int = Field(default=0, description="0 for the first message, n for the n-th follow-up.")
+    conflict_group: str | None = None
+    fulfilment: Literal["any", "online_only", "in_store_only"] = "any"
+    products: list[str] = Field(default_factory=list, description="What the message promoted.")
 
 
 class Profile(_Model):
@@ -140,8 +149,15 @@ class Profile(_Model):
     categories: dict[str, float] = Field(default_factory=dict, description="Decayed affinity sums.")
     products: dict[str, float] = Field(default_factory=dict, description="Decayed affinity sums.")
     triggers: dict[str, datetime] = Field(default_factory=dict, description="Pending trigger -> due time.")
+    handled: dict[str, datetime] = Field(
+        default_factory=dict, description="Trigger -> the due time already decided, so it is not raised again."
+    )
     messages: list[MessageLog] = Field(default_factory=list)
     last_event_at: datetime | None = None
+    undeliverable: list[str] = Field(
+        default_factory=list,
+        description="Identity keys (``p:…`` phones, ``t:…`` device tokens) a provider said cannot receive messages.",
+    )
 
     def has_consent(self, channel: Channel) -> bool:
         consent = self.consent.get(channel)
@@ -154,10 +170,6 @@ class Profile(_Model):
             return self.phone is not None and f"p:{self.phone}" not in self.undeliverable
         return bool(self.push_tokens)
 
-    undeliverable: list[str] = Field(
-        default_factory=list,
-        description="Identity keys (``p:…`` phones, ``t:…`` device tokens) a provider said cannot receive messages.",
-    )
     @property
     def customer_id(self) -> str | None:
         return self.key[2:] if self.key.startswith("c:") else None
@@ -165,6 +177,11 @@ class Profile(_Model):
     @property
     def device_tokens(self) -> list[str]:
         return [k[2:] for k in self.identifiers if k.startswith("t:")]
+
+    @property
+    def push_tokens(self) -> list[str]:
+        """Device tokens push may still use (the platform has not called them invalid)."""
+        return [t for t in self.device_tokens if f"t:{t}" not in self.undeliverable]
 
     def recency(self, now: datetime) -> timedelta | None:
         return now - self.last_order_at if self.last_order_at else None
@@ -178,11 +195,6 @@ class Profile(_Model):
 
     def affinities(self, kind: Literal["categories", "products"], now: datetime) -> dict[str, float]:
         """Scores decayed to ``now``, highest first."""
-    @property
-    def push_tokens(self) -> list[str]:
-        """Device tokens push may still use (the platform has not called them invalid)."""
-        return [t for t in self.device_tokens if f"t:{t}" not in self.undeliverable]
-
         factor = 2 ** (-(now - AFFINITY_EPOCH) / AFFINITY_HALF_LIFE)
         scores = self.categories if kind == "categories" else self.products
         return dict(sorted(((k, v * factor) for k, v in scores.items()), key=lambda kv: (-kv[1], kv[0])))
@@ -225,7 +237,7 @@ def apply(profile: Profile, kind: str, event: EventDetail, delays: TriggerDelays
     elif isinstance(event, CustomerIdentified):
         _stamp(p, "first_name", event.first_name, at)
         _stamp(p, "time_zone", event.time_zone, at)
-    _cart_trigger(p, delays)
+    set_triggers(p, delays)
     return p
 
 
@@ -282,13 +294,34 @@ def _record_order(p: Profile, order: Order) -> None:
     p.last_order_at = max(filter(None, [p.last_order_at, order.at]))
 
 
-def _cart_trigger(p: Profile, delays: TriggerDelays) -> None:
-    """Cart abandonment is due ``delay`` after the cart last changed, while it still holds items."""
-    delay = delays.get("cart_abandoned")
-    if delay is not None and p.cart is not None and p.cart.items:
-        p.triggers["cart_abandoned"] = p.cart.updated_at + delay
-    else:
-        p.triggers.pop("cart_abandoned", None)
+def set_triggers(p: Profile, delays: TriggerDelays) -> None:
+    """The event-driven triggers, each due ``delay`` after its clock, while its reason holds:
+
+    * cart_abandoned: the cart last changed and still holds items;
+    * browse_abandoned: the last product view, with no cart change or order since;
+    * replenishment: the customer's own next-purchase date (last order + mean interval; delay < 0);
+    * post_purchase: the last order.
+
+    A trigger already decided for the same due time is not raised again.
+    """
+    cart_at = p.cart.updated_at if p.cart is not None and p.cart.items else None
+    viewed = p.views[-1].at if p.views else None
+    if viewed and any(t and t >= viewed for t in (p.cart.updated_at if p.cart else None, p.last_order_at)):
+        viewed = None
+    interval = p.inter_purchase_interval
+    clocks = {
+        "cart_abandoned": cart_at,
+        "browse_abandoned": viewed,
+        "replenishment": p.last_order_at + interval if p.last_order_at and interval else None,
+        "post_purchase": p.last_order_at,
+    }
+    for name, started in clocks.items():
+        delay = delays.get(name)
+        due = started + delay if started is not None and delay is not None else None
+        if due is None or p.handled.get(name) == due:
+            p.triggers.pop(name, None)
+        else:
+            p.triggers[name] = due
 
 
 def merge(a: Profile, b: Profile, delays: TriggerDelays) -> Profile:
@@ -325,13 +358,16 @@ def merge(a: Profile, b: Profile, delays: TriggerDelays) -> Profile:
             for k, v in getattr(side, kind).items():
                 summed[k] = summed.get(k, 0.0) + v
         setattr(m, kind, _top(summed, MAX_CATEGORIES if kind == "categories" else MAX_PRODUCTS))
+    for name in sorted(set(a.handled) | set(b.handled)):
+        m.handled[name] = max(t for t in (a.handled.get(name), b.handled.get(name)) if t)
     for name in sorted(set(a.triggers) | set(b.triggers)):
         m.triggers[name] = min(t for t in (a.triggers.get(name), b.triggers.get(name)) if t)
-    _cart_trigger(m, delays)
+    set_triggers(m, delays)
     m.messages = sorted(
         {x.decision_id: x for x in [*a.messages, *b.messages]}.values(), key=lambda x: (x.at, x.decision_id)
     )[-MAX_MESSAGES:]
     m.last_event_at = max(filter(None, [a.last_event_at, b.last_event_at]), default=None)
+    m.undeliverable = bound_identifiers(set(a.undeliverable) | set(b.undeliverable))
     return m
 
 
@@ -345,4 +381,3 @@ def bound_identifiers(keys: list[str] | set[str]) -> list[str]:
     for kind in KIND_RANK:
         kept += sorted(k for k in set(keys) if k[0] == kind)[:MAX_IDENTIFIERS_PER_KIND]
     return sorted(kept)
-    m.undeliverable = bound_identifiers(set(a.undeliverable) | set(b.undeliverable))

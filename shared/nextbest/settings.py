@@ -46,10 +46,15 @@ class QueueStageSettings(StageSettings):
     dead_letter_queue_url: str = Field(description="Where input that can never succeed goes, with its reason.")
 
 
-class IngestSettings(QueueStageSettings):
+class SchedulingSettings(QueueStageSettings):
+    """A step that arms trigger alarms on EventBridge Scheduler."""
+
     schedule_group: str
     decide_queue_arn: str
     scheduler_role_arn: str = Field(description="The role EventBridge Scheduler assumes to reach decide.")
+
+
+class IngestSettings(SchedulingSettings):
     trigger_delay_seconds: dict[str, int] = Field(
         default_factory=dict, description="Derived at synth from the approved campaigns' trigger delays."
     )
@@ -58,10 +63,15 @@ class IngestSettings(QueueStageSettings):
         return {k: timedelta(seconds=v) for k, v in self.trigger_delay_seconds.items()}
 
 
-class DecideSettings(QueueStageSettings):
+class DecideSettings(SchedulingSettings):
     deliver_queue_url: str
+    decide_queue_url: str = Field(description="Its own queue: sweeps continue page by page through it.")
+    sweep_segments: int = Field(default=4, description="Parallel scan segments of the daily sweep.")
     site_url: str
     campaigns_dir: str = "campaigns"
+    models_dir: str = Field(
+        default="", description="The verified model set (the ML layer's /opt/models); empty: rules only."
+    )
 
 
 class DeliverSettings(QueueStageSettings):
@@ -69,14 +79,6 @@ class DeliverSettings(QueueStageSettings):
     configuration_set: str
     unsubscribe_url: str = Field(description="The one-click unsubscribe endpoint (a Lambda function URL).")
     signing_secret_arn: str = Field(description="Secrets Manager secret whose value signs unsubscribe links.")
-
-
-class FeedbackSettings(QueueStageSettings):
-    deliver_queue_url: str
-
-
-class UnsubscribeSettings(StageSettings):
-    signing_secret_arn: str
     deliver_queue_url: str = Field(description="Its own queue: where a fallback to another channel is queued.")
     push_platform_application_arn: str = Field(
         default="", description="SNS platform application (FCM/APNs) the operator created; empty: no push."
@@ -86,3 +88,11 @@ class UnsubscribeSettings(StageSettings):
         description="End User Messaging SMS configuration set: texts go through it (delivery events reach "
         "feedback); empty: SNS SMS, whose delivery status only reaches CloudWatch Logs.",
     )
+
+
+class FeedbackSettings(QueueStageSettings):
+    deliver_queue_url: str
+
+
+class UnsubscribeSettings(StageSettings):
+    signing_secret_arn: str

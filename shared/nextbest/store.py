@@ -22,7 +22,9 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -33,9 +35,9 @@ from nextbest.profiles import Profile
 PROFILE = "PROFILE"
 DECISION = "DECISION"
 ERASED = "ERASED"
+MESSAGE = "MESSAGE"
 BY_CUSTOMER = "by_customer"
 """Sparse index of decision records by the identity key they were made for."""
-MESSAGE = "MESSAGE"
 BY_CANONICAL = "by_canonical"
 """Sparse index of redirect items by the key they point to: erasure finds every identifier with it."""
 MAX_REDIRECT_HOPS = 5
@@ -49,10 +51,45 @@ EVENT_MEMORY = timedelta(days=7)
 class Conflict(Exception):
     """Someone else changed the item first; reload and try again."""
 
-    def __init__(self, key: str, failed: int | None = None) -> None:
+    def __init__(self, key: str, failed: int | None = None, refusal: str | None = None) -> None:
         super().__init__(key)
         self.failed = failed
         """Index of the write whose condition failed, when known."""
+        self.refusal = refusal
+        """Why a shared counter refused (its limit is reached), when that was the cause."""
+
+
+class DecisionExists(Exception):
+    """A decision with this id was already recorded (a retried trigger)."""
+
+
+@dataclass(frozen=True)
+class Counter:
+    """An atomic ADD on a shared counter item, refused when it would pass ``limit``."""
+
+    pk: str
+    sk: str
+    by: Decimal
+    limit: Decimal | None = None
+    attribute: str = "n"
+    expires_at: datetime | None = None
+    refusal: str = "limit reached"
+
+    def update(self, table: str) -> dict[str, Any]:
+        update: dict[str, Any] = {
+            "TableName": table,
+            "Key": {"pk": {"S": self.pk}, "sk": {"S": self.sk}},
+            "UpdateExpression": "ADD #a :by" + (" SET expires_at = if_not_exists(expires_at, :exp)" if
+                                                 self.expires_at else ""),
+            "ExpressionAttributeNames": {"#a": self.attribute},
+            "ExpressionAttributeValues": {":by": {"N": str(self.by)}},
+        }  # fmt: skip
+        if self.expires_at:
+            update["ExpressionAttributeValues"][":exp"] = {"N": str(int(self.expires_at.timestamp()))}
+        if self.limit is not None:
+            update["ConditionExpression"] = "attribute_not_exists(#a) OR #a <= :room"
+            update["ExpressionAttributeValues"][":room"] = {"N": str(self.limit - self.by)}
+        return {"Update": update}
 
 
 class Duplicate(Exception):
@@ -304,6 +341,81 @@ class Store:
                 return False
             raise
 
+    def commit_decision(
+        self,
+        decision_id: str,
+        status: str,
+        doc: str,
+        customer: str,
+        decided_at: datetime,
+        profile: Profile | None,
+        counters: Sequence[Counter] = (),
+    ) -> None:
+        """Record a decision, the profile it was checked against and the counters it takes, all or nothing.
+
+        Raises DecisionExists if the decision was made before, Conflict if the profile changed since it was
+        read (decide again), or Conflict with ``refusal`` if a counter's limit is reached.
+        """
+        items: list[dict[str, Any]] = [
+            {
+                "Put": {
+                    "TableName": self.table,
+                    "Item": {
+                        "pk": {"S": f"d:{decision_id}"},
+                        "sk": {"S": DECISION},
+                        "status": {"S": status},
+                        "doc": {"S": doc},
+                        "customer": {"S": customer},
+                        "decided_at": {"S": iso(decided_at)},
+                    },
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            }
+        ]
+        if profile is not None:
+            saved = profile.model_copy(update={"version": profile.version + 1})
+            items.append(self._put(_profile_item(saved), expected=profile.version))
+        items += [c.update(self.table) for c in counters]
+        try:
+            self._write(items)
+        except Conflict as conflict:
+            if conflict.failed == 0:
+                raise DecisionExists(decision_id) from conflict
+            first_counter = 2 if profile is not None else 1
+            if conflict.failed is not None and conflict.failed >= first_counter:
+                raise Conflict(customer, conflict.failed, counters[conflict.failed - first_counter].refusal) from None
+            self.forget([customer])
+            raise
+        if profile is not None:
+            self.forget([profile.key])
+
+    def arm_counts(self, campaign_id: str, variants: list[str]) -> dict[str, tuple[int, int]]:
+        """(sends, conversions) per variant of a campaign, from its counter items."""
+        keys = [{"pk": {"S": f"s:{campaign_id}"}, "sk": {"S": f"VARIANT#{v}"}} for v in variants]
+        response = self.client.batch_get_item(RequestItems={self.table: {"Keys": keys}})
+        counts = {v: (0, 0) for v in variants}
+        for item in response["Responses"].get(self.table, []):
+            variant = item["sk"]["S"].removeprefix("VARIANT#")
+            counts[variant] = (int(item.get("sends", {}).get("N", 0)), int(item.get("conversions", {}).get("N", 0)))
+        return counts
+
+    def scan_profiles(
+        self, segment: int, total: int, start: dict[str, Any] | None, limit: int = 200
+    ) -> tuple[list[Profile], dict[str, Any] | None]:
+        """One page of a parallel scan over profiles (not redirects); the key to continue from, or None."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "Segment": segment,
+            "TotalSegments": total,
+            "Limit": limit,
+            "FilterExpression": "sk = :p AND attribute_exists(version)",
+            "ExpressionAttributeValues": {":p": {"S": PROFILE}},
+        }
+        if start:
+            kwargs["ExclusiveStartKey"] = start
+        page = self.client.scan(**kwargs)
+        return [_profile(item) for item in page.get("Items", [])], page.get("LastEvaluatedKey")
+
     def decision(self, decision_id: str) -> tuple[str, str] | None:
         """(status, doc) of a decision, read consistently."""
         item = self.client.get_item(
@@ -312,6 +424,28 @@ class Store:
             ConsistentRead=True,
         ).get("Item")
         return (item["status"]["S"], item["doc"]["S"]) if item else None
+
+    def remember_message(self, message_id: str, decision_id: str, address_hash: str) -> None:
+        """Which decision (and which hashed address) a provider's message id belongs to, for feedback that
+        names only the message (SNS push delivery failures). Kept ``EVENT_MEMORY``; holds no personal data."""
+        expires = str(int((clock.now() + EVENT_MEMORY).timestamp()))
+        self.client.put_item(
+            TableName=self.table,
+            Item={
+                "pk": {"S": f"m:{message_id}"},
+                "sk": {"S": MESSAGE},
+                "decision": {"S": decision_id},
+                "address": {"S": address_hash},
+                "expires_at": {"N": expires},
+            },
+        )
+
+    def message(self, message_id: str) -> tuple[str, str] | None:
+        """(decision id, address hash) of a message remembered by :meth:`remember_message`."""
+        item = self.client.get_item(
+            TableName=self.table, Key={"pk": {"S": f"m:{message_id}"}, "sk": {"S": MESSAGE}}, ConsistentRead=True
+        ).get("Item")
+        return (item["decision"]["S"], item["address"]["S"]) if item else None
 
     def annotate_decision(self, decision_id: str, **fields: str) -> None:
         """Record facts about a decision (opened_at, clicked_at…) without touching its status."""
@@ -374,25 +508,3 @@ def _redirect(key: str, canonical: str) -> dict[str, Any]:
 
 def dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
-    def remember_message(self, message_id: str, decision_id: str, address_hash: str) -> None:
-        """Which decision (and which hashed address) a provider's message id belongs to, for feedback that
-        names only the message (SNS push delivery failures). Kept ``EVENT_MEMORY``; holds no personal data."""
-        expires = str(int((clock.now() + EVENT_MEMORY).timestamp()))
-        self.client.put_item(
-            TableName=self.table,
-            Item={
-                "pk": {"S": f"m:{message_id}"},
-                "sk": {"S": MESSAGE},
-                "decision": {"S": decision_id},
-                "address": {"S": address_hash},
-                "expires_at": {"N": expires},
-            },
-        )
-
-    def message(self, message_id: str) -> tuple[str, str] | None:
-        """(decision id, address hash) of a message remembered by :meth:`remember_message`."""
-        item = self.client.get_item(
-            TableName=self.table, Key={"pk": {"S": f"m:{message_id}"}, "sk": {"S": MESSAGE}}, ConsistentRead=True
-        ).get("Item")
-        return (item["decision"]["S"], item["address"]["S"]) if item else None
-

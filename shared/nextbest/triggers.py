@@ -16,7 +16,6 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from nextbest import aws, clock
 
-
 MAX_LATENESS = timedelta(days=1)
 """A trigger that rings later than this (history loaded in bulk, a long outage) is not acted on."""
 
