@@ -28,7 +28,9 @@ TriggerKind = Literal[
     "cart_abandoned", "browse_abandoned", "replenishment", "post_purchase", "at_risk", "win_back", "follow_up"
 ]
 SWEPT: frozenset[str] = frozenset({"at_risk", "win_back"})
-"""Triggers no event sets: the daily sweep finds these customers."""
+"""Trigger kinds no event sets: the daily sweep finds these customers."""
+SWEEP = "sweep"
+"""The trigger of the daily sweep: every swept campaign competes in one decision per customer and day."""
 FOLLOW_UP = "follow_up."
 """Prefix of the trigger that follows an ignored message of a campaign: ``follow_up.<campaign id>``."""
 Fulfilment = Literal["any", "online_only", "in_store_only"]
@@ -175,7 +177,8 @@ class Campaign(_Model):
     @property
     def triggers(self) -> list[str]:
         """Every trigger this campaign answers: its own, and its follow-up's."""
-        return [self.trigger.kind, *([FOLLOW_UP + self.id] if self.follow_up else [])]
+        own = SWEEP if self.trigger.kind in SWEPT else self.trigger.kind
+        return [own, *([FOLLOW_UP + self.id] if self.follow_up else [])]
 
 
 class Window(_Model):

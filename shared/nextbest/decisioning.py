@@ -33,7 +33,7 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from nextbest import experiments, guardrails
-from nextbest.campaigns import FOLLOW_UP, SWEPT, Campaign, Policy
+from nextbest.campaigns import FOLLOW_UP, SWEEP, SWEPT, Campaign, Policy
 from nextbest.events import Channel
 from nextbest.messages import Message, render
 from nextbest.profiles import MAX_MESSAGES, MessageLog, Profile
@@ -118,12 +118,9 @@ def trigger_gone(profile: Profile, trigger: str, due_at: datetime, now: datetime
             return "no product views"
         if profile.last_order_at and profile.last_order_at >= last_view:
             return "purchased since browsing"
-    elif trigger in ("replenishment", "post_purchase", "at_risk"):
+    elif trigger in ("replenishment", "post_purchase", SWEEP):
         if profile.order_count == 0:
             return "no orders yet"
-    elif trigger == "win_back":
-        if profile.order_count == 0:
-            return "never bought"
     elif trigger.startswith(FOLLOW_UP):
         campaign_id = trigger.removeprefix(FOLLOW_UP)
         last = _last_message(profile, campaign_id)
@@ -385,7 +382,7 @@ def record(profile: Profile, decision: Decision, campaigns: dict[str, Campaign])
         return p
     if p.triggers.get(decision.trigger) == decision.trigger_due_at:
         del p.triggers[decision.trigger]
-    if decision.trigger not in SWEPT:
+    if decision.trigger != SWEEP:
         p.handled[decision.trigger] = decision.trigger_due_at
     if decision.action in ("send", "holdout") and decision.campaign_id and decision.channel:
         campaign = campaigns[decision.campaign_id]
@@ -449,7 +446,7 @@ class Sweep(BaseModel):
 
 
 ARM_COUNTS_TTL_S = 60.0
-NOT_IN_AUDIENCE = ("audience", "status", "outside", "no orders", "never bought")
+NOT_IN_AUDIENCE = ("audience", "status", "outside", "no orders")
 
 
 @dataclass
@@ -475,14 +472,14 @@ class Decider:
             profile = profile or self.store.profile(due.profile_key)
             if profile is None or profile.key != due.profile_key:
                 return None  # merged into another profile, which carries (and re-armed) the trigger
-            if due.trigger not in SWEPT and profile.triggers.get(due.trigger) != due.due_at:
+            if due.trigger != SWEEP and profile.triggers.get(due.trigger) != due.due_at:
                 return None  # moved (re-armed for the new time), decided already, or its reason vanished
             scores = self.models.score(profile, now) if self.models is not None else None
             decision = decide(
                 profile, due.trigger, due.due_at, self.campaigns, self.policy, now, self.site_url, scores,
                 self.arm_counts, excluded,
             )  # fmt: skip
-            if due.trigger in SWEPT and all(c.reason.startswith(NOT_IN_AUDIENCE) for c in decision.candidates):
+            if due.trigger == SWEEP and all(c.reason.startswith(NOT_IN_AUDIENCE) for c in decision.candidates):
                 return None  # the daily sweep only records customers some campaign was meant for
             updated = record(profile, decision, self.by_id)
             status = {"send": "queued", "holdout": "held_out", "defer": "deferred"}.get(decision.action, "no_action")
@@ -539,16 +536,16 @@ class Decider:
                 page = Sweep(sweep_at=sweep.sweep_at, segment=segment, total=segments)
                 self.decide_queue.send(page.model_dump_json())
             return 0
-        swept = sorted({c.trigger.kind for c in self.campaigns if c.status == "approved"} & SWEPT)
+        if not any(c.status == "approved" and c.trigger.kind in SWEPT for c in self.campaigns):
+            return 0
         profiles, next_start = self.store.scan_profiles(sweep.segment, sweep.total, sweep.start)
         decided = 0
         for profile in profiles:
             if profile.order_count == 0:
                 continue
-            for trigger in swept:
-                due = DueTrigger(profile_key=profile.key, trigger=trigger, due_at=sweep.sweep_at)
-                if self.handle(due, now) is not None:
-                    decided += 1
+            due = DueTrigger(profile_key=profile.key, trigger=SWEEP, due_at=sweep.sweep_at)
+            if self.handle(due, now) is not None:
+                decided += 1
         if next_start is not None:
             self.decide_queue.send(sweep.model_copy(update={"start": next_start}).model_dump_json())
         return decided
