@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +149,69 @@ def domain_cpu(customers: int, seed: int) -> dict[str, Any]:
     return {"ingest_cpu_us_per_event": round(elapsed / len(bodies) * 1e6, 1)}
 
 
+def decide_cpu(customers: int = 1000, campaigns: int = 50, seed: int = 7) -> dict[str, Any]:
+    """CPU of scoring + arbitration for one customer whose cart was left, against ``campaigns`` competing
+    cart campaigns (two Thompson-sampled variants each, observed counts), excluding I/O."""
+    import random
+    from decimal import Decimal
+
+    from nextbest.campaigns import load_campaigns, load_policy
+    from nextbest.decisioning import decide
+    from nextbest.events import LineItem
+    from nextbest.profiles import Cart, Consent, Order, Profile
+    from nextbest.scoring import Models
+
+    rng = random.Random(seed)
+    root = ROOT / "campaigns"
+    cart = next(c for c in load_campaigns(root) if c.id == "cart-abandonment")
+    policy = load_policy(root)
+    rivals = [
+        cart.model_copy(update={"id": f"cart-{i:02d}", "priority": rng.randint(0, 20),
+                                "margin_rate": Decimal(str(round(rng.uniform(0.2, 0.6), 2)))})
+        for i in range(campaigns)
+    ]  # fmt: skip
+    counts = {c.id: {v.id: (rng.randint(100, 900), rng.randint(0, 60)) for v in c.variants} for c in rivals}
+    models = Models.load(ROOT / "models")
+    now = datetime(2026, 11, 2, 15, tzinfo=UTC)
+    people = []
+    for i in range(customers):
+        at = now - timedelta(hours=2)
+        orders = [
+            Order(order_id=f"o{i}-{k}", at=now - timedelta(days=40 * (k + 1)), total=Decimal(50))
+            for k in range(rng.randint(0, 4))
+        ]
+        people.append(
+            Profile(
+                key=f"c:b{i}", identifiers=[f"c:b{i}"], email="x@example.org", time_zone="America/New_York",
+                consent={"email": Consent(granted=True, at=at, source="bench")},
+                cart=Cart(items=[LineItem(product_id="sku-001", name="Serum", quantity=1, unit_price=Decimal("32"))],
+                          updated_at=at),
+                orders=orders, order_count=len(orders), revenue=Decimal(50 * len(orders)),
+                first_order_at=orders[-1].at if orders else None, last_order_at=orders[0].at if orders else None,
+            )
+        )  # fmt: skip
+    due = now - timedelta(hours=1)
+
+    def one(profile: Profile) -> None:
+        scores = models.score(profile, now)
+        decide(profile, "cart_abandoned", due, rivals, policy, now, "https://shop.example", scores,
+               lambda c: counts[c.id])  # fmt: skip
+
+    for profile in people[:50]:  # warm the allocation cache, as a container does on its first records
+        one(profile)
+    cpu = []
+    for profile in people:
+        started = time.process_time_ns()
+        one(profile)
+        cpu.append((time.process_time_ns() - started) / 1e6)
+    cpu.sort()
+    return {
+        "decide_campaigns": campaigns,
+        "decide_cpu_ms_p50": round(cpu[len(cpu) // 2], 3),
+        "decide_cpu_ms_p99": round(cpu[int(len(cpu) * 0.99) - 1], 3),
+    }
+
+
 def pipeline_requests(cdk_out: Path, customers: int, seed: int) -> dict[str, Any]:
     """AWS requests per record for each function over a demo stream, counted as they are made."""
     from infra.local import demo
@@ -195,6 +258,7 @@ def run(customers: int = 500, seed: int = 7) -> dict[str, Any]:
     results |= import_seconds(cdk_out, "decide", layers=True, name="decide_init_s")
     results |= scoring_ms()
     results |= domain_cpu(customers, seed)
+    results |= decide_cpu()
     results |= pipeline_requests(cdk_out, customers, seed)
     results |= measurement()
     OUT.mkdir(parents=True, exist_ok=True)

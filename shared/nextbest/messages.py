@@ -10,7 +10,7 @@ from decimal import Decimal
 from functools import cache
 from typing import Any
 
-from jinja2 import StrictUndefined
+from jinja2 import StrictUndefined, Template
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict
 
@@ -37,21 +37,31 @@ def _environment(autoescape: bool) -> SandboxedEnvironment:
     return SandboxedEnvironment(autoescape=autoescape, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 
 
+@cache
+def _text(source: str) -> Template:
+    """Compiled once per container: compiling costs ~1 ms a template, rendering a few microseconds."""
+    return _environment(False).from_string(source)
+
+
+@cache
+def _html(source: str) -> Template:
+    return _environment(True).from_string(source)
+
+
 def render(creative: Creative, channel: Channel, variables: dict[str, Any]) -> Message:
-    text_env, html_env = _environment(False), _environment(True)
     if channel == "email":
         return Message(
             channel="email",
-            subject=" ".join(text_env.from_string(creative.subject).render(variables).split()),
-            html=html_env.from_string(creative.html).render(variables).strip(),
-            text=text_env.from_string(creative.text).render(variables).strip(),
+            subject=" ".join(_text(creative.subject).render(variables).split()),
+            html=_html(creative.html).render(variables).strip(),
+            text=_text(creative.text).render(variables).strip(),
         )
     if channel == "sms" and creative.sms:
-        text = " ".join(text_env.from_string(creative.sms).render(variables).split())
+        text = " ".join(_text(creative.sms).render(variables).split())
         return Message(channel="sms", text=text[:SMS_MAX_CHARS])
     if channel == "push" and creative.push:
-        title = " ".join(text_env.from_string(creative.subject).render(variables).split())
-        body = " ".join(text_env.from_string(creative.push).render(variables).split())
+        title = " ".join(_text(creative.subject).render(variables).split())
+        body = " ".join(_text(creative.push).render(variables).split())
         return Message(channel="push", subject=title, text=body[:PUSH_MAX_CHARS])
     raise ValueError(f"the creative has nothing for {channel}")
 
