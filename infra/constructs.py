@@ -32,7 +32,7 @@ from nextbest.settings import (
     StageSettings,
     UnsubscribeSettings,
 )
-from nextbest.store import BY_CANONICAL, BY_CUSTOMER
+from nextbest.store import BY_CANONICAL, BY_CUSTOMER, BY_SWEEP
 
 from infra import assets
 
@@ -170,6 +170,12 @@ class ProfileStore(Construct):
             projection_type=dynamodb.ProjectionType.KEYS_ONLY,
         )
         self.table.add_global_secondary_index(
+            index_name=BY_SWEEP,
+            partition_key=dynamodb.Attribute(name="sweep", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+            projection_type=dynamodb.ProjectionType.KEYS_ONLY,
+        )
+        self.table.add_global_secondary_index(
             index_name=BY_CANONICAL,
             partition_key=dynamodb.Attribute(name="canonical", type=dynamodb.AttributeType.STRING),
             projection_type=dynamodb.ProjectionType.KEYS_ONLY,
@@ -201,7 +207,7 @@ class Decisioning(Construct):
         )
         self.queue.grant_send_messages(self.scheduler_role)
         # The daily sweep finds the customers no event points at (at risk, lapsed): decide pages through
-        # the profiles itself, one queue message per page, so a sweep of any size survives retries.
+        # the buyers (a sparse index, in shards), one queue message per page, so any size survives retries.
         self.sweep = scheduler.Schedule(
             self,
             "DailySweep",

@@ -65,7 +65,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         body = sqs_record.body
         try:
             if '"sweep_at"' in body:
-                return decider.sweep(Sweep.model_validate_json(body), settings.sweep_segments, clock.now())
+                return decider.sweep(Sweep.model_validate_json(body), clock.now())
             due = DueTrigger.model_validate_json(body)
         except ValidationError:
             raise RejectedEvent("bad_due_trigger", "expected {profile_key, trigger, due_at} or {sweep_at}") from None

@@ -37,7 +37,7 @@ from nextbest.campaigns import FOLLOW_UP, SWEEP, SWEPT, Campaign, Policy
 from nextbest.events import Channel
 from nextbest.messages import Message, render
 from nextbest.profiles import MAX_MESSAGES, MessageLog, Profile
-from nextbest.store import Conflict, Counter, DecisionExists, Store, iso
+from nextbest.store import SWEEP_SHARDS, Conflict, Counter, DecisionExists, Store, iso
 from nextbest.triggers import MAX_LATENESS, DueTrigger, Scheduler
 
 NAMESPACE = uuid.UUID("6f1c63a0-2f7e-4d8e-9a57-0d8c1f6b4e21")
@@ -440,8 +440,7 @@ class Sweep(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     sweep_at: datetime
-    segment: int | None = None
-    total: int = 1
+    segment: int | None = Field(default=None, description="The shard of buyers this page belongs to.")
     start: dict[str, Any] | None = None
 
 
@@ -529,23 +528,19 @@ class Decider:
             self._arms[campaign.id] = cached
         return cached[1]
 
-    def sweep(self, sweep: Sweep, segments: int, now: datetime) -> int:
-        """Start a sweep (one message per segment) or decide for one page of profiles and queue the next."""
-        if sweep.segment is None:
-            for segment in range(segments):
-                page = Sweep(sweep_at=sweep.sweep_at, segment=segment, total=segments)
-                self.decide_queue.send(page.model_dump_json())
-            return 0
+    def sweep(self, sweep: Sweep, now: datetime) -> int:
+        """Start a sweep (one message per shard of buyers) or decide for one page of them and queue the next."""
         if not any(c.status == "approved" and c.trigger.kind in SWEPT for c in self.campaigns):
             return 0
-        profiles, next_start = self.store.scan_profiles(sweep.segment, sweep.total, sweep.start)
+        if sweep.segment is None:
+            for shard in range(SWEEP_SHARDS):
+                self.decide_queue.send(Sweep(sweep_at=sweep.sweep_at, segment=shard).model_dump_json())
+            return 0
+        keys, next_start = self.store.buyers(sweep.segment, sweep.start)
         decided = 0
-        for profile in profiles:
-            if profile.order_count == 0:
-                continue
-            due = DueTrigger(profile_key=profile.key, trigger=SWEEP, due_at=sweep.sweep_at)
-            if self.handle(due, now) is not None:
-                decided += 1
+        for key in keys:
+            due = DueTrigger(profile_key=key, trigger=SWEEP, due_at=sweep.sweep_at)
+            decided += self.handle(due, now) is not None
         if next_start is not None:
             self.decide_queue.send(sweep.model_copy(update={"start": next_start}).model_dump_json())
         return decided

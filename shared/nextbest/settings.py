@@ -66,7 +66,6 @@ class IngestSettings(SchedulingSettings):
 class DecideSettings(SchedulingSettings):
     deliver_queue_url: str
     decide_queue_url: str = Field(description="Its own queue: sweeps continue page by page through it.")
-    sweep_segments: int = Field(default=4, description="Parallel scan segments of the daily sweep.")
     site_url: str
     campaigns_dir: str = "campaigns"
     models_dir: str = Field(

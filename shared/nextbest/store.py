@@ -39,6 +39,10 @@ MESSAGE = "MESSAGE"
 BY_CUSTOMER = "by_customer"
 """Sparse index of decision records by the identity key they were made for."""
 BY_CANONICAL = "by_canonical"
+BY_SWEEP = "by_sweep"
+"""Sparse index of the profiles of buyers, spread over ``SWEEP_SHARDS`` partitions: the daily sweep reads
+only them, never the redirects, decisions and event markers around them."""
+SWEEP_SHARDS = 4
 """Sparse index of redirect items by the key they point to: erasure finds every identifier with it."""
 MAX_REDIRECT_HOPS = 5
 
@@ -399,22 +403,19 @@ class Store:
             counts[variant] = (int(item.get("sends", {}).get("N", 0)), int(item.get("conversions", {}).get("N", 0)))
         return counts
 
-    def scan_profiles(
-        self, segment: int, total: int, start: dict[str, Any] | None, limit: int = 200
-    ) -> tuple[list[Profile], dict[str, Any] | None]:
-        """One page of a parallel scan over profiles (not redirects); the key to continue from, or None."""
+    def buyers(self, shard: int, start: dict[str, Any] | None, limit: int = 200) -> tuple[list[str], Any]:
+        """One page of the profile keys of buyers in a sweep shard, and where to continue (or None)."""
         kwargs: dict[str, Any] = {
             "TableName": self.table,
-            "Segment": segment,
-            "TotalSegments": total,
+            "IndexName": BY_SWEEP,
+            "KeyConditionExpression": "sweep = :s",
+            "ExpressionAttributeValues": {":s": {"S": str(shard)}},
             "Limit": limit,
-            "FilterExpression": "sk = :p AND attribute_exists(version)",
-            "ExpressionAttributeValues": {":p": {"S": PROFILE}},
         }
         if start:
             kwargs["ExclusiveStartKey"] = start
-        page = self.client.scan(**kwargs)
-        return [_profile(item) for item in page.get("Items", [])], page.get("LastEvaluatedKey")
+        page = self.client.query(**kwargs)
+        return [item["pk"]["S"] for item in page.get("Items", [])], page.get("LastEvaluatedKey")
 
     def decision(self, decision_id: str) -> tuple[str, str] | None:
         """(status, doc) of a decision, read consistently."""
@@ -494,12 +495,15 @@ def _profile(item: dict[str, Any]) -> Profile:
 
 
 def _profile_item(profile: Profile) -> dict[str, Any]:
-    return {
+    item = {
         "pk": {"S": profile.key},
         "sk": {"S": PROFILE},
         "version": {"N": str(profile.version)},
         "doc": {"S": profile.model_dump_json(exclude_defaults=True)},
     }
+    if profile.order_count:
+        item["sweep"] = {"S": str(int(hashlib.sha256(profile.key.encode()).hexdigest()[:8], 16) % SWEEP_SHARDS)}
+    return item
 
 
 def _redirect(key: str, canonical: str) -> dict[str, Any]:
