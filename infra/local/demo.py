@@ -81,7 +81,7 @@ def run(
         with mock_aws():
             emulation = Emulation(cdk_out, manual, out / "logs").deploy()
             sent = _drive(emulation, population, progress)
-            summary = _summarize(emulation, population, sent)
+            summary = _summarize(emulation, population, sent, out)
             if inspect is not None:
                 inspect(emulation)
     finally:
@@ -131,6 +131,8 @@ def _drive(emulation: Emulation, population: Population, progress: bool) -> list
                 result = events.put_events(Entries=entries)
                 if result["FailedEntryCount"]:
                     raise RuntimeError(f"the bus refused events: {result['Entries']}")
+                if start % 200 == 190:  # moto's SQS scans a whole queue per receive: keep queues shallow
+                    emulation.drain()
             emulation.drain()
             emulation.advance(at)
             sent.extend(recorder.observe(at))
@@ -161,7 +163,7 @@ class Recorder:
         return found
 
 
-def _summarize(emulation: Emulation, population: Population, sent: list[Sent]) -> dict[str, Any]:
+def _summarize(emulation: Emulation, population: Population, sent: list[Sent], out: Path) -> dict[str, Any]:
     ddb, sqs = emulation.client("dynamodb"), emulation.client("sqs")
     table = emulation.output("TableName")
     profiles = decisions = 0
@@ -182,9 +184,9 @@ def _summarize(emulation: Emulation, population: Population, sent: list[Sent]) -
                     campaigns[f"{doc['campaign_id']}:{doc['action']}"] += 1
                 if '"fallback_of":"' in item["doc"]["S"]:
                     rerouted.add(str(Decision.model_validate_json(item["doc"]["S"]).fallback_of))
-    OUT.mkdir(parents=True, exist_ok=True)
-    with (OUT / "decisions.jsonl").open("w") as out:  # `nextbest explain` and offline evaluation read it
-        out.writelines(json.dumps(d, sort_keys=True) + "\n" for d in sorted(log, key=lambda d: d["decided_at"]))
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "decisions.jsonl").open("w") as log_file:  # `nextbest explain` and offline evaluation read it
+        log_file.writelines(json.dumps(d, sort_keys=True) + "\n" for d in sorted(log, key=lambda d: d["decided_at"]))
     dead_letters: dict[str, int] = {}
     for logical_id, url in emulation.physical.items():
         if "DeadLetters" in logical_id:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
@@ -86,6 +87,7 @@ def _whole_second_after(when: datetime) -> datetime:
     return when.replace(microsecond=0) + timedelta(seconds=1 if when.microsecond else 0)
 
 
+@lru_cache(maxsize=65536)
 def at_expression(expression: str) -> datetime:
     """The time of an ``at(…)`` schedule expression (UTC), as the emulation fires it."""
     return datetime.strptime(expression, "at(%Y-%m-%dT%H:%M:%S)").replace(tzinfo=UTC)
