@@ -408,11 +408,15 @@ def record(profile: Profile, decision: Decision, campaigns: dict[str, Campaign])
 
 
 def counters(decision: Decision, campaigns: dict[str, Campaign]) -> list[Counter]:
-    """Shared counters a sent decision takes from: its campaign's hourly send rate and offer budget."""
-    if decision.action != "send" or decision.campaign_id is None:
+    """Shared counters a decision takes from: its campaign's hourly send rate and offer budget (refusing
+    when full), and the recipients of its arm and variant (for uplift and Thompson sampling)."""
+    if decision.action not in ("send", "holdout") or decision.campaign_id is None:
         return []
     campaign = campaigns[decision.campaign_id]
-    taken = []
+    arm = "treatment" if decision.action == "send" else "holdout"
+    taken = [Counter(f"s:{campaign.id}", f"ARM#{arm}", Decimal(1), attribute="recipients")]
+    if decision.action == "holdout":
+        return taken
     if campaign.max_sends_per_hour is not None:
         hour = decision.decided_at.strftime("%Y-%m-%dT%H")
         taken.append(

@@ -13,6 +13,7 @@ from datetime import datetime
 from functools import reduce
 from typing import Literal
 
+from nextbest.attribution import attribute
 from nextbest.events import ConsentUpdated, CustomerErased, EventDetail
 from nextbest.profiles import (
     TriggerDelays,
@@ -66,9 +67,9 @@ def ingest(store: Store, kind: str, event: EventDetail, delays: TriggerDelays) -
                 )
         else:
             target = new_profile(keys)
-        updated = apply(target, kind, event, delays)
+        updated, credited = attribute(target if profiles else None, apply(target, kind, event, delays))
         try:
-            store.save(updated, previous=profiles, new_keys=new_keys, event_ids=[event.event_id])
+            store.save(updated, previous=profiles, new_keys=new_keys, event_ids=[event.event_id], counters=credited)
         except Duplicate:
             return Ingested(target.key, "duplicate", arm=dict(target.triggers))
         except Conflict:
@@ -134,8 +135,10 @@ def _ingest_together(
         updated = profile
         for index in pending:
             updated = apply(updated, events[index][0], events[index][1], delays)
+        updated, credited = attribute(profile, updated)
         try:
-            store.save(updated, previous=[profile], new_keys=[], event_ids=[events[i][1].event_id for i in pending])
+            ids = [events[i][1].event_id for i in pending]
+            store.save(updated, previous=[profile], new_keys=[], event_ids=ids, counters=credited)
         except Duplicate as duplicate:
             [index] = [i for i in pending if events[i][1].event_id == duplicate.args[0]]
             results[index] = Ingested(key, "duplicate", arm=dict(profile.triggers))

@@ -124,6 +124,8 @@ class MessageLog(_Model):
     conflict_group: str | None = None
     fulfilment: Literal["any", "online_only", "in_store_only"] = "any"
     products: list[str] = Field(default_factory=list, description="What the message promoted.")
+    converted_at: datetime | None = Field(default=None, description="First order attributed to it.")
+    revenue: Decimal = Field(default=Decimal(0), description="Order value attributed to it so far.")
 
 
 class Profile(_Model):

@@ -69,7 +69,11 @@ class DecisionExists(Exception):
 
 @dataclass(frozen=True)
 class Counter:
-    """An atomic ADD on a shared counter item, refused when it would pass ``limit``."""
+    """Atomic ADDs on one shared counter item, refused when ``attribute`` would pass ``limit``.
+
+    A transaction may name an item only once, so every attribute added to one item travels in one Counter
+    (``also`` holds the others).
+    """
 
     pk: str
     sk: str
@@ -78,22 +82,41 @@ class Counter:
     attribute: str = "n"
     expires_at: datetime | None = None
     refusal: str = "limit reached"
+    also: tuple[tuple[str, Decimal], ...] = ()
 
     def update(self, table: str) -> dict[str, Any]:
+        adds = [(self.attribute, self.by), *self.also]
+        names = {f"#a{i}": name for i, (name, _) in enumerate(adds)}
+        values: dict[str, Any] = {f":a{i}": {"N": str(by)} for i, (_, by) in enumerate(adds)}
+        expression = "ADD " + ", ".join(f"#a{i} :a{i}" for i in range(len(adds)))
+        if self.expires_at:
+            expression += " SET expires_at = if_not_exists(expires_at, :exp)"
+            values[":exp"] = {"N": str(int(self.expires_at.timestamp()))}
         update: dict[str, Any] = {
             "TableName": table,
             "Key": {"pk": {"S": self.pk}, "sk": {"S": self.sk}},
-            "UpdateExpression": "ADD #a :by" + (" SET expires_at = if_not_exists(expires_at, :exp)" if
-                                                 self.expires_at else ""),
-            "ExpressionAttributeNames": {"#a": self.attribute},
-            "ExpressionAttributeValues": {":by": {"N": str(self.by)}},
-        }  # fmt: skip
-        if self.expires_at:
-            update["ExpressionAttributeValues"][":exp"] = {"N": str(int(self.expires_at.timestamp()))}
+            "UpdateExpression": expression,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
         if self.limit is not None:
-            update["ConditionExpression"] = "attribute_not_exists(#a) OR #a <= :room"
-            update["ExpressionAttributeValues"][":room"] = {"N": str(self.limit - self.by)}
+            update["ConditionExpression"] = "attribute_not_exists(#a0) OR #a0 <= :room"
+            values[":room"] = {"N": str(self.limit - self.by)}
         return {"Update": update}
+
+
+def combined(counters: Sequence[Counter]) -> list[Counter]:
+    """Unlimited counters merged into one per item (adds of the same attribute summed)."""
+    items: dict[tuple[str, str], dict[str, Decimal]] = {}
+    for c in counters:
+        for name, by in ((c.attribute, c.by), *c.also):
+            attributes = items.setdefault((c.pk, c.sk), {})
+            attributes[name] = attributes.get(name, Decimal(0)) + by
+    merged = []
+    for (pk, sk), attributes in items.items():
+        (first, by), *rest = sorted(attributes.items())
+        merged.append(Counter(pk, sk, by, attribute=first, also=tuple(rest)))
+    return merged
 
 
 class Duplicate(Exception):
@@ -164,7 +187,12 @@ class Store:
         return self.resolve([key])[key]
 
     def save(
-        self, profile: Profile, previous: list[Profile], new_keys: list[str], event_ids: Sequence[str] = ()
+        self,
+        profile: Profile,
+        previous: list[Profile],
+        new_keys: list[str],
+        event_ids: Sequence[str] = (),
+        counters: Sequence[Counter] = (),
     ) -> Profile:
         """Write ``profile`` and make every identifier point at it, in one conditional step.
 
@@ -196,6 +224,7 @@ class Store:
                 if key not in claimed:  # repoint older redirects so chains stay one hop long
                     puts.append({"Put": {"TableName": self.table, "Item": _redirect(key, saved.key)}})
                     claimed.add(key)
+        puts += [c.update(self.table) for c in combined(counters)]  # e.g. an order's attribution
         try:
             self._write(puts[:100])
         except Conflict as conflict:
@@ -204,7 +233,7 @@ class Store:
                 raise Duplicate(event_ids[conflict.failed]) from conflict
             raise
         for put in puts:
-            item = put["Put"]["Item"]
+            item = put.get("Put", {}).get("Item", {"sk": {"S": ""}})
             if item["sk"]["S"] == PROFILE:
                 self._cache[item["pk"]["S"]] = item
         return saved

@@ -1,0 +1,61 @@
+"""Orders attributed to the messages that preceded them, kept incrementally in counters.
+
+When an order is applied to a profile, it is attributed to the last message of each campaign received
+within the attribution window before it (last touch per campaign). Held-out customers' "would have sent"
+records are attributed exactly the same way, which is what makes the comparison with the holdout fair.
+The message log on the profile remembers what each message has been credited with, and the counter
+increments are written in the same transaction as the order itself, so an order is counted once however
+often its event is delivered, and no report ever rescans history.
+
+Counters (items ``s:<campaign>``):
+
+* ``ARM#treatment`` / ``ARM#holdout``: recipients (added by decide), conversions, revenue, revenue_sq, the
+  running sums ``nextbest.uplift.ArmTotals`` reads;
+* ``VARIANT#<id>``: sends (added by decide) and conversions, the posterior of Thompson sampling.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+from nextbest.profiles import MessageLog, Profile
+from nextbest.store import Counter, combined
+
+WINDOW = timedelta(days=7)
+"""Default attribution window (``policy.toml``'s ``attribution_window_days`` documents the same 7 days)."""
+
+
+def group(message: MessageLog) -> str:
+    return "holdout" if message.held_out else "treatment"
+
+
+def attribute(before: Profile | None, after: Profile, window: timedelta = WINDOW) -> tuple[Profile, list[Counter]]:
+    """Credit the orders ``after`` has and ``before`` had not; the profile with its message log updated, and
+    the counter increments to write with it."""
+    known = {o.order_id for o in before.orders} if before else set()
+    new_orders = [o for o in after.orders if o.order_id not in known]
+    if not new_orders or not after.messages:
+        return after, []
+    messages = {m.decision_id: m for m in after.messages}
+    counters: list[Counter] = []
+    for order in sorted(new_orders, key=lambda o: o.at):
+        last: dict[str, MessageLog] = {}
+        for m in messages.values():
+            if m.at <= order.at < m.at + window and (m.campaign_id not in last or m.at > last[m.campaign_id].at):
+                last[m.campaign_id] = m
+        for m in last.values():
+            so_far = m.revenue
+            value = order.total
+            arm = f"s:{m.campaign_id}"
+            counters.append(Counter(arm, f"ARM#{group(m)}", value, attribute="revenue"))
+            counters.append(Counter(arm, f"ARM#{group(m)}", (so_far + value) ** 2 - so_far**2, attribute="revenue_sq"))
+            if m.converted_at is None:
+                counters.append(Counter(arm, f"ARM#{group(m)}", Decimal(1), attribute="conversions"))
+                if not m.held_out and m.variant:
+                    counters.append(Counter(arm, f"VARIANT#{m.variant}", Decimal(1), attribute="conversions"))
+            messages[m.decision_id] = m.model_copy(
+                update={"converted_at": m.converted_at or order.at, "revenue": so_far + value}
+            )
+    updated = after.model_copy(update={"messages": [messages[m.decision_id] for m in after.messages]})
+    return updated, combined(counters)

@@ -1,0 +1,52 @@
+"""Attribution: orders credited to the last message of each campaign in the window, holdout included."""
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from nextbest.attribution import attribute
+from nextbest.profiles import MessageLog, Order, Profile
+
+T0 = datetime(2026, 11, 2, 9, tzinfo=UTC)
+
+
+def message(decision: str, campaign: str, hours_before: float, held_out: bool = False) -> MessageLog:
+    return MessageLog(decision_id=decision, campaign_id=campaign, channel="email", variant="a", held_out=held_out,
+                      at=T0 - timedelta(hours=hours_before))  # fmt: skip
+
+
+def with_order(profile: Profile, order_id: str, total: str, at: datetime = T0) -> Profile:
+    return profile.model_copy(
+        update={"orders": [*profile.orders, Order(order_id=order_id, at=at, total=Decimal(total))]}
+    )
+
+
+def adds(counters) -> dict[tuple[str, str], dict[str, Decimal]]:
+    return {(c.pk, c.sk): dict([(c.attribute, c.by), *c.also]) for c in counters}
+
+
+def test_an_order_is_credited_to_the_last_message_of_each_campaign_in_the_window():
+    log = [message("d1", "cart", 30), message("d2", "cart", 2), message("d3", "winback", 5, held_out=True)]
+    before = Profile(key="c:1", messages=[*log, message("d4", "old", 24 * 9)])
+    after, counters = attribute(before, with_order(before, "o1", "40"))
+    assert adds(counters) == {
+        ("s:cart", "ARM#treatment"): {"conversions": 1, "revenue": 40, "revenue_sq": 1600},
+        ("s:cart", "VARIANT#a"): {"conversions": 1},
+        ("s:winback", "ARM#holdout"): {"conversions": 1, "revenue": 40, "revenue_sq": 1600},
+    }
+    credited = {m.decision_id: m.revenue for m in after.messages}
+    assert credited == {"d1": 0, "d2": 40, "d3": 40, "d4": 0}
+
+
+def test_a_second_order_adds_revenue_but_not_a_second_conversion():
+    before = Profile(key="c:1", messages=[message("d1", "cart", 2)])
+    once, _ = attribute(before, with_order(before, "o1", "40"))
+    twice, counters = attribute(once, with_order(once, "o2", "10", T0 + timedelta(hours=1)))
+    assert adds(counters) == {("s:cart", "ARM#treatment"): {"revenue": 10, "revenue_sq": 50**2 - 40**2}}
+    assert twice.messages[0].revenue == 50
+
+
+def test_an_order_already_applied_or_outside_the_window_credits_nothing():
+    before = with_order(Profile(key="c:1", messages=[message("d1", "cart", 2)]), "o1", "40")
+    assert attribute(before, before)[1] == []
+    late = Profile(key="c:1", messages=[message("d1", "cart", 24 * 8)])
+    assert attribute(late, with_order(late, "o1", "40"))[1] == []
