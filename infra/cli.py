@@ -12,7 +12,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="nextbest", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="simulate a shop and run the whole pipeline on the local emulation")
-    demo.add_argument("--customers", type=int, default=2000)
+    demo.add_argument("--customers", type=int, default=1000)
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--days", type=int, default=5)
     bench = commands.add_parser("bench", help="measure the budgets of DESIGN.md §8 and save them")
