@@ -53,8 +53,8 @@ class Collect:
         self.sent.append(json.loads(body))
 
 
-def abandoned_cart(store: Store, consent: dict[str, bool], customer: str = "cus_1", **contact: str) -> Decision:
-    """A customer with these consents and contact details leaves a cart; the reminder is decided at DUE."""
+def known_customer(store: Store, consent: dict[str, bool], customer: str = "cus_1", **contact: str) -> None:
+    """A customer identified with these contact details, who gave (or refused) these consents at T0."""
     ingest(
         store,
         "customer.identified",
@@ -70,6 +70,11 @@ def abandoned_cart(store: Store, consent: dict[str, bool], customer: str = "cus_
             ),
             DELAYS,
         )
+
+
+def abandoned_cart(store: Store, consent: dict[str, bool], customer: str = "cus_1", **contact: str) -> Decision:
+    """A customer with these consents and contact details leaves a cart; the reminder is decided at DUE."""
+    known_customer(store, consent, customer, **contact)
     item = LineItem(product_id="sku-1", name="Serum", quantity=1, unit_price=Decimal("32.00"))
     ingest(store, "cart.updated", CartUpdated(event_id="c", occurred_at=T0, customer_id=customer, items=[item]), DELAYS)
     queue = Collect()

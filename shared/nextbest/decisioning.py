@@ -239,6 +239,7 @@ def decide(
     follow_up = trigger.startswith(FOLLOW_UP)
     candidates: list[Candidate] = []
     eligible: list[tuple[Campaign, Channel, float, Decimal, int]] = []
+    products = _products(profile, trigger, scores)
     for campaign in sorted(campaigns, key=lambda c: c.id):
         if trigger not in campaign.triggers:
             continue
@@ -246,7 +247,6 @@ def decide(
         if follow_up:
             last = _last_message(profile, campaign.id)
             step = (last.step if last else 0) + 1
-        products = _products(profile, trigger, scores)
         channel: Channel | None = None
         reason = (
             (f"status is {campaign.status}" + (f" ({campaign.review_note})" if campaign.review_note else ""))
@@ -334,7 +334,7 @@ def decide(
         "variant": variant,
         "value": round(value, 4),
         "step": step,
-        "products": _products(profile, trigger, scores),
+        "products": products,
         "offer_cost": offer_cost,
     }
     if control or holdout:

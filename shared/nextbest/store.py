@@ -356,23 +356,10 @@ class Store:
         customer's decisions there.
         """
         try:
-            self.client.put_item(
-                TableName=self.table,
-                Item={
-                    "pk": {"S": f"d:{decision_id}"},
-                    "sk": {"S": DECISION},
-                    "status": {"S": status},
-                    "doc": {"S": doc},
-                    "customer": {"S": customer},
-                    "decided_at": {"S": iso(decided_at)},
-                },
-                ConditionExpression="attribute_not_exists(pk)",
-            )
+            self.commit_decision(decision_id, status, doc, customer, decided_at, profile=None)
             return True
-        except ClientError as error:
-            if aws.error_code(error) == "ConditionalCheckFailedException":
-                return False
-            raise
+        except DecisionExists:
+            return False
 
     def commit_decision(
         self,

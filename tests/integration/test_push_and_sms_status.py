@@ -10,14 +10,13 @@ from nextbest import aws
 from nextbest.batch import backoff_seconds, process
 from nextbest.decisioning import Decision
 from nextbest.delivery import EndUserMessagingSms, Retry, SesEmail, SnsPush, SnsSms, deliver
-from nextbest.events import ConsentUpdated, CustomerIdentified, RejectedEvent
+from nextbest.events import RejectedEvent
 from nextbest.feedback import handle_push_failure, handle_text, parse
-from nextbest.ingest import ingest
 from nextbest.messages import Message
 from nextbest.queues import Queue
 from nextbest.store import Store
 
-from tests.builders import DELAYS
+from tests.builders import known_customer
 from tests.conftest import EVENTS, T0
 
 APP = "nextbest-shop"
@@ -35,24 +34,6 @@ def world(emulation):
         Name=APP, Platform="GCM", Attributes={"PlatformCredential": "key"}
     )["PlatformApplicationArn"]
     return store, requests, email, SnsSms(), SnsPush(app)
-
-
-def customer(store, consent, **contact):
-    ingest(
-        store,
-        "customer.identified",
-        CustomerIdentified(event_id="i", occurred_at=T0, customer_id="cus_1", **contact),
-        DELAYS,
-    )
-    for channel, granted in consent.items():
-        ingest(
-            store,
-            "consent.updated",
-            ConsentUpdated(
-                event_id=f"k-{channel}", occurred_at=T0, customer_id="cus_1", channel=channel, granted=granted
-            ),
-            DELAYS,
-        )
 
 
 def decided(store, channel, name="d-1", channels=("push", "email", "sms")):
@@ -85,7 +66,7 @@ def queued(emulation, requests):
 
 def test_given_a_device_token_then_the_push_goes_once_with_a_payload_per_platform(world, emulation):
     store, requests, email, sms, push = world
-    customer(store, {"push": True}, device_token=TOKEN)
+    known_customer(store, {"push": True}, device_token=TOKEN)
     decision = decided(store, "push")
     first = deliver(store, decision.decision_id, email, sms, push, requests)
     again = deliver(store, decision.decision_id, email, sms, push, requests)
@@ -101,7 +82,7 @@ def test_given_a_device_token_then_the_push_goes_once_with_a_payload_per_platfor
 
 def test_given_no_platform_application_then_push_is_suppressed_with_the_reason(world, emulation):
     store, requests, email, sms, _ = world
-    customer(store, {"push": True}, device_token=TOKEN)
+    known_customer(store, {"push": True}, device_token=TOKEN)
     decision = decided(store, "push")
     result = deliver(store, decision.decision_id, email, sms, None, requests)
     assert result.outcome == "suppressed" and "platform application" in result.reason
@@ -109,7 +90,7 @@ def test_given_no_platform_application_then_push_is_suppressed_with_the_reason(w
 
 def test_given_an_endpoint_left_disabled_for_a_token_the_profile_trusts_then_it_is_re_enabled(world, emulation):
     store, requests, email, sms, push = world
-    customer(store, {"push": True}, device_token=TOKEN)
+    known_customer(store, {"push": True}, device_token=TOKEN)
     sns = emulation.client("sns")
     arn = sns.create_platform_endpoint(
         PlatformApplicationArn=push.application, Token=TOKEN, Attributes={"Enabled": "false"}
@@ -135,7 +116,7 @@ class DisabledOnPublish:
 
 def test_given_an_endpoint_disabled_at_publish_then_the_token_is_dead_and_email_takes_over(world, emulation):
     store, requests, email, sms, push = world
-    customer(store, {"push": True, "email": True}, device_token=TOKEN, email="ann@example.org")
+    known_customer(store, {"push": True, "email": True}, device_token=TOKEN, email="ann@example.org")
     disabled = SnsPush(push.application, client=DisabledOnPublish(emulation.client("sns")))
     decision = decided(store, "push")
     result = deliver(store, decision.decision_id, email, sms, disabled, requests)
@@ -150,7 +131,7 @@ def test_given_an_endpoint_disabled_at_publish_then_the_token_is_dead_and_email_
 
 def test_given_a_push_delivery_failure_event_then_the_token_is_dead_and_sms_takes_over(world, emulation):
     store, requests, email, sms, push = world
-    customer(store, {"push": True, "sms": True}, device_token=TOKEN, phone=PHONE)
+    known_customer(store, {"push": True, "sms": True}, device_token=TOKEN, phone=PHONE)
     decision = decided(store, "push", channels=("push", "sms"))
     assert deliver(store, decision.decision_id, email, sms, push, requests).outcome == "sent"
     message_id = store.client.get_item(
@@ -174,7 +155,7 @@ def _text(name, decision_id, phone=PHONE):
 
 def test_given_an_invalid_number_event_then_the_phone_is_undeliverable_and_email_takes_over(world, emulation):
     store, requests, email, sms, push = world
-    customer(store, {"sms": True, "email": True}, phone=PHONE, email="ann@example.org")
+    known_customer(store, {"sms": True, "email": True}, phone=PHONE, email="ann@example.org")
     decision = decided(store, "sms", channels=("sms", "email"))
     assert deliver(store, decision.decision_id, email, sms, push, requests).outcome == "sent"
     effect = handle_text(store, requests, parse(_text("text-invalid.json", decision.decision_id)))
@@ -192,7 +173,7 @@ def test_given_an_invalid_number_event_then_the_phone_is_undeliverable_and_email
 
 def test_given_an_unreachable_carrier_then_the_message_falls_back_but_the_number_is_kept(world):
     store, requests, email, sms, push = world
-    customer(store, {"sms": True, "email": True}, phone=PHONE, email="ann@example.org")
+    known_customer(store, {"sms": True, "email": True}, phone=PHONE, email="ann@example.org")
     decision = decided(store, "sms", channels=("sms", "email"))
     deliver(store, decision.decision_id, email, sms, push, requests)
     effect = handle_text(store, requests, parse(_text("text-carrier-unreachable.json", decision.decision_id)))
@@ -203,7 +184,7 @@ def test_given_an_unreachable_carrier_then_the_message_falls_back_but_the_number
 
 def test_given_a_delivered_text_then_the_decision_is_delivered(world):
     store, requests, email, sms, push = world
-    customer(store, {"sms": True}, phone=PHONE)
+    known_customer(store, {"sms": True}, phone=PHONE)
     decision = decided(store, "sms", channels=("sms",))
     deliver(store, decision.decision_id, email, sms, push, requests)
     assert handle_text(store, requests, parse(_text("text-delivered.json", decision.decision_id))).effect == "delivered"
@@ -306,7 +287,7 @@ def test_a_throttled_record_is_reported_failed_and_hidden_for_its_backoff(emulat
 
 def test_a_non_throttling_error_is_not_backed_off(world):
     store, requests, email, sms, _ = world
-    customer(store, {"push": True}, device_token=TOKEN)
+    known_customer(store, {"push": True}, device_token=TOKEN)
     decision = decided(store, "push")
 
     class Refused:
