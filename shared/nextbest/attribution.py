@@ -7,17 +7,24 @@ The message log on the profile remembers what each message has been credited wit
 increments are written in the same transaction as the order itself, so an order is counted once however
 often its event is delivered, and no report ever rescans history.
 
-Counters (items ``s:<campaign>``):
+Counters (items ``s:<campaign>``), each added to in the same write as the fact it counts:
 
-* ``ARM#treatment`` / ``ARM#holdout``: recipients (added by decide), conversions, revenue, revenue_sq, the
-  running sums ``nextbest.uplift.ArmTotals`` reads;
-* ``VARIANT#<id>``: sends (added by decide) and conversions, the posterior of Thompson sampling.
+* ``ARM#treatment`` / ``ARM#holdout`` / ``ARM#global_control``: recipients (decide), conversions, revenue,
+  revenue_sq, the running sums ``nextbest.uplift.ArmTotals`` reads. The campaign's holdout and the global
+  control are kept apart so each can be reported; both are randomised non-recipients of the campaign, so
+  uplift compares the treatment with their sum.
+* ``VARIANT#<id>``: sends (decide) and conversions, the posterior of Thompson sampling.
+* ``FUNNEL#<variant>#<channel>`` (treatment only): the :data:`STAGES` of a message, each counted once per
+  message by the status change or first event that proves it (deliver, feedback), plus conversions and
+  revenue from here. A fallback message counts what happens to it (sent, delivered…) on its own channel;
+  its conversions stay with the channel first chosen, where the message log recorded it.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
+from typing import Literal, Protocol
 
 from nextbest.profiles import MessageLog, Profile
 from nextbest.store import Counter, combined
@@ -26,7 +33,36 @@ WINDOW = timedelta(days=7)
 """Default attribution window (``policy.toml``'s ``attribution_window_days`` documents the same 7 days)."""
 
 
+Stage = Literal["decided", "sent", "delivered", "bounced", "complained", "failed", "opened", "clicked"]
+STAGES: tuple[Stage, ...] = ("decided", "sent", "delivered", "bounced", "complained", "failed", "opened", "clicked")
+"""``decided``: chosen and queued (a fallback is the same decision re-routed, not a new one); ``sent``:
+accepted by SES/SNS (a resend after a soft bounce counts again); ``failed``: rejected, unrenderable or
+undeliverable on that channel; opens and clicks are unique per message."""
+
+
+class Tallied(Protocol):
+    """A decision or a logged message: what identifies its funnel."""
+
+    @property
+    def campaign_id(self) -> str | None: ...
+    @property
+    def variant(self) -> str | None: ...
+    @property
+    def channel(self) -> str | None: ...
+
+
+def funnel_key(message: Tallied) -> str:
+    return f"FUNNEL#{message.variant or '-'}#{message.channel}"
+
+
+def funnel(message: Tallied, stage: Stage, by: Decimal = Decimal(1)) -> Counter:
+    """The counter one funnel stage of a sent message adds to."""
+    return Counter(f"s:{message.campaign_id}", funnel_key(message), by, attribute=stage)
+
+
 def group(message: MessageLog) -> str:
+    if message.global_control:
+        return "global_control"
     return "holdout" if message.held_out else "treatment"
 
 
@@ -50,8 +86,12 @@ def attribute(before: Profile | None, after: Profile, window: timedelta = WINDOW
             arm = f"s:{m.campaign_id}"
             counters.append(Counter(arm, f"ARM#{group(m)}", value, attribute="revenue"))
             counters.append(Counter(arm, f"ARM#{group(m)}", (so_far + value) ** 2 - so_far**2, attribute="revenue_sq"))
+            if not m.held_out:
+                counters.append(Counter(arm, funnel_key(m), value, attribute="revenue"))
             if m.converted_at is None:
                 counters.append(Counter(arm, f"ARM#{group(m)}", Decimal(1), attribute="conversions"))
+                if not m.held_out:
+                    counters.append(Counter(arm, funnel_key(m), Decimal(1), attribute="conversions"))
                 if not m.held_out and m.variant:
                     counters.append(Counter(arm, f"VARIANT#{m.variant}", Decimal(1), attribute="conversions"))
             messages[m.decision_id] = m.model_copy(

@@ -33,6 +33,7 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from nextbest import experiments, guardrails
+from nextbest.attribution import funnel
 from nextbest.campaigns import FOLLOW_UP, SWEEP, SWEPT, Campaign, Policy
 from nextbest.events import Channel
 from nextbest.messages import Message, render
@@ -395,6 +396,7 @@ def record(profile: Profile, decision: Decision, campaigns: dict[str, Campaign])
                     at=decision.decided_at,
                     variant=decision.variant,
                     held_out=decision.action == "holdout",
+                    global_control=decision.group == "global_control",
                     step=decision.step,
                     conflict_group=campaign.conflict_group,
                     fulfilment=campaign.offer.fulfilment,
@@ -413,10 +415,11 @@ def counters(decision: Decision, campaigns: dict[str, Campaign]) -> list[Counter
     if decision.action not in ("send", "holdout") or decision.campaign_id is None:
         return []
     campaign = campaigns[decision.campaign_id]
-    arm = "treatment" if decision.action == "send" else "holdout"
+    arm = "treatment" if decision.action == "send" else decision.group or "holdout"
     taken = [Counter(f"s:{campaign.id}", f"ARM#{arm}", Decimal(1), attribute="recipients")]
     if decision.action == "holdout":
         return taken
+    taken.append(funnel(decision, "decided"))
     if campaign.max_sends_per_hour is not None:
         hour = decision.decided_at.strftime("%Y-%m-%dT%H")
         taken.append(

@@ -21,6 +21,7 @@ from typing import Any, Literal, Protocol
 from botocore.exceptions import ClientError, ConnectionError, ReadTimeoutError
 
 from nextbest import aws, clock
+from nextbest.attribution import funnel
 from nextbest.decisioning import Decision, delivery_request
 from nextbest.events import Channel
 from nextbest.messages import Message
@@ -156,7 +157,8 @@ def deliver(
         store.move_decision(decision_id, "sending", "failed", reason="push endpoints disabled")
         rerouted = fallback(store, requests, decision, updated or profile) if requests else None
         return Delivered("failed", f"push endpoints disabled; fallback {rerouted or 'none'}", channel)
-    store.move_decision(decision_id, "sending", "sent", message_id=provider_id, sent_at=iso(clock.now()))
+    sent = [funnel(decision, "sent")]
+    store.move_decision(decision_id, "sending", "sent", sent, message_id=provider_id, sent_at=iso(clock.now()))
     if token is not None:
         store.remember_message(provider_id, decision_id, address_hash(f"t:{token}"))
     return Delivered("sent", "", channel)

@@ -10,7 +10,7 @@ Bounce, Transient/Undeterm.   retried once more after 15 min; the 3rd in a row c
 Complaint                     e-mail consent withdrawn at once (source ``complaint``)
 Reject                        decision ``rejected`` (content refused, address fine); SMS fallback
 Rendering Failure             decision ``failed``
-Open, Click                   ``opened_at``/``clicked_at`` on the decision; the profile's last engagement
+Open, Click                   first ``opened_at``/``clicked_at`` on the decision; the profile's last engagement
 DeliveryDelay                 ``delayed_at`` on the decision; SES keeps trying
 SMS TEXT_DELIVERED/SUCCESSFUL decision ``delivered`` (End User Messaging SMS configuration-set event)
 SMS TEXT_QUEUED/PENDING       nothing (not final)
@@ -32,6 +32,7 @@ from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from nextbest.attribution import Stage, funnel
 from nextbest.decisioning import Decision, delivery_request
 from nextbest.delivery import address_hash, fallback, mark_undeliverable
 from nextbest.events import RejectedEvent
@@ -237,7 +238,7 @@ def handle(store: Store, deliver: Queue, event: SesEvent) -> Handled:
     if kind == "Send":
         return Handled("none")
     if kind == "Delivery":
-        store.move_decision(decision.decision_id, "sent", "delivered")
+        store.move_decision(decision.decision_id, "sent", "delivered", [funnel(decision, "delivered")])
         store.change(decision.profile_key, _delivered)
         return Handled("delivered")
     if kind == "Bounce" and event.bounce:
@@ -248,24 +249,29 @@ def handle(store: Store, deliver: Queue, event: SesEvent) -> Handled:
             if store.move_decision(decision.decision_id, ("sent", "delivered"), "queued"):
                 deliver.send(delivery_request(decision.decision_id), delay_seconds=RETRY_DELAY_SECONDS)
             return Handled("retry_later")
-        store.move_decision(decision.decision_id, ("sent", "delivered"), "bounced")
+        store.move_decision(decision.decision_id, ("sent", "delivered"), "bounced", [funnel(decision, "bounced")])
         rerouted = fallback(store, deliver, decision, profile) if profile is not None else None
         return Handled(f"{rerouted}_fallback" if rerouted else "marked_bounced")  # type: ignore[arg-type]
     if kind == "Complaint" and event.complaint:
+        store.annotate_decision(decision.decision_id, [funnel(decision, "complained")], complained_at=when)
         store.change(decision.profile_key, lambda p: _suppress(p, event.complaint.timestamp))  # type: ignore[union-attr]
         return Handled("suppressed")
     if kind == "Reject":  # SES refused the content (e.g. a virus scan): the address is fine, the e-mail is not
-        store.move_decision(decision.decision_id, "sent", "rejected")
+        store.move_decision(decision.decision_id, "sent", "rejected", [funnel(decision, "failed")])
         profile = store.profile(decision.profile_key)
         rerouted = fallback(store, deliver, decision, profile) if profile is not None else None
         return Handled(f"{rerouted}_fallback" if rerouted else "rejected")  # type: ignore[arg-type]
     if kind == "Rendering Failure":
-        store.move_decision(decision.decision_id, "sent", "failed", reason="rendering failure")
+        store.move_decision(
+            decision.decision_id, "sent", "failed", [funnel(decision, "failed")], reason="rendering failure"
+        )
         return Handled("failed")
     engagement = event.open or event.click
     if kind in ("Open", "Click") and engagement:
-        store.annotate_decision(decision.decision_id, **{f"{kind.lower()}ed_at": iso(engagement.timestamp)})
-        store.change(decision.profile_key, lambda p: _engaged(p, engagement.timestamp))
+        stage: Stage = "opened" if kind == "Open" else "clicked"
+        counted = [funnel(decision, stage)]
+        if store.annotate_decision(decision.decision_id, counted, **{f"{stage}_at": iso(engagement.timestamp)}):
+            store.change(decision.profile_key, lambda p: _engaged(p, engagement.timestamp))
         return Handled("engaged")
     if kind == "DeliveryDelay":
         store.annotate_decision(decision.decision_id, delayed_at=when)
@@ -305,11 +311,12 @@ def handle_text(store: Store, deliver: Queue, event: TextEvent) -> Handled:
         return Handled("none")
     decision = Decision.model_validate_json(record[1])
     if event.event_type in TEXT_DELIVERED:
-        store.move_decision(decision.decision_id, "sent", "delivered")
+        store.move_decision(decision.decision_id, "sent", "delivered", [funnel(decision, "delivered")])
         return Handled("delivered")
     if event.event_type not in TEXT_BAD_NUMBER | TEXT_FAILED:
         raise RejectedEvent("unknown_notification_type", f"eventType {event.event_type!r}")
-    store.move_decision(decision.decision_id, ("sent", "delivered"), "failed", reason=event.event_type)
+    failed = [funnel(decision, "failed")]
+    store.move_decision(decision.decision_id, ("sent", "delivered"), "failed", failed, reason=event.event_type)
     if event.event_type in TEXT_BAD_NUMBER:
         number = f"p:{event.destination_phone_number}"
         profile = store.change(decision.profile_key, lambda p: mark_undeliverable(p, [number]))
@@ -326,7 +333,8 @@ def handle_push_failure(store: Store, deliver: Queue, failure: PushFailure) -> H
     if remembered is None or record is None:
         return Handled("none")
     decision = Decision.model_validate_json(record[1])
-    store.move_decision(decision.decision_id, ("sent", "delivered"), "failed", reason=failure.failure_type)
+    failed = [funnel(decision, "failed")]
+    store.move_decision(decision.decision_id, ("sent", "delivered"), "failed", failed, reason=failure.failure_type)
 
     def forget_token(profile: Profile) -> Profile:
         dead = [f"t:{t}" for t in profile.device_tokens if address_hash(f"t:{t}") == remembered[1]]

@@ -120,6 +120,7 @@ class MessageLog(_Model):
     at: datetime
     variant: str | None = None
     held_out: bool = False
+    global_control: bool = Field(default=False, description="Held out by the global control, not the campaign's.")
     step: int = Field(default=0, description="0 for the first message, n for the n-th follow-up.")
     conflict_group: str | None = None
     fulfilment: Literal["any", "online_only", "in_store_only"] = "any"

@@ -307,13 +307,8 @@ class Store:
             else:
                 self.client.transact_write_items(TransactItems=puts)
         except ClientError as error:
-            code = aws.error_code(error)
-            if code == "ConditionalCheckFailedException":
-                raise Conflict(puts[0]["Put"]["Item"]["pk"]["S"], failed=0) from error
-            if code == "TransactionCanceledException":
-                reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
-                failed = reasons.index("ConditionalCheckFailed") if "ConditionalCheckFailed" in reasons else None
-                raise Conflict(puts[0]["Put"]["Item"]["pk"]["S"], failed=failed) from error
+            if aws.error_code(error) in CONDITION_FAILED:
+                raise Conflict(puts[0]["Put"]["Item"]["pk"]["S"], failed=_failed_write(error)) from error
             raise
 
     def change(self, key: str, change: Callable[[Profile], Profile], attempts: int = 8) -> Profile | None:
@@ -464,25 +459,36 @@ class Store:
         ).get("Item")
         return (item["decision"]["S"], item["address"]["S"]) if item else None
 
-    def annotate_decision(self, decision_id: str, **fields: str) -> None:
-        """Record facts about a decision (opened_at, clicked_at…) without touching its status."""
-        self._update_decision(decision_id, None, fields)
+    def annotate_decision(self, decision_id: str, counters: Sequence[Counter] = (), **fields: str) -> bool:
+        """Record facts about a decision (opened_at, clicked_at…) without touching its status, the first
+        time only: False if the first field is already set. ``counters`` are added with it, so a fact is
+        counted once however often its notification arrives."""
+        first = next(iter(fields))
+        return self._update_decision(decision_id, None, fields, counters, unless=first)
 
     def move_decision(
-        self, decision_id: str, from_status: str | tuple[str, ...], to_status: str, **fields: str
+        self,
+        decision_id: str,
+        from_status: str | tuple[str, ...],
+        to_status: str,
+        counters: Sequence[Counter] = (),
+        **fields: str,
     ) -> bool:
-        """Compare-and-set a decision's status (the claim that makes delivery happen at most once)."""
+        """Compare-and-set a decision's status (the claim that makes delivery happen at most once), adding
+        ``counters`` in the same write when it succeeds."""
         allowed = (from_status,) if isinstance(from_status, str) else from_status
-        try:
-            self._update_decision(decision_id, allowed, {"status": to_status, **fields})
-            return True
-        except ClientError as error:
-            if aws.error_code(error) == "ConditionalCheckFailedException":
-                return False
-            raise
+        return self._update_decision(decision_id, allowed, {"status": to_status, **fields}, counters)
 
-    def _update_decision(self, decision_id: str, allowed: tuple[str, ...] | None, fields: dict[str, str]) -> None:
-        """SET ``fields`` on an existing decision, only while its status is one of ``allowed`` if given."""
+    def _update_decision(
+        self,
+        decision_id: str,
+        allowed: tuple[str, ...] | None,
+        fields: dict[str, str],
+        counters: Sequence[Counter] = (),
+        unless: str | None = None,
+    ) -> bool:
+        """SET ``fields`` on an existing decision, only while its status is one of ``allowed`` if given and
+        while ``unless`` is not yet set; False when that condition fails."""
         names = {f"#x{i}": name for i, name in enumerate(sorted(fields))}
         values = {f":x{i}": {"S": fields[name]} for i, name in enumerate(sorted(fields))}
         condition = "attribute_exists(pk)"
@@ -490,14 +496,39 @@ class Store:
             names["#status"] = "status"
             values |= {f":f{i}": {"S": s} for i, s in enumerate(allowed)}
             condition = "#status IN (" + ", ".join(f":f{i}" for i in range(len(allowed))) + ")"
-        self.client.update_item(
-            TableName=self.table,
-            Key={"pk": {"S": f"d:{decision_id}"}, "sk": {"S": DECISION}},
-            UpdateExpression="SET " + ", ".join(f"{n} = :{n[1:]}" for n in names if n != "#status"),
-            ConditionExpression=condition,
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-        )
+        if unless is not None:
+            names["#unless"] = unless
+            condition += " AND attribute_not_exists(#unless)"
+        update = {
+            "TableName": self.table,
+            "Key": {"pk": {"S": f"d:{decision_id}"}, "sk": {"S": DECISION}},
+            "UpdateExpression": "SET " + ", ".join(f"{n} = :{n[1:]}" for n in names if n[1] == "x"),
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
+        try:
+            if counters:
+                items = [{"Update": update}, *(c.update(self.table) for c in combined(counters))]
+                self.client.transact_write_items(TransactItems=items)
+            else:
+                self.client.update_item(**update)
+            return True
+        except ClientError as error:
+            if aws.error_code(error) in CONDITION_FAILED and _failed_write(error) == 0:
+                return False
+            raise
+
+
+CONDITION_FAILED = ("ConditionalCheckFailedException", "TransactionCanceledException")
+
+
+def _failed_write(error: ClientError) -> int | None:
+    """Which write's condition failed: 0 for a single write, the index in a transaction, None if unknown."""
+    if aws.error_code(error) == "ConditionalCheckFailedException":
+        return 0
+    reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]  # type: ignore[attr-defined]
+    return reasons.index("ConditionalCheckFailed") if "ConditionalCheckFailed" in reasons else None
 
 
 def tombstone(key: str) -> str:

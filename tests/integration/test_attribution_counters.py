@@ -3,12 +3,16 @@
 from datetime import timedelta
 from decimal import Decimal
 
+from nextbest.delivery import SesEmail, SnsSms, deliver
 from nextbest.events import LineItem, OrderPlaced
+from nextbest.feedback import handle, parse
 from nextbest.ingest import ingest
+from nextbest.queues import Queue
 from nextbest.store import Store
 from nextbest.uplift import ArmTotals
 
 from tests.builders import DELAYS, DUE, abandoned_cart
+from tests.conftest import EVENTS
 
 
 def counters(emulation, campaign: str) -> dict[str, dict]:
@@ -32,3 +36,18 @@ def test_an_order_after_a_reminder_is_counted_once_for_its_arm_and_variant(emula
     assert found[f"VARIANT#{decision.variant}"] == {"sends": 1, "conversions": 1}
     totals = ArmTotals.from_counters(found["ARM#treatment"])
     assert totals == ArmTotals(recipients=1, conversions=1, revenue=32.0, revenue_sq=1024.0)
+
+
+def test_the_funnel_counts_each_stage_of_a_message_once_however_often_its_events_arrive(emulation):
+    store = Store(emulation.output("TableName"))
+    requests = Queue(emulation.environment("decide")["DELIVER_QUEUE_URL"])
+    env = emulation.environment("deliver")
+    email = SesEmail(env["SENDER"], env["CONFIGURATION_SET"], env["UNSUBSCRIBE_URL"], lambda: b"test-key")
+    decision = abandoned_cart(store, {"email": True}, email="ann@example.org")
+    assert deliver(store, decision.decision_id, email, SnsSms()).outcome == "sent"
+    for name in ("delivery.json", "open.json", "open.json", "click.json", "delivery.json", "click.json"):
+        text = (EVENTS / "ses" / name).read_text()
+        body = text.replace("DECISION_ID", decision.decision_id).replace("RECIPIENT", "ann@example.org")
+        handle(store, requests, parse(body))
+    funnel = counters(emulation, "cart-abandonment")[f"FUNNEL#{decision.variant}#email"]
+    assert funnel == {"decided": 1, "sent": 1, "delivered": 1, "opened": 1, "clicked": 1}

@@ -9,9 +9,9 @@ from nextbest.profiles import MessageLog, Order, Profile
 T0 = datetime(2026, 11, 2, 9, tzinfo=UTC)
 
 
-def message(decision: str, campaign: str, hours_before: float, held_out: bool = False) -> MessageLog:
+def message(decision: str, campaign: str, hours_before: float, held_out: bool = False, **more) -> MessageLog:
     return MessageLog(decision_id=decision, campaign_id=campaign, channel="email", variant="a", held_out=held_out,
-                      at=T0 - timedelta(hours=hours_before))  # fmt: skip
+                      at=T0 - timedelta(hours=hours_before), **more)  # fmt: skip
 
 
 def with_order(profile: Profile, order_id: str, total: str, at: datetime = T0) -> Profile:
@@ -31,6 +31,7 @@ def test_an_order_is_credited_to_the_last_message_of_each_campaign_in_the_window
     assert adds(counters) == {
         ("s:cart", "ARM#treatment"): {"conversions": 1, "revenue": 40, "revenue_sq": 1600},
         ("s:cart", "VARIANT#a"): {"conversions": 1},
+        ("s:cart", "FUNNEL#a#email"): {"conversions": 1, "revenue": 40},
         ("s:winback", "ARM#holdout"): {"conversions": 1, "revenue": 40, "revenue_sq": 1600},
     }
     credited = {m.decision_id: m.revenue for m in after.messages}
@@ -41,7 +42,10 @@ def test_a_second_order_adds_revenue_but_not_a_second_conversion():
     before = Profile(key="c:1", messages=[message("d1", "cart", 2)])
     once, _ = attribute(before, with_order(before, "o1", "40"))
     twice, counters = attribute(once, with_order(once, "o2", "10", T0 + timedelta(hours=1)))
-    assert adds(counters) == {("s:cart", "ARM#treatment"): {"revenue": 10, "revenue_sq": 50**2 - 40**2}}
+    assert adds(counters) == {
+        ("s:cart", "ARM#treatment"): {"revenue": 10, "revenue_sq": 50**2 - 40**2},
+        ("s:cart", "FUNNEL#a#email"): {"revenue": 10},
+    }
     assert twice.messages[0].revenue == 50
 
 
@@ -50,3 +54,10 @@ def test_an_order_already_applied_or_outside_the_window_credits_nothing():
     assert attribute(before, before)[1] == []
     late = Profile(key="c:1", messages=[message("d1", "cart", 24 * 8)])
     assert attribute(late, with_order(late, "o1", "40"))[1] == []
+
+
+def test_the_global_control_is_counted_apart_from_the_campaign_holdout():
+    log = [message("d1", "cart", 2, held_out=True, global_control=True), message("d2", "winback", 2, held_out=True)]
+    before = Profile(key="c:1", messages=log)
+    _, counters = attribute(before, with_order(before, "o1", "25"))
+    assert set(adds(counters)) == {("s:cart", "ARM#global_control"), ("s:winback", "ARM#holdout")}
