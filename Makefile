@@ -14,7 +14,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_VERSION_CHECK := 1
 
 
-.PHONY: help venv cdk-cli data models demo bench test lint unit integration infra e2e synth deploy schemas clean
+.PHONY: help venv cdk-cli browser data models demo bench test lint unit integration infra e2e synth deploy schemas clean
 
 help: ## List the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -34,6 +34,10 @@ node_modules/.installed: package.json package-lock.json
 	@touch $@
 
 cdk-cli: node_modules/.installed ## Install the pinned CDK CLI locally (never globally)
+
+browser: ## Install Debian's Chromium for the report's rendering test (needs root or sudo, as in CI)
+	@command -v chromium >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
 data: venv ## Fetch the public evaluation datasets (CDNOW, Open Bandit) from PyPI by pinned hash
 	$(PY) -m infra.datasets
@@ -62,10 +66,10 @@ integration: venv ## Domain code against the emulated stack on moto
 infra: venv cdk-cli ## CDK synth with cdk-nag, cfn-lint, template properties
 	$(PY) -m pytest tests/infra
 
-e2e: venv ## The whole pipeline and a small demo on the local emulation
+e2e: venv browser ## The whole pipeline, a small demo and the report in Chromium on the local emulation
 	$(PY) -m pytest tests/e2e
 
-test: venv cdk-cli data lint ## Everything CI runs
+test: venv cdk-cli browser data lint ## Everything CI runs
 	$(PY) -m pytest -n 2 --dist loadfile
 
 synth: venv cdk-cli ## Synthesize CloudFormation into cdk.out/

@@ -7,6 +7,9 @@ import json
 import sys
 from pathlib import Path
 
+DEMO = Path(".nextbest/demo")
+"""Where ``make demo`` leaves its decision log, counters snapshot and report."""
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="nextbest", description=__doc__)
@@ -28,7 +31,13 @@ def main(argv: list[str] | None = None) -> int:
     explain.add_argument("customer", help="customer id, e-mail, phone or identity key (c:…, e:…)")
     where = explain.add_mutually_exclusive_group()
     where.add_argument("--table", help="the deployed stack's table (output TableName); default: the last demo")
-    where.add_argument("--log", type=Path, default=Path(".nextbest/demo/decisions.jsonl"), help="a decision log")
+    where.add_argument("--log", type=Path, default=DEMO / "decisions.jsonl", help="a decision log")
+    report = commands.add_parser("report", help="HTML report: campaigns, uplift with intervals, funnel, bandit")
+    source = report.add_mutually_exclusive_group()
+    source.add_argument("--table", help="a deployed stack's table (the TableName output); reads its counters")
+    source.add_argument("--snapshot", type=Path, default=DEMO / "counters.json", help="counters saved by the demo")
+    report.add_argument("--campaigns", type=Path, default=Path("campaigns"), help="the campaigns directory")
+    report.add_argument("--out", type=Path, default=Path("nextbest-report.html"))
     campaigns = commands.add_parser("campaigns", help="campaigns as code")
     campaign_commands = campaigns.add_subparsers(dest="campaigns_command", required=True)
     approve = campaign_commands.add_parser("approve", help="record your approval (status, approver, date, digest)")
@@ -60,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
 
         print(replay_messages(boto3.client("sqs"), args.queue_url, args.limit, args.reason).describe())
         return 0
+    if args.command == "report":
+        return _report(args)
     if args.command == "explain":
         from infra import explain as explaining
 
@@ -179,6 +190,23 @@ def _print_rows(report: dict[str, object]) -> None:
     for target, name, auc, ap, brier in rows(report):  # type: ignore[arg-type]
         table.add_row(target, name, f"{auc:.4f}", f"{ap:.4f}", "" if brier is None else f"{brier:.4f}")
     Console().print(table)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from nextbest.campaigns import load_campaigns
+
+    from infra import report
+
+    campaigns = load_campaigns(args.campaigns)
+    if args.table:
+        items, source = report.counter_items(args.table, [c.id for c in campaigns]), f"table {args.table}"
+    else:
+        items, source = report.load_snapshot(args.snapshot), f"the demo snapshot {args.snapshot}"
+    stats = report.write(args.out, campaigns, items, source, datetime.now(UTC))
+    print(f"wrote {args.out} ({len(stats)} campaigns)")
+    return 0
 
 
 def _evaluate_policy_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

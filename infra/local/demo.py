@@ -19,15 +19,18 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from nextbest import clock
+from nextbest import clock, ope
+from nextbest.campaigns import load_campaigns
 from nextbest.clock import ManualClock
 from nextbest.decisioning import Decision
 
+from infra import report
 from infra.local.emulator import Emulation, recipients
 from infra.local.simulator import Population, simulate
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / ".nextbest" / "demo"
+CAMPAIGNS = ROOT / "campaigns"
 STEP = timedelta(minutes=5)
 """How far the clock moves between publishing rounds (events are published in the round they occurred in)."""
 LINK = re.compile(r"/c/([0-9a-f-]{36})")
@@ -171,10 +174,13 @@ def _summarize(emulation: Emulation, population: Population, sent: list[Sent], o
     log: list[dict[str, Any]] = []
     campaigns: Counter[str] = Counter()
     rerouted: set[str] = set()
+    revenue: dict[str, float] = {}  # attributed to each decision, from the profiles' message logs
     for page in ddb.get_paginator("scan").paginate(TableName=table):
         for item in page["Items"]:
             if item["sk"]["S"] == "PROFILE" and "doc" in item:
                 profiles += 1
+                for message in json.loads(item["doc"]["S"]).get("messages", []):
+                    revenue[message["decision_id"]] = float(message.get("revenue", 0))
             elif item["sk"]["S"] == "DECISION":
                 decisions += 1
                 doc = json.loads(item["doc"]["S"])
@@ -192,6 +198,13 @@ def _summarize(emulation: Emulation, population: Population, sent: list[Sent], o
         if "DeadLetters" in logical_id:
             attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
             dead_letters[logical_id] = int(attrs["Attributes"]["ApproximateNumberOfMessages"])
+    variants = {c.id: [v.id for v in c.variants] for c in load_campaigns(CAMPAIGNS)}
+    logged = (ope.from_decision(d, variants, revenue.get(d["decision_id"], 0.0)) for d in log)
+    with (out / "logged.jsonl").open("w") as ope_log:  # `nextbest evaluate-policy --log` reads it
+        ope_log.writelines(record.model_dump_json() + "\n" for record in logged if record is not None)
+    counters = report.counter_items(table, [c.id for c in load_campaigns(CAMPAIGNS)], client=ddb)
+    (out / "counters.json").write_text(json.dumps(counters, indent=1) + "\n")  # `nextbest report` reads it
+    report.write(out / "report.html", load_campaigns(CAMPAIGNS), counters, "the local demo", clock.now())
     emulation.flush_logs()
     metrics = emf_totals(emulation.logs)
     # A message is identified by the decision it carries and its channel: an SMS fallback carries the

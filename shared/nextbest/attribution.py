@@ -14,6 +14,7 @@ Counters (items ``s:<campaign>``), each added to in the same write as the fact i
   control are kept apart so each can be reported; both are randomised non-recipients of the campaign, so
   uplift compares the treatment with their sum.
 * ``VARIANT#<id>``: sends (decide) and conversions, the posterior of Thompson sampling.
+* ``DAY#<yyyy-mm-dd>``: ``sends#<variant>`` (decide), the bandit's allocation day by day.
 * ``FUNNEL#<variant>#<channel>`` (treatment only): the :data:`STAGES` of a message, each counted once per
   message by the status change or first event that proves it (deliver, feedback), plus conversions and
   revenue from here. A fallback message counts what happens to it (sent, delivered…) on its own channel;

@@ -434,6 +434,8 @@ def counters(decision: Decision, campaigns: dict[str, Campaign]) -> list[Counter
         )
     if decision.variant:
         taken.append(Counter(f"s:{campaign.id}", f"VARIANT#{decision.variant}", Decimal(1), attribute="sends"))
+        day = decision.decided_at.strftime("%Y-%m-%d")  # the bandit's allocation over time, for the report
+        taken.append(Counter(f"s:{campaign.id}", f"DAY#{day}", Decimal(1), attribute=f"sends#{decision.variant}"))
     return taken
 
 

@@ -126,6 +126,40 @@ class Evaluation:
         return out
 
 
+def from_decision(
+    decision: Mapping[str, Any], variants: Mapping[str, Sequence[str]], reward: float
+) -> LoggedDecision | None:
+    """A recorded decision (``Decision`` as JSON) as a logged round, or None if nothing was randomised in it.
+
+    Arbitration between campaigns is deterministic (the highest value wins), so the only randomised choices
+    are the chosen campaign's variant and its holdout: the actions are ``campaign:variant`` for each variant
+    of the chosen campaign and ``"none"`` (held out), and the logged propensity is the one decide recorded.
+    Policies that pick another variant, or hold out more or less, can be evaluated without bias; a policy
+    that would pick a different campaign leaves the log's support, and only the reward model speaks for it
+    (DR/DM), which ``evaluate`` flags through the weights. ``context`` carries the trigger, the customer's
+    scores and each candidate's expected value (under ``scores``, as :mod:`nextbest.policies` reads it).
+    """
+    campaign, action = decision.get("campaign_id"), decision.get("action")
+    if action not in ("send", "holdout") or not campaign or not decision.get("propensity"):
+        return None
+    candidates = [f"{campaign}:{v}" for v in variants.get(campaign, [])]
+    values = {c["campaign_id"]: c.get("value") for c in decision.get("candidates", [])}
+    return LoggedDecision(
+        decision_id=decision["decision_id"],
+        context={
+            "trigger": decision["trigger"],
+            "campaign": campaign,
+            "channel": decision.get("channel"),
+            "customer_scores": decision.get("scores", {}),
+            "scores": {a: values.get(campaign) or 0.0 for a in candidates},
+        },
+        candidates=candidates,
+        action=f"{campaign}:{decision['variant']}" if action == "send" else NONE,
+        propensity=decision["propensity"],
+        reward=reward,
+    )
+
+
 def read_log(path: Path | str) -> list[LoggedDecision]:
     """A JSON-lines log, one :class:`LoggedDecision` per line (blank lines skipped)."""
     with Path(path).open() as lines:

@@ -1,6 +1,7 @@
 """A small demo run: the summary's counters add up and the guarantees hold on what moto recorded."""
 
 import json
+from collections import Counter
 
 from infra.local import demo
 
@@ -35,3 +36,18 @@ def test_a_small_demo_delivers_without_violations(cdk_out, tmp_path):
     logs = "".join(path.read_text() for path in (tmp_path / "logs").glob("*.log"))
     assert '"service":"deliver"' in logs  # the functions did log…
     assert "simulator.amazonses.com" not in logs and "+1415" not in logs  # …but never an address or number
+    # The report's counters agree with the decision log they were kept beside, without rescanning it.
+    log = [json.loads(line) for line in (tmp_path / "decisions.jsonl").read_text().splitlines()]
+    decisions = [d for d in log if not d.get("fallback_of")]  # a fallback re-routes a decision, not a new one
+    counters = {(i["pk"]["S"], i["sk"]["S"]): i for i in json.loads((tmp_path / "counters.json").read_text())}
+    for action, arm in (("send", "treatment"), ("holdout", "holdout"), ("holdout", "global_control")):
+        logged = Counter(d["campaign_id"] for d in decisions if d["action"] == action and d["group"] == arm)
+        kept = {pk[2:]: int(i["recipients"]["N"]) for (pk, sk), i in counters.items() if sk == f"ARM#{arm}"}
+        assert kept == {c: n for c, n in logged.items() if n}
+    decided = Counter(d["campaign_id"] for d in decisions if d["action"] == "send")
+    funnel = Counter()
+    for (pk, sk), item in counters.items():
+        if sk.startswith("FUNNEL#"):
+            funnel[pk[2:]] += int(item.get("decided", {"N": 0})["N"])
+    assert funnel == decided
+    assert 'id="campaigns"' in (tmp_path / "report.html").read_text()

@@ -227,3 +227,16 @@ def test_evaluation_is_serialisable(log):
     evaluation = ope.evaluate(log[:2000], policies.uniform)
     assert json.loads(json.dumps(evaluation.to_dict()))["n"] == 2000
     assert "dr" in evaluation.summary()
+
+
+def test_given_recorded_decisions_then_only_their_randomised_choices_become_logged_rounds():
+    variants = {"cart": ["reminder", "urgency"]}
+    base = {"decision_id": "d1", "trigger": "cart_abandoned", "campaign_id": "cart", "channel": "email",
+            "candidates": [{"campaign_id": "cart", "value": 2.5}, {"campaign_id": "browse", "value": 1.0}]}  # fmt: skip
+    sent = ope.from_decision(base | {"action": "send", "variant": "urgency", "propensity": 0.4}, variants, 30.0)
+    held = ope.from_decision(base | {"action": "holdout", "variant": "urgency", "propensity": 0.1}, variants, 0.0)
+    assert sent is not None and held is not None
+    assert (sent.action, sent.propensity, sent.reward) == ("cart:urgency", 0.4, 30.0)
+    assert sent.candidates == ["cart:reminder", "cart:urgency"] and held.action == NONE
+    assert sent.context["scores"] == {"cart:reminder": 2.5, "cart:urgency": 2.5}
+    assert ope.from_decision(base | {"action": "none", "propensity": None}, variants, 0.0) is None
