@@ -59,16 +59,15 @@ def test_given_no_campaign_works_then_no_message_adds_an_order_and_the_truth_is_
 def test_given_repeated_shops_then_the_reported_95_percent_interval_covers_the_true_effect_in_90_percent_of_them():
     """Ten shops of 800 shoppers, each with a fresh population and holdout salt, half of every campaign held out.
 
-    At these sizes the confidence sequence spans about 3.3 standard errors, so it covers easily; the fixed-n
-    interval (1.96) is checked too because it is what a bias would show in first. And the check is not vacuous:
-    for the campaign that clearly works (cart abandonment), the same intervals mostly exclude an effect three
-    times the true one.
+    The requirement (issue 7) is the first assertion, and it is a weak one at this size: the confidence sequence
+    spans about 3.3 standard errors either side, wide enough to cover "no effect" too. So the fixed-n interval
+    (1.96 standard errors, read once) must cover in 85% of the cells as well, and that check has teeth: against
+    effects three times the true ones it fails.
     """
     result = experiment.coverage_on_simulator(runs=10, customers=800, seed=300, workers=1)
     cells = result["cells"]
-    assert result["cells_reported"] >= 20
-    assert {c.campaign for c in cells} >= {"cart-abandonment"}
+    assert result["cells_reported"] >= 20 and {c.campaign for c in cells} >= {"cart-abandonment"}
     assert result["coverage"] >= 0.90
     assert result["coverage_fixed_n"] >= 0.85
-    cart = [c for c in cells if c.campaign == "cart-abandonment"]
-    assert sum(c.lower <= 3 * c.truth <= c.upper for c in cart) / len(cart) < 0.75
+    tripled = sum(abs(c.estimate - 3 * c.truth) <= experiment.Z95 * c.se for c in cells) / len(cells)
+    assert tripled < 0.85
