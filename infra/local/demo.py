@@ -1,7 +1,9 @@
 """``make demo``: a simulated shop's week through the whole pipeline on the local emulation.
 
 The violation counters are computed from what moto recorded as sent (SES and SNS), checked against the
-simulator's ground truth of consent, never from the engine's own bookkeeping.
+simulator's ground truth of consent, never from the engine's own bookkeeping. Shoppers respond to the messages
+that reach them (``simulator.ResponseModel``: opens, clicks, extra orders), and ``true_effects`` in the summary
+holds what each campaign really does, and did to this run's recipients, for the uplift report to be read against.
 """
 
 from __future__ import annotations
@@ -210,7 +212,9 @@ class Shoppers:
             self.emulation.publish_engagement(decision_id, kind, at, link)
 
     def summary(self, decisions: list[dict[str, Any]], population: Population) -> dict[str, Any]:
-        """Opens, clicks and extra orders, each campaign's true effect, and the effect on this run's recipients."""
+        """Opens, clicks and extra orders; per campaign, its true purchase probability per variant and its effect on
+        this run's recipients (``sample_truth``). Who placed which order is read from the simulator (a session's
+        orders are the customer's once they logged in), which is where the pipeline's identity resolution arrives."""
         counts = self.emulation.ses_event_counts
         figures: dict[str, Any] = {
             "email_opens": counts.get("Open", 0),

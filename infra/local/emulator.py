@@ -10,7 +10,8 @@ identity and configuration set), then does in-process what moto cannot:
 * **EventBridge Scheduler** — fires the one-time ``at(…)`` schedules that ingest arms, as the injectable
   clock passes their time, and deletes them afterwards as ``ActionAfterCompletion=DELETE`` asks;
 * **SES event publishing** — turns every message moto recorded as sent into the events SES would
-  publish to the configuration set's SNS destination, following the mailbox simulator addresses.
+  publish to the configuration set's SNS destination, following the mailbox simulator addresses, and
+  publishes the opens and clicks SES would track when told a recipient engaged (``publish_engagement``).
 
 Function output (logs and EMF metrics) goes to one file per function, as CloudWatch would keep it.
 """

@@ -3,7 +3,8 @@
 Customers browse in anonymous sessions, log in (``customer.identified`` links the cookie to their id,
 e-mail and phone), fill carts, buy or abandon, grant and sometimes withdraw consent. A few use SES
 mailbox-simulator addresses that bounce or complain; a few events are malformed or sent twice, as real
-producers do. The simulator also keeps the ground truth of consent, which the demo checks sends against.
+producers do. The simulator also keeps the ground truth of consent, which the demo checks sends against, and of
+what messages do: shoppers respond to them (:class:`ResponseModel`), so each campaign's true effect is known.
 """
 
 from __future__ import annotations
