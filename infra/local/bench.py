@@ -231,10 +231,35 @@ def pipeline_requests(cdk_out: Path, customers: int, seed: int) -> dict[str, Any
     return figures
 
 
+def simulator_coverage(runs: int = 40, customers: int = 1000, holdout_percent: float = 50.0) -> dict[str, Any]:
+    """Coverage of the uplift report's 95% intervals on the shop simulator, against each run's known true effect
+    (``infra.local.experiment``): over every (run, campaign, metric) the report had enough data for; the fixed-n
+    interval and the cart reminder's mean error (in points, and in its standard errors) are the sensitive checks."""
+    from infra.local.experiment import coverage_on_simulator
+
+    result = coverage_on_simulator(runs, customers, holdout_percent=holdout_percent)
+    cart = result["bias_by_campaign"].get("cart-abandonment", {}).get("conversion", {})
+    return {
+        "uplift_coverage_simulator": result["coverage"],
+        "uplift_coverage_simulator_conversion": result["by_metric"]["conversion"],
+        "uplift_coverage_simulator_revenue": result["by_metric"]["revenue_per_recipient"],
+        "uplift_coverage_simulator_every_look": result["coverage_at_every_look"],
+        "uplift_coverage_simulator_fixed_n": result["coverage_fixed_n"],
+        "uplift_coverage_simulator_cells": result["cells_reported"],
+        "uplift_coverage_simulator_runs": runs,
+        "uplift_coverage_simulator_shoppers": customers,
+        "uplift_coverage_simulator_holdout_percent": holdout_percent,
+        "uplift_coverage_simulator_s": result["elapsed_s"],
+        "uplift_simulator_cart_conversion_bias": cart.get("mean_error"),
+        "uplift_simulator_cart_conversion_bias_t": cart.get("t"),
+    }
+
+
 def measurement() -> dict[str, Any]:
     """Does the statistics do what it claims? Time-uniform coverage of the uplift confidence sequence on simulated
-    experiments with a known effect (60 daily looks each; the fixed-n interval read the same way, for contrast), and
-    the offline estimators' relative errors on the Open Bandit Dataset (each policy's value from the other's log)."""
+    experiments with a known effect (60 daily looks each; the fixed-n interval read the same way, for contrast), the
+    same on the shop simulator (:func:`simulator_coverage`), and the offline estimators' relative errors on the Open
+    Bandit Dataset (each policy's value from the other's log)."""
     from nextbest.uplift import coverage
 
     from infra import ope_validation
@@ -245,7 +270,7 @@ def measurement() -> dict[str, Any]:
         "uplift_ci_coverage_revenue": coverage(500, metric="revenue_per_recipient"),
         "uplift_ci_coverage_fixed_n": coverage(500, metric="both", method="fixed"),
     }
-    return figures | ope_validation.figures(ope_validation.validate())
+    return figures | simulator_coverage() | ope_validation.figures(ope_validation.validate())
 
 
 def run(customers: int = 500, seed: int = 7) -> dict[str, Any]:

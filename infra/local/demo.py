@@ -1,12 +1,16 @@
 """``make demo``: a simulated shop's week through the whole pipeline on the local emulation.
 
 The violation counters are computed from what moto recorded as sent (SES and SNS), checked against the
-simulator's ground truth of consent, never from the engine's own bookkeeping.
+simulator's ground truth of consent, never from the engine's own bookkeeping. Shoppers respond to the messages
+that reach them (``simulator.ResponseModel``: opens, clicks, extra orders), and ``true_effects`` in the summary
+holds what each campaign really does, and did to this run's recipients, for the uplift report to be read against.
 """
 
 from __future__ import annotations
 
+import bisect
 import email
+import heapq
 import json
 import os
 import re
@@ -14,19 +18,33 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from nextbest import clock, ope
+from nextbest.attribution import WINDOW
 from nextbest.campaigns import load_campaigns
 from nextbest.clock import ManualClock
 from nextbest.decisioning import Decision
+from nextbest.store import Store
 
 from infra import report
 from infra.local.emulator import Emulation, recipients
-from infra.local.simulator import Population, simulate
+from infra.local.simulator import (
+    Exposure,
+    PlacedOrder,
+    Population,
+    ResponseModel,
+    contacts,
+    mailbox_scenario,
+    reaches,
+    sample_truth,
+    shoppers_orders,
+    simulate,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / ".nextbest" / "demo"
@@ -34,6 +52,8 @@ CAMPAIGNS = ROOT / "campaigns"
 STEP = timedelta(minutes=5)
 """How far the clock moves between publishing rounds (events are published in the round they occurred in)."""
 LINK = re.compile(r"/c/([0-9a-f-]{36})")
+URL = re.compile(r"https?://[^\s\"'<>]+/c/[0-9a-f-]{36}")
+"""A message's tracked link, which a shopper's click goes through."""
 
 
 @dataclass
@@ -83,8 +103,8 @@ def run(
     try:
         with mock_aws():
             emulation = Emulation(cdk_out, manual, out / "logs").deploy()
-            sent = _drive(emulation, population, progress)
-            summary = _summarize(emulation, population, sent, out)
+            sent, shoppers = _drive(emulation, population, progress)
+            summary = _summarize(emulation, population, sent, out, shoppers)
             if inspect is not None:
                 inspect(emulation)
     finally:
@@ -94,7 +114,7 @@ def run(
     return summary
 
 
-def _drive(emulation: Emulation, population: Population, progress: bool) -> list[Sent]:
+def _drive(emulation: Emulation, population: Population, progress: bool) -> tuple[list[Sent], Shoppers]:
     """Publish the events in time order, letting schedules fire and queues drain as the clock moves."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -103,6 +123,7 @@ def _drive(emulation: Emulation, population: Population, progress: bool) -> list
     step = STEP
     sent: list[Sent] = []
     recorder = Recorder(emulation)
+    shoppers = Shoppers(emulation, ResponseModel(seed=population.seed))
     pending = list(population.events)
     at = population.start
     bar = Progress(
@@ -136,11 +157,138 @@ def _drive(emulation: Emulation, population: Population, progress: bool) -> list
                     raise RuntimeError(f"the bus refused events: {result['Entries']}")
                 if start % 200 == 190:  # moto's SQS scans a whole queue per receive: keep queues shallow
                     emulation.drain()
+            shoppers.engage(until=at)  # shoppers: opens and clicks due by now go out as SES events
             emulation.drain()
             emulation.advance(at)
-            sent.extend(recorder.observe(at))
-            bar.update(task, advance=len(batch), day=at.strftime("%a %d %b %H:%M"))
-    return sent
+            observed = recorder.observe(at)
+            sent.extend(observed)
+            shoppers.respond(observed, pending)  # shoppers: extra orders join the events still to publish
+            total = len(population.events) + len(shoppers.orders)
+            bar.update(task, total=total, advance=len(batch), day=at.strftime("%a %d %b %H:%M"))
+    shoppers.horizon = at
+    return sent, shoppers
+
+
+@dataclass
+class Shoppers:
+    """Shoppers responding to the messages that reached them (``simulator.ResponseModel``): their opens and clicks
+    go out as SES events when their time comes, their extra orders join the events still to publish."""
+
+    emulation: Emulation
+    model: ResponseModel
+    answered: dict[str, Exposure] = field(default_factory=dict)
+    """Decision id -> the message that reached the shopper (one response per decision, fallbacks included)."""
+    engagements: list[tuple[datetime, str, Literal["Open", "Click"], str]] = field(default_factory=list)
+    orders: list[dict[str, Any]] = field(default_factory=list)
+    horizon: datetime | None = None
+
+    def respond(self, sent: list[Sent], pending: list[dict[str, Any]]) -> None:
+        """Draw the responses to newly sent messages, adding their extra orders to ``pending`` at their time."""
+        store = Store(self.emulation.output("TableName"), client=self.emulation.client("dynamodb"))
+        for s in sent:
+            if s.decision_id is None or s.decision_id in self.answered or not reaches(s.channel, s.address):
+                continue  # a bounce: its fallback, if any, is the message that reaches them
+            record = store.decision(s.decision_id)
+            decision = Decision.model_validate_json(record[1]) if record else None
+            if decision is None or decision.campaign_id is None or not decision.profile_key.startswith("c:"):
+                continue
+            exposure = _exposure(decision, s.channel, s.address)
+            self.answered[s.decision_id] = exposure
+            response = self.model.respond(exposure)
+            link = next((m.group(0) for m in (URL.search(x.text) for x in decision.messages.values()) if m), "")
+            if response.opened_at is not None:
+                heapq.heappush(self.engagements, (response.opened_at, s.decision_id, "Open", ""))
+            if response.clicked_at is not None:
+                heapq.heappush(self.engagements, (response.clicked_at, s.decision_id, "Click", link))
+            if response.order is not None:
+                bisect.insort(pending, response.order, key=lambda e: e["at"])
+                self.orders.append(response.order)
+
+    def published(self) -> list[dict[str, Any]]:
+        """The extra orders the demo published (those due after its last round never were)."""
+        return [o for o in self.orders if self.horizon is not None and o["at"] <= self.horizon]
+
+    def engage(self, until: datetime) -> None:
+        while self.engagements and self.engagements[0][0] <= until:
+            at, decision_id, kind, link = heapq.heappop(self.engagements)
+            self.emulation.publish_engagement(decision_id, kind, at, link)
+
+    def summary(self, decisions: list[dict[str, Any]], population: Population) -> dict[str, Any]:
+        """Opens, clicks and extra orders; per campaign, its true purchase probability per variant and its effect on
+        this run's recipients (``sample_truth``). Who placed which order is read from the simulator (a session's
+        orders are the customer's once they logged in), which is where the pipeline's identity resolution arrives."""
+        counts = self.emulation.ses_event_counts
+        figures: dict[str, Any] = {
+            "email_opens": counts.get("Open", 0),
+            "email_clicks": counts.get("Click", 0),
+            "response_orders": len(self.published()),
+        }
+        horizon = (self.horizon or population.end) + timedelta(microseconds=1)
+        truth = sample_truth(
+            self._exposures(decisions, population), self._orders(population), self.model, horizon, WINDOW
+        )
+        figures["true_effects"] = {
+            campaign: {
+                "purchase_probability": {v: e.purchase for v, e in variants.items()},
+                "sample": {
+                    "recipients": truth[campaign].recipients,
+                    "conversion": round(truth[campaign].conversion, 4),
+                    "revenue_per_recipient": round(truth[campaign].revenue_per_recipient, 2),
+                    "conversion_without": round(truth[campaign].conversion_without, 4),
+                }
+                if campaign in truth
+                else None,
+            }
+            for campaign, variants in sorted(self.model.effects.items())
+        }
+        return figures
+
+    def _exposures(self, decisions: list[dict[str, Any]], population: Population) -> list[Exposure]:
+        """Every send and holdout decision, with where its message went (or, held out, would have gone)."""
+        addresses = contacts(population)
+        channels = {c.id: c.channels for c in load_campaigns(CAMPAIGNS)}
+        exposures = []
+        for doc in decisions:
+            if doc["action"] not in ("send", "holdout") or not doc["profile_key"].startswith("c:"):
+                continue
+            decision = Decision.model_validate(doc)
+            found = self.answered.get(decision.decision_id)
+            if found is not None:
+                exposures.append(found)
+                continue
+            channel, address = decision.channel or "email", None
+            if decision.action == "holdout":
+                email_address, phone = addresses.get(decision.profile_key[2:], (None, None))
+                address = email_address if channel == "email" else phone
+                bounces = channel == "email" and mailbox_scenario(address) in ("bounce", "suppressionlist")
+                texts = "sms" in channels.get(decision.campaign_id or "", []) and phone is not None
+                if bounces and texts and population.truth.allowed("sms", phone or "", decision.decided_at):
+                    channel, address = "sms", phone  # the bounce would have fallen back to a text
+            exposures.append(_exposure(decision, channel, address))
+        return exposures
+
+    def _orders(self, population: Population) -> dict[str, list[PlacedOrder]]:
+        orders = shoppers_orders(population)
+        for o in self.published():
+            detail = o["Detail"]
+            orders.setdefault(detail["customer_id"], []).append(
+                PlacedOrder(detail["order_id"], o["at"], Decimal(detail["total"]), o["response_to"])
+            )
+        return orders
+
+
+def _exposure(decision: Decision, channel: str, address: str | None) -> Exposure:
+    return Exposure(
+        decision_id=decision.decision_id,
+        campaign_id=decision.campaign_id or "",
+        variant=decision.variant,
+        channel=channel,
+        customer_id=decision.profile_key[2:],
+        at=decision.decided_at,
+        address=address,
+        products=tuple(decision.products),
+        held_out=decision.action == "holdout",
+    )
 
 
 class Recorder:
@@ -166,7 +314,9 @@ class Recorder:
         return found
 
 
-def _summarize(emulation: Emulation, population: Population, sent: list[Sent], out: Path) -> dict[str, Any]:
+def _summarize(
+    emulation: Emulation, population: Population, sent: list[Sent], out: Path, shoppers: Shoppers
+) -> dict[str, Any]:
     ddb, sqs = emulation.client("dynamodb"), emulation.client("sqs")
     table = emulation.output("TableName")
     profiles = decisions = 0
@@ -212,7 +362,7 @@ def _summarize(emulation: Emulation, population: Population, sent: list[Sent], o
     per_message = Counter((s.decision_id, s.channel) for s in sent)
     ingest_dlqs = sum(n for lid, n in dead_letters.items() if lid.startswith("EventIngestion"))
     return {
-        "events_published": len(population.events),
+        "events_published": len(population.events) + len(shoppers.published()),
         "events_ingested": int(metrics.get("EventsIngested", 0)),
         "events_rejected": ingest_dlqs,
         "profiles": profiles,
@@ -231,7 +381,7 @@ def _summarize(emulation: Emulation, population: Population, sent: list[Sent], o
         "dlq_messages": sum(dead_letters.values()),
         "customers": population.customers,
         "simulated_days": (population.end - population.start).days,
-    }
+    } | shoppers.summary(log, population)
 
 
 def emf_totals(logs: Path) -> Counter[str]:

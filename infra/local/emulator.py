@@ -10,7 +10,8 @@ identity and configuration set), then does in-process what moto cannot:
 * **EventBridge Scheduler** — fires the one-time ``at(…)`` schedules that ingest arms, as the injectable
   clock passes their time, and deletes them afterwards as ``ActionAfterCompletion=DELETE`` asks;
 * **SES event publishing** — turns every message moto recorded as sent into the events SES would
-  publish to the configuration set's SNS destination, following the mailbox simulator addresses.
+  publish to the configuration set's SNS destination, following the mailbox simulator addresses, and
+  publishes the opens and clicks SES would track when told a recipient engaged (``publish_engagement``).
 
 Function output (logs and EMF metrics) goes to one file per function, as CloudWatch would keep it.
 """
@@ -31,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Literal
 
 import boto3
 from nextbest import aws
@@ -102,6 +103,8 @@ class Emulation:
         self.urls: dict[str, tuple[str, str]] = {}
         """Function URL logical id -> (URL, logical id of the function behind it)."""
         self._ses_seen = 0
+        self._sent_by_decision: dict[str, tuple[Any, datetime]] = {}
+        """Decision id -> the e-mail moto recorded for it and when, for the opens and clicks that follow."""
         self.ses_event_counts: dict[str, int] = {}
         self.recurring: dict[tuple[str, str], tuple[datetime, timedelta]] = {}
         """Recurring schedules: (group, name) -> (next fire, interval)."""
@@ -581,24 +584,51 @@ class Emulation:
         if raw is None:
             return 0
         mail = email.message_from_string(raw)
-        config = mail.get("X-SES-CONFIGURATION-SET")
-        destinations = self.ses_destinations.get(config or "", [])
+        destinations, tags = self._destinations(mail)
         if not destinations:
             return 0
-        tags: dict[str, list[str]] = {"ses:configuration-set": [config or ""]}
-        for pair in (mail.get("X-SES-MESSAGE-TAGS") or "").split(","):
-            if "=" in pair:
-                name, value = pair.split("=", 1)
-                tags[name.strip()] = [value.strip()]
+        for decision_id in tags.get("decision_id", []):
+            self._sent_by_decision[decision_id] = (message, self.clock.now())
         published = 0
         for recipient in recipients(message):
             for event in simulate_mailbox(recipient, message.id, message.source, tags, mail, self.clock.now()):
                 kind = event["eventType"]
                 self.ses_event_counts[kind] = self.ses_event_counts.get(kind, 0) + 1
-                for wanted, topic in destinations:
-                    if _event_key(event["eventType"]) in wanted:
-                        self.client("sns").publish(TopicArn=topic, Message=json.dumps(event))
-                        published += 1
+                published += self._publish_ses_event(event, destinations)
+        return published
+
+    def _destinations(self, mail: email.message.Message) -> tuple[list[tuple[set[str], str]], dict[str, list[str]]]:
+        """The SNS destinations of the e-mail's configuration set, and the tags SES puts on its events."""
+        config = mail.get("X-SES-CONFIGURATION-SET")
+        tags: dict[str, list[str]] = {"ses:configuration-set": [config or ""]}
+        for pair in (mail.get("X-SES-MESSAGE-TAGS") or "").split(","):
+            if "=" in pair:
+                name, value = pair.split("=", 1)
+                tags[name.strip()] = [value.strip()]
+        return self.ses_destinations.get(config or "", []), tags
+
+    def _publish_ses_event(self, event: dict[str, Any], destinations: list[tuple[set[str], str]]) -> int:
+        published = 0
+        for wanted, topic in destinations:
+            if _event_key(event["eventType"]) in wanted:
+                self.client("sns").publish(TopicArn=topic, Message=json.dumps(event))
+                published += 1
+        return published
+
+    def publish_engagement(self, decision_id: str, kind: Literal["Open", "Click"], at: datetime, link: str = "") -> int:
+        """What SES publishes when the recipient of the e-mail sent for ``decision_id`` opens it or clicks a link
+        in it, at ``at`` (SES tracks both with a pixel and redirected links; the mailbox simulator never does)."""
+        sent = self._sent_by_decision.get(decision_id)
+        if sent is None:
+            return 0
+        message, sent_at = sent
+        mail = email.message_from_string(message.raw_data)
+        destinations, tags = self._destinations(mail)
+        published = 0
+        for recipient in recipients(message):
+            event = engagement(kind, recipient, message.id, message.source, tags, mail, sent_at, at, link)
+            self.ses_event_counts[kind] = self.ses_event_counts.get(kind, 0) + 1
+            published += self._publish_ses_event(event, destinations)
         return published
 
 
@@ -617,19 +647,21 @@ def _event_key(event_type: str) -> str:
     )
 
 
-def simulate_mailbox(
-    recipient: str, message_id: str, source: str, tags: dict[str, list[str]], mail: email.message.Message, now: datetime
-) -> list[dict[str, Any]]:
-    """The SES events the mailbox simulator produces for ``recipient``, in SES event-publishing format.
+def _stamp(at: datetime) -> str:
+    return at.strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
-    ``success@``, ``bounce@``, ``complaint@``, ``suppressionlist@`` and ``ooto@simulator.amazonses.com``
-    (with optional ``+label``) behave as documented; any other address is treated as a plain delivery.
-    """
-    stamp = now.strftime("%Y-%m-%dT%H:%M:%S.000Z")
-    local, _, domain = recipient.lower().partition("@")
-    scenario = local.split("+", 1)[0] if domain == "simulator.amazonses.com" else "success"
-    common = {
-        "timestamp": stamp,
+
+def _mail_object(
+    recipient: str,
+    message_id: str,
+    source: str,
+    tags: dict[str, list[str]],
+    mail: email.message.Message,
+    sent: datetime,
+) -> dict[str, Any]:
+    """The ``mail`` object every SES event of one message carries (when it was sent, to whom, its tags)."""
+    return {
+        "timestamp": _stamp(sent),
         "source": source,
         "sourceArn": f"arn:aws:ses:{REGION}:{ACCOUNT}:identity/{source}",
         "sendingAccountId": ACCOUNT,
@@ -645,6 +677,42 @@ def simulate_mailbox(
         },
         "tags": tags,
     }
+
+
+def engagement(
+    kind: Literal["Open", "Click"],
+    recipient: str,
+    message_id: str,
+    source: str,
+    tags: dict[str, list[str]],
+    mail: email.message.Message,
+    sent: datetime,
+    at: datetime,
+    link: str = "",
+) -> dict[str, Any]:
+    """An SES ``Open`` or ``Click`` event, in SES event-publishing format."""
+    detail: dict[str, Any] = {"ipAddress": "192.0.2.1", "timestamp": _stamp(at), "userAgent": "Mozilla/5.0"}
+    if kind == "Click":
+        detail |= {"link": link, "linkTags": {}}
+    return {
+        "eventType": kind,
+        "mail": _mail_object(recipient, message_id, source, tags, mail, sent),
+        kind.lower(): detail,
+    }
+
+
+def simulate_mailbox(
+    recipient: str, message_id: str, source: str, tags: dict[str, list[str]], mail: email.message.Message, now: datetime
+) -> list[dict[str, Any]]:
+    """The SES events the mailbox simulator produces for ``recipient``, in SES event-publishing format.
+
+    ``success@``, ``bounce@``, ``complaint@``, ``suppressionlist@`` and ``ooto@simulator.amazonses.com``
+    (with optional ``+label``) behave as documented; any other address is treated as a plain delivery.
+    """
+    stamp = _stamp(now)
+    local, _, domain = recipient.lower().partition("@")
+    scenario = local.split("+", 1)[0] if domain == "simulator.amazonses.com" else "success"
+    common = _mail_object(recipient, message_id, source, tags, mail, now)
     events: list[dict[str, Any]] = [{"eventType": "Send", "mail": common, "send": {}}]
     delivery = {
         "eventType": "Delivery",

@@ -3,11 +3,15 @@
 Customers browse in anonymous sessions, log in (``customer.identified`` links the cookie to their id,
 e-mail and phone), fill carts, buy or abandon, grant and sometimes withdraw consent. A few use SES
 mailbox-simulator addresses that bounce or complain; a few events are malformed or sent twice, as real
-producers do. The simulator also keeps the ground truth of consent, which the demo checks sends against.
+producers do. The simulator also keeps the ground truth of consent, which the demo checks sends against, and of
+what messages do: shoppers respond to them (:class:`ResponseModel`), so each campaign's true effect is known.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import math
 import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -62,6 +66,7 @@ class Population:
     customers: int
     start: datetime
     end: datetime
+    seed: int = 7
 
 
 def simulate(customers: int = 2000, days: int = 5, seed: int = 7, start: datetime | None = None) -> Population:
@@ -161,7 +166,7 @@ def simulate(customers: int = 2000, days: int = 5, seed: int = 7, start: datetim
     events = [e for e in events if e["at"] < end]
     _producer_mistakes(rng, events, end)
     events.sort(key=lambda e: e["at"])
-    return Population(events=events, truth=truth, customers=customers, start=start, end=end)
+    return Population(events=events, truth=truth, customers=customers, start=start, end=end, seed=seed)
 
 
 def _producer_mistakes(rng: random.Random, events: list[dict[str, Any]], end: datetime) -> None:
@@ -198,3 +203,295 @@ def _poisson(rng: random.Random, mean: float) -> int:
         count += 1
         product *= rng.random()
     return count
+
+
+# --- How shoppers respond to messages: the ground truth the uplift report is measured against ------------------
+#
+# ``simulate`` above is the shop *without* messages: every order in it is what the shopper does anyway, the
+# potential outcome Y(0). A message can only add an order (the response order below), never take one away, so
+# Y(1) = Y(0) plus the response order, and the simulator knows both outcomes for every decided customer, sent
+# or held out: the response of a held-out decision is drawn exactly as if it had been sent (same hash of the
+# seed and the decision id), it is just never realised.
+
+
+@dataclass(frozen=True)
+class Effect:
+    """How shoppers respond to one campaign (one of its variants) once its message reaches them.
+
+    ``purchase`` is the true effect: the probability of an *extra* order, placed a truncated-exponential delay
+    (mean ``mean_delay_hours``, at most ``within_hours``) after the message. Buyers open and click (they buy
+    through the link); the others open an e-mail with probability ``open`` and click with ``click`` once opened.
+    """
+
+    purchase: float = 0.0
+    open: float = 0.0
+    click: float = 0.0
+    mean_delay_hours: float = 12.0
+    within_hours: float = 72.0
+
+
+ANY_VARIANT = "*"
+TRUE_EFFECTS: dict[str, dict[str, Effect]] = {
+    # Clearly effective, and its variants differ: the plain reminder works twice as well as urgency.
+    "cart-abandonment": {
+        "reminder": Effect(purchase=0.12, open=0.45, click=0.35, mean_delay_hours=8),
+        "urgency": Effect(purchase=0.06, open=0.45, click=0.35, mean_delay_hours=8),
+    },
+    "replenishment": {ANY_VARIANT: Effect(purchase=0.06, open=0.35, click=0.25, mean_delay_hours=24)},
+    "at-risk": {ANY_VARIANT: Effect(purchase=0.04, open=0.25, click=0.2, mean_delay_hours=24)},
+    "win-back": {ANY_VARIANT: Effect(purchase=0.03, open=0.2, click=0.2, mean_delay_hours=36)},
+    # Small, and nothing at all: read but never the reason anyone buys.
+    "browse-abandonment": {ANY_VARIANT: Effect(purchase=0.015, open=0.3, click=0.2, mean_delay_hours=12)},
+    "post-purchase": {ANY_VARIANT: Effect(purchase=0.0, open=0.35, click=0.1)},
+}
+"""Campaign id -> variant id (or ``ANY_VARIANT``) -> how shoppers respond; campaigns not named have no effect."""
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """One decided message of a campaign: sent, or held out ("would have sent").
+
+    ``channel`` and ``address`` are where the message went (for a held-out decision: where it would have gone);
+    ``address`` is None when it reached nobody.
+    """
+
+    decision_id: str
+    campaign_id: str
+    variant: str | None
+    channel: str
+    customer_id: str
+    at: datetime
+    address: str | None
+    products: tuple[str, ...] = ()
+    held_out: bool = False
+
+
+@dataclass(frozen=True)
+class Response:
+    """What the shopper does after the message: engagement and the extra order (an EventBridge entry)."""
+
+    opened_at: datetime | None = None
+    clicked_at: datetime | None = None
+    order: dict[str, Any] | None = None
+
+    @property
+    def total(self) -> Decimal:
+        return Decimal(self.order["Detail"]["total"]) if self.order else Decimal(0)
+
+
+def mailbox_scenario(address: str | None) -> str | None:
+    """``success``, ``bounce``, ``complaint``… for an SES mailbox-simulator address (``bounce+cus_1@…``), else None."""
+    local, _, domain = (address or "").lower().partition("@")
+    return local.split("+", 1)[0] if domain == "simulator.amazonses.com" else None
+
+
+def reaches(channel: str, address: str | None) -> bool:
+    """Whether a message on this channel to this address can make anyone buy: a mailbox-simulator address
+    other than ``success@`` bounces, complains or is away; any other address is a person who reads it."""
+    if address is None:
+        return False
+    return channel != "email" or mailbox_scenario(address) in (None, "success")
+
+
+_MINUTE = timedelta(minutes=1)
+
+
+class ResponseModel:
+    """Deterministic shopper responses: every draw is a hash of the seed, the decision id and what is drawn, so a
+    decision's response does not depend on the order messages are looked at, and a held-out decision has the
+    response it *would* have had."""
+
+    def __init__(self, effects: dict[str, dict[str, Effect]] | None = None, seed: int = 7) -> None:
+        self.effects = TRUE_EFFECTS if effects is None else effects
+        self.seed = seed
+
+    def effect(self, campaign_id: str, variant: str | None) -> Effect:
+        variants = self.effects.get(campaign_id, {})
+        return variants.get(variant or ANY_VARIANT) or variants.get(ANY_VARIANT) or Effect()
+
+    def _uniform(self, decision_id: str, what: str) -> float:
+        digest = hashlib.sha256(f"{self.seed}|{decision_id}|{what}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") / 2**64
+
+    def respond(self, exposure: Exposure) -> Response:
+        """The response to ``exposure`` had it reached the shopper (callers realise it only for sent messages).
+
+        Only e-mail is opened and clicked (SES reports both); a text or a notification can still make one buy.
+        """
+        if not reaches(exposure.channel, exposure.address):
+            return Response()
+        effect = self.effect(exposure.campaign_id, exposure.variant)
+        draw = functools.partial(self._uniform, exposure.decision_id)
+        order = None
+        if draw("buy") < effect.purchase:
+            # Truncated exponential by inversion: never later than within_hours.
+            cap = 1 - math.exp(-effect.within_hours / effect.mean_delay_hours)
+            delay = -effect.mean_delay_hours * math.log(1 - draw("delay") * cap)
+            order = self._order(exposure, exposure.at + timedelta(hours=delay))
+        if exposure.channel != "email":
+            return Response(order=order)
+        if order is not None:  # bought through the link, a few minutes after clicking it
+            clicked_at = max(order["at"] - timedelta(minutes=2 + 20 * draw("browse")), exposure.at + _MINUTE)
+            return Response(clicked_at - timedelta(seconds=30), clicked_at, order)
+        if draw("open") >= effect.open:
+            return Response()
+        opened_at = exposure.at + _MINUTE + timedelta(hours=12 * draw("open-delay"))
+        if draw("click") >= effect.click:
+            return Response(opened_at)
+        return Response(opened_at, opened_at + timedelta(seconds=30 + 1800 * draw("click-delay")))
+
+    def _order(self, exposure: Exposure, at: datetime) -> dict[str, Any]:
+        """The extra order: what the message promoted when the shop sells it (a cart's items), else a pick."""
+        rng = random.Random(
+            int.from_bytes(hashlib.sha256(f"{self.seed}|{exposure.decision_id}|items".encode()).digest()[:8], "big")
+        )
+        known = {sku: (sku, name, category, price) for sku, name, category, price in CATALOGUE}
+        picked = [known[p] for p in dict.fromkeys(exposure.products) if p in known] or [rng.choice(CATALOGUE)]
+        items: list[dict[str, Any]] = [
+            {"product_id": sku, "name": name, "category": category, "quantity": 1, "unit_price": str(price)}
+            for sku, name, category, price in picked
+        ]
+        total = sum(Decimal(i["unit_price"]) * i["quantity"] for i in items)
+        detail = {
+            "event_id": f"ev-resp-{exposure.decision_id}",
+            "occurred_at": at.isoformat(),
+            "order_id": f"resp-{exposure.decision_id}",
+            "items": items,
+            "total": str(total),
+            "customer_id": exposure.customer_id,
+        }
+        return {
+            "DetailType": "order.placed",
+            "Source": "shop.web",
+            "Detail": detail,
+            "at": at,
+            "response_to": exposure.decision_id,
+        }
+
+
+def linked_sessions(events: list[dict[str, Any]]) -> dict[str, str]:
+    """Anonymous id -> customer id, for the sessions a ``customer.identified`` event linked to a customer.
+
+    The pipeline merges a linked session into the customer's profile; a session never linked stays an
+    anonymous profile forever (no consent, no address: it never receives a message, nor its orders credit one).
+    """
+    return {
+        e["Detail"]["anonymous_id"]: e["Detail"]["customer_id"]
+        for e in events
+        if e["DetailType"] == "customer.identified"
+        and not e.get("malformed")
+        and e["Detail"].get("anonymous_id")
+        and e["Detail"].get("customer_id")
+    }
+
+
+def owner(detail: dict[str, Any], linked: dict[str, str]) -> str | None:
+    """The customer whose profile an event ends up in, or None (an anonymous session never linked)."""
+    return detail.get("customer_id") or linked.get(detail.get("anonymous_id") or "")
+
+
+@dataclass(frozen=True)
+class PlacedOrder:
+    order_id: str
+    at: datetime
+    total: Decimal
+    response_to: str | None = None
+    """The decision whose message caused it; None for the orders the shopper places anyway."""
+
+
+def shoppers_orders(population: Population) -> dict[str, list[PlacedOrder]]:
+    """Each customer's own orders (the potential outcome without messages), as their profile receives them:
+    malformed copies rejected, repeated events once, anonymous sessions only once linked."""
+    linked = linked_sessions(population.events)
+    orders: dict[str, dict[str, PlacedOrder]] = {}
+    for e in population.events:
+        detail = e["Detail"]
+        if e["DetailType"] != "order.placed" or e.get("malformed"):
+            continue
+        customer = owner(detail, linked)
+        if customer is not None:
+            order = PlacedOrder(detail["order_id"], e["at"], Decimal(detail["total"]))
+            orders.setdefault(customer, {}).setdefault(order.order_id, order)
+    return {c: sorted(found.values(), key=lambda o: (o.at, o.order_id)) for c, found in orders.items()}
+
+
+@dataclass(frozen=True)
+class TrueEffect:
+    """The true effect of one campaign on the population it decided for, in one run (see :func:`sample_truth`)."""
+
+    recipients: int
+    conversion: float
+    """Sample average effect on conversion within the attribution window (a fraction)."""
+    revenue_per_recipient: float
+    """Sample average effect on attributed revenue per recipient (shop currency)."""
+    conversion_without: float
+    """Mean conversion had nobody been sent it (every decision's Y(0))."""
+    revenue_without: float
+
+
+def sample_truth(
+    exposures: list[Exposure],
+    orders: dict[str, list[PlacedOrder]],
+    model: ResponseModel,
+    horizon: datetime,
+    window: timedelta = timedelta(days=7),
+) -> dict[str, TrueEffect]:
+    """The sample average treatment effect of each campaign on its decided population, per recipient.
+
+    The estimand. A campaign's units are its decisions, sent or held out: exactly the "recipients" the
+    attribution counters count (decide adds one per ``send`` or ``holdout`` decision). Attribution credits an
+    order to the *last* decision of the campaign for that customer at or before it, within ``window``; so a
+    decision d made at t owns the orders placed in ``[t, min(t + window, t', horizon))``, where t' is the
+    customer's next decision of the same campaign and ``horizon`` is the moment the counters are read (orders
+    after it have not happened yet). Then, for each decision d,
+
+    * Y_d(0) = 1 if the customer placed an order in d's window other than d's own response order (the orders
+      they place anyway, and those other messages caused), and Y_d(1) = Y_d(0) or "d's response order falls in
+      d's window";
+    * R_d(0) = the total of those other orders in the window, R_d(1) = R_d(0) + the response order's total.
+
+    The truth is the mean over the campaign's decisions of Y_d(1) - Y_d(0) (``conversion``) and of
+    R_d(1) - R_d(0) (``revenue_per_recipient``). Both potential outcomes are known for every decision: the
+    response of a held-out decision is drawn as if it had been sent (:class:`ResponseModel`), and a message
+    that reached nobody (a bounce with no fallback) has none. The treatment-minus-holdout difference of the
+    counters estimates exactly this, provided assignment is random (the hash of the customer key) and a
+    message does not change which later decisions of the same campaign are made. The last condition is the
+    one the pipeline can break, and the coverage experiment (``infra.local.experiment``) reports it where it
+    does: a cart reminder that is opened, or that sells, cancels its follow-up, while held-out customers never
+    open anything and always get theirs, so the held-out arm has more, shorter windows.
+    """
+    by_owner: dict[tuple[str, str], list[Exposure]] = {}
+    for e in exposures:
+        by_owner.setdefault((e.customer_id, e.campaign_id), []).append(e)
+    sums: dict[str, list[float]] = {}
+    for (customer, campaign), decided in by_owner.items():
+        decided.sort(key=lambda e: (e.at, e.decision_id))
+        placed = orders.get(customer, [])
+        for k, e in enumerate(decided):
+            ends = [e.at + window, horizon, *([decided[k + 1].at] if k + 1 < len(decided) else [])]
+            end = min(ends)
+            inside = [o for o in placed if e.at <= o.at < end and o.response_to != e.decision_id]
+            y0, r0 = bool(inside), float(sum((o.total for o in inside), Decimal(0)))
+            response = model.respond(e).order
+            gained = response is not None and e.at <= response["at"] < end
+            extra = float(Decimal(response["Detail"]["total"])) if gained and response else 0.0
+            totals = sums.setdefault(campaign, [0, 0.0, 0.0, 0.0, 0.0])
+            totals[0] += 1
+            totals[1] += float(gained and not y0)
+            totals[2] += extra
+            totals[3] += float(y0)
+            totals[4] += r0
+    return {
+        campaign: TrueEffect(int(n), conv / n, rev / n, without / n, rev0 / n)
+        for campaign, (n, conv, rev, without, rev0) in sorted(sums.items())
+    }
+
+
+def contacts(population: Population) -> dict[str, tuple[str | None, str | None]]:
+    """Each customer's e-mail address and phone number, as they identified themselves."""
+    found: dict[str, tuple[str | None, str | None]] = {}
+    for e in population.events:
+        detail = e["Detail"]
+        if e["DetailType"] == "customer.identified" and not e.get("malformed") and detail.get("email"):
+            found[detail["customer_id"]] = (detail["email"].lower(), detail.get("phone"))
+    return found

@@ -18,6 +18,10 @@ KEYS = {
     "optout_violations",
     "duplicate_sends",
     "dlq_messages",
+    "email_opens",
+    "email_clicks",
+    "response_orders",
+    "true_effects",
     "elapsed_s",
 }
 
@@ -33,6 +37,10 @@ def test_a_small_demo_delivers_without_violations(cdk_out, tmp_path):
     assert summary["sms_fallbacks"] > 0
     assert summary["optout_violations"] == 0
     assert summary["duplicate_sends"] == 0 and summary["unattributable_sends"] == 0
+    # Shoppers respond: opens and clicks come back through SES events, extra orders through the bus.
+    assert 0 < summary["email_clicks"] < summary["email_opens"] < summary["emails_sent"]
+    cart = summary["true_effects"]["cart-abandonment"]
+    assert cart["purchase_probability"]["reminder"] > 0 and cart["sample"]["recipients"] > 0
     logs = "".join(path.read_text() for path in (tmp_path / "logs").glob("*.log"))
     assert '"service":"deliver"' in logs  # the functions did log…
     assert "simulator.amazonses.com" not in logs and "+1415" not in logs  # …but never an address or number

@@ -78,6 +78,25 @@ def test_an_abandoned_cart_becomes_an_email_then_an_sms_when_the_email_bounces(e
     assert emulation.ses_event_counts["Bounce"] == 1
 
 
+def test_an_opened_reminder_reaches_feedback_as_ses_publishes_it_and_cancels_the_follow_up(emulation):
+    success = "success+ann@simulator.amazonses.com"
+    put(emulation, event("cart.updated"), event("customer.identified", email=success), event("consent.updated"))
+    emulation.drain()
+    emulation.advance(T0 + timedelta(hours=2))
+    [message] = emulation.sent_emails()
+    decision_id = message.raw_data.split("decision_id=", 1)[1].split(",", 1)[0].strip()
+    opened = T0 + timedelta(hours=2, minutes=30)
+    assert emulation.publish_engagement(decision_id, "Open", opened) == 1
+    assert emulation.publish_engagement("no-such-decision", "Click", opened) == 0
+    emulation.drain()
+    item = emulation.client("dynamodb").get_item(
+        TableName=emulation.output("TableName"), Key={"pk": {"S": f"d:{decision_id}"}, "sk": {"S": "DECISION"}}
+    )["Item"]
+    assert item["opened_at"]["S"].startswith("2026-11-02T11:30")
+    emulation.advance(T0 + timedelta(days=4))  # the follow-up is due three days after the reminder
+    assert len(emulation.sent_emails()) == 1 and emulation.ses_event_counts["Open"] == 1
+
+
 def test_an_opt_out_between_decision_and_delivery_stops_the_message(emulation):
     put(emulation, event("cart.updated"), event("customer.identified"), event("consent.updated"))
     emulation.drain()
