@@ -21,14 +21,13 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
-from nextbest.attribution import STAGES
+from nextbest.attribution import CONTROLS, STAGES
 from nextbest.campaigns import Campaign
 from nextbest.experiments import allocation
 from nextbest.uplift import ArmTotals, Interval, UpliftReport, uplift
 
 FUNNEL = ("decided", "sent", "delivered", "opened", "clicked", "conversions")
 """The funnel the report draws, in order (bounces, complaints and failures are columns of their own)."""
-CONTROLS = ("holdout", "global_control")
 PALETTE = ("#2f6fb0", "#e07b39", "#3a9b5c", "#a24ca8", "#c4a02b", "#5b6770")
 
 

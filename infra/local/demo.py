@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from nextbest import clock, ope
-from nextbest.attribution import WINDOW
+from nextbest.attribution import WINDOW, follow_up_span
 from nextbest.campaigns import load_campaigns
 from nextbest.clock import ManualClock
 from nextbest.decisioning import Decision
@@ -225,7 +225,12 @@ class Shoppers:
         }
         horizon = (self.horizon or population.end) + timedelta(microseconds=1)
         truth = sample_truth(
-            self._exposures(decisions, population), self._orders(population), self.model, horizon, WINDOW
+            self._exposures(decisions, population),
+            self._orders(population),
+            self.model,
+            horizon,
+            WINDOW,
+            {c.id: follow_up_span(c) for c in load_campaigns(CAMPAIGNS)},
         )
         figures["true_effects"] = {
             campaign: {
@@ -288,6 +293,7 @@ def _exposure(decision: Decision, channel: str, address: str | None) -> Exposure
         address=address,
         products=tuple(decision.products),
         held_out=decision.action == "holdout",
+        step=decision.step,
     )
 
 

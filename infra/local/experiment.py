@@ -65,7 +65,7 @@ from pathlib import Path
 from typing import Any
 
 from nextbest import experiments
-from nextbest.attribution import WINDOW, attribute
+from nextbest.attribution import CONTROLS, WINDOW, attribute, follow_up_span
 from nextbest.campaigns import FOLLOW_UP, SWEEP, Campaign, Policy, load_campaigns, load_policy, trigger_delays
 from nextbest.decisioning import NOT_IN_AUDIENCE, Decision, counters, decide, record
 from nextbest.events import DETAIL_TYPES, MAX_FUTURE_SKEW, EventDetail, OrderPlaced
@@ -118,20 +118,25 @@ class Run:
     """(decision id, ``open`` or ``click``, when)."""
     looks: list[tuple[datetime, dict[tuple[str, str], dict[str, Decimal]]]] = field(default_factory=list)
     """The counters as read at the end of each simulated day (the daily look at the report)."""
+    spans: dict[str, timedelta] = field(default_factory=dict)
+    """Per campaign, how long after a first message its follow-ups can come (the episode's extra window)."""
 
     def arms(
         self, campaign_id: str, counters: dict[tuple[str, str], dict[str, Decimal]] | None = None
     ) -> tuple[ArmTotals, ArmTotals]:
         held = counters if counters is not None else self.counters
         treatment = ArmTotals.from_counters(held.get((f"s:{campaign_id}", "ARM#treatment"), {}))
-        control = ArmTotals.from_counters(held.get((f"s:{campaign_id}", "ARM#holdout"), {}))
+        control = sum(
+            (ArmTotals.from_counters(held.get((f"s:{campaign_id}", f"ARM#{arm}"), {})) for arm in CONTROLS),
+            ArmTotals(),
+        )  # as the report compares: the campaign's holdout and the global control together
         return treatment, control
 
     def truth(self, model: ResponseModel, at: datetime | None = None) -> dict[str, TrueEffect]:
         """The true effect per campaign, as the counters read at ``at`` (default: the end) should estimate it."""
         at = at or self.horizon
         decided = [e for e in self.exposures if e.at < at]
-        return sample_truth(decided, self.orders, model, at, WINDOW)
+        return sample_truth(decided, self.orders, model, at, WINDOW, self.spans)
 
 
 class Shop:
@@ -162,7 +167,7 @@ class Shop:
         self.sequence = itertools.count()
         self.arm_reads: dict[str, tuple[datetime, experiments.ArmCounts]] = {}
         self.now = population.start
-        self.run_ = Run(self.counters, [], {}, self.horizon)
+        self.run_ = Run(self.counters, [], {}, self.horizon, spans={c.id: follow_up_span(c) for c in campaigns})
 
     # -- the loop -------------------------------------------------------------------------------------------
 
@@ -371,6 +376,7 @@ class Shop:
             address=address,
             products=tuple(decision.products),
             held_out=decision.action == "holdout",
+            step=decision.step,
         )
 
 

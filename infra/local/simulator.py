@@ -13,6 +13,7 @@ import functools
 import hashlib
 import math
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -264,6 +265,8 @@ class Exposure:
     address: str | None
     products: tuple[str, ...] = ()
     held_out: bool = False
+    step: int = 0
+    """0 for a first message, n for its n-th follow-up (one episode: see ``nextbest.attribution``)."""
 
 
 @dataclass(frozen=True)
@@ -435,30 +438,32 @@ def sample_truth(
     model: ResponseModel,
     horizon: datetime,
     window: timedelta = timedelta(days=7),
+    spans: Mapping[str, timedelta] | None = None,
 ) -> dict[str, TrueEffect]:
     """The sample average treatment effect of each campaign on its decided population, per recipient.
 
-    The estimand. A campaign's units are its decisions, sent or held out: exactly the "recipients" the
-    attribution counters count (decide adds one per ``send`` or ``holdout`` decision). Attribution credits an
-    order to the *last* decision of the campaign for that customer at or before it, within ``window``; so a
-    decision d made at t owns the orders placed in ``[t, min(t + window, t', horizon))``, where t' is the
-    customer's next decision of the same campaign and ``horizon`` is the moment the counters are read (orders
-    after it have not happened yet). Then, for each decision d,
+    The estimand. A campaign's units are its **episodes**, sent or held out: a first message (step 0) and the
+    follow-ups decided after it, exactly the "recipients" the attribution counters count (decide adds one per
+    first ``send`` or ``holdout`` decision). Attribution credits an order to the latest episode of the
+    campaign begun at or before it, until ``nextbest.attribution.episode_end`` (``window`` after the campaign's
+    follow-up ``spans``); so an episode begun at t owns the orders placed in ``[t, min(t + span + window, t',
+    horizon))``, where t' is the customer's next first message of the same campaign and ``horizon`` the moment
+    the counters are read. Then, for each episode e,
 
-    * Y_d(0) = 1 if the customer placed an order in d's window other than d's own response order (the orders
-      they place anyway, and those other messages caused), and Y_d(1) = Y_d(0) or "d's response order falls in
-      d's window";
-    * R_d(0) = the total of those other orders in the window, R_d(1) = R_d(0) + the response order's total.
+    * Y_e(0) = 1 if the customer placed an order in e's window other than a response to e's messages (the
+      orders they place anyway, and those other messages caused), and Y_e(1) = Y_e(0) or "a response to one
+      of the messages e would have sent falls in e's window";
+    * R_e(0) = the total of those other orders in the window, R_e(1) = R_e(0) + the responses' totals.
 
-    The truth is the mean over the campaign's decisions of Y_d(1) - Y_d(0) (``conversion``) and of
-    R_d(1) - R_d(0) (``revenue_per_recipient``). Both potential outcomes are known for every decision: the
-    response of a held-out decision is drawn as if it had been sent (:class:`ResponseModel`), and a message
-    that reached nobody (a bounce with no fallback) has none. The treatment-minus-holdout difference of the
-    counters estimates exactly this, provided assignment is random (the hash of the customer key) and a
-    message does not change which later decisions of the same campaign are made. The last condition is the
-    one the pipeline can break, and the coverage experiment (``infra.local.experiment``) reports it where it
-    does: a cart reminder that is opened, or that sells, cancels its follow-up, while held-out customers never
-    open anything and always get theirs, so the held-out arm has more, shorter windows.
+    The messages an episode "would have sent" are its first message, then each follow-up decided for it as
+    long as no earlier message of the episode was opened, clicked or bought from before it (what cancels a
+    follow-up in the pipeline). For a sent episode that is what happened; for a held-out one, whose
+    "would have sent" follow-ups are logged regardless, it is what would have happened, drawn from the same
+    responses (:class:`ResponseModel` draws a held-out decision's response as if it had been sent). The
+    truth is the mean over the campaign's episodes of Y_e(1) - Y_e(0) (``conversion``) and R_e(1) - R_e(0)
+    (``revenue_per_recipient``). The treatment-minus-holdout difference of the counters estimates exactly
+    this, provided assignment is random (the hash of the customer key) and a message does not change which
+    later *episodes* of the campaign begin.
     """
     by_owner: dict[tuple[str, str], list[Exposure]] = {}
     for e in exposures:
@@ -467,17 +472,24 @@ def sample_truth(
     for (customer, campaign), decided in by_owner.items():
         decided.sort(key=lambda e: (e.at, e.decision_id))
         placed = orders.get(customer, [])
-        for k, e in enumerate(decided):
-            ends = [e.at + window, horizon, *([decided[k + 1].at] if k + 1 < len(decided) else [])]
-            end = min(ends)
-            inside = [o for o in placed if e.at <= o.at < end and o.response_to != e.decision_id]
+        firsts = [e for e in decided if e.step == 0]
+        span = (spans or {}).get(campaign, timedelta(0))
+        for k, first in enumerate(firsts):
+            following = firsts[k + 1].at if k + 1 < len(firsts) else horizon
+            end = min(first.at + span + window, horizon, following)
+            sent = [first]
+            for follow_up in (e for e in decided if e.step > 0 and first.at <= e.at < following):
+                if any(engaged <= follow_up.at for e in sent for engaged in _engagement(model.respond(e))):
+                    break
+                sent.append(follow_up)
+            own = {e.decision_id for e in decided if first.at <= e.at < following}
+            inside = [o for o in placed if first.at <= o.at < end and o.response_to not in own]
             y0, r0 = bool(inside), float(sum((o.total for o in inside), Decimal(0)))
-            response = model.respond(e).order
-            gained = response is not None and e.at <= response["at"] < end
-            extra = float(Decimal(response["Detail"]["total"])) if gained and response else 0.0
+            gained = [r for r in (model.respond(e) for e in sent) if r.order and first.at <= r.order["at"] < end]
+            extra = float(sum((r.total for r in gained), Decimal(0)))
             totals = sums.setdefault(campaign, [0, 0.0, 0.0, 0.0, 0.0])
             totals[0] += 1
-            totals[1] += float(gained and not y0)
+            totals[1] += float(bool(gained) and not y0)
             totals[2] += extra
             totals[3] += float(y0)
             totals[4] += r0
@@ -485,6 +497,12 @@ def sample_truth(
         campaign: TrueEffect(int(n), conv / n, rev / n, without / n, rev0 / n)
         for campaign, (n, conv, rev, without, rev0) in sorted(sums.items())
     }
+
+
+def _engagement(response: Response) -> list[datetime]:
+    """When the shopper opened, clicked or bought because of a message: each cancels its follow-up."""
+    times = [t for t in (response.opened_at, response.clicked_at) if t is not None]
+    return times + ([response.order["at"]] if response.order else [])
 
 
 def contacts(population: Population) -> dict[str, tuple[str | None, str | None]]:

@@ -33,7 +33,7 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from nextbest import experiments, guardrails
-from nextbest.attribution import funnel
+from nextbest.attribution import episode_end, funnel
 from nextbest.campaigns import FOLLOW_UP, SWEEP, SWEPT, Campaign, Policy
 from nextbest.events import Channel
 from nextbest.messages import Message, render
@@ -338,11 +338,9 @@ def decide(
         "products": products,
         "offer_cost": offer_cost,
     }
-    if control or holdout:
-        return decision.model_copy(
-            update=chosen
-            | {"action": "holdout", "group": "global_control" if control else "holdout", "propensity": 1 - p_send}
-        )
+    # Quiet hours defer the held-out exactly like the treated: their "would have sent" is recorded when the
+    # message would have gone, so both arms start their attribution window at the same moment and a trigger
+    # that vanishes overnight (an order at 2 a.m.) drops out of both.
     quiet_end = guardrails.quiet_until(profile, channel, policy, now)
     if quiet_end is not None:
         return decision.model_copy(
@@ -352,6 +350,11 @@ def decide(
                 "action": "defer",
                 "defer_until": quiet_end,
             }
+        )
+    if control or holdout:
+        return decision.model_copy(
+            update=chosen
+            | {"action": "holdout", "group": "global_control" if control else "holdout", "propensity": 1 - p_send}
         )
     variables = _variables(profile, f"{site_url.rstrip('/')}/c/{did}", scores, _discount(campaign, step), step)
     creative = campaign.variant(variant).creative
@@ -401,6 +404,7 @@ def record(profile: Profile, decision: Decision, campaigns: dict[str, Campaign])
                     conflict_group=campaign.conflict_group,
                     fulfilment=campaign.offer.fulfilment,
                     products=decision.products[:10],
+                    credit_until=episode_end(campaign, decision.decided_at) if decision.step == 0 else None,
                 )
             )
             p.messages = sorted(p.messages, key=lambda m: (m.at, m.decision_id))[-MAX_MESSAGES:]
@@ -411,12 +415,15 @@ def record(profile: Profile, decision: Decision, campaigns: dict[str, Campaign])
 
 def counters(decision: Decision, campaigns: dict[str, Campaign]) -> list[Counter]:
     """Shared counters a decision takes from: its campaign's hourly send rate and offer budget (refusing
-    when full), and the recipients of its arm and variant (for uplift and Thompson sampling)."""
+    when full), the recipients of its arm (first messages only: see ``nextbest.attribution``), its funnel and
+    its variant (for uplift and Thompson sampling)."""
     if decision.action not in ("send", "holdout") or decision.campaign_id is None:
         return []
     campaign = campaigns[decision.campaign_id]
     arm = "treatment" if decision.action == "send" else decision.group or "holdout"
-    taken = [Counter(f"s:{campaign.id}", f"ARM#{arm}", Decimal(1), attribute="recipients")]
+    taken = []
+    if decision.step == 0:  # a follow-up belongs to its first message's episode: the arms' one recipient
+        taken.append(Counter(f"s:{campaign.id}", f"ARM#{arm}", Decimal(1), attribute="recipients"))
     if decision.action == "holdout":
         return taken
     taken.append(funnel(decision, "decided"))

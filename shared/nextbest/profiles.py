@@ -127,6 +127,9 @@ class MessageLog(_Model):
     products: list[str] = Field(default_factory=list, description="What the message promoted.")
     converted_at: datetime | None = Field(default=None, description="First order attributed to it.")
     revenue: Decimal = Field(default=Decimal(0), description="Order value attributed to it so far.")
+    credit_until: datetime | None = Field(
+        default=None, description="A first message (step 0): the end of its episode's attribution window."
+    )
 
 
 class Profile(_Model):

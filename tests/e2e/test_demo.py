@@ -49,7 +49,8 @@ def test_a_small_demo_delivers_without_violations(cdk_out, tmp_path):
     decisions = [d for d in log if not d.get("fallback_of")]  # a fallback re-routes a decision, not a new one
     counters = {(i["pk"]["S"], i["sk"]["S"]): i for i in json.loads((tmp_path / "counters.json").read_text())}
     for action, arm in (("send", "treatment"), ("holdout", "holdout"), ("holdout", "global_control")):
-        logged = Counter(d["campaign_id"] for d in decisions if d["action"] == action and d["group"] == arm)
+        firsts = (d for d in decisions if d["action"] == action and d["group"] == arm and not d.get("step"))
+        logged = Counter(d["campaign_id"] for d in firsts)  # an episode is one recipient, its follow-ups none
         kept = {pk[2:]: int(i["recipients"]["N"]) for (pk, sk), i in counters.items() if sk == f"ARM#{arm}"}
         assert kept == {c: n for c, n in logged.items() if n}
     decided = Counter(d["campaign_id"] for d in decisions if d["action"] == "send")

@@ -2,8 +2,9 @@
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
-from nextbest.attribution import attribute
+from nextbest.attribution import WINDOW, attribute, episode_end
 from nextbest.profiles import MessageLog, Order, Profile
 
 T0 = datetime(2026, 11, 2, 9, tzinfo=UTC)
@@ -61,3 +62,36 @@ def test_the_global_control_is_counted_apart_from_the_campaign_holdout():
     before = Profile(key="c:1", messages=log)
     _, counters = attribute(before, with_order(before, "o1", "25"))
     assert set(adds(counters)) == {("s:cart", "ARM#global_control"), ("s:winback", "ARM#holdout")}
+
+
+def test_a_first_message_and_its_follow_up_are_one_episode_credited_once_to_the_arm():
+    first = message("d1", "cart", 80, credit_until=T0 + timedelta(days=2))
+    follow_up = message("d2", "cart", 8, step=1)
+    before = Profile(key="c:1", messages=[first, follow_up])
+    after, counters = attribute(before, with_order(before, "o1", "40"))
+    assert adds(counters) == {
+        ("s:cart", "ARM#treatment"): {"conversions": 1, "revenue": 40, "revenue_sq": 1600},  # the episode
+        ("s:cart", "FUNNEL#a#email"): {"conversions": 1, "revenue": 40},  # the last message
+        ("s:cart", "VARIANT#a"): {"conversions": 1},
+    }
+    assert {m.decision_id: m.revenue for m in after.messages} == {"d1": 40, "d2": 40}
+
+
+def test_an_episode_is_credited_until_its_window_after_the_last_possible_follow_up_whatever_was_sent():
+    held = message("d1", "cart", 24 * 9, held_out=True, credit_until=T0 + timedelta(days=1))
+    before = Profile(key="c:1", messages=[held])
+    _, counters = attribute(before, with_order(before, "o1", "40"))
+    assert adds(counters) == {("s:cart", "ARM#holdout"): {"conversions": 1, "revenue": 40, "revenue_sq": 1600}}
+
+
+def test_a_follow_up_adds_no_recipient_and_the_episode_ends_after_its_span():
+    from nextbest.campaigns import load_campaigns
+    from nextbest.decisioning import Decision, counters
+
+    cart = {c.id: c for c in load_campaigns(Path(__file__).resolve().parents[2] / "campaigns")}["cart-abandonment"]
+    decision = Decision(decision_id="d", profile_key="c:1", trigger="t", trigger_due_at=T0, decided_at=T0,
+                        action="send", campaign_id=cart.id, channel="email", variant="urgency", step=1)  # fmt: skip
+    assert not [c for c in counters(decision, {cart.id: cart}) if c.sk.startswith("ARM#")]
+    first = decision.model_copy(update={"step": 0})
+    assert [c.sk for c in counters(first, {cart.id: cart}) if c.sk.startswith("ARM#")] == ["ARM#treatment"]
+    assert episode_end(cart, T0) == T0 + timedelta(hours=cart.follow_up.after_hours) + WINDOW

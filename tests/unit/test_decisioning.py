@@ -146,6 +146,14 @@ def test_given_a_text_at_night_in_the_customers_zone_then_it_is_deferred_to_morn
     assert decision.decision_id != decision_id(treated(), "cart_abandoned", DUE)  # the real decision comes later
 
 
+def test_a_held_out_text_at_night_is_deferred_like_a_sent_one_so_both_arms_start_in_the_morning():
+    campaign = BY_ID["cart-abandonment"]
+    key = next(f"c:h{i}" for i in range(10_000) if experiments.in_holdout(f"c:h{i}", campaign))
+    night, morning = datetime(2026, 11, 3, 4, tzinfo=UTC), datetime(2026, 11, 3, 13, tzinfo=UTC)
+    assert cart_decision(shopper(key, sms=True), now=night).action == "defer"
+    assert cart_decision(shopper(key, sms=True), now=morning).action == "holdout"
+
+
 def test_email_is_not_held_by_quiet_hours():
     night = datetime(2026, 11, 3, 4, tzinfo=UTC)
     assert cart_decision(shopper(email=True), now=night).action == "send"
