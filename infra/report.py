@@ -54,6 +54,17 @@ class CampaignStats:
     def uplift(self) -> UpliftReport:
         return uplift(self.treatment, self.control)
 
+    def waiting_for(self) -> str:
+        """What the uplift still waits for (``nextbest.uplift.uplift``'s defaults: 100 recipients and 10
+        conversions per arm), so "not enough data" says how far there is to go."""
+        missing = []
+        for name, arm in (("treated", self.treatment), ("control", self.control)):
+            needs = ((arm.recipients, 100, "recipients"), (arm.conversions, 10, "conversions"))
+            short = [f"{n}/{need} {what}" for n, need, what in needs if n < need]
+            if short:
+                missing.append(f"{name} {', '.join(short)}")
+        return "; ".join(missing) or "30 converters per arm for revenue"
+
     def stage(self, name: str) -> float:
         return sum(counts.get(name, 0) for counts in self.funnel.values())
 
