@@ -72,3 +72,10 @@ def test_given_repeated_shops_then_the_reported_95_percent_interval_covers_the_t
     assert result["coverage_fixed_n"] >= 0.85
     tripled = sum(abs(c.estimate - 3 * c.truth) <= experiment.Z95 * c.se for c in cells) / len(cells)
     assert tripled < 0.85
+
+
+def test_one_simulated_shop_is_reported_like_a_deployed_table(tmp_path):
+    truth = experiment.report_of_one_shop(tmp_path / "r.html", customers=300, days=3, seed=3)
+    page = (tmp_path / "r.html").read_text()
+    assert 'data-campaign="cart-abandonment"' in page and "a simulated shop (300 shoppers" in page
+    assert truth["cart-abandonment"]["recipients"] > 0
