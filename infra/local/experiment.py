@@ -361,9 +361,13 @@ class Shop:
         routed = decision.model_copy(update={"channel": channel})
         stages: list[tuple[Decision, Stage]] = [(decision, "sent")]  # what deliver and feedback would count
         if scenario in ("bounce", "suppressionlist"):
-            stages += [(decision, "bounced")] + ([(routed, "sent")] if address and routed.channel != "email" else [])
+            stages.append((decision, "bounced"))
+            if address and routed.channel != "email":  # the fallback
+                stages.append((routed, "sent"))
         elif channel == "email":  # SNS reports no SMS delivery
-            stages += [(decision, "delivered")] + ([(decision, "complained")] if scenario == "complaint" else [])
+            stages.append((decision, "delivered"))
+            if scenario == "complaint":
+                stages.append((decision, "complained"))
         for kind, at in (("open", response.opened_at), ("click", response.clicked_at)):
             if at is not None:
                 self.run_.engagements.append((decision.decision_id, kind, at))
