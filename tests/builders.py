@@ -7,6 +7,7 @@ from pathlib import Path
 
 from nextbest.campaigns import load_campaigns, load_policy
 from nextbest.decisioning import Decider, Decision
+from nextbest.delivery import SesEmail
 from nextbest.events import CartUpdated, ConsentUpdated, CustomerIdentified, LineItem
 from nextbest.ingest import ingest
 from nextbest.store import Store
@@ -84,3 +85,9 @@ def abandoned_cart(store: Store, consent: dict[str, bool], customer: str = "cus_
     assert decision is not None
     assert [m["decision_id"] for m in queue.sent] == ([decision.decision_id] if decision.action == "send" else [])
     return decision
+
+
+def ses_email(emulation) -> SesEmail:
+    """The deliver function's SES sender, configured as the emulated stack configures it."""
+    env = emulation.environment("deliver")
+    return SesEmail(env["SENDER"], env["CONFIGURATION_SET"], env["UNSUBSCRIBE_URL"], lambda: b"test-key")

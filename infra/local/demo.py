@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import email
+import functools
 import heapq
 import json
 import os
@@ -26,7 +27,7 @@ from typing import Any, Literal
 
 from nextbest import clock, ope
 from nextbest.attribution import WINDOW, follow_up_span
-from nextbest.campaigns import load_campaigns
+from nextbest.campaigns import Campaign, load_campaigns
 from nextbest.clock import ManualClock
 from nextbest.decisioning import Decision
 from nextbest.store import Store
@@ -123,7 +124,7 @@ def _drive(emulation: Emulation, population: Population, progress: bool) -> tupl
     step = STEP
     sent: list[Sent] = []
     recorder = Recorder(emulation)
-    shoppers = Shoppers(emulation, ResponseModel(seed=population.seed))
+    shoppers = Shoppers(emulation, ResponseModel(seed=population.seed), load_campaigns(CAMPAIGNS))
     pending = list(population.events)
     at = population.start
     bar = Progress(
@@ -176,6 +177,8 @@ class Shoppers:
 
     emulation: Emulation
     model: ResponseModel
+    campaigns: list[Campaign]
+    """The campaigns the stack runs (bundled from ``campaigns/``)."""
     answered: dict[str, Exposure] = field(default_factory=dict)
     """Decision id -> the message that reached the shopper (one response per decision, fallbacks included)."""
     engagements: list[tuple[datetime, str, Literal["Open", "Click"], str]] = field(default_factory=list)
@@ -184,15 +187,14 @@ class Shoppers:
 
     def respond(self, sent: list[Sent], pending: list[dict[str, Any]]) -> None:
         """Draw the responses to newly sent messages, adding their extra orders to ``pending`` at their time."""
-        store = Store(self.emulation.output("TableName"), client=self.emulation.client("dynamodb"))
         for s in sent:
             if s.decision_id is None or s.decision_id in self.answered or not reaches(s.channel, s.address):
                 continue  # a bounce: its fallback, if any, is the message that reaches them
-            record = store.decision(s.decision_id)
+            record = self.store.decision(s.decision_id)
             decision = Decision.model_validate_json(record[1]) if record else None
             if decision is None or decision.campaign_id is None or not decision.profile_key.startswith("c:"):
                 continue
-            exposure = _exposure(decision, s.channel, s.address)
+            exposure = Exposure.of(decision, s.channel, s.address, decision.profile_key[2:])
             self.answered[s.decision_id] = exposure
             response = self.model.respond(exposure)
             link = next((m.group(0) for m in (URL.search(x.text) for x in decision.messages.values()) if m), "")
@@ -203,6 +205,10 @@ class Shoppers:
             if response.order is not None:
                 bisect.insort(pending, response.order, key=lambda e: e["at"])
                 self.orders.append(response.order)
+
+    @functools.cached_property
+    def store(self) -> Store:
+        return Store(self.emulation.output("TableName"), client=self.emulation.client("dynamodb"))
 
     def published(self) -> list[dict[str, Any]]:
         """The extra orders the demo published (those due after its last round never were)."""
@@ -230,7 +236,7 @@ class Shoppers:
             self.model,
             horizon,
             WINDOW,
-            {c.id: follow_up_span(c) for c in load_campaigns(CAMPAIGNS)},
+            {c.id: follow_up_span(c) for c in self.campaigns},
         )
         figures["true_effects"] = {
             campaign: {
@@ -251,7 +257,7 @@ class Shoppers:
     def _exposures(self, decisions: list[dict[str, Any]], population: Population) -> list[Exposure]:
         """Every send and holdout decision, with where its message went (or, held out, would have gone)."""
         addresses = contacts(population)
-        channels = {c.id: c.channels for c in load_campaigns(CAMPAIGNS)}
+        channels = {c.id: c.channels for c in self.campaigns}
         exposures = []
         for doc in decisions:
             if doc["action"] not in ("send", "holdout") or not doc["profile_key"].startswith("c:"):
@@ -269,7 +275,7 @@ class Shoppers:
                 texts = "sms" in channels.get(decision.campaign_id or "", []) and phone is not None
                 if bounces and texts and population.truth.allowed("sms", phone or "", decision.decided_at):
                     channel, address = "sms", phone  # the bounce would have fallen back to a text
-            exposures.append(_exposure(decision, channel, address))
+            exposures.append(Exposure.of(decision, channel, address, decision.profile_key[2:]))
         return exposures
 
     def _orders(self, population: Population) -> dict[str, list[PlacedOrder]]:
@@ -280,21 +286,6 @@ class Shoppers:
                 PlacedOrder(detail["order_id"], o["at"], Decimal(detail["total"]), o["response_to"])
             )
         return orders
-
-
-def _exposure(decision: Decision, channel: str, address: str | None) -> Exposure:
-    return Exposure(
-        decision_id=decision.decision_id,
-        campaign_id=decision.campaign_id or "",
-        variant=decision.variant,
-        channel=channel,
-        customer_id=decision.profile_key[2:],
-        at=decision.decided_at,
-        address=address,
-        products=tuple(decision.products),
-        held_out=decision.action == "holdout",
-        step=decision.step,
-    )
 
 
 class Recorder:
@@ -354,13 +345,13 @@ def _summarize(
         if "DeadLetters" in logical_id:
             attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
             dead_letters[logical_id] = int(attrs["Attributes"]["ApproximateNumberOfMessages"])
-    variants = {c.id: [v.id for v in c.variants] for c in load_campaigns(CAMPAIGNS)}
+    variants = {c.id: [v.id for v in c.variants] for c in shoppers.campaigns}
     logged = (ope.from_decision(d, variants, revenue.get(d["decision_id"], 0.0)) for d in log)
     with (out / "logged.jsonl").open("w") as ope_log:  # `nextbest evaluate-policy --log` reads it
         ope_log.writelines(record.model_dump_json() + "\n" for record in logged if record is not None)
-    counters = report.counter_items(table, [c.id for c in load_campaigns(CAMPAIGNS)], client=ddb)
+    counters = report.counter_items(table, [c.id for c in shoppers.campaigns], client=ddb)
     (out / "counters.json").write_text(json.dumps(counters, indent=1) + "\n")  # `nextbest report` reads it
-    report.write(out / "report.html", load_campaigns(CAMPAIGNS), counters, "the local demo", clock.now())
+    report.write(out / "report.html", shoppers.campaigns, counters, "the local demo", clock.now())
     emulation.flush_logs()
     metrics = emf_totals(emulation.logs)
     # A message is identified by the decision it carries and its channel: an SMS fallback carries the

@@ -298,7 +298,7 @@ class Shop:
             self._deliver(shopper, decision, now)
         elif decision.action == "holdout":
             channel, address = self._route(shopper.profile, decision)
-            self.run_.exposures.append(self._exposure(shopper, decision, channel, address))
+            self.run_.exposures.append(Exposure.of(decision, channel, address, shopper.customer_id))
         elif decision.action == "defer" and decision.defer_until:
             self._arm(shopper.customer_id, trigger, due, now, at=decision.defer_until)
         for name, at in shopper.profile.triggers.items():
@@ -355,7 +355,7 @@ class Shop:
         elif scenario == "complaint":
             profile.email_status = "complained"
             offer_consent(profile, "email", Consent(granted=False, at=now, source="complaint"))
-        exposure = self._exposure(shopper, decision, channel, address)
+        exposure = Exposure.of(decision, channel, address, shopper.customer_id)
         self.run_.exposures.append(exposure)
         response = self.responses.respond(exposure)
         routed = decision.model_copy(update={"channel": channel})
@@ -377,20 +377,6 @@ class Shop:
         if response.order is not None:
             detail = OrderPlaced.model_validate(response.order["Detail"])
             self._push(response.order["at"], "event", (shopper.customer_id, "order.placed", detail))
-
-    def _exposure(self, shopper: Shopper, decision: Decision, channel: str, address: str | None) -> Exposure:
-        return Exposure(
-            decision_id=decision.decision_id,
-            campaign_id=decision.campaign_id or "",
-            variant=decision.variant,
-            channel=channel,
-            customer_id=shopper.customer_id,
-            at=decision.decided_at,
-            address=address,
-            products=tuple(decision.products),
-            held_out=decision.action == "holdout",
-            step=decision.step,
-        )
 
 
 def _address(profile: Profile, channel: str) -> str | None:

@@ -17,7 +17,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nextbest.decisioning import Decision
 
 CATALOGUE = [
     (f"sku-{n:03d}", name, category, Decimal(price))
@@ -267,6 +270,22 @@ class Exposure:
     held_out: bool = False
     step: int = 0
     """0 for a first message, n for its n-th follow-up (one episode: see ``nextbest.attribution``)."""
+
+    @classmethod
+    def of(cls, decision: Decision, channel: str, address: str | None, customer_id: str) -> Exposure:
+        """A send or holdout decision, as the message that went (or would have gone) to ``address``."""
+        return cls(
+            decision_id=decision.decision_id,
+            campaign_id=decision.campaign_id or "",
+            variant=decision.variant,
+            channel=channel,
+            customer_id=customer_id,
+            at=decision.decided_at,
+            address=address,
+            products=tuple(decision.products),
+            held_out=decision.action == "holdout",
+            step=decision.step,
+        )
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 from datetime import timedelta
 from decimal import Decimal
 
-from nextbest.delivery import SesEmail, SnsSms, deliver
+from nextbest.delivery import SnsSms, deliver
 from nextbest.events import LineItem, OrderPlaced
 from nextbest.feedback import handle, parse
 from nextbest.ingest import ingest
@@ -11,7 +11,7 @@ from nextbest.queues import Queue
 from nextbest.store import Store
 from nextbest.uplift import ArmTotals
 
-from tests.builders import DELAYS, DUE, abandoned_cart
+from tests.builders import DELAYS, DUE, abandoned_cart, ses_email
 from tests.conftest import EVENTS
 
 
@@ -41,8 +41,7 @@ def test_an_order_after_a_reminder_is_counted_once_for_its_arm_and_variant(emula
 def test_the_funnel_counts_each_stage_of_a_message_once_however_often_its_events_arrive(emulation):
     store = Store(emulation.output("TableName"))
     requests = Queue(emulation.environment("decide")["DELIVER_QUEUE_URL"])
-    env = emulation.environment("deliver")
-    email = SesEmail(env["SENDER"], env["CONFIGURATION_SET"], env["UNSUBSCRIBE_URL"], lambda: b"test-key")
+    email = ses_email(emulation)
     decision = abandoned_cart(store, {"email": True}, email="ann@example.org")
     assert deliver(store, decision.decision_id, email, SnsSms()).outcome == "sent"
     for name in ("delivery.json", "open.json", "open.json", "click.json", "delivery.json", "click.json"):

@@ -4,14 +4,14 @@ import json
 
 import pytest
 from botocore.exceptions import ClientError
-from nextbest.delivery import Retry, SesEmail, SnsSms, deliver
+from nextbest.delivery import Retry, SnsSms, deliver
 from nextbest.events import ConsentUpdated
 from nextbest.feedback import handle, parse
 from nextbest.ingest import ingest
 from nextbest.queues import Queue
 from nextbest.store import Store
 
-from tests.builders import DELAYS, DUE, abandoned_cart
+from tests.builders import DELAYS, DUE, abandoned_cart, ses_email
 from tests.conftest import EVENTS
 
 SES_SAMPLES = EVENTS / "ses"
@@ -21,8 +21,7 @@ SES_SAMPLES = EVENTS / "ses"
 def pipeline(emulation):
     store = Store(emulation.output("TableName"))
     deliver_queue = Queue(emulation.environment("decide")["DELIVER_QUEUE_URL"])
-    env = emulation.environment("deliver")
-    email = SesEmail(env["SENDER"], env["CONFIGURATION_SET"], env["UNSUBSCRIBE_URL"], lambda: b"test-key")
+    email = ses_email(emulation)
     return store, deliver_queue, email, SnsSms()
 
 

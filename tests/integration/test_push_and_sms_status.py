@@ -9,14 +9,14 @@ from botocore.stub import Stubber
 from nextbest import aws
 from nextbest.batch import backoff_seconds, process
 from nextbest.decisioning import Decision
-from nextbest.delivery import EndUserMessagingSms, Retry, SesEmail, SnsPush, SnsSms, deliver
+from nextbest.delivery import EndUserMessagingSms, Retry, SnsPush, SnsSms, deliver
 from nextbest.events import RejectedEvent
 from nextbest.feedback import handle_push_failure, handle_text, parse
 from nextbest.messages import Message
 from nextbest.queues import Queue
 from nextbest.store import Store
 
-from tests.builders import known_customer
+from tests.builders import known_customer, ses_email
 from tests.conftest import EVENTS, T0
 
 APP = "nextbest-shop"
@@ -28,8 +28,7 @@ PHONE = "+14155550100"
 def world(emulation):
     store = Store(emulation.output("TableName"))
     requests = Queue(emulation.environment("deliver")["DELIVER_QUEUE_URL"])
-    env = emulation.environment("deliver")
-    email = SesEmail(env["SENDER"], env["CONFIGURATION_SET"], env["UNSUBSCRIBE_URL"], lambda: b"test-key")
+    email = ses_email(emulation)
     app = emulation.client("sns").create_platform_application(
         Name=APP, Platform="GCM", Attributes={"PlatformCredential": "key"}
     )["PlatformApplicationArn"]
