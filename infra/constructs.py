@@ -23,8 +23,9 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
-from nextbest.events import DETAIL_TYPES
-from nextbest.settings import (
+from nextbest.aws.store import BY_CANONICAL, BY_CUSTOMER, BY_SWEEP
+from nextbest.core.events import DETAIL_TYPES
+from nextbest.core.settings import (
     DecideSettings,
     DeliverSettings,
     FeedbackSettings,
@@ -32,7 +33,6 @@ from nextbest.settings import (
     StageSettings,
     UnsubscribeSettings,
 )
-from nextbest.store import BY_CANONICAL, BY_CUSTOMER, BY_SWEEP
 
 from infra import assets
 

@@ -20,7 +20,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
-from nextbest.events import Channel
+from nextbest.core.events import Channel
 
 from infra.constructs import MAX_RECEIVE_COUNT, METRICS_NAMESPACE, Decisioning, Delivery, EventIngestion, Feedback
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import aws_cdk as cdk
 from constructs import Construct
-from nextbest.campaigns import load_campaigns, trigger_delays
+from nextbest.core.campaigns import load_campaigns, trigger_delays
 
 from infra.constructs import Decisioning, Delivery, EventIngestion, Feedback, ProfileStore, Shared
 from infra.observability import Observability

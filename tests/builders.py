@@ -5,13 +5,14 @@ from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from nextbest.campaigns import load_campaigns, load_policy
-from nextbest.decisioning import Decider, Decision
-from nextbest.delivery import SesEmail
-from nextbest.events import CartUpdated, ConsentUpdated, CustomerIdentified, LineItem
-from nextbest.ingest import ingest
-from nextbest.store import Store
-from nextbest.triggers import DueTrigger
+from nextbest.aws.senders import SesEmail
+from nextbest.aws.store import Store
+from nextbest.core.campaigns import load_campaigns, load_policy
+from nextbest.core.commands import DueTrigger
+from nextbest.core.decision import Decision
+from nextbest.core.events import CartUpdated, ConsentUpdated, CustomerIdentified, LineItem
+from nextbest.decide.service import Decider
+from nextbest.ingest.service import ingest
 
 from tests.conftest import T0
 

@@ -33,7 +33,7 @@ def sample(name: str) -> dict[str, Any]:
 @pytest.fixture
 def aws() -> Iterator[None]:
     from moto import mock_aws
-    from nextbest import aws as clients
+    from nextbest.aws import clients
 
     with mock_aws():
         clients.reset()
@@ -44,7 +44,7 @@ def aws() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def cdk_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The stack synthesized once (cdk-nag runs as part of synth; a finding fails it)."""
-    from infra.local.demo import synthesize
+    from infra.app import synthesize
 
     return synthesize(tmp_path_factory.mktemp("cdk.out"))
 
@@ -60,7 +60,7 @@ T0 = datetime(2026, 11, 2, 9, tzinfo=UTC)
 @pytest.fixture
 def emulation(aws: None, cdk_out: Path, tmp_path: Path) -> Iterator[Any]:
     """The synthesized stack brought up on moto, on a manual clock starting at T0."""
-    from nextbest import clock
+    from nextbest.core import clock
 
     from infra.local.emulator import Emulation
 

@@ -9,15 +9,18 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.parser import ValidationError
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from nextbest import batch, clock
-from nextbest.campaigns import load_campaigns, load_policy
-from nextbest.decisioning import Decider, Decision, Sweep
-from nextbest.events import RejectedEvent
-from nextbest.queues import DeadLetters, Queue
-from nextbest.scoring import load_models
-from nextbest.settings import DecideSettings
-from nextbest.store import Store
-from nextbest.triggers import DueTrigger, Scheduler
+from nextbest.aws import batch
+from nextbest.aws.queues import DeadLetters, Queue
+from nextbest.aws.scheduler import Scheduler
+from nextbest.aws.store import Store
+from nextbest.core import clock
+from nextbest.core.campaigns import load_campaigns, load_policy
+from nextbest.core.commands import DueTrigger, Sweep
+from nextbest.core.decision import Decision
+from nextbest.core.events import RejectedEvent
+from nextbest.core.settings import DecideSettings
+from nextbest.decide.scoring import load_models
+from nextbest.decide.service import Decider
 
 settings = DecideSettings.from_env()
 logger = Logger()

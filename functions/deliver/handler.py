@@ -7,13 +7,15 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from nextbest import batch
-from nextbest.delivery import EndUserMessagingSms, Retry, SesEmail, SmsSender, SnsPush, SnsSms, deliver
-from nextbest.events import RejectedEvent
-from nextbest.queues import DeadLetters, Queue
-from nextbest.settings import DeliverSettings
-from nextbest.store import Store
-from nextbest.unsubscribe import signing_key
+from nextbest.aws import batch
+from nextbest.aws.queues import DeadLetters, Queue
+from nextbest.aws.secrets import signing_key
+from nextbest.aws.senders import EndUserMessagingSms, SesEmail, SnsPush, SnsSms
+from nextbest.aws.store import Store
+from nextbest.core.events import RejectedEvent
+from nextbest.core.ports import Retry, SmsSender
+from nextbest.core.settings import DeliverSettings
+from nextbest.deliver.service import deliver
 
 settings = DeliverSettings.from_env()
 logger = Logger()

@@ -6,10 +6,12 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from nextbest import batch, clock, feedback
-from nextbest.queues import DeadLetters, Queue
-from nextbest.settings import FeedbackSettings
-from nextbest.store import Store
+from nextbest.aws import batch
+from nextbest.aws.queues import DeadLetters, Queue
+from nextbest.aws.store import Store
+from nextbest.core import clock
+from nextbest.core.settings import FeedbackSettings
+from nextbest.feedback import service as feedback
 
 settings = FeedbackSettings.from_env()
 logger = Logger()

@@ -6,14 +6,16 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from nextbest import batch, clock
-from nextbest.events import EventDetail, RejectedEvent, parse_event
-from nextbest.ingest import Ingested, ingest_batch
-from nextbest.profiles import identity_keys
-from nextbest.queues import DeadLetters
-from nextbest.settings import IngestSettings
-from nextbest.store import Store, tombstone
-from nextbest.triggers import DueTrigger, Scheduler
+from nextbest.aws import batch
+from nextbest.aws.queues import DeadLetters
+from nextbest.aws.scheduler import Scheduler
+from nextbest.aws.store import Store, tombstone
+from nextbest.core import clock
+from nextbest.core.commands import DueTrigger
+from nextbest.core.events import EventDetail, RejectedEvent, parse_event
+from nextbest.core.profiles import identity_keys
+from nextbest.core.settings import IngestSettings
+from nextbest.ingest.service import Ingested, ingest_batch
 
 settings = IngestSettings.from_env()
 logger = Logger()

@@ -7,10 +7,12 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import LambdaFunctionUrlResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from nextbest import clock
-from nextbest.settings import UnsubscribeSettings
-from nextbest.store import Store
-from nextbest.unsubscribe import signing_key, unsubscribe, verify
+from nextbest.aws.secrets import signing_key
+from nextbest.aws.store import Store
+from nextbest.core import clock
+from nextbest.core.settings import UnsubscribeSettings
+from nextbest.core.tokens import verify
+from nextbest.unsubscribe.service import unsubscribe
 
 settings = UnsubscribeSettings.from_env()
 logger = Logger()

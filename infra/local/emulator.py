@@ -35,9 +35,9 @@ from types import ModuleType
 from typing import Any, Literal
 
 import boto3
-from nextbest import aws
-from nextbest.clock import ManualClock
-from nextbest.triggers import at_expression
+from nextbest.aws import clients as aws
+from nextbest.aws.scheduler import at_expression
+from nextbest.core.clock import ManualClock
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"

@@ -3,7 +3,7 @@
 import json
 from collections import Counter
 
-from infra.local import demo
+from nextbest_lab import demo
 
 KEYS = {
     "events_published",

@@ -4,7 +4,8 @@ import json
 import random
 from pathlib import Path
 
-from infra.local.demo import emf_totals
+from nextbest_lab.demo import emf_totals
+
 from tests.conftest import EVENTS
 
 

@@ -4,7 +4,8 @@ and the explanation an operator reads."""
 import json
 from datetime import timedelta
 
-from infra.explain import explain, from_table
+from nextbest_cli.explain import explain, from_table
+
 from tests.conftest import T0
 from tests.e2e.test_pipeline import event, put
 

@@ -151,7 +151,7 @@ def test_a_record_that_keeps_failing_is_redriven_to_the_dead_letter_queue_after_
 
 
 def test_a_rejected_event_is_replayed_once_the_cause_is_gone(emulation):
-    from infra.replay import replay
+    from nextbest_cli.replay import replay
 
     early = event("product.viewed", event_id="ev-early", occurred_at=(T0 + timedelta(hours=1)).isoformat())
     put(emulation, early)  # a producer clock running an hour fast: rejected as future_timestamp

@@ -1,7 +1,7 @@
 """The report renders in headless Chromium, and what it shows is what the statistics say.
 
 Figures are read back from the page Chromium rendered (not from the HTML string) and compared with
-``nextbest.uplift`` computed here from the same counters; the charts are checked by their geometry.
+``nextbest_lab.uplift`` computed here from the same counters; the charts are checked by their geometry.
 """
 
 import random
@@ -10,12 +10,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from nextbest.campaigns import load_campaigns
-from nextbest.experiments import allocation
-from nextbest.uplift import ArmTotals, uplift
+from nextbest.core.campaigns import load_campaigns
+from nextbest.core.experiments import allocation
+from nextbest_cli import report
+from nextbest_lab.uplift import ArmTotals, uplift
 from playwright.sync_api import sync_playwright
-
-from infra import report
 
 CAMPAIGNS = load_campaigns(Path(__file__).resolve().parents[2] / "campaigns")
 CHROMIUM = "/usr/bin/chromium"  # Debian's package; `make test` installs it

@@ -204,7 +204,7 @@ def emitted_metric_patterns():
     """``add_metric(name=…)`` in each function's handler (and the shared batch code every SQS step uses), as
     regular expressions: an f-string's ``{…}`` stands for any suffix."""
     patterns: dict[str, list[str]] = {}
-    batch = (ROOT / "shared/nextbest/batch.py").read_text()
+    batch = (ROOT / "shared/nextbest/aws/batch.py").read_text()
     for handler in (ROOT / "functions").glob("*/handler.py"):
         source = handler.read_text() + ("" if handler.parent.name == "unsubscribe" else batch)
         names = re.findall(r'add_metric\(\s*name=f?"([^"]+)"', source)

@@ -99,7 +99,7 @@ def test_only_decide_gets_the_ml_layer_and_it_holds_arm64_wheels_and_the_verifie
     site = layers[ml_layer] / "python"
     assert list(site.glob("numpy/_core/_multiarray_umath.cpython-314-aarch64-linux-gnu.so"))
     assert not list(site.rglob("tests")) and not list(site.rglob("*.pyx"))
-    from nextbest.scoring import verify
+    from nextbest.decide.scoring import verify
 
     manifest = verify(layers[ml_layer] / "models")  # the shipped files match their manifest and these pins
     assert set(manifest["models"]) == {"lapse", "propensity", "recommendations"}
@@ -138,7 +138,7 @@ def test_ses_events_reach_the_feedback_function(template):
 
 
 def test_every_event_type_is_routed_and_unknown_ones_are_not_dropped(template):
-    from nextbest.events import DETAIL_TYPES
+    from nextbest.core.events import DETAIL_TYPES
 
     patterns = [
         r["Properties"]["EventPattern"]["detail-type"] for r in resources(template, "AWS::Events::Rule").values()
@@ -163,7 +163,7 @@ def test_assets_hold_only_what_each_function_imports_and_fit_lambda_limits(cdk_o
             assert not any("/numpy/" in p or "/sklearn/" in p for p in shipped), name
     everything = [p.as_posix() for layer in layers.values() for p in layer.rglob("*")]
     assert not any("/infra/" in p for p in everything)
-    assert any(p.endswith("python/nextbest/ingest.py") for p in everything)
+    assert any(p.endswith("python/nextbest/ingest/service.py") for p in everything)
 
 
 def test_the_ml_layer_pins_equal_the_ml_dependency_group():

@@ -3,13 +3,14 @@
 from datetime import timedelta
 from decimal import Decimal
 
-from nextbest.delivery import SnsSms, deliver
-from nextbest.events import LineItem, OrderPlaced
-from nextbest.feedback import handle, parse
-from nextbest.ingest import ingest
-from nextbest.queues import Queue
-from nextbest.store import Store
-from nextbest.uplift import ArmTotals
+from nextbest.aws.queues import Queue
+from nextbest.aws.senders import SnsSms
+from nextbest.aws.store import Store
+from nextbest.core.events import LineItem, OrderPlaced
+from nextbest.deliver.service import deliver
+from nextbest.feedback.service import handle, parse
+from nextbest.ingest.service import ingest
+from nextbest_lab.uplift import ArmTotals
 
 from tests.builders import DELAYS, DUE, abandoned_cart, ses_email
 from tests.conftest import EVENTS

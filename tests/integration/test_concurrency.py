@@ -7,9 +7,10 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from decimal import Decimal
 
-from nextbest.events import LineItem, OrderPlaced
-from nextbest.ingest import ingest
-from nextbest.store import Conflict, Store
+from nextbest.aws.store import Store
+from nextbest.core.events import LineItem, OrderPlaced
+from nextbest.core.ports import Conflict
+from nextbest.ingest.service import ingest
 
 from tests.conftest import T0
 

@@ -4,12 +4,14 @@ import json
 
 import pytest
 from botocore.exceptions import ClientError
-from nextbest.delivery import Retry, SnsSms, deliver
-from nextbest.events import ConsentUpdated
-from nextbest.feedback import handle, parse
-from nextbest.ingest import ingest
-from nextbest.queues import Queue
-from nextbest.store import Store
+from nextbest.aws.queues import Queue
+from nextbest.aws.senders import SnsSms
+from nextbest.aws.store import Store
+from nextbest.core.events import ConsentUpdated
+from nextbest.core.ports import Retry
+from nextbest.deliver.service import deliver
+from nextbest.feedback.service import handle, parse
+from nextbest.ingest.service import ingest
 
 from tests.builders import DELAYS, DUE, abandoned_cart, ses_email
 from tests.conftest import EVENTS
@@ -173,7 +175,7 @@ def test_opens_clicks_delays_and_rendering_failures_are_recorded_on_the_decision
 
 
 def test_an_unknown_notification_type_is_rejected_with_a_reason():
-    from nextbest.events import RejectedEvent
+    from nextbest.core.events import RejectedEvent
 
     with pytest.raises(RejectedEvent) as rejected:
         parse(_ses_event("unknown-type.json", "d", "ann@example.org"))
@@ -195,7 +197,7 @@ def test_given_a_number_on_the_carrier_stop_list_then_no_text_goes_and_the_opt_o
 def test_given_a_stop_reply_then_sms_consent_is_withdrawn_and_start_gives_it_back(pipeline):
     from datetime import UTC, datetime
 
-    from nextbest.feedback import handle_reply
+    from nextbest.feedback.service import handle_reply
 
     store = pipeline[0]
     shopper(store)

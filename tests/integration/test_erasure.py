@@ -3,9 +3,9 @@
 import json
 from datetime import timedelta
 
-from nextbest.events import ConsentUpdated, CustomerErased, CustomerIdentified, ProductViewed
-from nextbest.ingest import ingest
-from nextbest.store import Store
+from nextbest.aws.store import Store
+from nextbest.core.events import ConsentUpdated, CustomerErased, CustomerIdentified, ProductViewed
+from nextbest.ingest.service import ingest
 
 from tests.builders import DELAYS, abandoned_cart
 from tests.conftest import T0

@@ -4,9 +4,10 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from nextbest.events import CartUpdated, ConsentUpdated, CustomerIdentified, LineItem, ProductViewed
-from nextbest.ingest import ingest
-from nextbest.store import Conflict, Store
+from nextbest.aws.store import Store
+from nextbest.core.events import CartUpdated, ConsentUpdated, CustomerIdentified, LineItem, ProductViewed
+from nextbest.core.ports import Conflict
+from nextbest.ingest.service import ingest
 
 from tests.conftest import T0
 

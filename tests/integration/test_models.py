@@ -6,8 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-
-from infra import models
+from nextbest_lab import models
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -47,9 +46,8 @@ def test_the_committed_default_set_is_what_training_produces(tmp_path):
     committed = json.loads((ROOT / "models" / "manifest.json").read_text())
     assert manifest["files"]["timing.joblib"] == committed["files"]["timing.joblib"]  # CDNOW is pinned
     assert manifest["training"]["transactions"] == committed["training"]["transactions"]
-    from nextbest.scoring import Models
-
-    from infra.local.simulator import CATALOGUE
+    from nextbest.decide.scoring import Models
+    from nextbest_lab.simulator import CATALOGUE
 
     shipped = Models.load(ROOT / "models")
     assert set(shipped.items) == {sku for sku, *_ in CATALOGUE}  # recommends the demo shop's catalogue

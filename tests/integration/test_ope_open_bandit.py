@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from infra import ope_validation
+from nextbest_lab import ope_validation
 
 
 @pytest.fixture(scope="module")

@@ -6,15 +6,17 @@ from datetime import UTC, datetime
 import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
-from nextbest import aws
-from nextbest.batch import backoff_seconds, process
-from nextbest.decisioning import Decision
-from nextbest.delivery import EndUserMessagingSms, Retry, SnsPush, SnsSms, deliver
-from nextbest.events import RejectedEvent
-from nextbest.feedback import handle_push_failure, handle_text, parse
-from nextbest.messages import Message
-from nextbest.queues import Queue
-from nextbest.store import Store
+from nextbest.aws import clients as aws
+from nextbest.aws.batch import backoff_seconds, process
+from nextbest.aws.queues import Queue
+from nextbest.aws.senders import EndUserMessagingSms, SnsPush, SnsSms
+from nextbest.aws.store import Store
+from nextbest.core.decision import Decision
+from nextbest.core.events import RejectedEvent
+from nextbest.core.messages import Message
+from nextbest.core.ports import Retry
+from nextbest.deliver.service import deliver
+from nextbest.feedback.service import handle_push_failure, handle_text, parse
 
 from tests.builders import known_customer, ses_email
 from tests.conftest import EVENTS, T0

@@ -4,8 +4,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from nextbest.attribution import WINDOW, attribute, episode_end
-from nextbest.profiles import MessageLog, Order, Profile
+from nextbest.core.attribution import WINDOW, attribute, episode_end
+from nextbest.core.profiles import MessageLog, Order, Profile
 
 T0 = datetime(2026, 11, 2, 9, tzinfo=UTC)
 
@@ -85,8 +85,9 @@ def test_an_episode_is_credited_until_its_window_after_the_last_possible_follow_
 
 
 def test_a_follow_up_adds_no_recipient_and_the_episode_ends_after_its_span():
-    from nextbest.campaigns import load_campaigns
-    from nextbest.decisioning import Decision, counters
+    from nextbest.core.campaigns import load_campaigns
+    from nextbest.core.decision import Decision
+    from nextbest.decide.engine import counters
 
     cart = {c.id: c for c in load_campaigns(Path(__file__).resolve().parents[2] / "campaigns")}["cart-abandonment"]
     decision = Decision(decision_id="d", profile_key="c:1", trigger="t", trigger_due_at=T0, decided_at=T0,

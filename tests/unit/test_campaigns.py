@@ -4,8 +4,8 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from nextbest.campaigns import CampaignError, approve, load_campaigns, load_policy, trigger_delays
-from nextbest.messages import render, sample_variables
+from nextbest.core.campaigns import CampaignError, approve, load_campaigns, load_policy, trigger_delays
+from nextbest.core.messages import render, sample_variables
 
 CAMPAIGNS = Path(__file__).resolve().parents[2] / "campaigns"
 GOOD = (CAMPAIGNS / "cart-abandonment.toml").read_text()

@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from nextbest import experiments
-from nextbest.campaigns import FOLLOW_UP, Campaign, Policy, load_campaigns, load_policy
-from nextbest.decisioning import decide, decision_id, record
-from nextbest.events import LineItem
-from nextbest.profiles import Cart, Consent, MessageLog, Order, Profile
+from nextbest.core import experiments
+from nextbest.core.campaigns import FOLLOW_UP, Campaign, Policy, load_campaigns, load_policy
+from nextbest.core.decision import decision_id
+from nextbest.core.events import LineItem
+from nextbest.core.profiles import Cart, Consent, MessageLog, Order, Profile
+from nextbest.decide.engine import decide, record
 
 ROOT = Path(__file__).resolve().parents[2] / "campaigns"
 CAMPAIGNS = load_campaigns(ROOT)

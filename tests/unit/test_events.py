@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from nextbest.events import DETAIL_TYPES, RejectedEvent, parse_event
+from nextbest.core.events import DETAIL_TYPES, RejectedEvent, parse_event
 
 from tests.conftest import EVENTS, sample
 

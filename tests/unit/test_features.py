@@ -5,11 +5,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from nextbest import profiles
-from nextbest.events import LineItem, OrderPlaced
-from nextbest.features import FEATURES, features, history_of
-
-from infra.models import Transaction, order_logs, read_transactions, write_transactions
+from nextbest.core import profiles
+from nextbest.core.events import LineItem, OrderPlaced
+from nextbest.core.features import FEATURES, features, history_of
+from nextbest_lab.models import Transaction, order_logs, read_transactions, write_transactions
 
 START = datetime(2026, 1, 5, 10, tzinfo=UTC)
 

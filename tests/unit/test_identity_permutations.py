@@ -7,17 +7,9 @@ from decimal import Decimal
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from nextbest.events import (
-    CartUpdated,
-    ConsentUpdated,
-    CustomerIdentified,
-    LineItem,
-    OrderPlaced,
-    ProductViewed,
-)
-from nextbest.ingest import ingest
-
-from infra.local.memory import MemoryStore
+from nextbest.core.events import CartUpdated, ConsentUpdated, CustomerIdentified, LineItem, OrderPlaced, ProductViewed
+from nextbest.ingest.service import ingest
+from nextbest.memory import MemoryStore
 
 T0 = datetime(2026, 11, 2, 9, tzinfo=UTC)
 DELAYS = {"cart_abandoned": timedelta(hours=1)}

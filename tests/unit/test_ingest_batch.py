@@ -2,10 +2,9 @@
 
 from datetime import UTC, datetime, timedelta
 
-from nextbest.events import CustomerIdentified, ProductViewed
-from nextbest.ingest import ingest, ingest_batch
-
-from infra.local.memory import MemoryStore
+from nextbest.core.events import CustomerIdentified, ProductViewed
+from nextbest.ingest.service import ingest, ingest_batch
+from nextbest.memory import MemoryStore
 
 T0 = datetime(2026, 11, 2, 9, tzinfo=UTC)
 

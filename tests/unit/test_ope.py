@@ -7,10 +7,9 @@ import random
 
 import numpy as np
 import pytest
-from nextbest import ope, policies
-from nextbest.ope import NONE, LoggedDecision
-
-from infra.cli import main
+from nextbest_cli.main import main
+from nextbest_lab import ope, policies
+from nextbest_lab.ope import NONE, LoggedDecision
 
 SEGMENTS = {"new": 0.5, "loyal": 0.3, "lapsing": 0.2}
 ACTIONS = ["cart", "winback", "upsell"]
@@ -201,7 +200,7 @@ def test_given_a_log_file_when_the_cli_evaluates_a_policy_module_then_it_writes_
             "--log",
             str(path),
             "--policy",
-            "nextbest.policies:never_send",
+            "nextbest_lab.policies:never_send",
             "--reward-model",
             "my_policies:rates",
             "--bootstrap",
@@ -219,8 +218,8 @@ def test_given_a_log_file_when_the_cli_evaluates_a_policy_module_then_it_writes_
 
 def test_given_a_malformed_spec_then_load_callable_says_what_it_expects():
     with pytest.raises(ValueError, match="module:function"):
-        ope.load_callable("nextbest.policies")
-    assert ope.load_callable("nextbest.policies:uniform") is policies.uniform
+        ope.load_callable("nextbest_lab.policies")
+    assert ope.load_callable("nextbest_lab.policies:uniform") is policies.uniform
 
 
 def test_evaluation_is_serialisable(log):

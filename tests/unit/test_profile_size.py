@@ -3,10 +3,9 @@
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from nextbest.events import CartUpdated, ConsentUpdated, CustomerIdentified, LineItem, OrderPlaced, ProductViewed
-from nextbest.ingest import ingest
-
-from infra.local.memory import MemoryStore
+from nextbest.core.events import CartUpdated, ConsentUpdated, CustomerIdentified, LineItem, OrderPlaced, ProductViewed
+from nextbest.ingest.service import ingest
+from nextbest.memory import MemoryStore
 
 T0 = datetime(2026, 11, 2, tzinfo=UTC)
 LIMIT = 400 * 1024

@@ -6,8 +6,8 @@ from decimal import Decimal
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from nextbest.events import CartUpdated, ConsentUpdated, LineItem, OrderPlaced, ProductViewed
-from nextbest.profiles import MAX_VIEWS, Consent, Profile, apply, canonical_key, merge, new_profile
+from nextbest.core.events import CartUpdated, ConsentUpdated, LineItem, OrderPlaced, ProductViewed
+from nextbest.core.profiles import MAX_VIEWS, Consent, Profile, apply, canonical_key, merge, new_profile
 
 T0 = datetime(2026, 11, 2, 9, tzinfo=UTC)
 DELAYS = {"cart_abandoned": timedelta(hours=1)}

@@ -1,6 +1,6 @@
 """Producers' JSON Schemas are generated from the models; the committed copies must not go stale."""
 
-from nextbest.schemas import SCHEMA_DIR, schemas
+from nextbest_cli.schemas import SCHEMA_DIR, schemas
 
 
 def test_committed_schemas_match_the_models():

@@ -3,17 +3,8 @@
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from nextbest.events import OrderPlaced
-
-from infra.local.simulator import (
-    TRUE_EFFECTS,
-    Effect,
-    Exposure,
-    PlacedOrder,
-    ResponseModel,
-    reaches,
-    sample_truth,
-)
+from nextbest.core.events import OrderPlaced
+from nextbest_lab.simulator import TRUE_EFFECTS, Effect, Exposure, PlacedOrder, ResponseModel, reaches, sample_truth
 
 T0 = datetime(2026, 11, 3, 10, tzinfo=UTC)
 HORIZON = T0 + timedelta(days=30)

@@ -1,6 +1,6 @@
 """Unsubscribe links name no person and cannot be forged."""
 
-from nextbest.unsubscribe import sign, verify
+from nextbest.core.tokens import sign, verify
 
 
 def test_a_signed_token_verifies_to_its_decision():

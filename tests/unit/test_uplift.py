@@ -9,14 +9,7 @@ from decimal import Decimal
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from nextbest.uplift import (
-    ArmTotals,
-    boundary_factor,
-    coverage,
-    fixed_n_interval,
-    rho_squared,
-    uplift,
-)
+from nextbest_lab.uplift import ArmTotals, boundary_factor, coverage, fixed_n_interval, rho_squared, uplift
 
 revenues = st.lists(st.one_of(st.just(0.0), st.floats(0.5, 5000)), max_size=40)
 

@@ -4,9 +4,8 @@ the domain code, attribution counters read as the report reads them."""
 from collections import Counter
 
 import pytest
-
-from infra.local import experiment
-from infra.local.simulator import ResponseModel, simulate
+from nextbest_lab import experiment
+from nextbest_lab.simulator import ResponseModel, simulate
 
 
 @pytest.fixture(scope="module")

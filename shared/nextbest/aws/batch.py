@@ -1,0 +1,98 @@
+"""SQS batches the way every nextbest function handles them.
+
+Built on powertools' BatchProcessor: a record that raises is reported as a partial batch failure and
+retried by SQS (then redriven to the DLQ after maxReceiveCount); a record that can *never* succeed
+(:class:`RejectedEvent`) goes straight to the DLQ with its reason, and the batch goes on.
+
+A record whose handler raises one of ``backoff_on`` (a provider said "slow down") fails the same way, but
+first its visibility timeout is set to an exponential, jittered delay that grows with the number of times
+SQS has delivered it: the queue itself is the retry loop, nothing waits inside the function, nothing is lost.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from nextbest.aws import clients as aws
+from nextbest.aws.queues import DeadLetters
+from nextbest.core.events import RejectedEvent
+
+BACKOFF_BASE_SECONDS = 30
+BACKOFF_CAP_SECONDS = 900
+"""Throttling clears in seconds to minutes; beyond 15 minutes a later attempt is no likelier to succeed."""
+
+
+def backoff_seconds(receive_count: int, rand: Callable[[], float] = random.random) -> int:
+    """How long a throttled message stays invisible: base·2^(n-1), capped, with "equal jitter" (half fixed,
+    half random) so a burst throttled together does not come back together."""
+    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(receive_count - 1, 0))
+    return int(ceiling / 2 + rand() * ceiling / 2)
+
+
+def queue_url(queue_arn: str) -> str:
+    """The URL of a queue from its ARN (``arn:<partition>:sqs:<region>:<account>:<name>``)."""
+    _, partition, _, region, account, name = queue_arn.split(":", 5)
+    suffix = "amazonaws.com.cn" if partition == "aws-cn" else "amazonaws.com"
+    return f"https://sqs.{region}.{suffix}/{account}/{name}"
+
+
+def process(
+    event: dict[str, Any],
+    context: Any,
+    handle: Callable[[SQSRecord], Any],
+    dead_letters: DeadLetters,
+    logger: Logger,
+    metrics: Metrics,
+    backoff_on: tuple[type[Exception], ...] = (),
+    rand: Callable[[], float] = random.random,
+) -> dict[str, Any]:
+    def record_handler(record: SQSRecord) -> Any:
+        try:
+            return handle(record)
+        except RejectedEvent as rejection:
+            source = record.event_source_arn.rsplit(":", 1)[-1]
+            dead_letters.reject(record.body, rejection.reason, rejection.message, source)
+            metrics.add_metric(name=f"Rejected_{rejection.reason}", unit=MetricUnit.Count, value=1)
+            metrics.add_metric(name="Rejected", unit=MetricUnit.Count, value=1)  # every reason: what alarms read
+            logger.warning(
+                "record rejected",
+                extra={
+                    "reason": rejection.reason,
+                    "detail": rejection.message,
+                    "message_id": record.message_id,
+                },
+            )
+            return "rejected"
+        except backoff_on as slow_down:
+            receives = int(record.attributes.approximate_receive_count or 1)
+            delay = backoff_seconds(receives, rand)
+            aws.client("sqs").change_message_visibility(
+                QueueUrl=queue_url(record.event_source_arn),
+                ReceiptHandle=record.receipt_handle,
+                VisibilityTimeout=delay,
+            )
+            metrics.add_metric(name="BackedOff", unit=MetricUnit.Count, value=1)
+            logger.warning(
+                "backing off",
+                extra={
+                    "reason": str(slow_down),
+                    "receives": receives,
+                    "delay_s": delay,
+                    "message_id": record.message_id,
+                },
+            )
+            raise
+
+    return process_partial_response(  # type: ignore[return-value]
+        event=event,
+        record_handler=record_handler,
+        processor=BatchProcessor(event_type=EventType.SQS),
+        context=context,
+    )

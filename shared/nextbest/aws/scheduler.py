@@ -1,0 +1,82 @@
+"""Delayed triggers as EventBridge Scheduler one-time schedules.
+
+When a profile gains or moves a trigger (a cart left at 10:00 is due at 11:00), ingest arms one schedule
+per (profile, trigger); at the due time Scheduler puts a :class:`DueTrigger` on the decide queue. Re-arming
+moves the same schedule, and a trigger whose reason vanished (the order came) simply finds nothing to
+decide when it fires: the profile in DynamoDB stays the source of truth, the schedule is only the alarm.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+from nextbest.aws import clients as aws
+from nextbest.core import clock
+from nextbest.core.commands import MAX_LATENESS, DueTrigger
+
+
+def schedule_name(profile_key: str, trigger: str) -> str:
+    """Scheduler names allow ``[0-9a-zA-Z-_.]``, 64 at most; identity keys may hold e-mail addresses."""
+    return f"{trigger[:23]}-{hashlib.sha256(f'{profile_key}|{trigger}'.encode()).hexdigest()[:40]}"
+
+
+class Scheduler:
+    def __init__(self, group: str, queue_arn: str, role_arn: str, client: Any = None) -> None:
+        self.group = group
+        self.queue_arn = queue_arn
+        self.role_arn = role_arn
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        return self._client or aws.client("scheduler")
+
+    def arm(self, due: DueTrigger, at: datetime | None = None) -> None:
+        """Ring at ``due.due_at`` (or later, ``at``: quiet hours defer a decision but keep its due time).
+
+        A trigger already due rings a minute from now (a schedule in the past might never fire); one due
+        longer ago than ``MAX_LATENESS`` (history loaded in bulk) is not armed at all: decide would refuse it.
+        """
+        now = clock.now()
+        if now - due.due_at > MAX_LATENESS:
+            return
+        when = max(at or due.due_at, now + timedelta(minutes=1))
+        request = {
+            "Name": schedule_name(due.profile_key, due.trigger),
+            "GroupName": self.group,
+            "ScheduleExpression": f"at({_whole_second_after(when).strftime('%Y-%m-%dT%H:%M:%S')})",
+            "ScheduleExpressionTimezone": "UTC",
+            "FlexibleTimeWindow": {"Mode": "OFF"},
+            "ActionAfterCompletion": "DELETE",
+            "State": "ENABLED",
+            "Target": {"Arn": self.queue_arn, "RoleArn": self.role_arn, "Input": due.model_dump_json()},
+        }
+        try:
+            self.client.create_schedule(**request)
+        except Exception as error:
+            if aws.error_code(error) != "ConflictException":
+                raise
+            self.client.update_schedule(**request)
+
+    def disarm(self, profile_key: str, triggers: list[str]) -> None:
+        """Delete a profile's alarms (erasure); an alarm already fired or never armed is fine."""
+        for trigger in triggers:
+            try:
+                self.client.delete_schedule(Name=schedule_name(profile_key, trigger), GroupName=self.group)
+            except Exception as error:
+                if aws.error_code(error) != "ResourceNotFoundException":
+                    raise
+
+
+def _whole_second_after(when: datetime) -> datetime:
+    """``at()`` has one-second resolution; firing early would find the trigger not yet due."""
+    return when.replace(microsecond=0) + timedelta(seconds=1 if when.microsecond else 0)
+
+
+@lru_cache(maxsize=65536)
+def at_expression(expression: str) -> datetime:
+    """The time of an ``at(…)`` schedule expression (UTC), as the emulation fires it."""
+    return datetime.strptime(expression, "at(%Y-%m-%dT%H:%M:%S)").replace(tzinfo=UTC)

@@ -1,0 +1,202 @@
+"""The providers deliver sends through: SES e-mail, SNS or End User Messaging SMS, SNS mobile push."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import make_msgid
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from nextbest.aws import clients as aws
+from nextbest.core.decision import Decision
+from nextbest.core.messages import Message
+from nextbest.core.ports import Unreachable
+from nextbest.core.tokens import sign
+
+
+def mime(sender: str, to: str, message: Message, decision: Decision, configuration_set: str, unsubscribe: str) -> bytes:
+    """A multipart e-mail whose SES headers carry the configuration set and the decision for feedback,
+    with RFC 8058 one-click unsubscribe."""
+    # RFC 5322 allows 998 characters a line; at the default 78, Python would encode the long
+    # List-Unsubscribe URL as RFC 2047 words, which mailbox providers do not decode.
+    mail = EmailMessage(policy=SMTP.clone(max_line_length=998))
+    mail["From"] = sender
+    mail["To"] = to
+    mail["Subject"] = message.subject or ""
+    mail["Message-ID"] = make_msgid(domain=sender.rsplit("@", 1)[-1])
+    mail["X-SES-CONFIGURATION-SET"] = configuration_set
+    mail["X-SES-MESSAGE-TAGS"] = f"decision_id={decision.decision_id}, campaign={decision.campaign_id}"
+    mail["List-Unsubscribe"] = f"<{unsubscribe}>"
+    mail["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    mail.set_content(message.text)
+    if message.html:
+        mail.add_alternative(message.html, subtype="html")
+    return mail.as_bytes()
+
+
+class SesEmail:
+    def __init__(
+        self,
+        sender: str,
+        configuration_set: str,
+        unsubscribe_url: str,
+        signing_key: Callable[[], bytes],
+        client: Any = None,
+    ) -> None:
+        self.sender = sender
+        self.configuration_set = configuration_set
+        self.unsubscribe_url = unsubscribe_url
+        self.signing_key = signing_key
+        self._client = client
+
+    def unsubscribe_link(self, decision: Decision) -> str:
+        return f"{self.unsubscribe_url.rstrip('/')}/?t={sign(self.signing_key(), decision.decision_id)}"
+
+    def send(self, to: str, message: Message, decision: Decision) -> str:
+        client = self._client or aws.client("sesv2")
+        response = client.send_email(
+            FromEmailAddress=self.sender,
+            Destination={"ToAddresses": [to]},
+            Content={
+                "Raw": {
+                    "Data": mime(
+                        self.sender, to, message, decision, self.configuration_set, self.unsubscribe_link(decision)
+                    )
+                }
+            },
+            ConfigurationSetName=self.configuration_set,
+            EmailTags=[
+                {"Name": "decision_id", "Value": decision.decision_id},
+                {"Name": "campaign", "Value": decision.campaign_id or "none"},
+            ],
+        )
+        return str(response["MessageId"])
+
+
+class SnsSms:
+    """SMS through SNS. SNS keeps the list of numbers that replied STOP; we consult it before each send."""
+
+    def __init__(self, client: Any = None) -> None:
+        self._client = client
+
+    def send(self, phone: str, message: Message, decision: Decision) -> str:
+        client = self._client or aws.client("sns")
+        response = client.publish(
+            PhoneNumber=phone,
+            Message=message.text,
+            MessageAttributes={"AWS.SNS.SMS.SMSType": {"DataType": "String", "StringValue": "Promotional"}},
+        )
+        return str(response["MessageId"])
+
+    def opted_out(self, phone: str) -> bool:
+        client = self._client or aws.client("sns")
+        return bool(client.check_if_phone_number_is_opted_out(phoneNumber=phone)["isOptedOut"])
+
+
+class EndUserMessagingSms:
+    """SMS through AWS End User Messaging SMS (``pinpoint-sms-voice-v2``), which SNS SMS runs on.
+
+    Chosen over SNS ``Publish`` when delivery status matters: its configuration set publishes every
+    ``TEXT_*`` event to an SNS topic that feedback reads, and ``Context`` carries the decision id into
+    those events. SNS SMS reports delivery status only to CloudWatch Logs.
+    """
+
+    def __init__(self, configuration_set: str, opt_out_list: str = "Default", client: Any = None) -> None:
+        self.configuration_set = configuration_set
+        self.opt_out_list = opt_out_list
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        return self._client or aws.client("pinpoint-sms-voice-v2")
+
+    def send(self, phone: str, message: Message, decision: Decision) -> str:
+        response = self.client.send_text_message(
+            DestinationPhoneNumber=phone,
+            MessageBody=message.text,
+            MessageType="PROMOTIONAL",
+            ConfigurationSetName=self.configuration_set,
+            Context={"decision_id": decision.decision_id, "campaign": decision.campaign_id or "none"},
+        )
+        return str(response["MessageId"])
+
+    def opted_out(self, phone: str) -> bool:
+        found = self.client.describe_opted_out_numbers(OptOutListName=self.opt_out_list, OptedOutNumbers=[phone])
+        return bool(found.get("OptedOutNumbers"))
+
+
+def push_payload(message: Message, decision: Decision) -> str:
+    """One notification for every platform (``MessageStructure="json"``): FCM HTTP v1 under ``GCM``, APNs
+    (production and sandbox) under ``APNS``/``APNS_SANDBOX``; the decision id rides in the data for
+    attribution when the app reports the open."""
+    data = {"decision_id": decision.decision_id, "campaign": decision.campaign_id or ""}
+    fcm = {
+        "fcmV1Message": {
+            "message": {"notification": {"title": message.subject or "", "body": message.text}, "data": data}
+        }
+    }
+    apns = {"aps": {"alert": {"title": message.subject or "", "body": message.text}}, **data}
+    return json.dumps(
+        {
+            "default": message.text,
+            "GCM": json.dumps(fcm),
+            "APNS": json.dumps(apns),
+            "APNS_SANDBOX": json.dumps(apns),
+        }
+    )
+
+
+_EXISTING_ENDPOINT = re.compile(r"Endpoint (arn:\S+) already exists")
+
+
+class SnsPush:
+    """Push through an SNS platform application (FCM or APNs credentials, created by the operator).
+
+    CreatePlatformEndpoint is idempotent for a token with the same attributes; when the endpoint exists with
+    other attributes (typically disabled), SNS names it in the error and we use that one. The profile is the
+    authority on whether a token is alive: an endpoint found disabled for a token the profile still trusts
+    is re-enabled (AWS's documented re-registration step); if the platform then rejects it, SNS disables it
+    again and its delivery-failure event, or the next EndpointDisabled, marks the token dead for good.
+    """
+
+    def __init__(self, platform_application_arn: str, client: Any = None) -> None:
+        self.application = platform_application_arn
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        return self._client or aws.client("sns")
+
+    def endpoint(self, token: str) -> str:
+        try:
+            arn = str(
+                self.client.create_platform_endpoint(PlatformApplicationArn=self.application, Token=token)[
+                    "EndpointArn"
+                ]
+            )
+        except ClientError as error:
+            found = _EXISTING_ENDPOINT.search(str(error.response.get("Error", {}).get("Message", "")))
+            if aws.error_code(error) != "InvalidParameter" or not found:
+                raise
+            arn = found.group(1)
+        attributes = self.client.get_endpoint_attributes(EndpointArn=arn)["Attributes"]
+        if str(attributes.get("Enabled", "true")).lower() != "true" or attributes.get("Token", token) != token:
+            self.client.set_endpoint_attributes(EndpointArn=arn, Attributes={"Token": token, "Enabled": "true"})
+        return arn
+
+    def send(self, token: str, message: Message, decision: Decision) -> str:
+        arn = self.endpoint(token)
+        try:
+            response = self.client.publish(
+                TargetArn=arn, MessageStructure="json", Message=push_payload(message, decision)
+            )
+        except ClientError as error:
+            if aws.error_code(error) == "EndpointDisabled":
+                raise Unreachable("endpoint disabled") from error
+            raise
+        return str(response["MessageId"])

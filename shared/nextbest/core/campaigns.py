@@ -1,0 +1,291 @@
+"""Campaigns and the house rules, as code: reviewed TOML files validated at synth time, in tests and at cold start.
+
+The approval gate lives here. A campaign whose status is ``approved`` must name its approver and carry the
+digest of what was approved (``nextbest campaigns approve FILE --by NAME`` writes both). If the creative,
+offer or channels change afterwards, the digest no longer matches and the campaign loads as a draft: it
+never sends until someone approves it again. Decide never considers any status but ``approved``.
+
+``policy.toml`` holds what spans campaigns: frequency caps, quiet hours, the global control group, the
+conflict window, the cost of fatigue.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tomllib
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+
+from nextbest.core.events import Channel
+
+TriggerKind = Literal[
+    "cart_abandoned", "browse_abandoned", "replenishment", "post_purchase", "at_risk", "win_back", "follow_up"
+]
+SWEPT: frozenset[str] = frozenset({"at_risk", "win_back"})
+"""Trigger kinds no event sets: the daily sweep finds these customers."""
+SWEEP = "sweep"
+"""The trigger of the daily sweep: every swept campaign competes in one decision per customer and day."""
+FOLLOW_UP = "follow_up."
+"""Prefix of the trigger that follows an ignored message of a campaign: ``follow_up.<campaign id>``."""
+Fulfilment = Literal["any", "online_only", "in_store_only"]
+
+
+class CampaignError(ValueError):
+    """A campaign file that must not ship; the message names the file and the field."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Trigger(_Model):
+    kind: Literal["cart_abandoned", "browse_abandoned", "replenishment", "post_purchase", "at_risk", "win_back"]
+    delay_minutes: Annotated[int, Field(ge=0, le=60 * 24 * 30)] = Field(
+        default=60, description="After the event that starts the clock (cart change, last view, order)."
+    )
+    lead_days: Annotated[int, Field(ge=0, le=60)] = Field(
+        default=3, description="replenishment: this many days before the customer's own next-purchase date."
+    )
+    lapsed_days: Annotated[int, Field(ge=1, le=1000)] = Field(
+        default=120, description="win_back: no order for at least this long."
+    )
+
+    @property
+    def delay(self) -> timedelta:
+        """When ingest's alarm rings, relative to the trigger's clock (negative: ahead of it)."""
+        if self.kind == "replenishment":
+            return -timedelta(days=self.lead_days)
+        return timedelta(minutes=self.delay_minutes)
+
+
+class Audience(_Model):
+    """Who may receive it; every bound is optional. Model scores fall back to 'unknown' without models,
+    and a bound on an unknown score excludes the customer (never guess in someone's favour)."""
+
+    min_orders: int | None = None
+    max_orders: int | None = None
+    min_lapse_risk: Annotated[float, Field(ge=0, le=1)] | None = None
+    max_lapse_risk: Annotated[float, Field(ge=0, le=1)] | None = None
+    min_propensity: Annotated[float, Field(ge=0, le=1)] | None = None
+    min_cart_value: Decimal | None = None
+    categories_any: list[str] = Field(default_factory=list, description="Any affinity to one of these.")
+
+
+class Creative(_Model):
+    """Jinja templates; variables: ``first_name``, ``items`` (name, quantity, unit_price), ``cart_value``,
+    ``currency``, ``link``, ``recommendations`` (product ids), ``discount_percent``, ``step``. HTML is
+    autoescaped."""
+
+    subject: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    html: Annotated[str, StringConstraints(min_length=1)]
+    text: Annotated[str, StringConstraints(min_length=1)]
+    sms: Annotated[str, StringConstraints(min_length=1, max_length=300)] | None = None
+    push: Annotated[str, StringConstraints(min_length=1, max_length=300)] | None = Field(
+        default=None, description="Notification body; the rendered subject is its title."
+    )
+
+
+class Variant(_Model):
+    id: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,30}$")]
+    weight: Annotated[float, Field(gt=0)] = Field(default=1.0, description="Used when allocation is fixed.")
+    creative: Creative
+
+
+class Offer(_Model):
+    description: str = ""
+    discount_percent: Annotated[Decimal, Field(ge=0, le=90)] = Decimal(0)
+    fixed_cost: Annotated[Decimal, Field(ge=0)] = Field(default=Decimal(0), description="Per redemption.")
+    fulfilment: Fulfilment = "any"
+
+
+class FollowUp(_Model):
+    """When the message is ignored (no open, click or order) for ``after_hours``, try again with a
+    stronger incentive, at most ``max_steps`` times."""
+
+    after_hours: Annotated[int, Field(ge=1, le=24 * 30)] = 72
+    max_steps: Annotated[int, Field(ge=1, le=5)] = 1
+    extra_discount_percent: Annotated[Decimal, Field(ge=0, le=50)] = Decimal(5)
+
+
+class Campaign(_Model):
+    id: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,40}$")]
+    name: str
+    status: Literal["draft", "approved", "paused", "archived"]
+    approved_by: str | None = None
+    approved_at: date | None = None
+    approved_digest: str | None = Field(default=None, description="Digest of what was approved; see digest().")
+    review_note: str | None = Field(default=None, description="Set at load when an approval no longer holds.")
+    trigger: Trigger
+    audience: Audience = Audience()
+    channels: Annotated[list[Channel], Field(min_length=1)] = Field(
+        description="In order of preference; the first one the customer consented to and can receive wins."
+    )
+    variants: Annotated[list[Variant], Field(min_length=1)]
+    allocation: Literal["thompson", "fixed"] = "thompson"
+    offer: Offer = Offer()
+    margin_rate: Annotated[Decimal, Field(ge=0, le=1)] = Field(
+        default=Decimal("0.3"), description="Share of an order's value that is margin."
+    )
+    base_conversion_rate: Annotated[float, Field(gt=0, le=1)] = Field(
+        default=0.05, description="Used as the purchase propensity when no model is deployed."
+    )
+    priority: int = Field(default=0, description="Breaks ties in expected value.")
+    override: bool = Field(default=False, description="Marketers' override: wins over value (by priority).")
+    conflict_group: str | None = Field(default=None, description="At most one message per group per window.")
+    holdout_percent: Annotated[float, Field(ge=0, le=50)] = 10.0
+    cooldown_hours: Annotated[int, Field(ge=0)] = 24
+    max_sends_per_hour: Annotated[int, Field(ge=1)] | None = None
+    budget: Annotated[Decimal, Field(gt=0)] | None = Field(default=None, description="Total offer cost committed.")
+    follow_up: FollowUp | None = None
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+
+    @model_validator(mode="after")
+    def _gate(self) -> Campaign:
+        if self.status == "approved" and not (self.approved_by and self.approved_at and self.approved_digest):
+            raise ValueError("an approved campaign must record approved_by, approved_at and approved_digest")
+        for channel in ("sms", "push"):
+            for variant in self.variants:
+                if channel in self.channels and not getattr(variant.creative, channel):
+                    raise ValueError(f"channel {channel} needs creative.{channel} in variant {variant.id}")
+        ids = [v.id for v in self.variants]
+        if len(set(ids)) != len(ids):
+            raise ValueError("variant ids must be unique")
+        return self
+
+    def digest(self) -> str:
+        """What an approval covers: the words customers read, the offer, the channels, who and when."""
+        covered = self.model_dump(
+            mode="json", include={"variants", "offer", "channels", "audience", "trigger", "follow_up"}
+        )
+        return hashlib.sha256(json.dumps(covered, sort_keys=True).encode()).hexdigest()[:16]
+
+    def live(self, at: datetime) -> bool:
+        starts = self.starts_at or datetime.min.replace(tzinfo=UTC)
+        ends = self.ends_at or datetime.max.replace(tzinfo=UTC)
+        return self.status == "approved" and starts <= at < ends
+
+    def variant(self, variant_id: str | None) -> Variant:
+        return next((v for v in self.variants if v.id == variant_id), self.variants[0])
+
+    @property
+    def triggers(self) -> list[str]:
+        """Every trigger this campaign answers: its own, and its follow-up's."""
+        own = SWEEP if self.trigger.kind in SWEPT else self.trigger.kind
+        return [own, *([FOLLOW_UP + self.id] if self.follow_up else [])]
+
+
+class Window(_Model):
+    day: Annotated[int, Field(ge=0, le=20)] | None = None
+    week: Annotated[int, Field(ge=0, le=20)] | None = None
+
+
+class QuietHours(_Model):
+    start_hour: Annotated[int, Field(ge=0, le=23)] = 21
+    end_hour: Annotated[int, Field(ge=0, le=23)] = 8
+    channels: list[Channel] = Field(default_factory=lambda: list[Channel](["sms", "push"]))
+    default_time_zone: str = "UTC"
+
+
+class Policy(_Model):
+    """Rules over all campaigns. Caps count at most 20 messages per window: the profile keeps the last 20."""
+
+    global_control_percent: Annotated[float, Field(ge=0, le=50)] = 5.0
+    caps: dict[Literal["all", "email", "sms", "push"], Window] = Field(default_factory=dict)
+    quiet_hours: QuietHours = QuietHours()
+    conflict_window_hours: Annotated[int, Field(ge=0)] = 72
+    fatigue_cost: Annotated[Decimal, Field(ge=0)] = Field(
+        default=Decimal("0.5"), description="Value lost per message the customer got in the last 7 days."
+    )
+    channel_cost: dict[Channel, Decimal] = Field(
+        default_factory=lambda: dict[Channel, Decimal](
+            {"email": Decimal("0.001"), "sms": Decimal("0.01"), "push": Decimal("0.0005")}
+        )
+    )
+    default_order_value: Annotated[Decimal, Field(gt=0)] = Decimal(50)
+    attribution_window_days: Annotated[int, Field(ge=1, le=90)] = 7
+
+
+def _errors(path: Path, error: ValidationError) -> str:
+    fields = "; ".join(f"{'.'.join(map(str, e['loc'])) or '<file>'}: {e['msg']}" for e in error.errors())
+    return f"{path.name}: {fields}"
+
+
+def _read(path: Path) -> dict[str, object]:
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise CampaignError(f"{path.name}: not valid TOML: {error}") from None
+
+
+def load_campaigns(directory: Path) -> list[Campaign]:
+    """Every campaign ``*.toml`` under ``directory`` (not policy.toml); raises CampaignError naming the file
+    and field at fault. An approved campaign changed since its approval comes back as a draft."""
+    campaigns: list[Campaign] = []
+    for path in sorted(directory.glob("*.toml")):
+        if path.name == POLICY_FILE:
+            continue
+        try:
+            campaign = Campaign.model_validate(_read(path))
+        except ValidationError as error:
+            raise CampaignError(_errors(path, error)) from None
+        if campaign.status == "approved" and campaign.approved_digest != campaign.digest():
+            campaign = campaign.model_copy(
+                update={"status": "draft", "review_note": "changed since approval: approve it again"}
+            )
+        campaigns.append(campaign)
+    ids = [c.id for c in campaigns]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise CampaignError(f"campaign ids used twice: {', '.join(duplicates)}")
+    return campaigns
+
+
+POLICY_FILE = "policy.toml"
+
+
+def load_policy(directory: Path) -> Policy:
+    path = directory / POLICY_FILE
+    if not path.exists():
+        return Policy()
+    try:
+        return Policy.model_validate(_read(path))
+    except ValidationError as error:
+        raise CampaignError(_errors(path, error)) from None
+
+
+def approve(path: Path, approver: str, on: date) -> Campaign:
+    """Record an approval in the file itself (status, approver, date, digest), keeping its comments."""
+    campaign = Campaign.model_validate(_read(path) | {"status": "draft", "approved_digest": None})
+    text = path.read_text()
+    values = {
+        "status": "approved",
+        "approved_by": approver,
+        "approved_at": on.isoformat(),
+        "approved_digest": campaign.digest(),
+    }
+    head, sep, tail = text.partition("\n[")  # top-level keys come before the first table
+    for key, value in values.items():
+        line = f"{key} = {value}" if key == "approved_at" else f"{key} = {json.dumps(value)}"
+        head, found = re.subn(rf"(?m)^{key}\s*=.*$", line, head)
+        if not found:
+            head = head.rstrip("\n") + "\n" + line + "\n"
+    path.write_text(head + sep + tail)
+    return Campaign.model_validate(_read(path))
+
+
+def trigger_delays(campaigns: list[Campaign]) -> dict[str, timedelta]:
+    """When ingest should wake decide for each event-driven trigger: the shortest delay of any approved
+    campaign (swept and follow-up triggers are armed elsewhere)."""
+    delays: dict[str, timedelta] = {}
+    for campaign in campaigns:
+        kind = campaign.trigger.kind
+        if campaign.status == "approved" and kind not in SWEPT:
+            delays[kind] = min(delays.get(kind, campaign.trigger.delay), campaign.trigger.delay)
+    return delays

@@ -1,0 +1,80 @@
+"""Rendering a campaign's creative for one customer.
+
+Templates are reviewed code, but they still run in Jinja's sandbox with HTML autoescaping so a product
+name like ``<script>`` arrives as text. Undefined variables are errors, caught when campaigns are loaded.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from functools import cache
+from typing import Any
+
+from jinja2 import StrictUndefined, Template
+from jinja2.sandbox import SandboxedEnvironment
+from pydantic import BaseModel, ConfigDict
+
+from nextbest.core.campaigns import Creative
+from nextbest.core.events import Channel
+
+SMS_MAX_CHARS = 320
+"""Two concatenated GSM segments; longer texts cost more and are cut by some carriers."""
+PUSH_MAX_CHARS = 178
+"""What iOS and Android show of a notification body before truncating it."""
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    channel: Channel
+    subject: str | None = None
+    html: str | None = None
+    text: str
+
+
+@cache
+def _environment(autoescape: bool) -> SandboxedEnvironment:
+    return SandboxedEnvironment(autoescape=autoescape, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+
+
+@cache
+def _text(source: str) -> Template:
+    """Compiled once per container: compiling costs ~1 ms a template, rendering a few microseconds."""
+    return _environment(False).from_string(source)
+
+
+@cache
+def _html(source: str) -> Template:
+    return _environment(True).from_string(source)
+
+
+def render(creative: Creative, channel: Channel, variables: dict[str, Any]) -> Message:
+    if channel == "email":
+        return Message(
+            channel="email",
+            subject=" ".join(_text(creative.subject).render(variables).split()),
+            html=_html(creative.html).render(variables).strip(),
+            text=_text(creative.text).render(variables).strip(),
+        )
+    if channel == "sms" and creative.sms:
+        text = " ".join(_text(creative.sms).render(variables).split())
+        return Message(channel="sms", text=text[:SMS_MAX_CHARS])
+    if channel == "push" and creative.push:
+        title = " ".join(_text(creative.subject).render(variables).split())
+        body = " ".join(_text(creative.push).render(variables).split())
+        return Message(channel="push", subject=title, text=body[:PUSH_MAX_CHARS])
+    raise ValueError(f"the creative has nothing for {channel}")
+
+
+def sample_variables() -> dict[str, Any]:
+    """What a real render receives, for checking templates when campaigns are loaded."""
+    return {
+        "first_name": "Ada",
+        "items": [{"name": "Serum", "quantity": 1, "unit_price": Decimal("25.00"), "product_id": "p1"}],
+        "cart_value": Decimal("25.00"),
+        "currency": "USD",
+        "link": "https://shop.example/c/00000000-0000-0000-0000-000000000000",
+        "recommendations": ["p2", "p3"],
+        "discount_percent": Decimal(10),
+        "step": 1,
+    }

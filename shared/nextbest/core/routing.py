@@ -1,0 +1,59 @@
+"""Which channel a decision may use now, and where it goes when its channel fails (the fallback)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Protocol
+
+from nextbest.aws.store import Store
+from nextbest.core.commands import delivery_request
+from nextbest.core.decision import Decision
+from nextbest.core.events import Channel
+from nextbest.core.profiles import Profile
+
+
+class Requests(Protocol):
+    """Where new delivery requests go (the deliver queue): fallbacks are new decisions, sent like any other."""
+
+    def send(self, body: str, attributes: dict[str, str] | None = None, delay_seconds: int = 0) -> None: ...
+
+
+def refusal(profile: Profile | None, channel: str) -> str | None:
+    """Why this channel must not be used for this customer right now, or None."""
+    if profile is None:
+        return "profile no longer exists"
+    if not profile.has_consent(channel):  # type: ignore[arg-type]
+        return f"no {channel} consent"
+    if not profile.reachable(channel):  # type: ignore[arg-type]
+        return f"{channel} not reachable"
+    return None
+
+
+def fallback(store: Store, requests: Requests, decision: Decision, profile: Profile) -> Channel | None:
+    """Re-route a decision whose channel failed: a new decision (deterministic id) on the next channel of the
+    campaign, in its order of preference, that the customer consented to and can receive, queued once and
+    checked again when it is sent. At most one fallback per channel and original decision, so it ends."""
+    root_id = decision.fallback_of or decision.decision_id
+    tried = {decision.channel}
+    if decision.fallback_of:
+        root = store.decision(decision.fallback_of)
+        if root is not None:
+            tried.add(Decision.model_validate_json(root[1]).channel)
+    for channel in decision.messages:
+        if channel in tried or not (profile.has_consent(channel) and profile.reachable(channel)):
+            continue
+        rerouted = decision.model_copy(
+            update={
+                "decision_id": str(uuid.uuid5(uuid.UUID(root_id), f"{channel}-fallback")),
+                "channel": channel,
+                "fallback_of": root_id,
+            }
+        )
+        created = store.put_decision(
+            rerouted.decision_id, "queued", rerouted.model_dump_json(), rerouted.profile_key, rerouted.decided_at
+        )
+        existing = None if created else store.decision(rerouted.decision_id)
+        if created or (existing and existing[0] == "queued"):
+            requests.send(delivery_request(rerouted.decision_id))
+        return channel
+    return None

@@ -1,0 +1,382 @@
+"""Decide: the next best message for one customer whose trigger is due, across every campaign.
+
+``decide`` is pure. It sees the profile, the campaigns, the house policy, the model scores (or none) and the
+arms' counts, and returns a :class:`Decision` listing every campaign that answers the trigger, with the rule
+that eliminated it or its expected value. Among the eligible, marketers' overrides win first (by priority);
+then the highest expected incremental value, with priority breaking ties::
+
+    value = propensity x (order value x margin rate - offer cost) - channel cost - fatigue
+
+where propensity is the purchase-propensity model's score (the campaign's base rate without models), the
+offer cost is what the incentive gives away if redeemed, and fatigue charges every message the customer
+got in the last 7 days. A campaign whose value is not positive is not worth the customer's attention.
+
+The winner then meets the experiment: the global control group and the campaign's holdout get a "would
+have sent" record (action ``holdout``); everyone else gets a variant drawn by Thompson sampling. Quiet
+hours on the chosen channel defer the decision to the customer's morning (action ``defer``).
+
+:class:`Decider` is the orchestration the Lambda runs: read, decide, and commit the decision together with
+the profile it was checked against and the campaigns' rate and budget counters, in one transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from nextbest.core import experiments, guardrails
+from nextbest.core.attribution import episode_end
+from nextbest.core.campaigns import FOLLOW_UP, SWEEP, Campaign, Policy
+from nextbest.core.clock import iso
+from nextbest.core.commands import MAX_LATENESS
+from nextbest.core.counters import Counter, funnel
+from nextbest.core.decision import NAMESPACE, Candidate, Decision, Scored, decision_id
+from nextbest.core.events import Channel
+from nextbest.core.messages import render
+from nextbest.core.profiles import MAX_MESSAGES, MessageLog, Profile
+
+
+def trigger_gone(profile: Profile, trigger: str, due_at: datetime, now: datetime) -> str | None:
+    """Why the trigger no longer applies, or None if it still does."""
+    if now - due_at > MAX_LATENESS:
+        return f"due {guardrails.ago(now - due_at)} ago: too late to be relevant (a backfill or an outage)"
+    if trigger == "cart_abandoned":
+        cart = profile.cart
+        if cart is None or not cart.items:
+            return "cart is empty now"
+        if profile.last_order_at and profile.last_order_at >= cart.updated_at:
+            return "purchased since the cart was left"
+    elif trigger == "browse_abandoned":
+        last_view = profile.views[-1].at if profile.views else None
+        if last_view is None:
+            return "no product views"
+        if profile.last_order_at and profile.last_order_at >= last_view:
+            return "purchased since browsing"
+    elif trigger in ("replenishment", "post_purchase", SWEEP):
+        if profile.order_count == 0:
+            return "no orders yet"
+    elif trigger.startswith(FOLLOW_UP):
+        campaign_id = trigger.removeprefix(FOLLOW_UP)
+        last = _last_message(profile, campaign_id)
+        if last is None:
+            return "nothing to follow up"
+        if profile.last_order_at and profile.last_order_at >= last.at:
+            return "purchased since the last message"
+        if profile.last_engaged_at and profile.last_engaged_at >= last.at:
+            return "engaged with the last message"
+    else:
+        return f"unknown trigger {trigger}"
+    return None
+
+
+def _last_message(profile: Profile, campaign_id: str) -> MessageLog | None:
+    return max((m for m in profile.messages if m.campaign_id == campaign_id), key=lambda m: m.at, default=None)
+
+
+def audience_reason(campaign: Campaign, profile: Profile, scores: Scored | None, now: datetime) -> str | None:
+    a = campaign.audience
+    if a.min_orders is not None and profile.order_count < a.min_orders:
+        return f"audience: {profile.order_count} orders < {a.min_orders}"
+    if a.max_orders is not None and profile.order_count > a.max_orders:
+        return f"audience: {profile.order_count} orders > {a.max_orders}"
+    if campaign.trigger.kind == "win_back":
+        recency = profile.recency(now)
+        if recency is None or recency < timedelta(days=campaign.trigger.lapsed_days):
+            return f"audience: ordered within {campaign.trigger.lapsed_days} days"
+    bounds = (
+        ("lapse risk", "lapse_risk", a.min_lapse_risk, a.max_lapse_risk),
+        ("propensity", "purchase_propensity", a.min_propensity, None),
+    )
+    for label, attribute, low, high in bounds:
+        if low is None and high is None:
+            continue
+        if scores is None:
+            return f"audience: needs a {label} score and no model is deployed"
+        score = getattr(scores, attribute)
+        if low is not None and score < low:
+            return f"audience: {label} {score:.2f} < {low}"
+        if high is not None and score > high:
+            return f"audience: {label} {score:.2f} > {high}"
+    if a.min_cart_value is not None and (profile.cart is None or profile.cart.value < a.min_cart_value):
+        return f"audience: cart below {a.min_cart_value}"
+    if a.categories_any and not set(a.categories_any) & set(profile.categories):
+        return "audience: no affinity to its categories"
+    return None
+
+
+def _channel(profile: Profile, campaign: Campaign, policy: Policy, now: datetime) -> tuple[Channel | None, str]:
+    """The first of the campaign's channels the customer consented to, can receive, and is not capped on."""
+    refusals = []
+    for channel in campaign.channels:
+        if not profile.has_consent(channel):
+            refusals.append(f"{channel}: no consent")
+        elif not profile.reachable(channel):
+            refusals.append(f"{channel}: not reachable")
+        elif capped := guardrails.cap_reason(profile, channel, policy, now):
+            refusals.append(f"{channel}: {capped}")
+        else:
+            return channel, f"{channel}: consented, reachable, under caps"
+    return None, "; ".join(refusals)
+
+
+def _order_value(profile: Profile, trigger: str, policy: Policy) -> Decimal:
+    if trigger == "cart_abandoned" and profile.cart is not None and profile.cart.items:
+        return profile.cart.value
+    if profile.order_count:
+        return profile.revenue / profile.order_count
+    return policy.default_order_value
+
+
+def _discount(campaign: Campaign, step: int) -> Decimal:
+    extra = campaign.follow_up.extra_discount_percent * step if campaign.follow_up else Decimal(0)
+    return min(campaign.offer.discount_percent + extra, Decimal(90))
+
+
+def expected_value(
+    campaign: Campaign, channel: Channel, profile: Profile, trigger: str, step: int, policy: Policy,
+    scores: Scored | None, now: datetime,
+) -> tuple[float, Decimal]:  # fmt: skip
+    """(expected incremental value, offer cost if redeemed); see the module docstring."""
+    basis = _order_value(profile, trigger, policy)
+    offer_cost = basis * _discount(campaign, step) / 100 + campaign.offer.fixed_cost
+    propensity = scores.purchase_propensity if scores is not None else campaign.base_conversion_rate
+    recent = len(guardrails.recent(profile, now, guardrails.WEEK))
+    value = (
+        propensity * float(basis * campaign.margin_rate - offer_cost)
+        - float(policy.channel_cost.get(channel, Decimal(0)))
+        - float(policy.fatigue_cost) * recent
+    )
+    return value, offer_cost.quantize(Decimal("0.01"))
+
+
+def _products(profile: Profile, trigger: str, scores: Scored | None) -> list[str]:
+    if trigger == "cart_abandoned" and profile.cart is not None:
+        return [i.product_id for i in profile.cart.items]
+    return list(scores.recommendations) if scores is not None else []
+
+
+def decide(
+    profile: Profile,
+    trigger: str,
+    due_at: datetime,
+    campaigns: list[Campaign],
+    policy: Policy,
+    now: datetime,
+    site_url: str,
+    scores: Scored | None = None,
+    arms: Callable[[Campaign], experiments.ArmCounts] = lambda c: {},
+    excluded: dict[str, str] | None = None,
+) -> Decision:
+    """``excluded`` names campaigns a shared counter refused (send rate, budget), with the reason."""
+    did = decision_id(profile.key, trigger, due_at)
+    gone = trigger_gone(profile, trigger, due_at, now)
+    follow_up = trigger.startswith(FOLLOW_UP)
+    candidates: list[Candidate] = []
+    eligible: list[tuple[Campaign, Channel, float, Decimal, int]] = []
+    products = _products(profile, trigger, scores)
+    for campaign in sorted(campaigns, key=lambda c: c.id):
+        if trigger not in campaign.triggers:
+            continue
+        step = 0
+        if follow_up:
+            last = _last_message(profile, campaign.id)
+            step = (last.step if last else 0) + 1
+        channel: Channel | None = None
+        reason = (
+            (f"status is {campaign.status}" + (f" ({campaign.review_note})" if campaign.review_note else ""))
+            if campaign.status != "approved"
+            else None
+        )
+        reason = reason or (None if campaign.live(now) else "outside its dates")
+        reason = reason or gone
+        reason = reason or (excluded or {}).get(campaign.id)
+        reason = reason or audience_reason(campaign, profile, scores, now)
+        if reason is None and follow_up and campaign.follow_up and step > campaign.follow_up.max_steps:
+            reason = f"follow-up: {campaign.follow_up.max_steps} steps done"
+        reason = reason or guardrails.cooldown_reason(profile, campaign, now, follow_up)
+        reason = reason or guardrails.conflict_reason(profile, campaign, products, policy, now)
+        if reason is None:
+            channel, why = _channel(profile, campaign, policy, now)
+            reason = None if channel else why
+        if reason is not None or channel is None:
+            candidates.append(Candidate(campaign_id=campaign.id, outcome="eliminated", reason=reason or ""))
+            continue
+        value, offer_cost = expected_value(campaign, channel, profile, trigger, step, policy, scores, now)
+        if value <= 0 and not campaign.override:  # an override is the marketer's call; guardrails still hold
+            candidates.append(
+                Candidate(
+                    campaign_id=campaign.id,
+                    outcome="eliminated",
+                    channel=channel,
+                    value=round(value, 4),
+                    reason="expected value not positive (fatigue or offer cost outweighs it)",
+                )
+            )
+            continue
+        eligible.append((campaign, channel, value, offer_cost, step))
+    eligible.sort(key=lambda e: (not e[0].override, -e[0].priority if e[0].override else 0, -round(e[2], 2),
+                                 -e[0].priority, e[0].id))  # fmt: skip
+    for rank, (campaign, channel, value, _, _) in enumerate(eligible):
+        if rank == 0:
+            why = "marketer override" if campaign.override else "highest expected value"
+            candidates.append(
+                Candidate(
+                    campaign_id=campaign.id,
+                    outcome="chosen",
+                    channel=channel,
+                    value=round(value, 4),
+                    reason=f"{why} ({value:.2f}, priority {campaign.priority}) via {channel}",
+                )
+            )
+        else:
+            candidates.append(
+                Candidate(
+                    campaign_id=campaign.id,
+                    outcome="eligible",
+                    channel=channel,
+                    value=round(value, 4),
+                    reason=f"lower than {eligible[0][0].id}",
+                )
+            )
+    decision = Decision(
+        decision_id=did,
+        profile_key=profile.key,
+        trigger=trigger,
+        trigger_due_at=due_at,
+        decided_at=now,
+        action="none",
+        candidates=candidates,
+        scores=({"lapse_risk": scores.lapse_risk, "purchase_propensity": scores.purchase_propensity} if scores else {}),
+        model_versions=dict(scores.model_versions) if scores else {},
+    )
+    if not eligible:
+        return decision
+    campaign, channel, value, offer_cost, step = eligible[0]
+    previous = _last_message(profile, campaign.id) if follow_up else None
+    if previous is not None and previous.variant:
+        variant, p_variant = campaign.variant(previous.variant).id, 1.0
+    else:
+        probabilities = experiments.allocation(campaign, arms(campaign))
+        variant = experiments.draw(probabilities, did)
+        p_variant = probabilities[variant]
+    control = experiments.in_global_control(profile.key, policy.global_control_percent)
+    holdout = experiments.in_holdout(profile.key, campaign)
+    p_send = (1 - policy.global_control_percent / 100) * (1 - campaign.holdout_percent / 100)
+    chosen: dict[str, Any] = {
+        "campaign_id": campaign.id,
+        "channel": channel,
+        "variant": variant,
+        "value": round(value, 4),
+        "step": step,
+        "products": products,
+        "offer_cost": offer_cost,
+    }
+    # Quiet hours defer the held-out exactly like the treated: their "would have sent" is recorded when the
+    # message would have gone, so both arms start their attribution window at the same moment and a trigger
+    # that vanishes overnight (an order at 2 a.m.) drops out of both.
+    quiet_end = guardrails.quiet_until(profile, channel, policy, now)
+    if quiet_end is not None:
+        return decision.model_copy(
+            update=chosen
+            | {
+                "decision_id": str(uuid.uuid5(NAMESPACE, f"{did}|deferred|{iso(quiet_end)}")),
+                "action": "defer",
+                "defer_until": quiet_end,
+            }
+        )
+    if control or holdout:
+        return decision.model_copy(
+            update=chosen
+            | {"action": "holdout", "group": "global_control" if control else "holdout", "propensity": 1 - p_send}
+        )
+    variables = _variables(profile, f"{site_url.rstrip('/')}/c/{did}", scores, _discount(campaign, step), step)
+    creative = campaign.variant(variant).creative
+    rendered = {ch: render(creative, ch, variables) for ch in campaign.channels}
+    return decision.model_copy(
+        update=chosen | {"action": "send", "group": "treatment", "propensity": p_variant * p_send, "messages": rendered}
+    )
+
+
+def _variables(profile: Profile, link: str, scores: Scored | None, discount: Decimal, step: int) -> dict[str, object]:
+    cart = profile.cart
+    owned = {i.product_id for i in cart.items} if cart else set()
+    return {
+        "first_name": profile.first_name,
+        "items": [i.model_dump() for i in cart.items] if cart else [],
+        "cart_value": cart.value if cart else 0,
+        "currency": cart.currency if cart else "USD",
+        "link": link,
+        "recommendations": [p for p in (scores.recommendations if scores else []) if p not in owned][:3],
+        "discount_percent": int(discount) if discount == int(discount) else discount,
+        "step": step,
+    }
+
+
+def record(profile: Profile, decision: Decision, campaigns: dict[str, Campaign]) -> Profile:
+    """The profile after a decision: the trigger handled, the message logged, a follow-up armed."""
+    p = profile.model_copy(deep=True)
+    if decision.action == "defer":
+        return p
+    if p.triggers.get(decision.trigger) == decision.trigger_due_at:
+        del p.triggers[decision.trigger]
+    if decision.trigger != SWEEP:
+        p.handled[decision.trigger] = decision.trigger_due_at
+    if decision.action in ("send", "holdout") and decision.campaign_id and decision.channel:
+        campaign = campaigns[decision.campaign_id]
+        if not any(m.decision_id == decision.decision_id for m in p.messages):
+            p.messages.append(
+                MessageLog(
+                    decision_id=decision.decision_id,
+                    campaign_id=campaign.id,
+                    channel=decision.channel,
+                    at=decision.decided_at,
+                    variant=decision.variant,
+                    held_out=decision.action == "holdout",
+                    global_control=decision.group == "global_control",
+                    step=decision.step,
+                    conflict_group=campaign.conflict_group,
+                    fulfilment=campaign.offer.fulfilment,
+                    products=decision.products[:10],
+                    credit_until=episode_end(campaign, decision.decided_at) if decision.step == 0 else None,
+                )
+            )
+            p.messages = sorted(p.messages, key=lambda m: (m.at, m.decision_id))[-MAX_MESSAGES:]
+        if campaign.follow_up and decision.step < campaign.follow_up.max_steps:
+            p.triggers[FOLLOW_UP + campaign.id] = decision.decided_at + timedelta(hours=campaign.follow_up.after_hours)
+    return p
+
+
+def counters(decision: Decision, campaigns: dict[str, Campaign]) -> list[Counter]:
+    """Shared counters a decision takes from: its campaign's hourly send rate and offer budget (refusing
+    when full), the recipients of its arm (first messages only: see ``nextbest.core.attribution``), its funnel and
+    its variant (for uplift and Thompson sampling)."""
+    if decision.action not in ("send", "holdout") or decision.campaign_id is None:
+        return []
+    campaign = campaigns[decision.campaign_id]
+    arm = "treatment" if decision.action == "send" else decision.group or "holdout"
+    taken = []
+    if decision.step == 0:  # a follow-up belongs to its first message's episode: the arms' one recipient
+        taken.append(Counter(f"s:{campaign.id}", f"ARM#{arm}", Decimal(1), attribute="recipients"))
+    if decision.action == "holdout":
+        return taken
+    taken.append(funnel(decision, "decided"))
+    if campaign.max_sends_per_hour is not None:
+        hour = decision.decided_at.strftime("%Y-%m-%dT%H")
+        taken.append(
+            Counter(
+                f"s:{campaign.id}", f"HOUR#{hour}", Decimal(1), Decimal(campaign.max_sends_per_hour),
+                expires_at=decision.decided_at + timedelta(days=2), refusal="send rate cap reached this hour",
+            )
+        )  # fmt: skip
+    if campaign.budget is not None and decision.offer_cost > 0:
+        taken.append(
+            Counter(f"s:{campaign.id}", "BUDGET", decision.offer_cost, campaign.budget, refusal="budget spent")
+        )
+    if decision.variant:
+        taken.append(Counter(f"s:{campaign.id}", f"VARIANT#{decision.variant}", Decimal(1), attribute="sends"))
+        day = decision.decided_at.strftime("%Y-%m-%d")  # the bandit's allocation over time, for the report
+        taken.append(Counter(f"s:{campaign.id}", f"DAY#{day}", Decimal(1), attribute=f"sends#{decision.variant}"))
+    return taken

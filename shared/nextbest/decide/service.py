@@ -1,0 +1,127 @@
+"""The decide step's orchestration: read, decide, and commit the decision with the profile it was checked
+against and the counters it takes, in one transaction."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from nextbest.aws.scheduler import Scheduler
+from nextbest.aws.store import Store
+from nextbest.core import experiments
+from nextbest.core.campaigns import FOLLOW_UP, SWEEP, SWEPT, Campaign, Policy
+from nextbest.core.commands import SWEEP_SHARDS, DueTrigger, Sweep, delivery_request
+from nextbest.core.decision import Decision
+from nextbest.core.ports import Conflict, DecisionExists
+from nextbest.core.profiles import Profile
+from nextbest.decide.engine import counters, decide, record
+
+
+class Sender(Protocol):
+    def send(self, body: str, attributes: dict[str, str] | None = None, delay_seconds: int = 0) -> None: ...
+
+
+ARM_COUNTS_TTL_S = 60.0
+
+
+NOT_IN_AUDIENCE = ("audience", "status", "outside", "no orders")
+
+
+@dataclass
+class Decider:
+    store: Store
+    deliver: Sender
+    decide_queue: Sender
+    scheduler: Scheduler | Any
+    campaigns: list[Campaign]
+    policy: Policy
+    site_url: str
+    models: Any = None
+    """``nextbest.decide.scoring.Models`` when deployed; without it decide falls back to rules."""
+    _arms: dict[str, tuple[float, experiments.ArmCounts]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.by_id = {c.id: c for c in self.campaigns}
+
+    def handle(self, due: DueTrigger, now: datetime, profile: Profile | None = None) -> Decision | None:
+        """Decide once for a due trigger; retries (conflicts, a counter refusing) re-decide on fresh data."""
+        excluded: dict[str, str] = {}
+        for _ in range(6):
+            profile = profile or self.store.profile(due.profile_key)
+            if profile is None or profile.key != due.profile_key:
+                return None  # merged into another profile, which carries (and re-armed) the trigger
+            if due.trigger != SWEEP and profile.triggers.get(due.trigger) != due.due_at:
+                return None  # moved (re-armed for the new time), decided already, or its reason vanished
+            scores = self.models.score(profile, now) if self.models is not None else None
+            decision = decide(
+                profile, due.trigger, due.due_at, self.campaigns, self.policy, now, self.site_url, scores,
+                self.arm_counts, excluded,
+            )  # fmt: skip
+            if due.trigger == SWEEP and all(c.reason.startswith(NOT_IN_AUDIENCE) for c in decision.candidates):
+                return None  # the daily sweep only records customers some campaign was meant for
+            updated = record(profile, decision, self.by_id)
+            status = {"send": "queued", "holdout": "held_out", "defer": "deferred"}.get(decision.action, "no_action")
+            try:
+                self.store.commit_decision(
+                    decision.decision_id, status, decision.model_dump_json(), decision.profile_key,
+                    decision.decided_at, updated if updated != profile else None, counters(decision, self.by_id),
+                )  # fmt: skip
+            except DecisionExists:
+                return self._resume(decision.decision_id, profile)
+            except Conflict as conflict:
+                if conflict.refusal and decision.campaign_id:
+                    excluded[decision.campaign_id] = conflict.refusal
+                profile = None
+                continue
+            self._after(decision, status, updated)
+            return decision
+        raise Conflict(f"{due.profile_key} kept changing while deciding")
+
+    def _resume(self, did: str, profile: Profile) -> Decision | None:
+        """A retry found its decision already made: finish what may not have happened after the commit."""
+        existing = self.store.decision(did)
+        if existing is None:
+            return None
+        status, doc = existing
+        decision = Decision.model_validate_json(doc)
+        self._after(decision, status, profile)
+        return decision
+
+    def _after(self, decision: Decision, status: str, profile: Profile) -> None:
+        if status == "queued":
+            self.deliver.send(delivery_request(decision.decision_id))
+        if decision.action == "defer" and decision.defer_until:
+            self.scheduler.arm(DueTrigger(profile_key=decision.profile_key, trigger=decision.trigger,
+                                          due_at=decision.trigger_due_at), at=decision.defer_until)  # fmt: skip
+        for trigger, due_at in profile.triggers.items():
+            if trigger.startswith(FOLLOW_UP) and due_at > decision.decided_at:
+                self.scheduler.arm(DueTrigger(profile_key=profile.key, trigger=trigger, due_at=due_at))
+
+    def arm_counts(self, campaign: Campaign) -> experiments.ArmCounts:
+        """Sends and conversions per variant, cached for a minute (allocation needs trends, not every send)."""
+        if campaign.allocation != "thompson" or len(campaign.variants) < 2:
+            return {}
+        cached = self._arms.get(campaign.id)
+        if cached is None or time.monotonic() - cached[0] > ARM_COUNTS_TTL_S:
+            cached = (time.monotonic(), self.store.arm_counts(campaign.id, [v.id for v in campaign.variants]))
+            self._arms[campaign.id] = cached
+        return cached[1]
+
+    def sweep(self, sweep: Sweep, now: datetime) -> int:
+        """Start a sweep (one message per shard of buyers) or decide for one page of them and queue the next."""
+        if not any(c.status == "approved" and c.trigger.kind in SWEPT for c in self.campaigns):
+            return 0
+        if sweep.segment is None:
+            for shard in range(SWEEP_SHARDS):
+                self.decide_queue.send(Sweep(sweep_at=sweep.sweep_at, segment=shard).model_dump_json())
+            return 0
+        keys, next_start = self.store.buyers(sweep.segment, sweep.start)
+        decided = 0
+        for key in keys:
+            due = DueTrigger(profile_key=key, trigger=SWEEP, due_at=sweep.sweep_at)
+            decided += self.handle(due, now) is not None
+        if next_start is not None:
+            self.decide_queue.send(sweep.model_copy(update={"start": next_start}).model_dump_json())
+        return decided

@@ -1,0 +1,123 @@
+"""Deliver: send a decided message at most once, and never to a channel the customer has left.
+
+Consent and reachability are checked again at send time, against a consistent read of the profile, so an
+opt-out or a bounce that arrived after the decision still stops it. The decision's status is the
+idempotency key: only the invocation that moves it from ``queued`` to ``sending`` may send.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from botocore.exceptions import ClientError, ConnectionError, ReadTimeoutError
+
+from nextbest.aws import clients as aws
+from nextbest.aws.store import Store
+from nextbest.core import clock
+from nextbest.core.clock import iso
+from nextbest.core.counters import funnel
+from nextbest.core.decision import Decision
+from nextbest.core.messages import Message
+from nextbest.core.ports import EmailSender, PushSender, Retry, SmsSender, Unreachable
+from nextbest.core.profiles import Consent, Profile, address_hash, mark_undeliverable, offer_consent
+from nextbest.core.routing import Requests, fallback, refusal
+
+Outcome = Literal["sent", "suppressed", "already_handled", "failed", "unknown"]
+
+
+@dataclass(frozen=True)
+class Delivered:
+    outcome: Outcome
+    reason: str = ""
+    channel: str | None = None
+
+
+def deliver(
+    store: Store,
+    decision_id: str,
+    email: EmailSender,
+    sms: SmsSender,
+    push: PushSender | None = None,
+    requests: Requests | None = None,
+) -> Delivered:
+    record = store.decision(decision_id)
+    if record is None:
+        return Delivered("failed", "decision not found")
+    status, doc = record
+    if status != "queued":
+        return Delivered("already_handled", status)
+    decision = Decision.model_validate_json(doc)
+    channel = decision.channel
+    assert channel is not None and decision.action == "send"
+    profile = store.profile(decision.profile_key)
+    why_not = refusal(profile, channel) or (
+        "push is not configured (no platform application)" if channel == "push" and push is None else None
+    )
+    if why_not:
+        store.move_decision(decision_id, "queued", "suppressed", reason=why_not)
+        return Delivered("suppressed", why_not, channel)
+    assert profile is not None
+    if channel == "sms" and profile.phone and sms.opted_out(profile.phone):
+        stop = Consent(granted=False, at=clock.now(), source="sms_stop")
+        store.change(profile.key, lambda p: offer_consent(p, "sms", stop))
+        store.move_decision(decision_id, "queued", "suppressed", reason="sms opted out (STOP)")
+        return Delivered("suppressed", "sms opted out (STOP)", channel)
+    if not store.move_decision(decision_id, "queued", "sending"):
+        return Delivered("already_handled", "claimed by another delivery")
+    message = decision.messages[channel]
+    dead: list[str] = []
+    token: str | None = None
+    try:
+        provider_id: str | None
+        if channel == "email":
+            assert profile.email
+            provider_id = email.send(profile.email, message, decision)
+        elif channel == "sms":
+            assert profile.phone
+            provider_id = sms.send(profile.phone, message, decision)
+        else:
+            assert push is not None
+            provider_id, token = _push(push, profile.push_tokens, message, decision, dead)
+    except ClientError as error:
+        code = aws.error_code(error)
+        _forget_tokens(store, profile.key, dead)
+        if code in aws.THROTTLING:
+            store.move_decision(decision_id, "sending", "queued")
+            raise Retry(code) from error
+        store.move_decision(decision_id, "sending", "failed", reason=code or "rejected")
+        return Delivered("failed", code, channel)
+    except (ConnectionError, ReadTimeoutError) as error:
+        # The provider may or may not have accepted it. Sending again could duplicate: we never do.
+        _forget_tokens(store, profile.key, dead)
+        store.move_decision(decision_id, "sending", "unknown", reason=type(error).__name__)
+        return Delivered("unknown", type(error).__name__, channel)
+    updated = _forget_tokens(store, profile.key, dead)
+    if provider_id is None:  # every device token turned out to be disabled: nothing was sent
+        store.move_decision(decision_id, "sending", "failed", reason="push endpoints disabled")
+        rerouted = fallback(store, requests, decision, updated or profile) if requests else None
+        return Delivered("failed", f"push endpoints disabled; fallback {rerouted or 'none'}", channel)
+    sent = [funnel(decision, "sent")]
+    store.move_decision(decision_id, "sending", "sent", sent, message_id=provider_id, sent_at=iso(clock.now()))
+    if token is not None:
+        store.remember_message(provider_id, decision_id, address_hash(f"t:{token}"))
+    return Delivered("sent", "", channel)
+
+
+def _push(
+    push: PushSender, tokens: list[str], message: Message, decision: Decision, dead: list[str]
+) -> tuple[str | None, str | None]:
+    """Try the customer's live device tokens in turn; a disabled one is noted in ``dead`` and skipped.
+    Returns the provider's message id and the token it went to, or (None, None) if none could take it."""
+    for token in tokens:
+        try:
+            return push.send(token, message, decision), token
+        except Unreachable:
+            dead.append(token)
+    return None, None
+
+
+def _forget_tokens(store: Store, key: str, dead: list[str]) -> Profile | None:
+    if not dead:
+        return None
+    return store.change(key, lambda p: mark_undeliverable(p, [f"t:{t}" for t in dead]))

@@ -1,0 +1,350 @@
+"""Feedback: what SES tells us after a send, in the SES event-publishing format.
+
+============================  ==========================================================================
+event                         effect
+============================  ==========================================================================
+Send                          nothing (deliver already recorded the send)
+Delivery                      decision ``delivered``; the address's soft-bounce count is reset
+Bounce, Permanent             address undeliverable; decision ``bounced``; SMS fallback if consented
+Bounce, Transient/Undeterm.   retried once more after 15 min; the 3rd in a row counts as permanent
+Complaint                     e-mail consent withdrawn at once (source ``complaint``)
+Reject                        decision ``rejected`` (content refused, address fine); SMS fallback
+Rendering Failure             decision ``failed``
+Open, Click                   first ``opened_at``/``clicked_at`` on the decision; the profile's last engagement
+DeliveryDelay                 ``delayed_at`` on the decision; SES keeps trying
+SMS TEXT_DELIVERED/SUCCESSFUL decision ``delivered`` (End User Messaging SMS configuration-set event)
+SMS TEXT_QUEUED/PENDING       nothing (not final)
+SMS TEXT_INVALID/BLOCKED      the number is undeliverable; decision ``failed``; fallback
+SMS other final failures      decision ``failed`` (this message: carrier down, spam filter, TTL…); fallback
+Push DeliveryFailure          decision ``failed``; an invalid/disabled token is marked dead; fallback
+anything else                 dead-letter queue with reason ``unknown_notification_type``
+============================  ==========================================================================
+
+A fallback is a new decision (deterministic id) on the campaign's next channel the customer consented to
+and can receive (:func:`nextbest.core.routing.fallback`), checked for consent again when it is sent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from nextbest.aws.queues import Queue
+from nextbest.aws.store import Store
+from nextbest.core.clock import iso
+from nextbest.core.commands import delivery_request
+from nextbest.core.counters import Stage, funnel
+from nextbest.core.decision import Decision
+from nextbest.core.events import RejectedEvent
+from nextbest.core.profiles import Consent, Profile, address_hash, mark_undeliverable, offer_consent
+from nextbest.core.routing import fallback
+
+KNOWN_TYPES = {
+    "Send",
+    "Delivery",
+    "Bounce",
+    "Complaint",
+    "Reject",
+    "Rendering Failure",
+    "Open",
+    "Click",
+    "DeliveryDelay",
+    "Subscription",
+}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+class Mail(_Model):
+    message_id: str = Field(alias="messageId")
+    timestamp: datetime
+    destination: list[str]
+    tags: dict[str, list[str]] = Field(default_factory=dict)
+
+
+class Recipient(_Model):
+    email_address: str = Field(alias="emailAddress")
+
+
+class Bounce(_Model):
+    bounce_type: Literal["Undetermined", "Permanent", "Transient"] = Field(alias="bounceType")
+    bounce_sub_type: str = Field(alias="bounceSubType")
+    bounced_recipients: list[Recipient] = Field(alias="bouncedRecipients")
+    timestamp: datetime
+
+
+class Complaint(_Model):
+    complained_recipients: list[Recipient] = Field(alias="complainedRecipients")
+    timestamp: datetime
+
+
+class InboundSms(_Model):
+    """A reply to one of our texts, as AWS End User Messaging SMS publishes it to SNS (two-way SMS)."""
+
+    origination_number: str = Field(alias="originationNumber")
+    message_body: str = Field(alias="messageBody")
+    inbound_message_id: str = Field(alias="inboundMessageId")
+
+
+STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "ARRET"}
+START_WORDS = {"START", "UNSTOP", "YES"}
+
+
+class Engagement(_Model):
+    timestamp: datetime
+    link: str | None = None
+
+
+class SesEvent(_Model):
+    event_type: str = Field(alias="eventType")
+    mail: Mail
+    bounce: Bounce | None = None
+    complaint: Complaint | None = None
+    open: Engagement | None = None
+    click: Engagement | None = None
+
+    @property
+    def decision_id(self) -> str | None:
+        values = self.mail.tags.get("decision_id")
+        return values[0] if values else None
+
+
+class TextEvent(_Model):
+    """An SMS event of an End User Messaging SMS configuration set, as its SNS event destination publishes it."""
+
+    event_type: str = Field(alias="eventType")
+    event_timestamp: datetime = Field(alias="eventTimestamp")
+    is_final: bool = Field(alias="isFinal")
+    destination_phone_number: str = Field(alias="destinationPhoneNumber")
+    message_id: str = Field(alias="messageId")
+    message_status: str = Field(alias="messageStatus")
+    context: dict[str, str] = Field(default_factory=dict)
+
+
+TEXT_DELIVERED = {"TEXT_DELIVERED", "TEXT_SUCCESSFUL"}
+TEXT_PENDING = {"TEXT_QUEUED", "TEXT_PENDING"}
+TEXT_BAD_NUMBER = {"TEXT_INVALID", "TEXT_BLOCKED"}
+"""The number itself cannot take our texts (invalid, or the recipient's device/carrier blocks them)."""
+TEXT_FAILED = {
+    "TEXT_UNREACHABLE",
+    "TEXT_CARRIER_UNREACHABLE",
+    "TEXT_TTL_EXPIRED",
+    "TEXT_INVALID_MESSAGE",
+    "TEXT_CARRIER_BLOCKED",
+    "TEXT_SPAM",
+    "TEXT_PROTECT_BLOCKED",
+    "TEXT_UNKNOWN",
+}
+"""This message failed for good, but the number may work another day (a phone switched off, a carrier
+outage, content a filter refused): the customer gets the message another way, the number is kept."""
+
+
+class PushFailure(_Model):
+    """A platform application's ``EventDeliveryFailure`` notification (SNS mobile push)."""
+
+    event_type: str = Field(alias="EventType")
+    endpoint_arn: str = Field(alias="EndpointArn")
+    failure_type: str = Field(alias="FailureType")
+    message_id: str = Field(alias="MessageId")
+    time: datetime = Field(alias="Time")
+
+
+DEAD_TOKEN_FAILURES = {"InvalidPlatformToken", "EndpointDisabled"}
+"""Failures that say the device token is gone (app uninstalled, token rotated), not that we misconfigured."""
+
+Notification = SesEvent | InboundSms | TextEvent | PushFailure
+M = TypeVar("M", bound=BaseModel)
+
+
+def _validated(model: type[M], body: str) -> M:
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as error:
+        fields = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()[:5])
+        raise RejectedEvent("bad_notification", fields[:500]) from None
+
+
+def parse(body: str) -> Notification:
+    if '"messageStatus"' in body:
+        text = _validated(TextEvent, body)
+        if not text.event_type.startswith("TEXT_"):
+            raise RejectedEvent("unknown_notification_type", f"eventType {text.event_type!r}")
+        return text
+    if '"EndpointArn"' in body:
+        failure = _validated(PushFailure, body)
+        if failure.event_type != "DeliveryFailure":
+            raise RejectedEvent("unknown_notification_type", f"EventType {failure.event_type!r}")
+        return failure
+    if '"originationNumber"' in body:
+        return _validated(InboundSms, body)
+    event = _validated(SesEvent, body)
+    if event.event_type not in KNOWN_TYPES:
+        raise RejectedEvent("unknown_notification_type", f"eventType {event.event_type!r}")
+    if event.event_type == "Bounce" and event.bounce is None:
+        raise RejectedEvent("bad_notification", "Bounce without a bounce object")
+    if event.event_type == "Complaint" and event.complaint is None:
+        raise RejectedEvent("bad_notification", "Complaint without a complaint object")
+    return event
+
+
+SOFT_BOUNCE_LIMIT = 3
+"""Consecutive transient bounces after which an address is treated as undeliverable."""
+RETRY_DELAY_SECONDS = 900
+"""When a transient bounce is retried: the longest delay SQS offers, since SES already retried for hours."""
+
+
+@dataclass(frozen=True)
+class Handled:
+    effect: Literal[
+        "none",
+        "delivered",
+        "marked_bounced",
+        "sms_fallback",
+        "retry_later",
+        "suppressed",
+        "rejected",
+        "failed",
+        "engaged",
+        "delayed",
+        "resubscribed",
+        "email_fallback",
+        "push_fallback",
+    ]
+
+
+def handle_reply(store: Store, reply: InboundSms, at: datetime) -> Handled:
+    """STOP (and its synonyms) withdraws SMS consent at once; START gives it back."""
+    word = reply.message_body.strip().upper()
+    if word not in STOP_WORDS | START_WORDS:
+        return Handled("none")
+    consent = Consent(granted=word in START_WORDS, at=at, source="sms_reply")
+    found = store.change(f"p:{reply.origination_number}", lambda p: offer_consent(p, "sms", consent))
+    if found is None:
+        return Handled("none")
+    return Handled("resubscribed" if consent.granted else "suppressed")
+
+
+def handle(store: Store, deliver: Queue, event: SesEvent) -> Handled:
+    """Apply one SES event. Every type SES publishes has a rule; see the module docstring."""
+    did = event.decision_id
+    record = store.decision(did) if did else None
+    if record is None:
+        return Handled("none")
+    decision = Decision.model_validate_json(record[1])
+    kind, when = event.event_type, iso(event.mail.timestamp)
+    if kind == "Send":
+        return Handled("none")
+    if kind == "Delivery":
+        store.move_decision(decision.decision_id, "sent", "delivered", [funnel(decision, "delivered")])
+        store.change(decision.profile_key, _delivered)
+        return Handled("delivered")
+    if kind == "Bounce" and event.bounce:
+        addresses = {r.email_address.lower() for r in event.bounce.bounced_recipients}
+        permanent = event.bounce.bounce_type == "Permanent"
+        profile = store.change(decision.profile_key, lambda p: _bounced(p, addresses, permanent))
+        if not permanent and profile is not None and profile.email_status == "ok":
+            if store.move_decision(decision.decision_id, ("sent", "delivered"), "queued"):
+                deliver.send(delivery_request(decision.decision_id), delay_seconds=RETRY_DELAY_SECONDS)
+            return Handled("retry_later")
+        store.move_decision(decision.decision_id, ("sent", "delivered"), "bounced", [funnel(decision, "bounced")])
+        rerouted = fallback(store, deliver, decision, profile) if profile is not None else None
+        return Handled(f"{rerouted}_fallback" if rerouted else "marked_bounced")  # type: ignore[arg-type]
+    if kind == "Complaint" and event.complaint:
+        store.annotate_decision(decision.decision_id, [funnel(decision, "complained")], complained_at=when)
+        store.change(decision.profile_key, lambda p: _suppress(p, event.complaint.timestamp))  # type: ignore[union-attr]
+        return Handled("suppressed")
+    if kind == "Reject":  # SES refused the content (e.g. a virus scan): the address is fine, the e-mail is not
+        store.move_decision(decision.decision_id, "sent", "rejected", [funnel(decision, "failed")])
+        profile = store.profile(decision.profile_key)
+        rerouted = fallback(store, deliver, decision, profile) if profile is not None else None
+        return Handled(f"{rerouted}_fallback" if rerouted else "rejected")  # type: ignore[arg-type]
+    if kind == "Rendering Failure":
+        store.move_decision(
+            decision.decision_id, "sent", "failed", [funnel(decision, "failed")], reason="rendering failure"
+        )
+        return Handled("failed")
+    engagement = event.open or event.click
+    if kind in ("Open", "Click") and engagement:
+        stage: Stage = "opened" if kind == "Open" else "clicked"
+        counted = [funnel(decision, stage)]
+        if store.annotate_decision(decision.decision_id, counted, **{f"{stage}_at": iso(engagement.timestamp)}):
+            store.change(decision.profile_key, lambda p: _engaged(p, engagement.timestamp))
+        return Handled("engaged")
+    if kind == "DeliveryDelay":
+        store.annotate_decision(decision.decision_id, delayed_at=when)
+        return Handled("delayed")
+    return Handled("none")
+
+
+def _delivered(profile: Profile) -> Profile:
+    profile.soft_bounces = 0
+    return profile
+
+
+def _bounced(profile: Profile, addresses: set[str], permanent: bool) -> Profile:
+    if profile.email not in addresses:
+        return profile
+    profile.soft_bounces = 0 if permanent else profile.soft_bounces + 1
+    if permanent or profile.soft_bounces >= SOFT_BOUNCE_LIMIT:
+        profile.email_status = "bounced"
+    return profile
+
+
+def _engaged(profile: Profile, at: datetime) -> Profile:
+    profile.last_engaged_at = max(filter(None, [profile.last_engaged_at, at]))
+    return profile
+
+
+def _suppress(profile: Profile, at: datetime) -> Profile:
+    profile.email_status = "complained"
+    return offer_consent(profile, "email", Consent(granted=False, at=at, source="complaint"))
+
+
+def handle_text(store: Store, deliver: Queue, event: TextEvent) -> Handled:
+    """Apply one End User Messaging SMS event to the decision named in its ``context``."""
+    did = event.context.get("decision_id")
+    record = store.decision(did) if did else None
+    if record is None or not event.is_final or event.event_type in TEXT_PENDING:
+        return Handled("none")
+    decision = Decision.model_validate_json(record[1])
+    if event.event_type in TEXT_DELIVERED:
+        store.move_decision(decision.decision_id, "sent", "delivered", [funnel(decision, "delivered")])
+        return Handled("delivered")
+    if event.event_type not in TEXT_BAD_NUMBER | TEXT_FAILED:
+        raise RejectedEvent("unknown_notification_type", f"eventType {event.event_type!r}")
+    failed = [funnel(decision, "failed")]
+    store.move_decision(decision.decision_id, ("sent", "delivered"), "failed", failed, reason=event.event_type)
+    if event.event_type in TEXT_BAD_NUMBER:
+        number = f"p:{event.destination_phone_number}"
+        profile = store.change(decision.profile_key, lambda p: mark_undeliverable(p, [number]))
+    else:
+        profile = store.profile(decision.profile_key)
+    rerouted = fallback(store, deliver, decision, profile) if profile is not None else None
+    return Handled(f"{rerouted}_fallback" if rerouted else "failed")  # type: ignore[arg-type]
+
+
+def handle_push_failure(store: Store, deliver: Queue, failure: PushFailure) -> Handled:
+    """A push SNS accepted could not be delivered: mark a dead token, and reach the customer another way."""
+    remembered = store.message(failure.message_id)
+    record = store.decision(remembered[0]) if remembered else None
+    if remembered is None or record is None:
+        return Handled("none")
+    decision = Decision.model_validate_json(record[1])
+    failed = [funnel(decision, "failed")]
+    store.move_decision(decision.decision_id, ("sent", "delivered"), "failed", failed, reason=failure.failure_type)
+
+    def forget_token(profile: Profile) -> Profile:
+        dead = [f"t:{t}" for t in profile.device_tokens if address_hash(f"t:{t}") == remembered[1]]
+        return mark_undeliverable(profile, dead)
+
+    if failure.failure_type in DEAD_TOKEN_FAILURES:
+        profile = store.change(decision.profile_key, forget_token)
+    else:
+        profile = store.profile(decision.profile_key)
+    rerouted = fallback(store, deliver, decision, profile) if profile is not None else None
+    return Handled(f"{rerouted}_fallback" if rerouted else "failed")  # type: ignore[arg-type]

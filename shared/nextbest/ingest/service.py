@@ -1,0 +1,171 @@
+"""Ingest: fold one validated event into the right profile, merging identities on the way.
+
+Identity resolution in one paragraph: every identifier of the event is looked up; the profiles found are
+merged with each other (``profiles.merge``), unknown identifiers are attached, and the result lives at the
+canonical key (``profiles.canonical_key``), which depends only on the set of identifiers, never on the
+order events arrived in. Other identifiers become redirects to it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import reduce
+from typing import Literal
+
+from nextbest.aws.store import Store
+from nextbest.core.attribution import attribute
+from nextbest.core.events import ConsentUpdated, CustomerErased, EventDetail
+from nextbest.core.ports import Conflict, Duplicate
+from nextbest.core.profiles import (
+    TriggerDelays,
+    apply,
+    bound_identifiers,
+    canonical_key,
+    identity_keys,
+    merge,
+    new_profile,
+)
+
+MAX_ATTEMPTS = 8
+
+
+@dataclass(frozen=True)
+class Ingested:
+    profile_key: str
+    outcome: Literal["applied", "duplicate", "erased", "ignored_erased"]
+    merged: int = 0
+    """How many existing profiles were folded into another by this event."""
+    arm: dict[str, datetime] = field(default_factory=dict)
+    """Triggers whose alarm must be (re)set: new or moved ones, or all pending ones after a redelivery
+    (the first attempt may have saved the profile and failed before arming)."""
+    disarm: dict[str, datetime] = field(default_factory=dict)
+    erased_keys: list[str] = field(default_factory=list)
+
+
+def ingest(store: Store, kind: str, event: EventDetail, delays: TriggerDelays) -> Ingested:
+    keys = identity_keys(event.identifiers())
+    if isinstance(event, CustomerErased):
+        return erase(store, keys)
+    for _ in range(MAX_ATTEMPTS):
+        found = store.resolve(keys)
+        profiles = list({p.key: p for p in found.values() if p is not None}.values())
+        new_keys = [k for k in keys if found[k] is None]
+        erased = store.erased(new_keys) if new_keys else set()
+        if erased:
+            # An erased person is not learnt again from behaviour, only from a new grant of consent.
+            if not (isinstance(event, ConsentUpdated) and event.granted):
+                return Ingested(canonical_key(keys), "ignored_erased")
+            store.lift_tombstones(sorted(erased))
+        if profiles:
+            target = reduce(lambda a, b: merge(a, b, delays), sorted(profiles, key=lambda p: p.key))
+            if len(profiles) == 1:
+                target = target.model_copy(update={"version": profiles[0].version})
+            if new_keys:
+                everything = set(target.identifiers) | set(new_keys)
+                target = target.model_copy(
+                    update={"identifiers": bound_identifiers(everything), "key": canonical_key(everything)}
+                )
+        else:
+            target = new_profile(keys)
+        updated, credited = attribute(target if profiles else None, apply(target, kind, event, delays))
+        try:
+            store.save(updated, previous=profiles, new_keys=new_keys, event_ids=[event.event_id], counters=credited)
+        except Duplicate:
+            return Ingested(target.key, "duplicate", arm=dict(target.triggers))
+        except Conflict:
+            store.forget(keys)
+            continue
+        same = len(profiles) == 1 and updated.key == profiles[0].key
+        previous = profiles[0].triggers if same else {}
+        moved = {t: due for t, due in updated.triggers.items() if previous.get(t) != due}
+        merged = len(profiles) - 1 if len(profiles) > 1 else int(len(profiles) == 1 and not same)
+        return Ingested(updated.key, "applied", merged=merged, arm=moved)
+    raise Conflict(f"gave up after {MAX_ATTEMPTS} conflicting writes")
+
+
+def ingest_batch(
+    store: Store, events: list[tuple[str, EventDetail]], delays: TriggerDelays
+) -> list[Ingested | Exception]:
+    """Ingest a batch, writing once per customer where possible.
+
+    Events whose identifiers all lead to one existing profile, and add none, are folded into it together
+    and saved in one transaction with all their markers; anything else (new identifiers, merges, erasure)
+    goes one event at a time. An exception is returned in its event's place, never raised.
+    """
+    results: list[Ingested | Exception | None] = [None] * len(events)
+    groups: dict[str, list[int]] = {}
+    for index, (_, event) in enumerate(events):
+        found = {} if isinstance(event, CustomerErased) else store.resolve(identity_keys(event.identifiers()))
+        owners = {p.key for p in found.values() if p is not None}
+        if found and len(owners) == 1 and all(found.values()):
+            groups.setdefault(owners.pop(), []).append(index)
+    for key, members in groups.items():
+        if len(members) > 1:
+            try:
+                _ingest_together(store, key, members, events, delays, results)
+            except Exception:
+                store.forget([key])  # those events go one by one below, where their errors are reported
+    for index, (kind, event) in enumerate(events):
+        if results[index] is None:
+            try:
+                results[index] = ingest(store, kind, event, delays)
+            except Exception as error:  # reported for this event alone; the batch goes on
+                results[index] = error
+    return [r for r in results if r is not None]  # every slot is filled by now
+
+
+def _ingest_together(
+    store: Store,
+    key: str,
+    members: list[int],
+    events: list[tuple[str, EventDetail]],
+    delays: TriggerDelays,
+    results: list[Ingested | Exception | None],
+) -> None:
+    pending: list[int] = []
+    for index in members:  # the same event twice in one batch (at-least-once producers) is applied once
+        if any(events[i][1].event_id == events[index][1].event_id for i in pending):
+            results[index] = Ingested(key, "duplicate")
+        else:
+            pending.append(index)
+    for _ in range(MAX_ATTEMPTS):
+        profile = store.resolve([key])[key]
+        if profile is None or profile.key != key:
+            return  # the profile moved: these events go one by one
+        updated = profile
+        for index in pending:
+            updated = apply(updated, events[index][0], events[index][1], delays)
+        updated, credited = attribute(profile, updated)
+        try:
+            ids = [events[i][1].event_id for i in pending]
+            store.save(updated, previous=[profile], new_keys=[], event_ids=ids, counters=credited)
+        except Duplicate as duplicate:
+            [index] = [i for i in pending if events[i][1].event_id == duplicate.args[0]]
+            results[index] = Ingested(key, "duplicate", arm=dict(profile.triggers))
+            pending.remove(index)
+            store.forget([key])
+            if not pending:
+                return
+            continue
+        except Conflict:
+            store.forget([key])
+            continue
+        moved = {t: due for t, due in updated.triggers.items() if profile.triggers.get(t) != due}
+        for position, index in enumerate(pending):
+            results[index] = Ingested(key, "applied", arm=moved if position == 0 else {})
+        return
+
+
+def erase(store: Store, keys: list[str]) -> Ingested:
+    """Delete the profile, every identity link and every decision; tombstone the identifiers.
+
+    The returned ``disarm`` lists the triggers whose alarms must be removed too (they name the profile).
+    """
+    found = store.resolve(keys)
+    profiles = list({p.key: p for p in found.values() if p is not None}.values())
+    everything = sorted(store.linked_to({*keys, *(k for p in profiles for k in (p.key, *p.identifiers))}))
+    decisions = sorted({d for k in everything for d in store.decisions_of(k)})
+    store.erase(everything, decisions)
+    disarm = {t: due for p in profiles for t, due in p.triggers.items()}
+    return Ingested(canonical_key(keys), "erased", disarm=disarm, erased_keys=[p.key for p in profiles])

@@ -1,0 +1,388 @@
+"""``make demo``: a simulated shop's week through the whole pipeline on the local emulation.
+
+The violation counters are computed from what moto recorded as sent (SES and SNS), checked against the
+simulator's ground truth of consent, never from the engine's own bookkeeping. Shoppers respond to the messages
+that reach them (``simulator.ResponseModel``: opens, clicks, extra orders), and ``true_effects`` in the summary
+holds what each campaign really does, and did to this run's recipients, for the uplift report to be read against.
+"""
+
+from __future__ import annotations
+
+import bisect
+import email
+import functools
+import heapq
+import json
+import os
+import re
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+from nextbest.aws.store import Store
+from nextbest.core import clock
+from nextbest.core.attribution import WINDOW, follow_up_span
+from nextbest.core.campaigns import Campaign, load_campaigns
+from nextbest.core.clock import ManualClock
+from nextbest.core.decision import Decision
+from nextbest_cli import report
+
+from infra.app import synthesize
+from infra.local.emulator import Emulation, recipients
+from nextbest_lab import ope
+from nextbest_lab.simulator import (
+    Exposure,
+    PlacedOrder,
+    Population,
+    ResponseModel,
+    contacts,
+    mailbox_scenario,
+    reaches,
+    sample_truth,
+    shoppers_orders,
+    simulate,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+OUT = ROOT / ".nextbest" / "demo"
+CAMPAIGNS = ROOT / "campaigns"
+STEP = timedelta(minutes=5)
+"""How far the clock moves between publishing rounds (events are published in the round they occurred in)."""
+LINK = re.compile(r"/c/([0-9a-f-]{36})")
+URL = re.compile(r"https?://[^\s\"'<>]+/c/[0-9a-f-]{36}")
+"""A message's tracked link, which a shopper's click goes through."""
+
+
+@dataclass
+class Sent:
+    channel: str
+    address: str
+    decision_id: str | None
+    at: datetime
+
+
+def run(
+    customers: int = 2000,
+    seed: int = 7,
+    days: int = 5,
+    out: Path = OUT,
+    progress: bool = True,
+    cdk_out: Path | None = None,
+    inspect: Callable[[Emulation], object] | None = None,
+) -> dict[str, Any]:
+    """Run the demo; ``inspect`` sees the emulation before it is torn down (the benchmark counts calls)."""
+    started = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+    }.items():
+        os.environ[name] = value
+    if cdk_out is None:
+        cdk_out = synthesize(Path(tempfile.mkdtemp(prefix="nextbest-cdk-")))
+    population = simulate(customers=customers, days=days, seed=seed)
+    from moto import mock_aws
+
+    manual = ManualClock(population.start)
+    clock.install(manual)
+    try:
+        with mock_aws():
+            emulation = Emulation(cdk_out, manual, out / "logs").deploy()
+            sent, shoppers = _drive(emulation, population, progress)
+            summary = _summarize(emulation, population, sent, out, shoppers)
+            if inspect is not None:
+                inspect(emulation)
+    finally:
+        clock.reset()
+    summary["elapsed_s"] = round(time.perf_counter() - started, 1)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _drive(emulation: Emulation, population: Population, progress: bool) -> tuple[list[Sent], Shoppers]:
+    """Publish the events in time order, letting schedules fire and queues drain as the clock moves."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    events = emulation.client("events")
+    bus = emulation.output("BusName")
+    step = STEP
+    sent: list[Sent] = []
+    recorder = Recorder(emulation)
+    shoppers = Shoppers(emulation, ResponseModel(seed=population.seed), load_campaigns(CAMPAIGNS))
+    pending = list(population.events)
+    at = population.start
+    bar = Progress(
+        TextColumn("simulated {task.fields[day]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("events"),
+        TimeElapsedColumn(),
+        disable=not progress,
+    )
+    with bar:
+        task = bar.add_task("demo", total=len(pending), day="")
+        while at < population.end + timedelta(hours=3):
+            at += step
+            batch = []
+            while pending and pending[0]["at"] <= at:
+                batch.append(pending.pop(0))
+            for start in range(0, len(batch), 10):
+                entries = [
+                    {
+                        "EventBusName": bus,
+                        "Source": e["Source"],
+                        "DetailType": e["DetailType"],
+                        "Detail": json.dumps(e["Detail"]),
+                        "Time": e["at"],
+                    }
+                    for e in batch[start : start + 10]
+                ]
+                result = events.put_events(Entries=entries)
+                if result["FailedEntryCount"]:
+                    raise RuntimeError(f"the bus refused events: {result['Entries']}")
+                if start % 200 == 190:  # moto's SQS scans a whole queue per receive: keep queues shallow
+                    emulation.drain()
+            shoppers.engage(until=at)  # shoppers: opens and clicks due by now go out as SES events
+            emulation.drain()
+            emulation.advance(at)
+            observed = recorder.observe(at)
+            sent.extend(observed)
+            shoppers.respond(observed, pending)  # shoppers: extra orders join the events still to publish
+            total = len(population.events) + len(shoppers.orders)
+            bar.update(task, total=total, advance=len(batch), day=at.strftime("%a %d %b %H:%M"))
+    shoppers.horizon = at
+    return sent, shoppers
+
+
+@dataclass
+class Shoppers:
+    """Shoppers responding to the messages that reached them (``simulator.ResponseModel``): their opens and clicks
+    go out as SES events when their time comes, their extra orders join the events still to publish."""
+
+    emulation: Emulation
+    model: ResponseModel
+    campaigns: list[Campaign]
+    """The campaigns the stack runs (bundled from ``campaigns/``)."""
+    answered: dict[str, Exposure] = field(default_factory=dict)
+    """Decision id -> the message that reached the shopper (one response per decision, fallbacks included)."""
+    engagements: list[tuple[datetime, str, Literal["Open", "Click"], str]] = field(default_factory=list)
+    orders: list[dict[str, Any]] = field(default_factory=list)
+    horizon: datetime | None = None
+
+    def respond(self, sent: list[Sent], pending: list[dict[str, Any]]) -> None:
+        """Draw the responses to newly sent messages, adding their extra orders to ``pending`` at their time."""
+        for s in sent:
+            if s.decision_id is None or s.decision_id in self.answered or not reaches(s.channel, s.address):
+                continue  # a bounce: its fallback, if any, is the message that reaches them
+            record = self.store.decision(s.decision_id)
+            decision = Decision.model_validate_json(record[1]) if record else None
+            if decision is None or decision.campaign_id is None or not decision.profile_key.startswith("c:"):
+                continue
+            exposure = Exposure.of(decision, s.channel, s.address, decision.profile_key[2:])
+            self.answered[s.decision_id] = exposure
+            response = self.model.respond(exposure)
+            link = next((m.group(0) for m in (URL.search(x.text) for x in decision.messages.values()) if m), "")
+            if response.opened_at is not None:
+                heapq.heappush(self.engagements, (response.opened_at, s.decision_id, "Open", ""))
+            if response.clicked_at is not None:
+                heapq.heappush(self.engagements, (response.clicked_at, s.decision_id, "Click", link))
+            if response.order is not None:
+                bisect.insort(pending, response.order, key=lambda e: e["at"])
+                self.orders.append(response.order)
+
+    @functools.cached_property
+    def store(self) -> Store:
+        return Store(self.emulation.output("TableName"), client=self.emulation.client("dynamodb"))
+
+    def published(self) -> list[dict[str, Any]]:
+        """The extra orders the demo published (those due after its last round never were)."""
+        return [o for o in self.orders if self.horizon is not None and o["at"] <= self.horizon]
+
+    def engage(self, until: datetime) -> None:
+        while self.engagements and self.engagements[0][0] <= until:
+            at, decision_id, kind, link = heapq.heappop(self.engagements)
+            self.emulation.publish_engagement(decision_id, kind, at, link)
+
+    def summary(self, decisions: list[dict[str, Any]], population: Population) -> dict[str, Any]:
+        """Opens, clicks and extra orders; per campaign, its true purchase probability per variant and its effect on
+        this run's recipients (``sample_truth``). Who placed which order is read from the simulator (a session's
+        orders are the customer's once they logged in), which is where the pipeline's identity resolution arrives."""
+        counts = self.emulation.ses_event_counts
+        figures: dict[str, Any] = {
+            "email_opens": counts.get("Open", 0),
+            "email_clicks": counts.get("Click", 0),
+            "response_orders": len(self.published()),
+        }
+        horizon = (self.horizon or population.end) + timedelta(microseconds=1)
+        truth = sample_truth(
+            self._exposures(decisions, population),
+            self._orders(population),
+            self.model,
+            horizon,
+            WINDOW,
+            {c.id: follow_up_span(c) for c in self.campaigns},
+        )
+        figures["true_effects"] = {
+            campaign: {
+                "purchase_probability": {v: e.purchase for v, e in variants.items()},
+                "sample": {
+                    "recipients": truth[campaign].recipients,
+                    "conversion": round(truth[campaign].conversion, 4),
+                    "revenue_per_recipient": round(truth[campaign].revenue_per_recipient, 2),
+                    "conversion_without": round(truth[campaign].conversion_without, 4),
+                }
+                if campaign in truth
+                else None,
+            }
+            for campaign, variants in sorted(self.model.effects.items())
+        }
+        return figures
+
+    def _exposures(self, decisions: list[dict[str, Any]], population: Population) -> list[Exposure]:
+        """Every send and holdout decision, with where its message went (or, held out, would have gone)."""
+        addresses = contacts(population)
+        channels = {c.id: c.channels for c in self.campaigns}
+        exposures = []
+        for doc in decisions:
+            if doc["action"] not in ("send", "holdout") or not doc["profile_key"].startswith("c:"):
+                continue
+            decision = Decision.model_validate(doc)
+            found = self.answered.get(decision.decision_id)
+            if found is not None:
+                exposures.append(found)
+                continue
+            channel, address = decision.channel or "email", None
+            if decision.action == "holdout":
+                email_address, phone = addresses.get(decision.profile_key[2:], (None, None))
+                address = email_address if channel == "email" else phone
+                bounces = channel == "email" and mailbox_scenario(address) in ("bounce", "suppressionlist")
+                texts = "sms" in channels.get(decision.campaign_id or "", []) and phone is not None
+                if bounces and texts and population.truth.allowed("sms", phone or "", decision.decided_at):
+                    channel, address = "sms", phone  # the bounce would have fallen back to a text
+            exposures.append(Exposure.of(decision, channel, address, decision.profile_key[2:]))
+        return exposures
+
+    def _orders(self, population: Population) -> dict[str, list[PlacedOrder]]:
+        orders = shoppers_orders(population)
+        for o in self.published():
+            detail = o["Detail"]
+            orders.setdefault(detail["customer_id"], []).append(
+                PlacedOrder(detail["order_id"], o["at"], Decimal(detail["total"]), o["response_to"])
+            )
+        return orders
+
+
+class Recorder:
+    """What moto recorded as sent since the last look, stamped with the emulated time it was sent at."""
+
+    def __init__(self, emulation: Emulation) -> None:
+        self.emulation = emulation
+        self.emails = self.sms = 0
+
+    def observe(self, at: datetime) -> list[Sent]:
+        found: list[Sent] = []
+        emails = self.emulation.sent_emails()
+        for message in emails[self.emails :]:
+            mail = email.message_from_string(message.raw_data)
+            header = mail.get("X-SES-MESSAGE-TAGS") or ""
+            tags = dict(p.strip().split("=", 1) for p in header.split(",") if "=" in p)
+            found.extend(Sent("email", a, tags.get("decision_id"), at) for a in recipients(message))
+        sms = self.emulation.sent_sms()
+        for _mid, phone, text in sms[self.sms :]:
+            match = LINK.search(text)
+            found.append(Sent("sms", phone, match.group(1) if match else None, at))
+        self.emails, self.sms = len(emails), len(sms)
+        return found
+
+
+def _summarize(
+    emulation: Emulation, population: Population, sent: list[Sent], out: Path, shoppers: Shoppers
+) -> dict[str, Any]:
+    ddb, sqs = emulation.client("dynamodb"), emulation.client("sqs")
+    table = emulation.output("TableName")
+    profiles = decisions = 0
+    actions: Counter[str] = Counter()
+    log: list[dict[str, Any]] = []
+    campaigns: Counter[str] = Counter()
+    rerouted: set[str] = set()
+    revenue: dict[str, float] = {}  # attributed to each decision, from the profiles' message logs
+    for page in ddb.get_paginator("scan").paginate(TableName=table):
+        for item in page["Items"]:
+            if item["sk"]["S"] == "PROFILE" and "doc" in item:
+                profiles += 1
+                for message in json.loads(item["doc"]["S"]).get("messages", []):
+                    revenue[message["decision_id"]] = float(message.get("revenue", 0))
+            elif item["sk"]["S"] == "DECISION":
+                decisions += 1
+                doc = json.loads(item["doc"]["S"])
+                log.append(doc)
+                actions[doc["action"]] += 1
+                if doc["action"] in ("send", "holdout"):
+                    campaigns[f"{doc['campaign_id']}:{doc['action']}"] += 1
+                if '"fallback_of":"' in item["doc"]["S"]:
+                    rerouted.add(str(Decision.model_validate_json(item["doc"]["S"]).fallback_of))
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "decisions.jsonl").open("w") as log_file:  # `nextbest explain` and offline evaluation read it
+        log_file.writelines(json.dumps(d, sort_keys=True) + "\n" for d in sorted(log, key=lambda d: d["decided_at"]))
+    dead_letters: dict[str, int] = {}
+    for logical_id, url in emulation.physical.items():
+        if "DeadLetters" in logical_id:
+            attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+            dead_letters[logical_id] = int(attrs["Attributes"]["ApproximateNumberOfMessages"])
+    variants = {c.id: [v.id for v in c.variants] for c in shoppers.campaigns}
+    logged = (ope.from_decision(d, variants, revenue.get(d["decision_id"], 0.0)) for d in log)
+    with (out / "logged.jsonl").open("w") as ope_log:  # `nextbest evaluate-policy --log` reads it
+        ope_log.writelines(record.model_dump_json() + "\n" for record in logged if record is not None)
+    counters = report.counter_items(table, [c.id for c in shoppers.campaigns], client=ddb)
+    (out / "counters.json").write_text(json.dumps(counters, indent=1) + "\n")  # `nextbest report` reads it
+    report.write(out / "report.html", shoppers.campaigns, counters, "the local demo", clock.now())
+    emulation.flush_logs()
+    metrics = emf_totals(emulation.logs)
+    # A message is identified by the decision it carries and its channel: an SMS fallback carries the
+    # bounced e-mail's decision (its link attributes to it) but is a different message.
+    per_message = Counter((s.decision_id, s.channel) for s in sent)
+    ingest_dlqs = sum(n for lid, n in dead_letters.items() if lid.startswith("EventIngestion"))
+    return {
+        "events_published": len(population.events) + len(shoppers.published()),
+        "events_ingested": int(metrics.get("EventsIngested", 0)),
+        "events_rejected": ingest_dlqs,
+        "profiles": profiles,
+        "identity_merges": int(metrics.get("IdentityMerges", 0)),
+        "decisions": decisions,
+        "decisions_by_action": dict(sorted(actions.items())),
+        "messages_by_campaign": dict(sorted(campaigns.items())),
+        "emails_sent": sum(1 for s in sent if s.channel == "email"),
+        "sms_sent": sum(1 for s in sent if s.channel == "sms"),
+        "email_bounces": emulation.ses_event_counts.get("Bounce", 0),
+        "email_complaints": emulation.ses_event_counts.get("Complaint", 0),
+        "sms_fallbacks": sum(1 for s in sent if s.channel == "sms" and s.decision_id in rerouted),
+        "optout_violations": sum(1 for s in sent if not population.truth.allowed(s.channel, s.address, s.at)),
+        "duplicate_sends": sum(n - 1 for n in per_message.values() if n > 1),
+        "unattributable_sends": sum(n for (decision, _), n in per_message.items() if decision is None),
+        "dlq_messages": sum(dead_letters.values()),
+        "customers": population.customers,
+        "simulated_days": (population.end - population.start).days,
+    } | shoppers.summary(log, population)
+
+
+def emf_totals(logs: Path) -> Counter[str]:
+    """Sum the EMF metrics the functions printed, as CloudWatch would aggregate them."""
+    totals: Counter[str] = Counter()
+    for path in logs.glob("*.log"):
+        for line in path.read_text().splitlines():
+            if '"_aws"' not in line:
+                continue
+            record = json.loads(line)
+            for directive in record["_aws"]["CloudWatchMetrics"]:
+                for metric in directive["Metrics"]:
+                    value = record.get(metric["Name"], 0)
+                    totals[metric["Name"]] += sum(value) if isinstance(value, list) else value
+    return totals
