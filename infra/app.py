@@ -47,13 +47,13 @@ def build(
     return app, stack
 
 
-if __name__ == "__main__":
-    build()[0].synth()
-
-
 def synthesize(outdir: Path) -> Path:
     """Synthesize the stack (cdk-nag included) so the emulation runs exactly what would deploy."""
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     app, _ = build(str(outdir))
     app.synth()
     return outdir
+
+
+if __name__ == "__main__":
+    build()[0].synth()
