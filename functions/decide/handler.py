@@ -7,7 +7,6 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.parser import ValidationError
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from nextbest.aws import batch
 from nextbest.aws.queues import DeadLetters, Queue
@@ -15,12 +14,13 @@ from nextbest.aws.scheduler import Scheduler
 from nextbest.aws.store import Store
 from nextbest.core import clock
 from nextbest.core.campaigns import load_campaigns, load_policy
-from nextbest.core.commands import DueTrigger, Sweep
+from nextbest.core.commands import Sweep, decide_command
 from nextbest.core.decision import Decision
 from nextbest.core.events import RejectedEvent
 from nextbest.core.settings import DecideSettings
 from nextbest.decide.scoring import load_models
 from nextbest.decide.service import Decider
+from pydantic import ValidationError
 
 settings = DecideSettings.from_env()
 logger = Logger()
@@ -65,14 +65,13 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     decider.store.forget()
 
     def record(sqs_record: SQSRecord) -> int:
-        body = sqs_record.body
         try:
-            if '"sweep_at"' in body:
-                return decider.sweep(Sweep.model_validate_json(body), clock.now())
-            due = DueTrigger.model_validate_json(body)
+            command = decide_command.validate_json(sqs_record.body)
         except ValidationError:
             raise RejectedEvent("bad_due_trigger", "expected {profile_key, trigger, due_at} or {sweep_at}") from None
-        decision = decider.handle(due, clock.now())
+        if isinstance(command, Sweep):
+            return decider.sweep(command, clock.now())
+        decision = decider.handle(command, clock.now())
         if decision is not None:
             _count(decision)
         return int(decision is not None)

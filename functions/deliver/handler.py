@@ -1,6 +1,5 @@
 """λ deliver: send each queued decision once, by SES e-mail, SMS or SNS push, if consent still allows it."""
 
-import json
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -12,10 +11,12 @@ from nextbest.aws.queues import DeadLetters, Queue
 from nextbest.aws.secrets import signing_key
 from nextbest.aws.senders import EndUserMessagingSms, SesEmail, SnsPush, SnsSms
 from nextbest.aws.store import Store
+from nextbest.core.commands import DeliveryRequest
 from nextbest.core.events import RejectedEvent
 from nextbest.core.ports import Retry, SmsSender
 from nextbest.core.settings import DeliverSettings
 from nextbest.deliver.service import deliver
+from pydantic import ValidationError
 
 settings = DeliverSettings.from_env()
 logger = Logger()
@@ -38,8 +39,8 @@ requests = Queue(settings.deliver_queue_url)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     def record(sqs_record: SQSRecord) -> str:
         try:
-            decision_id = str(json.loads(sqs_record.body)["decision_id"])
-        except (ValueError, KeyError, TypeError):
+            decision_id = DeliveryRequest.model_validate_json(sqs_record.body).decision_id
+        except ValidationError:
             raise RejectedEvent("bad_delivery_request", 'body must be {"decision_id": …}') from None
         result = deliver(store, decision_id, email, sms, push, requests)
         metrics.add_metric(name=f"Delivery_{result.outcome}", unit=MetricUnit.Count, value=1)

@@ -12,6 +12,7 @@ from nextbest.aws.store import Store
 from nextbest.core import clock
 from nextbest.core.settings import FeedbackSettings
 from nextbest.feedback import service as feedback
+from nextbest.feedback.notifications import InboundSms, PushFailure, SesEvent, TextEvent, parse
 
 settings = FeedbackSettings.from_env()
 logger = Logger()
@@ -25,21 +26,21 @@ dead_letters = DeadLetters(settings.dead_letter_queue_url)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     def record(sqs_record: SQSRecord) -> str:
-        notification = feedback.parse(sqs_record.body)
-        if isinstance(notification, feedback.InboundSms):
-            reply = feedback.handle_reply(store, notification, clock.now())
-            metrics.add_metric(name="Feedback_SmsReply", unit=MetricUnit.Count, value=1)
-            logger.info("sms reply", extra={"effect": reply.effect})
-            return reply.effect
-        if isinstance(notification, feedback.TextEvent):
-            result = feedback.handle_text(store, deliver, notification)
-            kind, decision_id = notification.event_type, notification.context.get("decision_id")
-        elif isinstance(notification, feedback.PushFailure):
-            result = feedback.handle_push_failure(store, deliver, notification)
-            kind, decision_id = f"Push{notification.failure_type}", None
-        else:
-            result = feedback.handle(store, deliver, notification)
-            kind, decision_id = notification.event_type.replace(" ", ""), notification.decision_id
+        match parse(sqs_record.body):
+            case InboundSms() as reply:
+                effect = feedback.handle_reply(store, reply, clock.now()).effect
+                metrics.add_metric(name="Feedback_SmsReply", unit=MetricUnit.Count, value=1)
+                logger.info("sms reply", extra={"effect": effect})
+                return effect
+            case TextEvent() as text:
+                result = feedback.handle_text(store, deliver, text)
+                kind, decision_id = text.event_type, text.context.get("decision_id")
+            case PushFailure() as failure:
+                result = feedback.handle_push_failure(store, deliver, failure)
+                kind, decision_id = f"Push{failure.failure_type}", None
+            case SesEvent() as ses:
+                result = feedback.handle(store, deliver, ses)
+                kind, decision_id = ses.event_type.replace(" ", ""), ses.decision_id
         metrics.add_metric(name=f"Feedback_{kind}", unit=MetricUnit.Count, value=1)
         logger.info("feedback", extra={"event_type": kind, "effect": result.effect, "decision_id": decision_id})
         return result.effect

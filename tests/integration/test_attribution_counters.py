@@ -8,7 +8,8 @@ from nextbest.aws.senders import SnsSms
 from nextbest.aws.store import Store
 from nextbest.core.events import LineItem, OrderPlaced
 from nextbest.deliver.service import deliver
-from nextbest.feedback.service import handle, parse
+from nextbest.feedback.notifications import parse
+from nextbest.feedback.service import handle
 from nextbest.ingest.service import ingest
 from nextbest_lab.uplift import ArmTotals
 

@@ -10,7 +10,8 @@ from nextbest.aws.store import Store
 from nextbest.core.events import ConsentUpdated
 from nextbest.core.ports import Retry
 from nextbest.deliver.service import deliver
-from nextbest.feedback.service import handle, parse
+from nextbest.feedback.notifications import parse
+from nextbest.feedback.service import handle
 from nextbest.ingest.service import ingest
 
 from tests.builders import DELAYS, DUE, abandoned_cart, ses_email

@@ -16,7 +16,8 @@ from nextbest.core.events import RejectedEvent
 from nextbest.core.messages import Message
 from nextbest.core.ports import Retry
 from nextbest.deliver.service import deliver
-from nextbest.feedback.service import handle_push_failure, handle_text, parse
+from nextbest.feedback.notifications import parse
+from nextbest.feedback.service import handle_push_failure, handle_text
 
 from tests.builders import known_customer, ses_email
 from tests.conftest import EVENTS, T0

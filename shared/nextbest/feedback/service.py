@@ -28,9 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, TypeVar
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from typing import Literal
 
 from nextbest.aws.queues import Queue
 from nextbest.aws.store import Store
@@ -41,156 +39,19 @@ from nextbest.core.decision import Decision
 from nextbest.core.events import RejectedEvent
 from nextbest.core.profiles import Consent, Profile, address_hash, mark_undeliverable, offer_consent
 from nextbest.core.routing import fallback
-
-KNOWN_TYPES = {
-    "Send",
-    "Delivery",
-    "Bounce",
-    "Complaint",
-    "Reject",
-    "Rendering Failure",
-    "Open",
-    "Click",
-    "DeliveryDelay",
-    "Subscription",
-}
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
-
-
-class Mail(_Model):
-    message_id: str = Field(alias="messageId")
-    timestamp: datetime
-    destination: list[str]
-    tags: dict[str, list[str]] = Field(default_factory=dict)
-
-
-class Recipient(_Model):
-    email_address: str = Field(alias="emailAddress")
-
-
-class Bounce(_Model):
-    bounce_type: Literal["Undetermined", "Permanent", "Transient"] = Field(alias="bounceType")
-    bounce_sub_type: str = Field(alias="bounceSubType")
-    bounced_recipients: list[Recipient] = Field(alias="bouncedRecipients")
-    timestamp: datetime
-
-
-class Complaint(_Model):
-    complained_recipients: list[Recipient] = Field(alias="complainedRecipients")
-    timestamp: datetime
-
-
-class InboundSms(_Model):
-    """A reply to one of our texts, as AWS End User Messaging SMS publishes it to SNS (two-way SMS)."""
-
-    origination_number: str = Field(alias="originationNumber")
-    message_body: str = Field(alias="messageBody")
-    inbound_message_id: str = Field(alias="inboundMessageId")
-
-
-STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "ARRET"}
-START_WORDS = {"START", "UNSTOP", "YES"}
-
-
-class Engagement(_Model):
-    timestamp: datetime
-    link: str | None = None
-
-
-class SesEvent(_Model):
-    event_type: str = Field(alias="eventType")
-    mail: Mail
-    bounce: Bounce | None = None
-    complaint: Complaint | None = None
-    open: Engagement | None = None
-    click: Engagement | None = None
-
-    @property
-    def decision_id(self) -> str | None:
-        values = self.mail.tags.get("decision_id")
-        return values[0] if values else None
-
-
-class TextEvent(_Model):
-    """An SMS event of an End User Messaging SMS configuration set, as its SNS event destination publishes it."""
-
-    event_type: str = Field(alias="eventType")
-    event_timestamp: datetime = Field(alias="eventTimestamp")
-    is_final: bool = Field(alias="isFinal")
-    destination_phone_number: str = Field(alias="destinationPhoneNumber")
-    message_id: str = Field(alias="messageId")
-    message_status: str = Field(alias="messageStatus")
-    context: dict[str, str] = Field(default_factory=dict)
-
-
-TEXT_DELIVERED = {"TEXT_DELIVERED", "TEXT_SUCCESSFUL"}
-TEXT_PENDING = {"TEXT_QUEUED", "TEXT_PENDING"}
-TEXT_BAD_NUMBER = {"TEXT_INVALID", "TEXT_BLOCKED"}
-"""The number itself cannot take our texts (invalid, or the recipient's device/carrier blocks them)."""
-TEXT_FAILED = {
-    "TEXT_UNREACHABLE",
-    "TEXT_CARRIER_UNREACHABLE",
-    "TEXT_TTL_EXPIRED",
-    "TEXT_INVALID_MESSAGE",
-    "TEXT_CARRIER_BLOCKED",
-    "TEXT_SPAM",
-    "TEXT_PROTECT_BLOCKED",
-    "TEXT_UNKNOWN",
-}
-"""This message failed for good, but the number may work another day (a phone switched off, a carrier
-outage, content a filter refused): the customer gets the message another way, the number is kept."""
-
-
-class PushFailure(_Model):
-    """A platform application's ``EventDeliveryFailure`` notification (SNS mobile push)."""
-
-    event_type: str = Field(alias="EventType")
-    endpoint_arn: str = Field(alias="EndpointArn")
-    failure_type: str = Field(alias="FailureType")
-    message_id: str = Field(alias="MessageId")
-    time: datetime = Field(alias="Time")
-
-
-DEAD_TOKEN_FAILURES = {"InvalidPlatformToken", "EndpointDisabled"}
-"""Failures that say the device token is gone (app uninstalled, token rotated), not that we misconfigured."""
-
-Notification = SesEvent | InboundSms | TextEvent | PushFailure
-M = TypeVar("M", bound=BaseModel)
-
-
-def _validated(model: type[M], body: str) -> M:
-    try:
-        return model.model_validate_json(body)
-    except ValidationError as error:
-        fields = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()[:5])
-        raise RejectedEvent("bad_notification", fields[:500]) from None
-
-
-def parse(body: str) -> Notification:
-    if '"messageStatus"' in body:
-        text = _validated(TextEvent, body)
-        if not text.event_type.startswith("TEXT_"):
-            raise RejectedEvent("unknown_notification_type", f"eventType {text.event_type!r}")
-        return text
-    if '"EndpointArn"' in body:
-        failure = _validated(PushFailure, body)
-        if failure.event_type != "DeliveryFailure":
-            raise RejectedEvent("unknown_notification_type", f"EventType {failure.event_type!r}")
-        return failure
-    if '"originationNumber"' in body:
-        return _validated(InboundSms, body)
-    event = _validated(SesEvent, body)
-    if event.event_type not in KNOWN_TYPES:
-        raise RejectedEvent("unknown_notification_type", f"eventType {event.event_type!r}")
-    if event.event_type == "Bounce" and event.bounce is None:
-        raise RejectedEvent("bad_notification", "Bounce without a bounce object")
-    if event.event_type == "Complaint" and event.complaint is None:
-        raise RejectedEvent("bad_notification", "Complaint without a complaint object")
-    return event
-
+from nextbest.feedback.notifications import (
+    DEAD_TOKEN_FAILURES,
+    START_WORDS,
+    STOP_WORDS,
+    TEXT_BAD_NUMBER,
+    TEXT_DELIVERED,
+    TEXT_FAILED,
+    TEXT_PENDING,
+    InboundSms,
+    PushFailure,
+    SesEvent,
+    TextEvent,
+)
 
 SOFT_BOUNCE_LIMIT = 3
 """Consecutive transient bounces after which an address is treated as undeliverable."""
