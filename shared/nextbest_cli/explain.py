@@ -36,7 +36,7 @@ def from_table(table: str, customer: str) -> tuple[str, list[Decision]]:
     for decision_id in store.decisions_of(canonical):
         found = store.decision(decision_id)
         if found:
-            decisions.append(Decision.model_validate_json(found[1]))
+            decisions.append(found.decision)
     return canonical, decisions
 
 

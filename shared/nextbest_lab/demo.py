@@ -183,7 +183,7 @@ class Shoppers:
             if s.decision_id is None or s.decision_id in self.answered or not reaches(s.channel, s.address):
                 continue  # a bounce: its fallback, if any, is the message that reaches them
             record = self.store.decision(s.decision_id)
-            decision = Decision.model_validate_json(record[1]) if record else None
+            decision = record.decision if record else None
             if decision is None or decision.campaign_id is None or not decision.profile_key.startswith("c:"):
                 continue
             exposure = Exposure.of(decision, s.channel, s.address, decision.profile_key[2:])

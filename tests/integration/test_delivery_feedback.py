@@ -5,7 +5,7 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 from nextbest.aws.queues import Queue
-from nextbest.aws.senders import SnsSms
+from nextbest.aws.senders import SesEmail, SnsSms
 from nextbest.aws.store import Store
 from nextbest.core.events import ConsentUpdated
 from nextbest.core.ports import Retry
@@ -53,20 +53,24 @@ def test_given_an_opt_out_after_the_decision_then_nothing_is_sent(pipeline, emul
     result = deliver(store, decision.decision_id, email, sms)
     assert result.outcome == "suppressed" and "no email consent" in result.reason
     assert emulation.sent_emails() == []
-    assert store.decision(decision.decision_id)[0] == "suppressed"
+    assert store.decision(decision.decision_id).status == "suppressed"
 
 
 def test_given_ses_throttling_then_the_request_is_retried_later_not_lost(pipeline, emulation):
     store, _, _, sms = pipeline
     decision = shopper(store)
 
-    class Throttled:
-        def send(self, *args):
+    class ThrottlingSes:
+        def send_email(self, **kwargs):
             raise ClientError({"Error": {"Code": "Throttling", "Message": "slow down"}}, "SendEmail")
 
+    ses = pipeline[2]
+    throttled = SesEmail(
+        ses.sender, ses.configuration_set, ses.unsubscribe_url, ses.signing_key, client=ThrottlingSes()
+    )
     with pytest.raises(Retry):
-        deliver(store, decision.decision_id, Throttled(), sms)
-    assert store.decision(decision.decision_id)[0] == "queued"
+        deliver(store, decision.decision_id, throttled, sms)
+    assert store.decision(decision.decision_id).status == "queued"
     assert deliver(store, decision.decision_id, pipeline[2], sms).outcome == "sent"
 
 
@@ -120,7 +124,7 @@ def test_given_transient_bounces_then_the_email_is_retried_and_the_third_counts_
         effect = handle(
             store, deliver_queue, parse(_ses_event("transient-bounce.json", decision.decision_id, "ann@example.org"))
         )
-        assert effect.effect == "retry_later" and store.decision(decision.decision_id)[0] == "queued"
+        assert effect.effect == "retry_later" and store.decision(decision.decision_id).status == "queued"
         store.forget()
         assert store.profile("c:cus_1").soft_bounces == attempt
     deliver(store, decision.decision_id, email, sms)
@@ -144,7 +148,7 @@ def test_given_a_delivery_then_soft_bounces_are_forgotten(pipeline):
     )
     store.forget()
     assert store.profile("c:cus_1").soft_bounces == 0
-    assert store.decision(decision.decision_id)[0] == "delivered"
+    assert store.decision(decision.decision_id).status == "delivered"
 
 
 def test_given_a_reject_then_the_content_failed_but_sms_still_reaches_the_customer(pipeline):
@@ -153,7 +157,7 @@ def test_given_a_reject_then_the_content_failed_but_sms_still_reaches_the_custom
     deliver(store, decision.decision_id, email, sms)
     effect = handle(store, deliver_queue, parse(_ses_event("reject.json", decision.decision_id, "ann@example.org")))
     assert effect.effect == "sms_fallback"
-    assert store.decision(decision.decision_id)[0] == "rejected"
+    assert store.decision(decision.decision_id).status == "rejected"
     store.forget()
     assert store.profile("c:cus_1").email_status == "ok"
 

@@ -57,7 +57,7 @@ def decided(store, channel, name="d-1", channels=("push", "email", "sms")):
         channel=channel,
         messages={c: messages[c] for c in channels},
     )
-    assert store.put_decision(decision.decision_id, "queued", decision.model_dump_json(), "c:cus_1", T0)
+    assert store.put_decision(decision, "queued")
     return decision
 
 
@@ -142,7 +142,7 @@ def test_given_a_push_delivery_failure_event_then_the_token_is_dead_and_sms_take
     sample = (EVENTS / "push" / "delivery-failure.json").read_text().replace("MESSAGE_ID", message_id)
     effect = handle_push_failure(store, requests, parse(sample))
     assert effect.effect == "sms_fallback"
-    assert store.decision(decision.decision_id)[0] == "failed"
+    assert store.decision(decision.decision_id).status == "failed"
     store.forget()
     assert store.profile("c:cus_1").push_tokens == []
     [fallback_id] = queued(emulation, requests)
@@ -190,7 +190,7 @@ def test_given_a_delivered_text_then_the_decision_is_delivered(world):
     decision = decided(store, "sms", channels=("sms",))
     deliver(store, decision.decision_id, email, sms, push, requests)
     assert handle_text(store, requests, parse(_text("text-delivered.json", decision.decision_id))).effect == "delivered"
-    assert store.decision(decision.decision_id)[0] == "delivered"
+    assert store.decision(decision.decision_id).status == "delivered"
 
 
 @pytest.mark.parametrize(
@@ -292,10 +292,16 @@ def test_a_non_throttling_error_is_not_backed_off(world):
     known_customer(store, {"push": True}, device_token=TOKEN)
     decision = decided(store, "push")
 
-    class Refused:
-        def send(self, *args):
+    class RefusingSns:
+        def create_platform_endpoint(self, **kwargs):
+            return {"EndpointArn": "arn:aws:sns:us-east-1:123456789012:endpoint/GCM/app/1"}
+
+        def get_endpoint_attributes(self, **kwargs):
+            return {"Attributes": {"Enabled": "true", "Token": TOKEN}}
+
+        def publish(self, **kwargs):
             raise ClientError({"Error": {"Code": "InvalidParameter", "Message": "bad"}}, "Publish")
 
-    result = deliver(store, decision.decision_id, email, sms, Refused(), requests)
-    assert result.outcome == "failed" and store.decision(decision.decision_id)[0] == "failed"
+    result = deliver(store, decision.decision_id, email, sms, SnsPush("app", client=RefusingSns()), requests)
+    assert result.outcome == "failed" and store.decision(decision.decision_id).status == "failed"
     aws.reset()

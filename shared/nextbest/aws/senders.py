@@ -2,21 +2,44 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import make_msgid
-from typing import Any
+from typing import Any, TypeVar
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ConnectionError, ReadTimeoutError
 
 from nextbest.aws import clients as aws
 from nextbest.core.decision import Decision
 from nextbest.core.messages import Message
-from nextbest.core.ports import Unreachable
+from nextbest.core.ports import OutcomeUnknown, Refused, Retry, Unreachable
 from nextbest.core.tokens import sign
+
+F = TypeVar("F", bound=Callable[..., str])
+
+
+def provider_call(send: F) -> F:
+    """The provider's errors in the domain's terms: throttled (:class:`Retry`: nothing was sent, try later),
+    refused (:class:`Refused` with its code) or unknown (:class:`OutcomeUnknown`: a timeout or a dropped
+    connection, after which the message may or may not have gone)."""
+
+    @functools.wraps(send)
+    def translated(*args: Any, **kwargs: Any) -> str:
+        try:
+            return send(*args, **kwargs)
+        except ClientError as error:
+            code = aws.error_code(error)
+            if code in aws.THROTTLING:
+                raise Retry(code) from error
+            raise Refused(code or "rejected") from error
+        except (ConnectionError, ReadTimeoutError) as error:
+            raise OutcomeUnknown(type(error).__name__) from error
+
+    return translated  # type: ignore[return-value]
 
 
 def mime(sender: str, to: str, message: Message, decision: Decision, configuration_set: str, unsubscribe: str) -> bytes:
@@ -57,6 +80,7 @@ class SesEmail:
     def unsubscribe_link(self, decision: Decision) -> str:
         return f"{self.unsubscribe_url.rstrip('/')}/?t={sign(self.signing_key(), decision.decision_id)}"
 
+    @provider_call
     def send(self, to: str, message: Message, decision: Decision) -> str:
         client = self._client or aws.client("sesv2")
         response = client.send_email(
@@ -84,6 +108,7 @@ class SnsSms:
     def __init__(self, client: Any = None) -> None:
         self._client = client
 
+    @provider_call
     def send(self, phone: str, message: Message, decision: Decision) -> str:
         client = self._client or aws.client("sns")
         response = client.publish(
@@ -115,6 +140,7 @@ class EndUserMessagingSms:
     def client(self) -> Any:
         return self._client or aws.client("pinpoint-sms-voice-v2")
 
+    @provider_call
     def send(self, phone: str, message: Message, decision: Decision) -> str:
         response = self.client.send_text_message(
             DestinationPhoneNumber=phone,
@@ -189,6 +215,7 @@ class SnsPush:
             self.client.set_endpoint_attributes(EndpointArn=arn, Attributes={"Token": token, "Enabled": "true"})
         return arn
 
+    @provider_call
     def send(self, token: str, message: Message, decision: Decision) -> str:
         arn = self.endpoint(token)
         try:

@@ -4,10 +4,16 @@ AWS and ``nextbest.memory`` in memory.
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
 
+from nextbest.core.commands import DueTrigger
+from nextbest.core.counters import Counter
 from nextbest.core.decision import Decision
 from nextbest.core.messages import Message
+from nextbest.core.profiles import Profile
 
 
 class Conflict(Exception):
@@ -33,6 +39,18 @@ class Retry(Exception):
     """The provider throttled us; nothing was sent. The queue redelivers the request later."""
 
 
+class Refused(Exception):
+    """The provider refused the message (``code`` is its error code); nothing was sent."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+class OutcomeUnknown(Exception):
+    """The request may or may not have reached the provider (a timeout, a dropped connection)."""
+
+
 class Unreachable(Exception):
     """This address can never receive (a push endpoint the platform disabled); nothing was sent to it."""
 
@@ -53,3 +71,98 @@ class PushSender(Protocol):
     def send(self, token: str, message: Message, decision: Decision) -> str:
         """Publish to the token's platform endpoint; raises :class:`Unreachable` if the endpoint is disabled."""
         ...
+
+
+@dataclass(frozen=True)
+class StoredDecision:
+    status: str
+    """``queued``, ``sending``, ``sent``, ``delivered``, ``held_out``, ``deferred``, ``suppressed``… (the
+    compare-and-set moves of deliver and feedback)."""
+    decision: Decision
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    """What a provider's message id leads back to (push failures name only the message)."""
+
+    decision_id: str
+    address_hash: str
+
+
+@dataclass(frozen=True)
+class BuyerPage:
+    keys: list[str]
+    next_start: dict[str, Any] | None
+    """Where the next page starts, or None after the last one."""
+
+
+class Profiles(Protocol):
+    """Profiles and identity: every identifier of a person leads to one profile."""
+
+    def forget(self, keys: Iterable[str] | None = None) -> None: ...
+    def prefetch(self, keys: Iterable[str]) -> None: ...
+    def resolve(self, keys: list[str]) -> dict[str, Profile | None]: ...
+    def profile(self, key: str) -> Profile | None: ...
+    def save(
+        self,
+        profile: Profile,
+        previous: list[Profile],
+        new_keys: list[str],
+        event_ids: Sequence[str] = (),
+        counters: Sequence[Counter] = (),
+    ) -> Profile: ...
+    def change(self, key: str, change: Callable[[Profile], Profile], attempts: int = 8) -> Profile | None: ...
+    def update_profile(self, profile: Profile) -> Profile: ...
+    def linked_to(self, keys: Iterable[str]) -> set[str]: ...
+    def erase(self, keys: list[str], decision_ids: list[str]) -> None: ...
+    def erased(self, keys: list[str]) -> set[str]: ...
+    def lift_tombstones(self, keys: list[str]) -> None: ...
+
+
+class Decisions(Protocol):
+    """Decision records and the status moves that make each message go out at most once."""
+
+    def put_decision(self, decision: Decision, status: str) -> bool: ...
+    def commit_decision(
+        self, decision: Decision, status: str, profile: Profile | None, counters: Sequence[Counter] = ()
+    ) -> None: ...
+    def decision(self, decision_id: str) -> StoredDecision | None: ...
+    def move_decision(
+        self,
+        decision_id: str,
+        from_status: str | tuple[str, ...],
+        to_status: str,
+        counters: Sequence[Counter] = (),
+        **fields: str,
+    ) -> bool: ...
+    def annotate_decision(self, decision_id: str, counters: Sequence[Counter] = (), **fields: str) -> bool: ...
+    def decisions_of(self, key: str) -> list[str]: ...
+    def remember_message(self, message_id: str, decision_id: str, address_hash: str) -> None: ...
+    def message(self, message_id: str) -> SentMessage | None: ...
+
+
+class Counters(Protocol):
+    def arm_counts(self, campaign_id: str, variants: list[str]) -> dict[str, tuple[int, int]]:
+        """(sends, conversions) per variant of a campaign."""
+        ...
+
+
+class Buyers(Protocol):
+    def buyers(self, shard: int, start: dict[str, Any] | None, limit: int = 200) -> BuyerPage: ...
+
+
+class Store(Profiles, Decisions, Counters, Buyers, Protocol):
+    """The whole table (``nextbest.aws.store.Store``; ``nextbest.memory.MemoryStore`` in tests and the lab)."""
+
+
+class Outbox(Protocol):
+    """A queue a step sends commands to (``nextbest.aws.queues.Queue``)."""
+
+    def send(self, body: str, attributes: dict[str, str] | None = None, delay_seconds: int = 0) -> None: ...
+
+
+class Alarms(Protocol):
+    """One alarm per (profile, trigger), moved when re-armed (``nextbest.aws.scheduler.Scheduler``)."""
+
+    def arm(self, due: DueTrigger, at: datetime | None = None) -> None: ...
+    def disarm(self, profile_key: str, triggers: list[str]) -> None: ...

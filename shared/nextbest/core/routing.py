@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from typing import Protocol
 
-from nextbest.aws.store import Store
 from nextbest.core.commands import delivery_request
 from nextbest.core.decision import Decision
 from nextbest.core.events import Channel
+from nextbest.core.ports import Decisions, Outbox
 from nextbest.core.profiles import Profile
-
-
-class Requests(Protocol):
-    """Where new delivery requests go (the deliver queue): fallbacks are new decisions, sent like any other."""
-
-    def send(self, body: str, attributes: dict[str, str] | None = None, delay_seconds: int = 0) -> None: ...
 
 
 def refusal(profile: Profile | None, channel: str) -> str | None:
@@ -29,16 +22,16 @@ def refusal(profile: Profile | None, channel: str) -> str | None:
     return None
 
 
-def fallback(store: Store, requests: Requests, decision: Decision, profile: Profile) -> Channel | None:
+def fallback(decisions: Decisions, requests: Outbox, decision: Decision, profile: Profile) -> Channel | None:
     """Re-route a decision whose channel failed: a new decision (deterministic id) on the next channel of the
     campaign, in its order of preference, that the customer consented to and can receive, queued once and
     checked again when it is sent. At most one fallback per channel and original decision, so it ends."""
     root_id = decision.fallback_of or decision.decision_id
     tried = {decision.channel}
     if decision.fallback_of:
-        root = store.decision(decision.fallback_of)
+        root = decisions.decision(decision.fallback_of)
         if root is not None:
-            tried.add(Decision.model_validate_json(root[1]).channel)
+            tried.add(root.decision.channel)
     for channel in decision.messages:
         if channel in tried or not (profile.has_consent(channel) and profile.reachable(channel)):
             continue
@@ -49,11 +42,9 @@ def fallback(store: Store, requests: Requests, decision: Decision, profile: Prof
                 "fallback_of": root_id,
             }
         )
-        created = store.put_decision(
-            rerouted.decision_id, "queued", rerouted.model_dump_json(), rerouted.profile_key, rerouted.decided_at
-        )
-        existing = None if created else store.decision(rerouted.decision_id)
-        if created or (existing and existing[0] == "queued"):
+        created = decisions.put_decision(rerouted, "queued")
+        existing = None if created else decisions.decision(rerouted.decision_id)
+        if created or (existing and existing.status == "queued"):
             requests.send(delivery_request(rerouted.decision_id))
         return channel
     return None

@@ -6,22 +6,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
-from nextbest.aws.scheduler import Scheduler
-from nextbest.aws.store import Store
 from nextbest.core import experiments
 from nextbest.core.campaigns import FOLLOW_UP, SWEEP, SWEPT, Campaign, Policy
 from nextbest.core.commands import SWEEP_SHARDS, DueTrigger, Sweep, delivery_request
 from nextbest.core.decision import Decision
-from nextbest.core.ports import Conflict, DecisionExists
+from nextbest.core.ports import Alarms, Conflict, DecisionExists, Outbox, Store
 from nextbest.core.profiles import Profile
 from nextbest.decide.engine import counters, decide, record
-
-
-class Sender(Protocol):
-    def send(self, body: str, attributes: dict[str, str] | None = None, delay_seconds: int = 0) -> None: ...
-
 
 ARM_COUNTS_TTL_S = 60.0
 
@@ -32,9 +25,9 @@ NOT_IN_AUDIENCE = ("audience", "status", "outside", "no orders")
 @dataclass
 class Decider:
     store: Store
-    deliver: Sender
-    decide_queue: Sender
-    scheduler: Scheduler | Any
+    deliver: Outbox
+    decide_queue: Outbox
+    scheduler: Alarms
     campaigns: list[Campaign]
     policy: Policy
     site_url: str
@@ -65,9 +58,8 @@ class Decider:
             status = {"send": "queued", "holdout": "held_out", "defer": "deferred"}.get(decision.action, "no_action")
             try:
                 self.store.commit_decision(
-                    decision.decision_id, status, decision.model_dump_json(), decision.profile_key,
-                    decision.decided_at, updated if updated != profile else None, counters(decision, self.by_id),
-                )  # fmt: skip
+                    decision, status, updated if updated != profile else None, counters(decision, self.by_id)
+                )
             except DecisionExists:
                 return self._resume(decision.decision_id, profile)
             except Conflict as conflict:
@@ -84,10 +76,8 @@ class Decider:
         existing = self.store.decision(did)
         if existing is None:
             return None
-        status, doc = existing
-        decision = Decision.model_validate_json(doc)
-        self._after(decision, status, profile)
-        return decision
+        self._after(existing.decision, existing.status, profile)
+        return existing.decision
 
     def _after(self, decision: Decision, status: str, profile: Profile) -> None:
         if status == "queued":
@@ -117,11 +107,11 @@ class Decider:
             for shard in range(SWEEP_SHARDS):
                 self.decide_queue.send(Sweep(sweep_at=sweep.sweep_at, segment=shard).model_dump_json())
             return 0
-        keys, next_start = self.store.buyers(sweep.segment, sweep.start)
+        page = self.store.buyers(sweep.segment, sweep.start)
         decided = 0
-        for key in keys:
+        for key in page.keys:
             due = DueTrigger(profile_key=key, trigger=SWEEP, due_at=sweep.sweep_at)
             decided += self.handle(due, now) is not None
-        if next_start is not None:
-            self.decide_queue.send(sweep.model_copy(update={"start": next_start}).model_dump_json())
+        if page.next_start is not None:
+            self.decide_queue.send(sweep.model_copy(update={"start": page.next_start}).model_dump_json())
         return decided

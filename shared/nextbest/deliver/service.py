@@ -10,18 +10,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from botocore.exceptions import ClientError, ConnectionError, ReadTimeoutError
-
-from nextbest.aws import clients as aws
-from nextbest.aws.store import Store
 from nextbest.core import clock
 from nextbest.core.clock import iso
 from nextbest.core.counters import funnel
 from nextbest.core.decision import Decision
 from nextbest.core.messages import Message
-from nextbest.core.ports import EmailSender, PushSender, Retry, SmsSender, Unreachable
+from nextbest.core.ports import (
+    EmailSender,
+    Outbox,
+    OutcomeUnknown,
+    PushSender,
+    Refused,
+    Retry,
+    SmsSender,
+    Store,
+    Unreachable,
+)
 from nextbest.core.profiles import Consent, Profile, address_hash, mark_undeliverable, offer_consent
-from nextbest.core.routing import Requests, fallback, refusal
+from nextbest.core.routing import fallback, refusal
 
 Outcome = Literal["sent", "suppressed", "already_handled", "failed", "unknown"]
 
@@ -39,15 +45,14 @@ def deliver(
     email: EmailSender,
     sms: SmsSender,
     push: PushSender | None = None,
-    requests: Requests | None = None,
+    requests: Outbox | None = None,
 ) -> Delivered:
     record = store.decision(decision_id)
     if record is None:
         return Delivered("failed", "decision not found")
-    status, doc = record
-    if status != "queued":
-        return Delivered("already_handled", status)
-    decision = Decision.model_validate_json(doc)
+    if record.status != "queued":
+        return Delivered("already_handled", record.status)
+    decision = record.decision
     channel = decision.channel
     assert channel is not None and decision.action == "send"
     profile = store.profile(decision.profile_key)
@@ -79,19 +84,19 @@ def deliver(
         else:
             assert push is not None
             provider_id, token = _push(push, profile.push_tokens, message, decision, dead)
-    except ClientError as error:
-        code = aws.error_code(error)
+    except Retry:
         _forget_tokens(store, profile.key, dead)
-        if code in aws.THROTTLING:
-            store.move_decision(decision_id, "sending", "queued")
-            raise Retry(code) from error
-        store.move_decision(decision_id, "sending", "failed", reason=code or "rejected")
-        return Delivered("failed", code, channel)
-    except (ConnectionError, ReadTimeoutError) as error:
+        store.move_decision(decision_id, "sending", "queued")
+        raise
+    except Refused as refused:
+        _forget_tokens(store, profile.key, dead)
+        store.move_decision(decision_id, "sending", "failed", reason=refused.code)
+        return Delivered("failed", refused.code, channel)
+    except OutcomeUnknown as unknown:
         # The provider may or may not have accepted it. Sending again could duplicate: we never do.
         _forget_tokens(store, profile.key, dead)
-        store.move_decision(decision_id, "sending", "unknown", reason=type(error).__name__)
-        return Delivered("unknown", type(error).__name__, channel)
+        store.move_decision(decision_id, "sending", "unknown", reason=str(unknown))
+        return Delivered("unknown", str(unknown), channel)
     updated = _forget_tokens(store, profile.key, dead)
     if provider_id is None:  # every device token turned out to be disabled: nothing was sent
         store.move_decision(decision_id, "sending", "failed", reason="push endpoints disabled")

@@ -30,13 +30,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from nextbest.aws.queues import Queue
-from nextbest.aws.store import Store
 from nextbest.core.clock import iso
 from nextbest.core.commands import delivery_request
 from nextbest.core.counters import Stage, funnel
-from nextbest.core.decision import Decision
 from nextbest.core.events import RejectedEvent
+from nextbest.core.ports import Outbox, Store
 from nextbest.core.profiles import Consent, Profile, address_hash, mark_undeliverable, offer_consent
 from nextbest.core.routing import fallback
 from nextbest.feedback.notifications import (
@@ -90,13 +88,13 @@ def handle_reply(store: Store, reply: InboundSms, at: datetime) -> Handled:
     return Handled("resubscribed" if consent.granted else "suppressed")
 
 
-def handle(store: Store, deliver: Queue, event: SesEvent) -> Handled:
+def handle(store: Store, deliver: Outbox, event: SesEvent) -> Handled:
     """Apply one SES event. Every type SES publishes has a rule; see the module docstring."""
     did = event.decision_id
     record = store.decision(did) if did else None
     if record is None:
         return Handled("none")
-    decision = Decision.model_validate_json(record[1])
+    decision = record.decision
     kind, when = event.event_type, iso(event.mail.timestamp)
     if kind == "Send":
         return Handled("none")
@@ -166,13 +164,13 @@ def _suppress(profile: Profile, at: datetime) -> Profile:
     return offer_consent(profile, "email", Consent(granted=False, at=at, source="complaint"))
 
 
-def handle_text(store: Store, deliver: Queue, event: TextEvent) -> Handled:
+def handle_text(store: Store, deliver: Outbox, event: TextEvent) -> Handled:
     """Apply one End User Messaging SMS event to the decision named in its ``context``."""
     did = event.context.get("decision_id")
     record = store.decision(did) if did else None
     if record is None or not event.is_final or event.event_type in TEXT_PENDING:
         return Handled("none")
-    decision = Decision.model_validate_json(record[1])
+    decision = record.decision
     if event.event_type in TEXT_DELIVERED:
         store.move_decision(decision.decision_id, "sent", "delivered", [funnel(decision, "delivered")])
         return Handled("delivered")
@@ -189,18 +187,18 @@ def handle_text(store: Store, deliver: Queue, event: TextEvent) -> Handled:
     return Handled(f"{rerouted}_fallback" if rerouted else "failed")  # type: ignore[arg-type]
 
 
-def handle_push_failure(store: Store, deliver: Queue, failure: PushFailure) -> Handled:
+def handle_push_failure(store: Store, deliver: Outbox, failure: PushFailure) -> Handled:
     """A push SNS accepted could not be delivered: mark a dead token, and reach the customer another way."""
     remembered = store.message(failure.message_id)
-    record = store.decision(remembered[0]) if remembered else None
+    record = store.decision(remembered.decision_id) if remembered else None
     if remembered is None or record is None:
         return Handled("none")
-    decision = Decision.model_validate_json(record[1])
+    decision = record.decision
     failed = [funnel(decision, "failed")]
     store.move_decision(decision.decision_id, ("sent", "delivered"), "failed", failed, reason=failure.failure_type)
 
     def forget_token(profile: Profile) -> Profile:
-        dead = [f"t:{t}" for t in profile.device_tokens if address_hash(f"t:{t}") == remembered[1]]
+        dead = [f"t:{t}" for t in profile.device_tokens if address_hash(f"t:{t}") == remembered.address_hash]
         return mark_undeliverable(profile, dead)
 
     if failure.failure_type in DEAD_TOKEN_FAILURES:

@@ -13,10 +13,9 @@ from datetime import datetime
 from functools import reduce
 from typing import Literal
 
-from nextbest.aws.store import Store
 from nextbest.core.attribution import attribute
 from nextbest.core.events import ConsentUpdated, CustomerErased, EventDetail
-from nextbest.core.ports import Conflict, Duplicate
+from nextbest.core.ports import Conflict, Duplicate, Store
 from nextbest.core.profiles import (
     TriggerDelays,
     apply,

@@ -11,8 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from nextbest.aws.store import Store
-from nextbest.core.decision import Decision
+from nextbest.core.ports import Store
 from nextbest.core.profiles import Consent, offer_consent
 
 
@@ -20,7 +19,7 @@ def unsubscribe(store: Store, decision_id: str, at: datetime) -> Literal["unsubs
     record = store.decision(decision_id)
     if record is None:
         return "unknown"
-    decision = Decision.model_validate_json(record[1])
+    decision = record.decision
     optout = Consent(granted=False, at=at, source="list_unsubscribe")
     changed = store.change(decision.profile_key, lambda p: offer_consent(p, "email", optout))
     return "unknown" if changed is None else "unsubscribed"

@@ -1,0 +1,15 @@
+"""The one DynamoDB table behind nextbest, one module per kind of access (see ``table`` for the key schema)."""
+
+from __future__ import annotations
+
+from nextbest.aws.store.counters import CounterItems
+from nextbest.aws.store.decisions import DecisionItems
+from nextbest.aws.store.profiles import ProfileItems
+from nextbest.aws.store.sweep import SweepIndex
+from nextbest.aws.store.table import BY_CANONICAL, BY_CUSTOMER, BY_SWEEP, tombstone
+
+__all__ = ["BY_CANONICAL", "BY_CUSTOMER", "BY_SWEEP", "Store", "tombstone"]
+
+
+class Store(ProfileItems, DecisionItems, CounterItems, SweepIndex):
+    """Every kind of access to the table; each step is typed on the interfaces it uses (``nextbest.core.ports``)."""

@@ -1,0 +1,184 @@
+"""Decision records: created once, committed with the profile and counters, moved from status to status by
+compare-and-set, annotated once per fact; and the provider message ids that lead back to them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from nextbest.aws import clients as aws
+from nextbest.aws.store.table import (
+    BY_CUSTOMER,
+    CONDITION_FAILED,
+    DECISION,
+    EVENT_MEMORY,
+    MESSAGE,
+    Table,
+    failed_write,
+    profile_item,
+)
+from nextbest.core import clock
+from nextbest.core.clock import iso
+from nextbest.core.counters import Counter, combined
+from nextbest.core.decision import Decision
+from nextbest.core.ports import Conflict, DecisionExists, SentMessage, StoredDecision
+from nextbest.core.profiles import Profile
+
+
+class DecisionItems(Table):
+    def put_decision(self, decision: Decision, status: str) -> bool:
+        """Record a decision once; False if a decision with this id already exists.
+
+        Its customer and time put it in the ``by_customer`` index: explanation and erasure find a customer's
+        decisions there.
+        """
+        try:
+            self.commit_decision(decision, status, profile=None)
+            return True
+        except DecisionExists:
+            return False
+
+    def commit_decision(
+        self,
+        decision: Decision,
+        status: str,
+        profile: Profile | None,
+        counters: Sequence[Counter] = (),
+    ) -> None:
+        """Record a decision, the profile it was checked against and the counters it takes, all or nothing.
+
+        Raises DecisionExists if the decision was made before, Conflict if the profile changed since it was
+        read (decide again), or Conflict with ``refusal`` if a counter's limit is reached.
+        """
+        decision_id, customer = decision.decision_id, decision.profile_key
+        items: list[dict[str, Any]] = [
+            {
+                "Put": {
+                    "TableName": self.table,
+                    "Item": {
+                        "pk": {"S": f"d:{decision_id}"},
+                        "sk": {"S": DECISION},
+                        "status": {"S": status},
+                        "doc": {"S": decision.model_dump_json()},
+                        "customer": {"S": customer},
+                        "decided_at": {"S": iso(decision.decided_at)},
+                    },
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            }
+        ]
+        if profile is not None:
+            saved = profile.model_copy(update={"version": profile.version + 1})
+            items.append(self._put(profile_item(saved), expected=profile.version))
+        items += [c.update(self.table) for c in counters]
+        try:
+            self._write(items)
+        except Conflict as conflict:
+            if conflict.failed == 0:
+                raise DecisionExists(decision_id) from conflict
+            first_counter = 2 if profile is not None else 1
+            if conflict.failed is not None and conflict.failed >= first_counter:
+                raise Conflict(customer, conflict.failed, counters[conflict.failed - first_counter].refusal) from None
+            self.forget([customer])
+            raise
+        if profile is not None:
+            self.forget([profile.key])
+
+    def decision(self, decision_id: str) -> StoredDecision | None:
+        """A decision and its status, read consistently."""
+        item = self.client.get_item(
+            TableName=self.table,
+            Key={"pk": {"S": f"d:{decision_id}"}, "sk": {"S": DECISION}},
+            ConsistentRead=True,
+        ).get("Item")
+        if item is None:
+            return None
+        return StoredDecision(item["status"]["S"], Decision.model_validate_json(item["doc"]["S"]))
+
+    def move_decision(
+        self,
+        decision_id: str,
+        from_status: str | tuple[str, ...],
+        to_status: str,
+        counters: Sequence[Counter] = (),
+        **fields: str,
+    ) -> bool:
+        """Compare-and-set a decision's status (the claim that makes delivery happen at most once), adding
+        ``counters`` in the same write when it succeeds."""
+        allowed = (from_status,) if isinstance(from_status, str) else from_status
+        return self._update_decision(decision_id, allowed, {"status": to_status, **fields}, counters)
+
+    def annotate_decision(self, decision_id: str, counters: Sequence[Counter] = (), **fields: str) -> bool:
+        """Record facts about a decision (opened_at, clicked_at…) without touching its status, the first
+        time only: False if the first field is already set. ``counters`` are added with it, so a fact is
+        counted once however often its notification arrives."""
+        first = next(iter(fields))
+        return self._update_decision(decision_id, None, fields, counters, unless=first)
+
+    def _update_decision(
+        self,
+        decision_id: str,
+        allowed: tuple[str, ...] | None,
+        fields: dict[str, str],
+        counters: Sequence[Counter] = (),
+        unless: str | None = None,
+    ) -> bool:
+        """SET ``fields`` on an existing decision, only while its status is one of ``allowed`` if given and
+        while ``unless`` is not yet set; False when that condition fails."""
+        names = {f"#x{i}": name for i, name in enumerate(sorted(fields))}
+        values = {f":x{i}": {"S": fields[name]} for i, name in enumerate(sorted(fields))}
+        condition = "attribute_exists(pk)"
+        if allowed is not None:
+            names["#status"] = "status"
+            values |= {f":f{i}": {"S": s} for i, s in enumerate(allowed)}
+            condition = "#status IN (" + ", ".join(f":f{i}" for i in range(len(allowed))) + ")"
+        if unless is not None:
+            names["#unless"] = unless
+            condition += " AND attribute_not_exists(#unless)"
+        update = {
+            "TableName": self.table,
+            "Key": {"pk": {"S": f"d:{decision_id}"}, "sk": {"S": DECISION}},
+            "UpdateExpression": "SET " + ", ".join(f"{n} = :{n[1:]}" for n in names if n[1] == "x"),
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
+        try:
+            if counters:
+                items = [{"Update": update}, *(c.update(self.table) for c in combined(counters))]
+                self.client.transact_write_items(TransactItems=items)
+            else:
+                self.client.update_item(**update)
+            return True
+        except ClientError as error:
+            if aws.error_code(error) in CONDITION_FAILED and failed_write(error) == 0:
+                return False
+            raise
+
+    def decisions_of(self, key: str) -> list[str]:
+        """Ids of every decision made for this identity key."""
+        return [pk[2:] for pk in self._query(BY_CUSTOMER, "customer", key)]
+
+    def remember_message(self, message_id: str, decision_id: str, address_hash: str) -> None:
+        """Which decision (and which hashed address) a provider's message id belongs to, for feedback that
+        names only the message (SNS push delivery failures). Kept ``EVENT_MEMORY``; holds no personal data."""
+        expires = str(int((clock.now() + EVENT_MEMORY).timestamp()))
+        self.client.put_item(
+            TableName=self.table,
+            Item={
+                "pk": {"S": f"m:{message_id}"},
+                "sk": {"S": MESSAGE},
+                "decision": {"S": decision_id},
+                "address": {"S": address_hash},
+                "expires_at": {"N": expires},
+            },
+        )
+
+    def message(self, message_id: str) -> SentMessage | None:
+        """The decision (and hashed address) of a message remembered by :meth:`remember_message`."""
+        item = self.client.get_item(
+            TableName=self.table, Key={"pk": {"S": f"m:{message_id}"}, "sk": {"S": MESSAGE}}, ConsistentRead=True
+        ).get("Item")
+        return SentMessage(item["decision"]["S"], item["address"]["S"]) if item else None

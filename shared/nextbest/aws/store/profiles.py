@@ -1,0 +1,184 @@
+"""Profiles and identity: resolve identifiers through redirects, save merges and event markers in one
+transaction, read-modify-write under a version, and erasure's tombstones."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from nextbest.aws.store.table import (
+    BY_CANONICAL,
+    DECISION,
+    ERASED,
+    EVENT,
+    EVENT_MEMORY,
+    PROFILE,
+    Table,
+    profile_item,
+    profile_of,
+    redirect_item,
+    tombstone,
+)
+from nextbest.core import clock
+from nextbest.core.clock import iso
+from nextbest.core.counters import Counter, combined
+from nextbest.core.ports import Conflict, Duplicate
+from nextbest.core.profiles import Profile
+
+MAX_REDIRECT_HOPS = 5
+"""Redirects are re-pointed on every merge, so a chain longer than this means a concurrent merge: retry."""
+
+
+class ProfileItems(Table):
+    def prefetch(self, keys: Iterable[str]) -> None:
+        """Read identity items and tombstones in one consistent BatchGetItem; later lookups hit the cache."""
+        wanted = sorted({k for k in keys if k not in self._cache})
+        for start in range(0, len(wanted), 100):
+            chunk = wanted[start : start + 100]
+            request = {
+                self.table: {
+                    "Keys": [{"pk": {"S": k}, "sk": {"S": ERASED if k.startswith("x:") else PROFILE}} for k in chunk],
+                    "ConsistentRead": True,
+                }
+            }
+            for k in chunk:
+                self._cache[k] = None
+            while request:
+                response = self.client.batch_get_item(RequestItems=request)
+                for item in response["Responses"].get(self.table, []):
+                    self._cache[item["pk"]["S"]] = item
+                request = response.get("UnprocessedKeys") or {}
+
+    def resolve(self, keys: list[str]) -> dict[str, Profile | None]:
+        """Map each identity key to the profile it belongs to (following redirects), or None if unknown."""
+        self.prefetch(keys)
+        result: dict[str, Profile | None] = {}
+        for key in keys:
+            item = self._cache[key]
+            hops = 0
+            while item is not None and "canonical" in item:
+                hops += 1
+                if hops > MAX_REDIRECT_HOPS:
+                    raise Conflict(f"redirect chain from {key} is too long")
+                target = item["canonical"]["S"]
+                self.prefetch([target])
+                item = self._cache[target]
+            result[key] = profile_of(item) if item is not None else None
+        return result
+
+    def profile(self, key: str) -> Profile | None:
+        self.forget([key])
+        return self.resolve([key])[key]
+
+    def save(
+        self,
+        profile: Profile,
+        previous: list[Profile],
+        new_keys: list[str],
+        event_ids: Sequence[str] = (),
+        counters: Sequence[Counter] = (),
+    ) -> Profile:
+        """Write ``profile`` and make every identifier point at it, in one conditional step.
+
+        ``previous`` are the profiles as read (their versions guard the write); ``new_keys`` are identity
+        keys that had no item when read. A marker for each of ``event_ids`` is written in the same
+        transaction, so an event is applied exactly once however often it is delivered. A lost race
+        raises :class:`Conflict`; an event already applied raises :class:`Duplicate` naming it.
+        """
+        saved = profile.model_copy(update={"version": profile.version + 1})
+        before = {p.key: p for p in previous}
+        puts: list[dict[str, Any]] = []
+        expires = str(int((clock.now() + EVENT_MEMORY).timestamp()))
+        for event_id in event_ids:
+            marker = {"pk": {"S": f"ev:{event_id}"}, "sk": {"S": EVENT}, "expires_at": {"N": expires}}
+            puts.append(self._put(marker, expected=None))
+        own = before.get(saved.key)
+        puts.append(self._put(profile_item(saved), expected=own.version if own else None))
+        for old in previous:
+            if old.key != saved.key:
+                puts.append(self._put(redirect_item(old.key, saved.key), expected=old.version))
+        for key in new_keys:
+            if key != saved.key:
+                puts.append(self._put(redirect_item(key, saved.key), expected=None))
+        claimed = {p["Put"]["Item"]["pk"]["S"] for p in puts if p["Put"]["Item"]["sk"]["S"] == PROFILE}
+        for old in previous:
+            if old.key == saved.key:
+                continue
+            for key in old.identifiers:
+                if key not in claimed:  # repoint older redirects so chains stay one hop long
+                    puts.append({"Put": {"TableName": self.table, "Item": redirect_item(key, saved.key)}})
+                    claimed.add(key)
+        puts += [c.update(self.table) for c in combined(counters)]  # e.g. an order's attribution
+        try:
+            self._write(puts[:100])
+        except Conflict as conflict:
+            self.forget(claimed)
+            if conflict.failed is not None and conflict.failed < len(event_ids):
+                raise Duplicate(event_ids[conflict.failed]) from conflict
+            raise
+        for put in puts:
+            item = put.get("Put", {}).get("Item", {"sk": {"S": ""}})
+            if item["sk"]["S"] == PROFILE:
+                self._cache[item["pk"]["S"]] = item
+        return saved
+
+    def change(self, key: str, change: Callable[[Profile], Profile], attempts: int = 8) -> Profile | None:
+        """Read-modify-write a profile under its version, retried on conflict; None if it does not exist.
+
+        ``change`` gets a private copy and returns it changed (or unchanged: then nothing is written).
+        """
+        for _ in range(attempts):
+            profile = self.profile(key)
+            if profile is None:
+                return None
+            updated = change(profile.model_copy(deep=True))
+            if updated == profile:
+                return profile
+            try:
+                return self.update_profile(updated)
+            except Conflict:
+                continue
+        raise Conflict(f"{key} kept changing under {attempts} attempts")
+
+    def update_profile(self, profile: Profile) -> Profile:
+        """Write back a profile read earlier (no identity change); Conflict if it moved meanwhile."""
+        return self.save(profile, previous=[profile], new_keys=[])
+
+    def linked_to(self, keys: Iterable[str]) -> set[str]:
+        """Every identity key that leads to any of ``keys``, however many redirects away."""
+        found, frontier = set(keys), list(keys)
+        while frontier:
+            for pk in self._query(BY_CANONICAL, "canonical", frontier.pop()):
+                if pk not in found:
+                    found.add(pk)
+                    frontier.append(pk)
+        return found
+
+    def erase(self, keys: list[str], decision_ids: list[str]) -> None:
+        """Delete identity items and decisions, and leave a hashed tombstone for every identifier."""
+        requests = [{"DeleteRequest": {"Key": {"pk": {"S": k}, "sk": {"S": PROFILE}}}} for k in keys]
+        requests += [{"DeleteRequest": {"Key": {"pk": {"S": f"d:{d}"}, "sk": {"S": DECISION}}}} for d in decision_ids]
+        requests += [
+            {
+                "PutRequest": {
+                    "Item": {"pk": {"S": tombstone(k)}, "sk": {"S": ERASED}, "erased_at": {"S": iso(clock.now())}}
+                }
+            }
+            for k in keys
+        ]
+        for start in range(0, len(requests), 25):
+            pending: dict[str, Any] = {self.table: requests[start : start + 25]}
+            while pending:
+                pending = self.client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+        self.forget(keys)
+
+    def erased(self, keys: list[str]) -> set[str]:
+        """Which of these identity keys belong to an erased person."""
+        self.prefetch(tombstone(k) for k in keys)
+        return {k for k in keys if self._cache.get(tombstone(k)) is not None}
+
+    def lift_tombstones(self, keys: list[str]) -> None:
+        """The person came back and consented again: their identifiers may be used anew."""
+        for key in keys:
+            self.client.delete_item(TableName=self.table, Key={"pk": {"S": tombstone(key)}, "sk": {"S": ERASED}})
+            self._cache[tombstone(key)] = None

@@ -1,0 +1,146 @@
+"""The DynamoDB table behind profiles, identity links and decisions.
+
+One table, keyed for the access patterns:
+
+========================  =============  ==================================================================
+pk                        sk             what
+========================  =============  ==================================================================
+``c:cus_42`` / ``a:…``    ``PROFILE``    the profile itself (``doc``, ``version``) at its canonical key, or
+``e:…`` / ``p:…``                        a redirect (``canonical``) from every other identifier of that person
+``d:<decision id>``       ``DECISION``   a decision record with its ``status`` (claimed conditionally)
+``ev:<event id>``         ``EVENT``      an applied event, remembered for 7 days (TTL ``expires_at``)
+``x:<sha256 of a key>``    ``ERASED``     tombstone of an erased identifier (hashed: no personal data is kept)
+``m:<provider msg id>``   ``MESSAGE``    the decision a sent push belongs to, for 7 days (TTL ``expires_at``)
+========================  =============  ==================================================================
+
+Every access is by key, except finding a customer's decisions (the sparse ``by_customer`` index, for
+explanations and erasure). Every write that can race is conditional.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from nextbest.aws import clients as aws
+from nextbest.core.commands import SWEEP_SHARDS
+from nextbest.core.ports import Conflict
+from nextbest.core.profiles import Profile
+
+PROFILE = "PROFILE"
+DECISION = "DECISION"
+ERASED = "ERASED"
+MESSAGE = "MESSAGE"
+EVENT = "EVENT"
+BY_CUSTOMER = "by_customer"
+"""Sparse index of decision records by the identity key they were made for."""
+BY_CANONICAL = "by_canonical"
+"""Sparse index of redirect items by the key they point to: erasure finds every identifier with it."""
+BY_SWEEP = "by_sweep"
+"""Sparse index of the profiles of buyers, spread over ``SWEEP_SHARDS`` partitions: the daily sweep reads
+only them, never the redirects, decisions and event markers around them."""
+EVENT_MEMORY = timedelta(days=7)
+"""How long an event id (or a push message id) is remembered: beyond EventBridge's 24 h of retries and SQS's
+4 days of retention."""
+CONDITION_FAILED = ("ConditionalCheckFailedException", "TransactionCanceledException")
+
+
+class Table:
+    """The client, a read cache of identity items for one invocation, and the conditional writes every kind of
+    access shares (one transaction may hold a decision, a profile and counters)."""
+
+    def __init__(self, table_name: str, client: Any = None) -> None:
+        self.table = table_name
+        self._client = client
+        self._cache: dict[str, dict[str, Any] | None] = {}
+
+    @property
+    def client(self) -> Any:
+        return self._client or aws.client("dynamodb")
+
+    def forget(self, keys: Iterable[str] | None = None) -> None:
+        """Drop cached items (all of them, or those of ``keys`` after a conflict)."""
+        if keys is None:
+            self._cache.clear()
+        for key in keys or ():
+            self._cache.pop(key, None)
+
+    def _write(self, puts: list[dict[str, Any]]) -> None:
+        """All of ``puts`` or none: one PutItem, or a transaction when identities move."""
+        try:
+            if len(puts) == 1:
+                self.client.put_item(**puts[0]["Put"])
+            else:
+                self.client.transact_write_items(TransactItems=puts)
+        except ClientError as error:
+            if aws.error_code(error) in CONDITION_FAILED:
+                raise Conflict(puts[0]["Put"]["Item"]["pk"]["S"], failed=failed_write(error)) from error
+            raise
+
+    def _put(self, item: dict[str, Any], expected: int | None) -> dict[str, Any]:
+        put: dict[str, Any] = {"TableName": self.table, "Item": item}
+        if expected is None:
+            put["ConditionExpression"] = "attribute_not_exists(pk)"
+        else:
+            put["ConditionExpression"] = "version = :v"
+            put["ExpressionAttributeValues"] = {":v": {"N": str(expected)}}
+        return {"Put": put}
+
+    def _query(self, index: str, attribute: str, value: str) -> list[str]:
+        keys: list[str] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": index,
+            "KeyConditionExpression": "#a = :v",
+            "ExpressionAttributeNames": {"#a": attribute},
+            "ExpressionAttributeValues": {":v": {"S": value}},
+        }
+        while True:
+            page = self.client.query(**kwargs)
+            keys.extend(item["pk"]["S"] for item in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return keys
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def failed_write(error: ClientError) -> int | None:
+    """Which write's condition failed: 0 for a single write, the index in a transaction, None if unknown."""
+    if aws.error_code(error) == "ConditionalCheckFailedException":
+        return 0
+    reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]  # type: ignore[attr-defined]
+    return reasons.index("ConditionalCheckFailed") if "ConditionalCheckFailed" in reasons else None
+
+
+def tombstone(key: str) -> str:
+    return "x:" + hashlib.sha256(key.encode()).hexdigest()
+
+
+def profile_of(item: dict[str, Any]) -> Profile:
+    profile = Profile.model_validate_json(item["doc"]["S"])
+    profile.version = int(item["version"]["N"])
+    return profile
+
+
+def profile_item(profile: Profile) -> dict[str, Any]:
+    item = {
+        "pk": {"S": profile.key},
+        "sk": {"S": PROFILE},
+        "version": {"N": str(profile.version)},
+        "doc": {"S": profile.model_dump_json(exclude_defaults=True)},
+    }
+    if profile.order_count:
+        item["sweep"] = {"S": str(int(hashlib.sha256(profile.key.encode()).hexdigest()[:8], 16) % SWEEP_SHARDS)}
+    return item
+
+
+def redirect_item(key: str, canonical: str) -> dict[str, Any]:
+    return {"pk": {"S": key}, "sk": {"S": PROFILE}, "canonical": {"S": canonical}}
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
