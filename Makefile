@@ -51,9 +51,10 @@ demo: venv ## Simulate a shop's week through the whole pipeline on moto (ARGS="-
 bench: venv ## Measure import times, CPU and AWS requests per event; writes .nextbest/bench/results.json
 	$(PY) -m nextbest_cli.main bench $(ARGS)
 
-lint: venv ## ruff (lint + format check) and mypy
+lint: venv ## ruff (lint + format check), the import contracts (import-linter) and mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy shared infra
 	@for handler in functions/*/handler.py; do $(VENV)/bin/mypy $$handler || exit 1; done
 
