@@ -1,6 +1,7 @@
 """λ decide: when a trigger's alarm rings (or the daily sweep pages through profiles), decide each
 customer's next best message and queue it for delivery."""
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ decider = Decider(
     policy=load_policy(campaigns_dir),
     site_url=settings.site_url,
     models=models,
+    arm_counts_ttl=timedelta(seconds=settings.arm_counts_ttl_s),
 )
 dead_letters = DeadLetters(settings.dead_letter_queue_url)
 

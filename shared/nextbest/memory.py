@@ -1,46 +1,259 @@
-"""An in-memory profile store with DynamoDB's conditional semantics, for benchmarks and property tests.
+"""The store's interfaces (``nextbest.core.ports.Store``) in memory, with the DynamoDB table's guarantees.
 
-It replaces only the two I/O seams of :class:`nextbest.aws.store.Store` (reading items and writing a group of
-conditional puts atomically), so identity resolution, merging and redirects run the production code.
+Unit and property tests, the benchmark's CPU figures and the lab's experiment run the steps' real code on it,
+so there is one decide loop, not a copy per simulator. It keeps what the table promises and nothing more:
+
+* a write is all or nothing, guarded by the versions read (``Conflict``) and by event ids (``Duplicate``);
+* a decision is recorded once (``DecisionExists``) and moves status only by compare-and-set;
+* a counter with a limit refuses an add that would pass it (``Conflict`` with the counter's ``refusal``), and
+  counters travel in the same write as the fact they count;
+* identifiers other than the canonical one redirect to it, re-pointed on every merge;
+* reads return copies: changing a profile read from the store changes nothing until it is saved.
+
+It is never shipped to Lambda (no handler imports it) and never used against AWS.
 """
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
-from nextbest.aws.store import Store
-from nextbest.core.ports import Conflict
+from nextbest.core.commands import sweep_shard
+from nextbest.core.counters import Counter, combined
+from nextbest.core.decision import Decision
+from nextbest.core.ports import BuyerPage, Conflict, DecisionExists, Duplicate, SentMessage, StoredDecision
+from nextbest.core.profiles import Profile
+
+MAX_REDIRECT_HOPS = 5
+CounterKey = tuple[str, str]
 
 
-class MemoryStore(Store):
+def _copy(profile: Profile) -> Profile:
+    """A private copy, through JSON as the table stores it (pydantic's core does it far faster than deepcopy)."""
+    return Profile.model_validate_json(profile.model_dump_json())
+
+
+def _copied(decision: Decision) -> Decision:
+    return Decision.model_validate_json(decision.model_dump_json())
+
+
+@dataclass
+class _Record:
+    status: str
+    decision: Decision
+    fields: dict[str, str] = field(default_factory=dict)
+
+
+class MemoryStore:
+    """Implements :class:`nextbest.core.ports.Store`; ``counters`` holds every counter item as DynamoDB would."""
+
     def __init__(self) -> None:
-        super().__init__("memory", client=object())
-        self.items: dict[str, dict[str, Any]] = {}
+        self.profiles: dict[str, Profile] = {}
+        self.redirects: dict[str, str] = {}
+        self.events: set[str] = set()
+        self.tombstones: set[str] = set()
+        self.decisions: dict[str, _Record] = {}
+        self.messages: dict[str, SentMessage] = {}
+        self.counters: dict[CounterKey, dict[str, Decimal]] = {}
         self.writes = 0
+        """Successful writes (a transaction counts once), for the benchmark."""
+
+    # -- profiles and identity ----------------------------------------------------------------------------
+
+    def forget(self, keys: Iterable[str] | None = None) -> None:
+        """Nothing is cached: every read is current."""
 
     def prefetch(self, keys: Iterable[str]) -> None:
-        for key in keys:
-            if key not in self._cache:
-                item = self.items.get(key)
-                self._cache[key] = copy.deepcopy(item) if item is not None else None
+        """Nothing to fetch ahead."""
 
-    def _write(self, puts: list[dict[str, Any]]) -> None:
-        targets = [put["Put"]["Item"]["pk"]["S"] for put in puts]
-        if len(set(targets)) != len(targets):
-            raise ValueError("Transaction request cannot include multiple operations on one item")
-        for index, put in enumerate(puts):
-            op = put["Put"]
-            current = self.items.get(op["Item"]["pk"]["S"])
-            condition = op.get("ConditionExpression")
-            if condition == "attribute_not_exists(pk)" and current is not None:
-                raise Conflict(op["Item"]["pk"]["S"], failed=index)
-            if condition == "version = :v" and (
-                current is None or current.get("version") != op["ExpressionAttributeValues"][":v"]
-            ):
-                raise Conflict(op["Item"]["pk"]["S"], failed=index)
-        for put in puts:
-            item = put["Put"]["Item"]
-            self.items[item["pk"]["S"]] = copy.deepcopy(item)
+    def resolve(self, keys: list[str]) -> dict[str, Profile | None]:
+        return {key: self._resolved(key) for key in keys}
+
+    def _resolved(self, key: str) -> Profile | None:
+        for _ in range(MAX_REDIRECT_HOPS + 1):
+            if key in self.profiles:
+                return _copy(self.profiles[key])
+            if key not in self.redirects:
+                return None
+            key = self.redirects[key]
+        raise Conflict(f"redirect chain from {key} is too long")
+
+    def profile(self, key: str) -> Profile | None:
+        return self._resolved(key)
+
+    def save(
+        self,
+        profile: Profile,
+        previous: list[Profile],
+        new_keys: list[str],
+        event_ids: Sequence[str] = (),
+        counters: Sequence[Counter] = (),
+    ) -> Profile:
+        seen = [e for e in event_ids if e in self.events]
+        if seen:
+            raise Duplicate(seen[0])
+        own = next((p for p in previous if p.key == profile.key), None)
+        self._expect_version(profile.key, own.version if own else None)
+        for old in previous:
+            if old.key != profile.key:
+                self._expect_version(old.key, old.version)
+        for key in new_keys:
+            if key != profile.key and self._exists(key):
+                raise Conflict(key)
+        saved = _copy(profile)
+        saved.version = profile.version + 1
+        self.events.update(event_ids)
+        self.profiles[saved.key] = saved
+        self.redirects.pop(saved.key, None)
+        for key in [*new_keys, *(k for old in previous if old.key != saved.key for k in [old.key, *old.identifiers])]:
+            if key != saved.key:
+                self.profiles.pop(key, None)
+                self.redirects[key] = saved.key
+        self._add(combined(counters))
         self.writes += 1
+        return _copy(saved)
+
+    def _exists(self, key: str) -> bool:
+        return key in self.profiles or key in self.redirects
+
+    def _expect_version(self, key: str, version: int | None) -> None:
+        """The condition of a guarded write: the profile at ``key`` still has ``version`` (None: no item)."""
+        current = self.profiles.get(key)
+        if version is None and self._exists(key):
+            raise Conflict(key)
+        if version is not None and (current is None or current.version != version):
+            raise Conflict(key)
+
+    def change(self, key: str, change: Callable[[Profile], Profile], attempts: int = 8) -> Profile | None:
+        profile = self.profile(key)
+        if profile is None:
+            return None
+        updated = change(_copy(profile))
+        return profile if updated == profile else self.update_profile(updated)
+
+    def update_profile(self, profile: Profile) -> Profile:
+        return self.save(profile, previous=[profile], new_keys=[])
+
+    def linked_to(self, keys: Iterable[str]) -> set[str]:
+        found, frontier = set(keys), list(keys)
+        while frontier:
+            target = frontier.pop()
+            for key, canonical in self.redirects.items():
+                if canonical == target and key not in found:
+                    found.add(key)
+                    frontier.append(key)
+        return found
+
+    def erase(self, keys: list[str], decision_ids: list[str]) -> None:
+        for key in keys:
+            self.profiles.pop(key, None)
+            self.redirects.pop(key, None)
+            self.tombstones.add(key)
+        for decision_id in decision_ids:
+            self.decisions.pop(decision_id, None)
+
+    def erased(self, keys: list[str]) -> set[str]:
+        return {k for k in keys if k in self.tombstones}
+
+    def lift_tombstones(self, keys: list[str]) -> None:
+        self.tombstones.difference_update(keys)
+
+    # -- decisions ------------------------------------------------------------------------------------------
+
+    def put_decision(self, decision: Decision, status: str) -> bool:
+        try:
+            self.commit_decision(decision, status, profile=None)
+            return True
+        except DecisionExists:
+            return False
+
+    def commit_decision(
+        self, decision: Decision, status: str, profile: Profile | None, counters: Sequence[Counter] = ()
+    ) -> None:
+        if decision.decision_id in self.decisions:
+            raise DecisionExists(decision.decision_id)
+        if profile is not None:
+            self._expect_version(profile.key, profile.version)
+        for index, counter in enumerate(counters):
+            if self._refuses(counter):
+                first_counter = 2 if profile is not None else 1
+                raise Conflict(decision.profile_key, first_counter + index, counter.refusal)
+        self.decisions[decision.decision_id] = _Record(status, _copied(decision))
+        if profile is not None:
+            saved = _copy(profile)
+            saved.version = profile.version + 1
+            self.profiles[profile.key] = saved
+        self._add(counters)
+        self.writes += 1
+
+    def decision(self, decision_id: str) -> StoredDecision | None:
+        record = self.decisions.get(decision_id)
+        return StoredDecision(record.status, _copied(record.decision)) if record else None
+
+    def move_decision(
+        self,
+        decision_id: str,
+        from_status: str | tuple[str, ...],
+        to_status: str,
+        counters: Sequence[Counter] = (),
+        **fields: str,
+    ) -> bool:
+        allowed = (from_status,) if isinstance(from_status, str) else from_status
+        record = self.decisions.get(decision_id)
+        if record is None or record.status not in allowed:
+            return False
+        record.status = to_status
+        record.fields.update(fields)
+        self._add(combined(counters))
+        self.writes += 1
+        return True
+
+    def annotate_decision(self, decision_id: str, counters: Sequence[Counter] = (), **fields: str) -> bool:
+        record = self.decisions.get(decision_id)
+        if record is None or next(iter(fields)) in record.fields:
+            return False
+        record.fields.update(fields)
+        self._add(combined(counters))
+        self.writes += 1
+        return True
+
+    def decisions_of(self, key: str) -> list[str]:
+        """As the ``by_customer`` index orders them: by the time they were made."""
+        mine = [r.decision for r in self.decisions.values() if r.decision.profile_key == key]
+        return [d.decision_id for d in sorted(mine, key=lambda d: d.decided_at)]
+
+    def remember_message(self, message_id: str, decision_id: str, address_hash: str) -> None:
+        self.messages[message_id] = SentMessage(decision_id, address_hash)
+
+    def message(self, message_id: str) -> SentMessage | None:
+        return self.messages.get(message_id)
+
+    # -- counters and the sweep -------------------------------------------------------------------------------
+
+    def _refuses(self, counter: Counter) -> bool:
+        """DynamoDB's condition on a limited counter: ``attribute_not_exists(n) OR n <= limit - by``."""
+        current = self.counters.get((counter.pk, counter.sk), {}).get(counter.attribute)
+        return counter.limit is not None and current is not None and current > counter.limit - counter.by
+
+    def _add(self, counters: Iterable[Counter]) -> None:
+        for c in counters:
+            item = self.counters.setdefault((c.pk, c.sk), {})
+            for name, by in ((c.attribute, c.by), *c.also):
+                item[name] = item.get(name, Decimal(0)) + by
+
+    def arm_counts(self, campaign_id: str, variants: list[str]) -> dict[str, tuple[int, int]]:
+        counts = {}
+        for v in variants:
+            item = self.counters.get((f"s:{campaign_id}", f"VARIANT#{v}"), {})
+            counts[v] = (int(item.get("sends", 0)), int(item.get("conversions", 0)))
+        return counts
+
+    def buyers(self, shard: int, start: dict[str, Any] | None, limit: int = 200) -> BuyerPage:
+        """A page of the buyers' keys in ``shard``, in key order as the ``by_sweep`` index returns them."""
+        after = start["pk"]["S"] if start else ""
+        keys = sorted(k for k, p in self.profiles.items() if p.order_count and sweep_shard(k) == shard and k > after)
+        page = keys[:limit]
+        more = len(keys) > limit
+        return BuyerPage(page, {"pk": {"S": page[-1]}} if more else None)

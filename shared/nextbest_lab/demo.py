@@ -52,6 +52,10 @@ from nextbest_lab.simulator import (
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / ".nextbest" / "demo"
 CAMPAIGNS = ROOT / "campaigns"
+ARM_COUNTS_TTL = timedelta(hours=12)
+"""How long decide reuses the variant counters in the demo, whose clock runs thousands of times faster than the
+wall: a deployed decide re-reads them after a minute (``DecideSettings.arm_counts_ttl_s``). On the simulated
+clock, the same for every run of a seed; the lab's experiment uses the same span."""
 STEP = timedelta(minutes=5)
 """How far the clock moves between publishing rounds (events are published in the round they occurred in)."""
 LINK = re.compile(r"/c/([0-9a-f-]{36})")
@@ -96,6 +100,7 @@ def run(
     try:
         with mock_aws():
             emulation = Emulation(cdk_out, manual, out / "logs").deploy()
+            emulation.environment("decide")["ARM_COUNTS_TTL_S"] = str(ARM_COUNTS_TTL.total_seconds())
             sent, shoppers = _drive(emulation, population, progress)
             summary = _summarize(emulation, population, sent, out, shoppers)
             if inspect is not None:

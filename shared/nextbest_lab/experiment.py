@@ -65,16 +65,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from nextbest.core import experiments
 from nextbest.core.attribution import CONTROLS, WINDOW, attribute, follow_up_span
-from nextbest.core.campaigns import FOLLOW_UP, SWEEP, Campaign, Policy, load_campaigns, load_policy, trigger_delays
-from nextbest.core.commands import MAX_LATENESS
-from nextbest.core.counters import Counter, Stage, funnel
+from nextbest.core.campaigns import Campaign, Policy, load_campaigns, load_policy, trigger_delays
+from nextbest.core.commands import MAX_LATENESS, DeliveryRequest, DueTrigger, Sweep
+from nextbest.core.counters import Stage, funnel
 from nextbest.core.decision import Decision
 from nextbest.core.events import DETAIL_TYPES, MAX_FUTURE_SKEW, EventDetail, OrderPlaced
 from nextbest.core.profiles import Consent, Profile, apply, offer_consent
-from nextbest.decide.engine import counters, decide, record
-from nextbest.decide.service import NOT_IN_AUDIENCE
+from nextbest.decide.service import Decider
+from nextbest.memory import MemoryStore
 from pydantic import ValidationError
 
 from nextbest_lab.simulator import (
@@ -101,12 +100,6 @@ ARM_COUNTS_EVERY = timedelta(hours=12)
 """How often decide re-reads the variant counters. The function caches them for a minute of wall-clock time
 (``ARM_COUNTS_TTL_S``), which in the demo is most of a simulated day; re-reading after every send would also
 make Thompson sampling re-estimate its allocation (4,000 draws) for nearly every decision."""
-
-
-@dataclass
-class Shopper:
-    customer_id: str
-    profile: Profile
 
 
 @dataclass
@@ -143,7 +136,9 @@ class Run:
 
 
 class Shop:
-    """The engine deciding for one simulated population, in time order, on the domain code (see the module doc)."""
+    """The engine deciding for one simulated population, in time order: the decide step's own orchestration
+    (:class:`nextbest.decide.service.Decider`) on the in-memory store, with the simulator as its scheduler and
+    its queues (see the module doc)."""
 
     def __init__(
         self,
@@ -155,22 +150,28 @@ class Shop:
         key_prefix: str = "",
     ) -> None:
         self.population = population
-        self.campaigns = campaigns
         self.by_id = {c.id: c for c in campaigns}
-        self.policy = policy
         self.responses = responses
-        self.models = models
         self.key_prefix = key_prefix
         self.delays = trigger_delays(campaigns)
         self.horizon = population.end + TAIL
-        self.shoppers: dict[str, Shopper] = {}
-        self.counters: dict[tuple[str, str], dict[str, Decimal]] = {}
+        self.store = MemoryStore()
+        self.customers: dict[str, str] = {}
+        """Profile key -> the simulator's customer id."""
         self.armed: dict[tuple[str, str], tuple[datetime, datetime]] = {}
         self.queue: list[tuple[datetime, int, str, tuple[Any, ...]]] = []
         self.sequence = itertools.count()
-        self.arm_reads: dict[str, tuple[datetime, experiments.ArmCounts]] = {}
+        self.deliveries: list[str] = []
+        self.pages: list[str] = []
+        """What the decider queued (delivery requests, the sweep's next pages), handled as soon as it returns."""
         self.now = population.start
-        self.run_ = Run(self.counters, [], {}, self.horizon, spans={c.id: follow_up_span(c) for c in campaigns})
+        self.decider = Decider(
+            store=self.store, deliver=_Outbox(self.deliveries), decide_queue=_Outbox(self.pages), scheduler=self,
+            campaigns=campaigns, policy=policy, site_url=SITE, models=models, arm_counts_ttl=ARM_COUNTS_EVERY,
+        )  # fmt: skip
+        self.decided = 0
+        """How many of the store's decision records have been seen (exposures are taken from the new ones)."""
+        self.run_ = Run(self.store.counters, [], {}, self.horizon, spans={c.id: follow_up_span(c) for c in campaigns})
 
     # -- the loop -------------------------------------------------------------------------------------------
 
@@ -187,17 +188,21 @@ class Shop:
             if at >= self.horizon:
                 break
             self.now = at
-            if kind == "event":
-                self._ingest(at, *payload)
-            elif kind == "fire":
-                self._fire(at, *payload)
-            elif kind == "engage":
-                self._engage(at, *payload)
-            elif kind == "sweep":
-                self._sweep(at)
-            elif kind == "look":
-                self.run_.looks.append((at, {k: dict(v) for k, v in self.counters.items()}))
+            self._step(at, kind, payload)
         return self.run_
+
+    def _step(self, at: datetime, kind: str, payload: tuple[Any, ...]) -> None:
+        if kind == "event":
+            self._ingest(at, *payload)
+        elif kind == "fire":
+            self._fire(at, *payload)
+        elif kind == "engage":
+            self.store.change(payload[0], lambda p: p.model_copy(update={"last_engaged_at": _latest(p, at)}))
+        elif kind == "sweep":
+            self.decider.sweep(Sweep(sweep_at=at), at)
+            self._after_deciding(at)
+        elif kind == "look":
+            self.run_.looks.append((at, {k: dict(v) for k, v in self.store.counters.items()}))
 
     def _push(self, at: datetime, kind: str, payload: tuple[Any, ...]) -> None:
         heapq.heappush(self.queue, (at, next(self.sequence), kind, payload))
@@ -221,18 +226,13 @@ class Shop:
 
     # -- ingest ---------------------------------------------------------------------------------------------
 
-    def _shopper(self, customer: str) -> Shopper:
-        if customer not in self.shoppers:
-            key = f"c:{self.key_prefix}{customer}"
-            self.shoppers[customer] = Shopper(customer, Profile(key=key, identifiers=[key]))
-        return self.shoppers[customer]
-
     def _ingest(self, now: datetime, customer: str, kind: str, detail: EventDetail) -> None:
-        shopper = self._shopper(customer)
-        before = shopper.profile
+        key = f"c:{self.key_prefix}{customer}"
+        self.customers[key] = customer
+        stored = self.store.profile(key)
+        before = stored or Profile(key=key, identifiers=[key])
         updated, credited = attribute(before, apply(before, kind, detail, self.delays))
-        self._add(credited)
-        shopper.profile = updated
+        self.store.save(updated, [stored] if stored else [], [] if stored else [key], counters=credited)
         if isinstance(detail, OrderPlaced) and all(o.order_id != detail.order_id for o in before.orders):
             response_to = detail.order_id.removeprefix("resp-") if detail.order_id.startswith("resp-") else None
             self.run_.orders.setdefault(customer, []).append(
@@ -240,105 +240,57 @@ class Shop:
             )
         for trigger, due in updated.triggers.items():
             if before.triggers.get(trigger) != due:
-                self._arm(customer, trigger, due, now)
+                self.arm(DueTrigger(profile_key=key, trigger=trigger, due_at=due))
 
-    def _arm(self, customer: str, trigger: str, due: datetime, now: datetime, at: datetime | None = None) -> None:
-        """``triggers.Scheduler.arm``: one alarm per (profile, trigger), moved when re-armed."""
-        if now - due > MAX_LATENESS:
+    # -- the scheduler (``nextbest.core.ports.Alarms``) ------------------------------------------------------
+
+    def arm(self, due: DueTrigger, at: datetime | None = None) -> None:
+        """``nextbest.aws.scheduler.Scheduler.arm``: one alarm per (profile, trigger), moved when re-armed."""
+        if self.now - due.due_at > MAX_LATENESS:
             return
-        when = max(at or due, now + timedelta(minutes=1))
+        when = max(at or due.due_at, self.now + timedelta(minutes=1))
         if when.microsecond:
             when = when.replace(microsecond=0) + timedelta(seconds=1)
-        self.armed[(customer, trigger)] = (when, due)
-        self._push(when, "fire", (customer, trigger, due))
+        self.armed[(due.profile_key, due.trigger)] = (when, due.due_at)
+        self._push(when, "fire", (due.profile_key, due.trigger, due.due_at))
 
-    def _engage(self, now: datetime, customer: str) -> None:
-        profile = self.shoppers[customer].profile
-        profile.last_engaged_at = max(filter(None, [profile.last_engaged_at, now]))
+    def disarm(self, profile_key: str, triggers: list[str]) -> None:
+        for trigger in triggers:
+            self.armed.pop((profile_key, trigger), None)
 
-    # -- decide ---------------------------------------------------------------------------------------------
+    # -- decide -------------------------------------------------------------------------------------------
 
-    def _fire(self, now: datetime, customer: str, trigger: str, due: datetime) -> None:
-        if self.armed.get((customer, trigger)) != (now, due):
+    def _fire(self, now: datetime, key: str, trigger: str, due: datetime) -> None:
+        if self.armed.get((key, trigger)) != (now, due):
             return  # moved since (a newer alarm replaced this one)
-        del self.armed[(customer, trigger)]
-        shopper = self.shoppers[customer]
-        if trigger != SWEEP and shopper.profile.triggers.get(trigger) != due:
-            return
-        scores = self.models.score(shopper.profile, now) if self.models is not None else None
-        self._decide(shopper, trigger, due, now, scores)
+        del self.armed[(key, trigger)]
+        self.decider.handle(DueTrigger(profile_key=key, trigger=trigger, due_at=due), now)
+        self._after_deciding(now)
 
-    def _sweep(self, now: datetime) -> None:
-        buyers = [s for s in sorted(self.shoppers.values(), key=lambda s: s.profile.key) if s.profile.order_count]
-        if not buyers:
-            return
-        # The same scores decide would compute one profile at a time, in one batch.
-        scores = self.models.score_many([s.profile for s in buyers], now) if self.models is not None else None
-        for i, shopper in enumerate(buyers):
-            self._decide(shopper, SWEEP, now, now, scores[i] if scores is not None else None)
-
-    def _decide(self, shopper: Shopper, trigger: str, due: datetime, now: datetime, scores: Any) -> None:
-        """``decisioning.Decider.handle`` without the store: decide, take the counters, record, act."""
-        excluded: dict[str, str] = {}
-        for _ in range(6):
-            decision = decide(shopper.profile, trigger, due, self.campaigns, self.policy, now, SITE, scores,
-                              self._arm_counts, excluded)  # fmt: skip
-            if trigger == SWEEP and all(c.reason.startswith(NOT_IN_AUDIENCE) for c in decision.candidates):
-                return
-            taken = counters(decision, self.by_id)
-            refused = self._refusal(taken)
-            if refused is not None and decision.campaign_id:
-                excluded[decision.campaign_id] = refused
-                continue
-            self._add(taken)
-            shopper.profile = record(shopper.profile, decision, self.by_id)
-            self._after(shopper, decision, trigger, due, now)
-            return
-
-    def _after(self, shopper: Shopper, decision: Decision, trigger: str, due: datetime, now: datetime) -> None:
-        if decision.action == "send":
-            self._deliver(shopper, decision, now)
-        elif decision.action == "holdout":
-            channel, address = self._route(shopper.profile, decision)
-            self.run_.exposures.append(Exposure.of(decision, channel, address, shopper.customer_id))
-        elif decision.action == "defer" and decision.defer_until:
-            self._arm(shopper.customer_id, trigger, due, now, at=decision.defer_until)
-        for name, at in shopper.profile.triggers.items():
-            if name.startswith(FOLLOW_UP) and at > decision.decided_at:
-                self._arm(shopper.customer_id, name, at, now)
-
-    def _arm_counts(self, campaign: Campaign) -> experiments.ArmCounts:
-        """Sends and conversions per variant, re-read every ``ARM_COUNTS_EVERY`` of simulated time."""
-        if campaign.allocation != "thompson" or len(campaign.variants) < 2:
-            return {}
-        read = self.arm_reads.get(campaign.id)
-        if read is None or self.now - read[0] >= ARM_COUNTS_EVERY:
-            counts = {}
-            for v in campaign.variants:
-                item = self.counters.get((f"s:{campaign.id}", f"VARIANT#{v.id}"), {})
-                counts[v.id] = (int(item.get("sends", 0)), int(item.get("conversions", 0)))
-            read = self.arm_reads[campaign.id] = (self.now, counts)
-        return read[1]
-
-    def _refusal(self, taken: list[Counter]) -> str | None:
-        """What DynamoDB's condition on a limited counter would refuse (``attribute_not_exists OR n <= room``)."""
-        for c in taken:
-            current = self.counters.get((c.pk, c.sk), {}).get(c.attribute)
-            if c.limit is not None and current is not None and current > c.limit - c.by:
-                return c.refusal
-        return None
-
-    def _add(self, taken: list[Counter]) -> None:
-        for c in taken:
-            item = self.counters.setdefault((c.pk, c.sk), {})
-            for name, by in ((c.attribute, c.by), *c.also):
-                item[name] = item.get(name, Decimal(0)) + by
+    def _after_deciding(self, now: datetime) -> None:
+        """What the queues would carry next: the sweep's pages (decided at once), the delivery requests (sent
+        at once), and the held-out decisions' "would have sent" exposures."""
+        while self.pages or self.deliveries:
+            if self.pages:
+                self.decider.sweep(Sweep.model_validate_json(self.pages.pop(0)), now)
+            else:
+                self._deliver(DeliveryRequest.model_validate_json(self.deliveries.pop(0)).decision_id, now)
+        records = list(self.store.decisions.values())
+        for record in records[self.decided :]:
+            decision = record.decision
+            if decision.action == "holdout":
+                profile = self.store.profile(decision.profile_key)
+                assert profile is not None
+                channel, address = self._route(profile, decision)
+                exposure = Exposure.of(decision, channel, address, self.customers[decision.profile_key])
+                self.run_.exposures.append(exposure)
+        self.decided = len(records)
 
     # -- deliver, feedback, and the shopper's response -------------------------------------------------------
 
     def _route(self, profile: Profile, decision: Decision) -> tuple[str, str | None]:
         """Where the message goes: its channel, or after a bounce the campaign's next channel the customer
-        consented to and can receive (``delivery.fallback``); (channel, None) when it reaches nobody."""
+        consented to and can receive (``core.routing.fallback``); (channel, None) when it reaches nobody."""
         channel = decision.channel or "email"
         address = _address(profile, channel)
         if channel == "email" and mailbox_scenario(address) in ("bounce", "suppressionlist"):
@@ -348,37 +300,71 @@ class Shop:
             return channel, None
         return channel, address
 
-    def _deliver(self, shopper: Shopper, decision: Decision, now: datetime) -> None:
-        profile = shopper.profile
+    def _deliver(self, decision_id: str, now: datetime) -> None:
+        """deliver and feedback at once: the send, a bounce or complaint, opens and clicks, the funnel."""
+        stored = self.store.decision(decision_id)
+        assert stored is not None
+        decision = stored.decision
+        profile = self.store.profile(decision.profile_key)
+        assert profile is not None
+        customer = self.customers[decision.profile_key]
         channel, address = self._route(profile, decision)
         scenario = mailbox_scenario(_address(profile, "email")) if decision.channel == "email" else None
-        if scenario in ("bounce", "suppressionlist"):  # feedback: a permanent bounce
-            profile.email_status, profile.soft_bounces = "bounced", 0
-        elif scenario == "complaint":
-            profile.email_status = "complained"
-            offer_consent(profile, "email", Consent(granted=False, at=now, source="complaint"))
-        exposure = Exposure.of(decision, channel, address, shopper.customer_id)
+        self.store.change(profile.key, lambda p: _after_mailbox(p, scenario, now))
+        exposure = Exposure.of(decision, channel, address, customer)
         self.run_.exposures.append(exposure)
         response = self.responses.respond(exposure)
         routed = decision.model_copy(update={"channel": channel})
-        stages: list[tuple[Decision, Stage]] = [(decision, "sent")]  # what deliver and feedback would count
-        if scenario in ("bounce", "suppressionlist"):
-            stages.append((decision, "bounced"))
-            if address and routed.channel != "email":  # the fallback
-                stages.append((routed, "sent"))
-        elif channel == "email":  # SNS reports no SMS delivery
-            stages.append((decision, "delivered"))
-            if scenario == "complaint":
-                stages.append((decision, "complained"))
+        stages = _stages(decision, routed, scenario, channel, address)
         for kind, at in (("open", response.opened_at), ("click", response.clicked_at)):
             if at is not None:
                 self.run_.engagements.append((decision.decision_id, kind, at))
-                self._push(at, "engage", (shopper.customer_id,))
+                self._push(at, "engage", (profile.key,))
                 stages.append((routed, "opened" if kind == "open" else "clicked"))
-        self._add([funnel(message, stage) for message, stage in stages])
+        self.store.move_decision(decision_id, "queued", "sent", [funnel(message, stage) for message, stage in stages])
         if response.order is not None:
             detail = OrderPlaced.model_validate(response.order["Detail"])
-            self._push(response.order["at"], "event", (shopper.customer_id, "order.placed", detail))
+            self._push(response.order["at"], "event", (customer, "order.placed", detail))
+
+
+class _Outbox:
+    """A queue the decider sends to (``nextbest.core.ports.Outbox``), emptied by :class:`Shop` after each call."""
+
+    def __init__(self, bodies: list[str]) -> None:
+        self.bodies = bodies
+
+    def send(self, body: str, attributes: dict[str, str] | None = None, delay_seconds: int = 0) -> None:
+        self.bodies.append(body)
+
+
+def _latest(profile: Profile, at: datetime) -> datetime:
+    return max(filter(None, [profile.last_engaged_at, at]))
+
+
+def _after_mailbox(profile: Profile, scenario: str | None, now: datetime) -> Profile:
+    """What feedback does with the mailbox simulator's answer: a permanent bounce, a complaint."""
+    if scenario in ("bounce", "suppressionlist"):
+        profile.email_status, profile.soft_bounces = "bounced", 0
+    elif scenario == "complaint":
+        profile.email_status = "complained"
+        offer_consent(profile, "email", Consent(granted=False, at=now, source="complaint"))
+    return profile
+
+
+def _stages(
+    decision: Decision, routed: Decision, scenario: str | None, channel: str, address: str | None
+) -> list[tuple[Decision, Stage]]:
+    """The funnel stages deliver and feedback would count for this send (before opens and clicks)."""
+    stages: list[tuple[Decision, Stage]] = [(decision, "sent")]
+    if scenario in ("bounce", "suppressionlist"):
+        stages.append((decision, "bounced"))
+        if address and routed.channel != "email":  # the fallback
+            stages.append((routed, "sent"))
+    elif channel == "email":  # SNS reports no SMS delivery
+        stages.append((decision, "delivered"))
+        if scenario == "complaint":
+            stages.append((decision, "complained"))
+    return stages
 
 
 def _address(profile: Profile, channel: str) -> str | None:

@@ -16,6 +16,7 @@ reports after a send (``nextbest.feedback.notifications``).
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,6 +25,12 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 SWEEP_SHARDS = 4
 """The daily sweep reads the buyers' profiles in this many independent chains of pages (the sparse
 ``by_sweep`` index has one partition per shard)."""
+
+
+def sweep_shard(profile_key: str) -> int:
+    """The shard of the sweep a buyer's profile belongs to (stable, evenly spread)."""
+    return int(hashlib.sha256(profile_key.encode()).hexdigest()[:8], 16) % SWEEP_SHARDS
+
 
 MAX_LATENESS = timedelta(days=1)
 """A trigger that rings later than this (history loaded in bulk, a long outage) is not acted on."""

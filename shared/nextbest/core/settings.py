@@ -71,6 +71,11 @@ class DecideSettings(SchedulingSettings):
     models_dir: str = Field(
         default="", description="The verified model set (the ML layer's /opt/models); empty: rules only."
     )
+    arm_counts_ttl_s: float = Field(
+        default=60.0,
+        description="How long the variant counters Thompson sampling draws from are reused, in seconds of the "
+        "decisions' clock (allocation needs trends, not every send).",
+    )
 
 
 class DeliverSettings(QueueStageSettings):

@@ -3,9 +3,8 @@ against and the counters it takes, in one transaction."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from nextbest.core import experiments
@@ -15,9 +14,6 @@ from nextbest.core.decision import Decision
 from nextbest.core.ports import Alarms, Conflict, DecisionExists, Outbox, Store
 from nextbest.core.profiles import Profile
 from nextbest.decide.engine import counters, decide, record
-
-ARM_COUNTS_TTL_S = 60.0
-
 
 NOT_IN_AUDIENCE = ("audience", "status", "outside", "no orders")
 
@@ -33,7 +29,10 @@ class Decider:
     site_url: str
     models: Any = None
     """``nextbest.decide.scoring.Models`` when deployed; without it decide falls back to rules."""
-    _arms: dict[str, tuple[float, experiments.ArmCounts]] = field(default_factory=dict)
+    arm_counts_ttl: timedelta = timedelta(seconds=60)
+    """How long variant counters are reused, on the decisions' clock: a minute of real time when deployed; the
+    demo and the lab, whose clocks run hours a second, set a span of their simulated time."""
+    _arms: dict[str, tuple[datetime, experiments.ArmCounts]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.by_id = {c.id: c for c in self.campaigns}
@@ -50,7 +49,7 @@ class Decider:
             scores = self.models.score(profile, now) if self.models is not None else None
             decision = decide(
                 profile, due.trigger, due.due_at, self.campaigns, self.policy, now, self.site_url, scores,
-                self.arm_counts, excluded,
+                lambda campaign: self.arm_counts(campaign, now), excluded,
             )  # fmt: skip
             if due.trigger == SWEEP and all(c.reason.startswith(NOT_IN_AUDIENCE) for c in decision.candidates):
                 return None  # the daily sweep only records customers some campaign was meant for
@@ -89,13 +88,13 @@ class Decider:
             if trigger.startswith(FOLLOW_UP) and due_at > decision.decided_at:
                 self.scheduler.arm(DueTrigger(profile_key=profile.key, trigger=trigger, due_at=due_at))
 
-    def arm_counts(self, campaign: Campaign) -> experiments.ArmCounts:
-        """Sends and conversions per variant, cached for a minute (allocation needs trends, not every send)."""
+    def arm_counts(self, campaign: Campaign, now: datetime) -> experiments.ArmCounts:
+        """Sends and conversions per variant, re-read when ``arm_counts_ttl`` has passed on the clock."""
         if campaign.allocation != "thompson" or len(campaign.variants) < 2:
             return {}
         cached = self._arms.get(campaign.id)
-        if cached is None or time.monotonic() - cached[0] > ARM_COUNTS_TTL_S:
-            cached = (time.monotonic(), self.store.arm_counts(campaign.id, [v.id for v in campaign.variants]))
+        if cached is None or now - cached[0] >= self.arm_counts_ttl or now < cached[0]:
+            cached = (now, self.store.arm_counts(campaign.id, [v.id for v in campaign.variants]))
             self._arms[campaign.id] = cached
         return cached[1]
 

@@ -28,7 +28,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from nextbest.aws import clients as aws
-from nextbest.core.commands import SWEEP_SHARDS
+from nextbest.core.commands import sweep_shard
 from nextbest.core.ports import Conflict
 from nextbest.core.profiles import Profile
 
@@ -134,7 +134,7 @@ def profile_item(profile: Profile) -> dict[str, Any]:
         "doc": {"S": profile.model_dump_json(exclude_defaults=True)},
     }
     if profile.order_count:
-        item["sweep"] = {"S": str(int(hashlib.sha256(profile.key.encode()).hexdigest()[:8], 16) % SWEEP_SHARDS)}
+        item["sweep"] = {"S": str(sweep_shard(profile.key))}
     return item
 
 

@@ -1,0 +1,118 @@
+"""One contract, two stores: the DynamoDB store on the real table definition (moto) and the in-memory store
+the unit tests and the lab's experiment use must answer every port the same way. If the memory store drifts
+from the table's guarantees, this fails, not a figure in the lab."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from nextbest.aws.store import Store
+from nextbest.core.counters import Counter
+from nextbest.core.decision import Decision
+from nextbest.core.ports import Conflict, DecisionExists, Duplicate
+from nextbest.core.profiles import Order, Profile
+from nextbest.memory import MemoryStore
+
+from tests.conftest import T0
+
+
+@pytest.fixture(params=["dynamodb", "memory"])
+def store(request):
+    if request.param == "memory":
+        return MemoryStore()
+    emulation = request.getfixturevalue("emulation")
+    return Store(emulation.output("TableName"))
+
+
+def new(store, key: str, *others: str, orders: int = 0) -> Profile:
+    profile = Profile(key=key, identifiers=[key, *others])
+    for n in range(orders):
+        profile.orders.append(Order(order_id=f"{key}-{n}", at=T0, total=Decimal("10")))
+    profile.order_count = orders
+    return store.save(profile, previous=[], new_keys=[key, *others])
+
+
+def decision(key: str, n: int = 0) -> Decision:
+    return Decision(
+        decision_id=f"d-{key}-{n}", profile_key=key, trigger="cart_abandoned", trigger_due_at=T0,
+        decided_at=T0 + timedelta(minutes=n), action="send", campaign_id="cart", channel="email",
+    )  # fmt: skip
+
+
+def test_every_identifier_resolves_to_its_profile_and_a_merge_repoints_them(store):
+    ann = new(store, "c:ann", "e:ann@example.org")
+    anon = new(store, "a:cookie")
+    merged = ann.model_copy(update={"identifiers": [*ann.identifiers, "a:cookie"]})
+    store.save(merged, previous=[ann, anon], new_keys=[])
+    found = store.resolve(["e:ann@example.org", "a:cookie", "c:ann", "p:+15550000"])
+    assert found["a:cookie"].key == found["e:ann@example.org"].key == "c:ann"
+    assert found["p:+15550000"] is None
+    assert store.linked_to(["c:ann"]) == {"c:ann", "e:ann@example.org", "a:cookie"}
+
+
+def test_a_stale_version_conflicts_and_an_applied_event_is_a_duplicate(store):
+    ann = new(store, "c:ann")
+    store.save(ann, previous=[ann], new_keys=[], event_ids=["ev-1"])
+    with pytest.raises(Conflict):
+        store.update_profile(ann)  # read before the save above
+    current = store.profile("c:ann")
+    with pytest.raises(Duplicate):
+        store.save(current, previous=[current], new_keys=[], event_ids=["ev-1"])
+    assert store.change("c:ann", lambda p: p.model_copy(update={"first_name": "Ann"})).first_name == "Ann"
+    assert store.change("c:nobody", lambda p: p) is None
+
+
+def test_a_decision_is_committed_once_with_its_profile_and_counters_and_a_full_counter_refuses(store):
+    ann = new(store, "c:ann")
+    cap = Counter("s:cart", "HOUR#2026-11-02T09", Decimal(1), Decimal(1), refusal="send rate cap reached")
+    store.commit_decision(
+        decision("c:ann"), "queued", ann, [cap, Counter("s:cart", "VARIANT#a", Decimal(1), attribute="sends")]
+    )
+    with pytest.raises(DecisionExists):
+        store.commit_decision(decision("c:ann"), "queued", None)
+    with pytest.raises(Conflict) as refused:
+        store.commit_decision(decision("c:ann", 1), "queued", None, [cap])
+    assert refused.value.refusal == "send rate cap reached"
+    with pytest.raises(Conflict):
+        store.commit_decision(decision("c:ann", 2), "queued", ann)  # its version moved with the first commit
+    assert store.decision(decision("c:ann", 1).decision_id) is None
+    assert store.arm_counts("cart", ["a", "b"]) == {"a": (1, 0), "b": (0, 0)}
+    assert store.decision(decision("c:ann").decision_id).decision == decision("c:ann")
+
+
+def test_status_moves_by_compare_and_set_and_a_fact_is_annotated_once(store):
+    new(store, "c:ann")
+    assert store.put_decision(decision("c:ann"), "queued")
+    assert not store.put_decision(decision("c:ann"), "queued")
+    did = decision("c:ann").decision_id
+    opened = Counter("s:cart", "VARIANT#a", Decimal(1), attribute="opened")
+    assert store.move_decision(did, "queued", "sending")
+    assert not store.move_decision(did, "queued", "sending")
+    assert store.move_decision(did, ("sending", "queued"), "sent", message_id="m-1")
+    assert store.annotate_decision(did, [opened], opened_at="t1")
+    assert not store.annotate_decision(did, [opened], opened_at="t2")
+    assert store.decision(did).status == "sent"
+    assert store.decisions_of("c:ann") == [did]
+    store.remember_message("m-1", did, "hash")
+    assert store.message("m-1").decision_id == did and store.message("m-2") is None
+
+
+def test_the_sweep_pages_through_every_buyer_once_and_erasure_leaves_tombstones(store):
+    buyers = {new(store, f"c:b{n:02d}", orders=1).key for n in range(7)}
+    new(store, "c:browser")
+    seen: list[str] = []
+    for shard in range(4):
+        start = None
+        while True:
+            page = store.buyers(shard, start, limit=2)
+            seen += page.keys
+            if page.next_start is None:
+                break
+            start = page.next_start
+    assert sorted(seen) == sorted(buyers)
+    store.erase(["c:b00"], [])
+    assert store.profile("c:b00") is None and store.erased(["c:b00", "c:b01"]) == {"c:b00"}
+    store.lift_tombstones(["c:b00"])
+    assert store.erased(["c:b00"]) == set()
