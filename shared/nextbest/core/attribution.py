@@ -31,6 +31,7 @@ Counters (items ``s:<campaign>``), each added to in the same write as the fact i
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -81,31 +82,51 @@ def attribute(before: Profile | None, after: Profile, window: timedelta = WINDOW
     messages = {m.decision_id: m for m in after.messages}
     counters: list[Counter] = []
     for order in sorted(new_orders, key=lambda o: o.at):
-        last: dict[str, MessageLog] = {}  # per campaign, the last message within the window: funnel, bandit
-        first: dict[str, MessageLog] = {}  # per campaign, the episode the order falls in: the arms
-        for m in messages.values():
-            if m.at <= order.at < m.at + window:
-                _latest(last, m)
-            if m.step == 0 and m.at <= order.at < (m.credit_until or m.at + window):
-                _latest(first, m)
-        value = order.total
-        for m in first.values():
-            arm, so_far = f"s:{m.campaign_id}", m.revenue
-            counters.append(Counter(arm, f"ARM#{group(m)}", value, attribute="revenue"))
-            counters.append(Counter(arm, f"ARM#{group(m)}", (so_far + value) ** 2 - so_far**2, attribute="revenue_sq"))
-            if m.converted_at is None:
-                counters.append(Counter(arm, f"ARM#{group(m)}", Decimal(1), attribute="conversions"))
-        for m in last.values():
-            arm = f"s:{m.campaign_id}"
-            if not m.held_out:
-                counters.append(Counter(arm, funnel_key(m), value, attribute="revenue"))
-                if m.converted_at is None:
-                    counters.append(Counter(arm, funnel_key(m), Decimal(1), attribute="conversions"))
-                    if m.variant:
-                        counters.append(Counter(arm, f"VARIANT#{m.variant}", Decimal(1), attribute="conversions"))
+        first, last = _credited(messages.values(), order.at, window)
+        counters += _arm_credit(first.values(), order.total) + _funnel_credit(last.values(), order.total)
         for m in {m.decision_id: m for m in (*first.values(), *last.values())}.values():
             messages[m.decision_id] = m.model_copy(
-                update={"converted_at": m.converted_at or order.at, "revenue": m.revenue + value}
+                update={"converted_at": m.converted_at or order.at, "revenue": m.revenue + order.total}
             )
     updated = after.model_copy(update={"messages": [messages[m.decision_id] for m in after.messages]})
     return updated, combined(counters)
+
+
+def _credited(
+    messages: Iterable[MessageLog], at: datetime, window: timedelta
+) -> tuple[dict[str, MessageLog], dict[str, MessageLog]]:
+    """Per campaign, the episode an order at ``at`` falls in (its first message: the arms) and the last message
+    within the window (the funnel and the bandit)."""
+    first: dict[str, MessageLog] = {}
+    last: dict[str, MessageLog] = {}
+    for m in messages:
+        if m.at <= at < m.at + window:
+            _latest(last, m)
+        if m.step == 0 and m.at <= at < (m.credit_until or m.at + window):
+            _latest(first, m)
+    return first, last
+
+
+def _arm_credit(episodes: Iterable[MessageLog], value: Decimal) -> list[Counter]:
+    counters = []
+    for m in episodes:
+        arm, item, so_far = f"s:{m.campaign_id}", f"ARM#{group(m)}", m.revenue
+        counters.append(Counter(arm, item, value, attribute="revenue"))
+        counters.append(Counter(arm, item, (so_far + value) ** 2 - so_far**2, attribute="revenue_sq"))
+        if m.converted_at is None:
+            counters.append(Counter(arm, item, Decimal(1), attribute="conversions"))
+    return counters
+
+
+def _funnel_credit(lasts: Iterable[MessageLog], value: Decimal) -> list[Counter]:
+    counters = []
+    for m in lasts:
+        arm = f"s:{m.campaign_id}"
+        if m.held_out:
+            continue
+        counters.append(Counter(arm, funnel_key(m), value, attribute="revenue"))
+        if m.converted_at is None:
+            counters.append(Counter(arm, funnel_key(m), Decimal(1), attribute="conversions"))
+            if m.variant:
+                counters.append(Counter(arm, f"VARIANT#{m.variant}", Decimal(1), attribute="conversions"))
+    return counters

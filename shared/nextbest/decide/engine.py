@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal, NamedTuple
 
 from nextbest.core import experiments, guardrails
 from nextbest.core.attribution import episode_end
@@ -43,33 +44,53 @@ def trigger_gone(profile: Profile, trigger: str, due_at: datetime, now: datetime
     """Why the trigger no longer applies, or None if it still does."""
     if now - due_at > MAX_LATENESS:
         return f"due {guardrails.ago(now - due_at)} ago: too late to be relevant (a backfill or an outage)"
-    if trigger == "cart_abandoned":
-        cart = profile.cart
-        if cart is None or not cart.items:
-            return "cart is empty now"
-        if profile.last_order_at and profile.last_order_at >= cart.updated_at:
-            return "purchased since the cart was left"
-    elif trigger == "browse_abandoned":
-        last_view = profile.views[-1].at if profile.views else None
-        if last_view is None:
-            return "no product views"
-        if profile.last_order_at and profile.last_order_at >= last_view:
-            return "purchased since browsing"
-    elif trigger in ("replenishment", "post_purchase", SWEEP):
-        if profile.order_count == 0:
-            return "no orders yet"
-    elif trigger.startswith(FOLLOW_UP):
-        campaign_id = trigger.removeprefix(FOLLOW_UP)
-        last = _last_message(profile, campaign_id)
-        if last is None:
-            return "nothing to follow up"
-        if profile.last_order_at and profile.last_order_at >= last.at:
-            return "purchased since the last message"
-        if profile.last_engaged_at and profile.last_engaged_at >= last.at:
-            return "engaged with the last message"
-    else:
-        return f"unknown trigger {trigger}"
+    if trigger.startswith(FOLLOW_UP):
+        return _follow_up_gone(profile, trigger.removeprefix(FOLLOW_UP))
+    check = _STILL_THERE.get(trigger)
+    return check(profile) if check else f"unknown trigger {trigger}"
+
+
+def _cart_gone(profile: Profile) -> str | None:
+    cart = profile.cart
+    if cart is None or not cart.items:
+        return "cart is empty now"
+    if profile.last_order_at and profile.last_order_at >= cart.updated_at:
+        return "purchased since the cart was left"
     return None
+
+
+def _browse_gone(profile: Profile) -> str | None:
+    last_view = profile.views[-1].at if profile.views else None
+    if last_view is None:
+        return "no product views"
+    if profile.last_order_at and profile.last_order_at >= last_view:
+        return "purchased since browsing"
+    return None
+
+
+def _no_orders(profile: Profile) -> str | None:
+    return "no orders yet" if profile.order_count == 0 else None
+
+
+def _follow_up_gone(profile: Profile, campaign_id: str) -> str | None:
+    last = _last_message(profile, campaign_id)
+    if last is None:
+        return "nothing to follow up"
+    if profile.last_order_at and profile.last_order_at >= last.at:
+        return "purchased since the last message"
+    if profile.last_engaged_at and profile.last_engaged_at >= last.at:
+        return "engaged with the last message"
+    return None
+
+
+_STILL_THERE: dict[str, Callable[[Profile], str | None]] = {
+    "cart_abandoned": _cart_gone,
+    "browse_abandoned": _browse_gone,
+    "replenishment": _no_orders,
+    "post_purchase": _no_orders,
+    SWEEP: _no_orders,
+}
+"""Per trigger, why its reason may have vanished since it was armed (None: still there)."""
 
 
 def _last_message(profile: Profile, campaign_id: str) -> MessageLog | None:
@@ -158,6 +179,32 @@ def _products(profile: Profile, trigger: str, scores: Scored | None) -> list[str
     return list(scores.recommendations) if scores is not None else []
 
 
+@dataclass(frozen=True)
+class _Situation:
+    """What every campaign answering one trigger is checked against."""
+
+    profile: Profile
+    trigger: str
+    policy: Policy
+    now: datetime
+    scores: Scored | None
+    products: list[str]
+    gone: str | None
+    excluded: dict[str, str]
+
+    @property
+    def follow_up(self) -> bool:
+        return self.trigger.startswith(FOLLOW_UP)
+
+
+class _Eligible(NamedTuple):
+    campaign: Campaign
+    channel: Channel
+    value: float
+    offer_cost: Decimal
+    step: int
+
+
 def decide(
     profile: Profile,
     trigger: str,
@@ -171,133 +218,148 @@ def decide(
     excluded: dict[str, str] | None = None,
 ) -> Decision:
     """``excluded`` names campaigns a shared counter refused (send rate, budget), with the reason."""
-    did = decision_id(profile.key, trigger, due_at)
-    gone = trigger_gone(profile, trigger, due_at, now)
-    follow_up = trigger.startswith(FOLLOW_UP)
-    candidates: list[Candidate] = []
-    eligible: list[tuple[Campaign, Channel, float, Decimal, int]] = []
     products = _products(profile, trigger, scores)
+    gone = trigger_gone(profile, trigger, due_at, now)
+    situation = _Situation(profile, trigger, policy, now, scores, products, gone, excluded or {})
+    candidates: list[Candidate] = []
+    eligible: list[_Eligible] = []
     for campaign in sorted(campaigns, key=lambda c: c.id):
         if trigger not in campaign.triggers:
             continue
-        step = 0
-        if follow_up:
-            last = _last_message(profile, campaign.id)
-            step = (last.step if last else 0) + 1
-        channel: Channel | None = None
-        reason = (
-            (f"status is {campaign.status}" + (f" ({campaign.review_note})" if campaign.review_note else ""))
-            if campaign.status != "approved"
-            else None
-        )
-        reason = reason or (None if campaign.live(now) else "outside its dates")
-        reason = reason or gone
-        reason = reason or (excluded or {}).get(campaign.id)
-        reason = reason or audience_reason(campaign, profile, scores, now)
-        if reason is None and follow_up and campaign.follow_up and step > campaign.follow_up.max_steps:
-            reason = f"follow-up: {campaign.follow_up.max_steps} steps done"
-        reason = reason or guardrails.cooldown_reason(profile, campaign, now, follow_up)
-        reason = reason or guardrails.conflict_reason(profile, campaign, products, policy, now)
-        if reason is None:
-            channel, why = _channel(profile, campaign, policy, now)
-            reason = None if channel else why
-        if reason is not None or channel is None:
-            candidates.append(Candidate(campaign_id=campaign.id, outcome="eliminated", reason=reason or ""))
-            continue
-        value, offer_cost = expected_value(campaign, channel, profile, trigger, step, policy, scores, now)
-        if value <= 0 and not campaign.override:  # an override is the marketer's call; guardrails still hold
-            candidates.append(
-                Candidate(
-                    campaign_id=campaign.id,
-                    outcome="eliminated",
-                    channel=channel,
-                    value=round(value, 4),
-                    reason="expected value not positive (fatigue or offer cost outweighs it)",
-                )
-            )
-            continue
-        eligible.append((campaign, channel, value, offer_cost, step))
-    eligible.sort(key=lambda e: (not e[0].override, -e[0].priority if e[0].override else 0, -round(e[2], 2),
-                                 -e[0].priority, e[0].id))  # fmt: skip
-    for rank, (campaign, channel, value, _, _) in enumerate(eligible):
-        if rank == 0:
-            why = "marketer override" if campaign.override else "highest expected value"
-            candidates.append(
-                Candidate(
-                    campaign_id=campaign.id,
-                    outcome="chosen",
-                    channel=channel,
-                    value=round(value, 4),
-                    reason=f"{why} ({value:.2f}, priority {campaign.priority}) via {channel}",
-                )
-            )
+        found = _assess(campaign, situation)
+        if isinstance(found, _Eligible):
+            eligible.append(found)
         else:
-            candidates.append(
-                Candidate(
-                    campaign_id=campaign.id,
-                    outcome="eligible",
-                    channel=channel,
-                    value=round(value, 4),
-                    reason=f"lower than {eligible[0][0].id}",
-                )
-            )
+            candidates.append(found)
+    eligible.sort(key=lambda e: (not e.campaign.override, -e.campaign.priority if e.campaign.override else 0,
+                                 -round(e.value, 2), -e.campaign.priority, e.campaign.id))  # fmt: skip
     decision = Decision(
-        decision_id=did,
+        decision_id=decision_id(profile.key, trigger, due_at),
         profile_key=profile.key,
         trigger=trigger,
         trigger_due_at=due_at,
         decided_at=now,
         action="none",
-        candidates=candidates,
+        candidates=candidates + _ranked(eligible),
         scores=({"lapse_risk": scores.lapse_risk, "purchase_propensity": scores.purchase_propensity} if scores else {}),
         model_versions=dict(scores.model_versions) if scores else {},
     )
-    if not eligible:
-        return decision
-    campaign, channel, value, offer_cost, step = eligible[0]
-    previous = _last_message(profile, campaign.id) if follow_up else None
-    if previous is not None and previous.variant:
-        variant, p_variant = campaign.variant(previous.variant).id, 1.0
-    else:
-        probabilities = experiments.allocation(campaign, arms(campaign))
-        variant = experiments.draw(probabilities, did)
-        p_variant = probabilities[variant]
-    control = experiments.in_global_control(profile.key, policy.global_control_percent)
-    holdout = experiments.in_holdout(profile.key, campaign)
-    p_send = (1 - policy.global_control_percent / 100) * (1 - campaign.holdout_percent / 100)
+    return _act(decision, eligible[0], situation, site_url, arms) if eligible else decision
+
+
+def _step(campaign: Campaign, situation: _Situation) -> int:
+    """0 for a first message; for a follow-up, one more than the campaign's last message to this customer."""
+    if not situation.follow_up:
+        return 0
+    last = _last_message(situation.profile, campaign.id)
+    return (last.step if last else 0) + 1
+
+
+def _elimination(campaign: Campaign, step: int, s: _Situation) -> str | None:
+    """The first rule that rules the campaign out for this customer now, before channels are looked at."""
+    if campaign.status != "approved":
+        return f"status is {campaign.status}" + (f" ({campaign.review_note})" if campaign.review_note else "")
+    reason = (None if campaign.live(s.now) else "outside its dates") or s.gone or s.excluded.get(campaign.id)
+    reason = reason or audience_reason(campaign, s.profile, s.scores, s.now)
+    if reason is None and s.follow_up and campaign.follow_up and step > campaign.follow_up.max_steps:
+        reason = f"follow-up: {campaign.follow_up.max_steps} steps done"
+    reason = reason or guardrails.cooldown_reason(s.profile, campaign, s.now, s.follow_up)
+    return reason or guardrails.conflict_reason(s.profile, campaign, s.products, s.policy, s.now)
+
+
+def _assess(campaign: Campaign, s: _Situation) -> _Eligible | Candidate:
+    """The campaign as a contender (its channel, value and offer cost), or the candidate record saying why not."""
+    step = _step(campaign, s)
+    reason = _elimination(campaign, step, s)
+    channel = None
+    if reason is None:
+        channel, why = _channel(s.profile, campaign, s.policy, s.now)
+        reason = None if channel else why
+    if reason is not None or channel is None:
+        return Candidate(campaign_id=campaign.id, outcome="eliminated", reason=reason or "")
+    value, offer_cost = expected_value(campaign, channel, s.profile, s.trigger, step, s.policy, s.scores, s.now)
+    if value <= 0 and not campaign.override:  # an override is the marketer's call; guardrails still hold
+        return Candidate(
+            campaign_id=campaign.id,
+            outcome="eliminated",
+            channel=channel,
+            value=round(value, 4),
+            reason="expected value not positive (fatigue or offer cost outweighs it)",
+        )
+    return _Eligible(campaign, channel, value, offer_cost, step)
+
+
+def _ranked(eligible: list[_Eligible]) -> list[Candidate]:
+    """The winner and the runners-up, in rank order."""
+    ranked = []
+    for rank, (campaign, channel, value, _, _) in enumerate(eligible):
+        if rank == 0:
+            why = "marketer override" if campaign.override else "highest expected value"
+            reason = f"{why} ({value:.2f}, priority {campaign.priority}) via {channel}"
+        else:
+            reason = f"lower than {eligible[0].campaign.id}"
+        outcome: Literal["chosen", "eligible"] = "chosen" if rank == 0 else "eligible"
+        ranked.append(
+            Candidate(campaign_id=campaign.id, outcome=outcome, channel=channel, value=round(value, 4), reason=reason)
+        )
+    return ranked
+
+
+def _act(
+    decision: Decision,
+    winner: _Eligible,
+    s: _Situation,
+    site_url: str,
+    arms: Callable[[Campaign], experiments.ArmCounts],
+) -> Decision:
+    """The winner meets the experiment and the clock: deferred to the morning, held out, or sent as a variant."""
+    campaign, channel, value, offer_cost, step = winner
+    did, profile = decision.decision_id, s.profile
+    variant, p_variant = _variant(campaign, s, did, arms)
+    p_send = (1 - s.policy.global_control_percent / 100) * (1 - campaign.holdout_percent / 100)
     chosen: dict[str, Any] = {
         "campaign_id": campaign.id,
         "channel": channel,
         "variant": variant,
         "value": round(value, 4),
         "step": step,
-        "products": products,
+        "products": s.products,
         "offer_cost": offer_cost,
     }
     # Quiet hours defer the held-out exactly like the treated: their "would have sent" is recorded when the
     # message would have gone, so both arms start their attribution window at the same moment and a trigger
     # that vanishes overnight (an order at 2 a.m.) drops out of both.
-    quiet_end = guardrails.quiet_until(profile, channel, policy, now)
+    quiet_end = guardrails.quiet_until(profile, channel, s.policy, s.now)
     if quiet_end is not None:
+        deferred = str(uuid.uuid5(NAMESPACE, f"{did}|deferred|{iso(quiet_end)}"))
         return decision.model_copy(
-            update=chosen
-            | {
-                "decision_id": str(uuid.uuid5(NAMESPACE, f"{did}|deferred|{iso(quiet_end)}")),
-                "action": "defer",
-                "defer_until": quiet_end,
-            }
+            update=chosen | {"decision_id": deferred, "action": "defer", "defer_until": quiet_end}
         )
-    if control or holdout:
+    control = experiments.in_global_control(profile.key, s.policy.global_control_percent)
+    if control or experiments.in_holdout(profile.key, campaign):
         return decision.model_copy(
             update=chosen
             | {"action": "holdout", "group": "global_control" if control else "holdout", "propensity": 1 - p_send}
         )
-    variables = _variables(profile, f"{site_url.rstrip('/')}/c/{did}", scores, _discount(campaign, step), step)
+    link = f"{site_url.rstrip('/')}/c/{did}"
+    variables = _variables(profile, link, s.scores, _discount(campaign, step), step)
     creative = campaign.variant(variant).creative
     rendered = {ch: render(creative, ch, variables) for ch in campaign.channels}
     return decision.model_copy(
         update=chosen | {"action": "send", "group": "treatment", "propensity": p_variant * p_send, "messages": rendered}
     )
+
+
+def _variant(
+    campaign: Campaign, s: _Situation, did: str, arms: Callable[[Campaign], experiments.ArmCounts]
+) -> tuple[str, float]:
+    """A follow-up keeps its first message's variant; otherwise Thompson sampling draws one (with its probability)."""
+    previous = _last_message(s.profile, campaign.id) if s.follow_up else None
+    if previous is not None and previous.variant:
+        return campaign.variant(previous.variant).id, 1.0
+    probabilities = experiments.allocation(campaign, arms(campaign))
+    variant = experiments.draw(probabilities, did)
+    return variant, probabilities[variant]
 
 
 def _variables(profile: Profile, link: str, scores: Scored | None, discount: Decimal, step: int) -> dict[str, object]:

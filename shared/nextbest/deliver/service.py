@@ -56,20 +56,47 @@ def deliver(
     channel = decision.channel
     assert channel is not None and decision.action == "send"
     profile = store.profile(decision.profile_key)
+    stopped = _stopped(store, decision, profile, sms, push)
+    if stopped is not None:
+        return stopped
+    assert profile is not None
+    if not store.move_decision(decision_id, "queued", "sending"):
+        return Delivered("already_handled", "claimed by another delivery")
+    return _send(store, decision, profile, email, sms, push, requests)
+
+
+def _stopped(
+    store: Store, decision: Decision, profile: Profile | None, sms: SmsSender, push: PushSender | None
+) -> Delivered | None:
+    """Suppress the decision if its channel may not be used now (checked again at the last moment: consent, a
+    bounce, a STOP reply may have come after it was decided); None if it may go."""
+    channel = decision.channel
+    assert channel is not None
     why_not = refusal(profile, channel) or (
         "push is not configured (no platform application)" if channel == "push" and push is None else None
     )
-    if why_not:
-        store.move_decision(decision_id, "queued", "suppressed", reason=why_not)
-        return Delivered("suppressed", why_not, channel)
-    assert profile is not None
-    if channel == "sms" and profile.phone and sms.opted_out(profile.phone):
+    if why_not is None and channel == "sms" and profile and profile.phone and sms.opted_out(profile.phone):
         stop = Consent(granted=False, at=clock.now(), source="sms_stop")
         store.change(profile.key, lambda p: offer_consent(p, "sms", stop))
-        store.move_decision(decision_id, "queued", "suppressed", reason="sms opted out (STOP)")
-        return Delivered("suppressed", "sms opted out (STOP)", channel)
-    if not store.move_decision(decision_id, "queued", "sending"):
-        return Delivered("already_handled", "claimed by another delivery")
+        why_not = "sms opted out (STOP)"
+    if why_not is None:
+        return None
+    store.move_decision(decision.decision_id, "queued", "suppressed", reason=why_not)
+    return Delivered("suppressed", why_not, channel)
+
+
+def _send(
+    store: Store,
+    decision: Decision,
+    profile: Profile,
+    email: EmailSender,
+    sms: SmsSender,
+    push: PushSender | None,
+    requests: Outbox | None,
+) -> Delivered:
+    """Send a claimed decision once, and record what the provider said (never retried after a timeout)."""
+    decision_id, channel = decision.decision_id, decision.channel
+    assert channel is not None
     message = decision.messages[channel]
     dead: list[str] = []
     token: str | None = None

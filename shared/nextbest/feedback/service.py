@@ -26,6 +26,7 @@ and can receive (:func:`nextbest.core.routing.fallback`), checked for consent ag
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -33,6 +34,7 @@ from typing import Literal
 from nextbest.core.clock import iso
 from nextbest.core.commands import delivery_request
 from nextbest.core.counters import Stage, funnel
+from nextbest.core.decision import Decision
 from nextbest.core.events import RejectedEvent
 from nextbest.core.ports import Outbox, Store
 from nextbest.core.profiles import Consent, Profile, address_hash, mark_undeliverable, offer_consent
@@ -92,52 +94,86 @@ def handle(store: Store, deliver: Outbox, event: SesEvent) -> Handled:
     """Apply one SES event. Every type SES publishes has a rule; see the module docstring."""
     did = event.decision_id
     record = store.decision(did) if did else None
-    if record is None:
+    rule = _SES_RULES.get(event.event_type)
+    if record is None or rule is None:
         return Handled("none")
-    decision = record.decision
-    kind, when = event.event_type, iso(event.mail.timestamp)
-    if kind == "Send":
+    return rule(store, deliver, event, record.decision)
+
+
+def _on_delivery(store: Store, deliver: Outbox, event: SesEvent, decision: Decision) -> Handled:
+    store.move_decision(decision.decision_id, "sent", "delivered", [funnel(decision, "delivered")])
+    store.change(decision.profile_key, _delivered)
+    return Handled("delivered")
+
+
+def _on_bounce(store: Store, deliver: Outbox, event: SesEvent, decision: Decision) -> Handled:
+    if event.bounce is None:
         return Handled("none")
-    if kind == "Delivery":
-        store.move_decision(decision.decision_id, "sent", "delivered", [funnel(decision, "delivered")])
-        store.change(decision.profile_key, _delivered)
-        return Handled("delivered")
-    if kind == "Bounce" and event.bounce:
-        addresses = {r.email_address.lower() for r in event.bounce.bounced_recipients}
-        permanent = event.bounce.bounce_type == "Permanent"
-        profile = store.change(decision.profile_key, lambda p: _bounced(p, addresses, permanent))
-        if not permanent and profile is not None and profile.email_status == "ok":
-            if store.move_decision(decision.decision_id, ("sent", "delivered"), "queued"):
-                deliver.send(delivery_request(decision.decision_id), delay_seconds=RETRY_DELAY_SECONDS)
-            return Handled("retry_later")
-        store.move_decision(decision.decision_id, ("sent", "delivered"), "bounced", [funnel(decision, "bounced")])
-        rerouted = fallback(store, deliver, decision, profile) if profile is not None else None
-        return Handled(f"{rerouted}_fallback" if rerouted else "marked_bounced")  # type: ignore[arg-type]
-    if kind == "Complaint" and event.complaint:
-        store.annotate_decision(decision.decision_id, [funnel(decision, "complained")], complained_at=when)
-        store.change(decision.profile_key, lambda p: _suppress(p, event.complaint.timestamp))  # type: ignore[union-attr]
-        return Handled("suppressed")
-    if kind == "Reject":  # SES refused the content (e.g. a virus scan): the address is fine, the e-mail is not
-        store.move_decision(decision.decision_id, "sent", "rejected", [funnel(decision, "failed")])
-        profile = store.profile(decision.profile_key)
-        rerouted = fallback(store, deliver, decision, profile) if profile is not None else None
-        return Handled(f"{rerouted}_fallback" if rerouted else "rejected")  # type: ignore[arg-type]
-    if kind == "Rendering Failure":
-        store.move_decision(
-            decision.decision_id, "sent", "failed", [funnel(decision, "failed")], reason="rendering failure"
-        )
-        return Handled("failed")
+    addresses = {r.email_address.lower() for r in event.bounce.bounced_recipients}
+    permanent = event.bounce.bounce_type == "Permanent"
+    profile = store.change(decision.profile_key, lambda p: _bounced(p, addresses, permanent))
+    if not permanent and profile is not None and profile.email_status == "ok":
+        if store.move_decision(decision.decision_id, ("sent", "delivered"), "queued"):
+            deliver.send(delivery_request(decision.decision_id), delay_seconds=RETRY_DELAY_SECONDS)
+        return Handled("retry_later")
+    store.move_decision(decision.decision_id, ("sent", "delivered"), "bounced", [funnel(decision, "bounced")])
+    rerouted = fallback(store, deliver, decision, profile) if profile is not None else None
+    return Handled(f"{rerouted}_fallback" if rerouted else "marked_bounced")  # type: ignore[arg-type]
+
+
+def _on_complaint(store: Store, deliver: Outbox, event: SesEvent, decision: Decision) -> Handled:
+    if event.complaint is None:
+        return Handled("none")
+    at = event.complaint.timestamp
+    store.annotate_decision(
+        decision.decision_id, [funnel(decision, "complained")], complained_at=iso(event.mail.timestamp)
+    )
+    store.change(decision.profile_key, lambda p: _suppress(p, at))
+    return Handled("suppressed")
+
+
+def _on_reject(store: Store, deliver: Outbox, event: SesEvent, decision: Decision) -> Handled:
+    """SES refused the content (e.g. a virus scan): the address is fine, the e-mail is not."""
+    store.move_decision(decision.decision_id, "sent", "rejected", [funnel(decision, "failed")])
+    profile = store.profile(decision.profile_key)
+    rerouted = fallback(store, deliver, decision, profile) if profile is not None else None
+    return Handled(f"{rerouted}_fallback" if rerouted else "rejected")  # type: ignore[arg-type]
+
+
+def _on_rendering_failure(store: Store, deliver: Outbox, event: SesEvent, decision: Decision) -> Handled:
+    store.move_decision(
+        decision.decision_id, "sent", "failed", [funnel(decision, "failed")], reason="rendering failure"
+    )
+    return Handled("failed")
+
+
+def _on_engagement(store: Store, deliver: Outbox, event: SesEvent, decision: Decision) -> Handled:
     engagement = event.open or event.click
-    if kind in ("Open", "Click") and engagement:
-        stage: Stage = "opened" if kind == "Open" else "clicked"
-        counted = [funnel(decision, stage)]
-        if store.annotate_decision(decision.decision_id, counted, **{f"{stage}_at": iso(engagement.timestamp)}):
-            store.change(decision.profile_key, lambda p: _engaged(p, engagement.timestamp))
-        return Handled("engaged")
-    if kind == "DeliveryDelay":
-        store.annotate_decision(decision.decision_id, delayed_at=when)
-        return Handled("delayed")
-    return Handled("none")
+    if engagement is None:
+        return Handled("none")
+    stage: Stage = "opened" if event.event_type == "Open" else "clicked"
+    counted = [funnel(decision, stage)]
+    if store.annotate_decision(decision.decision_id, counted, **{f"{stage}_at": iso(engagement.timestamp)}):
+        store.change(decision.profile_key, lambda p: _engaged(p, engagement.timestamp))
+    return Handled("engaged")
+
+
+def _on_delay(store: Store, deliver: Outbox, event: SesEvent, decision: Decision) -> Handled:
+    store.annotate_decision(decision.decision_id, delayed_at=iso(event.mail.timestamp))
+    return Handled("delayed")
+
+
+_SES_RULES: dict[str, Callable[[Store, Outbox, SesEvent, Decision], Handled]] = {
+    "Delivery": _on_delivery,
+    "Bounce": _on_bounce,
+    "Complaint": _on_complaint,
+    "Reject": _on_reject,
+    "Rendering Failure": _on_rendering_failure,
+    "Open": _on_engagement,
+    "Click": _on_engagement,
+    "DeliveryDelay": _on_delay,
+}
+"""The rule for each SES event type that changes something (``Send`` and ``Subscription`` change nothing)."""
 
 
 def _delivered(profile: Profile) -> Profile:

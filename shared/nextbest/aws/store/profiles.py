@@ -86,28 +86,11 @@ class ProfileItems(Table):
         raises :class:`Conflict`; an event already applied raises :class:`Duplicate` naming it.
         """
         saved = profile.model_copy(update={"version": profile.version + 1})
-        before = {p.key: p for p in previous}
-        puts: list[dict[str, Any]] = []
         expires = str(int((clock.now() + EVENT_MEMORY).timestamp()))
-        for event_id in event_ids:
-            marker = {"pk": {"S": f"ev:{event_id}"}, "sk": {"S": EVENT}, "expires_at": {"N": expires}}
-            puts.append(self._put(marker, expected=None))
-        own = before.get(saved.key)
-        puts.append(self._put(profile_item(saved), expected=own.version if own else None))
-        for old in previous:
-            if old.key != saved.key:
-                puts.append(self._put(redirect_item(old.key, saved.key), expected=old.version))
-        for key in new_keys:
-            if key != saved.key:
-                puts.append(self._put(redirect_item(key, saved.key), expected=None))
+        markers = [{"pk": {"S": f"ev:{e}"}, "sk": {"S": EVENT}, "expires_at": {"N": expires}} for e in event_ids]
+        puts = [self._put(marker, expected=None) for marker in markers]
+        puts += self._identity_writes(saved, previous, new_keys)
         claimed = {p["Put"]["Item"]["pk"]["S"] for p in puts if p["Put"]["Item"]["sk"]["S"] == PROFILE}
-        for old in previous:
-            if old.key == saved.key:
-                continue
-            for key in old.identifiers:
-                if key not in claimed:  # repoint older redirects so chains stay one hop long
-                    puts.append({"Put": {"TableName": self.table, "Item": redirect_item(key, saved.key)}})
-                    claimed.add(key)
         puts += [c.update(self.table) for c in combined(counters)]  # e.g. an order's attribution
         try:
             self._write(puts[:100])
@@ -121,6 +104,24 @@ class ProfileItems(Table):
             if item["sk"]["S"] == PROFILE:
                 self._cache[item["pk"]["S"]] = item
         return saved
+
+    def _identity_writes(self, saved: Profile, previous: list[Profile], new_keys: list[str]) -> list[dict[str, Any]]:
+        """The profile under the version read, and a redirect to it from every other identifier: guarded for
+        the profiles merged into it and for new keys, unconditional for their older redirects (re-pointed so
+        chains stay one hop long)."""
+        before = {p.key: p for p in previous}
+        own = before.get(saved.key)
+        puts = [self._put(profile_item(saved), expected=own.version if own else None)]
+        merged = [old for old in previous if old.key != saved.key]
+        puts += [self._put(redirect_item(old.key, saved.key), expected=old.version) for old in merged]
+        puts += [self._put(redirect_item(key, saved.key), expected=None) for key in new_keys if key != saved.key]
+        claimed = {p["Put"]["Item"]["pk"]["S"] for p in puts}
+        for old in merged:
+            for key in old.identifiers:
+                if key not in claimed:
+                    puts.append({"Put": {"TableName": self.table, "Item": redirect_item(key, saved.key)}})
+                    claimed.add(key)
+        return puts
 
     def change(self, key: str, change: Callable[[Profile], Profile], attempts: int = 8) -> Profile | None:
         """Read-modify-write a profile under its version, retried on conflict; None if it does not exist.
