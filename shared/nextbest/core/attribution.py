@@ -40,7 +40,9 @@ from nextbest.core.counters import Counter, combined, funnel_key
 from nextbest.core.profiles import MessageLog, Profile
 
 WINDOW = timedelta(days=7)
-"""Default attribution window (``policy.toml``'s ``attribution_window_days`` documents the same 7 days)."""
+"""The attribution window: an order is credited to the last message of each campaign in the 7 days before it.
+Fixed, not a policy setting: the report's episodes, the holdout's windows and the counters already written all
+assume it, so changing it would mix incomparable figures."""
 
 
 CONTROLS = ("holdout", "global_control")

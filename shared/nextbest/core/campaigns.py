@@ -209,7 +209,6 @@ class Policy(_Model):
         )
     )
     default_order_value: Annotated[Decimal, Field(gt=0)] = Decimal(50)
-    attribution_window_days: Annotated[int, Field(ge=1, le=90)] = 7
 
 
 def _errors(path: Path, error: ValidationError) -> str:
