@@ -14,7 +14,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_VERSION_CHECK := 1
 
 
-.PHONY: help venv cdk-cli browser data models demo bench test lint unit integration infra e2e synth deploy schemas clean
+.PHONY: help venv cdk-cli browser data models demo bench test lint unit lab integration infra e2e synth deploy schemas clean
 
 help: ## List the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -58,10 +58,13 @@ lint: venv ## ruff (lint + format check), the import contracts (import-linter) a
 	$(VENV)/bin/mypy shared infra
 	@for handler in functions/*/handler.py; do $(VENV)/bin/mypy $$handler || exit 1; done
 
-unit: venv ## Unit tests (no network)
+unit: venv ## Unit tests (no network), mirroring shared/: core, ingest, decide, feedback, aws, lab, cli
 	$(PY) -m pytest tests/unit
 
-integration: venv ## Domain code against the emulated stack on moto
+lab: data ## The models, OPE and uplift checked on public datasets and the shop simulator (part of make test)
+	$(PY) -m pytest tests/lab
+
+integration: venv ## The AWS adapters and the steps on the emulated stack (moto), and one store contract for both stores
 	$(PY) -m pytest tests/integration
 
 infra: venv cdk-cli ## CDK synth with cdk-nag, cfn-lint, template properties

@@ -11,7 +11,7 @@ import pytest
 from nextbest.core.profiles import AFFINITY_EPOCH, AFFINITY_HALF_LIFE, Order, Profile
 from nextbest.decide.scoring import MANIFEST, ModelError, Models, load_models, sha256_of
 
-DEFAULT = Path(__file__).resolve().parents[2] / "models"
+DEFAULT = Path(__file__).resolve().parents[3] / "models"
 NOW = datetime(2026, 11, 2, 9, tzinfo=UTC)
 
 

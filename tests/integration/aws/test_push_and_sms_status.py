@@ -7,12 +7,11 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from nextbest.aws import clients as aws
-from nextbest.aws.batch import backoff_seconds, process
+from nextbest.aws.batch import process
 from nextbest.aws.queues import Queue
 from nextbest.aws.senders import EndUserMessagingSms, SnsPush, SnsSms
 from nextbest.aws.store import Store
 from nextbest.core.decision import Decision
-from nextbest.core.events import RejectedEvent
 from nextbest.core.messages import Message
 from nextbest.core.ports import Retry
 from nextbest.deliver.service import deliver
@@ -193,23 +192,6 @@ def test_given_a_delivered_text_then_the_decision_is_delivered(world):
     assert store.decision(decision.decision_id).status == "delivered"
 
 
-@pytest.mark.parametrize(
-    ("name", "reason"),
-    [("sms/text-malformed.json", "bad_notification"), ("sms/voice-completed.json", "unknown_notification_type")],
-)
-def test_malformed_or_unknown_sms_events_are_rejected_with_a_reason(name, reason):
-    with pytest.raises(RejectedEvent) as rejected:
-        parse((EVENTS / name).read_text())
-    assert rejected.value.reason == reason
-
-
-def test_a_push_event_other_than_delivery_failure_is_rejected():
-    body = (EVENTS / "push" / "delivery-failure.json").read_text().replace('"DeliveryFailure"', '"EndpointCreated"')
-    with pytest.raises(RejectedEvent) as rejected:
-        parse(body)
-    assert rejected.value.reason == "unknown_notification_type"
-
-
 def test_end_user_messaging_sms_sends_through_the_configuration_set_with_the_decision_in_its_context(aws):
     import boto3
 
@@ -247,11 +229,6 @@ def test_end_user_messaging_sms_sends_through_the_configuration_set_with_the_dec
 
 
 # -- throttling backoff -------------------------------------------------------------------------------
-
-
-def test_backoff_grows_exponentially_with_receives_is_capped_and_jittered():
-    assert [backoff_seconds(n, lambda: 1.0) for n in (1, 2, 3, 4, 5, 9)] == [30, 60, 120, 240, 480, 900]
-    assert [backoff_seconds(n, lambda: 0.0) for n in (1, 2, 9)] == [15, 30, 450]
 
 
 def test_a_throttled_record_is_reported_failed_and_hidden_for_its_backoff(emulation):

@@ -7,7 +7,7 @@ import pytest
 from nextbest.core.campaigns import CampaignError, approve, load_campaigns, load_policy, trigger_delays
 from nextbest.core.messages import render, sample_variables
 
-CAMPAIGNS = Path(__file__).resolve().parents[2] / "campaigns"
+CAMPAIGNS = Path(__file__).resolve().parents[3] / "campaigns"
 GOOD = (CAMPAIGNS / "cart-abandonment.toml").read_text()
 
 

@@ -89,7 +89,7 @@ def test_a_follow_up_adds_no_recipient_and_the_episode_ends_after_its_span():
     from nextbest.core.decision import Decision
     from nextbest.decide.engine import counters
 
-    cart = {c.id: c for c in load_campaigns(Path(__file__).resolve().parents[2] / "campaigns")}["cart-abandonment"]
+    cart = {c.id: c for c in load_campaigns(Path(__file__).resolve().parents[3] / "campaigns")}["cart-abandonment"]
     decision = Decision(decision_id="d", profile_key="c:1", trigger="t", trigger_due_at=T0, decided_at=T0,
                         action="send", campaign_id=cart.id, channel="email", variant="urgency", step=1)  # fmt: skip
     assert not [c for c in counters(decision, {cart.id: cart}) if c.sk.startswith("ARM#")]

@@ -14,7 +14,7 @@ from nextbest.core.events import LineItem
 from nextbest.core.profiles import Cart, Consent, MessageLog, Order, Profile
 from nextbest.decide.engine import decide, record
 
-ROOT = Path(__file__).resolve().parents[2] / "campaigns"
+ROOT = Path(__file__).resolve().parents[3] / "campaigns"
 CAMPAIGNS = load_campaigns(ROOT)
 BY_ID = {c.id: c for c in CAMPAIGNS}
 POLICY = load_policy(ROOT)
