@@ -32,6 +32,7 @@ email = SesEmail(
 sms: SmsSender = EndUserMessagingSms(settings.sms_configuration_set) if settings.sms_configuration_set else SnsSms()
 push = SnsPush(settings.push_platform_application_arn) if settings.push_platform_application_arn else None
 requests = Queue(settings.deliver_queue_url)
+redelivery = batch.Redelivery()
 
 
 @logger.inject_lambda_context(correlation_id_path="Records[0].messageId")
@@ -57,4 +58,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         )
         return result.outcome
 
-    return batch.process(event, context, record, dead_letters, logger, metrics, backoff_on=(Retry,))
+    return batch.process(
+        event, context, record, dead_letters, logger, metrics, backoff_on=(Retry,), redelivery=redelivery
+    )

@@ -43,6 +43,22 @@ def queue_url(queue_arn: str) -> str:
     return f"https://sqs.{region}.{suffix}/{account}/{name}"
 
 
+class Redelivery:
+    """Postpones a received message's next delivery (its visibility timeout): the queue is the retry loop."""
+
+    def __init__(self, client: Any = None) -> None:
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        return self._client or aws.client("sqs")
+
+    def postpone(self, queue_arn: str, receipt_handle: str, seconds: int) -> None:
+        self.client.change_message_visibility(
+            QueueUrl=queue_url(queue_arn), ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
+        )
+
+
 def process(
     event: dict[str, Any],
     context: Any,
@@ -52,6 +68,7 @@ def process(
     metrics: Metrics,
     backoff_on: tuple[type[Exception], ...] = (),
     rand: Callable[[], float] = random.random,
+    redelivery: Redelivery | None = None,
 ) -> dict[str, Any]:
     def record_handler(record: SQSRecord) -> Any:
         try:
@@ -73,11 +90,7 @@ def process(
         except backoff_on as slow_down:
             receives = int(record.attributes.approximate_receive_count or 1)
             delay = backoff_seconds(receives, rand)
-            aws.client("sqs").change_message_visibility(
-                QueueUrl=queue_url(record.event_source_arn),
-                ReceiptHandle=record.receipt_handle,
-                VisibilityTimeout=delay,
-            )
+            (redelivery or Redelivery()).postpone(record.event_source_arn, record.receipt_handle, delay)
             metrics.add_metric(name="BackedOff", unit=MetricUnit.Count, value=1)
             logger.warning(
                 "backing off",

@@ -1,0 +1,119 @@
+"""λ decide in process, on the repository's campaigns and rules only: a ringing alarm becomes a decision and a
+delivery request; a daily sweep fans out per shard; anything else goes to the DLQ."""
+
+from decimal import Decimal
+
+import pytest
+from nextbest.core.commands import SWEEP_SHARDS, DueTrigger, Sweep
+from nextbest.core.events import CartUpdated, LineItem
+from nextbest.core.experiments import in_global_control, in_holdout
+from nextbest.core.settings import DecideSettings
+from nextbest.ingest.service import ingest
+from nextbest.memory import MemoryStore
+
+from tests.builders import DELAYS, DUE, known_customer
+from tests.conftest import T0
+from tests.unit.handlers.harness import (
+    ROOT,
+    Alarms,
+    Context,
+    DeadLetters,
+    Outbox,
+    arn,
+    failures,
+    load,
+    queue_url,
+    sqs_event,
+    sqs_record,
+)
+
+QUEUE = "nextbest-due"
+
+pytestmark = pytest.mark.filterwarnings("ignore:No application metrics")  # no decision, no metric
+
+
+@pytest.fixture
+def decide(monkeypatch, now):
+    module = load(
+        "decide",
+        DecideSettings,
+        monkeypatch,
+        dead_letter_queue_url=queue_url(f"{QUEUE}-dlq"),
+        schedule_group="nextbest",
+        decide_queue_arn=arn("sqs", QUEUE),
+        scheduler_role_arn=arn("iam", "role/scheduler"),
+        deliver_queue_url=queue_url("nextbest-deliver"),
+        decide_queue_url=queue_url(QUEUE),
+        site_url="https://shop.example",
+        campaigns_dir=str(ROOT / "campaigns"),
+        models_dir="",
+    )
+    decider = module.decider
+    decider.store, decider.scheduler = MemoryStore(), Alarms()
+    decider.deliver, decider.decide_queue = Outbox(), Outbox()
+    module.dead_letters = DeadLetters()
+    return module
+
+
+def invoke(decide, *bodies: str) -> dict:
+    return decide.handler(sqs_event(*(sqs_record(body, QUEUE) for body in bodies)), Context("decide"))
+
+
+def cart_left(store: MemoryStore, customer: str) -> DueTrigger:
+    """A customer who accepts e-mail leaves a cart at T0; its alarm rings at DUE."""
+    known_customer(store, {"email": True}, customer, email=f"{customer}@example.org")
+    item = LineItem(product_id="sku-1", name="Serum", quantity=1, unit_price=Decimal("32.00"))
+    ingest(store, "cart.updated", CartUpdated(event_id="c", occurred_at=T0, customer_id=customer, items=[item]), DELAYS)
+    return DueTrigger(profile_key=f"c:{customer}", trigger="cart_abandoned", due_at=DUE)
+
+
+def treated(decide) -> str:
+    """A customer in neither the global control group nor the cart campaign's holdout (both are by key)."""
+    policy, campaign = decide.decider.policy, decide.decider.by_id["cart-abandonment"]
+    return next(
+        customer
+        for customer in (f"cus_{n}" for n in range(100))
+        if not in_global_control(f"c:{customer}", policy.global_control_percent)
+        and not in_holdout(f"c:{customer}", campaign)
+    )
+
+
+def test_given_a_due_cart_trigger_then_a_decision_is_recorded_and_its_delivery_requested(decide, now):
+    store = decide.decider.store
+    due = cart_left(store, treated(decide))
+    now.set(DUE)
+
+    response = invoke(decide, due.model_dump_json())
+
+    assert failures(response) == [] and decide.dead_letters.rejected == []
+    [request] = decide.decider.deliver.bodies
+    stored = store.decision(request["decision_id"])
+    assert stored.status == "queued"
+    assert (stored.decision.campaign_id, stored.decision.channel) == ("cart-abandonment", "email")
+    assert decide.models is None  # no model set configured: rules only
+
+
+def test_given_the_same_alarm_twice_then_one_delivery_is_requested(decide, now):
+    due = cart_left(decide.decider.store, treated(decide))
+    now.set(DUE)
+
+    invoke(decide, due.model_dump_json())
+    invoke(decide, due.model_dump_json())
+
+    assert len(decide.decider.deliver.bodies) == 1
+
+
+def test_given_a_body_that_is_neither_a_due_trigger_nor_a_sweep_then_it_is_dead_lettered(decide):
+    response = invoke(decide, '{"decision_id": "d-1"}')
+
+    assert failures(response) == []
+    assert decide.dead_letters.reasons == ["bad_due_trigger"]
+
+
+def test_given_the_start_of_a_sweep_then_one_page_per_shard_is_queued(decide):
+    response = invoke(decide, Sweep(sweep_at=T0).model_dump_json())
+
+    assert failures(response) == []
+    pages = [Sweep.model_validate(body) for body in decide.decider.decide_queue.bodies]
+    assert [page.segment for page in pages] == list(range(SWEEP_SHARDS))
+    assert {(page.sweep_at, page.start) for page in pages} == {(T0, None)}

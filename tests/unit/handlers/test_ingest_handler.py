@@ -1,0 +1,75 @@
+"""λ ingest in process: the shop's events become profiles and trigger alarms; a bad one goes to the DLQ alone."""
+
+from datetime import timedelta
+
+import pytest
+from nextbest.core.settings import IngestSettings
+from nextbest.memory import MemoryStore
+
+from tests.conftest import EVENTS, T0
+from tests.unit.handlers.harness import (
+    Alarms,
+    Context,
+    DeadLetters,
+    arn,
+    failures,
+    load,
+    queue_url,
+    sqs_event,
+    sqs_record,
+)
+
+QUEUE = "nextbest-events"
+
+
+@pytest.fixture
+def ingest(monkeypatch, now):
+    module = load(
+        "ingest",
+        IngestSettings,
+        monkeypatch,
+        dead_letter_queue_url=queue_url(f"{QUEUE}-dlq"),
+        schedule_group="nextbest",
+        decide_queue_arn=arn("sqs", "nextbest-due"),
+        scheduler_role_arn=arn("iam", "role/scheduler"),
+        trigger_delay_seconds={"cart_abandoned": 3600},
+    )
+    module.store, module.dead_letters, module.scheduler = MemoryStore(), DeadLetters(), Alarms()
+    now.advance(timedelta(minutes=5))  # the samples happen between 09:00 and 09:02
+    return module
+
+
+def invoke(ingest, *bodies: str) -> dict:
+    return ingest.handler(sqs_event(*(sqs_record(body, QUEUE) for body in bodies)), Context("ingest"))
+
+
+def sample(name: str) -> str:
+    return (EVENTS / name).read_text()
+
+
+def test_given_a_cart_event_then_a_profile_holds_the_cart_and_its_alarm_is_armed(ingest):
+    response = invoke(ingest, sample("cart.updated.json"))
+
+    assert failures(response) == []
+    assert [item.product_id for item in ingest.store.profile("a:anon-1").cart.items] == ["sku-001"]
+    [due] = ingest.scheduler.armed
+    assert (due.profile_key, due.trigger, due.due_at) == ("a:anon-1", "cart_abandoned", T0 + timedelta(hours=1))
+
+
+def test_given_a_malformed_record_between_valid_ones_then_it_alone_is_dead_lettered_with_its_reason(ingest):
+    response = invoke(ingest, sample("customer.identified.json"), "{not json", sample("cart.updated.json"))
+
+    assert failures(response) == []  # the rejected record is settled too: SQS must not retry it
+    assert ingest.dead_letters.rejected == [("{not json", "bad_json", QUEUE)]
+    profile = ingest.store.profile("a:anon-1")
+    assert profile.key == "c:cus_5" and profile.email == "ann@example.org" and profile.cart is not None
+
+
+def test_given_an_event_delivered_twice_then_it_is_applied_once(ingest):
+    for _ in range(2):
+        assert failures(invoke(ingest, sample("cart.updated.json"))) == []
+
+    assert ingest.store.writes == 1 and ingest.store.profile("a:anon-1").version == 1
+    # The redelivery re-arms the same alarm (the first attempt may have died before arming it): no new one.
+    first, again = ingest.scheduler.armed
+    assert again == first
