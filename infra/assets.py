@@ -1,8 +1,9 @@
 """Lambda code and layers, built on this machine without Docker.
 
-Each asset is assembled by CDK's *local* bundling hook from a list of source folders, so what ships is
-exactly what a function imports: its own folder, the ``nextbest`` package (as a small shared layer) and the
-pinned third-party wheels for arm64 (a runtime layer). Dev-only code (``infra/``) is never copied.
+Each asset is assembled by CDK's *local* bundling hook from a list of sources, so what ships is exactly what
+a function imports: its own folder with the ``nextbest`` modules its handler imports (``import_closure``), and
+the pinned third-party wheels for arm64 (a runtime layer; decide also gets the ML layer). Dev-only code
+(``infra/``, the CLI, the lab) is never copied.
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ import aws_cdk as cdk
 import jsii
 from aws_cdk import aws_lambda as lambda_
 
+from infra.import_closure import import_closure
+
 ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT / "shared"
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 PYTHON_VERSION = "3.14"
 PLATFORM = "aarch64-manylinux_2_28"
@@ -49,11 +53,11 @@ def _fingerprint(paths: list[Path]) -> str:
     return digest.hexdigest()
 
 
-def _bundled(sources: dict[str, Path], build: Callable[[Path], None]) -> lambda_.Code:
-    """A code asset whose hash covers every source it is built from."""
+def _bundled(sources: list[Path], build: Callable[[Path], None]) -> lambda_.Code:
+    """A code asset whose hash covers exactly the sources (files or folders) it is built from."""
     return lambda_.Code.from_asset(
         str(ROOT / "functions"),  # nominal source; the custom hash below is what identifies the asset
-        asset_hash=_fingerprint(list(sources.values())),
+        asset_hash=_fingerprint(sources),
         asset_hash_type=cdk.AssetHashType.CUSTOM,
         bundling=cdk.BundlingOptions(
             image=cdk.DockerImage.from_registry("local-bundling-only"),
@@ -63,24 +67,20 @@ def _bundled(sources: dict[str, Path], build: Callable[[Path], None]) -> lambda_
 
 
 def function_code(step: str, extra: dict[str, Path] | None = None) -> lambda_.Code:
-    """``functions/<step>`` plus extra folders copied under the given names (e.g. campaigns for decide)."""
-    sources = {".": ROOT / "functions" / step, **(extra or {})}
+    """``functions/<step>``, extra folders copied under the given names (e.g. campaigns for decide), and the
+    ``nextbest`` modules its handler imports (directly or not) where Lambda's path finds them first."""
+    folders = {".": ROOT / "functions" / step, **(extra or {})}
+    modules = sorted(import_closure(ROOT / "functions" / step / "handler.py", SHARED).values())
 
     def build(out: Path) -> None:
-        for name, source in sources.items():
+        for name, source in folders.items():
             shutil.copytree(source, out / name, ignore=IGNORED, dirs_exist_ok=True)
+        for module in modules:
+            target = out / module.relative_to(SHARED)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(module, target)
 
-    return _bundled(sources, build)
-
-
-def shared_layer_code() -> lambda_.Code:
-    """The ``nextbest`` domain package, laid out as Lambda expects layers (``python/``)."""
-    source = ROOT / "shared" / "nextbest"
-
-    def build(out: Path) -> None:
-        shutil.copytree(source, out / "python" / "nextbest", ignore=IGNORED)
-
-    return _bundled({"nextbest": source}, build)
+    return _bundled([*folders.values(), *modules], build)
 
 
 def runtime_layer_code(requirements: Path = ROOT / "layers" / "runtime" / "requirements.txt") -> lambda_.Code:
@@ -97,7 +97,7 @@ def runtime_layer_code(requirements: Path = ROOT / "layers" / "runtime" / "requi
             staging.rename(cached)
         shutil.copytree(cached, out, dirs_exist_ok=True)
 
-    return _bundled({"requirements": requirements}, build)
+    return _bundled([requirements], build)
 
 
 def _install_wheels(requirements: Path, target: Path) -> None:
@@ -152,7 +152,7 @@ def ml_layer_code(requirements: Path = ML_REQUIREMENTS, models: Path = MODELS) -
         shutil.copytree(cached, out, dirs_exist_ok=True)
         shutil.copytree(models, out / "models", ignore=IGNORED, dirs_exist_ok=True)
 
-    return _bundled({"requirements": requirements, "models": models}, build)
+    return _bundled([requirements, models], build)
 
 
 def _trim(site: Path) -> None:

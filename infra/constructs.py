@@ -46,7 +46,8 @@ METRICS_NAMESPACE = "nextbest"
 
 
 class Shared(Construct):
-    """What every function gets: the runtime layer, the ``nextbest`` layer and the same Lambda defaults."""
+    """What every function gets: the runtime layer and the same Lambda defaults (its code carries the
+    ``nextbest`` modules it imports, see ``assets.function_code``)."""
 
     def __init__(self, scope: Construct, id: str) -> None:
         super().__init__(scope, id)
@@ -58,14 +59,6 @@ class Shared(Construct):
                 compatible_runtimes=[assets.RUNTIME],
                 compatible_architectures=[lambda_.Architecture.ARM_64],
                 description="Powertools, pydantic and jinja2 for arm64",
-            ),
-            lambda_.LayerVersion(
-                self,
-                "DomainLayer",
-                code=assets.shared_layer_code(),
-                compatible_runtimes=[assets.RUNTIME],
-                compatible_architectures=[lambda_.Architecture.ARM_64],
-                description="The nextbest domain package",
             ),
         ]
 

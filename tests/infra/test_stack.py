@@ -1,7 +1,10 @@
 """The synthesized template: the properties that matter, cdk-nag clean, cfn-lint clean, CLI-readable."""
 
 import json
+import os
 import subprocess
+import sys
+import sysconfig
 import tomllib
 from pathlib import Path
 
@@ -69,7 +72,7 @@ def test_functions_are_arm64_on_the_newest_python_with_tracing_json_logs_and_the
         assert props["Runtime"] == "python3.14", name
         assert props["TracingConfig"] == {"Mode": "Active"}, name
         assert props["LoggingConfig"]["LogFormat"] == "JSON", name
-        assert len(props["Layers"]) == (3 if "Decisioning" in name else 2), name
+        assert len(props["Layers"]) == (2 if "Decisioning" in name else 1), name
 
 
 def _layer_assets(cdk_out, template):
@@ -148,22 +151,89 @@ def test_every_event_type_is_routed_and_unknown_ones_are_not_dropped(template):
     assert {"anything-but": list(DETAIL_TYPES)} in [t for p in patterns for t in p if isinstance(t, dict)]
 
 
-def test_assets_hold_only_what_each_function_imports_and_fit_lambda_limits(cdk_out, template):
+STEPS = ["ingest", "decide", "deliver", "feedback", "unsubscribe"]
+LOADED_ON_IMPORT = """
+import json, sys
+import handler
+print(json.dumps({
+    "path": sys.path,
+    "nextbest": {n: m.__file__ for n, m in sys.modules.items() if n == "nextbest" or n.startswith("nextbest.")},
+    "numpy": "numpy" in sys.modules,
+}))
+"""
+
+
+def _function(template, step):
+    [(name, function)] = [
+        (k, r)
+        for k, r in resources(template, "AWS::Lambda::Function").items()
+        if r["Properties"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"] == step
+    ]
+    return name, function
+
+
+def _environment(cdk_out, template, function):
+    """The function's environment from the template: a path under /opt is the asset of the layer holding it
+    (decide's models), anything CloudFormation resolves at deploy time a placeholder (import needs no AWS)."""
+    env = {}
+    for key, value in function["Properties"]["Environment"]["Variables"].items():
+        value = value if isinstance(value, str) else f"placeholder-{key.lower()}"
+        for ref in function["Properties"]["Layers"] if value.startswith("/opt/") else []:
+            candidate = _layer_assets(cdk_out, template)[ref["Ref"]] / value.removeprefix("/opt/")
+            value = str(candidate) if candidate.exists() else value
+        env[key] = value
+    return env
+
+
+def _shipped_modules(asset):
+    names = set()
+    for path in (asset / "nextbest").rglob("*.py"):
+        parts = path.relative_to(asset).with_suffix("").parts
+        names.add(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return names
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_a_function_ships_exactly_the_nextbest_modules_its_handler_loads(cdk_out, template, step):
+    # Given the function's synthesized asset and its environment from the template
+    _, function = _function(template, step)
+    asset = (cdk_out / function["Metadata"]["aws:asset:path"]).resolve()
+    site = sorted({sysconfig.get_path("purelib"), sysconfig.get_path("platlib")})  # third-party packages only
+    env = _environment(cdk_out, template, function) | {
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": os.pathsep.join(site),
+    }
+    # When its handler is imported as Lambda would, from the asset, in an interpreter that cannot see shared/
+    # (-S: no site hook, so not the editable install of nextbest either)
+    result = subprocess.run(
+        [sys.executable, "-S", "-c", LOADED_ON_IMPORT], cwd=asset, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr  # a module the asset lacks fails the import
+    loaded = json.loads(result.stdout.splitlines()[-1])
+    assert not [p for p in loaded["path"] if p.startswith(str(ROOT / "shared"))]
+    # Then every nextbest module came from the asset, and the asset holds no module the handler did not load
+    assert all(Path(file).resolve().is_relative_to(asset) for file in loaded["nextbest"].values())
+    assert _shipped_modules(asset) == set(loaded["nextbest"])
+    assert loaded["numpy"] == (step == "decide")  # the others cold-start without numpy
+
+
+def test_assets_fit_lambda_limits_and_only_decide_carries_numpy(cdk_out, template):
     layers = _layer_assets(cdk_out, template)
     sizes = {k: unzipped_size(p) for k, p in layers.items()}
-    for name, function in resources(template, "AWS::Lambda::Function").items():
+    for step in STEPS:
+        name, function = _function(template, step)
         asset = cdk_out / function["Metadata"]["aws:asset:path"]
         files = {p.relative_to(asset).as_posix() for p in asset.rglob("*") if p.is_file()}
         assert "handler.py" in files, name
-        assert not any(f.startswith(("infra/", "tests/")) for f in files), name
+        assert not any(f.startswith(("infra/", "tests/", "nextbest_cli/", "nextbest_lab/")) for f in files), name
         attached = sum(sizes[ref["Ref"]] for ref in function["Properties"]["Layers"])
         assert unzipped_size(asset) + attached < LAMBDA_UNZIPPED_LIMIT, name
-        if "Decisioning" not in name:
+        if step != "decide":
             shipped = [p.as_posix() for ref in function["Properties"]["Layers"] for p in layers[ref["Ref"]].rglob("*")]
             assert not any("/numpy/" in p or "/sklearn/" in p for p in shipped), name
     everything = [p.as_posix() for layer in layers.values() for p in layer.rglob("*")]
-    assert not any("/infra/" in p for p in everything)
-    assert any(p.endswith("python/nextbest/ingest/service.py") for p in everything)
+    assert not any("/infra/" in p or "/nextbest/" in p for p in everything)  # the domain ships with each function
 
 
 def test_the_ml_layer_pins_equal_the_ml_dependency_group():
