@@ -53,22 +53,22 @@ SIGNING_KEY = {
 
 
 def acknowledge(stack: NextbestStack) -> None:
-    _acknowledge(stack.delivery.signing_key, SIGNING_KEY)
+    _acknowledge(stack.unsubscribe.signing_key, SIGNING_KEY)
     table = stack.resolve(stack.store.table.table_arn)["Fn::GetAtt"][0]
     for function in stack.functions:
         _acknowledge(function, EVERY_FUNCTION | table_indexes(table))
-    if stack.delivery.push_endpoints:
+    if stack.deliver.push_endpoints:
         _acknowledge(
-            stack.delivery.function,
+            stack.deliver.function,
             {
-                f"AwsSolutions-IAM5[Resource::{stack.delivery.push_endpoints}]": (
+                f"AwsSolutions-IAM5[Resource::{stack.deliver.push_endpoints}]": (
                     "Endpoints are created per device token at send time; the grant is every endpoint of "
                     "nextbest's own platform application and nothing else."
                 )
             },
         )
-    for function in (stack.ingestion.function, stack.decisioning.function):
-        _acknowledge(function, arming(stack.decisioning.schedule_group.schedule_group_name))
+    for function in (stack.ingest.function, stack.decide.function):
+        _acknowledge(function, arming(stack.decide.schedule_group.schedule_group_name))
 
 
 def _acknowledge(scope: cdk.Resource, reasons: dict[str, str]) -> None:

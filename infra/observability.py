@@ -22,7 +22,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 from nextbest.core.events import Channel
 
-from infra.constructs import MAX_RECEIVE_COUNT, METRICS_NAMESPACE, Decisioning, Delivery, EventIngestion, Feedback
+from infra.constructs import MAX_RECEIVE_COUNT, METRICS_NAMESPACE, Decide, Deliver, Feedback, Ingest, Unsubscribe
 
 AlarmT = TypeVar("AlarmT", bound=cw.AlarmBase)
 FIVE_MINUTES = cdk.Duration.minutes(5)
@@ -92,27 +92,28 @@ class Observability(Construct):
         scope: Construct,
         id: str,
         *,
-        ingestion: EventIngestion,
-        decisioning: Decisioning,
-        delivery: Delivery,
+        ingest: Ingest,
+        decide: Decide,
+        deliver: Deliver,
+        unsubscribe: Unsubscribe,
         feedback: Feedback,
     ) -> None:
         super().__init__(scope, id)
         stack = cdk.Stack.of(self)
         self.prefix = stack.stack_name
         self.work_queues = [
-            WorkQueue("events", ingestion.queue, ingestion.dead_letters, "ingest"),
-            WorkQueue("consent", ingestion.consent_queue, ingestion.consent_dead_letters, "ingest"),
-            WorkQueue("due-triggers", decisioning.queue, decisioning.dead_letters, "decide"),
-            WorkQueue("delivery-requests", delivery.queue, delivery.dead_letters, "deliver"),
+            WorkQueue("events", ingest.queue, ingest.dead_letters, "ingest"),
+            WorkQueue("consent", ingest.consent_queue, ingest.consent_dead_letters, "ingest"),
+            WorkQueue("due-triggers", decide.queue, decide.dead_letters, "decide"),
+            WorkQueue("delivery-requests", deliver.queue, deliver.dead_letters, "deliver"),
             WorkQueue("notifications", feedback.queue, feedback.dead_letters, "feedback"),
         ]
         self.functions: dict[str, lambda_.Function] = {
-            "ingest": ingestion.function,
-            "decide": decisioning.function,
-            "deliver": delivery.function,
+            "ingest": ingest.function,
+            "decide": decide.function,
+            "deliver": deliver.function,
             "feedback": feedback.function,
-            "unsubscribe": delivery.unsubscribe,
+            "unsubscribe": unsubscribe.function,
         }
         self.topic = self._ops_topic(stack)
         self.alarms: list[cw.AlarmBase] = []
@@ -346,14 +347,14 @@ class Observability(Construct):
                 ],
             ),
             graph(
-                "Records done per stage (SQS deleted)",
+                "Records done per step (SQS deleted)",
                 [
                     wq.queue.metric_number_of_messages_deleted(period=FIVE_MINUTES, label=wq.name)
                     for wq in self.work_queues
                 ],
             ),
             graph(
-                "Records arriving per stage (SQS sent)",
+                "Records arriving per step (SQS sent)",
                 [
                     wq.queue.metric_number_of_messages_sent(period=FIVE_MINUTES, label=wq.name)
                     for wq in self.work_queues

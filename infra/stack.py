@@ -8,11 +8,15 @@ import aws_cdk as cdk
 from constructs import Construct
 from nextbest.core.campaigns import load_campaigns, trigger_delays
 
-from infra.constructs import Decisioning, Delivery, EventIngestion, Feedback, ProfileStore, Shared
+from infra.constructs import Decide, Deliver, Feedback, FeedbackTopics, Ingest, ProfileStore, Shared, Unsubscribe
 from infra.observability import Observability
 
 
 class NextbestStack(cdk.Stack):
+    """One construct per step, built in the order their references need: feedback's topics before deliver
+    (whose SES and SMS configuration sets publish to them), deliver before decide and feedback (which queue
+    messages to it), decide before ingest (which arms decide's alarms)."""
+
     def __init__(
         self,
         scope: Construct,
@@ -25,58 +29,66 @@ class NextbestStack(cdk.Stack):
         **kwargs: object,
     ) -> None:
         super().__init__(scope, id, **kwargs)  # type: ignore[arg-type]
-        delays = {k: int(v.total_seconds()) for k, v in trigger_delays(load_campaigns(campaigns)).items()}
         shared = Shared(self, "Shared")
-        store = ProfileStore(self, "ProfileStore")
-        feedback = Feedback(self, "Feedback", shared)
-        self.delivery = Delivery(
+        self.store = ProfileStore(self, "ProfileStore")
+        table = self.store.table
+        self.feedback_topics = FeedbackTopics(self, "FeedbackTopics")
+        self.unsubscribe = Unsubscribe(self, "Unsubscribe", shared, table)
+        self.deliver = Deliver(
             self,
-            "Delivery",
+            "Deliver",
             shared,
-            store.table,
+            table,
             sender,
-            feedback.topic,
+            self.feedback_topics,
+            self.unsubscribe,
             push_application_arn=str(self.node.try_get_context("pushPlatformApplicationArn") or ""),
-            sms_events=feedback.sms_events if self.node.try_get_context("smsVia") == "end-user-messaging" else None,
+            sms_events=self.feedback_topics.sms_events if self._sms_via_end_user_messaging else None,
         )
-        self.decisioning = Decisioning(
-            self, "Decisioning", shared, store.table, self.delivery.queue, site_url, campaigns
-        )
-        self.ingestion = EventIngestion(self, "EventIngestion", shared, store.table, bus_name, delays, self.decisioning)
-        feedback.attach(shared, store.table, self.delivery.queue)
-        self.store, self.feedback = store, feedback
-        self.functions = [
-            self.delivery.unsubscribe,
-            self.ingestion.function,
-            self.decisioning.function,
-            self.delivery.function,
-            feedback.function,
-        ]
+        self.decide = Decide(self, "Decide", shared, table, self.deliver.queue, site_url, campaigns)
+        self.ingest = Ingest(self, "Ingest", shared, table, bus_name, _trigger_delay_seconds(campaigns), self.decide)
+        self.feedback = Feedback(self, "Feedback", shared, table, self.feedback_topics, self.deliver.queue)
+        steps = (self.unsubscribe, self.ingest, self.decide, self.deliver, self.feedback)
+        self.functions = [step.function for step in steps]
         self.observability = Observability(
             self,
             "Observability",
-            ingestion=self.ingestion,
-            decisioning=self.decisioning,
-            delivery=self.delivery,
-            feedback=feedback,
+            ingest=self.ingest,
+            decide=self.decide,
+            deliver=self.deliver,
+            unsubscribe=self.unsubscribe,
+            feedback=self.feedback,
         )
-        cdk.CfnOutput(self, "BusName", value=self.ingestion.bus.event_bus_name)
+        self._outputs()
+
+    @property
+    def _sms_via_end_user_messaging(self) -> bool:
+        """``-c smsVia=end-user-messaging``: texts through End User Messaging SMS, their events to feedback."""
+        return bool(self.node.try_get_context("smsVia") == "end-user-messaging")
+
+    def _outputs(self) -> None:
+        cdk.CfnOutput(self, "BusName", value=self.ingest.bus.event_bus_name)
         cdk.CfnOutput(
             self,
             "OpsTopic",
             value=self.observability.topic.topic_arn,
             description="Every alarm notifies this topic; subscribe your on-call here (or deploy -c opsEmail=…)",
         )
-        cdk.CfnOutput(self, "TableName", value=store.table.table_name)
+        cdk.CfnOutput(self, "TableName", value=self.store.table.table_name)
         cdk.CfnOutput(
             self,
             "InboundSmsTopic",
-            value=feedback.inbound_sms.topic_arn,
+            value=self.feedback_topics.inbound_sms.topic_arn,
             description="Point your number's two-way SMS here so STOP replies are honoured",
         )
         cdk.CfnOutput(
             self,
             "PushEventsTopic",
-            value=feedback.push_events.topic_arn,
+            value=self.feedback_topics.push_events.topic_arn,
             description="Set your SNS platform application's EventDeliveryFailure to this topic",
         )
+
+
+def _trigger_delay_seconds(campaigns: Path) -> dict[str, int]:
+    """Each trigger's delay from the approved campaigns, for ingest to arm alarms with."""
+    return {k: int(v.total_seconds()) for k, v in trigger_delays(load_campaigns(campaigns)).items()}

@@ -354,7 +354,7 @@ def _summarize(
     # A message is identified by the decision it carries and its channel: an SMS fallback carries the
     # bounced e-mail's decision (its link attributes to it) but is a different message.
     per_message = Counter((s.decision_id, s.channel) for s in sent)
-    ingest_dlqs = sum(n for lid, n in dead_letters.items() if lid.startswith("EventIngestion"))
+    ingest_dlqs = sum(n for lid, n in dead_letters.items() if lid.startswith("Ingest"))
     return {
         "events_published": len(population.events) + len(shoppers.published()),
         "events_ingested": int(metrics.get("EventsIngested", 0)),

@@ -74,7 +74,7 @@ def test_given_thousands_of_malformed_events_then_each_is_either_applied_or_dead
     sqs = emulation.client("sqs")
     rejected = 0
     for logical_id, url in emulation.physical.items():
-        if logical_id.startswith("EventIngestion") and "DeadLetters" in logical_id:
+        if logical_id.startswith("Ingest") and "DeadLetters" in logical_id:
             rejected += int(
                 sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"][
                     "ApproximateNumberOfMessages"

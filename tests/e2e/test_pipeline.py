@@ -141,9 +141,7 @@ def test_a_record_that_keeps_failing_is_redriven_to_the_dead_letter_queue_after_
     emulation.client("dynamodb").delete_table(TableName=emulation.output("TableName"))  # every write now fails
     put(emulation, event("product.viewed"))
     emulation.drain()
-    ingest_dlq = [
-        m for lid, ms in dead_letters(emulation).items() if lid.startswith("EventIngestionEvents") for m in ms
-    ]
+    ingest_dlq = [m for lid, ms in dead_letters(emulation).items() if lid.startswith("IngestEvents") for m in ms]
     assert len(ingest_dlq) == 1
     assert json.loads(ingest_dlq[0]["Body"])["detail"]["event_id"] == "ev-view-1"
     [ingest] = [f for f in emulation.functions.values() if f.name == "ingest"]
@@ -156,15 +154,12 @@ def test_a_rejected_event_is_replayed_once_the_cause_is_gone(emulation):
     early = event("product.viewed", event_id="ev-early", occurred_at=(T0 + timedelta(hours=1)).isoformat())
     put(emulation, early)  # a producer clock running an hour fast: rejected as future_timestamp
     emulation.drain()
-    [dlq] = [url for lid, url in emulation.physical.items() if lid.startswith("EventIngestionEventsDeadLetters")]
+    [dlq] = [url for lid, url in emulation.physical.items() if lid.startswith("IngestEventsDeadLetters")]
     emulation.advance(T0 + timedelta(hours=2))  # now it is in the past: the cause is gone
     report = replay(emulation.client("sqs"), dlq)
     assert report.moved == 1 and report.by_reason == {"future_timestamp": 1}
     emulation.drain()
-    assert (
-        dead_letters(emulation)[next(k for k in emulation.physical if k.startswith("EventIngestionEventsDeadLetters"))]
-        == []
-    )
+    assert dead_letters(emulation)[next(k for k in emulation.physical if k.startswith("IngestEventsDeadLetters"))] == []
     profile = emulation.client("dynamodb").get_item(
         TableName=emulation.output("TableName"), Key={"pk": {"S": "a:anon-1"}, "sk": {"S": "PROFILE"}}
     )

@@ -260,15 +260,16 @@ def test_an_ops_email_in_context_subscribes_to_the_ops_topic():
     Observability(
         stack,
         "Observability",
-        ingestion=SimpleNamespace(
+        ingest=SimpleNamespace(
             function=ingest,
             queue=events,
             dead_letters=events_dlq,
             consent_queue=consent,
             consent_dead_letters=consent_dlq,
         ),
-        decisioning=SimpleNamespace(function=decide, queue=due, dead_letters=due_dlq),
-        delivery=SimpleNamespace(function=deliver, unsubscribe=unsubscribe, queue=requests, dead_letters=requests_dlq),
+        decide=SimpleNamespace(function=decide, queue=due, dead_letters=due_dlq),
+        deliver=SimpleNamespace(function=deliver, queue=requests, dead_letters=requests_dlq),
+        unsubscribe=SimpleNamespace(function=unsubscribe),
         feedback=SimpleNamespace(function=feedback, queue=notes, dead_letters=notes_dlq),
     )
     # Then the address is subscribed by e-mail (SNS mails it a confirmation link)

@@ -1,0 +1,112 @@
+"""decide: trigger alarms (EventBridge Scheduler, one per customer and trigger) and the daily sweep wake the
+decide function through its queue; it decides and queues each message for deliver."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_scheduler_targets as scheduler_targets
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+from nextbest.core.settings import DecideSettings
+
+from infra import assets
+from infra.constructs.shared import Shared, work_queue
+
+
+class Decide(Construct):
+    """The due-triggers queue, the schedule group trigger alarms are armed in, the daily sweep and the
+    decide function, the only one carrying the ML layer."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        shared: Shared,
+        table: dynamodb.Table,
+        deliver_queue: sqs.Queue,
+        site_url: str,
+        campaigns: Path,
+    ) -> None:
+        super().__init__(scope, id)
+        timeout = cdk.Duration.seconds(60)
+        self.queue, self.dead_letters = work_queue(self, "DueTriggers", timeout)
+        self.schedule_group = scheduler.ScheduleGroup(self, "Alarms")
+        self.scheduler_role = iam.Role(
+            self,
+            "SchedulerRole",
+            assumed_by=iam.ServicePrincipal("scheduler.amazonaws.com"),
+            description="Lets EventBridge Scheduler put due triggers on the decide queue",
+        )
+        self.queue.grant_send_messages(self.scheduler_role)
+        self.sweep = self._daily_sweep()
+        self.ml_layer = self._ml_layer()
+        self.function = shared.function(
+            self,
+            "decide",
+            DecideSettings,
+            table=table,
+            queues=[self.queue],
+            dead_letters=self.dead_letters,
+            timeout=timeout,
+            memory=1024,
+            code=assets.function_code("decide", {"campaigns": campaigns}),
+            deliver_queue_url=deliver_queue.queue_url,
+            site_url=site_url,
+            campaigns_dir="campaigns",
+            models_dir=assets.MODELS_MOUNT,
+            extra_layers=(self.ml_layer,),
+            decide_queue_url=self.queue.queue_url,
+            **self.scheduling(),
+        )
+        deliver_queue.grant_send_messages(self.function)
+        self.queue.grant_send_messages(self.function)
+        self.allow_arming(self.function)
+
+    def _daily_sweep(self) -> scheduler.Schedule:
+        """The daily sweep finds the customers no event points at (at risk, lapsed): decide pages through the
+        buyers (a sparse index, in shards), one queue message per page, so any size survives retries."""
+        return scheduler.Schedule(
+            self,
+            "DailySweep",
+            schedule=scheduler.ScheduleExpression.rate(cdk.Duration.days(1)),
+            description="Wakes decide to sweep profiles for at-risk and win-back customers",
+            target=scheduler_targets.SqsSendMessage(
+                self.queue,
+                role=self.scheduler_role,
+                input=scheduler.ScheduleTargetInput.from_object(
+                    {"sweep_at": scheduler.ContextAttribute.scheduled_time}
+                ),
+            ),
+        )
+
+    def _ml_layer(self) -> lambda_.LayerVersion:
+        """Only decide scores, so only decide carries numpy/scipy/scikit-learn and the model files."""
+        return lambda_.LayerVersion(
+            self,
+            "MlLayer",
+            code=assets.ml_layer_code(),
+            compatible_runtimes=[assets.RUNTIME],
+            compatible_architectures=[lambda_.Architecture.ARM_64],
+            description="numpy, scipy, scikit-learn, joblib for arm64 and the verified model set (/opt/models)",
+        )
+
+    def scheduling(self) -> dict[str, Any]:
+        """What a function needs to arm trigger alarms (ingest for events, decide for follow-ups and
+        quiet-hour deferrals)."""
+        return {
+            "schedule_group": self.schedule_group.schedule_group_name,
+            "decide_queue_arn": self.queue.queue_arn,
+            "scheduler_role_arn": self.scheduler_role.role_arn,
+        }
+
+    def allow_arming(self, function: lambda_.Function) -> None:
+        self.schedule_group.grant_write_schedules(function)
+        self.schedule_group.grant_delete_schedules(function)
+        self.scheduler_role.grant_pass_role(function.grant_principal)

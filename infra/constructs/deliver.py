@@ -1,0 +1,139 @@
+"""deliver: the deliver function with SES (identity, configuration set), SMS and, when the operator gives an
+SNS platform application (CloudFormation cannot create one: it holds FCM/APNs credentials), push."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_ses as ses
+from aws_cdk import aws_smsvoice as smsvoice
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+from nextbest.core.settings import DeliverSettings
+
+from infra.constructs.feedback import FeedbackTopics
+from infra.constructs.shared import Shared, work_queue
+from infra.constructs.unsubscribe import Unsubscribe
+
+SES_EVENTS = [
+    ses.EmailSendingEvent.SEND,
+    ses.EmailSendingEvent.DELIVERY,
+    ses.EmailSendingEvent.BOUNCE,
+    ses.EmailSendingEvent.COMPLAINT,
+    ses.EmailSendingEvent.REJECT,
+    ses.EmailSendingEvent.RENDERING_FAILURE,
+    ses.EmailSendingEvent.DELIVERY_DELAY,
+    ses.EmailSendingEvent.OPEN,
+    ses.EmailSendingEvent.CLICK,
+]
+"""Every SES event feedback acts on or records, published to its topic."""
+
+
+class Deliver(Construct):
+    """SMS goes through SNS, or, when ``sms_events`` is given, through AWS End User Messaging SMS with a
+    configuration set that publishes every ``TEXT_*`` event to that topic, so delivery failures reach
+    feedback (SNS SMS reports delivery status to CloudWatch Logs only)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        shared: Shared,
+        table: dynamodb.Table,
+        sender: str,
+        topics: FeedbackTopics,
+        unsubscribe: Unsubscribe,
+        *,
+        push_application_arn: str = "",
+        sms_events: sns.Topic | None = None,
+    ) -> None:
+        super().__init__(scope, id)
+        timeout = cdk.Duration.seconds(30)
+        self.queue, self.dead_letters = work_queue(self, "Requests", timeout)
+        self.configuration_set = ses.ConfigurationSet(
+            self,
+            "ConfigurationSet",
+            reputation_metrics=True,
+            sending_enabled=True,
+            suppression_reasons=ses.SuppressionReasons.BOUNCES_AND_COMPLAINTS,
+        )
+        self.configuration_set.add_event_destination(
+            "ToFeedback", destination=ses.EventDestination.sns_topic(topics.ses_events), events=SES_EVENTS
+        )
+        self.identity = ses.EmailIdentity(
+            self, "Sender", identity=ses.Identity.email(sender), configuration_set=self.configuration_set
+        )
+        self.sms_configuration = self._sms_configuration(sms_events)
+        self.function = shared.function(
+            self,
+            "deliver",
+            DeliverSettings,
+            table=table,
+            queues=[self.queue],
+            dead_letters=self.dead_letters,
+            timeout=timeout,
+            sender=sender,
+            configuration_set=self.configuration_set.configuration_set_name,
+            unsubscribe_url=unsubscribe.url.url,
+            signing_secret_arn=unsubscribe.signing_key.secret_arn,
+            deliver_queue_url=self.queue.queue_url,
+            push_platform_application_arn=push_application_arn,
+            sms_configuration_set=self.sms_configuration.ref if self.sms_configuration else "",
+        )
+        self.queue.grant_send_messages(self.function)  # fallbacks to another channel
+        unsubscribe.signing_key.grant_read(self.function)
+        self.push_endpoints = self._allow_push(push_application_arn)
+        self._allow_end_user_messaging()
+        self._allow_email()
+        self._allow_sns_sms()
+
+    def _sms_configuration(self, sms_events: sns.Topic | None) -> smsvoice.CfnConfigurationSet | None:
+        if sms_events is None:
+            return None
+        return smsvoice.CfnConfigurationSet(
+            self,
+            "SmsConfigurationSet",
+            event_destinations=[
+                smsvoice.CfnConfigurationSet.EventDestinationProperty(
+                    enabled=True,
+                    event_destination_name="ToFeedback",
+                    matching_event_types=["TEXT_ALL"],
+                    sns_destination=smsvoice.CfnConfigurationSet.SnsDestinationProperty(topic_arn=sms_events.topic_arn),
+                )
+            ],
+        )
+
+    def _allow_push(self, application_arn: str) -> str:
+        """Push through the operator's platform application: its endpoints (pattern returned), nothing else."""
+        if not application_arn:
+            return ""
+        # arn:…:app/GCM/shop → arn:…:endpoint/GCM/shop/*: the endpoints of this application only.
+        endpoints = application_arn.replace(":app/", ":endpoint/", 1) + "/*"
+        self._allow(["sns:CreatePlatformEndpoint"], [application_arn])
+        self._allow(["sns:GetEndpointAttributes", "sns:SetEndpointAttributes", "sns:Publish"], [endpoints])
+        return endpoints
+
+    def _allow_end_user_messaging(self) -> None:
+        if self.sms_configuration is None:
+            return
+        opt_outs = cdk.Stack.of(self).format_arn(service="sms-voice", resource="opt-out-list", resource_name="Default")
+        self._allow(["sms-voice:SendTextMessage"], [self.sms_configuration.attr_arn, opt_outs])
+        self._allow(["sms-voice:DescribeOptedOutNumbers"], [opt_outs])
+
+    def _allow_email(self) -> None:
+        configuration_set = cdk.Stack.of(self).format_arn(
+            service="ses", resource="configuration-set", resource_name=self.configuration_set.configuration_set_name
+        )
+        self._allow(["ses:SendEmail", "ses:SendRawEmail"], [self.identity.email_identity_arn, configuration_set])
+
+    def _allow_sns_sms(self) -> None:
+        # SMS through SNS goes to phone numbers, which are not ARNs: Publish to anything that is *not* a topic.
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(actions=["sns:Publish"], not_resources=["arn:aws:sns:*:*:*"])
+        )
+        # The STOP list SNS keeps per account is looked up before every text; the action has no resource.
+        self._allow(["sns:CheckIfPhoneNumberIsOptedOut"], ["*"])
+
+    def _allow(self, actions: list[str], resources: list[str]) -> None:
+        self.function.add_to_role_policy(iam.PolicyStatement(actions=actions, resources=resources))

@@ -1,0 +1,65 @@
+"""ingest: the bus, its rules and the ingest function, which merges events into profiles and arms triggers."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from constructs import Construct
+from nextbest.core.events import DETAIL_TYPES
+from nextbest.core.settings import IngestSettings
+
+from infra.constructs.decide import Decide
+from infra.constructs.shared import Shared, work_queue
+
+CONSENT_TYPES = ["consent.updated", "customer.erased"]
+"""Privacy events take the fast lane: an opt-out or erasure never waits behind a backlog of page views."""
+BEHAVIOUR_TYPES = [t for t in DETAIL_TYPES if t not in CONSENT_TYPES]
+
+
+class Ingest(Construct):
+    """Consent changes get their own queue so an opt-out is never stuck behind a backlog of page views;
+    anything the rules do not know lands in ingest too, where it is rejected to the dead-letter queue with
+    its reason instead of vanishing."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        shared: Shared,
+        table: dynamodb.Table,
+        bus_name: str,
+        trigger_delay_seconds: dict[str, int],
+        decide: Decide,
+    ) -> None:
+        super().__init__(scope, id)
+        timeout = cdk.Duration.seconds(30)
+        self.bus = events.EventBus(self, "Bus", event_bus_name=bus_name)
+        self.queue, self.dead_letters = work_queue(self, "Events", timeout)
+        self.consent_queue, self.consent_dead_letters = work_queue(self, "Consent", timeout)
+        routes = [
+            ("Behaviour", BEHAVIOUR_TYPES, self.queue, self.dead_letters),
+            ("ConsentChanges", CONSENT_TYPES, self.consent_queue, self.consent_dead_letters),
+            ("Unroutable", events.Match.anything_but(*DETAIL_TYPES), self.queue, self.dead_letters),
+        ]
+        for name, detail_types, queue, dlq in routes:
+            events.Rule(
+                self,
+                name,
+                event_bus=self.bus,
+                event_pattern=events.EventPattern(detail_type=detail_types),
+                targets=[targets.SqsQueue(queue, dead_letter_queue=dlq)],
+            )
+        self.function = shared.function(
+            self,
+            "ingest",
+            IngestSettings,
+            table=table,
+            queues=[self.queue, self.consent_queue],
+            dead_letters=self.dead_letters,
+            timeout=timeout,
+            trigger_delay_seconds=trigger_delay_seconds,
+            **decide.scheduling(),
+        )
+        decide.allow_arming(self.function)

@@ -1,0 +1,42 @@
+"""The one table: profiles, identity links, decisions and counters (``nextbest.aws.store``)."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_dynamodb as dynamodb
+from constructs import Construct
+from nextbest.aws.store import BY_CANONICAL, BY_CUSTOMER, BY_SWEEP
+
+
+class ProfileStore(Construct):
+    """Retained and protected from deletion: it holds customers' profiles. Keep this construct's id and the
+    table's (``ProfileStore/Table``): a new logical id would create a second, empty table."""
+
+    def __init__(self, scope: Construct, id: str) -> None:
+        super().__init__(scope, id)
+        self.table = dynamodb.Table(
+            self,
+            "Table",
+            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            time_to_live_attribute="expires_at",
+            deletion_protection=True,
+            removal_policy=cdk.RemovalPolicy.RETAIN,
+        )
+        self._index(BY_CUSTOMER, "customer", sort_key="decided_at")
+        self._index(BY_SWEEP, "sweep", sort_key="pk")
+        self._index(BY_CANONICAL, "canonical")
+
+    def _index(self, name: str, partition_key: str, sort_key: str | None = None) -> None:
+        """A keys-only index on string attributes."""
+        self.table.add_global_secondary_index(
+            index_name=name,
+            partition_key=dynamodb.Attribute(name=partition_key, type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name=sort_key, type=dynamodb.AttributeType.STRING) if sort_key else None,
+            projection_type=dynamodb.ProjectionType.KEYS_ONLY,
+        )

@@ -1,0 +1,38 @@
+"""unsubscribe: RFC 8058 one-click unsubscribe, a public function URL that only honours links we signed."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+from nextbest.core.settings import UnsubscribeSettings
+
+from infra.constructs.shared import Shared
+
+
+class Unsubscribe(Construct):
+    """The unsubscribe function, its URL (every e-mail's ``List-Unsubscribe``) and the key signing the links
+    (deliver signs with it, unsubscribe verifies)."""
+
+    def __init__(self, scope: Construct, id: str, shared: Shared, table: dynamodb.Table) -> None:
+        super().__init__(scope, id)
+        self.signing_key = secretsmanager.Secret(
+            self,
+            "SigningKey",
+            description="HMAC key of nextbest's unsubscribe links",
+            generate_secret_string=secretsmanager.SecretStringGenerator(password_length=64, exclude_punctuation=True),
+        )
+        self.function = shared.function(
+            self,
+            "unsubscribe",
+            UnsubscribeSettings,
+            table=table,
+            queues=[],
+            dead_letters=None,
+            timeout=cdk.Duration.seconds(10),
+            signing_secret_arn=self.signing_key.secret_arn,
+        )
+        self.signing_key.grant_read(self.function)
+        self.url = self.function.add_function_url(auth_type=lambda_.FunctionUrlAuthType.NONE)
