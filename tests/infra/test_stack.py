@@ -109,7 +109,8 @@ def test_only_decide_gets_the_ml_layer_and_it_holds_arm64_wheels_and_the_verifie
 
 
 def test_the_table_is_on_demand_with_point_in_time_recovery_and_encryption(template):
-    [table] = resources(template, "AWS::DynamoDB::Table").values()
+    [(logical_id, table)] = resources(template, "AWS::DynamoDB::Table").items()
+    assert logical_id == "ProfileStoreTable72BB0C89"  # a new logical id would deploy a second, empty table
     props = table["Properties"]
     assert props["BillingMode"] == "PAY_PER_REQUEST"
     assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
