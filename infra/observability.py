@@ -86,6 +86,19 @@ def ses_reputation(name: str, label: str) -> cw.Metric:
     return cw.Metric(namespace="AWS/SES", metric_name=name, statistic="Maximum", period=HOUR, label=label)
 
 
+def graph(title: str, metrics: list[cw.IMetric], **kwargs: object) -> cw.GraphWidget:
+    """A third of a dashboard row."""
+    return cw.GraphWidget(title=title, left=metrics, width=8, height=6, **kwargs)  # type: ignore[arg-type]
+
+
+def percent(metric: cw.Metric, label: str) -> cw.MathExpression:
+    return cw.MathExpression(expression="100 * rate", using_metrics={"rate": metric}, label=label)
+
+
+def line(value: float, label: str, color: str = cw.Color.ORANGE) -> cw.HorizontalAnnotation:
+    return cw.HorizontalAnnotation(value=value, label=label, color=color)
+
+
 class Observability(Construct):
     def __init__(
         self,
@@ -117,42 +130,8 @@ class Observability(Construct):
         }
         self.topic = self._ops_topic(stack)
         self.alarms: list[cw.AlarmBase] = []
-
-        for wq in self.work_queues:
-            self._alarm(
-                f"DeadLetters-{wq.name}",
-                wq.dead_letters.metric_approximate_number_of_messages_visible(
-                    period=FIVE_MINUTES, statistic="Maximum", label=f"{wq.name} DLQ"
-                ),
-                threshold=0,
-                comparison=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                description=f"Messages are waiting in the {wq.name} dead-letter queue: records {wq.step} rejected "
-                "(message attribute `reason`) or failed 5 times. Read them, fix the cause, then "
-                "`nextbest replay <dlq-url>`.",
-            )
-            self._alarm(
-                f"QueueAge-{wq.name}",
-                wq.queue.metric_approximate_age_of_oldest_message(
-                    period=FIVE_MINUTES, statistic="Maximum", label=f"{wq.name} oldest message"
-                ),
-                threshold=wq.age_threshold_seconds,
-                comparison=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                evaluation_periods=3,
-                description=f"The oldest message on the {wq.name} queue is older than retries alone explain "
-                f"({wq.age_threshold_seconds} s): {wq.step} is not keeping up or not running. Check its errors, "
-                "throttles and concurrency.",
-            )
-        for step in self.functions:
-            self._alarm(
-                f"ErrorRate-{step}",
-                self.error_rate(step),
-                threshold=ERROR_RATE_PERCENT,
-                comparison=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                evaluation_periods=3,
-                datapoints=2,
-                description=f"More than {ERROR_RATE_PERCENT}% of {step} invocations failed as a whole (crash, "
-                "timeout, out of memory). Read the function's log group for the exception.",
-            )
+        self._queue_alarms()
+        self._error_rate_alarms()
         self._ses_alarms()
         self._send_volume_alarms()
         self.dashboard = self._dashboard()
@@ -214,6 +193,46 @@ class Observability(Construct):
         self.alarms.append(alarm)
         return alarm
 
+    def _queue_alarms(self) -> None:
+        """Per work queue: a message in its dead-letter queue, and a backlog older than retries explain."""
+        for wq in self.work_queues:
+            self._alarm(
+                f"DeadLetters-{wq.name}",
+                wq.dead_letters.metric_approximate_number_of_messages_visible(
+                    period=FIVE_MINUTES, statistic="Maximum", label=f"{wq.name} DLQ"
+                ),
+                threshold=0,
+                comparison=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                description=f"Messages are waiting in the {wq.name} dead-letter queue: records {wq.step} rejected "
+                "(message attribute `reason`) or failed 5 times. Read them, fix the cause, then "
+                "`nextbest replay <dlq-url>`.",
+            )
+            self._alarm(
+                f"QueueAge-{wq.name}",
+                wq.queue.metric_approximate_age_of_oldest_message(
+                    period=FIVE_MINUTES, statistic="Maximum", label=f"{wq.name} oldest message"
+                ),
+                threshold=wq.age_threshold_seconds,
+                comparison=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                evaluation_periods=3,
+                description=f"The oldest message on the {wq.name} queue is older than retries alone explain "
+                f"({wq.age_threshold_seconds} s): {wq.step} is not keeping up or not running. Check its errors, "
+                "throttles and concurrency.",
+            )
+
+    def _error_rate_alarms(self) -> None:
+        for step in self.functions:
+            self._alarm(
+                f"ErrorRate-{step}",
+                self.error_rate(step),
+                threshold=ERROR_RATE_PERCENT,
+                comparison=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                evaluation_periods=3,
+                datapoints=2,
+                description=f"More than {ERROR_RATE_PERCENT}% of {step} invocations failed as a whole (crash, "
+                "timeout, out of memory). Read the function's log group for the exception.",
+            )
+
     def error_rate(self, step: str) -> cw.MathExpression:
         function = self.functions[step]
         return cw.MathExpression(
@@ -252,6 +271,11 @@ class Observability(Construct):
                 )
 
     def _send_volume_alarms(self) -> None:
+        self._send_volume_anomaly()
+        self._sends_stopped()
+        self._delivery_failures()
+
+    def _send_volume_anomaly(self) -> None:
         sent = emf("Delivery_sent", "deliver", period=HOUR, label="sent")
         # The model CloudWatch trains for the band; declared so it exists (and is reviewed) with the alarm.
         detector = cw.CfnAnomalyDetector(
@@ -280,6 +304,8 @@ class Observability(Construct):
         )
         anomaly.node.add_dependency(detector)
         self._notify(anomaly)
+
+    def _sends_stopped(self) -> None:
         half_hour = cdk.Duration.minutes(30)
         self._alarm(
             "SendsStopped",
@@ -299,6 +325,8 @@ class Observability(Construct):
             "delivery-requests queue age, deliver's errors, Delivery_failed (SES sandbox, paused account, "
             "unverified sender) and the SNS SMS spend limit.",
         )
+
+    def _delivery_failures(self) -> None:
         self._alarm(
             "DeliveryFailures",
             cw.MathExpression(
@@ -320,22 +348,18 @@ class Observability(Construct):
             "The deliver log's `reason` holds the provider's error code.",
         )
 
-    # -- dashboard -------------------------------------------------------------------------------------
+    # -- dashboard: one row of three graphs per question, under the alarms' status ----------------------
 
     def _dashboard(self) -> cw.Dashboard:
-        def graph(title: str, metrics: list[cw.IMetric], **kwargs: object) -> cw.GraphWidget:
-            return cw.GraphWidget(title=title, left=metrics, width=8, height=6, **kwargs)  # type: ignore[arg-type]
-
-        def percent(metric: cw.Metric, label: str) -> cw.MathExpression:
-            return cw.MathExpression(expression="100 * rate", using_metrics={"rate": metric}, label=label)
-
-        def line(value: float, label: str, color: str = cw.Color.ORANGE) -> cw.HorizontalAnnotation:
-            return cw.HorizontalAnnotation(value=value, label=label, color=color)
-
-        steps = ["ingest", "decide", "deliver", "feedback"]
         dashboard = cw.Dashboard(self, "Dashboard", dashboard_name=self.prefix, default_interval=cdk.Duration.days(1))
         dashboard.add_widgets(cw.AlarmStatusWidget(title="Alarms", alarms=self.alarms, width=24, height=4))
-        dashboard.add_widgets(
+        for row in (self._flow(), self._failures(), self._sends(), self._ses_reputation(), self._capacity()):
+            dashboard.add_widgets(*row)
+        return dashboard
+
+    def _flow(self) -> list[cw.IWidget]:
+        """Is work moving: what each step produced, and records in and out of each queue."""
+        return [
             graph(
                 "Pipeline outcomes",
                 [
@@ -360,8 +384,12 @@ class Observability(Construct):
                     for wq in self.work_queues
                 ],
             ),
-        )
-        dashboard.add_widgets(
+        ]
+
+    def _failures(self) -> list[cw.IWidget]:
+        """What failed: whole invocations, rejected records, and sends that did not go out."""
+        steps = ["ingest", "decide", "deliver", "feedback"]
+        return [
             graph(
                 "Lambda error rate %",
                 [self.error_rate(step) for step in self.functions],
@@ -375,8 +403,11 @@ class Observability(Construct):
                     for outcome in ("failed", "unknown", "suppressed", "already_handled")
                 ],
             ),
-        )
-        dashboard.add_widgets(
+        ]
+
+    def _sends(self) -> list[cw.IWidget]:
+        """What waits in the dead-letter queues, and whether what was decided was sent, channel by channel."""
+        return [
             graph(
                 "Dead-letter queue depth",
                 [
@@ -409,8 +440,11 @@ class Observability(Construct):
                     emf("Delivery_sent", "deliver", period=HOUR, label="sent"),
                 ],
             ),
-        )
-        dashboard.add_widgets(
+        ]
+
+    def _ses_reputation(self) -> list[cw.IWidget]:
+        """The account's reputation as SES reviews it, against the alarms' levels, and the events behind it."""
+        return [
             graph(
                 "SES bounce rate % (account)",
                 [percent(ses_reputation("Reputation.BounceRate", "bounce"), "bounce rate %")],
@@ -434,8 +468,11 @@ class Observability(Construct):
                     for kind in ("Send", "Delivery", "Bounce", "Complaint", "Reject")
                 ],
             ),
-        )
-        dashboard.add_widgets(
+        ]
+
+    def _capacity(self) -> list[cw.IWidget]:
+        """Whether the functions keep up: slow invocations, old messages, throttles."""
+        return [
             graph(
                 "Duration p99 (ms)",
                 [
@@ -459,5 +496,4 @@ class Observability(Construct):
                     for step, function in self.functions.items()
                 ],
             ),
-        )
-        return dashboard
+        ]

@@ -51,19 +51,7 @@ class Deliver(Construct):
         super().__init__(scope, id)
         timeout = cdk.Duration.seconds(30)
         self.queue, self.dead_letters = work_queue(self, "Requests", timeout)
-        self.configuration_set = ses.ConfigurationSet(
-            self,
-            "ConfigurationSet",
-            reputation_metrics=True,
-            sending_enabled=True,
-            suppression_reasons=ses.SuppressionReasons.BOUNCES_AND_COMPLAINTS,
-        )
-        self.configuration_set.add_event_destination(
-            "ToFeedback", destination=ses.EventDestination.sns_topic(topics.ses_events), events=SES_EVENTS
-        )
-        self.identity = ses.EmailIdentity(
-            self, "Sender", identity=ses.Identity.email(sender), configuration_set=self.configuration_set
-        )
+        self.configuration_set, self.identity = self._email(sender, topics.ses_events)
         self.sms_configuration = self._sms_configuration(sms_events)
         self.function = shared.function(
             self,
@@ -87,6 +75,24 @@ class Deliver(Construct):
         self._allow_end_user_messaging()
         self._allow_email()
         self._allow_sns_sms()
+
+    def _email(self, sender: str, ses_events: sns.Topic) -> tuple[ses.ConfigurationSet, ses.EmailIdentity]:
+        """The sender's identity and its configuration set, which suppresses bounced and complaining addresses
+        and publishes every event to feedback."""
+        configuration_set = ses.ConfigurationSet(
+            self,
+            "ConfigurationSet",
+            reputation_metrics=True,
+            sending_enabled=True,
+            suppression_reasons=ses.SuppressionReasons.BOUNCES_AND_COMPLAINTS,
+        )
+        configuration_set.add_event_destination(
+            "ToFeedback", destination=ses.EventDestination.sns_topic(ses_events), events=SES_EVENTS
+        )
+        identity = ses.EmailIdentity(
+            self, "Sender", identity=ses.Identity.email(sender), configuration_set=configuration_set
+        )
+        return configuration_set, identity
 
     def _sms_configuration(self, sms_events: sns.Topic | None) -> smsvoice.CfnConfigurationSet | None:
         if sms_events is None:
