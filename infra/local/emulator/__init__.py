@@ -1,0 +1,156 @@
+"""The local emulation: the synthesized template, brought up on moto in this process.
+
+Nothing here lists resources by hand. :class:`Emulation` reads ``nextbest.template.json``, creates what it
+declares (``provisioning``), then does in-process what moto cannot:
+
+* **the Lambda runtime** (``runtime``) — runs each function's handler from its synthesized asset with the
+  environment the template gives it, its output in one log file per function;
+* **event-source mappings** (``event_sources``) — polls each mapped queue in batches, invokes the function,
+  deletes what succeeded, and makes reported failures visible again so SQS's own redrive moves them to the
+  DLQ after ``maxReceiveCount``;
+* **EventBridge Scheduler** (``scheduler``) — fires the one-time ``at(…)`` schedules ingest and decide arm
+  as the injectable clock passes their time, and the daily sweep;
+* **SES event publishing** (``ses``) — turns every message moto recorded as sent into the events SES would
+  publish to the configuration set's SNS destination, following the mailbox simulator addresses, and
+  publishes the opens and clicks SES would track when told a recipient engaged (``publish_engagement``).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import boto3
+from nextbest.aws import clients as aws
+from nextbest.core.clock import ManualClock
+
+from infra.local.emulator.account import ACCOUNT, PARTITION, REGION
+from infra.local.emulator.event_sources import EventSources, Mapping, sqs_record
+from infra.local.emulator.provisioning import Deployment
+from infra.local.emulator.runtime import Function, LambdaContext, LambdaRuntime
+from infra.local.emulator.scheduler import Scheduler
+from infra.local.emulator.ses import SesSimulator, engagement, recipients, simulate_mailbox
+
+_sqs_record = sqs_record  # the name tests/integration imports
+
+__all__ = [
+    "ACCOUNT",
+    "PARTITION",
+    "REGION",
+    "Emulation",
+    "Function",
+    "LambdaContext",
+    "Mapping",
+    "engagement",
+    "recipients",
+    "simulate_mailbox",
+    "sqs_record",
+]
+
+
+class Emulation:
+    """One deployed nextbest, in moto. Use inside ``moto.mock_aws()``."""
+
+    def __init__(self, cdk_out: Path, clock: ManualClock, logs: Path, stack: str = "nextbest") -> None:
+        self.clock = clock
+        self.logs = logs
+        self.deployment = Deployment(cdk_out, stack)
+        self.runtime = LambdaRuntime(self.deployment, logs)
+        self.event_sources = EventSources(self.deployment, self.runtime)
+        self.scheduler = Scheduler(self.deployment, clock)
+        self.ses = SesSimulator(self.deployment, clock)
+        # What was deployed, by logical id (shared with the parts, not copies).
+        self.template = self.deployment.template
+        self.physical = self.deployment.physical
+        self.arns = self.deployment.arns
+        self.functions = self.runtime.functions
+        self.mappings = self.event_sources.mappings
+        self.ses_event_counts = self.ses.event_counts
+
+    def deploy(self) -> Emulation:
+        from infra.local import moto_speedups
+
+        moto_speedups.install()
+        os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
+        aws.reset()
+        boto3.setup_default_session(region_name=REGION)
+        self.runtime.count_calls()  # before any client exists
+        self.deployment.create()
+        self.runtime.load()
+        self.event_sources.load()
+        configured = [f.environment.get("PUSH_PLATFORM_APPLICATION_ARN") for f in self.functions.values()]
+        if push := next((arn for arn in configured if arn), None):
+            self.deployment.create_push_application(push)
+        return self
+
+    # -- running ---------------------------------------------------------------------------------------
+
+    def drain(self, max_rounds: int = 10_000) -> int:
+        """Run every mapping until no queue has work left (and SES has published what it would)."""
+        total = 0
+        for _ in range(max_rounds):
+            moved = self.event_sources.poll_all() + self.ses.publish_events()
+            total += moved
+            if moved == 0:
+                return total
+        raise RuntimeError("the pipeline did not settle; a message is cycling")
+
+    def advance(self, to: datetime) -> None:
+        """Move time forward to ``to``, firing each schedule when its time comes and draining after each."""
+        while due := self.scheduler.due(to):
+            at = due[0][0]
+            self.clock.set(max(self.clock.now(), at))
+            for when, group, schedule in due:
+                if when == at:
+                    self.scheduler.fire(group, schedule)
+            self.drain()
+        self.clock.set(max(self.clock.now(), to))
+
+    def client(self, service: str) -> Any:
+        return self.deployment.client(service)
+
+    def output(self, name: str) -> str:
+        return self.deployment.output(name)
+
+    def environment(self, step: str) -> dict[str, str]:
+        """The resolved environment of the function for a pipeline step (``ingest``, ``decide``…)."""
+        return self.runtime.environment(step)
+
+    def invoke(self, function: Function, event: dict[str, Any]) -> Any:
+        return self.runtime.invoke(function, event)
+
+    def call_url(self, url: str, method: str = "GET", body: str = "") -> dict[str, Any]:
+        """Invoke the function behind a function URL as Lambda would (payload format 2.0)."""
+        return self.runtime.call_url(url, method, body)
+
+    def poll(self, mapping: Mapping) -> int:
+        return self.event_sources.poll(mapping)
+
+    def due_schedules(self, until: datetime) -> list[tuple[datetime, str, Any]]:
+        return self.scheduler.due(until)
+
+    def flush_logs(self) -> None:
+        self.runtime.flush_logs()
+
+    # -- what was sent ---------------------------------------------------------------------------------
+
+    def sent_emails(self) -> list[Any]:
+        return self.ses.sent_emails()
+
+    def publish_engagement(self, decision_id: str, kind: Literal["Open", "Click"], at: datetime, link: str = "") -> int:
+        """What SES publishes when the recipient of the e-mail sent for ``decision_id`` opens it or clicks it."""
+        return self.ses.publish_engagement(decision_id, kind, at, link)
+
+    def sent_sms(self) -> list[tuple[str, str, str]]:
+        from moto.sns.models import sns_backends
+
+        return [(mid, phone, text) for mid, (phone, text) in sns_backends[ACCOUNT][REGION].sms_messages.items()]
+
+    def sent_push(self) -> list[tuple[str, str]]:
+        """(device token, JSON message) of every push moto's platform endpoints received."""
+        from moto.sns.models import sns_backends
+
+        endpoints = sns_backends[ACCOUNT][REGION].platform_endpoints.values()
+        return [(e.token, m) for e in endpoints for m in e.messages.values()]

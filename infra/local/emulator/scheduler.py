@@ -1,0 +1,64 @@
+"""EventBridge Scheduler: the one-time ``at(…)`` schedules ingest and decide arm fire as the injectable clock
+passes their time, and are deleted afterwards as ``ActionAfterCompletion=DELETE`` asks; ``rate(…)`` schedules
+(the daily sweep) fire every interval from when the emulation came up."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from nextbest.aws.scheduler import at_expression
+from nextbest.core.clock import ManualClock
+
+from infra.local.emulator.account import ACCOUNT, REGION
+from infra.local.emulator.provisioning import Deployment
+
+UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+class Scheduler:
+    def __init__(self, deployment: Deployment, clock: ManualClock) -> None:
+        self.deployment = deployment
+        self.clock = clock
+        self.recurring: dict[tuple[str, str], tuple[datetime, timedelta]] = {}
+        """Recurring schedules: (group, name) -> (next fire, interval)."""
+
+    def due(self, until: datetime) -> list[tuple[datetime, str, Any]]:
+        """(when, group, schedule) of every enabled schedule due by ``until``, soonest first."""
+        from moto.scheduler.models import scheduler_backends
+
+        due = []
+        for group in scheduler_backends[ACCOUNT][REGION].schedule_groups.values():
+            for schedule in group.schedules.values():
+                when = self.next_fire(group.name, schedule)
+                if when <= until and schedule.state != "DISABLED":
+                    due.append((when, group.name, schedule))
+        return sorted(due, key=lambda d: (d[0], d[2].name))
+
+    def next_fire(self, group: str, schedule: Any) -> datetime:
+        """``at(…)`` fires once; ``rate(n unit)`` every n units from when the emulation came up."""
+        expression = schedule.schedule_expression
+        if not expression.startswith("rate("):
+            return at_expression(expression)
+        key = (group, schedule.name)
+        if key not in self.recurring:
+            amount, unit = expression[5:-1].split()
+            interval = timedelta(seconds=int(amount) * UNIT_SECONDS[unit.rstrip("s")])
+            self.recurring[key] = (self.clock.now() + interval, interval)
+        return self.recurring[key][0]
+
+    def fire(self, group: str, schedule: Any) -> None:
+        """Send the schedule's input to its target queue, then what its completion asks."""
+        target = schedule.target
+        arns = self.deployment.arns
+        url = self.deployment.physical[next(k for k, v in arns.items() if v == target["Arn"])]
+        scheduled = self.next_fire(group, schedule)
+        body = target.get("Input", "{}").replace("<aws.scheduler.scheduled-time>", scheduled.isoformat())
+        self.deployment.client("sqs").send_message(QueueUrl=url, MessageBody=body)
+        key = (group, schedule.name)
+        if key in self.recurring:
+            self.recurring[key] = (scheduled + self.recurring[key][1], self.recurring[key][1])
+        elif getattr(schedule, "action_after_completion", "NONE") == "DELETE":
+            self.deployment.client("scheduler").delete_schedule(Name=schedule.name, GroupName=group)
+        else:
+            schedule.state = "DISABLED"
