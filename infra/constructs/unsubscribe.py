@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import aws_cdk as cdk
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_lambda as lambda_
@@ -23,6 +25,11 @@ class Unsubscribe(Construct):
             "SigningKey",
             description="HMAC key of nextbest's unsubscribe links",
             generate_secret_string=secretsmanager.SecretStringGenerator(password_length=64, exclude_punctuation=True),
+        )
+        # Links already in inboxes are signed with this key: it keeps the logical id it had when it was built
+        # inside the deliver construct, so a stack upgraded from then keeps the secret (and its value).
+        cast(secretsmanager.CfnSecret, self.signing_key.node.default_child).override_logical_id(
+            "DeliveryUnsubscribeSigningKeyB276E271"
         )
         self.function = shared.function(
             self,

@@ -270,3 +270,8 @@ def test_the_pinned_cdk_cli_reads_the_cloud_assembly(cdk_out):
     )
     assert result.returncode == 0, result.stderr
     assert "nextbest" in result.stdout
+
+
+def test_the_unsubscribe_signing_key_keeps_its_logical_id_so_links_already_sent_keep_working(template):
+    [logical_id] = resources(template, "AWS::SecretsManager::Secret")
+    assert logical_id == "DeliveryUnsubscribeSigningKeyB276E271"  # a new one would regenerate the key
