@@ -14,8 +14,7 @@ from typing import Any, TypeVar
 from botocore.exceptions import ClientError, ConnectionError, ReadTimeoutError
 
 from nextbest.aws import clients as aws
-from nextbest.core.decision import Decision
-from nextbest.core.messages import Message
+from nextbest.core.decision import Decision, Message
 from nextbest.core.ports import OutcomeUnknown, Refused, Retry, Unreachable
 from nextbest.core.tokens import sign
 

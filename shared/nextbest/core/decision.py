@@ -11,12 +11,22 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from nextbest.core.clock import iso
 from nextbest.core.events import Channel
-from nextbest.core.messages import Message
 
 NAMESPACE = uuid.UUID("6f1c63a0-2f7e-4d8e-9a57-0d8c1f6b4e21")
 
 
 Action = Literal["send", "holdout", "defer", "none"]
+
+
+class Message(BaseModel):
+    """A creative rendered for one customer and channel (``nextbest.core.messages.render``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    channel: Channel
+    subject: str | None = None
+    html: str | None = None
+    text: str
 
 
 class _Model(BaseModel):

@@ -12,24 +12,15 @@ from typing import Any
 
 from jinja2 import StrictUndefined, Template
 from jinja2.sandbox import SandboxedEnvironment
-from pydantic import BaseModel, ConfigDict
 
 from nextbest.core.campaigns import Creative
+from nextbest.core.decision import Message
 from nextbest.core.events import Channel
 
 SMS_MAX_CHARS = 320
 """Two concatenated GSM segments; longer texts cost more and are cut by some carriers."""
 PUSH_MAX_CHARS = 178
 """What iOS and Android show of a notification body before truncating it."""
-
-
-class Message(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    channel: Channel
-    subject: str | None = None
-    html: str | None = None
-    text: str
 
 
 @cache

@@ -11,8 +11,7 @@ from typing import Any, Protocol
 
 from nextbest.core.commands import DueTrigger
 from nextbest.core.counters import Counter
-from nextbest.core.decision import Decision
-from nextbest.core.messages import Message
+from nextbest.core.decision import Decision, Message
 from nextbest.core.profiles import Profile
 
 

@@ -13,8 +13,7 @@ from typing import Literal
 from nextbest.core import clock
 from nextbest.core.clock import iso
 from nextbest.core.counters import funnel
-from nextbest.core.decision import Decision
-from nextbest.core.messages import Message
+from nextbest.core.decision import Decision, Message
 from nextbest.core.ports import (
     EmailSender,
     Outbox,

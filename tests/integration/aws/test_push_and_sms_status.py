@@ -11,8 +11,7 @@ from nextbest.aws.batch import process
 from nextbest.aws.queues import Queue
 from nextbest.aws.senders import EndUserMessagingSms, SnsPush, SnsSms
 from nextbest.aws.store import Store
-from nextbest.core.decision import Decision
-from nextbest.core.messages import Message
+from nextbest.core.decision import Decision, Message
 from nextbest.core.ports import Retry
 from nextbest.deliver.service import deliver
 from nextbest.feedback.notifications import parse

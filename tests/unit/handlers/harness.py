@@ -14,8 +14,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from nextbest.core.decision import Decision
-from nextbest.core.messages import Message
+from nextbest.core.decision import Decision, Message
 from nextbest.core.settings import StageSettings
 
 ROOT = Path(__file__).resolve().parents[3]
