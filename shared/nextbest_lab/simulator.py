@@ -13,7 +13,7 @@ import functools
 import hashlib
 import math
 import random
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -77,100 +77,140 @@ def simulate(customers: int = 2000, days: int = 5, seed: int = 7, start: datetim
     rng = random.Random(seed)
     start = start or datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
     end = start + timedelta(days=days)
-    truth = Truth()
-    events: list[dict[str, Any]] = []
-    counter = 0
-
-    def emit(kind: str, at: datetime, **detail: Any) -> dict[str, Any]:
-        nonlocal counter
-        counter += 1
-        body = {"event_id": f"ev-{seed}-{counter:07d}", "occurred_at": at.isoformat(), **detail}
-        entry = {"DetailType": kind, "Source": "shop.web", "Detail": body, "at": at}
-        events.append(entry)
-        return entry
-
+    shop = _Shop(rng, seed, days, start, end)
     for n in range(customers):
-        cid = f"cus_{n:05d}"
+        shop.shopper(n)
+    events = [e for e in shop.events if e["at"] < end]
+    _producer_mistakes(rng, events, end)
+    events.sort(key=lambda e: e["at"])
+    return Population(events=events, truth=shop.truth, customers=customers, start=start, end=end, seed=seed)
+
+
+@dataclass
+class _Shopper:
+    n: int
+    email: str
+    phone: str | None
+    consents_email: bool
+    consents_sms: bool
+    identified: bool = False
+
+    @property
+    def cid(self) -> str:
+        return f"cus_{self.n:05d}"
+
+    def address(self, channel: str) -> str:
+        return self.phone if channel == "sms" and self.phone else self.email
+
+
+@dataclass
+class _Shop:
+    """The events of :func:`simulate` as they are drawn, shopper after shopper, from one random stream: the same
+    seed gives the same events only as long as the draws stay in the same order."""
+
+    rng: random.Random
+    seed: int
+    days: int
+    start: datetime
+    end: datetime
+    events: list[dict[str, Any]] = field(default_factory=list)
+    truth: Truth = field(default_factory=Truth)
+
+    def emit(self, kind: str, at: datetime, **detail: Any) -> None:
+        body = {"event_id": f"ev-{self.seed}-{len(self.events) + 1:07d}", "occurred_at": at.isoformat(), **detail}
+        self.events.append({"DetailType": kind, "Source": "shop.web", "Detail": body, "at": at})
+
+    def shopper(self, n: int) -> None:
+        """Who they are, maybe a purchase history from before the simulated days, then their sessions."""
+        rng = self.rng
         roll = rng.random()
         scenario = "bounce" if roll < 0.06 else "complaint" if roll < 0.075 else "success"
-        email = f"{scenario}+{cid}@simulator.amazonses.com"
         phone = f"+1415{n:07d}" if rng.random() < 0.55 else None
         consents_email = rng.random() < 0.85
         consents_sms = phone is not None and rng.random() < 0.7
-        first_seen = start + timedelta(minutes=rng.uniform(0, days * 24 * 60 * 0.8))
+        shopper = _Shopper(n, f"{scenario}+cus_{n:05d}@simulator.amazonses.com", phone, consents_email, consents_sms)
+        at = self.start + timedelta(minutes=rng.uniform(0, self.days * 24 * 60 * 0.8))
         sessions = 1 + _poisson(rng, 1.3)
-        identified = False
-        if rng.random() < 0.4:  # a customer with a purchase history from before the simulated days
-            joined = start - timedelta(days=rng.uniform(60, 400))
-            profile = {"customer_id": cid, "email": email, "first_name": f"Shopper{n}", "time_zone": "America/New_York"}
-            emit("customer.identified", joined, **profile, **({"phone": phone} if phone else {}))
-            emit("consent.updated", joined, customer_id=cid, channel="email", granted=consents_email, source="signup")
-            truth.record("email", email, joined, consents_email)
-            if phone:
-                emit("consent.updated", joined, customer_id=cid, channel="sms", granted=consents_sms, source="signup")
-                truth.record("sms", phone, joined, consents_sms)
-            rhythm = rng.uniform(15, 90)  # this customer's own days between orders
-            when = joined + timedelta(days=rng.uniform(0, 10))
-            for k in range(20):
-                if when >= start:
-                    break
-                items = [_line(rng) for _ in range(1 + _poisson(rng, 0.4))]
-                total = sum(Decimal(i["unit_price"]) * i["quantity"] for i in items)
-                emit("order.placed", when, order_id=f"old-{n:05d}-{k}", items=items, total=str(total), customer_id=cid)
-                when += timedelta(days=rhythm * rng.uniform(0.7, 1.3) * (1 if rng.random() < 0.85 else 4))
-            identified = True
-        at = first_seen
+        if rng.random() < 0.4:
+            self.history(shopper)
         for s in range(sessions):
-            anon = f"anon-{n:05d}-{s}"
-            logged_in = identified or rng.random() < 0.75
-            ids = {"anonymous_id": anon}
-            if s > 0 and identified and rng.random() < 0.5:
-                ids["customer_id"] = cid  # returning customer, already logged in
-            for _ in range(1 + _poisson(rng, 1.8)):
-                sku, _name, category, price = rng.choice(CATALOGUE)
-                emit("product.viewed", at, product_id=sku, category=category, price=str(price), **ids)
-                at += timedelta(seconds=rng.uniform(20, 240))
-            if logged_in and not identified:
-                detail = {
-                    "customer_id": cid,
-                    "anonymous_id": anon,
-                    "email": email,
-                    "first_name": f"Shopper{n}",
-                    "time_zone": "America/New_York",
-                }
-                if phone:
-                    detail["phone"] = phone
-                emit("customer.identified", at, **detail)
-                emit("consent.updated", at, customer_id=cid, channel="email", granted=consents_email, source="signup")
-                truth.record("email", email, at, consents_email)
-                if phone:
-                    emit("consent.updated", at, customer_id=cid, channel="sms", granted=consents_sms, source="signup")
-                    truth.record("sms", phone, at, consents_sms)
-                identified = True
-                ids = {"anonymous_id": anon, "customer_id": cid}
-            elif logged_in:
-                emit("customer.identified", at, customer_id=cid, anonymous_id=anon)
-                ids = {"anonymous_id": anon, "customer_id": cid}
-            if rng.random() < 0.55:
-                items = [_line(rng) for _ in range(1 + _poisson(rng, 0.6))]
-                emit("cart.updated", at, items=items, **ids)
-                at += timedelta(minutes=rng.uniform(1, 20))
-                if rng.random() < 0.35:
-                    total = sum(Decimal(i["unit_price"]) * i["quantity"] for i in items)
-                    emit("order.placed", at, order_id=f"ord-{n:05d}-{s}", items=items, total=str(total), **ids)
-                    emit("cart.updated", at + timedelta(seconds=5), items=[], **ids)
-            if identified and rng.random() < 0.04:
-                channel = "sms" if phone and rng.random() < 0.3 else "email"
-                emit("consent.updated", at, customer_id=cid, channel=channel, granted=False, source="preference_center")
-                truth.record(channel, phone if channel == "sms" and phone else email, at, False)
-            at += timedelta(hours=rng.uniform(4, 40))
-            if at >= end:
+            at = self.session(shopper, s, at)
+            if at >= self.end:
                 break
 
-    events = [e for e in events if e["at"] < end]
-    _producer_mistakes(rng, events, end)
-    events.sort(key=lambda e: e["at"])
-    return Population(events=events, truth=truth, customers=customers, start=start, end=end, seed=seed)
+    def history(self, shopper: _Shopper) -> None:
+        """A customer who signed up and ordered before the simulated days, at their own rhythm."""
+        rng, n = self.rng, shopper.n
+        joined = self.start - timedelta(days=rng.uniform(60, 400))
+        self.sign_up(shopper, joined)
+        rhythm = rng.uniform(15, 90)  # this customer's own days between orders
+        when = joined + timedelta(days=rng.uniform(0, 10))
+        for k in range(20):
+            if when >= self.start:
+                break
+            items = [_line(rng) for _ in range(1 + _poisson(rng, 0.4))]
+            self.order(when, f"old-{n:05d}-{k}", items, customer_id=shopper.cid)
+            when += timedelta(days=rhythm * rng.uniform(0.7, 1.3) * (1 if rng.random() < 0.85 else 4))
+
+    def sign_up(self, shopper: _Shopper, at: datetime, anonymous_id: str | None = None) -> None:
+        """``customer.identified`` with every identifier, and the consent given at sign-up."""
+        phone = shopper.phone
+        session = {"anonymous_id": anonymous_id} if anonymous_id else {}
+        profile = {
+            "customer_id": shopper.cid,
+            **session,
+            "email": shopper.email,
+            "first_name": f"Shopper{shopper.n}",
+            "time_zone": "America/New_York",
+        }
+        self.emit("customer.identified", at, **profile, **({"phone": phone} if phone else {}))
+        self.consent(shopper, "email", shopper.consents_email, "signup", at)
+        if phone:
+            self.consent(shopper, "sms", shopper.consents_sms, "signup", at)
+        shopper.identified = True
+
+    def consent(self, shopper: _Shopper, channel: str, granted: bool, source: str, at: datetime) -> None:
+        self.emit("consent.updated", at, customer_id=shopper.cid, channel=channel, granted=granted, source=source)
+        self.truth.record(channel, shopper.address(channel), at, granted)
+
+    def session(self, shopper: _Shopper, s: int, at: datetime) -> datetime:
+        """One visit: products viewed, maybe a login, a cart and an order, an opt-out; returns the next visit's time."""
+        rng, anon = self.rng, f"anon-{shopper.n:05d}-{s}"
+        logged_in = shopper.identified or rng.random() < 0.75
+        ids = {"anonymous_id": anon}
+        if s > 0 and shopper.identified and rng.random() < 0.5:
+            ids["customer_id"] = shopper.cid  # returning customer, already logged in
+        for _ in range(1 + _poisson(rng, 1.8)):
+            sku, _name, category, price = rng.choice(CATALOGUE)
+            self.emit("product.viewed", at, product_id=sku, category=category, price=str(price), **ids)
+            at += timedelta(seconds=rng.uniform(20, 240))
+        if logged_in and not shopper.identified:
+            self.sign_up(shopper, at, anon)
+            ids = {"anonymous_id": anon, "customer_id": shopper.cid}
+        elif logged_in:
+            self.emit("customer.identified", at, customer_id=shopper.cid, anonymous_id=anon)
+            ids = {"anonymous_id": anon, "customer_id": shopper.cid}
+        if rng.random() < 0.55:
+            at = self.cart(shopper, s, ids, at)
+        if shopper.identified and rng.random() < 0.04:
+            channel = "sms" if shopper.phone and rng.random() < 0.3 else "email"
+            self.consent(shopper, channel, False, "preference_center", at)
+        return at + timedelta(hours=rng.uniform(4, 40))
+
+    def cart(self, shopper: _Shopper, s: int, ids: dict[str, str], at: datetime) -> datetime:
+        """A cart filled, then bought (and emptied) or left; returns when the shopper is done with it."""
+        rng = self.rng
+        items = [_line(rng) for _ in range(1 + _poisson(rng, 0.6))]
+        self.emit("cart.updated", at, items=items, **ids)
+        at += timedelta(minutes=rng.uniform(1, 20))
+        if rng.random() < 0.35:
+            self.order(at, f"ord-{shopper.n:05d}-{s}", items, **ids)
+            self.emit("cart.updated", at + timedelta(seconds=5), items=[], **ids)
+        return at
+
+    def order(self, at: datetime, order_id: str, items: list[dict[str, Any]], **ids: str) -> None:
+        total = sum(Decimal(i["unit_price"]) * i["quantity"] for i in items)
+        self.emit("order.placed", at, order_id=order_id, items=items, total=str(total), **ids)
 
 
 def _producer_mistakes(rng: random.Random, events: list[dict[str, Any]], end: datetime) -> None:
@@ -490,32 +530,43 @@ def sample_truth(
     sums: dict[str, list[float]] = {}
     for (customer, campaign), decided in by_owner.items():
         decided.sort(key=lambda e: (e.at, e.decision_id))
-        placed = orders.get(customer, [])
-        firsts = [e for e in decided if e.step == 0]
         span = (spans or {}).get(campaign, timedelta(0))
-        for k, first in enumerate(firsts):
-            following = firsts[k + 1].at if k + 1 < len(firsts) else horizon
-            end = min(first.at + span + window, horizon, following)
-            sent = [first]
-            for follow_up in (e for e in decided if e.step > 0 and first.at <= e.at < following):
-                if any(engaged <= follow_up.at for e in sent for engaged in _engagement(model.respond(e))):
-                    break
-                sent.append(follow_up)
-            own = {e.decision_id for e in decided if first.at <= e.at < following}
-            inside = [o for o in placed if first.at <= o.at < end and o.response_to not in own]
-            y0, r0 = bool(inside), float(sum((o.total for o in inside), Decimal(0)))
-            gained = [r for r in (model.respond(e) for e in sent) if r.order and first.at <= r.order["at"] < end]
-            extra = float(sum((r.total for r in gained), Decimal(0)))
+        for episode in _episodes(decided, orders.get(customer, []), model, horizon, span + window):
             totals = sums.setdefault(campaign, [0, 0.0, 0.0, 0.0, 0.0])
-            totals[0] += 1
-            totals[1] += float(bool(gained) and not y0)
-            totals[2] += extra
-            totals[3] += float(y0)
-            totals[4] += r0
+            for i, value in enumerate(episode):
+                totals[i] += value
     return {
         campaign: TrueEffect(int(n), conv / n, rev / n, without / n, rev0 / n)
         for campaign, (n, conv, rev, without, rev0) in sorted(sums.items())
     }
+
+
+def _episodes(
+    decided: list[Exposure], placed: list[PlacedOrder], model: ResponseModel, horizon: datetime, owns: timedelta
+) -> Iterator[tuple[int, float, float, float, float]]:
+    """Each episode of one customer's decisions for one campaign (in time order), as it adds to
+    :func:`sample_truth`'s sums: (1, Y(1) - Y(0), R(1) - R(0), Y(0), R(0)). An episode owns the orders placed
+    until ``owns`` (its follow-ups' span plus the attribution window) after it began."""
+    firsts = [e for e in decided if e.step == 0]
+    for k, first in enumerate(firsts):
+        following = firsts[k + 1].at if k + 1 < len(firsts) else horizon
+        end = min(first.at + owns, horizon, following)
+        sent = _would_send(first, [e for e in decided if e.step > 0 and first.at <= e.at < following], model)
+        own = {e.decision_id for e in decided if first.at <= e.at < following}
+        inside = [o for o in placed if first.at <= o.at < end and o.response_to not in own]
+        y0, r0 = bool(inside), float(sum((o.total for o in inside), Decimal(0)))
+        gained = [r for r in (model.respond(e) for e in sent) if r.order and first.at <= r.order["at"] < end]
+        yield 1, float(bool(gained) and not y0), float(sum((r.total for r in gained), Decimal(0))), float(y0), r0
+
+
+def _would_send(first: Exposure, follow_ups: list[Exposure], model: ResponseModel) -> list[Exposure]:
+    """The messages of an episode: its first, then each follow-up until an earlier one was engaged with before it."""
+    sent = [first]
+    for follow_up in follow_ups:
+        if any(engaged <= follow_up.at for e in sent for engaged in _engagement(model.respond(e))):
+            break
+        sent.append(follow_up)
+    return sent
 
 
 def _engagement(response: Response) -> list[datetime]:
