@@ -1,0 +1,23 @@
+"""``nextbest bench``: import times, CPU and AWS requests per event, measured and saved."""
+
+from __future__ import annotations
+
+import argparse
+
+from nextbest_cli.commands.common import print_summary
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    bench = commands.add_parser("bench", help="measure the budgets of DESIGN.md §8 and save them")
+    bench.add_argument("--customers", type=int, default=500)
+    bench.add_argument("--seed", type=int, default=7)
+    bench.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from nextbest_lab import bench
+
+    results = bench.run(customers=args.customers, seed=args.seed)
+    print_summary(results, title="nextbest bench")
+    print(f"written to {bench.OUT / 'results.json'}")
+    return 0

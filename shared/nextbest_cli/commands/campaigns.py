@@ -1,0 +1,43 @@
+"""``nextbest campaigns``: campaigns as code, checked and approved."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3] / "campaigns"
+"""The repository's campaigns, which ``check`` reads."""
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    campaigns = commands.add_parser("campaigns", help="campaigns as code")
+    sub = campaigns.add_subparsers(dest="campaigns_command", required=True)
+    approve = sub.add_parser("approve", help="record your approval (status, approver, date, digest)")
+    approve.add_argument("files", type=Path, nargs="+")
+    approve.add_argument("--by", required=True, help="who approves: recorded in the file")
+    approve.set_defaults(run=run_approve)
+    sub.add_parser("check", help="validate every campaign and the policy, list what is live").set_defaults(
+        run=run_check
+    )
+
+
+def run_approve(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from nextbest.core.campaigns import approve
+
+    for path in args.files:
+        campaign = approve(path, args.by, datetime.now(UTC).date())
+        print(f"{campaign.id}: approved by {campaign.approved_by} ({campaign.approved_digest})")
+    return 0
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from nextbest.core.campaigns import load_campaigns, load_policy
+
+    policy = load_policy(ROOT)
+    for campaign in load_campaigns(ROOT):
+        note = f" — {campaign.review_note}" if campaign.review_note else ""
+        print(f"{campaign.id:<22} {campaign.status:<9} {campaign.trigger.kind:<17} {','.join(campaign.channels)}{note}")
+    print(f"policy: caps {policy.model_dump(mode='json')['caps']}, global control {policy.global_control_percent}%")
+    return 0

@@ -1,0 +1,61 @@
+"""The ``nextbest`` command line: every command group registers its parser, and runs only what it needs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from nextbest_cli.main import main
+
+ROOT = Path(__file__).resolve().parents[2]
+GROUPS = ["demo", "bench", "replay", "models", "evaluate-policy", "explain", "report", "campaigns", "schemas"]
+
+
+def test_help_lists_every_command_group_in_order(capsys: pytest.CaptureFixture[str]) -> None:
+    # When
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    # Then
+    assert exit_.value.code == 0
+    assert "{" + ",".join(GROUPS) + "}" in capsys.readouterr().out.replace("\n", "").replace(" ", "")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [[g] for g in GROUPS] + [["models", s] for s in ("train", "score", "evaluate", "export", "default")]
+    + [["campaigns", "approve"], ["campaigns", "check"]],
+)  # fmt: skip
+def test_every_command_has_help(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    # When
+    with pytest.raises(SystemExit) as exit_:
+        main([*command, "--help"])
+    # Then
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.startswith(f"usage: nextbest {' '.join(command)} ")
+
+
+def test_campaigns_check_lists_the_repository_campaigns(capsys: pytest.CaptureFixture[str]) -> None:
+    # When
+    code = main(["campaigns", "check"])
+    # Then
+    out = capsys.readouterr().out
+    assert code == 0
+    ids = {line.split()[0] for line in out.splitlines() if not line.startswith("policy:")}
+    assert ids == {p.stem for p in (ROOT / "campaigns").glob("*.toml") if p.stem != "policy"}
+    assert out.splitlines()[-1].startswith("policy: caps ")
+
+
+def test_help_imports_no_command_implementation() -> None:
+    # Given a fresh interpreter
+    code = (
+        "import sys; from nextbest_cli.main import main\n"
+        "try: main(['--help'])\nexcept SystemExit: pass\n"
+        "heavy = [m for m in ('boto3', 'numpy', 'jinja2', 'pydantic', 'rich', 'nextbest_lab') if m in sys.modules]\n"
+        "print(heavy, file=sys.stderr)"
+    )
+    # When
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    # Then
+    assert run.stderr.strip() == "[]"
