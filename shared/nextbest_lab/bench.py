@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -16,7 +17,11 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nextbest.core.campaigns import Campaign
+    from nextbest.core.profiles import Profile
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / ".nextbest" / "bench"
@@ -72,8 +77,6 @@ def import_seconds(
 def scoring_ms(profiles: int = 1000, repeat: int = 200, seed: int = 7) -> dict[str, Any]:
     """Wall time of scoring one profile (median of ``repeat``) and ``profiles`` at once (median of 5),
     with the committed model set, on profiles with 0 to 12 orders and a few product affinities."""
-    import random
-    from datetime import UTC, datetime
     from decimal import Decimal
 
     from nextbest.core.profiles import Order, Profile
@@ -152,44 +155,15 @@ def domain_cpu(customers: int, seed: int) -> dict[str, Any]:
 def decide_cpu(customers: int = 1000, campaigns: int = 50, seed: int = 7) -> dict[str, Any]:
     """CPU of scoring + arbitration for one customer whose cart was left, against ``campaigns`` competing
     cart campaigns (two Thompson-sampled variants each, observed counts), excluding I/O."""
-    import random
-    from decimal import Decimal
-
-    from nextbest.core.campaigns import load_campaigns, load_policy
-    from nextbest.core.events import LineItem
-    from nextbest.core.profiles import Cart, Consent, Order, Profile
+    from nextbest.core.campaigns import load_policy
     from nextbest.decide.engine import decide
     from nextbest.decide.scoring import Models
 
     rng = random.Random(seed)
-    root = ROOT / "campaigns"
-    cart = next(c for c in load_campaigns(root) if c.id == "cart-abandonment")
-    policy = load_policy(root)
-    rivals = [
-        cart.model_copy(update={"id": f"cart-{i:02d}", "priority": rng.randint(0, 20),
-                                "margin_rate": Decimal(str(round(rng.uniform(0.2, 0.6), 2)))})
-        for i in range(campaigns)
-    ]  # fmt: skip
-    counts = {c.id: {v.id: (rng.randint(100, 900), rng.randint(0, 60)) for v in c.variants} for c in rivals}
-    models = Models.load(ROOT / "models")
+    rivals, counts = _rival_carts(rng, campaigns)
+    policy, models = load_policy(ROOT / "campaigns"), Models.load(ROOT / "models")
     now = datetime(2026, 11, 2, 15, tzinfo=UTC)
-    people = []
-    for i in range(customers):
-        at = now - timedelta(hours=2)
-        orders = [
-            Order(order_id=f"o{i}-{k}", at=now - timedelta(days=40 * (k + 1)), total=Decimal(50))
-            for k in range(rng.randint(0, 4))
-        ]
-        people.append(
-            Profile(
-                key=f"c:b{i}", identifiers=[f"c:b{i}"], email="x@example.org", time_zone="America/New_York",
-                consent={"email": Consent(granted=True, at=at, source="bench")},
-                cart=Cart(items=[LineItem(product_id="sku-001", name="Serum", quantity=1, unit_price=Decimal("32"))],
-                          updated_at=at),
-                orders=orders, order_count=len(orders), revenue=Decimal(50 * len(orders)),
-                first_order_at=orders[-1].at if orders else None, last_order_at=orders[0].at if orders else None,
-            )
-        )  # fmt: skip
+    people = _cart_leavers(rng, customers, now)
     due = now - timedelta(hours=1)
 
     def one(profile: Profile) -> None:
@@ -210,6 +184,50 @@ def decide_cpu(customers: int = 1000, campaigns: int = 50, seed: int = 7) -> dic
         "decide_cpu_ms_p50": round(cpu[len(cpu) // 2], 3),
         "decide_cpu_ms_p99": round(cpu[int(len(cpu) * 0.99) - 1], 3),
     }
+
+
+def _rival_carts(rng: random.Random, campaigns: int) -> tuple[list[Campaign], dict[str, dict[str, tuple[int, int]]]]:
+    """``campaigns`` copies of the cart campaign with their own priority and margin, and each variant's
+    (sends, conversions)."""
+    from decimal import Decimal
+
+    from nextbest.core.campaigns import load_campaigns
+
+    cart = next(c for c in load_campaigns(ROOT / "campaigns") if c.id == "cart-abandonment")
+    rivals = [
+        cart.model_copy(update={"id": f"cart-{i:02d}", "priority": rng.randint(0, 20),
+                                "margin_rate": Decimal(str(round(rng.uniform(0.2, 0.6), 2)))})
+        for i in range(campaigns)
+    ]  # fmt: skip
+    counts = {c.id: {v.id: (rng.randint(100, 900), rng.randint(0, 60)) for v in c.variants} for c in rivals}
+    return rivals, counts
+
+
+def _cart_leavers(rng: random.Random, customers: int, now: datetime) -> list[Profile]:
+    """Customers who consented to e-mail and left a cart two hours ago, with 0 to 4 earlier orders."""
+    from decimal import Decimal
+
+    from nextbest.core.events import LineItem
+    from nextbest.core.profiles import Cart, Consent, Order, Profile
+
+    people = []
+    for i in range(customers):
+        at = now - timedelta(hours=2)
+        orders = [
+            Order(order_id=f"o{i}-{k}", at=now - timedelta(days=40 * (k + 1)), total=Decimal(50))
+            for k in range(rng.randint(0, 4))
+        ]
+        people.append(
+            Profile(
+                key=f"c:b{i}", identifiers=[f"c:b{i}"], email="x@example.org", time_zone="America/New_York",
+                consent={"email": Consent(granted=True, at=at, source="bench")},
+                cart=Cart(items=[LineItem(product_id="sku-001", name="Serum", quantity=1, unit_price=Decimal("32"))],
+                          updated_at=at),
+                orders=orders, order_count=len(orders), revenue=Decimal(50 * len(orders)),
+                first_order_at=orders[-1].at if orders else None, last_order_at=orders[0].at if orders else None,
+            )
+        )  # fmt: skip
+    return people
 
 
 def pipeline_requests(cdk_out: Path, customers: int, seed: int) -> dict[str, Any]:
