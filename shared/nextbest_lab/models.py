@@ -290,10 +290,7 @@ def train(
     logs = order_logs(txns)
     model, examples, horizons = fit_timing(logs, as_of, horizon_days)
     product_source = products or transactions
-    product_txns = txns if products is None else read_transactions(products)
-    recommender = fit_recommender(product_txns)
-    base_lapse = float(examples.y[examples.horizon == min(horizons, key=lambda h: abs(h - horizon_days))].mean())
-    base_propensity = 1.0 - float(examples.y[examples.horizon == PROPENSITY_DAYS].mean())
+    recommender = fit_recommender(txns if products is None else read_transactions(products))
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob("*.joblib"):
         stale.unlink()
@@ -312,27 +309,10 @@ def train(
             "horizons_days": horizons,
             "customers": len(logs),
             "examples": len(examples.y),
-            "note": "label = no order in [cut-off, cut-off + horizon), all strictly before as_of"
-            + (
-                ""
-                if horizon_days in horizons
-                else f"; {horizon_days} days exceeds the data, scored as the longest horizon trained"
-            ),
+            "note": _label_note(horizon_days, horizons),
         },
-        "models": {
-            "lapse": {
-                "file": TIMING_FILE,
-                "horizon_days": horizon_days,
-                "estimator": ESTIMATOR,
-            },
-            "propensity": {
-                "file": TIMING_FILE,
-                "horizon_days": PROPENSITY_DAYS,
-                "estimator": ESTIMATOR,
-            },
-            "recommendations": {"file": RECOMMENDER_FILE, "items": len(recommender["items"])},
-        },
-        "priors": {"lapse": round(base_lapse, 6), "propensity": round(base_propensity, 6)},
+        "models": _model_files(horizon_days, recommender),
+        "priors": _priors(examples, horizons, horizon_days),
         "metrics": {"backtest_in_sample": _metrics(examples.y, model.predict_proba(examples.x)[:, 1])},
         "files": {
             name: {"sha256": sha256_of(out / name), "bytes": (out / name).stat().st_size}
@@ -341,6 +321,31 @@ def train(
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
+
+
+def _label_note(horizon_days: int, horizons: list[int]) -> str:
+    note = "label = no order in [cut-off, cut-off + horizon), all strictly before as_of"
+    if horizon_days in horizons:
+        return note
+    return f"{note}; {horizon_days} days exceeds the data, scored as the longest horizon trained"
+
+
+def _model_files(horizon_days: int, recommender: dict[str, Any]) -> dict[str, Any]:
+    """The manifest's models: lapse and propensity both read the timing model, at their own horizon."""
+    return {
+        "lapse": {"file": TIMING_FILE, "horizon_days": horizon_days, "estimator": ESTIMATOR},
+        "propensity": {"file": TIMING_FILE, "horizon_days": PROPENSITY_DAYS, "estimator": ESTIMATOR},
+        "recommendations": {"file": RECOMMENDER_FILE, "items": len(recommender["items"])},
+    }
+
+
+def _priors(examples: Examples, horizons: list[int], horizon_days: int) -> dict[str, float]:
+    """Base rates in the training examples: lapse at the trained horizon nearest ``horizon_days``, and purchase
+    within ``PROPENSITY_DAYS``."""
+    nearest = min(horizons, key=lambda h: abs(h - horizon_days))
+    lapse = float(examples.y[examples.horizon == nearest].mean())
+    propensity = 1.0 - float(examples.y[examples.horizon == PROPENSITY_DAYS].mean())
+    return {"lapse": round(lapse, 6), "propensity": round(propensity, 6)}
 
 
 # -- scoring a file -----------------------------------------------------------------------------------
