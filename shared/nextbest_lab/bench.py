@@ -1,4 +1,5 @@
-"""``make bench``: the figures the budgets in DESIGN.md §8 are about, measured here, printed and saved.
+"""``make bench``: what each function costs (cold-start imports, CPU, AWS requests per record) and whether the
+statistics cover the truth, measured here, printed and saved.
 
 Each figure is measured, never assumed: import times in a fresh interpreter, AWS requests counted by a
 botocore hook while each function runs on the emulation, CPU of the pure domain code with the clock of

@@ -31,7 +31,8 @@ high); each metric's sequence is valid on its own (conversion and revenue are tw
 one). ``coverage`` below simulates what our shop produces (Bernoulli conversions at a few percent, lognormal order
 values, a known lift) and measures the time-uniform coverage; tests and ``make bench`` run it.
 
-Pure standard library: this module is imported by Lambda functions that must not import numpy.
+Pure standard library, no numpy: ``nextbest report`` reads the counters through it, and the experiment and
+``make bench`` measure its coverage. It is lab code: no Lambda function imports it.
 """
 
 from __future__ import annotations

@@ -24,7 +24,8 @@ def test_on_cdnow_the_lapse_model_ranks_better_than_recency_and_bgnbd_and_is_bet
     assert lapse["model"]["auc"] > lapse["bgnbd_expected_purchases"]["auc"]
     assert lapse["model"]["average_precision"] > lapse["bgnbd_expected_purchases"]["average_precision"]
     assert lapse["model"]["brier"] < lapse["bgnbd_p_no_purchase"]["brier"]
-    # DESIGN.md §4: 1 - P(alive) ranks one-time buyers as certain to stay, worse than random
+    # BG/NBD gives a customer with no repeat purchase P(alive) = 1 (no evidence they left), so 1 - P(alive)
+    # ranks one-time buyers as certain to stay: worse than random
     assert lapse["bgnbd_1_minus_p_alive"]["auc"] < 0.5
 
 
