@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from nextbest.aws.store import Store
 from nextbest.core import clock
@@ -48,6 +48,9 @@ from nextbest_lab.simulator import (
     shoppers_orders,
     simulate,
 )
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / ".nextbest" / "demo"
@@ -114,47 +117,19 @@ def run(
 
 def _drive(emulation: Emulation, population: Population, progress: bool) -> tuple[list[Sent], Shoppers]:
     """Publish the events in time order, letting schedules fire and queues drain as the clock moves."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    events = emulation.client("events")
-    bus = emulation.output("BusName")
-    step = STEP
     sent: list[Sent] = []
     recorder = Recorder(emulation)
     shoppers = Shoppers(emulation, ResponseModel(seed=population.seed), load_campaigns(CAMPAIGNS))
     pending = list(population.events)
     at = population.start
-    bar = Progress(
-        TextColumn("simulated {task.fields[day]}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("events"),
-        TimeElapsedColumn(),
-        disable=not progress,
-    )
-    with bar:
+    with progress_bar(progress) as bar:
         task = bar.add_task("demo", total=len(pending), day="")
         while at < population.end + timedelta(hours=3):
-            at += step
+            at += STEP
             batch = []
             while pending and pending[0]["at"] <= at:
                 batch.append(pending.pop(0))
-            for start in range(0, len(batch), 10):
-                entries = [
-                    {
-                        "EventBusName": bus,
-                        "Source": e["Source"],
-                        "DetailType": e["DetailType"],
-                        "Detail": json.dumps(e["Detail"]),
-                        "Time": e["at"],
-                    }
-                    for e in batch[start : start + 10]
-                ]
-                result = events.put_events(Entries=entries)
-                if result["FailedEntryCount"]:
-                    raise RuntimeError(f"the bus refused events: {result['Entries']}")
-                if start % 200 == 190:  # moto's SQS scans a whole queue per receive: keep queues shallow
-                    emulation.drain()
+            _publish(emulation, batch)
             shoppers.engage(until=at)  # shoppers: opens and clicks due by now go out as SES events
             emulation.drain()
             emulation.advance(at)
@@ -165,6 +140,41 @@ def _drive(emulation: Emulation, population: Population, progress: bool) -> tupl
             bar.update(task, total=total, advance=len(batch), day=at.strftime("%a %d %b %H:%M"))
     shoppers.horizon = at
     return sent, shoppers
+
+
+def progress_bar(enabled: bool) -> Progress:
+    """The demo's progress: simulated time, events published, time elapsed."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("simulated {task.fields[day]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("events"),
+        TimeElapsedColumn(),
+        disable=not enabled,
+    )
+
+
+def _publish(emulation: Emulation, batch: list[dict[str, Any]]) -> None:
+    """Put the events on the bus, ten per request, draining the queues every 200 events."""
+    events, bus = emulation.client("events"), emulation.output("BusName")
+    for start in range(0, len(batch), 10):
+        entries = [
+            {
+                "EventBusName": bus,
+                "Source": e["Source"],
+                "DetailType": e["DetailType"],
+                "Detail": json.dumps(e["Detail"]),
+                "Time": e["at"],
+            }
+            for e in batch[start : start + 10]
+        ]
+        result = events.put_events(Entries=entries)
+        if result["FailedEntryCount"]:
+            raise RuntimeError(f"the bus refused events: {result['Entries']}")
+        if start % 200 == 190:  # moto's SQS scans a whole queue per receive: keep queues shallow
+            emulation.drain()
 
 
 @dataclass
@@ -311,59 +321,72 @@ class Recorder:
 def _summarize(
     emulation: Emulation, population: Population, sent: list[Sent], out: Path, shoppers: Shoppers
 ) -> dict[str, Any]:
-    ddb, sqs = emulation.client("dynamodb"), emulation.client("sqs")
-    table = emulation.output("TableName")
-    profiles = decisions = 0
-    actions: Counter[str] = Counter()
-    log: list[dict[str, Any]] = []
-    campaigns: Counter[str] = Counter()
-    rerouted: set[str] = set()
-    revenue: dict[str, float] = {}  # attributed to each decision, from the profiles' message logs
-    for page in ddb.get_paginator("scan").paginate(TableName=table):
-        for item in page["Items"]:
-            if item["sk"]["S"] == "PROFILE" and "doc" in item:
-                profiles += 1
-                for message in json.loads(item["doc"]["S"]).get("messages", []):
-                    revenue[message["decision_id"]] = float(message.get("revenue", 0))
-            elif item["sk"]["S"] == "DECISION":
-                decisions += 1
-                doc = json.loads(item["doc"]["S"])
-                log.append(doc)
-                actions[doc["action"]] += 1
-                if doc["action"] in ("send", "holdout"):
-                    campaigns[f"{doc['campaign_id']}:{doc['action']}"] += 1
-                if '"fallback_of":"' in item["doc"]["S"]:
-                    rerouted.add(str(Decision.model_validate_json(item["doc"]["S"]).fallback_of))
-    out.mkdir(parents=True, exist_ok=True)
-    with (out / "decisions.jsonl").open("w") as log_file:  # `nextbest explain` and offline evaluation read it
-        log_file.writelines(json.dumps(d, sort_keys=True) + "\n" for d in sorted(log, key=lambda d: d["decided_at"]))
-    dead_letters: dict[str, int] = {}
-    for logical_id, url in emulation.physical.items():
-        if "DeadLetters" in logical_id:
-            attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
-            dead_letters[logical_id] = int(attrs["Attributes"]["ApproximateNumberOfMessages"])
-    variants = {c.id: [v.id for v in c.variants] for c in shoppers.campaigns}
-    logged = (ope.from_decision(d, variants, revenue.get(d["decision_id"], 0.0)) for d in log)
-    with (out / "logged.jsonl").open("w") as ope_log:  # `nextbest evaluate-policy --log` reads it
-        ope_log.writelines(record.model_dump_json() + "\n" for record in logged if record is not None)
-    counters = report.counter_items(table, [c.id for c in shoppers.campaigns], client=ddb)
-    (out / "counters.json").write_text(json.dumps(counters, indent=1) + "\n")  # `nextbest report` reads it
-    report.write(out / "report.html", shoppers.campaigns, counters, "the local demo", clock.now())
+    found = TableScan.of(emulation.client("dynamodb"), emulation.output("TableName"))
+    dead_letters = _dead_letters(emulation)
+    _save(emulation, found, shoppers.campaigns, out)
     emulation.flush_logs()
     metrics = emf_totals(emulation.logs)
+    ingest_dlqs = sum(n for lid, n in dead_letters.items() if lid.startswith("Ingest"))
+    return (
+        {
+            "events_published": len(population.events) + len(shoppers.published()),
+            "events_ingested": int(metrics.get("EventsIngested", 0)),
+            "events_rejected": ingest_dlqs,
+            "profiles": found.profiles,
+            "identity_merges": int(metrics.get("IdentityMerges", 0)),
+            "decisions": len(found.decisions),
+            "decisions_by_action": dict(sorted(Counter(d["action"] for d in found.decisions).items())),
+            "messages_by_campaign": dict(sorted(found.messages_by_campaign().items())),
+        }
+        | _sends(emulation, population, sent, found.rerouted)
+        | {
+            "dlq_messages": sum(dead_letters.values()),
+            "customers": population.customers,
+            "simulated_days": (population.end - population.start).days,
+        }
+        | shoppers.summary(found.decisions, population)
+    )
+
+
+@dataclass
+class TableScan:
+    """What the table holds once the demo is over."""
+
+    profiles: int = 0
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+    """Every decision record, in the order the scan met them."""
+    rerouted: set[str] = field(default_factory=set)
+    """Ids of the decisions a fallback re-routed to another channel."""
+    revenue: dict[str, float] = field(default_factory=dict)
+    """Decision id -> the revenue attributed to it, from the profiles' message logs."""
+
+    @classmethod
+    def of(cls, ddb: Any, table: str) -> TableScan:
+        found = cls()
+        for page in ddb.get_paginator("scan").paginate(TableName=table):
+            for item in page["Items"]:
+                if item["sk"]["S"] == "PROFILE" and "doc" in item:
+                    found.profiles += 1
+                    for message in json.loads(item["doc"]["S"]).get("messages", []):
+                        found.revenue[message["decision_id"]] = float(message.get("revenue", 0))
+                elif item["sk"]["S"] == "DECISION":
+                    found.decisions.append(json.loads(item["doc"]["S"]))
+                    if '"fallback_of":"' in item["doc"]["S"]:
+                        found.rerouted.add(str(Decision.model_validate_json(item["doc"]["S"]).fallback_of))
+        return found
+
+    def messages_by_campaign(self) -> Counter[str]:
+        """Sends and holdouts per campaign (``<campaign>:send``, ``<campaign>:holdout``)."""
+        chosen = (d for d in self.decisions if d["action"] in ("send", "holdout"))
+        return Counter(f"{d['campaign_id']}:{d['action']}" for d in chosen)
+
+
+def _sends(emulation: Emulation, population: Population, sent: list[Sent], rerouted: set[str]) -> dict[str, int]:
+    """What moto recorded as sent, checked against the simulator's truth of consent."""
     # A message is identified by the decision it carries and its channel: an SMS fallback carries the
     # bounced e-mail's decision (its link attributes to it) but is a different message.
     per_message = Counter((s.decision_id, s.channel) for s in sent)
-    ingest_dlqs = sum(n for lid, n in dead_letters.items() if lid.startswith("Ingest"))
     return {
-        "events_published": len(population.events) + len(shoppers.published()),
-        "events_ingested": int(metrics.get("EventsIngested", 0)),
-        "events_rejected": ingest_dlqs,
-        "profiles": profiles,
-        "identity_merges": int(metrics.get("IdentityMerges", 0)),
-        "decisions": decisions,
-        "decisions_by_action": dict(sorted(actions.items())),
-        "messages_by_campaign": dict(sorted(campaigns.items())),
         "emails_sent": sum(1 for s in sent if s.channel == "email"),
         "sms_sent": sum(1 for s in sent if s.channel == "sms"),
         "email_bounces": emulation.ses_event_counts.get("Bounce", 0),
@@ -372,10 +395,36 @@ def _summarize(
         "optout_violations": sum(1 for s in sent if not population.truth.allowed(s.channel, s.address, s.at)),
         "duplicate_sends": sum(n - 1 for n in per_message.values() if n > 1),
         "unattributable_sends": sum(n for (decision, _), n in per_message.items() if decision is None),
-        "dlq_messages": sum(dead_letters.values()),
-        "customers": population.customers,
-        "simulated_days": (population.end - population.start).days,
-    } | shoppers.summary(log, population)
+    }
+
+
+def _dead_letters(emulation: Emulation) -> dict[str, int]:
+    """Messages in each dead-letter queue, by the queue's logical id."""
+    sqs = emulation.client("sqs")
+    found: dict[str, int] = {}
+    for logical_id, url in emulation.physical.items():
+        if "DeadLetters" in logical_id:
+            attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+            found[logical_id] = int(attrs["Attributes"]["ApproximateNumberOfMessages"])
+    return found
+
+
+def _save(emulation: Emulation, found: TableScan, campaigns: list[Campaign], out: Path) -> None:
+    """The files the other commands read: the decision log (``nextbest explain``), the randomised decisions with
+    their rewards (``nextbest evaluate-policy --log``), the counters and the report drawn from them
+    (``nextbest report``)."""
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "decisions.jsonl").open("w") as log_file:
+        by_time = sorted(found.decisions, key=lambda d: d["decided_at"])
+        log_file.writelines(json.dumps(d, sort_keys=True) + "\n" for d in by_time)
+    variants = {c.id: [v.id for v in c.variants] for c in campaigns}
+    logged = (ope.from_decision(d, variants, found.revenue.get(d["decision_id"], 0.0)) for d in found.decisions)
+    with (out / "logged.jsonl").open("w") as ope_log:
+        ope_log.writelines(record.model_dump_json() + "\n" for record in logged if record is not None)
+    ddb, table = emulation.client("dynamodb"), emulation.output("TableName")
+    counters = report.counter_items(table, [c.id for c in campaigns], client=ddb)
+    (out / "counters.json").write_text(json.dumps(counters, indent=1) + "\n")
+    report.write(out / "report.html", campaigns, counters, "the local demo", clock.now())
 
 
 def emf_totals(logs: Path) -> Counter[str]:
