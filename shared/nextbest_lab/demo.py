@@ -15,6 +15,7 @@ import heapq
 import json
 import os
 import re
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -143,7 +144,14 @@ def _drive(emulation: Emulation, population: Population, progress: bool) -> tupl
 
 
 def progress_bar(enabled: bool) -> Progress:
-    """The demo's progress: simulated time, events published, time elapsed."""
+    """The demo's progress, drawn on the standard output it starts with, and nowhere else.
+
+    While a function runs, the emulation points ``sys.stdout`` at the function's log file. A rich console left to
+    follow ``sys.stdout`` redraws from its own thread into whichever file that is at the moment, so the bar's text
+    would land inside log lines, EMF metrics among them, which the summary parses as JSON. Bound to its terminal,
+    and leaving ``sys.stdout`` and ``sys.stderr`` alone, it cannot.
+    """
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     return Progress(
@@ -152,6 +160,9 @@ def progress_bar(enabled: bool) -> Progress:
         MofNCompleteColumn(),
         TextColumn("events"),
         TimeElapsedColumn(),
+        console=Console(file=sys.stdout),
+        redirect_stdout=False,
+        redirect_stderr=False,
         disable=not enabled,
     )
 

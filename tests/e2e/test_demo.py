@@ -1,6 +1,9 @@
 """A small demo run: the summary's counters add up and the guarantees hold on what moto recorded."""
 
+import contextlib
+import io
 import json
+import sys
 from collections import Counter
 
 from nextbest_lab import demo
@@ -60,3 +63,22 @@ def test_a_small_demo_delivers_without_violations(cdk_out, tmp_path):
             funnel[pk[2:]] += int(item.get("decided", {"N": 0})["N"])
     assert funnel == decided
     assert 'id="campaigns"' in (tmp_path / "report.html").read_text()
+
+
+def test_the_progress_bar_never_writes_into_a_function_log(monkeypatch):
+    # Given the demo's bar, started on a terminal (FORCE_COLOR: rich draws on it as on a real one)
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    terminal, log = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stdout", terminal)
+    with demo.progress_bar(True) as bar:
+        task = bar.add_task("demo", total=3, day="")
+        # When it redraws while a function runs, the function's output going to its log as the emulation sends it
+        with contextlib.redirect_stdout(log):
+            for _ in range(3):
+                print('{"_aws": ', end="")
+                bar.update(task, advance=1, day="Mon 02 Nov 08:05")
+                bar.refresh()  # what its refresh thread does ten times a second
+                print("{}}")
+    # Then the log holds the function's lines alone (EMF lines stay JSON), and the terminal the bar
+    assert log.getvalue() == '{"_aws": {}}\n' * 3
+    assert "simulated Mon 02 Nov 08:05" in terminal.getvalue()
