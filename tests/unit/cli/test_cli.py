@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from nextbest_cli.main import main
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 GROUPS = ["demo", "bench", "replay", "models", "evaluate-policy", "explain", "report", "campaigns", "schemas"]
 
 
