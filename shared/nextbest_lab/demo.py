@@ -32,11 +32,10 @@ from nextbest.core.attribution import WINDOW, follow_up_span
 from nextbest.core.campaigns import Campaign, load_campaigns
 from nextbest.core.clock import ManualClock
 from nextbest.core.decision import Decision
-from nextbest_cli import report
 
 from infra.app import synthesize
 from infra.local.emulator import Emulation, recipients
-from nextbest_lab import ope
+from nextbest_lab import ope, report
 from nextbest_lab.simulator import (
     Exposure,
     PlacedOrder,

@@ -468,7 +468,7 @@ def report_of_one_shop(
     """One simulated shop decided by the domain code, written as ``nextbest report`` draws a deployed one:
     the report at a size the demo on moto is too slow for (5,000 shoppers for a week take about a minute).
     Returns each campaign's true effect, to read next to the report's estimates."""
-    from nextbest_cli import report
+    from nextbest_lab import report
 
     campaigns, policy = shipped(holdout_percent)
     responses = ResponseModel(None, seed=seed)

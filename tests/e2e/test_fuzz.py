@@ -9,37 +9,66 @@ from nextbest_lab.demo import emf_totals
 from tests.conftest import EVENTS
 
 
+def _drop_field(rng: random.Random, detail: dict) -> None:
+    detail.pop(rng.choice(sorted(detail)))
+
+
+def _wrong_type(rng: random.Random, detail: dict) -> None:
+    detail[rng.choice(sorted(detail))] = rng.choice([None, 42, "", [], {}, "x" * 300, True, -1.5])
+
+
+def _no_identifier(rng: random.Random, detail: dict) -> None:
+    for key in ("customer_id", "anonymous_id", "email", "phone", "device_token"):
+        detail.pop(key, None)
+
+
+def _bad_time(rng: random.Random, detail: dict) -> None:
+    detail["occurred_at"] = rng.choice(["2999-01-01T00:00:00Z", "yesterday", "2026-13-45T00:00:00Z", 0])
+
+
+def _extra_field(rng: random.Random, detail: dict) -> None:
+    detail["unexpected_" + str(rng.randrange(100))] = "value"
+
+
+def _bad_email(rng: random.Random, detail: dict) -> None:
+    detail["email"] = rng.choice(["not-an-email", "@x.org", "a@b", "a b@c.org"])
+
+
+def _bad_phone(rng: random.Random, detail: dict) -> None:
+    detail["phone"] = rng.choice(["0612345678", "+0123", "+1" + "9" * 20, "phone"])
+
+
+def _oversized(rng: random.Random, detail: dict) -> None:
+    detail["padding"] = "p" * rng.choice([70_000, 120_000])
+
+
+def _bad_items(rng: random.Random, detail: dict) -> None:
+    detail["items"] = [{"product_id": "p", "quantity": rng.choice([0, -1, 1000, "two"])}]
+
+
+def _bad_event_id(rng: random.Random, detail: dict) -> None:
+    detail["event_id"] = rng.choice(["", "has spaces", "x" * 200, None])
+
+
+DETAIL_MISTAKES = {
+    0: _drop_field, 1: _wrong_type, 2: _no_identifier, 3: _bad_time, 5: _extra_field, 6: _bad_email,
+    7: _bad_phone, 8: _oversized, 9: _bad_items, 10: _bad_event_id,
+}  # fmt: skip
+BAD_TYPES = ["cart.update", "CART.UPDATED", "", "order.placed.v2", "customer.erased!"]
+
+
 def mutations(rng: random.Random, event: dict) -> dict:
     """One producer mistake, of the kinds seen in the wild, applied to a valid event."""
     detail = json.loads(json.dumps(event["detail"]))
     kind = event["detail-type"]
     choice = rng.randrange(12)
-    if choice == 0:
-        detail.pop(rng.choice(sorted(detail)))
-    elif choice == 1:
-        detail[rng.choice(sorted(detail))] = rng.choice([None, 42, "", [], {}, "x" * 300, True, -1.5])
-    elif choice == 2:
-        for key in ("customer_id", "anonymous_id", "email", "phone", "device_token"):
-            detail.pop(key, None)
-    elif choice == 3:
-        detail["occurred_at"] = rng.choice(["2999-01-01T00:00:00Z", "yesterday", "2026-13-45T00:00:00Z", 0])
-    elif choice == 4:
-        kind = rng.choice(["cart.update", "CART.UPDATED", "", "order.placed.v2", "customer.erased!"])
-    elif choice == 5:
-        detail["unexpected_" + str(rng.randrange(100))] = "value"
-    elif choice == 6:
-        detail["email"] = rng.choice(["not-an-email", "@x.org", "a@b", "a b@c.org"])
-    elif choice == 7:
-        detail["phone"] = rng.choice(["0612345678", "+0123", "+1" + "9" * 20, "phone"])
-    elif choice == 8:
-        detail["padding"] = "p" * rng.choice([70_000, 120_000])
-    elif choice == 9 and "items" in detail:
-        detail["items"] = [{"product_id": "p", "quantity": rng.choice([0, -1, 1000, "two"])}]
-    elif choice == 10:
-        detail["event_id"] = rng.choice(["", "has spaces", "x" * 200, None])
+    if choice == 4:
+        kind = rng.choice(BAD_TYPES)
+    elif choice in DETAIL_MISTAKES and (choice != 9 or "items" in detail):
+        DETAIL_MISTAKES[choice](rng, detail)
     else:
         # EventBridge itself refuses a Detail that is not a JSON object, so that mistake never reaches us
-        # (tests/unit/test_events.py feeds arbitrary text to the parser instead).
+        # (tests/unit/core/test_events.py feeds arbitrary text to the parser instead).
         detail = {"nested": {"deeply": [detail]}}
     return {"kind": kind, "detail": detail}
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from nextbest.core.campaigns import load_campaigns
 from nextbest.core.experiments import allocation
-from nextbest_cli import report
+from nextbest_lab import report
 from nextbest_lab.uplift import ArmTotals, uplift
 from playwright.sync_api import sync_playwright
 

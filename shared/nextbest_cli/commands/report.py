@@ -1,4 +1,4 @@
-"""``nextbest report``: the campaigns' HTML report (see ``nextbest_cli.report``)."""
+"""``nextbest report``: the campaigns' HTML report (see ``nextbest_lab.report``)."""
 
 from __future__ import annotations
 
@@ -22,8 +22,7 @@ def run(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
     from nextbest.core.campaigns import load_campaigns
-
-    from nextbest_cli import report
+    from nextbest_lab import report
 
     campaigns = load_campaigns(args.campaigns)
     if args.table:

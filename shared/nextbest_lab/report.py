@@ -25,6 +25,7 @@ from nextbest.core.attribution import CONTROLS
 from nextbest.core.campaigns import Campaign
 from nextbest.core.counters import STAGES
 from nextbest.core.experiments import allocation
+
 from nextbest_lab.uplift import ArmTotals, Interval, UpliftReport, uplift
 
 FUNNEL = ("decided", "sent", "delivered", "opened", "clicked", "conversions")
