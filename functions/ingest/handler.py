@@ -26,16 +26,26 @@ delays = settings.delays()
 scheduler = Scheduler(settings.schedule_group, settings.decide_queue_arn, settings.scheduler_role_arn)
 
 
+def _parsed(body: str) -> tuple[str, EventDetail] | RejectedEvent:
+    """The event, or why it is rejected. Parsing is pure: an input it cannot handle fails the same way on every
+    retry, so even an unexpected error is a rejection of that record (to the DLQ with a reason), never a failure
+    of the batch that would take its neighbours (an opt-out among them) to the DLQ with it."""
+    try:
+        return parse_event(body, clock.now())
+    except RejectedEvent as rejection:
+        return rejection
+    except Exception as error:
+        logger.exception("event parser failed")
+        return RejectedEvent("unparseable", f"{type(error).__name__} while parsing")
+
+
 @logger.inject_lambda_context(correlation_id_path="Records[0].messageId")
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     store.forget()
     parsed: dict[str, tuple[str, EventDetail] | RejectedEvent] = {}
     for raw in event["Records"]:
-        try:
-            parsed[raw["messageId"]] = parse_event(raw["body"], clock.now())
-        except RejectedEvent as rejection:
-            parsed[raw["messageId"]] = rejection
+        parsed[raw["messageId"]] = _parsed(raw["body"])
     valid = {mid: p for mid, p in parsed.items() if not isinstance(p, RejectedEvent)}
     # One BatchGetItem for every identifier (and tombstone) in the batch, then one write per customer.
     keys = {k for _, detail in valid.values() for k in identity_keys(detail.identifiers())}

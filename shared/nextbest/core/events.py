@@ -67,7 +67,10 @@ class EventDetail(Identifiers):
     @field_validator("occurred_at")
     @classmethod
     def _to_utc(cls, value: datetime) -> datetime:
-        return value.astimezone(UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:  # 0001-01-01T00:30+01:00 is before the first UTC instant datetime can hold
+            raise ValueError("occurred_at is outside the range of dates in UTC") from None
 
     def identifiers(self) -> Identifiers:
         return Identifiers(

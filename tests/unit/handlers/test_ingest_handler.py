@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+from nextbest.core.profiles import Profile
 from nextbest.core.settings import IngestSettings
 from nextbest.memory import MemoryStore
 
@@ -73,3 +74,23 @@ def test_given_an_event_delivered_twice_then_it_is_applied_once(ingest):
     # The redelivery re-arms the same alarm (the first attempt may have died before arming it): no new one.
     first, again = ingest.scheduler.armed
     assert again == first
+
+
+@pytest.mark.parametrize("occurred_at", ["0001-01-01T00:30:00+01:00", "9999-12-31T23:30:00-01:00"])
+def test_given_a_date_beyond_utc_among_an_opt_out_and_an_erasure_then_only_it_is_dead_lettered(ingest, occurred_at):
+    ingest.store.save(Profile(key="c:gone", identifiers=["c:gone"]), [], ["c:gone"])
+    bad = sample("cart.updated.json").replace('"2026-11-02T09:00:00Z"', f'"{occurred_at}"')
+    opt_out = sample("consent.updated.json").replace('"granted": true', '"granted": false')
+    erasure = (
+        sample("customer.erased.json")
+        .replace('"cus_5"', '"gone"')
+        .replace("2026-11-02T09:40:00Z", "2026-11-02T09:04:00Z")
+    )
+    assert occurred_at in bad and '"granted": false' in opt_out and '"gone"' in erasure
+
+    response = invoke(ingest, sample("customer.identified.json"), bad, opt_out, erasure)
+
+    assert failures(response) == []
+    assert [(body, reason) for body, reason, _ in ingest.dead_letters.rejected] == [(bad, "invalid_detail")]
+    assert not ingest.store.profile("c:cus_5").has_consent("email")
+    assert ingest.store.profile("c:gone") is None
