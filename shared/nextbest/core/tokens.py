@@ -15,4 +15,6 @@ def sign(key: bytes, decision_id: str) -> str:
 def verify(key: bytes, token: str) -> str | None:
     """The decision id a token was signed for, or None if it was not signed by us."""
     decision_id, _, _ = token.partition(".")
-    return decision_id if decision_id and hmac.compare_digest(sign(key, decision_id), token) else None
+    if not decision_id or not token.isascii():  # ours are ASCII; compare_digest refuses other str (TypeError)
+        return None
+    return decision_id if hmac.compare_digest(sign(key, decision_id), token) else None

@@ -13,3 +13,9 @@ def test_a_token_for_another_decision_or_key_is_refused():
     assert verify(b"other", token) is None
     assert verify(b"k", token.replace("decision-a", "decision-b")) is None
     assert verify(b"k", "") is None and verify(b"k", "decision-a") is None
+
+
+def test_a_token_with_non_ascii_characters_is_refused_not_an_error():
+    token = sign(b"k", "decision-a")
+    assert verify(b"k", token[:-1] + "é") is None
+    assert verify(b"k", "décision.abc") is None

@@ -57,8 +57,13 @@ def test_given_a_get_of_the_link_then_it_only_asks_for_confirmation(unsubscribe)
 
 @pytest.mark.parametrize(
     "forge",
-    [lambda token: token[:-4] + "AAAA", lambda token: token.partition(".")[0], lambda token: ""],
-    ids=["altered", "unsigned", "empty"],
+    [
+        lambda token: token[:-4] + "AAAA",
+        lambda token: token.partition(".")[0],
+        lambda token: "",
+        lambda token: token[:-1] + "é",
+    ],
+    ids=["altered", "unsigned", "empty", "non-ascii"],
 )
 def test_given_a_token_we_did_not_sign_then_the_page_says_so_with_a_400(unsubscribe, forge):
     token = emailed(unsubscribe)
