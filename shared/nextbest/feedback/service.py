@@ -109,7 +109,10 @@ def _on_delivery(store: Store, deliver: Outbox, event: SesEvent, decision: Decis
 def _on_bounce(store: Store, deliver: Outbox, event: SesEvent, decision: Decision) -> Handled:
     if event.bounce is None:
         return Handled("none")
+    # We send each e-mail to one address, so a bounce of it concerns that address even when the reporting MTA
+    # lists another recipient (an out-of-office or forwarding reply): count it, or it would be re-sent forever.
     addresses = {r.email_address.lower() for r in event.bounce.bounced_recipients}
+    addresses |= {d.lower() for d in event.mail.destination}
     permanent = event.bounce.bounce_type == "Permanent"
     profile = store.change(decision.profile_key, lambda p: _bounced(p, addresses, permanent))
     if not permanent and profile is not None and profile.email_status == "ok":

@@ -214,3 +214,24 @@ def test_given_a_stop_reply_then_sms_consent_is_withdrawn_and_start_gives_it_bac
     assert handle_reply(store, start, datetime(2026, 11, 4, tzinfo=UTC)).effect == "resubscribed"
     store.forget()
     assert store.profile("c:cus_1").has_consent("sms")
+
+
+def test_given_undetermined_bounces_naming_another_recipient_then_the_email_stops_after_the_soft_bounce_limit(
+    pipeline,
+):
+    store, deliver_queue, email, sms = pipeline
+    decision = shopper(store)
+    sends = 0
+    for _ in range(6):
+        if deliver(store, decision.decision_id, email, sms).outcome != "sent":
+            break
+        sends += 1
+        body = _ses_event("transient-bounce.json", decision.decision_id, "ann@example.org")
+        body = body.replace('"Transient"', '"Undetermined"').replace(
+            '"emailAddress": "ann@example.org"', '"emailAddress": "auto-reply@example.net"'
+        )
+        handle(store, deliver_queue, parse(body))
+        store.forget()
+    assert sends == 3  # SOFT_BOUNCE_LIMIT: the third counts as permanent
+    assert store.decision(decision.decision_id).status == "bounced"
+    assert store.profile("c:cus_1").email_status == "bounced"
