@@ -81,17 +81,15 @@ class SesEmail:
 
     @provider_call
     def send(self, to: str, message: Message, decision: Decision) -> str:
+        try:
+            raw = mime(self.sender, to, message, decision, self.configuration_set, self.unsubscribe_link(decision))
+        except ValueError as error:  # an address or header Python's e-mail package refuses: nothing was sent
+            raise Refused("invalid_message") from error
         client = self._client or aws.client("sesv2")
         response = client.send_email(
             FromEmailAddress=self.sender,
             Destination={"ToAddresses": [to]},
-            Content={
-                "Raw": {
-                    "Data": mime(
-                        self.sender, to, message, decision, self.configuration_set, self.unsubscribe_link(decision)
-                    )
-                }
-            },
+            Content={"Raw": {"Data": raw}},
             ConfigurationSetName=self.configuration_set,
             EmailTags=[
                 {"Name": "decision_id", "Value": decision.decision_id},

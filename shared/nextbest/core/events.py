@@ -27,9 +27,13 @@ MAX_FUTURE_SKEW = timedelta(minutes=15)
 
 Channel = Literal["email", "sms", "push"]
 Id = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@+\-]+$")]
+_NOT_IN_ADDRESS = r"@\s\x00-\x1f\x7f-\x9f\u2028\u2029"
+EMAIL_PATTERN = rf"^[^{_NOT_IN_ADDRESS}]+@[^{_NOT_IN_ADDRESS}]+\.[^{_NOT_IN_ADDRESS}]+$"
+"""No whitespace or control character anywhere: Python's e-mail headers treat \\x1c-\\x1f, \\x85 and the Unicode
+line separators as line breaks, so such an address could never be sent to (or would split a header)."""
 Email = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, to_lower=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
+    StringConstraints(strip_whitespace=True, to_lower=True, max_length=254, pattern=EMAIL_PATTERN),
 ]
 E164 = Annotated[str, StringConstraints(pattern=r"^\+[1-9]\d{6,14}$")]
 DeviceToken = Annotated[str, StringConstraints(min_length=8, max_length=512, pattern=r"^[A-Za-z0-9_:.\-]+$")]

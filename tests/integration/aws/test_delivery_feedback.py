@@ -235,3 +235,14 @@ def test_given_undetermined_bounces_naming_another_recipient_then_the_email_stop
     assert sends == 3  # SOFT_BOUNCE_LIMIT: the third counts as permanent
     assert store.decision(decision.decision_id).status == "bounced"
     assert store.profile("c:cus_1").email_status == "bounced"
+
+
+def test_given_an_address_the_mime_headers_refuse_then_the_decision_fails_instead_of_staying_claimed(
+    pipeline, emulation
+):
+    store, _, email, sms = pipeline
+    decision = shopper(store)  # an address stored before control characters were refused at the door
+    store.change("c:cus_1", lambda p: p.model_copy(update={"email": "ann\x1c@example.org"}))
+    result = deliver(store, decision.decision_id, email, sms)
+    assert (result.outcome, result.reason) == ("failed", "invalid_message")
+    assert store.decision(decision.decision_id).status == "failed" and emulation.sent_emails() == []

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from nextbest.core.events import DETAIL_TYPES, RejectedEvent, parse_event
+from nextbest.core.events import DETAIL_TYPES, Identifiers, RejectedEvent, parse_event
+from pydantic import ValidationError
 
 from tests.conftest import EVENTS, sample
 
@@ -130,3 +131,9 @@ def test_given_any_json_detail_then_parsing_either_succeeds_or_rejects_with_a_re
 def test_given_any_text_then_parsing_never_crashes(body):
     with contextlib.suppress(RejectedEvent):
         parse_event(body, NOW)
+
+
+@pytest.mark.parametrize("address", ["ann\x1c@example.org", "ann@exa\x1fmple.org", "a\x85b@x.org", "a\u2028b@x.org"])
+def test_an_address_with_a_control_or_line_separator_character_is_refused(address):
+    with pytest.raises(ValidationError):
+        Identifiers(email=address)
