@@ -113,6 +113,11 @@ class FollowUp(_Model):
     extra_discount_percent: Annotated[Decimal, Field(ge=0, le=50)] = Decimal(5)
 
 
+DIGEST_VERSION = "v2:"
+NOT_APPROVED = {"name", "status", "approved_by", "approved_at", "approved_digest", "review_note"}
+"""The only fields a campaign may change without a new approval: its display name and the approval record."""
+
+
 class Campaign(_Model):
     id: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,40}$")]
     name: str
@@ -160,11 +165,12 @@ class Campaign(_Model):
         return self
 
     def digest(self) -> str:
-        """What an approval covers: the words customers read, the offer, the channels, who and when."""
-        covered = self.model_dump(
-            mode="json", include={"variants", "offer", "channels", "audience", "trigger", "follow_up"}
-        )
-        return hashlib.sha256(json.dumps(covered, sort_keys=True).encode()).hexdigest()[:16]
+        """What an approval covers: everything that changes who hears what, when and at what cost — the id (a
+        copy under a new id is a new campaign), the creatives, offer, channels, audience, trigger, follow-ups,
+        holdout, cooldown, caps, budget, priority and override, dates — all but the display name and the
+        approval's own record. Versioned: an approval under an older, narrower digest no longer holds."""
+        covered = self.model_dump(mode="json", exclude=NOT_APPROVED)
+        return DIGEST_VERSION + hashlib.sha256(json.dumps(covered, sort_keys=True).encode()).hexdigest()[:16]
 
     def live(self, at: datetime) -> bool:
         starts = self.starts_at or datetime.min.replace(tzinfo=UTC)
@@ -209,6 +215,10 @@ class Policy(_Model):
         )
     )
     default_order_value: Annotated[Decimal, Field(gt=0)] = Decimal(50)
+    approvers: list[Annotated[str, StringConstraints(min_length=1)]] = Field(
+        default_factory=list,
+        description="Who may approve campaigns; an approval by anyone else does not hold. Empty: nobody.",
+    )
 
 
 def _errors(path: Path, error: ValidationError) -> str:
@@ -227,6 +237,7 @@ def load_campaigns(directory: Path) -> list[Campaign]:
     """Every campaign ``*.toml`` under ``directory`` (not policy.toml); raises CampaignError naming the file
     and field at fault. An approved campaign changed since its approval comes back as a draft."""
     campaigns: list[Campaign] = []
+    policy = load_policy(directory)
     for path in sorted(directory.glob("*.toml")):
         if path.name == POLICY_FILE:
             continue
@@ -234,16 +245,40 @@ def load_campaigns(directory: Path) -> list[Campaign]:
             campaign = Campaign.model_validate(_read(path))
         except ValidationError as error:
             raise CampaignError(_errors(path, error)) from None
-        if campaign.status == "approved" and campaign.approved_digest != campaign.digest():
-            campaign = campaign.model_copy(
-                update={"status": "draft", "review_note": "changed since approval: approve it again"}
-            )
-        campaigns.append(campaign)
+        _check_creatives(path, campaign)
+        campaigns.append(_approval_holds(campaign, policy.approvers))
     ids = [c.id for c in campaigns]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
         raise CampaignError(f"campaign ids used twice: {', '.join(duplicates)}")
     return campaigns
+
+
+def _approval_holds(campaign: Campaign, approvers: list[str]) -> Campaign:
+    """The campaign, or a draft saying why its approval no longer holds."""
+    if campaign.status != "approved":
+        return campaign
+    note = None
+    if campaign.approved_by not in approvers:
+        note = f"approved by {campaign.approved_by}, who is not among policy.toml's approvers"
+    elif not (campaign.approved_digest or "").startswith(DIGEST_VERSION):
+        note = "approved before approvals covered holdout, caps, budget and override: approve it again"
+    elif campaign.approved_digest != campaign.digest():
+        note = "changed since approval: approve it again"
+    return campaign.model_copy(update={"status": "draft", "review_note": note}) if note else campaign
+
+
+def _check_creatives(path: Path, campaign: Campaign) -> None:
+    """Render every creative on every channel with the variables a real send gets, so a template that would
+    fail at send time (a typo, an unknown variable, a broken expression) fails the build instead."""
+    from nextbest.core.messages import render, sample_variables  # messages imports this module
+
+    for variant in campaign.variants:
+        for channel in campaign.channels:
+            try:
+                render(variant.creative, channel, sample_variables())
+            except Exception as error:  # Jinja's syntax and undefined-variable errors, among others
+                raise CampaignError(f"{path.name}: variants.{variant.id}.{channel}: {error}") from None
 
 
 POLICY_FILE = "policy.toml"
@@ -260,8 +295,13 @@ def load_policy(directory: Path) -> Policy:
 
 
 def approve(path: Path, approver: str, on: date) -> Campaign:
-    """Record an approval in the file itself (status, approver, date, digest), keeping its comments."""
+    """Record an approval in the file itself (status, approver, date, digest), keeping its comments; only one
+    of policy.toml's ``approvers`` may approve, and only a campaign whose creatives render."""
+    approvers = load_policy(path.parent).approvers
+    if approver not in approvers:
+        raise CampaignError(f"{approver} may not approve campaigns (policy.toml approvers: {', '.join(approvers)})")
     campaign = Campaign.model_validate(_read(path) | {"status": "draft", "approved_digest": None})
+    _check_creatives(path, campaign)
     text = path.read_text()
     values = {
         "status": "approved",

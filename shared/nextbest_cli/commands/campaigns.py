@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3] / "campaigns"
@@ -24,10 +25,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def run_approve(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
-    from nextbest.core.campaigns import approve
+    from nextbest.core.campaigns import CampaignError, approve
 
     for path in args.files:
-        campaign = approve(path, args.by, datetime.now(UTC).date())
+        try:
+            campaign = approve(path, args.by, datetime.now(UTC).date())
+        except CampaignError as error:
+            print(f"not approved: {error}", file=sys.stderr)
+            return 2
         print(f"{campaign.id}: approved by {campaign.approved_by} ({campaign.approved_digest})")
     return 0
 

@@ -48,7 +48,13 @@ def test_html_is_autoescaped_but_text_is_not():
     assert "<b>Ann</b>" in message.text
 
 
+def with_policy(directory: Path, approvers: tuple[str, ...] = ("marketing-lead", "cmo")) -> Path:
+    (directory / "policy.toml").write_text(f"approvers = {list(approvers)!r}\n".replace("'", '"'))
+    return directory
+
+
 def test_an_edited_creative_returns_the_campaign_to_draft_until_approved_again(tmp_path):
+    with_policy(tmp_path)
     path = tmp_path / "cart.toml"
     path.write_text(GOOD.replace("your cart is waiting", "come back"))
     [edited] = load_campaigns(tmp_path)
@@ -63,3 +69,53 @@ def test_a_bad_policy_names_the_file_and_field(tmp_path):
     (tmp_path / "policy.toml").write_text("[caps]\nemail = { day = 99 }\n")
     with pytest.raises(CampaignError, match=r"policy\.toml.*caps\.email\.day"):
         load_policy(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("priority = 10", "priority = 10\noverride = true"),
+        ("holdout_percent = 10", "holdout_percent = 1"),
+        ("cooldown_hours = 24", "cooldown_hours = 1"),
+        ("priority = 10", "priority = 10\nmax_sends_per_hour = 100000"),
+        ("priority = 10", "priority = 10\nbudget = 1000000"),
+        ("extra_discount_percent = 10", "extra_discount_percent = 50"),
+    ],
+    ids=["override", "holdout", "cooldown", "hourly cap", "budget", "follow-up escalation"],
+)
+def test_an_approval_covers_targeting_experiment_caps_budget_and_escalation_not_only_the_words(tmp_path, old, new):
+    with_policy(tmp_path)
+    assert old in GOOD
+    (tmp_path / "cart.toml").write_text(GOOD.replace(old, new, 1))
+    [after] = load_campaigns(tmp_path)
+    assert after.status == "draft" and "approve it again" in (after.review_note or "")
+
+
+def test_a_copy_of_an_approved_file_under_a_new_id_is_not_approved(tmp_path):
+    with_policy(tmp_path)
+    (tmp_path / "cart.toml").write_text(GOOD)
+    (tmp_path / "copy.toml").write_text(GOOD.replace('id = "cart-abandonment"', 'id = "cart-copy"'))
+    by_id = {c.id: c for c in load_campaigns(tmp_path)}
+    assert by_id["cart-abandonment"].status == "approved" and by_id["cart-copy"].status == "draft"
+
+
+def test_only_an_approver_named_in_the_policy_can_approve_or_keep_an_approval(tmp_path):
+    with_policy(tmp_path, approvers=("cmo",))
+    path = tmp_path / "cart.toml"
+    path.write_text(GOOD)
+    [kept] = load_campaigns(tmp_path)  # approved by marketing-lead, who is not an approver here
+    assert kept.status == "draft" and "not among" in (kept.review_note or "")
+    with pytest.raises(CampaignError, match="may not approve"):
+        approve(path, "intern", date(2026, 12, 1))
+    assert approve(path, "cmo", date(2026, 12, 1)).status == "approved"
+
+
+def test_a_creative_with_a_broken_template_fails_the_load_and_the_approval(tmp_path):
+    with_policy(tmp_path)
+    path = tmp_path / "cart.toml"
+    path.write_text(GOOD.replace("{{ first_name", "{{ first_name |", 1))
+    assert "{{ first_name |" in path.read_text()
+    with pytest.raises(CampaignError, match=r"cart\.toml: variants\."):
+        load_campaigns(tmp_path)
+    with pytest.raises(CampaignError, match=r"cart\.toml: variants\."):
+        approve(path, "cmo", date(2026, 12, 1))
