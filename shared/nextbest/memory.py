@@ -78,7 +78,7 @@ class MemoryStore:
             if key not in self.redirects:
                 return None
             key = self.redirects[key]
-        raise Conflict(f"redirect chain from {key} is too long")
+        raise Conflict(key, why="redirect chain too long")
 
     def profile(self, key: str) -> Profile | None:
         return self._resolved(key)

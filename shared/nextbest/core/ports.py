@@ -4,6 +4,7 @@ AWS and ``nextbest.memory`` in memory.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,14 +17,25 @@ from nextbest.core.profiles import Profile
 
 
 class Conflict(Exception):
-    """Someone else changed the item first; reload and try again."""
+    """Someone else changed the item first; reload and try again.
 
-    def __init__(self, key: str, failed: int | None = None, refusal: str | None = None) -> None:
-        super().__init__(key)
+    Its message names the item by a pseudonym, never by its key: identity keys hold e-mail addresses and phone
+    numbers, and an exception's message ends up in the error log when a batch fails."""
+
+    def __init__(
+        self, key: str, failed: int | None = None, refusal: str | None = None, why: str = "conflicting write"
+    ) -> None:
+        super().__init__(f"{why} (item {pseudonym(key)})")
+        self.key = key
         self.failed = failed
         """Index of the write whose condition failed, when known."""
         self.refusal = refusal
         """Why a shared counter refused (its limit is reached), when that was the cause."""
+
+
+def pseudonym(key: str) -> str:
+    """A short, stable, non-reversible name for an identity key, for logs and error messages."""
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
 class DecisionExists(Exception):

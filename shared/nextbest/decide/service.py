@@ -68,7 +68,7 @@ class Decider:
                 continue
             self._after(decision, status, updated)
             return decision
-        raise Conflict(f"{due.profile_key} kept changing while deciding")
+        raise Conflict(due.profile_key, why="kept changing while deciding")
 
     def _resume(self, did: str, profile: Profile) -> Decision | None:
         """A retry found its decision already made: finish what may not have happened after the commit."""

@@ -80,7 +80,7 @@ def ingest(store: Store, kind: str, event: EventDetail, delays: TriggerDelays) -
         moved = {t: due for t, due in updated.triggers.items() if previous.get(t) != due}
         merged = len(profiles) - 1 if len(profiles) > 1 else int(len(profiles) == 1 and not same)
         return Ingested(updated.key, "applied", merged=merged, arm=moved)
-    raise Conflict(f"gave up after {MAX_ATTEMPTS} conflicting writes")
+    raise Conflict("", why=f"gave up after {MAX_ATTEMPTS} conflicting writes")
 
 
 def ingest_batch(

@@ -59,7 +59,7 @@ class ProfileItems(Table):
             while item is not None and "canonical" in item:
                 hops += 1
                 if hops > MAX_REDIRECT_HOPS:
-                    raise Conflict(f"redirect chain from {key} is too long")
+                    raise Conflict(key, why="redirect chain too long")
                 target = item["canonical"]["S"]
                 self.prefetch([target])
                 item = self._cache[target]
@@ -139,7 +139,7 @@ class ProfileItems(Table):
                 return self.update_profile(updated)
             except Conflict:
                 continue
-        raise Conflict(f"{key} kept changing under {attempts} attempts")
+        raise Conflict(key, why=f"kept changing under {attempts} attempts")
 
     def update_profile(self, profile: Profile) -> Profile:
         """Write back a profile read earlier (no identity change); Conflict if it moved meanwhile."""
