@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from nextbest.aws.store.table import Table
 
 
@@ -9,9 +11,13 @@ class CounterItems(Table):
     def arm_counts(self, campaign_id: str, variants: list[str]) -> dict[str, tuple[int, int]]:
         """(sends, conversions) per variant of a campaign, from its counter items."""
         keys = [{"pk": {"S": f"s:{campaign_id}"}, "sk": {"S": f"VARIANT#{v}"}} for v in variants]
-        response = self.client.batch_get_item(RequestItems={self.table: {"Keys": keys}})
         counts = {v: (0, 0) for v in variants}
-        for item in response["Responses"].get(self.table, []):
-            variant = item["sk"]["S"].removeprefix("VARIANT#")
-            counts[variant] = (int(item.get("sends", {}).get("N", 0)), int(item.get("conversions", {}).get("N", 0)))
+        request: dict[str, Any] = {self.table: {"Keys": keys}}
+        while request:  # DynamoDB may return part of a batch (throttling, size): ask again for the rest
+            response = self.client.batch_get_item(RequestItems=request)
+            for item in response["Responses"].get(self.table, []):
+                variant = item["sk"]["S"].removeprefix("VARIANT#")
+                sends, conversions = item.get("sends", {}).get("N", 0), item.get("conversions", {}).get("N", 0)
+                counts[variant] = (int(sends), int(conversions))
+            request = response.get("UnprocessedKeys") or {}
         return counts
