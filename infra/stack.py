@@ -7,6 +7,7 @@ from pathlib import Path
 import aws_cdk as cdk
 from constructs import Construct
 from nextbest.core.campaigns import load_campaigns, trigger_delays
+from nextbest.core.messages import check_creatives
 
 from infra.constructs import Decide, Deliver, Feedback, FeedbackTopics, Ingest, ProfileStore, Shared, Unsubscribe
 from infra.observability import Observability
@@ -91,4 +92,4 @@ class NextbestStack(cdk.Stack):
 
 def _trigger_delay_seconds(campaigns: Path) -> dict[str, int]:
     """Each trigger's delay from the approved campaigns, for ingest to arm alarms with."""
-    return {k: int(v.total_seconds()) for k, v in trigger_delays(load_campaigns(campaigns)).items()}
+    return {k: int(v.total_seconds()) for k, v in trigger_delays(check_creatives(load_campaigns(campaigns))).items()}

@@ -18,6 +18,7 @@ from nextbest.core.campaigns import load_campaigns, load_policy
 from nextbest.core.commands import Sweep, decide_command
 from nextbest.core.decision import Decision
 from nextbest.core.events import RejectedEvent
+from nextbest.core.messages import check_creatives
 from nextbest.core.settings import DecideSettings
 from nextbest.decide.scoring import load_models
 from nextbest.decide.service import Decider
@@ -33,7 +34,7 @@ decider = Decider(
     deliver=Queue(settings.deliver_queue_url),
     decide_queue=Queue(settings.decide_queue_url),
     scheduler=Scheduler(settings.schedule_group, settings.decide_queue_arn, settings.scheduler_role_arn),
-    campaigns=load_campaigns(campaigns_dir),
+    campaigns=check_creatives(load_campaigns(campaigns_dir)),
     policy=load_policy(campaigns_dir),
     site_url=settings.site_url,
     models=models,

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import tomllib
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -226,7 +225,7 @@ def _errors(path: Path, error: ValidationError) -> str:
     return f"{path.name}: {fields}"
 
 
-def _read(path: Path) -> dict[str, object]:
+def read_toml(path: Path) -> dict[str, object]:
     try:
         return tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as error:
@@ -242,10 +241,9 @@ def load_campaigns(directory: Path) -> list[Campaign]:
         if path.name == POLICY_FILE:
             continue
         try:
-            campaign = Campaign.model_validate(_read(path))
+            campaign = Campaign.model_validate(read_toml(path))
         except ValidationError as error:
             raise CampaignError(_errors(path, error)) from None
-        _check_creatives(path, campaign)
         campaigns.append(_approval_holds(campaign, policy.approvers))
     ids = [c.id for c in campaigns]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
@@ -268,19 +266,6 @@ def _approval_holds(campaign: Campaign, approvers: list[str]) -> Campaign:
     return campaign.model_copy(update={"status": "draft", "review_note": note}) if note else campaign
 
 
-def _check_creatives(path: Path, campaign: Campaign) -> None:
-    """Render every creative on every channel with the variables a real send gets, so a template that would
-    fail at send time (a typo, an unknown variable, a broken expression) fails the build instead."""
-    from nextbest.core.messages import render, sample_variables  # messages imports this module
-
-    for variant in campaign.variants:
-        for channel in campaign.channels:
-            try:
-                render(variant.creative, channel, sample_variables())
-            except Exception as error:  # Jinja's syntax and undefined-variable errors, among others
-                raise CampaignError(f"{path.name}: variants.{variant.id}.{channel}: {error}") from None
-
-
 POLICY_FILE = "policy.toml"
 
 
@@ -289,34 +274,9 @@ def load_policy(directory: Path) -> Policy:
     if not path.exists():
         return Policy()
     try:
-        return Policy.model_validate(_read(path))
+        return Policy.model_validate(read_toml(path))
     except ValidationError as error:
         raise CampaignError(_errors(path, error)) from None
-
-
-def approve(path: Path, approver: str, on: date) -> Campaign:
-    """Record an approval in the file itself (status, approver, date, digest), keeping its comments; only one
-    of policy.toml's ``approvers`` may approve, and only a campaign whose creatives render."""
-    approvers = load_policy(path.parent).approvers
-    if approver not in approvers:
-        raise CampaignError(f"{approver} may not approve campaigns (policy.toml approvers: {', '.join(approvers)})")
-    campaign = Campaign.model_validate(_read(path) | {"status": "draft", "approved_digest": None})
-    _check_creatives(path, campaign)
-    text = path.read_text()
-    values = {
-        "status": "approved",
-        "approved_by": approver,
-        "approved_at": on.isoformat(),
-        "approved_digest": campaign.digest(),
-    }
-    head, sep, tail = text.partition("\n[")  # top-level keys come before the first table
-    for key, value in values.items():
-        line = f"{key} = {value}" if key == "approved_at" else f"{key} = {json.dumps(value)}"
-        head, found = re.subn(rf"(?m)^{key}\s*=.*$", line, head)
-        if not found:
-            head = head.rstrip("\n") + "\n" + line + "\n"
-    path.write_text(head + sep + tail)
-    return Campaign.model_validate(_read(path))
 
 
 def trigger_delays(campaigns: list[Campaign]) -> dict[str, timedelta]:

@@ -13,7 +13,7 @@ from typing import Any
 from jinja2 import StrictUndefined, Template
 from jinja2.sandbox import SandboxedEnvironment
 
-from nextbest.core.campaigns import Creative
+from nextbest.core.campaigns import Campaign, CampaignError, Creative
 from nextbest.core.decision import Message
 from nextbest.core.events import Channel
 
@@ -69,3 +69,17 @@ def sample_variables() -> dict[str, Any]:
         "discount_percent": Decimal(10),
         "step": 1,
     }
+
+
+def check_creatives(campaigns: list[Campaign]) -> list[Campaign]:
+    """Render every creative on every channel with the variables a real send gets, so a template that would fail
+    at send time (a typo, an unknown variable, a broken expression) fails the build, the check and decide's start
+    instead. Returns the campaigns, or raises CampaignError naming the campaign, variant and channel."""
+    for campaign in campaigns:
+        for variant in campaign.variants:
+            for channel in campaign.channels:
+                try:
+                    render(variant.creative, channel, sample_variables())
+                except Exception as error:  # Jinja's syntax and undefined-variable errors, among others
+                    raise CampaignError(f"{campaign.id}: variants.{variant.id}.{channel}: {error}") from None
+    return campaigns

@@ -10,7 +10,7 @@ from typing import Any
 from nextbest.core import experiments
 from nextbest.core.campaigns import FOLLOW_UP, SWEEP, SWEPT, Campaign, Policy
 from nextbest.core.commands import SWEEP_SHARDS, DueTrigger, Sweep, delivery_request
-from nextbest.core.decision import Decision
+from nextbest.core.decision import Decision, decision_id
 from nextbest.core.ports import Alarms, Conflict, DecisionExists, Outbox, Store
 from nextbest.core.profiles import Profile
 from nextbest.decide.engine import counters, decide, record
@@ -45,7 +45,9 @@ class Decider:
             if profile is None or profile.key != due.profile_key:
                 return None  # merged into another profile, which carries (and re-armed) the trigger
             if due.trigger != SWEEP and profile.triggers.get(due.trigger) != due.due_at:
-                return None  # moved (re-armed for the new time), decided already, or its reason vanished
+                if profile.handled.get(due.trigger) == due.due_at:  # decided: finish what a crash may have cut
+                    return self._resume(decision_id(profile.key, due.trigger, due.due_at), profile)
+                return None  # moved (re-armed for the new time) or its reason vanished
             scores = self.models.score(profile, now) if self.models is not None else None
             decision = decide(
                 profile, due.trigger, due.due_at, self.campaigns, self.policy, now, self.site_url, scores,

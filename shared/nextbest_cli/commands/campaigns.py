@@ -25,7 +25,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def run_approve(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
-    from nextbest.core.campaigns import CampaignError, approve
+    from nextbest.core.campaigns import CampaignError
+
+    from nextbest_cli.approvals import approve
 
     for path in args.files:
         try:
@@ -39,9 +41,10 @@ def run_approve(args: argparse.Namespace) -> int:
 
 def run_check(args: argparse.Namespace) -> int:
     from nextbest.core.campaigns import load_campaigns, load_policy
+    from nextbest.core.messages import check_creatives
 
     policy = load_policy(ROOT)
-    for campaign in load_campaigns(ROOT):
+    for campaign in check_creatives(load_campaigns(ROOT)):
         note = f" — {campaign.review_note}" if campaign.review_note else ""
         print(f"{campaign.id:<22} {campaign.status:<9} {campaign.trigger.kind:<17} {','.join(campaign.channels)}{note}")
     print(f"policy: caps {policy.model_dump(mode='json')['caps']}, global control {policy.global_control_percent}%")

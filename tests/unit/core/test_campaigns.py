@@ -4,8 +4,9 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from nextbest.core.campaigns import CampaignError, approve, load_campaigns, load_policy, trigger_delays
-from nextbest.core.messages import render, sample_variables
+from nextbest.core.campaigns import CampaignError, load_campaigns, load_policy, trigger_delays
+from nextbest.core.messages import check_creatives, render, sample_variables
+from nextbest_cli.approvals import approve
 
 CAMPAIGNS = Path(__file__).resolve().parents[3] / "campaigns"
 GOOD = (CAMPAIGNS / "cart-abandonment.toml").read_text()
@@ -110,12 +111,12 @@ def test_only_an_approver_named_in_the_policy_can_approve_or_keep_an_approval(tm
     assert approve(path, "cmo", date(2026, 12, 1)).status == "approved"
 
 
-def test_a_creative_with_a_broken_template_fails_the_load_and_the_approval(tmp_path):
+def test_a_creative_with_a_broken_template_fails_the_check_and_the_approval(tmp_path):
     with_policy(tmp_path)
     path = tmp_path / "cart.toml"
     path.write_text(GOOD.replace("{{ first_name", "{{ first_name |", 1))
     assert "{{ first_name |" in path.read_text()
-    with pytest.raises(CampaignError, match=r"cart\.toml: variants\."):
-        load_campaigns(tmp_path)
-    with pytest.raises(CampaignError, match=r"cart\.toml: variants\."):
+    with pytest.raises(CampaignError, match=r"cart-abandonment: variants\."):
+        check_creatives(load_campaigns(tmp_path))
+    with pytest.raises(CampaignError, match=r"cart-abandonment: variants\."):
         approve(path, "cmo", date(2026, 12, 1))

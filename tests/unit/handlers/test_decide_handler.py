@@ -4,6 +4,7 @@ delivery request; a daily sweep fans out per shard; anything else goes to the DL
 from decimal import Decimal
 
 import pytest
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from nextbest.core.commands import SWEEP_SHARDS, DueTrigger, Sweep
 from nextbest.core.events import CartUpdated, LineItem
 from nextbest.core.experiments import in_global_control, in_holdout
@@ -93,14 +94,37 @@ def test_given_a_due_cart_trigger_then_a_decision_is_recorded_and_its_delivery_r
     assert decide.models is None  # no model set configured: rules only
 
 
-def test_given_the_same_alarm_twice_then_one_delivery_is_requested(decide, now):
+def test_given_the_same_alarm_twice_then_one_decision_is_made_and_every_request_names_it(decide, now):
     due = cart_left(decide.decider.store, treated(decide))
     now.set(DUE)
 
     invoke(decide, due.model_dump_json())
     invoke(decide, due.model_dump_json())
 
-    assert len(decide.decider.deliver.bodies) == 1
+    [decision_id] = decide.decider.store.decisions
+    # A ring while the decision is still queued asks again (deliver's claim sends it once); see the next test.
+    assert {body["decision_id"] for body in decide.decider.deliver.bodies} == {decision_id}
+
+
+def test_given_a_crash_after_the_commit_then_the_retry_requests_the_delivery(decide, now):
+    due = cart_left(decide.decider.store, treated(decide))
+    now.set(DUE)
+    outbox = decide.decider.deliver
+
+    class Crashing:
+        def send(self, body, attributes=None, delay_seconds=0):
+            raise ConnectionError("the invocation dies before the request is queued")
+
+    decide.decider.deliver = Crashing()
+    with pytest.raises(BatchProcessingError):  # its only record failed: SQS will deliver it again
+        invoke(decide, due.model_dump_json())
+    decide.decider.deliver = outbox
+    assert decide.decider.store.decisions and outbox.bodies == []
+
+    invoke(decide, due.model_dump_json())
+
+    [decision_id] = decide.decider.store.decisions
+    assert [body["decision_id"] for body in outbox.bodies] == [decision_id]
 
 
 def test_given_a_body_that_is_neither_a_due_trigger_nor_a_sweep_then_it_is_dead_lettered(decide):
