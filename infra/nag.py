@@ -33,15 +33,7 @@ def arming(schedule_group: str) -> dict[str, str]:
 
 
 def reasons(schedule_group: str) -> dict[str, str]:
-    return EVERY_FUNCTION | arming(schedule_group) | table_indexes("Table") | SIGNING_KEY
-
-
-def table_indexes(table: str) -> dict[str, str]:
-    return {
-        f"AwsSolutions-IAM5[Resource::<{table}.Arn>/index/*]": (
-            "CDK's table grant covers the table's own indexes (by_customer: a customer's decisions)."
-        ),
-    }
+    return EVERY_FUNCTION | arming(schedule_group) | SIGNING_KEY
 
 
 SIGNING_KEY = {
@@ -54,9 +46,8 @@ SIGNING_KEY = {
 
 def acknowledge(stack: NextbestStack) -> None:
     _acknowledge(stack.unsubscribe.signing_key, SIGNING_KEY)
-    table = stack.resolve(stack.store.table.table_arn)["Fn::GetAtt"][0]
     for function in stack.functions:
-        _acknowledge(function, EVERY_FUNCTION | table_indexes(table))
+        _acknowledge(function, EVERY_FUNCTION)
     if stack.deliver.push_endpoints:
         _acknowledge(
             stack.deliver.function,

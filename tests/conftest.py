@@ -59,7 +59,8 @@ T0 = datetime(2026, 11, 2, 9, tzinfo=UTC)
 
 @pytest.fixture
 def emulation(aws: None, cdk_out: Path, tmp_path: Path) -> Iterator[Any]:
-    """The synthesized stack brought up on moto, on a manual clock starting at T0."""
+    """The synthesized stack brought up on moto, on a manual clock starting at T0; on teardown, every DynamoDB
+    request its functions made must be allowed by their roles in the template."""
     from nextbest.core import clock
 
     from infra.local.emulator import Emulation
@@ -67,6 +68,9 @@ def emulation(aws: None, cdk_out: Path, tmp_path: Path) -> Iterator[Any]:
     manual = clock.ManualClock(T0)
     clock.install(manual)
     try:
-        yield Emulation(cdk_out, manual, tmp_path / "logs").deploy()
+        emulation = Emulation(cdk_out, manual, tmp_path / "logs").deploy()
+        yield emulation
+        # moto does not enforce IAM: every DynamoDB request a function made must be one its role allows
+        assert emulation.ungranted_requests() == {}
     finally:
         clock.reset()

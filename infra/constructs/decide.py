@@ -14,10 +14,19 @@ from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as scheduler_targets
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
+from nextbest.aws.store import BY_SWEEP
 from nextbest.core.settings import DecideSettings
 
 from infra import assets
+from infra.constructs.profile_store import TableAccess
 from infra.constructs.shared import Shared, work_queue
+
+TABLE_ACCESS = TableAccess(
+    # profile, arm_counts: BatchGetItem; decision (one already made with this id): GetItem; commit_decision: a
+    # transaction of Puts (the decision, the profile) and Updates (its counters)
+    actions=("GetItem", "BatchGetItem", "PutItem", "UpdateItem"),
+    queries=(BY_SWEEP,),  # the daily sweep pages through the buyers
+)
 
 
 class Decide(Construct):
@@ -52,6 +61,7 @@ class Decide(Construct):
             "decide",
             DecideSettings,
             table=table,
+            table_access=TABLE_ACCESS,
             queues=[self.queue],
             dead_letters=self.dead_letters,
             timeout=timeout,

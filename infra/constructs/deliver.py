@@ -13,6 +13,7 @@ from constructs import Construct
 from nextbest.core.settings import DeliverSettings
 
 from infra.constructs.feedback import FeedbackTopics
+from infra.constructs.profile_store import TableAccess
 from infra.constructs.shared import Shared, work_queue
 from infra.constructs.unsubscribe import Unsubscribe
 
@@ -28,6 +29,11 @@ SES_EVENTS = [
     ses.EmailSendingEvent.CLICK,
 ]
 """Every SES event feedback acts on or records, published to its topic."""
+TABLE_ACCESS = TableAccess(
+    # decision: GetItem; profile, change: BatchGetItem and PutItem; move_decision: UpdateItem (a transaction of
+    # Updates with its funnel counters); remember_message and a fallback's new decision: PutItem
+    actions=("GetItem", "BatchGetItem", "PutItem", "UpdateItem"),
+)
 
 
 class Deliver(Construct):
@@ -58,6 +64,7 @@ class Deliver(Construct):
             "deliver",
             DeliverSettings,
             table=table,
+            table_access=TABLE_ACCESS,
             queues=[self.queue],
             dead_letters=self.dead_letters,
             timeout=timeout,

@@ -17,7 +17,14 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 from nextbest.core.settings import FeedbackSettings
 
+from infra.constructs.profile_store import TableAccess
 from infra.constructs.shared import Shared, work_queue
+
+TABLE_ACCESS = TableAccess(
+    # decision, message: GetItem; profile, change: BatchGetItem and PutItem; move_decision, annotate_decision:
+    # UpdateItem (a transaction of Updates with their counters); a fallback's new decision: PutItem
+    actions=("GetItem", "BatchGetItem", "PutItem", "UpdateItem"),
+)
 
 
 class FeedbackTopics(Construct):
@@ -76,6 +83,7 @@ class Feedback(Construct):
             "feedback",
             FeedbackSettings,
             table=table,
+            table_access=TABLE_ACCESS,
             queues=[self.queue],
             dead_letters=self.dead_letters,
             timeout=timeout,

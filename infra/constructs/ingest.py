@@ -7,15 +7,24 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from constructs import Construct
+from nextbest.aws.store import BY_CANONICAL, BY_CUSTOMER
 from nextbest.core.events import DETAIL_TYPES
 from nextbest.core.settings import IngestSettings
 
 from infra.constructs.decide import Decide
+from infra.constructs.profile_store import TableAccess
 from infra.constructs.shared import Shared, work_queue
 
 CONSENT_TYPES = ["consent.updated", "customer.erased"]
 """Privacy events take the fast lane: an opt-out or erasure never waits behind a backlog of page views."""
 BEHAVIOUR_TYPES = [t for t in DETAIL_TYPES if t not in CONSENT_TYPES]
+TABLE_ACCESS = TableAccess(
+    # prefetch, resolve, erased: BatchGetItem; save: PutItem, or a transaction of Puts (profile, redirects, event
+    # markers) and Updates (attribution counters); lift_tombstones: DeleteItem; erase: BatchWriteItem
+    actions=("BatchGetItem", "PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"),
+    # erasure finds every identifier leading to a person (by_canonical) and the decisions made for them (by_customer)
+    queries=(BY_CANONICAL, BY_CUSTOMER),
+)
 
 
 class Ingest(Construct):
@@ -56,6 +65,7 @@ class Ingest(Construct):
             "ingest",
             IngestSettings,
             table=table,
+            table_access=TABLE_ACCESS,
             queues=[self.queue, self.consent_queue],
             dead_letters=self.dead_letters,
             timeout=timeout,

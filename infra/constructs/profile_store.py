@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import aws_cdk as cdk
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
 from constructs import Construct
 from nextbest.aws.store import BY_CANONICAL, BY_CUSTOMER, BY_SWEEP
 
@@ -40,3 +43,28 @@ class ProfileStore(Construct):
             sort_key=dynamodb.Attribute(name=sort_key, type=dynamodb.AttributeType.STRING) if sort_key else None,
             projection_type=dynamodb.ProjectionType.KEYS_ONLY,
         )
+
+
+@dataclass(frozen=True)
+class TableAccess:
+    """What one step's code does with the table (read from ``nextbest.aws.store``): the item actions it calls
+    and the indexes it queries, granted on the table and on those indexes only.
+
+    No Scan, no stream reads, no DescribeTable (CDK's ``grant_read_write_data`` adds all three, and every
+    index). A transaction needs no action of its own: each ``Put``/``Update`` of ``TransactWriteItems`` is
+    authorised as ``PutItem``/``UpdateItem``.
+    """
+
+    actions: tuple[str, ...]
+    queries: tuple[str, ...] = ()
+
+    def grant(self, table: dynamodb.Table, grantee: iam.IGrantable) -> None:
+        iam.Grant.add_to_principal(
+            grantee=grantee, actions=[f"dynamodb:{a}" for a in self.actions], resource_arns=[table.table_arn]
+        )
+        if self.queries:
+            iam.Grant.add_to_principal(
+                grantee=grantee,
+                actions=["dynamodb:Query"],
+                resource_arns=[f"{table.table_arn}/index/{index}" for index in self.queries],
+            )

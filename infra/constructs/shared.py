@@ -12,6 +12,7 @@ from constructs import Construct
 from nextbest.core.settings import StageSettings
 
 from infra import assets
+from infra.constructs.profile_store import TableAccess
 
 MAX_RECEIVE_COUNT = 5
 """Deliveries of a message before SQS moves it to the dead-letter queue."""
@@ -43,6 +44,7 @@ class Shared(Construct):
         settings: type[StageSettings],
         *,
         table: dynamodb.Table,
+        table_access: TableAccess,
         queues: list[sqs.Queue],
         dead_letters: sqs.Queue | None,
         timeout: cdk.Duration,
@@ -51,7 +53,8 @@ class Shared(Construct):
         extra_layers: tuple[lambda_.ILayerVersion, ...] = (),
         **values: str | dict[str, int],
     ) -> lambda_.Function:
-        """The function of one pipeline step, consuming its queues, with the grants every step needs.
+        """The function of one pipeline step, consuming its queues, with the grants every step needs and the
+        table actions it calls (``table_access``).
 
         Its environment is built from the step's settings model (``nextbest.core.settings``), the same one the
         handler reads back, so a missing or misspelt setting fails the synth rather than a cold start.
@@ -78,7 +81,7 @@ class Shared(Construct):
         )
         for queue in queues:
             function.add_event_source(sources.SqsEventSource(queue, batch_size=10, report_batch_item_failures=True))
-        table.grant_read_write_data(function)
+        table_access.grant(table, function)
         if dead_letters is not None:
             dead_letters.grant_send_messages(function)
         return function

@@ -11,7 +11,13 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 from nextbest.core.settings import UnsubscribeSettings
 
+from infra.constructs.profile_store import TableAccess
 from infra.constructs.shared import Shared
+
+TABLE_ACCESS = TableAccess(
+    # decision: GetItem; change (the e-mail opt-out): BatchGetItem reads the profile, PutItem writes it back
+    actions=("GetItem", "BatchGetItem", "PutItem"),
+)
 
 
 class Unsubscribe(Construct):
@@ -36,6 +42,7 @@ class Unsubscribe(Construct):
             "unsubscribe",
             UnsubscribeSettings,
             table=table,
+            table_access=TABLE_ACCESS,
             queues=[],
             dead_letters=None,
             timeout=cdk.Duration.seconds(10),

@@ -26,6 +26,7 @@ import boto3
 from nextbest.aws import clients as aws
 from nextbest.core.clock import ManualClock
 
+from infra.local.emulator import grants
 from infra.local.emulator.account import ACCOUNT, PARTITION, REGION
 from infra.local.emulator.event_sources import EventSources, Mapping, sqs_record
 from infra.local.emulator.provisioning import Deployment
@@ -133,6 +134,15 @@ class Emulation:
 
     def flush_logs(self) -> None:
         self.runtime.flush_logs()
+
+    def ungranted_requests(self) -> dict[str, list[grants.Request]]:
+        """Per function, the DynamoDB requests it made that its role in the template does not allow: moto does
+        not enforce IAM, so the tests ask this instead."""
+        found = {
+            f.name: grants.ungranted(self.deployment, f.logical_id, f.dynamodb_requests)
+            for f in self.functions.values()
+        }
+        return {name: requests for name, requests in found.items() if requests}
 
     # -- what was sent ---------------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from urllib.parse import parse_qsl, urlsplit
 import boto3
 
 from infra.local.emulator.account import ACCOUNT, PARTITION, REGION
+from infra.local.emulator.grants import Request, dynamodb_requests
 from infra.local.emulator.provisioning import Deployment
 
 
@@ -57,6 +58,8 @@ class Function:
     records: int = 0
     aws_calls: Counter[str] = field(default_factory=Counter)
     """AWS API calls the function made, by ``service.Operation`` (counted by a botocore hook)."""
+    dynamodb_requests: set[Request] = field(default_factory=set)
+    """What IAM authorises each of its DynamoDB calls as: (action, table or index ARN)."""
 
 
 class LambdaRuntime:
@@ -69,9 +72,13 @@ class LambdaRuntime:
         self.current: Function | None = None
 
     def count_calls(self) -> None:
-        """Count the AWS calls each function makes, by a hook on the default session: call it before any
-        client is created (a botocore client copies the session's hooks when it is created)."""
+        """Count the AWS calls each function makes, and record what IAM authorises its DynamoDB calls as, by
+        hooks on the default session: call it before any client is created (a botocore client copies the
+        session's hooks when it is created)."""
         boto3.DEFAULT_SESSION.events.register("before-call", self._count_call)  # type: ignore[union-attr]
+        boto3.DEFAULT_SESSION.events.register(  # type: ignore[union-attr]
+            "before-parameter-build.dynamodb", self._record_dynamodb_request
+        )
 
     def load(self) -> None:
         """Every function of the template, by logical id; its handler is imported on first invocation."""
@@ -128,6 +135,10 @@ class LambdaRuntime:
         if self.current is not None:
             _, service, operation = event_name.split(".", 2)
             self.current.aws_calls[f"{service}.{operation}"] += 1
+
+    def _record_dynamodb_request(self, params: dict[str, Any], model: Any, **kwargs: Any) -> None:
+        if self.current is not None:
+            self.current.dynamodb_requests |= dynamodb_requests(model.name, params)
 
 
 def _import(name: str, file: Path) -> ModuleType:

@@ -1,0 +1,36 @@
+"""The stack synthesized a second time with every optional feature on, for the tests of grants and policies."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+OPTIONAL_FEATURES = {
+    "smsVia": "end-user-messaging",
+    "pushPlatformApplicationArn": "arn:aws:sns:us-east-1:123456789012:app/GCM/x",
+}
+"""Texts through End User Messaging SMS and push through an SNS platform application (``infra.app``)."""
+
+
+@pytest.fixture(scope="session")
+def cdk_out_with_options(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from infra.app import build
+
+    outdir = tmp_path_factory.mktemp("cdk.out.options")
+    app, _ = build(str(outdir), context=OPTIONAL_FEATURES)
+    app.synth()
+    return outdir
+
+
+@pytest.fixture(scope="session", params=["defaults", "optional features"])
+def synthesized(request: pytest.FixtureRequest) -> Path:
+    """The cloud assembly as deployed by default, then with every optional feature on."""
+    return Path(request.getfixturevalue("cdk_out" if request.param == "defaults" else "cdk_out_with_options"))
+
+
+@pytest.fixture(scope="session")
+def each_template(synthesized: Path) -> dict[str, Any]:
+    return json.loads((synthesized / "nextbest.template.json").read_text())
