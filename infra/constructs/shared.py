@@ -51,6 +51,7 @@ class Shared(Construct):
         memory: int = 512,
         code: lambda_.Code | None = None,
         extra_layers: tuple[lambda_.ILayerVersion, ...] = (),
+        reserved_concurrency: int | None = None,
         **values: str | dict[str, int],
     ) -> lambda_.Function:
         """The function of one pipeline step, consuming its queues, with the grants every step needs and the
@@ -72,6 +73,7 @@ class Shared(Construct):
             layers=[*self.layers, *extra_layers],
             timeout=timeout,
             memory_size=memory,
+            reserved_concurrent_executions=reserved_concurrency,
             tracing=lambda_.Tracing.ACTIVE,
             logging_format=lambda_.LoggingFormat.JSON,
             log_group=logs.LogGroup(

@@ -81,3 +81,14 @@ def test_a_function_holds_only_the_table_actions_its_code_calls_on_the_table_and
     # Then they name exactly what its code calls: on the table, and Query on the indexes it reads, never index/*
     actions, indexes = TABLE_ACTIONS[step]
     assert dict(granted) == {TABLE: actions} | {f"{TABLE}/index/{index}": {"Query"} for index in indexes}
+
+
+def test_the_public_unsubscribe_function_has_a_small_reserved_concurrency_and_no_other_function_reserves_any(
+    each_template,
+):
+    # An anonymous caller can invoke the unsubscribe URL: its reserved concurrency caps what a flood can take from
+    # the account's, and the steps behind queues keep the rest
+    reserved = {
+        step: function_of(each_template, step)[1]["Properties"].get("ReservedConcurrentExecutions") for step in STEPS
+    }
+    assert reserved == {step: 10 if step == "unsubscribe" else None for step in STEPS}
