@@ -1,7 +1,15 @@
-"""cdk-nag findings we accept: each named by its exact evidence, scoped to where it occurs, with a reason."""
+"""cdk-nag findings we accept: each named by its exact evidence, scoped to where it occurs, with a reason that
+names the actions it excuses.
+
+cdk-nag's evidence for a wildcard grant is the resource (``Resource::*``), not the action, so an acknowledgement
+alone would also excuse any action added on that resource later: its reason names the actions, and the grant tests
+(``tests/infra/test_grants.py``) check that every action on a wildcard resource is one its acknowledgement names and
+one of a short allow-list.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import aws_cdk as cdk
@@ -10,30 +18,47 @@ if TYPE_CHECKING:
     from infra.stack import NextbestStack
 
 BASIC_EXECUTION = "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
-EVERY_FUNCTION = {
+LOGS = {
     f"AwsSolutions-IAM4[{BASIC_EXECUTION}]": (
         "AWSLambdaBasicExecutionRole is AWS's minimal policy for a function writing its own logs."
     ),
-    "AwsSolutions-IAM5[Resource::*]": (
-        "X-Ray's PutTraceSegments/PutTelemetryRecords (and, for deliver, SNS CheckIfPhoneNumberIsOptedOut) "
-        "have no resource-level permissions."
-    ),
 }
+TRACING = ("xray:PutTraceSegments", "xray:PutTelemetryRecords")
+"""Active tracing (every function): X-Ray's actions have no resource-level permissions."""
+SMS_OPT_OUT = ("sns:CheckIfPhoneNumberIsOptedOut",)
+"""Deliver looks a number up in the account's SNS opt-out list before every text: the action has no resource."""
+SCHEDULES = ("scheduler:CreateSchedule", "scheduler:UpdateSchedule", "scheduler:DeleteSchedule")
+PUSH_ENDPOINTS = ("sns:GetEndpointAttributes", "sns:SetEndpointAttributes", "sns:Publish")
+
+
+def any_resource(actions: Sequence[str]) -> dict[str, str]:
+    """``Resource::*`` on a role holding exactly ``actions`` on it."""
+    return {
+        "AwsSolutions-IAM5[Resource::*]": (
+            f"Only {_named(actions)} on Resource::*: they have no resource-level permissions (X-Ray for active "
+            "tracing; SNS's account-wide SMS opt-out list, looked up before every text)."
+        ),
+    }
 
 
 def arming(schedule_group: str) -> dict[str, str]:
     arn = f"arn:<AWS::Partition>:scheduler:<AWS::Region>:<AWS::AccountId>:schedule/{schedule_group}/*"
     return {
         f"AwsSolutions-IAM5[Resource::{arn}]": (
-            "Ingest and decide arm one schedule per customer and trigger (decide: follow-ups and quiet-hour "
-            "deferrals); names are data, so the grant is every schedule of nextbest's own schedule group "
-            "and nothing else."
+            f"Only {_named(SCHEDULES)} on every schedule of nextbest's own schedule group and nothing else: ingest "
+            "and decide arm one schedule per customer and trigger (decide: follow-ups and quiet-hour deferrals), "
+            "whose names are data."
         ),
     }
 
 
-def reasons(schedule_group: str) -> dict[str, str]:
-    return EVERY_FUNCTION | arming(schedule_group) | SIGNING_KEY
+def push(endpoints: str) -> dict[str, str]:
+    return {
+        f"AwsSolutions-IAM5[Resource::{endpoints}]": (
+            f"Only {_named(PUSH_ENDPOINTS)} on every endpoint of nextbest's own platform application and nothing "
+            "else: endpoints are created per device token at send time."
+        ),
+    }
 
 
 SIGNING_KEY = {
@@ -44,22 +69,31 @@ SIGNING_KEY = {
 }
 
 
+def reasons(schedule_group: str) -> dict[str, str]:
+    """Every acknowledgement's rule and reason (deliver's, with push on, for the others' wording)."""
+    return (
+        LOGS
+        | any_resource((*TRACING, *SMS_OPT_OUT))
+        | arming(schedule_group)
+        | push("arn:aws:sns:us-east-1:123456789012:endpoint/GCM/app/*")
+        | SIGNING_KEY
+    )
+
+
 def acknowledge(stack: NextbestStack) -> None:
     _acknowledge(stack.unsubscribe.signing_key, SIGNING_KEY)
+    deliver = stack.deliver.function.node.path
     for function in stack.functions:
-        _acknowledge(function, EVERY_FUNCTION)
+        on_any_resource = (*TRACING, *SMS_OPT_OUT) if function.node.path == deliver else TRACING
+        _acknowledge(function, LOGS | any_resource(on_any_resource))
     if stack.deliver.push_endpoints:
-        _acknowledge(
-            stack.deliver.function,
-            {
-                f"AwsSolutions-IAM5[Resource::{stack.deliver.push_endpoints}]": (
-                    "Endpoints are created per device token at send time; the grant is every endpoint of "
-                    "nextbest's own platform application and nothing else."
-                )
-            },
-        )
+        _acknowledge(stack.deliver.function, push(stack.deliver.push_endpoints))
     for function in (stack.ingest.function, stack.decide.function):
         _acknowledge(function, arming(stack.decide.schedule_group.schedule_group_name))
+
+
+def _named(actions: Sequence[str]) -> str:
+    return ", ".join(actions[:-1]) + f" and {actions[-1]}" if len(actions) > 1 else actions[0]
 
 
 def _acknowledge(scope: cdk.Resource, reasons: dict[str, str]) -> None:

@@ -141,9 +141,10 @@ class Deliver(Construct):
         self._allow(["ses:SendEmail", "ses:SendRawEmail"], [self.identity.email_identity_arn, configuration_set])
 
     def _allow_sns_sms(self) -> None:
-        # SMS through SNS goes to phone numbers, which are not ARNs: Publish to anything that is *not* a topic.
+        # SMS through SNS goes to phone numbers, which are not ARNs: Publish to anything that is *not* an SNS ARN
+        # (topic, application or endpoint), in this stack's partition.
         self.function.add_to_role_policy(
-            iam.PolicyStatement(actions=["sns:Publish"], not_resources=["arn:aws:sns:*:*:*"])
+            iam.PolicyStatement(actions=["sns:Publish"], not_resources=[f"arn:{cdk.Aws.PARTITION}:sns:*:*:*"])
         )
         # The STOP list SNS keeps per account is looked up before every text; the action has no resource.
         self._allow(["sns:CheckIfPhoneNumberIsOptedOut"], ["*"])
