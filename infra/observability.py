@@ -140,8 +140,16 @@ class Observability(Construct):
 
     def _ops_topic(self, stack: cdk.Stack) -> sns.Topic:
         cloudwatch = iam.ServicePrincipal("cloudwatch.amazonaws.com")
+        alarms_of_this_account = {
+            "StringEquals": {"aws:SourceAccount": stack.account},
+            "ArnLike": {"aws:SourceArn": stack.format_arn(service="cloudwatch", resource="alarm:*")},
+        }
         key = kms.Key(self, "TopicKey", enable_key_rotation=True, description="Encrypts nextbest's alarm notifications")
-        key.grant(cloudwatch, "kms:GenerateDataKey*", "kms:Decrypt")
+        key.grant(
+            iam.ServicePrincipal("cloudwatch.amazonaws.com", conditions=alarms_of_this_account),
+            "kms:GenerateDataKey*",
+            "kms:Decrypt",
+        )
         topic = sns.Topic(self, "Topic", display_name="nextbest operations", master_key=key, enforce_ssl=True)
         topic.add_to_resource_policy(
             iam.PolicyStatement(
@@ -149,10 +157,7 @@ class Observability(Construct):
                 principals=[cloudwatch],
                 actions=["sns:Publish"],
                 resources=[topic.topic_arn],
-                conditions={
-                    "StringEquals": {"aws:SourceAccount": stack.account},
-                    "ArnLike": {"aws:SourceArn": stack.format_arn(service="cloudwatch", resource="alarm:*")},
-                },
+                conditions=alarms_of_this_account,
             )
         )
         email = self.node.try_get_context("opsEmail")

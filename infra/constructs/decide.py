@@ -50,7 +50,11 @@ class Decide(Construct):
         self.scheduler_role = iam.Role(
             self,
             "SchedulerRole",
-            assumed_by=iam.ServicePrincipal("scheduler.amazonaws.com"),
+            # on behalf of this account's schedules only
+            assumed_by=iam.ServicePrincipal(
+                "scheduler.amazonaws.com",
+                conditions={"StringEquals": {"aws:SourceAccount": cdk.Stack.of(self).account}},
+            ),
             description="Lets EventBridge Scheduler put due triggers on the decide queue",
         )
         self.queue.grant_send_messages(self.scheduler_role)

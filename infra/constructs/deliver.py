@@ -104,7 +104,7 @@ class Deliver(Construct):
     def _sms_configuration(self, sms_events: sns.Topic | None) -> smsvoice.CfnConfigurationSet | None:
         if sms_events is None:
             return None
-        return smsvoice.CfnConfigurationSet(
+        configuration = smsvoice.CfnConfigurationSet(
             self,
             "SmsConfigurationSet",
             event_destinations=[
@@ -116,6 +116,19 @@ class Deliver(Construct):
                 )
             ],
         )
+        # End User Messaging SMS publishes this configuration set's events, and no other's, to the topic.
+        sms_events.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal("sms-voice.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[sms_events.topic_arn],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": cdk.Stack.of(self).account},
+                    "ArnEquals": {"aws:SourceArn": configuration.attr_arn},
+                },
+            )
+        )
+        return configuration
 
     def _allow_push(self, application_arn: str) -> str:
         """Push through the operator's platform application: its endpoints (pattern returned), nothing else."""

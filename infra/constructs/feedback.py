@@ -28,11 +28,14 @@ TABLE_ACCESS = TableAccess(
 
 
 class FeedbackTopics(Construct):
-    """Where providers publish what happened to a message, each topic writable by its service only.
+    """Where providers publish what happened to a message, each topic writable by its service only, and only on
+    behalf of this account (``aws:SourceAccount``), so another account cannot point its own number, configuration
+    set or application at a topic and forge a STOP, a START or a delivery failure.
 
     SMS replies (STOP, START) arrive when the sending number's two-way SMS (AWS End User Messaging SMS) is set
     to publish to ``inbound_sms``; push failures when the platform application's EventDeliveryFailure is set
-    to ``push_events``. The stack outputs both ARNs.
+    to ``push_events``. The stack outputs both ARNs. SES events and SMS delivery events are published by a
+    configuration set of deliver's, which grants its own publishing, bound to that configuration set.
     """
 
     def __init__(self, scope: Construct, id: str) -> None:
@@ -40,24 +43,33 @@ class FeedbackTopics(Construct):
         self.key = kms.Key(
             self, "TopicKey", enable_key_rotation=True, description="Encrypts SES feedback notifications in SNS"
         )
-        ses = iam.ServicePrincipal("ses.amazonaws.com")
-        sms = iam.ServicePrincipal("sms-voice.amazonaws.com")
-        push = iam.ServicePrincipal("sns.amazonaws.com")
-        self.ses_events = self._topic("SesEvents", ses, grant_publish=False)  # SES's event destination grants
-        self.inbound_sms = self._topic("InboundSms", sms)
+        for service in ("ses", "sms-voice", "sns"):  # a publisher to an encrypted topic needs the key
+            self.key.grant(self.of_this_account(service), "kms:GenerateDataKey*", "kms:Decrypt")
+        self.ses_events = self._topic("SesEvents")
+        self.inbound_sms = self._topic("InboundSms", publisher="sms-voice")
         # Delivery events of texts sent through End User Messaging SMS (its configuration set publishes here).
-        self.sms_events = self._topic("SmsEvents", sms)
-        self.push_events = self._topic("PushEvents", push)
+        self.sms_events = self._topic("SmsEvents")
+        self.push_events = self._topic("PushEvents", publisher="sns")
 
     @property
     def all(self) -> list[sns.Topic]:
         return [self.ses_events, self.inbound_sms, self.sms_events, self.push_events]
 
-    def _topic(self, id: str, publisher: iam.ServicePrincipal, *, grant_publish: bool = True) -> sns.Topic:
-        self.key.grant(publisher, "kms:GenerateDataKey*", "kms:Decrypt")
+    def of_this_account(self, service: str) -> iam.PrincipalBase:
+        """An AWS service acting for a resource of this account only."""
+        account = cdk.Stack.of(self).account
+        return iam.ServicePrincipal(
+            f"{service}.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": account}}
+        )
+
+    def _topic(self, id: str, *, publisher: str | None = None) -> sns.Topic:
         topic = sns.Topic(self, id, master_key=self.key, enforce_ssl=True)
-        if grant_publish:
-            topic.grant_publish(publisher)
+        if publisher:  # not grant_publish, which would grant the key a second time
+            topic.add_to_resource_policy(
+                iam.PolicyStatement(
+                    principals=[self.of_this_account(publisher)], actions=["sns:Publish"], resources=[topic.topic_arn]
+                )
+            )
         return topic
 
 

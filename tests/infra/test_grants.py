@@ -199,3 +199,55 @@ def _logical_ids(node: dict[str, Any]) -> Iterator[tuple[str, str]]:
         yield node["path"], logical_id
     for child in node.get("children", {}).values():
         yield from _logical_ids(child)
+
+
+UNBOUND_SERVICES = {
+    # (resource type, service principal): why neither aws:SourceAccount nor aws:SourceArn binds it
+    ("AWS::IAM::Role", "lambda.amazonaws.com"): (
+        "a function's execution role: Lambda assumes it only for a function it was passed to, and passing it "
+        "needs iam:PassRole in this account; Lambda documents neither key for assuming an execution role"
+    ),
+}
+
+
+def service_statements(template: dict[str, Any]) -> Iterator[tuple[str, str, str, dict[str, Any]]]:
+    """(logical id, type, service, statement) of every resource policy, key policy and trust policy statement
+    that allows an AWS service principal."""
+    for name, resource in template["Resources"].items():
+        props = resource.get("Properties", {})
+        for document in (props.get("PolicyDocument"), props.get("KeyPolicy"), props.get("AssumeRolePolicyDocument")):
+            for statement in document["Statement"] if document else []:
+                principal = statement.get("Principal")
+                if statement["Effect"] == "Allow" and isinstance(principal, dict) and "Service" in principal:
+                    for service in listed(principal["Service"]):
+                        yield name, resource["Type"], service, statement
+
+
+def binds_to_this_account(statement: dict[str, Any]) -> bool:
+    """aws:SourceAccount is this account, or aws:SourceArn a resource of this stack or an ARN in this account."""
+    conditions = {key.lower(): value for test in statement.get("Condition", {}).values() for key, value in test.items()}
+    account = conditions.get("aws:sourceaccount")
+    arn = conditions.get("aws:sourcearn")
+    own_resource = isinstance(arn, dict) and {"Ref", "Fn::GetAtt"} & arn.keys()
+    return account == {"Ref": "AWS::AccountId"} or bool(own_resource) or ":<AWS::AccountId>:" in text(arn or "")
+
+
+def test_every_statement_granting_an_aws_service_binds_it_to_this_account(each_template):
+    # Given every statement (topic, queue, key, trust policy…) that lets an AWS service principal in
+    unbound, excused = [], set()
+    for name, kind, service, statement in service_statements(each_template):
+        if (kind, service) in UNBOUND_SERVICES:
+            excused.add((kind, service))
+        elif not binds_to_this_account(statement):
+            unbound.append((name, service))
+    # Then each binds the service to this account (aws:SourceAccount) or to one of its resources (aws:SourceArn):
+    # another account's number, configuration set or application cannot forge a STOP or a delivery failure
+    assert unbound == []
+    assert excused == UNBOUND_SERVICES.keys()  # the allow-list holds nothing stale
+
+
+def test_a_lambda_permission_for_an_aws_service_names_its_source(each_template):
+    for name, permission in resources(each_template, "AWS::Lambda::Permission").items():
+        props = permission["Properties"]
+        if str(props["Principal"]).endswith(".amazonaws.com"):
+            assert "SourceArn" in props or "SourceAccount" in props, name

@@ -19,8 +19,8 @@ def resources(template, kind):
     return {k: r for k, r in template["Resources"].items() if r["Type"] == kind}
 
 
-def test_cdk_nag_reports_no_unacknowledged_finding_and_every_acknowledgement_has_a_reason(cdk_out):
-    report = json.loads((cdk_out / "validation-report.json").read_text())
+def test_cdk_nag_reports_no_unacknowledged_finding_and_every_acknowledgement_has_a_reason(synthesized):
+    report = json.loads((synthesized / "validation-report.json").read_text())  # by default and with every option
     assert [v for p in report["pluginReports"] for v in p["violations"]] == []
     from infra.nag import reasons
 
@@ -28,13 +28,13 @@ def test_cdk_nag_reports_no_unacknowledged_finding_and_every_acknowledgement_has
         assert rule.startswith("AwsSolutions-") and len(reason) > 40, rule
 
 
-def test_cfn_lint_finds_no_error(cdk_out):
+def test_cfn_lint_finds_no_error(synthesized):
     result = subprocess.run(
         [
             str(Path(__import__("sys").executable).with_name("cfn-lint")),
             "--format",
             "parseable",
-            str(cdk_out / "nextbest.template.json"),
+            str(synthesized / "nextbest.template.json"),
         ],
         capture_output=True,
         text=True,
