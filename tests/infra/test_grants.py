@@ -212,9 +212,12 @@ UNBOUND_SERVICES = {
 
 def service_statements(template: dict[str, Any]) -> Iterator[tuple[str, str, str, dict[str, Any]]]:
     """(logical id, type, service, statement) of every resource policy, key policy and trust policy statement
-    that allows an AWS service principal."""
+    that allows an AWS service principal, and of every Lambda permission for one (its source as conditions)."""
     for name, resource in template["Resources"].items():
         props = resource.get("Properties", {})
+        if resource["Type"] == "AWS::Lambda::Permission" and str(props["Principal"]).endswith(".amazonaws.com"):
+            source = {f"aws:{key}": props[key] for key in ("SourceAccount", "SourceArn") if key in props}
+            yield name, resource["Type"], props["Principal"], {"Condition": {"StringEquals": source}}
         for document in (props.get("PolicyDocument"), props.get("KeyPolicy"), props.get("AssumeRolePolicyDocument")):
             for statement in document["Statement"] if document else []:
                 principal = statement.get("Principal")
@@ -244,10 +247,3 @@ def test_every_statement_granting_an_aws_service_binds_it_to_this_account(each_t
     # another account's number, configuration set or application cannot forge a STOP or a delivery failure
     assert unbound == []
     assert excused == UNBOUND_SERVICES.keys()  # the allow-list holds nothing stale
-
-
-def test_a_lambda_permission_for_an_aws_service_names_its_source(each_template):
-    for name, permission in resources(each_template, "AWS::Lambda::Permission").items():
-        props = permission["Properties"]
-        if str(props["Principal"]).endswith(".amazonaws.com"):
-            assert "SourceArn" in props or "SourceAccount" in props, name
