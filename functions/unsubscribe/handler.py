@@ -7,7 +7,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import LambdaFunctionUrlResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from nextbest.aws.secrets import signing_key
+from nextbest.aws.secrets import signing_keys
 from nextbest.aws.store import Store
 from nextbest.core import clock
 from nextbest.core.settings import UnsubscribeSettings
@@ -28,7 +28,7 @@ def _page(status: int, body: str) -> Response:
 
 def _decision() -> str | None:
     token = app.current_event.get_query_string_value("t", "") or ""
-    return verify(signing_key(settings.signing_secret_arn), token)
+    return verify(signing_keys(settings.signing_secret_arn), token)
 
 
 @app.get("/")

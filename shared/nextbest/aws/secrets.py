@@ -1,13 +1,41 @@
-"""Secrets Manager: the unsubscribe links' signing key."""
+"""Secrets Manager: the unsubscribe links' signing keys.
+
+Links live in inboxes for months, so a rotation must not break the ones already sent: deliver signs with the
+current version of the secret (``AWSCURRENT``) and unsubscribe accepts the current and the previous one
+(``AWSPREVIOUS``). Keys are re-read after ``KEY_TTL_S``, so a rotation reaches warm containers in minutes.
+"""
 
 from __future__ import annotations
 
-from functools import cache
+import time
+
+from botocore.exceptions import ClientError
 
 from nextbest.aws import clients as aws
 
+KEY_TTL_S = 300.0
+_keys: dict[str, tuple[float, list[bytes]]] = {}
 
-@cache
+
+def signing_keys(secret_arn: str) -> list[bytes]:
+    """The HMAC keys that verify a link, newest first: the current version, then the previous one if any."""
+    cached = _keys.get(secret_arn)
+    if cached is None or time.monotonic() - cached[0] > KEY_TTL_S:
+        cached = (time.monotonic(), [k for k in (_version(secret_arn, s) for s in ("AWSCURRENT", "AWSPREVIOUS")) if k])
+        _keys[secret_arn] = cached
+    return cached[1]
+
+
 def signing_key(secret_arn: str) -> bytes:
-    """The HMAC key, read once per container from Secrets Manager."""
-    return str(aws.client("secretsmanager").get_secret_value(SecretId=secret_arn)["SecretString"]).encode()
+    """The key new links are signed with (the current version)."""
+    return signing_keys(secret_arn)[0]
+
+
+def _version(secret_arn: str, stage: str) -> bytes | None:
+    try:
+        found = aws.client("secretsmanager").get_secret_value(SecretId=secret_arn, VersionStage=stage)
+    except ClientError as error:
+        if aws.error_code(error) == "ResourceNotFoundException" and stage != "AWSCURRENT":
+            return None  # never rotated: there is no previous version
+        raise
+    return str(found["SecretString"]).encode()

@@ -19,3 +19,9 @@ def test_a_token_with_non_ascii_characters_is_refused_not_an_error():
     token = sign(b"k", "decision-a")
     assert verify(b"k", token[:-1] + "é") is None
     assert verify(b"k", "décision.abc") is None
+
+
+def test_after_a_rotation_a_link_signed_with_the_previous_key_still_verifies_and_an_older_one_does_not():
+    token = sign(b"old", "decision-a")
+    assert verify([b"new", b"old"], token) == "decision-a"
+    assert verify([b"new"], token) is None

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:No application metrics")  # a pa
 def unsubscribe(monkeypatch, now):
     module = load("unsubscribe", UnsubscribeSettings, monkeypatch, signing_secret_arn=arn("secretsmanager", "secret:k"))
     module.store = MemoryStore()
-    module.signing_key = lambda secret_arn: KEY  # Secrets Manager's value, read once per container
+    module.signing_keys = lambda secret_arn: [KEY]  # Secrets Manager's current value (no rotation yet)
     return module
 
 
