@@ -57,7 +57,7 @@ import itertools
 import math
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -68,7 +68,7 @@ from typing import Any
 from nextbest.core.attribution import CONTROLS, WINDOW, attribute, follow_up_span
 from nextbest.core.campaigns import Campaign, Policy, load_campaigns, load_policy, trigger_delays
 from nextbest.core.commands import MAX_LATENESS, DeliveryRequest, DueTrigger, Sweep
-from nextbest.core.counters import Stage, funnel
+from nextbest.core.counters import Counter, Stage, funnel
 from nextbest.core.decision import Decision
 from nextbest.core.events import DETAIL_TYPES, MAX_FUTURE_SKEW, EventDetail, OrderPlaced
 from nextbest.core.profiles import Consent, Profile, apply, offer_consent
@@ -97,9 +97,10 @@ TAIL = timedelta(hours=3)
 METRICS = ("conversion", "revenue_per_recipient")
 Z95 = 1.959963984540054
 ARM_COUNTS_EVERY = timedelta(hours=12)
-"""How often decide re-reads the variant counters. The function caches them for a minute of wall-clock time
-(``ARM_COUNTS_TTL_S``), which in the demo is most of a simulated day; re-reading after every send would also
-make Thompson sampling re-estimate its allocation (4,000 draws) for nearly every decision."""
+"""How often decide re-reads the variant counters here (the ``Decider``'s ``arm_counts_ttl``, on the simulated
+clock). Deployed, decide keeps them a minute of real time; the demo, whose clock runs thousands of times faster,
+uses this same span. Re-reading after every send would also make Thompson sampling re-estimate its allocation
+(4,000 draws) for nearly every decision."""
 
 
 @dataclass
@@ -155,7 +156,7 @@ class Shop:
         self.key_prefix = key_prefix
         self.delays = trigger_delays(campaigns)
         self.horizon = population.end + TAIL
-        self.store = MemoryStore()
+        self.store = _Recorded()
         self.customers: dict[str, str] = {}
         """Profile key -> the simulator's customer id."""
         self.armed: dict[tuple[str, str], tuple[datetime, datetime]] = {}
@@ -169,8 +170,6 @@ class Shop:
             store=self.store, deliver=_Outbox(self.deliveries), decide_queue=_Outbox(self.pages), scheduler=self,
             campaigns=campaigns, policy=policy, site_url=SITE, models=models, arm_counts_ttl=ARM_COUNTS_EVERY,
         )  # fmt: skip
-        self.decided = 0
-        """How many of the store's decision records have been seen (exposures are taken from the new ones)."""
         self.run_ = Run(self.store.counters, [], {}, self.horizon, spans={c.id: follow_up_span(c) for c in campaigns})
 
     # -- the loop -------------------------------------------------------------------------------------------
@@ -275,16 +274,14 @@ class Shop:
                 self.decider.sweep(Sweep.model_validate_json(self.pages.pop(0)), now)
             else:
                 self._deliver(DeliveryRequest.model_validate_json(self.deliveries.pop(0)).decision_id, now)
-        records = list(self.store.decisions.values())
-        for record in records[self.decided :]:
-            decision = record.decision
+        committed, self.store.committed = self.store.committed, []
+        for decision in committed:
             if decision.action == "holdout":
                 profile = self.store.profile(decision.profile_key)
                 assert profile is not None
                 channel, address = self._route(profile, decision)
                 exposure = Exposure.of(decision, channel, address, self.customers[decision.profile_key])
                 self.run_.exposures.append(exposure)
-        self.decided = len(records)
 
     # -- deliver, feedback, and the shopper's response -------------------------------------------------------
 
@@ -325,6 +322,21 @@ class Shop:
         if response.order is not None:
             detail = OrderPlaced.model_validate(response.order["Detail"])
             self._push(response.order["at"], "event", (customer, "order.placed", detail))
+
+
+class _Recorded(MemoryStore):
+    """The in-memory store, keeping the decisions committed since the shop last looked (the held-out ones are
+    exposures: "would have sent"), so the shop never rescans every decision of the run."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.committed: list[Decision] = []
+
+    def commit_decision(
+        self, decision: Decision, status: str, profile: Profile | None, counters: Sequence[Counter] = ()
+    ) -> None:
+        super().commit_decision(decision, status, profile, counters)
+        self.committed.append(decision)
 
 
 class _Outbox:
