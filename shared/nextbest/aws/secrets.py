@@ -14,21 +14,25 @@ from botocore.exceptions import ClientError
 from nextbest.aws import clients as aws
 
 KEY_TTL_S = 300.0
-_keys: dict[str, tuple[float, list[bytes]]] = {}
+_keys: dict[tuple[str, tuple[str, ...]], tuple[float, list[bytes]]] = {}
 
 
 def signing_keys(secret_arn: str) -> list[bytes]:
     """The HMAC keys that verify a link, newest first: the current version, then the previous one if any."""
-    cached = _keys.get(secret_arn)
-    if cached is None or time.monotonic() - cached[0] > KEY_TTL_S:
-        cached = (time.monotonic(), [k for k in (_version(secret_arn, s) for s in ("AWSCURRENT", "AWSPREVIOUS")) if k])
-        _keys[secret_arn] = cached
-    return cached[1]
+    return _read(secret_arn, ("AWSCURRENT", "AWSPREVIOUS"))
 
 
 def signing_key(secret_arn: str) -> bytes:
-    """The key new links are signed with (the current version)."""
-    return signing_keys(secret_arn)[0]
+    """The key new links are signed with (the current version): deliver reads only that one."""
+    return _read(secret_arn, ("AWSCURRENT",))[0]
+
+
+def _read(secret_arn: str, stages: tuple[str, ...]) -> list[bytes]:
+    cached = _keys.get((secret_arn, stages))
+    if cached is None or time.monotonic() - cached[0] > KEY_TTL_S:
+        cached = (time.monotonic(), [k for k in (_version(secret_arn, stage) for stage in stages) if k])
+        _keys[(secret_arn, stages)] = cached
+    return cached[1]
 
 
 def _version(secret_arn: str, stage: str) -> bytes | None:
