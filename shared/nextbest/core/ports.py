@@ -25,7 +25,7 @@ class Conflict(Exception):
     def __init__(
         self, key: str, failed: int | None = None, refusal: str | None = None, why: str = "conflicting write"
     ) -> None:
-        super().__init__(f"{why} (item {pseudonym(key)})")
+        super().__init__(f"{why} (item {pseudonym(key)})" if key else why)
         self.key = key
         self.failed = failed
         """Index of the write whose condition failed, when known."""
