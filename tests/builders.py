@@ -8,7 +8,7 @@ from pathlib import Path
 from nextbest.aws.senders import SesEmail
 from nextbest.aws.store import Store
 from nextbest.core.campaigns import load_campaigns, load_policy
-from nextbest.core.commands import DueTrigger
+from nextbest.core.commands import DueTrigger, Release
 from nextbest.core.decision import Decision
 from nextbest.core.events import CartUpdated, ConsentUpdated, CustomerIdentified, LineItem
 from nextbest.decide.service import Decider
@@ -53,6 +53,15 @@ class Collect:
 
     def send(self, body: str, attributes: dict | None = None, delay_seconds: int = 0) -> None:
         self.sent.append(json.loads(body))
+
+
+def release(store: Store, decide: Collect, now=DUE) -> list[str]:
+    """Run decide on the Releases handed to it (fallbacks, retries) as its queue would: the ids it queued for
+    deliver."""
+    queued = Collect()
+    while decide.sent:
+        decider(store, queued).release(Release.model_validate(decide.sent.pop(0)), now)
+    return [request["decision_id"] for request in queued.sent]
 
 
 def known_customer(store: Store, consent: dict[str, bool], customer: str = "cus_1", **contact: str) -> None:

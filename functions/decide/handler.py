@@ -15,7 +15,7 @@ from nextbest.aws.scheduler import Scheduler
 from nextbest.aws.store import Store
 from nextbest.core import clock
 from nextbest.core.campaigns import load_campaigns, load_policy
-from nextbest.core.commands import Sweep, decide_command
+from nextbest.core.commands import Release, Sweep, decide_command
 from nextbest.core.decision import Decision
 from nextbest.core.events import RejectedEvent
 from nextbest.core.messages import check_creatives
@@ -71,9 +71,16 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         try:
             command = decide_command.validate_json(sqs_record.body)
         except ValidationError:
-            raise RejectedEvent("bad_due_trigger", "expected {profile_key, trigger, due_at} or {sweep_at}") from None
+            raise RejectedEvent(
+                "bad_due_trigger", "expected {profile_key, trigger, due_at}, {sweep_at} or {decision_id}"
+            ) from None
         if isinstance(command, Sweep):
             return decider.sweep(command, clock.now())
+        if isinstance(command, Release):
+            released = decider.release(command, clock.now())
+            metrics.add_metric(name=f"Release_{released}", unit=MetricUnit.Count, value=1)
+            logger.info("release", extra={"decision_id": command.decision_id, "outcome": released})
+            return int(released == "queued")
         decision = decider.handle(command, clock.now())
         if decision is not None:
             _count(decision)

@@ -31,7 +31,7 @@ email = SesEmail(
 )
 sms: SmsSender = EndUserMessagingSms(settings.sms_configuration_set) if settings.sms_configuration_set else SnsSms()
 push = SnsPush(settings.push_platform_application_arn) if settings.push_platform_application_arn else None
-requests = Queue(settings.deliver_queue_url)
+decide = Queue(settings.decide_queue_url)
 redelivery = batch.Redelivery()
 
 
@@ -40,10 +40,11 @@ redelivery = batch.Redelivery()
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     def record(sqs_record: SQSRecord) -> str:
         try:
-            decision_id = DeliveryRequest.model_validate_json(sqs_record.body).decision_id
+            request = DeliveryRequest.model_validate_json(sqs_record.body)
         except ValidationError:
             raise RejectedEvent("bad_delivery_request", 'body must be {"decision_id": …}') from None
-        result = deliver(store, decision_id, email, sms, push, requests)
+        decision_id = request.decision_id
+        result = deliver(store, decision_id, email, sms, push, decide, request.send_before)
         metrics.add_metric(name=f"Delivery_{result.outcome}", unit=MetricUnit.Count, value=1)
         if result.outcome == "sent":  # per channel, for the dashboard's decisions-vs-sends and the alarms
             metrics.add_metric(name=f"Sent_{result.channel}", unit=MetricUnit.Count, value=1)

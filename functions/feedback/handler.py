@@ -18,7 +18,7 @@ settings = FeedbackSettings.from_env()
 logger = Logger()
 metrics = Metrics()
 store = Store(settings.table_name)
-deliver = Queue(settings.deliver_queue_url)
+decide = Queue(settings.decide_queue_url)
 dead_letters = DeadLetters(settings.dead_letter_queue_url)
 
 
@@ -33,13 +33,13 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
                 logger.info("sms reply", extra={"effect": effect})
                 return effect
             case TextEvent() as text:
-                result = feedback.handle_text(store, deliver, text)
+                result = feedback.handle_text(store, decide, text)
                 kind, decision_id = text.event_type, text.context.get("decision_id")
             case PushFailure() as failure:
-                result = feedback.handle_push_failure(store, deliver, failure)
+                result = feedback.handle_push_failure(store, decide, failure)
                 kind, decision_id = f"Push{failure.failure_type}", None
             case SesEvent() as ses:
-                result = feedback.handle(store, deliver, ses)
+                result = feedback.handle(store, decide, ses)
                 kind, decision_id = ses.event_type.replace(" ", ""), ses.decision_id
         metrics.add_metric(name=f"Feedback_{kind}", unit=MetricUnit.Count, value=1)
         logger.info("feedback", extra={"event_type": kind, "effect": result.effect, "decision_id": decision_id})

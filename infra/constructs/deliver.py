@@ -4,11 +4,13 @@ SNS platform application (CloudFormation cannot create one: it holds FCM/APNs cr
 from __future__ import annotations
 
 import aws_cdk as cdk
+import jsii
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_ses as ses
 from aws_cdk import aws_smsvoice as smsvoice
 from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 from nextbest.core.settings import DeliverSettings
 
@@ -31,7 +33,7 @@ SES_EVENTS = [
 """Every SES event feedback acts on or records, published to its topic."""
 TABLE_ACCESS = TableAccess(
     # decision: GetItem; profile, change: BatchGetItem and PutItem; move_decision: UpdateItem (a transaction of
-    # Updates with its funnel counters); remember_message and a fallback's new decision: PutItem
+    # Updates with its funnel counters); remember_message and a fallback's new (waiting) decision: PutItem
     actions=("GetItem", "BatchGetItem", "PutItem", "UpdateItem"),
 )
 
@@ -57,6 +59,7 @@ class Deliver(Construct):
         super().__init__(scope, id)
         timeout = cdk.Duration.seconds(30)
         self.queue, self.dead_letters = work_queue(self, "Requests", timeout)
+        self._decide_queue: sqs.IQueue | None = None
         self.configuration_set, self.identity = self._email(sender, topics.ses_events)
         self.sms_configuration = self._sms_configuration(sms_events)
         self.function = shared.function(
@@ -72,16 +75,22 @@ class Deliver(Construct):
             configuration_set=self.configuration_set.configuration_set_name,
             unsubscribe_url=unsubscribe.url.url,
             signing_secret_arn=unsubscribe.signing_key.secret_arn,
-            deliver_queue_url=self.queue.queue_url,
+            decide_queue_url=cdk.Lazy.string(_DecideQueueUrl(self)),
             push_platform_application_arn=push_application_arn,
             sms_configuration_set=self.sms_configuration.ref if self.sms_configuration else "",
         )
-        self.queue.grant_send_messages(self.function)  # fallbacks to another channel
         unsubscribe.signing_key.grant_read(self.function)
         self.push_endpoints = self._allow_push(push_application_arn)
         self._allow_end_user_messaging()
         self._allow_email()
         self._allow_sns_sms()
+
+    def hand_back_to(self, decide_queue: sqs.IQueue) -> None:
+        """decide's queue, where deliver hands back what it may not send itself: a fallback to another channel,
+        a send that quiet hours overtook. Given once decide exists (decide queues for deliver, so it is built
+        after); a stack that never gives it fails to synthesize."""
+        self._decide_queue = decide_queue
+        decide_queue.grant_send_messages(self.function)
 
     def _email(self, sender: str, ses_events: sns.Topic) -> tuple[ses.ConfigurationSet, ses.EmailIdentity]:
         """The sender's identity and its configuration set, which suppresses bounced and complaining addresses
@@ -164,3 +173,15 @@ class Deliver(Construct):
 
     def _allow(self, actions: list[str], resources: list[str]) -> None:
         self.function.add_to_role_policy(iam.PolicyStatement(actions=actions, resources=resources))
+
+
+@jsii.implements(cdk.IStableStringProducer)
+class _DecideQueueUrl:
+    def __init__(self, deliver: Deliver) -> None:
+        self.deliver = deliver
+
+    def produce(self) -> str:
+        queue = self.deliver._decide_queue
+        if queue is None:
+            raise ValueError("Deliver.hand_back_to(decide queue) was never called")
+        return queue.queue_url

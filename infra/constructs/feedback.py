@@ -2,7 +2,7 @@
 feedback function (suppressions, fallbacks to another channel).
 
 The topics are their own construct, built before deliver (whose SES and SMS configuration sets publish to
-them); the feedback function comes after deliver, whose queue it sends fallbacks to.
+them); the feedback function comes after decide, whose queue it hands fallbacks and retries to.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ class Feedback(Construct):
         shared: Shared,
         table: dynamodb.Table,
         topics: FeedbackTopics,
-        deliver_queue: sqs.Queue,
+        decide_queue: sqs.Queue,
     ) -> None:
         super().__init__(scope, id)
         timeout = cdk.Duration.seconds(30)
@@ -99,6 +99,6 @@ class Feedback(Construct):
             queues=[self.queue],
             dead_letters=self.dead_letters,
             timeout=timeout,
-            deliver_queue_url=deliver_queue.queue_url,
+            decide_queue_url=decide_queue.queue_url,
         )
-        deliver_queue.grant_send_messages(self.function)
+        decide_queue.grant_send_messages(self.function)  # fallbacks and retries go through decide's guardrails

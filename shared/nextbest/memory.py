@@ -198,12 +198,18 @@ class MemoryStore:
         from_status: str | tuple[str, ...],
         to_status: str,
         counters: Sequence[Counter] = (),
+        profile: Profile | None = None,
         **fields: str,
     ) -> bool:
         allowed = (from_status,) if isinstance(from_status, str) else from_status
         record = self.decisions.get(decision_id)
         if record is None or record.status not in allowed:
             return False
+        if profile is not None:
+            self._expect_version(profile.key, profile.version)
+            saved = _copy(profile)
+            saved.version = profile.version + 1
+            self.profiles[profile.key] = saved
         record.status = to_status
         record.fields.update(fields)
         self._add(combined(counters))

@@ -67,7 +67,7 @@ from typing import Any
 
 from nextbest.core.attribution import CONTROLS, WINDOW, attribute, follow_up_span
 from nextbest.core.campaigns import Campaign, Policy, load_campaigns, load_policy, trigger_delays
-from nextbest.core.commands import MAX_LATENESS, DeliveryRequest, DueTrigger, Sweep
+from nextbest.core.commands import MAX_LATENESS, DeliveryRequest, DueTrigger, Release, Sweep
 from nextbest.core.counters import Counter, Stage, funnel
 from nextbest.core.decision import Decision
 from nextbest.core.events import DETAIL_TYPES, MAX_FUTURE_SKEW, EventDetail, OrderPlaced
@@ -243,8 +243,10 @@ class Shop:
 
     # -- the scheduler (``nextbest.core.ports.Alarms``) ------------------------------------------------------
 
-    def arm(self, due: DueTrigger, at: datetime | None = None) -> None:
-        """``nextbest.aws.scheduler.Scheduler.arm``: one alarm per (profile, trigger), moved when re-armed."""
+    def arm(self, due: DueTrigger | Release, at: datetime | None = None) -> None:
+        """``nextbest.aws.scheduler.Scheduler.arm``: one alarm per (profile, trigger), moved when re-armed. (The
+        shop's deliver never hands a decision back to decide, so no Release is ever armed here.)"""
+        assert isinstance(due, DueTrigger)
         if self.now - due.due_at > MAX_LATENESS:
             return
         when = max(at or due.due_at, self.now + timedelta(minutes=1))

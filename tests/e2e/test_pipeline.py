@@ -215,3 +215,23 @@ def test_one_click_unsubscribe_from_the_email_header_stops_email(emulation):
     assert emulation.call_url(link, "POST", "List-Unsubscribe=One-Click")["statusCode"] == 200
     doc = emulation.client("dynamodb").get_item(TableName=table, Key=key)["Item"]["doc"]["S"]
     assert '"source":"list_unsubscribe"' in doc and '"granted":false' in doc
+
+
+def test_a_text_that_replaces_a_bounced_email_at_night_waits_for_the_customers_morning(emulation):
+    """The e-mail goes at 02:00 in Los Angeles (quiet hours cover texts, not e-mail); it bounces, and the SMS
+    fallback must not go before 08:00 there (16:00 UTC)."""
+    bounce = "bounce+ann@simulator.amazonses.com"
+    put(
+        emulation,
+        event("cart.updated"),
+        event("customer.identified", email=bounce, time_zone="America/Los_Angeles"),
+        event("consent.updated"),
+        event("consent.updated", event_id="ev-consent-sms", channel="sms"),
+    )
+    emulation.drain()
+    emulation.advance(T0 + timedelta(hours=6))  # 15:00 UTC, 07:00 in Los Angeles
+    assert len(emulation.sent_emails()) == 1 and emulation.ses_event_counts["Bounce"] == 1
+    assert emulation.sent_sms() == []
+    emulation.advance(T0 + timedelta(hours=7, minutes=30))  # 08:30 in Los Angeles
+    [(_, phone, text)] = emulation.sent_sms()
+    assert phone == "+14155550100" and "https://shop.example/c/" in text

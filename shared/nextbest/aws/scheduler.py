@@ -15,7 +15,7 @@ from typing import Any
 
 from nextbest.aws import clients as aws
 from nextbest.core import clock
-from nextbest.core.commands import MAX_LATENESS, DueTrigger
+from nextbest.core.commands import MAX_LATENESS, DueTrigger, Release
 
 
 def schedule_name(profile_key: str, trigger: str) -> str:
@@ -34,25 +34,31 @@ class Scheduler:
     def client(self) -> Any:
         return self._client or aws.client("scheduler")
 
-    def arm(self, due: DueTrigger, at: datetime | None = None) -> None:
-        """Ring at ``due.due_at`` (or later, ``at``: quiet hours defer a decision but keep its due time).
+    def arm(self, command: DueTrigger | Release, at: datetime | None = None) -> None:
+        """Ring at ``due.due_at`` (or later, ``at``: quiet hours defer a decision but keep its due time); a
+        waiting decision's :class:`Release` rings at ``at`` (when quiet hours end).
 
         A trigger already due rings a minute from now (a schedule in the past might never fire); one due
         longer ago than ``MAX_LATENESS`` (history loaded in bulk) is not armed at all: decide would refuse it.
         """
         now = clock.now()
-        if now - due.due_at > MAX_LATENESS:
+        if isinstance(command, Release):
+            assert at is not None
+            name = f"release-{hashlib.sha256(command.decision_id.encode()).hexdigest()[:40]}"
+        elif now - command.due_at > MAX_LATENESS:
             return
-        when = max(at or due.due_at, now + timedelta(minutes=1))
+        else:
+            name, at = schedule_name(command.profile_key, command.trigger), at or command.due_at
+        when = max(at, now + timedelta(minutes=1))
         request = {
-            "Name": schedule_name(due.profile_key, due.trigger),
+            "Name": name,
             "GroupName": self.group,
             "ScheduleExpression": f"at({_whole_second_after(when).strftime('%Y-%m-%dT%H:%M:%S')})",
             "ScheduleExpressionTimezone": "UTC",
             "FlexibleTimeWindow": {"Mode": "OFF"},
             "ActionAfterCompletion": "DELETE",
             "State": "ENABLED",
-            "Target": {"Arn": self.queue_arn, "RoleArn": self.role_arn, "Input": due.model_dump_json()},
+            "Target": {"Arn": self.queue_arn, "RoleArn": self.role_arn, "Input": command.model_dump_json()},
         }
         try:
             self.client.create_schedule(**request)

@@ -4,10 +4,13 @@
 queue                     payload                      sent by
 ========================  ===========================  ============================================================
 due-triggers (decide)     :data:`DecideCommand`        EventBridge Scheduler (a :class:`DueTrigger` when a trigger's
-                                                       alarm rings, a :class:`Sweep` once a day), and decide itself
-                                                       (the sweep's next pages)
-delivery-requests         :class:`DeliveryRequest`     decide (a message to send), deliver and feedback (a
-(deliver)                                              fallback on another channel, a soft bounce's retry)
+                                                       alarm rings, a :class:`Sweep` once a day, a deferred
+                                                       :class:`Release`), decide itself (the sweep's next pages),
+                                                       deliver and feedback (a :class:`Release`: a fallback on
+                                                       another channel, a soft bounce's retry, a send that quiet
+                                                       hours overtook)
+delivery-requests         :class:`DeliveryRequest`     decide, and only decide: every message passes the
+(deliver)                                              guardrails (consent, quiet hours, caps) on its way out
 ========================  ===========================  ============================================================
 
 The events queues carry the shop's events (``nextbest.core.events``) and the notifications queue what AWS
@@ -57,17 +60,34 @@ class Sweep(_Command):
     start: dict[str, Any] | None = None
 
 
-DecideCommand = DueTrigger | Sweep
-"""What the due-triggers queue carries. The two have no field in common and forbid extra ones, so exactly
+class Release(_Command):
+    """A decision made earlier is ``waiting`` to go out (a fallback to another channel, a soft bounce's retry,
+    a send that quiet hours overtook): check consent, quiet hours and caps for it now, and queue it for deliver
+    or defer it. Only decide queues messages, so no path to the customer skips the guardrails."""
+
+    decision_id: str
+
+
+DecideCommand = DueTrigger | Sweep | Release
+"""What the due-triggers queue carries. The three have no field in common and forbid extra ones, so exactly
 one of them validates a well-formed body (schedules armed before a release need no new tag)."""
-decide_command: TypeAdapter[DueTrigger | Sweep] = TypeAdapter(DecideCommand)
+decide_command: TypeAdapter[DueTrigger | Sweep | Release] = TypeAdapter(DecideCommand)
+
+
+def release(decision_id: str) -> str:
+    return Release(decision_id=decision_id).model_dump_json()
 
 
 class DeliveryRequest(_Command):
     """Send this decision (if it is still ``queued``): all deliver needs is in the decision record."""
 
     decision_id: str
+    send_before: AwareDatetime | None = Field(
+        default=None,
+        description="When quiet hours begin for this customer and channel: a request deliver reaches later "
+        "(retries, a backlog) goes back to decide as a Release instead of being sent.",
+    )
 
 
-def delivery_request(decision_id: str) -> str:
-    return DeliveryRequest(decision_id=decision_id).model_dump_json()
+def delivery_request(decision_id: str, send_before: datetime | None = None) -> str:
+    return DeliveryRequest(decision_id=decision_id, send_before=send_before).model_dump_json(exclude_none=True)

@@ -25,8 +25,20 @@ def recent(profile: Profile, now: datetime, window: timedelta) -> list[MessageLo
     return [m for m in profile.messages if now - window < m.at <= now]
 
 
-def cap_reason(profile: Profile, channel: Channel, policy: Policy, now: datetime) -> str | None:
-    """Rolling windows: no more than the cap in any 24 hours or 7 days, over all channels and per channel."""
+def cap_reason(
+    profile: Profile, channel: Channel, policy: Policy, now: datetime, replacing: str | None = None
+) -> str | None:
+    """Rolling windows: no more than the cap in any 24 hours or 7 days, over all channels and per channel.
+
+    Every message counts on its channel, and each fallback of it on the fallback's channel, when it was sent.
+    ``replacing`` is the decision a fallback or a retry stands in for: its own log entry is left out, since the
+    customer gets one message instead of it, not on top of it."""
+    sends = [
+        send
+        for m in profile.messages
+        if m.decision_id != replacing
+        for send in ((m.channel, m.at), *((f.channel, f.at) for f in m.fallbacks))
+    ]
     for scope in ("all", channel):
         limits = policy.caps.get(scope)  # type: ignore[call-overload]
         if limits is None:
@@ -34,7 +46,7 @@ def cap_reason(profile: Profile, channel: Channel, policy: Policy, now: datetime
         for limit, window, name in ((limits.day, DAY, "24 h"), (limits.week, WEEK, "7 days")):
             if limit is None:
                 continue
-            count = sum(1 for m in recent(profile, now, window) if scope == "all" or m.channel == channel)
+            count = sum(1 for c, at in sends if now - window < at <= now and scope in ("all", c))
             if count >= limit:
                 return f"{scope} cap: {count} of {limit} in {name}"
     return None
@@ -70,8 +82,7 @@ def quiet_until(profile: Profile, channel: Channel, policy: Policy, now: datetim
     quiet = policy.quiet_hours
     if channel not in quiet.channels or quiet.start_hour == quiet.end_hour:
         return None
-    zone = _zone(profile.time_zone) or _zone(quiet.default_time_zone) or ZoneInfo("UTC")
-    local = now.astimezone(zone)
+    local = now.astimezone(_customer_zone(profile, policy))
     hour = local.hour
     inside = (
         quiet.start_hour <= hour < quiet.end_hour
@@ -80,10 +91,27 @@ def quiet_until(profile: Profile, channel: Channel, policy: Policy, now: datetim
     )
     if not inside:
         return None
-    end = local.replace(hour=quiet.end_hour, minute=0, second=0, microsecond=0)
-    if end <= local:
-        end = (local + DAY).replace(hour=quiet.end_hour, minute=0, second=0, microsecond=0)
-    return end.astimezone(now.tzinfo)
+    return _next_local_hour(local, quiet.end_hour).astimezone(now.tzinfo)
+
+
+def quiet_from(profile: Profile, channel: Channel, policy: Policy, now: datetime) -> datetime | None:
+    """When the customer's next quiet hours begin for this channel (None if the channel has none): a message
+    decided now must be sent before then, or decided again."""
+    quiet = policy.quiet_hours
+    if channel not in quiet.channels or quiet.start_hour == quiet.end_hour:
+        return None
+    local = now.astimezone(_customer_zone(profile, policy))
+    return _next_local_hour(local, quiet.start_hour).astimezone(now.tzinfo)
+
+
+def _next_local_hour(local: datetime, hour: int) -> datetime:
+    """The next time after ``local`` that the clock on the wall shows ``hour``:00."""
+    at = local.replace(hour=hour, minute=0, second=0, microsecond=0)
+    return at if at > local else (local + DAY).replace(hour=hour, minute=0, second=0, microsecond=0)
+
+
+def _customer_zone(profile: Profile, policy: Policy) -> ZoneInfo:
+    return _zone(profile.time_zone) or _zone(policy.quiet_hours.default_time_zone) or ZoneInfo("UTC")
 
 
 def _zone(name: str | None) -> ZoneInfo | None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from nextbest.core.commands import DueTrigger
+from nextbest.core.commands import DueTrigger, Release
 from nextbest.core.counters import Counter
 from nextbest.core.decision import Decision, Message
 from nextbest.core.profiles import Profile
@@ -87,8 +87,8 @@ class PushSender(Protocol):
 @dataclass(frozen=True)
 class StoredDecision:
     status: str
-    """``queued``, ``sending``, ``sent``, ``delivered``, ``held_out``, ``deferred``, ``suppressed``… (the
-    compare-and-set moves of deliver and feedback)."""
+    """``queued``, ``sending``, ``sent``, ``delivered``, ``held_out``, ``deferred``, ``suppressed``, ``waiting``
+    (for decide to release it)… (the compare-and-set moves of decide, deliver and feedback)."""
     decision: Decision
 
 
@@ -144,6 +144,7 @@ class Decisions(Protocol):
         from_status: str | tuple[str, ...],
         to_status: str,
         counters: Sequence[Counter] = (),
+        profile: Profile | None = None,
         **fields: str,
     ) -> bool: ...
     def annotate_decision(self, decision_id: str, counters: Sequence[Counter] = (), **fields: str) -> bool: ...
@@ -173,7 +174,8 @@ class Outbox(Protocol):
 
 
 class Alarms(Protocol):
-    """One alarm per (profile, trigger), moved when re-armed (``nextbest.aws.scheduler.Scheduler``)."""
+    """One alarm per (profile, trigger), moved when re-armed, and one per waiting decision
+    (``nextbest.aws.scheduler.Scheduler``)."""
 
-    def arm(self, due: DueTrigger, at: datetime | None = None) -> None: ...
+    def arm(self, command: DueTrigger | Release, at: datetime | None = None) -> None: ...
     def disarm(self, profile_key: str, triggers: list[str]) -> None: ...

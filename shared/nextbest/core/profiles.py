@@ -112,6 +112,13 @@ class Order(_Model):
     total: Decimal
 
 
+class Fallback(_Model):
+    """The same message sent again on another channel, because the first one failed."""
+
+    channel: Channel
+    at: datetime
+
+
 class MessageLog(_Model):
     """A message decided for this customer: sent, or held out ("would have sent") so that the holdout is
     capped, cooled down and attributed exactly like the customers who got it."""
@@ -131,6 +138,9 @@ class MessageLog(_Model):
     revenue: Decimal = Field(default=Decimal(0), description="Order value attributed to it so far.")
     credit_until: datetime | None = Field(
         default=None, description="A first message (step 0): the end of its episode's attribution window."
+    )
+    fallbacks: list[Fallback] = Field(
+        default_factory=list, description="Where it went again when its channel failed (counted by the caps)."
     )
 
 

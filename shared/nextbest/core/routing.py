@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from nextbest.core.commands import delivery_request
+from nextbest.core.commands import release
 from nextbest.core.decision import Decision
 from nextbest.core.events import Channel
 from nextbest.core.ports import Decisions, Outbox
@@ -22,10 +22,12 @@ def refusal(profile: Profile | None, channel: str) -> str | None:
     return None
 
 
-def fallback(decisions: Decisions, requests: Outbox, decision: Decision, profile: Profile) -> Channel | None:
+def fallback(decisions: Decisions, decide: Outbox, decision: Decision, profile: Profile) -> Channel | None:
     """Re-route a decision whose channel failed: a new decision (deterministic id) on the next channel of the
-    campaign, in its order of preference, that the customer consented to and can receive, queued once and
-    checked again when it is sent. At most one fallback per channel and original decision, so it ends."""
+    campaign, in its order of preference, that the customer consented to and can receive. It is recorded
+    ``waiting`` and handed to decide (a :class:`~nextbest.core.commands.Release`), which applies quiet hours
+    and caps to it like to any message before queueing it. At most one fallback per channel and original
+    decision, so it ends."""
     root_id = decision.fallback_of or decision.decision_id
     tried = {decision.channel}
     if decision.fallback_of:
@@ -42,9 +44,9 @@ def fallback(decisions: Decisions, requests: Outbox, decision: Decision, profile
                 "fallback_of": root_id,
             }
         )
-        created = decisions.put_decision(rerouted, "queued")
+        created = decisions.put_decision(rerouted, "waiting")
         existing = None if created else decisions.decision(rerouted.decision_id)
-        if created or (existing and existing.status == "queued"):
-            requests.send(delivery_request(rerouted.decision_id))
+        if created or (existing and existing.status == "waiting"):
+            decide.send(release(rerouted.decision_id))
         return channel
     return None

@@ -83,7 +83,9 @@ class DeliverSettings(QueueStageSettings):
     configuration_set: str
     unsubscribe_url: str = Field(description="The one-click unsubscribe endpoint (a Lambda function URL).")
     signing_secret_arn: str = Field(description="Secrets Manager secret whose value signs unsubscribe links.")
-    deliver_queue_url: str = Field(description="Its own queue: where a fallback to another channel is queued.")
+    decide_queue_url: str = Field(
+        description="decide's queue: where a fallback, or a send quiet hours overtook, is handed back (a Release)."
+    )
     push_platform_application_arn: str = Field(
         default="", description="SNS platform application (FCM/APNs) the operator created; empty: no push."
     )
@@ -95,7 +97,7 @@ class DeliverSettings(QueueStageSettings):
 
 
 class FeedbackSettings(QueueStageSettings):
-    deliver_queue_url: str
+    decide_queue_url: str = Field(description="Where fallbacks and soft bounces' retries go (a Release).")
 
 
 class UnsubscribeSettings(StageSettings):

@@ -37,7 +37,7 @@ from nextbest.core.counters import Counter, funnel
 from nextbest.core.decision import NAMESPACE, Candidate, Decision, Scored, decision_id
 from nextbest.core.events import Channel
 from nextbest.core.messages import render
-from nextbest.core.profiles import MAX_MESSAGES, MessageLog, Profile
+from nextbest.core.profiles import MAX_MESSAGES, Fallback, MessageLog, Profile
 
 
 def trigger_gone(profile: Profile, trigger: str, due_at: datetime, now: datetime) -> str | None:
@@ -409,6 +409,19 @@ def record(profile: Profile, decision: Decision, campaigns: dict[str, Campaign])
         if campaign.follow_up and decision.step < campaign.follow_up.max_steps:
             p.triggers[FOLLOW_UP + campaign.id] = decision.decided_at + timedelta(hours=campaign.follow_up.after_hours)
     return p
+
+
+def record_fallback(profile: Profile, decision: Decision, now: datetime) -> Profile | None:
+    """The profile after a fallback of a logged message goes out on another channel (what the caps count),
+    or None if there is nothing to log (a retry on the same channel, an entry no longer kept)."""
+    if decision.fallback_of is None or decision.channel is None:
+        return None
+    p = profile.model_copy(deep=True)
+    for message in p.messages:
+        if message.decision_id == decision.fallback_of:
+            message.fallbacks.append(Fallback(channel=decision.channel, at=now))
+            return p
+    return None
 
 
 def counters(decision: Decision, campaigns: dict[str, Campaign]) -> list[Counter]:

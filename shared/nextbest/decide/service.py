@@ -5,17 +5,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from nextbest.core import experiments
 from nextbest.core.campaigns import FOLLOW_UP, SWEEP, SWEPT, Campaign, Policy
-from nextbest.core.commands import SWEEP_SHARDS, DueTrigger, Sweep, delivery_request
+from nextbest.core.commands import SWEEP_SHARDS, DueTrigger, Release, Sweep, delivery_request
 from nextbest.core.decision import Decision, decision_id
+from nextbest.core.events import Channel
+from nextbest.core.guardrails import cap_reason, quiet_from, quiet_until
 from nextbest.core.ports import Alarms, Conflict, DecisionExists, Outbox, Store
 from nextbest.core.profiles import Profile
-from nextbest.decide.engine import counters, decide, record
+from nextbest.core.routing import refusal
+from nextbest.decide.engine import counters, decide, record, record_fallback
 
 NOT_IN_AUDIENCE = ("audience", "status", "outside", "no orders")
+Released = Literal["queued", "deferred", "suppressed", "already_handled"]
 
 
 @dataclass
@@ -46,7 +50,7 @@ class Decider:
                 return None  # merged into another profile, which carries (and re-armed) the trigger
             if due.trigger != SWEEP and profile.triggers.get(due.trigger) != due.due_at:
                 if profile.handled.get(due.trigger) == due.due_at:  # decided: finish what a crash may have cut
-                    return self._resume(decision_id(profile.key, due.trigger, due.due_at), profile)
+                    return self._resume(decision_id(profile.key, due.trigger, due.due_at), profile, now)
                 return None  # moved (re-armed for the new time) or its reason vanished
             scores = self.models.score(profile, now) if self.models is not None else None
             decision = decide(
@@ -62,33 +66,83 @@ class Decider:
                     decision, status, updated if updated != profile else None, counters(decision, self.by_id)
                 )
             except DecisionExists:
-                return self._resume(decision.decision_id, profile)
+                return self._resume(decision.decision_id, profile, now)
             except Conflict as conflict:
                 if conflict.refusal and decision.campaign_id:
                     excluded[decision.campaign_id] = conflict.refusal
                 profile = None
                 continue
-            self._after(decision, status, updated)
+            self._after(decision, status, updated, now)
             return decision
         raise Conflict(due.profile_key, why="kept changing while deciding")
 
-    def _resume(self, did: str, profile: Profile) -> Decision | None:
+    def _resume(self, did: str, profile: Profile, now: datetime) -> Decision | None:
         """A retry found its decision already made: finish what may not have happened after the commit."""
         existing = self.store.decision(did)
         if existing is None:
             return None
-        self._after(existing.decision, existing.status, profile)
+        self._after(existing.decision, existing.status, profile, now)
         return existing.decision
 
-    def _after(self, decision: Decision, status: str, profile: Profile) -> None:
+    def _after(self, decision: Decision, status: str, profile: Profile, now: datetime) -> None:
         if status == "queued":
-            self.deliver.send(delivery_request(decision.decision_id))
+            assert decision.channel is not None
+            self._queue(decision.decision_id, profile, decision.channel, now)
         if decision.action == "defer" and decision.defer_until:
             self.scheduler.arm(DueTrigger(profile_key=decision.profile_key, trigger=decision.trigger,
                                           due_at=decision.trigger_due_at), at=decision.defer_until)  # fmt: skip
         for trigger, due_at in profile.triggers.items():
             if trigger.startswith(FOLLOW_UP) and due_at > decision.decided_at:
                 self.scheduler.arm(DueTrigger(profile_key=profile.key, trigger=trigger, due_at=due_at))
+
+    def release(self, command: Release, now: datetime) -> Released:
+        """Let a ``waiting`` decision (a fallback, a soft bounce's retry, a send quiet hours overtook) go out
+        through the same guardrails as any message: suppressed if its channel may not be used or a cap is full,
+        deferred to the end of the customer's quiet hours, else queued for deliver together with the profile
+        that logs it (conditional on its version, so a concurrent decision cannot pass the same cap)."""
+        for _ in range(6):
+            stored = self.store.decision(command.decision_id)
+            if stored is None or stored.status not in ("waiting", "queued"):
+                return "already_handled"
+            decision = stored.decision
+            channel = decision.channel
+            assert channel is not None
+            profile = self.store.profile(decision.profile_key)
+            if stored.status == "queued":  # released before, and the request may have been lost in a crash
+                if profile is not None:
+                    self._queue(decision.decision_id, profile, channel, now)
+                return "queued"
+            why = refusal(profile, channel)
+            if why is None:
+                assert profile is not None
+                until = quiet_until(profile, channel, self.policy, now)
+                if until is not None:
+                    self.scheduler.arm(command, at=until)
+                    return "deferred"
+                why = cap_reason(
+                    profile, channel, self.policy, now, replacing=decision.fallback_of or decision.decision_id
+                )
+            if why is not None:
+                self.store.move_decision(decision.decision_id, "waiting", "suppressed", reason=why)
+                return "suppressed"
+            assert profile is not None
+            logged = record_fallback(profile, decision, now)
+            try:
+                if not self.store.move_decision(decision.decision_id, "waiting", "queued", profile=logged):
+                    continue
+            except Conflict:
+                continue
+            self._queue(decision.decision_id, profile, channel, now)
+            return "queued"
+        raise Conflict(command.decision_id, why="kept changing while releasing")
+
+    def _queue(self, did: str, profile: Profile, channel: Channel, now: datetime) -> None:
+        """Ask deliver to send a queued decision before the customer's quiet hours begin (at once, if a retry
+        finds them already begun: deliver then hands it back)."""
+        send_before = (
+            now if quiet_until(profile, channel, self.policy, now) else quiet_from(profile, channel, self.policy, now)
+        )
+        self.deliver.send(delivery_request(did, send_before))
 
     def arm_counts(self, campaign: Campaign, now: datetime) -> experiments.ArmCounts:
         """Sends and conversions per variant, re-read when ``arm_counts_ttl`` has passed on the clock."""

@@ -1,17 +1,21 @@
 """Deliver: send a decided message at most once, and never to a channel the customer has left.
 
 Consent and reachability are checked again at send time, against a consistent read of the profile, so an
-opt-out or a bounce that arrived after the decision still stops it. The decision's status is the
-idempotency key: only the invocation that moves it from ``queued`` to ``sending`` may send.
+opt-out or a bounce that arrived after the decision still stops it; a request that reaches deliver after the
+customer's quiet hours began (``send_before``: retries, a backlog) is handed back to decide, which defers it to
+morning. The decision's status is the idempotency key: only the invocation that moves it from ``queued`` to
+``sending`` may send. Deliver never queues a message itself: a fallback is handed to decide, like any send.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 from nextbest.core import clock
 from nextbest.core.clock import iso
+from nextbest.core.commands import release
 from nextbest.core.counters import funnel
 from nextbest.core.decision import Decision, Message
 from nextbest.core.ports import (
@@ -28,7 +32,7 @@ from nextbest.core.ports import (
 from nextbest.core.profiles import Consent, Profile, address_hash, mark_undeliverable, offer_consent
 from nextbest.core.routing import fallback, refusal
 
-Outcome = Literal["sent", "suppressed", "already_handled", "failed", "unknown"]
+Outcome = Literal["sent", "suppressed", "deferred", "already_handled", "failed", "unknown"]
 
 
 @dataclass(frozen=True)
@@ -44,11 +48,16 @@ def deliver(
     email: EmailSender,
     sms: SmsSender,
     push: PushSender | None = None,
-    requests: Outbox | None = None,
+    decide: Outbox | None = None,
+    send_before: datetime | None = None,
 ) -> Delivered:
+    """Send the decision ``decision_id`` if it is still ``queued`` and may go now; ``decide`` is where a
+    fallback or a send overtaken by quiet hours goes back to (a Release)."""
     record = store.decision(decision_id)
     if record is None:
         return Delivered("failed", "decision not found")
+    if record.status == "waiting" and decide is not None:  # handed back before a crash lost the Release
+        decide.send(release(decision_id))
     if record.status != "queued":
         return Delivered("already_handled", record.status)
     decision = record.decision
@@ -59,9 +68,13 @@ def deliver(
     if stopped is not None:
         return stopped
     assert profile is not None
+    if send_before is not None and clock.now() >= send_before and decide is not None:
+        if store.move_decision(decision_id, "queued", "waiting", reason="quiet hours began before it was sent"):
+            decide.send(release(decision_id))
+        return Delivered("deferred", "quiet hours began before it was sent", channel)
     if not store.move_decision(decision_id, "queued", "sending"):
         return Delivered("already_handled", "claimed by another delivery")
-    return _send(store, decision, profile, email, sms, push, requests)
+    return _send(store, decision, profile, email, sms, push, decide)
 
 
 def _stopped(
@@ -91,7 +104,7 @@ def _send(
     email: EmailSender,
     sms: SmsSender,
     push: PushSender | None,
-    requests: Outbox | None,
+    decide: Outbox | None,
 ) -> Delivered:
     """Send a claimed decision once, and record what the provider said (never retried after a timeout)."""
     decision_id, channel = decision.decision_id, decision.channel
@@ -126,7 +139,7 @@ def _send(
     updated = _forget_tokens(store, profile.key, dead)
     if provider_id is None:  # every device token turned out to be disabled: nothing was sent
         store.move_decision(decision_id, "sending", "failed", reason="push endpoints disabled")
-        rerouted = fallback(store, requests, decision, updated or profile) if requests else None
+        rerouted = fallback(store, decide, decision, updated or profile) if decide else None
         return Delivered("failed", f"push endpoints disabled; fallback {rerouted or 'none'}", channel)
     sent = [funnel(decision, "sent")]
     store.move_decision(decision_id, "sending", "sent", sent, message_id=provider_id, sent_at=iso(clock.now()))

@@ -6,7 +6,8 @@ event                         effect
 Send                          nothing (deliver already recorded the send)
 Delivery                      decision ``delivered``; the address's soft-bounce count is reset
 Bounce, Permanent             address undeliverable; decision ``bounced``; SMS fallback if consented
-Bounce, Transient/Undeterm.   retried once more after 15 min; the 3rd in a row counts as permanent
+Bounce, Transient/Undeterm.   retried after 15 min (through decide's guardrails); the 3rd in a row counts as
+                              permanent
 Complaint                     e-mail consent withdrawn at once (source ``complaint``)
 Reject                        decision ``rejected`` (content refused, address fine); SMS fallback
 Rendering Failure             decision ``failed``
@@ -21,7 +22,9 @@ anything else                 dead-letter queue with reason ``unknown_notificati
 ============================  ==========================================================================
 
 A fallback is a new decision (deterministic id) on the campaign's next channel the customer consented to
-and can receive (:func:`nextbest.core.routing.fallback`), checked for consent again when it is sent.
+and can receive (:func:`nextbest.core.routing.fallback`). A fallback and a retry are handed to decide (a
+``Release`` on its queue), which checks consent, quiet hours and caps before queueing them for deliver: feedback
+never queues a send itself.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from datetime import datetime
 from typing import Literal
 
 from nextbest.core.clock import iso
-from nextbest.core.commands import delivery_request
+from nextbest.core.commands import release
 from nextbest.core.counters import Stage, funnel
 from nextbest.core.decision import Decision
 from nextbest.core.events import RejectedEvent
@@ -90,23 +93,23 @@ def handle_reply(store: Store, reply: InboundSms, at: datetime) -> Handled:
     return Handled("resubscribed" if consent.granted else "suppressed")
 
 
-def handle(store: Store, deliver: Outbox, event: SesEvent) -> Handled:
+def handle(store: Store, decide: Outbox, event: SesEvent) -> Handled:
     """Apply one SES event. Every type SES publishes has a rule; see the module docstring."""
     did = event.decision_id
     record = store.decision(did) if did else None
     rule = _SES_RULES.get(event.event_type)
     if record is None or rule is None:
         return Handled("none")
-    return rule(store, deliver, event, record.decision)
+    return rule(store, decide, event, record.decision)
 
 
-def _on_delivery(store: Store, deliver: Outbox, event: SesEvent, decision: Decision) -> Handled:
+def _on_delivery(store: Store, decide: Outbox, event: SesEvent, decision: Decision) -> Handled:
     store.move_decision(decision.decision_id, "sent", "delivered", [funnel(decision, "delivered")])
     store.change(decision.profile_key, _delivered)
     return Handled("delivered")
 
 
-def _on_bounce(store: Store, deliver: Outbox, event: SesEvent, decision: Decision) -> Handled:
+def _on_bounce(store: Store, decide: Outbox, event: SesEvent, decision: Decision) -> Handled:
     if event.bounce is None:
         return Handled("none")
     # We send each e-mail to one address, so a bounce of it concerns that address even when the reporting MTA
@@ -116,15 +119,21 @@ def _on_bounce(store: Store, deliver: Outbox, event: SesEvent, decision: Decisio
     permanent = event.bounce.bounce_type == "Permanent"
     profile = store.change(decision.profile_key, lambda p: _bounced(p, addresses, permanent))
     if not permanent and profile is not None and profile.email_status == "ok":
-        if store.move_decision(decision.decision_id, ("sent", "delivered"), "queued"):
-            deliver.send(delivery_request(decision.decision_id), delay_seconds=RETRY_DELAY_SECONDS)
+        moved = store.move_decision(decision.decision_id, ("sent", "delivered"), "waiting")
+        if moved or _status(store, decision.decision_id) == "waiting":  # or a crash came before the Release
+            decide.send(release(decision.decision_id), delay_seconds=RETRY_DELAY_SECONDS)
         return Handled("retry_later")
     store.move_decision(decision.decision_id, ("sent", "delivered"), "bounced", [funnel(decision, "bounced")])
-    rerouted = fallback(store, deliver, decision, profile) if profile is not None else None
+    rerouted = fallback(store, decide, decision, profile) if profile is not None else None
     return Handled(f"{rerouted}_fallback" if rerouted else "marked_bounced")  # type: ignore[arg-type]
 
 
-def _on_complaint(store: Store, deliver: Outbox, event: SesEvent, decision: Decision) -> Handled:
+def _status(store: Store, decision_id: str) -> str | None:
+    stored = store.decision(decision_id)
+    return stored.status if stored else None
+
+
+def _on_complaint(store: Store, decide: Outbox, event: SesEvent, decision: Decision) -> Handled:
     if event.complaint is None:
         return Handled("none")
     at = event.complaint.timestamp
@@ -135,22 +144,22 @@ def _on_complaint(store: Store, deliver: Outbox, event: SesEvent, decision: Deci
     return Handled("suppressed")
 
 
-def _on_reject(store: Store, deliver: Outbox, event: SesEvent, decision: Decision) -> Handled:
+def _on_reject(store: Store, decide: Outbox, event: SesEvent, decision: Decision) -> Handled:
     """SES refused the content (e.g. a virus scan): the address is fine, the e-mail is not."""
     store.move_decision(decision.decision_id, "sent", "rejected", [funnel(decision, "failed")])
     profile = store.profile(decision.profile_key)
-    rerouted = fallback(store, deliver, decision, profile) if profile is not None else None
+    rerouted = fallback(store, decide, decision, profile) if profile is not None else None
     return Handled(f"{rerouted}_fallback" if rerouted else "rejected")  # type: ignore[arg-type]
 
 
-def _on_rendering_failure(store: Store, deliver: Outbox, event: SesEvent, decision: Decision) -> Handled:
+def _on_rendering_failure(store: Store, decide: Outbox, event: SesEvent, decision: Decision) -> Handled:
     store.move_decision(
         decision.decision_id, "sent", "failed", [funnel(decision, "failed")], reason="rendering failure"
     )
     return Handled("failed")
 
 
-def _on_engagement(store: Store, deliver: Outbox, event: SesEvent, decision: Decision) -> Handled:
+def _on_engagement(store: Store, decide: Outbox, event: SesEvent, decision: Decision) -> Handled:
     engagement = event.open or event.click
     if engagement is None:
         return Handled("none")
@@ -161,7 +170,7 @@ def _on_engagement(store: Store, deliver: Outbox, event: SesEvent, decision: Dec
     return Handled("engaged")
 
 
-def _on_delay(store: Store, deliver: Outbox, event: SesEvent, decision: Decision) -> Handled:
+def _on_delay(store: Store, decide: Outbox, event: SesEvent, decision: Decision) -> Handled:
     store.annotate_decision(decision.decision_id, delayed_at=iso(event.mail.timestamp))
     return Handled("delayed")
 
@@ -203,7 +212,7 @@ def _suppress(profile: Profile, at: datetime) -> Profile:
     return offer_consent(profile, "email", Consent(granted=False, at=at, source="complaint"))
 
 
-def handle_text(store: Store, deliver: Outbox, event: TextEvent) -> Handled:
+def handle_text(store: Store, decide: Outbox, event: TextEvent) -> Handled:
     """Apply one End User Messaging SMS event to the decision named in its ``context``."""
     did = event.context.get("decision_id")
     record = store.decision(did) if did else None
@@ -222,11 +231,11 @@ def handle_text(store: Store, deliver: Outbox, event: TextEvent) -> Handled:
         profile = store.change(decision.profile_key, lambda p: mark_undeliverable(p, [number]))
     else:
         profile = store.profile(decision.profile_key)
-    rerouted = fallback(store, deliver, decision, profile) if profile is not None else None
+    rerouted = fallback(store, decide, decision, profile) if profile is not None else None
     return Handled(f"{rerouted}_fallback" if rerouted else "failed")  # type: ignore[arg-type]
 
 
-def handle_push_failure(store: Store, deliver: Outbox, failure: PushFailure) -> Handled:
+def handle_push_failure(store: Store, decide: Outbox, failure: PushFailure) -> Handled:
     """A push SNS accepted could not be delivered: mark a dead token, and reach the customer another way."""
     remembered = store.message(failure.message_id)
     record = store.decision(remembered.decision_id) if remembered else None
@@ -244,5 +253,5 @@ def handle_push_failure(store: Store, deliver: Outbox, failure: PushFailure) -> 
         profile = store.change(decision.profile_key, forget_token)
     else:
         profile = store.profile(decision.profile_key)
-    rerouted = fallback(store, deliver, decision, profile) if profile is not None else None
+    rerouted = fallback(store, decide, decision, profile) if profile is not None else None
     return Handled(f"{rerouted}_fallback" if rerouted else "failed")  # type: ignore[arg-type]

@@ -3,7 +3,6 @@
 from datetime import timedelta
 from decimal import Decimal
 
-from nextbest.aws.queues import Queue
 from nextbest.aws.senders import SnsSms
 from nextbest.aws.store import Store
 from nextbest.core.events import LineItem, OrderPlaced
@@ -13,7 +12,7 @@ from nextbest.feedback.service import handle
 from nextbest.ingest.service import ingest
 from nextbest_lab.uplift import ArmTotals
 
-from tests.builders import DELAYS, DUE, abandoned_cart, ses_email
+from tests.builders import DELAYS, DUE, Collect, abandoned_cart, ses_email
 from tests.conftest import EVENTS
 
 
@@ -42,7 +41,7 @@ def test_an_order_after_a_reminder_is_counted_once_for_its_arm_and_variant(emula
 
 def test_the_funnel_counts_each_stage_of_a_message_once_however_often_its_events_arrive(emulation):
     store = Store(emulation.output("TableName"))
-    requests = Queue(emulation.environment("decide")["DELIVER_QUEUE_URL"])
+    requests = Collect()
     email = ses_email(emulation)
     decision = abandoned_cart(store, {"email": True}, email="ann@example.org")
     assert deliver(store, decision.decision_id, email, SnsSms()).outcome == "sent"

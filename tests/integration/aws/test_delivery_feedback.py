@@ -1,10 +1,7 @@
 """Deliver and feedback against moto's SES/SNS: once per decision, never past an opt-out, SMS fallback."""
 
-import json
-
 import pytest
 from botocore.exceptions import ClientError
-from nextbest.aws.queues import Queue
 from nextbest.aws.senders import SesEmail, SnsSms
 from nextbest.aws.store import Store
 from nextbest.core.events import ConsentUpdated
@@ -14,7 +11,7 @@ from nextbest.feedback.notifications import parse
 from nextbest.feedback.service import handle
 from nextbest.ingest.service import ingest
 
-from tests.builders import DELAYS, DUE, abandoned_cart, ses_email
+from tests.builders import DELAYS, DUE, Collect, abandoned_cart, release, ses_email
 from tests.conftest import EVENTS
 
 SES_SAMPLES = EVENTS / "ses"
@@ -23,9 +20,8 @@ SES_SAMPLES = EVENTS / "ses"
 @pytest.fixture
 def pipeline(emulation):
     store = Store(emulation.output("TableName"))
-    deliver_queue = Queue(emulation.environment("decide")["DELIVER_QUEUE_URL"])
     email = ses_email(emulation)
-    return store, deliver_queue, email, SnsSms()
+    return store, Collect(), email, SnsSms()
 
 
 def shopper(store, email="ann@example.org", sms=True):
@@ -80,36 +76,35 @@ def _ses_event(name: str, decision_id: str, address: str) -> str:
 
 
 def test_given_a_permanent_bounce_then_the_address_is_marked_and_sms_takes_over(pipeline, emulation):
-    store, deliver_queue, email, sms = pipeline
+    store, decide_queue, email, sms = pipeline
     decision = shopper(store)
     deliver(store, decision.decision_id, email, sms)
-    effect = handle(store, deliver_queue, parse(_ses_event("bounce.json", decision.decision_id, "ann@example.org")))
+    effect = handle(store, decide_queue, parse(_ses_event("bounce.json", decision.decision_id, "ann@example.org")))
     assert effect.effect == "sms_fallback"
     store.forget()
     assert store.profile("c:cus_1").email_status == "bounced"
-    request = emulation.client("sqs").receive_message(QueueUrl=deliver_queue.url)["Messages"][0]
-    fallback_id = json.loads(request["Body"])["decision_id"]
+    [fallback_id] = release(store, decide_queue)  # through decide's guardrails
     assert deliver(store, fallback_id, email, sms).outcome == "sent"
     [(_, phone, text)] = emulation.sent_sms()
     assert phone == "+14155550100" and f"/c/{decision.decision_id}" in text
-    again = handle(store, deliver_queue, parse(_ses_event("bounce.json", decision.decision_id, "ann@example.org")))
-    assert again.effect == "sms_fallback"
-    assert deliver(store, fallback_id, email, sms).outcome == "already_handled"  # a repeated bounce sends nothing
+    again = handle(store, decide_queue, parse(_ses_event("bounce.json", decision.decision_id, "ann@example.org")))
+    assert again.effect == "sms_fallback" and release(store, decide_queue) == []  # a repeated bounce sends nothing
+    assert deliver(store, fallback_id, email, sms).outcome == "already_handled"
 
 
 def test_given_a_bounce_without_sms_consent_then_there_is_no_fallback(pipeline):
-    store, deliver_queue, email, sms = pipeline
+    store, decide_queue, email, sms = pipeline
     decision = shopper(store, sms=False)
     deliver(store, decision.decision_id, email, sms)
-    effect = handle(store, deliver_queue, parse(_ses_event("bounce.json", decision.decision_id, "ann@example.org")))
+    effect = handle(store, decide_queue, parse(_ses_event("bounce.json", decision.decision_id, "ann@example.org")))
     assert effect.effect == "marked_bounced"
 
 
 def test_given_a_complaint_then_email_consent_is_withdrawn(pipeline):
-    store, deliver_queue, email, sms = pipeline
+    store, decide_queue, email, sms = pipeline
     decision = shopper(store)
     deliver(store, decision.decision_id, email, sms)
-    effect = handle(store, deliver_queue, parse(_ses_event("complaint.json", decision.decision_id, "ann@example.org")))
+    effect = handle(store, decide_queue, parse(_ses_event("complaint.json", decision.decision_id, "ann@example.org")))
     assert effect.effect == "suppressed"
     store.forget()
     profile = store.profile("c:cus_1")
@@ -117,19 +112,20 @@ def test_given_a_complaint_then_email_consent_is_withdrawn(pipeline):
 
 
 def test_given_transient_bounces_then_the_email_is_retried_and_the_third_counts_as_permanent(pipeline, emulation):
-    store, deliver_queue, email, sms = pipeline
+    store, decide_queue, email, sms = pipeline
     decision = shopper(store)
     for attempt in (1, 2):
         assert deliver(store, decision.decision_id, email, sms).outcome == "sent"
         effect = handle(
-            store, deliver_queue, parse(_ses_event("transient-bounce.json", decision.decision_id, "ann@example.org"))
+            store, decide_queue, parse(_ses_event("transient-bounce.json", decision.decision_id, "ann@example.org"))
         )
-        assert effect.effect == "retry_later" and store.decision(decision.decision_id).status == "queued"
+        assert effect.effect == "retry_later" and store.decision(decision.decision_id).status == "waiting"
+        assert release(store, decide_queue) == [decision.decision_id]
         store.forget()
         assert store.profile("c:cus_1").soft_bounces == attempt
     deliver(store, decision.decision_id, email, sms)
     third = handle(
-        store, deliver_queue, parse(_ses_event("transient-bounce.json", decision.decision_id, "ann@example.org"))
+        store, decide_queue, parse(_ses_event("transient-bounce.json", decision.decision_id, "ann@example.org"))
     )
     assert third.effect == "sms_fallback"
     store.forget()
@@ -137,13 +133,14 @@ def test_given_transient_bounces_then_the_email_is_retried_and_the_third_counts_
 
 
 def test_given_a_delivery_then_soft_bounces_are_forgotten(pipeline):
-    store, deliver_queue, email, sms = pipeline
+    store, decide_queue, email, sms = pipeline
     decision = shopper(store)
     deliver(store, decision.decision_id, email, sms)
-    handle(store, deliver_queue, parse(_ses_event("transient-bounce.json", decision.decision_id, "ann@example.org")))
+    handle(store, decide_queue, parse(_ses_event("transient-bounce.json", decision.decision_id, "ann@example.org")))
+    release(store, decide_queue)
     deliver(store, decision.decision_id, email, sms)
     assert (
-        handle(store, deliver_queue, parse(_ses_event("delivery.json", decision.decision_id, "ann@example.org"))).effect
+        handle(store, decide_queue, parse(_ses_event("delivery.json", decision.decision_id, "ann@example.org"))).effect
         == "delivered"
     )
     store.forget()
@@ -152,10 +149,10 @@ def test_given_a_delivery_then_soft_bounces_are_forgotten(pipeline):
 
 
 def test_given_a_reject_then_the_content_failed_but_sms_still_reaches_the_customer(pipeline):
-    store, deliver_queue, email, sms = pipeline
+    store, decide_queue, email, sms = pipeline
     decision = shopper(store)
     deliver(store, decision.decision_id, email, sms)
-    effect = handle(store, deliver_queue, parse(_ses_event("reject.json", decision.decision_id, "ann@example.org")))
+    effect = handle(store, decide_queue, parse(_ses_event("reject.json", decision.decision_id, "ann@example.org")))
     assert effect.effect == "sms_fallback"
     assert store.decision(decision.decision_id).status == "rejected"
     store.forget()
@@ -163,11 +160,11 @@ def test_given_a_reject_then_the_content_failed_but_sms_still_reaches_the_custom
 
 
 def test_opens_clicks_delays_and_rendering_failures_are_recorded_on_the_decision(pipeline, emulation):
-    store, deliver_queue, email, sms = pipeline
+    store, decide_queue, email, sms = pipeline
     decision = shopper(store)
     deliver(store, decision.decision_id, email, sms)
     effects = [
-        handle(store, deliver_queue, parse(_ses_event(name, decision.decision_id, "ann@example.org"))).effect
+        handle(store, decide_queue, parse(_ses_event(name, decision.decision_id, "ann@example.org"))).effect
         for name in ("delivery-delay.json", "open.json", "click.json", "rendering-failure.json")
     ]
     assert effects == ["delayed", "engaged", "engaged", "failed"]
@@ -219,7 +216,7 @@ def test_given_a_stop_reply_then_sms_consent_is_withdrawn_and_start_gives_it_bac
 def test_given_undetermined_bounces_naming_another_recipient_then_the_email_stops_after_the_soft_bounce_limit(
     pipeline,
 ):
-    store, deliver_queue, email, sms = pipeline
+    store, decide_queue, email, sms = pipeline
     decision = shopper(store)
     sends = 0
     for _ in range(6):
@@ -230,7 +227,8 @@ def test_given_undetermined_bounces_naming_another_recipient_then_the_email_stop
         body = body.replace('"Transient"', '"Undetermined"').replace(
             '"emailAddress": "ann@example.org"', '"emailAddress": "auto-reply@example.net"'
         )
-        handle(store, deliver_queue, parse(body))
+        handle(store, decide_queue, parse(body))
+        release(store, decide_queue)
         store.forget()
     assert sends == 3  # SOFT_BOUNCE_LIMIT: the third counts as permanent
     assert store.decision(decision.decision_id).status == "bounced"

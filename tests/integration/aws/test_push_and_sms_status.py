@@ -8,7 +8,6 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from nextbest.aws import clients as aws
 from nextbest.aws.batch import process
-from nextbest.aws.queues import Queue
 from nextbest.aws.senders import EndUserMessagingSms, SnsPush, SnsSms
 from nextbest.aws.store import Store
 from nextbest.core.decision import Decision, Message
@@ -17,7 +16,7 @@ from nextbest.deliver.service import deliver
 from nextbest.feedback.notifications import parse
 from nextbest.feedback.service import handle_push_failure, handle_text
 
-from tests.builders import known_customer, ses_email
+from tests.builders import Collect, known_customer, release, ses_email
 from tests.conftest import EVENTS, T0
 
 APP = "nextbest-shop"
@@ -28,7 +27,7 @@ PHONE = "+14155550100"
 @pytest.fixture
 def world(emulation):
     store = Store(emulation.output("TableName"))
-    requests = Queue(emulation.environment("deliver")["DELIVER_QUEUE_URL"])
+    requests = Collect()  # decide's queue: fallbacks are handed to decide's guardrails
     email = ses_email(emulation)
     app = emulation.client("sns").create_platform_application(
         Name=APP, Platform="GCM", Attributes={"PlatformCredential": "key"}
@@ -57,11 +56,6 @@ def decided(store, channel, name="d-1", channels=("push", "email", "sms")):
     )
     assert store.put_decision(decision, "queued")
     return decision
-
-
-def queued(emulation, requests):
-    found = emulation.client("sqs").receive_message(QueueUrl=requests.url, MaxNumberOfMessages=10).get("Messages", [])
-    return [json.loads(m["Body"])["decision_id"] for m in found]
 
 
 def test_given_a_device_token_then_the_push_goes_once_with_a_payload_per_platform(world, emulation):
@@ -124,7 +118,7 @@ def test_given_an_endpoint_disabled_at_publish_then_the_token_is_dead_and_email_
     store.forget()
     profile = store.profile("c:cus_1")
     assert profile.push_tokens == [] and not profile.reachable("push")
-    [fallback_id] = queued(emulation, requests)
+    [fallback_id] = release(store, requests)
     assert deliver(store, fallback_id, email, sms, push, requests).outcome == "sent"
     assert len(emulation.sent_emails()) == 1 and emulation.sent_push() == []
 
@@ -143,7 +137,7 @@ def test_given_a_push_delivery_failure_event_then_the_token_is_dead_and_sms_take
     assert store.decision(decision.decision_id).status == "failed"
     store.forget()
     assert store.profile("c:cus_1").push_tokens == []
-    [fallback_id] = queued(emulation, requests)
+    [fallback_id] = release(store, requests)
     assert deliver(store, fallback_id, email, sms, push, requests).outcome == "sent"
     [(_, phone, _)] = emulation.sent_sms()
     assert phone == PHONE
@@ -163,7 +157,7 @@ def test_given_an_invalid_number_event_then_the_phone_is_undeliverable_and_email
     store.forget()
     profile = store.profile("c:cus_1")
     assert not profile.reachable("sms") and f"p:{PHONE}" in profile.undeliverable
-    [fallback_id] = queued(emulation, requests)
+    [fallback_id] = release(store, requests)
     assert deliver(store, fallback_id, email, sms, push, requests).outcome == "sent"
     # a repeated event finds the fallback already made: nothing is sent twice
     again = handle_text(store, requests, parse(_text("text-invalid.json", decision.decision_id)))
@@ -236,7 +230,7 @@ def test_a_throttled_record_is_reported_failed_and_hidden_for_its_backoff(emulat
 
     from infra.local.emulator import ACCOUNT, REGION, LambdaContext, _sqs_record
 
-    url = emulation.environment("deliver")["DELIVER_QUEUE_URL"]
+    url = emulation.environment("decide")["DELIVER_QUEUE_URL"]
     arn = next(emulation.arns[k] for k, v in emulation.physical.items() if v == url)
     sqs = emulation.client("sqs")
     sqs.send_message(QueueUrl=url, MessageBody='{"decision_id": "slow"}')

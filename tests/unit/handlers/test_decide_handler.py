@@ -127,8 +127,8 @@ def test_given_a_crash_after_the_commit_then_the_retry_requests_the_delivery(dec
     assert [body["decision_id"] for body in outbox.bodies] == [decision_id]
 
 
-def test_given_a_body_that_is_neither_a_due_trigger_nor_a_sweep_then_it_is_dead_lettered(decide):
-    response = invoke(decide, '{"decision_id": "d-1"}')
+def test_given_a_body_that_is_no_decide_command_then_it_is_dead_lettered(decide):
+    response = invoke(decide, '{"decision_id": "d-1", "trigger": "cart"}')
 
     assert failures(response) == []
     assert decide.dead_letters.reasons == ["bad_due_trigger"]

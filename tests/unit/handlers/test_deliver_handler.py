@@ -37,9 +37,9 @@ def deliver(monkeypatch, now):
         configuration_set="nextbest",
         unsubscribe_url="https://unsubscribe.example/",
         signing_secret_arn=arn("secretsmanager", "secret:signing"),
-        deliver_queue_url=queue_url(QUEUE),
+        decide_queue_url=queue_url("nextbest-decide"),
     )
-    module.store, module.dead_letters, module.requests = MemoryStore(), DeadLetters(), Outbox()
+    module.store, module.dead_letters, module.decide = MemoryStore(), DeadLetters(), Outbox()
     module.email, module.sms, module.redelivery = Sender(), Sender(), Redelivery()
     return module
 

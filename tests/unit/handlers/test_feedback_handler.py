@@ -29,9 +29,9 @@ def feedback(monkeypatch, now):
         FeedbackSettings,
         monkeypatch,
         dead_letter_queue_url=queue_url(f"{QUEUE}-dlq"),
-        deliver_queue_url=queue_url("nextbest-deliver"),
+        decide_queue_url=queue_url("nextbest-decide"),
     )
-    module.store, module.deliver, module.dead_letters = MemoryStore(), Outbox(), DeadLetters()
+    module.store, module.decide, module.dead_letters = MemoryStore(), Outbox(), DeadLetters()
     return module
 
 
@@ -53,10 +53,10 @@ def test_given_a_delivery_of_a_sent_email_then_the_decision_is_delivered(feedbac
     response = invoke(feedback, "delivery.json", decision_id)
 
     assert failures(response) == []
-    assert feedback.store.decision(decision_id).status == "delivered" and feedback.deliver.sent == []
+    assert feedback.store.decision(decision_id).status == "delivered" and feedback.decide.sent == []
 
 
-def test_given_a_permanent_bounce_then_the_address_is_marked_and_a_text_is_requested_instead(feedback):
+def test_given_a_permanent_bounce_then_the_address_is_marked_and_a_text_is_handed_to_decide(feedback):
     decision_id = sent(feedback)
 
     response = invoke(feedback, "bounce.json", decision_id)
@@ -64,9 +64,9 @@ def test_given_a_permanent_bounce_then_the_address_is_marked_and_a_text_is_reque
     assert failures(response) == []
     assert feedback.store.decision(decision_id).status == "bounced"
     assert feedback.store.profile("c:cus_1").email_status == "bounced"
-    [request] = feedback.deliver.bodies
-    fallback = feedback.store.decision(request["decision_id"])
-    assert (fallback.status, fallback.decision.channel) == ("queued", "sms")
+    [release] = feedback.decide.bodies  # decide applies quiet hours and caps before queueing it for deliver
+    fallback = feedback.store.decision(release["decision_id"])
+    assert (fallback.status, fallback.decision.channel) == ("waiting", "sms")
 
 
 def test_given_a_notification_of_an_unknown_type_then_it_is_dead_lettered_and_changes_nothing(feedback):

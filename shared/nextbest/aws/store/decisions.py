@@ -103,12 +103,14 @@ class DecisionItems(Table):
         from_status: str | tuple[str, ...],
         to_status: str,
         counters: Sequence[Counter] = (),
+        profile: Profile | None = None,
         **fields: str,
     ) -> bool:
         """Compare-and-set a decision's status (the claim that makes delivery happen at most once), adding
-        ``counters`` in the same write when it succeeds."""
+        ``counters`` in the same write when it succeeds, and saving ``profile`` with it if given (conditional
+        on its version: Conflict if it changed since it was read)."""
         allowed = (from_status,) if isinstance(from_status, str) else from_status
-        return self._update_decision(decision_id, allowed, {"status": to_status, **fields}, counters)
+        return self._update_decision(decision_id, allowed, {"status": to_status, **fields}, counters, profile=profile)
 
     def annotate_decision(self, decision_id: str, counters: Sequence[Counter] = (), **fields: str) -> bool:
         """Record facts about a decision (opened_at, clicked_at…) without touching its status, the first
@@ -124,6 +126,7 @@ class DecisionItems(Table):
         fields: dict[str, str],
         counters: Sequence[Counter] = (),
         unless: str | None = None,
+        profile: Profile | None = None,
     ) -> bool:
         """SET ``fields`` on an existing decision, only while its status is one of ``allowed`` if given and
         while ``unless`` is not yet set; False when that condition fails."""
@@ -145,17 +148,27 @@ class DecisionItems(Table):
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": values,
         }
+        items: list[dict[str, Any]] = [{"Update": update}]
+        if profile is not None:
+            saved = profile.model_copy(update={"version": profile.version + 1})
+            items.append(self._put(profile_item(saved), expected=profile.version))
+        items += [c.update(self.table) for c in combined(counters)]
         try:
-            if counters:
-                items = [{"Update": update}, *(c.update(self.table) for c in combined(counters))]
+            if len(items) > 1:
                 self.client.transact_write_items(TransactItems=items)
             else:
                 self.client.update_item(**update)
-            return True
         except ClientError as error:
-            if aws.error_code(error) in CONDITION_FAILED and failed_write(error) == 0:
+            failed = failed_write(error) if aws.error_code(error) in CONDITION_FAILED else None
+            if failed == 0:
                 return False
+            if failed == 1 and profile is not None:
+                self.forget([profile.key])
+                raise Conflict(profile.key, failed) from None
             raise
+        if profile is not None:
+            self.forget([profile.key])
+        return True
 
     def decisions_of(self, key: str) -> list[str]:
         """Ids of every decision made for this identity key."""
