@@ -23,8 +23,9 @@ F = TypeVar("F", bound=Callable[..., str])
 
 def provider_call(send: F) -> F:
     """The provider's errors in the domain's terms: throttled (:class:`Retry`: nothing was sent, try later),
-    refused (:class:`Refused` with its code) or unknown (:class:`OutcomeUnknown`: a timeout or a dropped
-    connection, after which the message may or may not have gone)."""
+    refused (:class:`Refused` with its code) or unknown (:class:`OutcomeUnknown`: a timeout, a dropped
+    connection or a server error, after which the message may or may not have gone). The send itself goes
+    through a client botocore never retries (``aws.client(..., once=True)``): a repeat could send it twice."""
 
     @functools.wraps(send)
     def translated(*args: Any, **kwargs: Any) -> str:
@@ -34,6 +35,8 @@ def provider_call(send: F) -> F:
             code = aws.error_code(error)
             if code in aws.THROTTLING:
                 raise Retry(code) from error
+            if error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 400) >= 500:
+                raise OutcomeUnknown(code or "server error") from error  # it may have gone: never sent again
             raise Refused(code or "rejected") from error
         except (ConnectionError, ReadTimeoutError) as error:
             raise OutcomeUnknown(type(error).__name__) from error
@@ -85,7 +88,7 @@ class SesEmail:
             raw = mime(self.sender, to, message, decision, self.configuration_set, self.unsubscribe_link(decision))
         except ValueError as error:  # an address or header Python's e-mail package refuses: nothing was sent
             raise Refused("invalid_message") from error
-        client = self._client or aws.client("sesv2")
+        client = self._client or aws.client("sesv2", once=True)
         response = client.send_email(
             FromEmailAddress=self.sender,
             Destination={"ToAddresses": [to]},
@@ -107,7 +110,7 @@ class SnsSms:
 
     @provider_call
     def send(self, phone: str, message: Message, decision: Decision) -> str:
-        client = self._client or aws.client("sns")
+        client = self._client or aws.client("sns", once=True)
         response = client.publish(
             PhoneNumber=phone,
             Message=message.text,
@@ -139,7 +142,8 @@ class EndUserMessagingSms:
 
     @provider_call
     def send(self, phone: str, message: Message, decision: Decision) -> str:
-        response = self.client.send_text_message(
+        client = self._client or aws.client("pinpoint-sms-voice-v2", once=True)
+        response = client.send_text_message(
             DestinationPhoneNumber=phone,
             MessageBody=message.text,
             MessageType="PROMOTIONAL",
@@ -216,7 +220,7 @@ class SnsPush:
     def send(self, token: str, message: Message, decision: Decision) -> str:
         arn = self.endpoint(token)
         try:
-            response = self.client.publish(
+            response = (self._client or aws.client("sns", once=True)).publish(
                 TargetArn=arn, MessageStructure="json", Message=push_payload(message, decision)
             )
         except ClientError as error:

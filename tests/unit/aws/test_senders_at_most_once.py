@@ -1,0 +1,115 @@
+"""A message API has no idempotency key: a send that timed out or got a server error after the provider took
+it must never be sent again, by botocore's retries or by ours. Faults are injected into the real boto3 client
+(botocore's event hooks) in front of moto, so the real retry configuration is what is tested."""
+
+from datetime import UTC, datetime
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError, ReadTimeoutError
+from nextbest.aws import clients
+from nextbest.aws.senders import SesEmail, SnsSms
+from nextbest.core.decision import Decision, Message
+from nextbest.core.ports import OutcomeUnknown, Refused, Retry
+
+DECISION = Decision(
+    decision_id="00000000-0000-4000-8000-000000000001",
+    profile_key="c:cus_1",
+    trigger="cart_abandoned",
+    trigger_due_at=datetime(2026, 11, 2, 10, tzinfo=UTC),
+    decided_at=datetime(2026, 11, 2, 10, tzinfo=UTC),
+    action="send",
+    campaign_id="cart-abandonment",
+    channel="email",
+    messages={},
+)
+EMAIL = Message(channel="email", subject="Your cart", text="cart https://s/c/x")
+SMS = Message(channel="sms", text="Your cart https://s/c/x")
+
+
+class TimeoutAfterSending:
+    """Hands the request to moto (the message is sent), then raises the read timeout the caller sees instead
+    of moto's answer: botocore's retry logic decides what happens next, as it would in AWS."""
+
+    def __init__(self, service: str, operation: str) -> None:
+        self.attempts = 0
+        self.event = f"before-send.{service}.{operation}"
+        clients.reset()  # clients created from now on carry the hook, whatever their retry configuration
+        boto3._get_default_session()._session.register(self.event, self.lose_the_response)
+
+    def remove(self) -> None:
+        boto3._get_default_session()._session.unregister(self.event, self.lose_the_response)
+        clients.reset()
+
+    def lose_the_response(self, request, event_name, **kwargs):
+        from moto.core.models import botocore_stubber
+
+        self.attempts += 1
+        botocore_stubber(event_name=event_name, request=request)
+        raise ReadTimeoutError(endpoint_url=request.url)
+
+
+class Failing:
+    """A client whose send fails with this error (a fake, not a mock)."""
+
+    def __init__(self, code: str, status: int) -> None:
+        self.error = ClientError({"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}, "Send")
+
+    def send_email(self, **kwargs):
+        raise self.error
+
+
+def sent_emails():
+    from moto.ses.models import ses_backends
+
+    return ses_backends["123456789012"]["us-east-1"].sent_messages
+
+
+def sent_texts():
+    from moto.sns.models import sns_backends
+
+    return sns_backends["123456789012"]["us-east-1"].sms_messages
+
+
+@pytest.fixture
+def timeout_after_sending(aws):
+    faults: list[TimeoutAfterSending] = []
+    yield lambda service, operation: faults.append(TimeoutAfterSending(service, operation)) or faults[-1]
+    for fault in faults:
+        fault.remove()
+
+
+def test_an_email_whose_response_timed_out_was_sent_once_and_is_reported_unknown(timeout_after_sending):
+    clients.client("sesv2").create_email_identity(EmailIdentity="shop@example.org")
+    fault = timeout_after_sending("sesv2", "SendEmail")
+
+    with pytest.raises(OutcomeUnknown):
+        SesEmail("shop@example.org", "", "https://u", lambda: b"key").send("ann@example.org", EMAIL, DECISION)
+
+    assert fault.attempts == 1 and len(sent_emails()) == 1
+
+
+def test_a_text_whose_response_timed_out_was_sent_once_and_is_reported_unknown(timeout_after_sending):
+    fault = timeout_after_sending("sns", "Publish")
+
+    with pytest.raises(OutcomeUnknown):
+        SnsSms().send("+14155550100", SMS, DECISION)
+
+    assert fault.attempts == 1 and len(sent_texts()) == 1
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "outcome"),
+    [
+        ("Throttling", 400, Retry),  # refused: nothing was sent, the queue tries again later
+        ("TooManyRequestsException", 429, Retry),
+        ("InternalFailure", 500, OutcomeUnknown),  # the provider may have sent it: never again
+        ("ServiceUnavailable", 503, OutcomeUnknown),
+        ("MessageRejected", 400, Refused),
+    ],
+)
+def test_what_a_provider_error_means_for_the_message(code, status, outcome):
+    sender = SesEmail("shop@example.org", "", "https://u", lambda: b"key", client=Failing(code, status))
+
+    with pytest.raises(outcome):
+        sender.send("ann@example.org", EMAIL, DECISION)
