@@ -216,6 +216,12 @@ class MemoryStore:
         self.writes += 1
         return True
 
+    def claim(self, decision_id: str, token: str) -> bool:
+        if self.move_decision(decision_id, "queued", "sending", claim=token):
+            return True
+        record = self.decisions.get(decision_id)
+        return record is not None and record.status == "sending" and record.fields.get("claim") == token
+
     def annotate_decision(self, decision_id: str, counters: Sequence[Counter] = (), **fields: str) -> bool:
         record = self.decisions.get(decision_id)
         if record is None or next(iter(fields)) in record.fields:

@@ -9,6 +9,7 @@ morning. The decision's status is the idempotency key: only the invocation that 
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -72,7 +73,7 @@ def deliver(
         if store.move_decision(decision_id, "queued", "waiting", reason="quiet hours began before it was sent"):
             decide.send(release(decision_id))
         return Delivered("deferred", "quiet hours began before it was sent", channel)
-    if not store.move_decision(decision_id, "queued", "sending"):
+    if not store.claim(decision_id, uuid.uuid4().hex):
         return Delivered("already_handled", "claimed by another delivery")
     return _send(store, decision, profile, email, sms, push, decide)
 

@@ -13,6 +13,7 @@ from nextbest.ingest.service import ingest
 
 from tests.builders import DELAYS, DUE, Collect, abandoned_cart, release, ses_email
 from tests.conftest import EVENTS
+from tests.faults import response_lost  # noqa: F401 (a fixture)
 
 SES_SAMPLES = EVENTS / "ses"
 
@@ -50,6 +51,20 @@ def test_given_an_opt_out_after_the_decision_then_nothing_is_sent(pipeline, emul
     assert result.outcome == "suppressed" and "no email consent" in result.reason
     assert emulation.sent_emails() == []
     assert store.decision(decision.decision_id).status == "suppressed"
+
+
+def test_given_a_claim_that_took_effect_but_whose_answer_was_lost_then_the_email_still_goes_once(
+    pipeline, emulation, response_lost
+):
+    store, _, email, sms = pipeline
+    decision = shopper(store)
+    lost = response_lost("dynamodb", "UpdateItem")  # the claim (queued -> sending) is written; its answer is lost
+
+    result = deliver(store, decision.decision_id, email, sms)
+
+    assert lost.attempts >= 2  # botocore tried the claim again, and its condition failed: it was ours already
+    assert result.outcome == "sent" and len(emulation.sent_emails()) == 1
+    assert store.decision(decision.decision_id).status == "sent"
 
 
 def test_given_ses_throttling_then_the_request_is_retried_later_not_lost(pipeline, emulation):

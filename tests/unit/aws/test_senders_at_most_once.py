@@ -4,13 +4,14 @@ it must never be sent again, by botocore's retries or by ours. Faults are inject
 
 from datetime import UTC, datetime
 
-import boto3
 import pytest
-from botocore.exceptions import ClientError, ReadTimeoutError
+from botocore.exceptions import ClientError
 from nextbest.aws import clients
 from nextbest.aws.senders import SesEmail, SnsSms
 from nextbest.core.decision import Decision, Message
 from nextbest.core.ports import OutcomeUnknown, Refused, Retry
+
+from tests.faults import response_lost  # noqa: F401 (a fixture)
 
 DECISION = Decision(
     decision_id="00000000-0000-4000-8000-000000000001",
@@ -25,28 +26,6 @@ DECISION = Decision(
 )
 EMAIL = Message(channel="email", subject="Your cart", text="cart https://s/c/x")
 SMS = Message(channel="sms", text="Your cart https://s/c/x")
-
-
-class TimeoutAfterSending:
-    """Hands the request to moto (the message is sent), then raises the read timeout the caller sees instead
-    of moto's answer: botocore's retry logic decides what happens next, as it would in AWS."""
-
-    def __init__(self, service: str, operation: str) -> None:
-        self.attempts = 0
-        self.event = f"before-send.{service}.{operation}"
-        clients.reset()  # clients created from now on carry the hook, whatever their retry configuration
-        boto3._get_default_session()._session.register(self.event, self.lose_the_response)
-
-    def remove(self) -> None:
-        boto3._get_default_session()._session.unregister(self.event, self.lose_the_response)
-        clients.reset()
-
-    def lose_the_response(self, request, event_name, **kwargs):
-        from moto.core.models import botocore_stubber
-
-        self.attempts += 1
-        botocore_stubber(event_name=event_name, request=request)
-        raise ReadTimeoutError(endpoint_url=request.url)
 
 
 class Failing:
@@ -71,17 +50,9 @@ def sent_texts():
     return sns_backends["123456789012"]["us-east-1"].sms_messages
 
 
-@pytest.fixture
-def timeout_after_sending(aws):
-    faults: list[TimeoutAfterSending] = []
-    yield lambda service, operation: faults.append(TimeoutAfterSending(service, operation)) or faults[-1]
-    for fault in faults:
-        fault.remove()
-
-
-def test_an_email_whose_response_timed_out_was_sent_once_and_is_reported_unknown(timeout_after_sending):
+def test_an_email_whose_response_timed_out_was_sent_once_and_is_reported_unknown(response_lost):
     clients.client("sesv2").create_email_identity(EmailIdentity="shop@example.org")
-    fault = timeout_after_sending("sesv2", "SendEmail")
+    fault = response_lost("sesv2", "SendEmail", times=4)
 
     with pytest.raises(OutcomeUnknown):
         SesEmail("shop@example.org", "", "https://u", lambda: b"key").send("ann@example.org", EMAIL, DECISION)
@@ -89,8 +60,8 @@ def test_an_email_whose_response_timed_out_was_sent_once_and_is_reported_unknown
     assert fault.attempts == 1 and len(sent_emails()) == 1
 
 
-def test_a_text_whose_response_timed_out_was_sent_once_and_is_reported_unknown(timeout_after_sending):
-    fault = timeout_after_sending("sns", "Publish")
+def test_a_text_whose_response_timed_out_was_sent_once_and_is_reported_unknown(response_lost):
+    fault = response_lost("sns", "Publish", times=4)
 
     with pytest.raises(OutcomeUnknown):
         SnsSms().send("+14155550100", SMS, DECISION)

@@ -112,6 +112,21 @@ class DecisionItems(Table):
         allowed = (from_status,) if isinstance(from_status, str) else from_status
         return self._update_decision(decision_id, allowed, {"status": to_status, **fields}, counters, profile=profile)
 
+    def claim(self, decision_id: str, token: str) -> bool:
+        """Move a decision from ``queued`` to ``sending`` under ``token`` (unique to the caller): True if the
+        caller now holds it. A claim whose write took effect but whose answer was lost (a timeout) is retried by
+        botocore and fails its condition: the token on the item tells that it is the caller's own."""
+        if self.move_decision(decision_id, "queued", "sending", claim=token):
+            return True
+        item = self.client.get_item(
+            TableName=self.table,
+            Key={"pk": {"S": f"d:{decision_id}"}, "sk": {"S": DECISION}},
+            ConsistentRead=True,
+            ProjectionExpression="#s, #c",
+            ExpressionAttributeNames={"#s": "status", "#c": "claim"},
+        ).get("Item", {})
+        return item.get("status", {}).get("S") == "sending" and item.get("claim", {}).get("S") == token
+
     def annotate_decision(self, decision_id: str, counters: Sequence[Counter] = (), **fields: str) -> bool:
         """Record facts about a decision (opened_at, clicked_at…) without touching its status, the first
         time only: False if the first field is already set. ``counters`` are added with it, so a fact is
@@ -155,7 +170,7 @@ class DecisionItems(Table):
         items += [c.update(self.table) for c in combined(counters)]
         try:
             if len(items) > 1:
-                self.client.transact_write_items(TransactItems=items)
+                self._transact(items)
             else:
                 self.client.update_item(**update)
         except ClientError as error:

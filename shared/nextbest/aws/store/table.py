@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
+import time
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
@@ -48,6 +50,8 @@ EVENT_MEMORY = timedelta(days=7)
 """How long an event id (or a push message id) is remembered: beyond EventBridge's 24 h of retries and SQS's
 4 days of retention."""
 CONDITION_FAILED = ("ConditionalCheckFailedException", "TransactionCanceledException")
+TRANSACTION_ATTEMPTS = 4
+"""How often a transaction cancelled by a concurrent write is tried (with jittered backoff: ~50-400 ms in all)."""
 
 
 class Table:
@@ -76,11 +80,24 @@ class Table:
             if len(puts) == 1:
                 self.client.put_item(**puts[0]["Put"])
             else:
-                self.client.transact_write_items(TransactItems=puts)
+                self._transact(puts)
         except ClientError as error:
             if aws.error_code(error) in CONDITION_FAILED:
                 raise Conflict(puts[0]["Put"]["Item"]["pk"]["S"], failed=failed_write(error)) from error
             raise
+
+    def _transact(self, items: list[dict[str, Any]]) -> None:
+        """TransactWriteItems, tried again when DynamoDB cancelled it only because another request was writing
+        one of its items (``TransactionConflict``; botocore does not retry a cancellation). A failed condition is
+        the caller's to handle, and so is a conflict that outlasts the attempts."""
+        for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
+            try:
+                self.client.transact_write_items(TransactItems=items)
+                return
+            except ClientError as error:
+                if attempt == TRANSACTION_ATTEMPTS or not conflicted(error):
+                    raise
+                time.sleep(random.uniform(0, 0.025 * 2**attempt))
 
     def _put(self, item: dict[str, Any], expected: int | None) -> dict[str, Any]:
         put: dict[str, Any] = {"TableName": self.table, "Item": item}
@@ -106,6 +123,16 @@ class Table:
             if "LastEvaluatedKey" not in page:
                 return keys
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def conflicted(error: ClientError) -> bool:
+    """A transaction cancelled because of a concurrent write to one of its items, and for no other reason."""
+    reasons = {r.get("Code") for r in error.response.get("CancellationReasons", [])}  # type: ignore[attr-defined]
+    return (
+        aws.error_code(error) == "TransactionCanceledException"
+        and "TransactionConflict" in reasons
+        and reasons <= {"TransactionConflict", "None", None}
+    )
 
 
 def failed_write(error: ClientError) -> int | None:
