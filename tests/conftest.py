@@ -74,3 +74,20 @@ def emulation(aws: None, cdk_out: Path, tmp_path: Path) -> Iterator[Any]:
         assert emulation.ungranted_requests() == {}
     finally:
         clock.reset()
+
+
+@pytest.fixture
+def response_lost(aws: None) -> Iterator[Any]:
+    """``response_lost(service, operation, times=1)``: the operation takes effect but its answer is lost (a
+    read timeout), through botocore's hooks in front of moto (``tests.faults``)."""
+    from tests.faults import ResponseLost
+
+    faults: list[ResponseLost] = []
+
+    def inject(service: str, operation: str, times: int = 1) -> ResponseLost:
+        faults.append(ResponseLost(service, operation, times))
+        return faults[-1]
+
+    yield inject
+    for fault in faults:
+        fault.remove()

@@ -1,10 +1,7 @@
 """Faults injected into real boto3 clients in front of moto, through botocore's own event hooks, so that the
 project's client configuration and botocore's retry logic are what the test exercises, as in AWS."""
 
-from collections.abc import Iterator
-
 import boto3
-import pytest
 from botocore.exceptions import ReadTimeoutError
 from nextbest.aws import clients
 
@@ -32,17 +29,3 @@ class ResponseLost:
     def remove(self) -> None:
         boto3._get_default_session()._session.unregister(self.event, self.lose)
         clients.reset()
-
-
-@pytest.fixture
-def response_lost(aws) -> Iterator:
-    """``response_lost(service, operation, times=1)``: the operation takes effect but its answer is lost."""
-    faults: list[ResponseLost] = []
-
-    def inject(service: str, operation: str, times: int = 1) -> ResponseLost:
-        faults.append(ResponseLost(service, operation, times))
-        return faults[-1]
-
-    yield inject
-    for fault in faults:
-        fault.remove()

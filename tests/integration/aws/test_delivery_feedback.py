@@ -13,7 +13,6 @@ from nextbest.ingest.service import ingest
 
 from tests.builders import DELAYS, DUE, Collect, abandoned_cart, release, ses_email
 from tests.conftest import EVENTS
-from tests.faults import response_lost  # noqa: F401 (a fixture)
 
 SES_SAMPLES = EVENTS / "ses"
 

@@ -11,8 +11,6 @@ from nextbest.aws.senders import SesEmail, SnsSms
 from nextbest.core.decision import Decision, Message
 from nextbest.core.ports import OutcomeUnknown, Refused, Retry
 
-from tests.faults import response_lost  # noqa: F401 (a fixture)
-
 DECISION = Decision(
     decision_id="00000000-0000-4000-8000-000000000001",
     profile_key="c:cus_1",
