@@ -9,13 +9,11 @@ from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
-from nextbest.core.settings import StageSettings
+from nextbest.core.settings import MAX_RECEIVE_COUNT, StageSettings
 
 from infra import assets
 from infra.constructs.profile_store import TableAccess
 
-MAX_RECEIVE_COUNT = 5
-"""Deliveries of a message before SQS moves it to the dead-letter queue."""
 METRICS_NAMESPACE = "nextbest"
 """CloudWatch namespace of every function's EMF metrics; the alarms and dashboard read it (``observability``)."""
 

@@ -7,6 +7,11 @@ retried by SQS (then redriven to the DLQ after maxReceiveCount); a record that c
 A record whose handler raises one of ``backoff_on`` (a provider said "slow down") fails the same way, but
 first its visibility timeout is set to an exponential, jittered delay that grows with the number of times
 SQS has delivered it: the queue itself is the retry loop, nothing waits inside the function, nothing is lost.
+
+A record that still fails on its last delivery (``MAX_RECEIVE_COUNT``) is dead-lettered by the function, with
+the reason it failed (``failed_after_retries``, ``throttled_after_retries``) and the exception's type and
+error code, instead of being moved there by SQS's redrive policy with no reason. A batch whose every record
+failed is reported like any other (no invocation error): its records come back after their backoff either way.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from nextbest.aws import clients as aws
 from nextbest.aws.queues import DeadLetters
 from nextbest.core.events import RejectedEvent
+from nextbest.core.settings import MAX_RECEIVE_COUNT
 
 BACKOFF_BASE_SECONDS = 30
 BACKOFF_CAP_SECONDS = 900
@@ -70,25 +76,23 @@ def process(
     rand: Callable[[], float] = random.random,
     redelivery: Redelivery | None = None,
 ) -> dict[str, Any]:
+    def reject(record: SQSRecord, reason: str, detail: str) -> str:
+        source = record.event_source_arn.rsplit(":", 1)[-1]
+        dead_letters.reject(record.body, reason, detail, source)
+        metrics.add_metric(name=f"Rejected_{reason}", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name="Rejected", unit=MetricUnit.Count, value=1)  # every reason: what alarms read
+        logger.warning("record rejected", extra={"reason": reason, "detail": detail, "message_id": record.message_id})
+        return "rejected"
+
     def record_handler(record: SQSRecord) -> Any:
+        receives = int(record.attributes.approximate_receive_count or 1)
         try:
             return handle(record)
         except RejectedEvent as rejection:
-            source = record.event_source_arn.rsplit(":", 1)[-1]
-            dead_letters.reject(record.body, rejection.reason, rejection.message, source)
-            metrics.add_metric(name=f"Rejected_{rejection.reason}", unit=MetricUnit.Count, value=1)
-            metrics.add_metric(name="Rejected", unit=MetricUnit.Count, value=1)  # every reason: what alarms read
-            logger.warning(
-                "record rejected",
-                extra={
-                    "reason": rejection.reason,
-                    "detail": rejection.message,
-                    "message_id": record.message_id,
-                },
-            )
-            return "rejected"
+            return reject(record, rejection.reason, rejection.message)
         except backoff_on as slow_down:
-            receives = int(record.attributes.approximate_receive_count or 1)
+            if receives >= MAX_RECEIVE_COUNT:
+                return reject(record, "throttled_after_retries", _described(slow_down))
             delay = backoff_seconds(receives, rand)
             (redelivery or Redelivery()).postpone(record.event_source_arn, record.receipt_handle, delay)
             metrics.add_metric(name="BackedOff", unit=MetricUnit.Count, value=1)
@@ -102,10 +106,21 @@ def process(
                 },
             )
             raise
+        except Exception as error:
+            if receives >= MAX_RECEIVE_COUNT:
+                logger.exception("giving up on a record", extra={"message_id": record.message_id})
+                return reject(record, "failed_after_retries", _described(error))
+            raise
 
     return process_partial_response(  # type: ignore[return-value]
         event=event,
         record_handler=record_handler,
-        processor=BatchProcessor(event_type=EventType.SQS),
+        processor=BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False),
         context=context,
     )
+
+
+def _described(error: Exception) -> str:
+    """The exception's type and AWS error code, never its message (messages may quote identity keys)."""
+    code = aws.error_code(error)
+    return f"{type(error).__name__}{f' ({code})' if code else ''}"

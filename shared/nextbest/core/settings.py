@@ -14,6 +14,10 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
+MAX_RECEIVE_COUNT = 5
+"""Deliveries of a message before SQS would move it to the dead-letter queue (its redrive policy); on the last
+one a function dead-letters a record that still fails itself, with the reason (``nextbest.aws.batch``)."""
+
 
 class StageSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)

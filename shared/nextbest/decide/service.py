@@ -51,7 +51,11 @@ class Decider:
             if due.trigger != SWEEP and profile.triggers.get(due.trigger) != due.due_at:
                 if profile.handled.get(due.trigger) == due.due_at:  # decided: finish what a crash may have cut
                     return self._resume(decision_id(profile.key, due.trigger, due.due_at), profile, now)
-                return None  # moved (re-armed for the new time) or its reason vanished
+                current = profile.triggers.get(due.trigger)
+                if current is not None:  # the alarm rang for a time the profile no longer holds: put it back on
+                    # the profile's time (two ingest workers armed it from different reads, the older write last)
+                    self.scheduler.arm(DueTrigger(profile_key=profile.key, trigger=due.trigger, due_at=current))
+                return None  # moved, or its reason vanished
             scores = self.models.score(profile, now) if self.models is not None else None
             decision = decide(
                 profile, due.trigger, due.due_at, self.campaigns, self.policy, now, self.site_url, scores,
@@ -166,7 +170,10 @@ class Decider:
         decided = 0
         for key in page.keys:
             due = DueTrigger(profile_key=key, trigger=SWEEP, due_at=sweep.sweep_at)
-            decided += self.handle(due, now) is not None
+            try:
+                decided += self.handle(due, now) is not None
+            except Exception:  # one customer's failure must not hold up the rest of the shard:
+                self.decide_queue.send(due.model_dump_json())  # it is retried on its own (then dead-lettered)
         if page.next_start is not None:
             self.decide_queue.send(sweep.model_copy(update={"start": page.next_start}).model_dump_json())
         return decided

@@ -4,11 +4,10 @@ delivery request; a daily sweep fans out per shard; anything else goes to the DL
 from decimal import Decimal
 
 import pytest
-from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from nextbest.core.commands import SWEEP_SHARDS, DueTrigger, Sweep
 from nextbest.core.events import CartUpdated, LineItem
 from nextbest.core.experiments import in_global_control, in_holdout
-from nextbest.core.settings import DecideSettings
+from nextbest.core.settings import MAX_RECEIVE_COUNT, DecideSettings
 from nextbest.ingest.service import ingest
 from nextbest.memory import MemoryStore
 
@@ -56,8 +55,9 @@ def decide(monkeypatch, now):
     return module
 
 
-def invoke(decide, *bodies: str) -> dict:
-    return decide.handler(sqs_event(*(sqs_record(body, QUEUE) for body in bodies)), Context("decide"))
+def invoke(decide, *bodies: str, receives: int = 1) -> dict:
+    records = (sqs_record(body, QUEUE, receives) for body in bodies)
+    return decide.handler(sqs_event(*records), Context("decide"))
 
 
 def cart_left(store: MemoryStore, customer: str) -> DueTrigger:
@@ -106,6 +106,22 @@ def test_given_the_same_alarm_twice_then_one_decision_is_made_and_every_request_
     assert {body["decision_id"] for body in decide.decider.deliver.bodies} == {decision_id}
 
 
+def test_given_a_record_that_fails_on_its_last_delivery_then_it_is_dead_lettered_with_a_reason(decide, now):
+    due = cart_left(decide.decider.store, treated(decide))
+    now.set(DUE)
+
+    class Broken:
+        def send(self, body, attributes=None, delay_seconds=0):
+            raise ConnectionError("the deliver queue is unreachable")
+
+    decide.decider.deliver = Broken()
+    response = invoke(decide, due.model_dump_json(), receives=MAX_RECEIVE_COUNT)
+
+    assert failures(response) == []
+    [(body, reason, source)] = decide.dead_letters.rejected
+    assert (body, reason, source) == (due.model_dump_json(), "failed_after_retries", QUEUE)
+
+
 def test_given_a_crash_after_the_commit_then_the_retry_requests_the_delivery(decide, now):
     due = cart_left(decide.decider.store, treated(decide))
     now.set(DUE)
@@ -116,8 +132,7 @@ def test_given_a_crash_after_the_commit_then_the_retry_requests_the_delivery(dec
             raise ConnectionError("the invocation dies before the request is queued")
 
     decide.decider.deliver = Crashing()
-    with pytest.raises(BatchProcessingError):  # its only record failed: SQS will deliver it again
-        invoke(decide, due.model_dump_json())
+    assert len(failures(invoke(decide, due.model_dump_json()))) == 1  # SQS will deliver it again
     decide.decider.deliver = outbox
     assert decide.decider.store.decisions and outbox.bodies == []
 

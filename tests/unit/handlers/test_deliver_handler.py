@@ -2,10 +2,9 @@
 to the DLQ."""
 
 import pytest
-from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from nextbest.core.commands import delivery_request
 from nextbest.core.ports import Retry
-from nextbest.core.settings import DeliverSettings
+from nextbest.core.settings import MAX_RECEIVE_COUNT, DeliverSettings
 from nextbest.memory import MemoryStore
 
 from tests.builders import abandoned_cart
@@ -97,13 +96,27 @@ def test_given_a_throttled_send_then_that_request_alone_goes_back_to_the_queue_f
     assert deliver.email.sent == [("ann@example.org", "d-2")]
 
 
-def test_given_a_batch_whose_every_send_is_throttled_then_the_invocation_fails_and_sqs_retries_it(deliver):
+def test_given_a_send_still_throttled_on_its_last_delivery_then_it_is_dead_lettered_with_the_reason(deliver):
     decision_id = queued(deliver)
     deliver.email = Sender(Retry("Throttling"))
 
-    with pytest.raises(BatchProcessingError):  # powertools fails an invocation in which every record failed
-        invoke(deliver, delivery_request(decision_id))
+    response = invoke(deliver, delivery_request(decision_id), receives=MAX_RECEIVE_COUNT)
 
-    assert len(deliver.redelivery.postponed) == 1 and deliver.store.decision(decision_id).status == "queued"
+    assert failures(response) == [] and deliver.redelivery.postponed == []
+    assert [reason for _, reason, _ in deliver.dead_letters.rejected] == ["throttled_after_retries"]
+    assert deliver.store.decision(decision_id).status == "queued"  # redriven from the DLQ, it can still go
+
+
+def test_given_a_batch_whose_every_send_is_throttled_then_each_is_retried_without_failing_the_invocation(deliver):
+    decision_id = queued(deliver)
+    deliver.email = Sender(Retry("Throttling"))
+
+    response = invoke(deliver, delivery_request(decision_id))  # no error: the function did what it should
+
+    assert (
+        len(failures(response)) == 1
+        and len(deliver.redelivery.postponed) == 1
+        and deliver.store.decision(decision_id).status == "queued"
+    )
     response = invoke(deliver, delivery_request(decision_id), receives=2)
     assert failures(response) == [] and deliver.email.sent == [("ann@example.org", decision_id)]
