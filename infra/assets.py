@@ -135,7 +135,7 @@ ML_JUNK_SUFFIXES = {".pyx", ".pxd", ".pxi", ".c", ".cpp", ".h", ".hpp", ".f", ".
 
 
 def ml_layer_code(requirements: Path = ML_REQUIREMENTS, models: Path = MODELS) -> lambda_.Code:
-    """numpy, scipy, scikit-learn and joblib for arm64, trimmed, plus the verified model set at ``models/``.
+    """numpy for arm64, trimmed, plus the verified model set at ``models/`` (arrays read without pickle).
 
     The wheels are cached by the lock's hash (the install takes a minute); the model files are copied on
     every build, so retraining changes the asset hash without reinstalling anything.

@@ -101,14 +101,14 @@ class Decide(Construct):
         )
 
     def _ml_layer(self) -> lambda_.LayerVersion:
-        """Only decide scores, so only decide carries numpy/scipy/scikit-learn and the model files."""
+        """Only decide scores, so only decide carries numpy and the model files."""
         return lambda_.LayerVersion(
             self,
             "MlLayer",
             code=assets.ml_layer_code(),
             compatible_runtimes=[assets.RUNTIME],
             compatible_architectures=[lambda_.Architecture.ARM_64],
-            description="numpy, scipy, scikit-learn, joblib for arm64 and the verified model set (/opt/models)",
+            description="numpy for arm64 and the verified model set (/opt/models)",
         )
 
     def scheduling(self) -> dict[str, Any]:

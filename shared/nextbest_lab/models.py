@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import csv
 import json
+import zipfile
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +30,15 @@ import numpy as np
 from nextbest.core.features import FEATURES, OrderLog, features
 from nextbest.decide.scoring import FORMAT, MANIFEST, PROPENSITY_DAYS, installed_versions, sha256_of
 
+TRAINING_LIBRARIES = ("numpy", "scipy", "scikit-learn")
+
 HORIZONS = (30, 60, 90, 180, 270, 365)
 STEP_DAYS = 28
 MIN_HISTORY_DAYS = 28
 MAX_CUTOFFS = 12
 MAX_ITEMS = 1000
-TIMING_FILE = "timing.joblib"
-RECOMMENDER_FILE = "recommendations.joblib"
+TIMING_FILE = "timing.npz"
+RECOMMENDER_FILE = "recommendations.npz"
 ESTIMATOR = "logistic regression on log inputs with pairwise terms"
 MODEL_INPUTS = {"recency_days": "log", "orders": "log", "horizon_days": "log", "log_mean_order_value": "as is"}
 """The columns of the feature vector the purchase-timing model reads, and how.
@@ -221,7 +225,6 @@ def export_timing(model: Any) -> dict[str, Any]:
 
     names = [*FEATURES, "horizon_days"]
     arrays = {
-        "kind": "logistic-pairwise",
         "log_columns": np.asarray([names.index(n) for n, how in MODEL_INPUTS.items() if how == "log"]),
         "kept_columns": np.asarray([names.index(n) for n, how in MODEL_INPUTS.items() if how != "log"]),
         "mean": model["scale"].mean_,
@@ -230,7 +233,7 @@ def export_timing(model: Any) -> dict[str, Any]:
         "mean2": model["rescale"].mean_,
         "scale2": model["rescale"].scale_,
         "coef": model["logit"].coef_[0],
-        "intercept": float(model["logit"].intercept_[0]),
+        "intercept": model["logit"].intercept_[0],
     }
     probe = np.asarray([[*[float(v) for v in range(1, len(FEATURES) + 1)], h] for h in (30.0, 90.0, 365.0)])
     if not np.allclose(Logit(arrays).predict_proba(probe), model.predict_proba(probe), atol=1e-9):
@@ -281,9 +284,7 @@ def train(
     out: Path,
     products: Path | None = None,
 ) -> dict[str, Any]:
-    """Train the purchase-timing model and the recommender; write joblib files and the manifest."""
-    import joblib
-
+    """Train the purchase-timing model and the recommender; write their arrays and the manifest."""
     txns = [t for t in read_transactions(transactions) if t.at < as_of]
     if not txns:
         raise ValueError(f"{transactions}: no transaction before {as_of.date()}")
@@ -292,10 +293,10 @@ def train(
     product_source = products or transactions
     recommender = fit_recommender(txns if products is None else read_transactions(products))
     out.mkdir(parents=True, exist_ok=True)
-    for stale in out.glob("*.joblib"):
+    for stale in [*out.glob("*.joblib"), *out.glob("*.npz")]:
         stale.unlink()
-    joblib.dump(export_timing(model), out / TIMING_FILE, compress=3)
-    joblib.dump(recommender, out / RECOMMENDER_FILE, compress=3)
+    write_arrays(out / TIMING_FILE, export_timing(model))
+    write_arrays(out / RECOMMENDER_FILE, {**recommender, "items": np.asarray(recommender["items"], dtype=str)})
     manifest = {
         "format": FORMAT,
         "created_by": "nextbest models train",
@@ -310,6 +311,7 @@ def train(
             "customers": len(logs),
             "examples": len(examples.y),
             "note": _label_note(horizon_days, horizons),
+            "libraries": {lib: version(lib) for lib in TRAINING_LIBRARIES},
         },
         "models": _model_files(horizon_days, recommender),
         "priors": _priors(examples, horizons, horizon_days),
@@ -321,6 +323,21 @@ def train(
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
+
+
+def write_arrays(path: Path, arrays: dict[str, Any]) -> Path:
+    """An ``.npz`` archive decide reads without pickle, the same bytes whenever the arrays are the same.
+
+    ``np.savez`` stamps each member with the current time, so the file (and its hash in the manifest) would
+    change on every run: members are written here with a fixed time, and stored (zlib's output may differ
+    between builds); ``allow_pickle=False`` refuses an array of objects here as numpy refuses it at load.
+    """
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
+        for name, value in arrays.items():
+            member = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            with archive.open(member, "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.asarray(value), allow_pickle=False)
+    return path
 
 
 def _label_note(horizon_days: int, horizons: list[int]) -> str:

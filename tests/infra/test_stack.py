@@ -84,7 +84,7 @@ def _layer_assets(cdk_out, template):
 
 def test_only_decide_gets_the_ml_layer_and_it_holds_arm64_wheels_and_the_verified_models(cdk_out, template):
     layers = _layer_assets(cdk_out, template)
-    ml = {k for k, path in layers.items() if (path / "python" / "sklearn").is_dir()}
+    ml = {k for k, path in layers.items() if (path / "python" / "numpy").is_dir()}
     assert len(ml) == 1
     [ml_layer] = ml
     holders = {
@@ -102,6 +102,7 @@ def test_only_decide_gets_the_ml_layer_and_it_holds_arm64_wheels_and_the_verifie
     site = layers[ml_layer] / "python"
     assert list(site.glob("numpy/_core/_multiarray_umath.cpython-314-aarch64-linux-gnu.so"))
     assert not list(site.rglob("tests")) and not list(site.rglob("*.pyx"))
+    assert {p.name for p in site.iterdir() if p.is_dir() and ".dist-info" not in p.name} == {"numpy", "numpy.libs"}
     from nextbest.decide.scoring import verify
 
     manifest = verify(layers[ml_layer] / "models")  # the shipped files match their manifest and these pins
@@ -153,6 +154,9 @@ def test_every_event_type_is_routed_and_unknown_ones_are_not_dropped(template):
 
 
 STEPS = ["ingest", "decide", "deliver", "feedback", "unsubscribe"]
+LAMBDA_RUNTIME_PACKAGES = {"boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six", "certifi"}
+"""The AWS SDK and what it imports, which Lambda's Python runtime provides (botocore uses certifi if it is there
+and its own CA bundle if not), so no layer ships them."""
 LOADED_ON_IMPORT = """
 import json, sys
 import handler
@@ -160,6 +164,10 @@ print(json.dumps({
     "path": sys.path,
     "nextbest": {n: m.__file__ for n, m in sys.modules.items() if n == "nextbest" or n.startswith("nextbest.")},
     "numpy": "numpy" in sys.modules,
+    "third_party": sorted({
+        n.partition(".")[0] for n, m in list(sys.modules.items())
+        if any(str(getattr(m, "__file__", None) or "").startswith(p) for p in sys.path if "-packages" in p)
+    }),
 }))
 """
 
@@ -217,6 +225,14 @@ def test_a_function_ships_exactly_the_nextbest_modules_its_handler_loads(cdk_out
     assert all(Path(file).resolve().is_relative_to(asset) for file in loaded["nextbest"].values())
     assert _shipped_modules(asset) == set(loaded["nextbest"])
     assert loaded["numpy"] == (step == "decide")  # the others cold-start without numpy
+    # and every third-party package it loaded is in one of its layers, or in Lambda's Python runtime
+    layers = _layer_assets(cdk_out, template)
+    shipped = {
+        p.name.removesuffix(".py")
+        for ref in function["Properties"]["Layers"]
+        for p in (layers[ref["Ref"]] / "python").iterdir()
+    }
+    assert set(loaded["third_party"]) - shipped <= LAMBDA_RUNTIME_PACKAGES
 
 
 def test_assets_fit_lambda_limits_and_only_decide_carries_numpy(cdk_out, template):

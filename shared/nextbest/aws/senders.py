@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from botocore.exceptions import ClientError, ConnectionError, ReadTimeoutError
 
 from nextbest.aws import clients as aws
+from nextbest.core import clock
 from nextbest.core.decision import Decision, Message
 from nextbest.core.ports import OutcomeUnknown, Refused, Retry, Unreachable
 from nextbest.core.tokens import sign
@@ -80,7 +81,9 @@ class SesEmail:
         self._client = client
 
     def unsubscribe_link(self, decision: Decision) -> str:
-        return f"{self.unsubscribe_url.rstrip('/')}/?t={sign(self.signing_key(), decision.decision_id)}"
+        """The one-click link, signed as the e-mail is sent: its issue time starts the link's lifetime."""
+        token = sign(self.signing_key(), decision.decision_id, clock.now())
+        return f"{self.unsubscribe_url.rstrip('/')}/?t={token}"
 
     @provider_call
     def send(self, to: str, message: Message, decision: Decision) -> str:

@@ -79,6 +79,11 @@ class Consent(_Model):
     granted: bool
     at: datetime
     source: str
+    withdrawn_at: datetime | None = Field(
+        default=None,
+        description="Of a grant: the newest opt-out known before it on this channel, whatever order they came in; "
+        "what tells a re-subscription from a grant repeated. None: none known (an opt-out's own time says it).",
+    )
 
     def rank(self) -> tuple[datetime, bool, str]:
         """The newest statement wins; at the same instant an opt-out wins."""
@@ -277,10 +282,14 @@ def _offer_cart(p: Profile, cart: Cart) -> None:
 
 
 def offer_consent(p: Profile, channel: Channel, consent: Consent) -> Profile:
-    """Record a statement of consent if it is the newest (an opt-out wins a tie); returns the profile."""
+    """Record a statement of consent if it is the newest (an opt-out wins a tie); a grant keeps the newest opt-out
+    seen before it, whatever order they came in (a maximum, so merges stay symmetric). Returns the profile."""
     current = p.consent.get(channel)
-    if current is None or consent.rank() > current.rank():
-        p.consent[channel] = consent
+    newest = consent if current is None or consent.rank() > current.rank() else current
+    withdrawn = [t for c in (current, consent) if c for t in (c.withdrawn_at, None if c.granted else c.at) if t]
+    p.consent[channel] = newest.model_copy(
+        update={"withdrawn_at": max(withdrawn) if newest.granted and withdrawn else None}
+    )
     return p
 
 

@@ -1,17 +1,19 @@
 """Scores for the decide function: lapse risk, purchase propensity and product recommendations.
 
-A model directory holds joblib files and a ``manifest.json`` naming each file with its sha256 and the
-library versions it was trained with (``nextbest models train`` writes both). joblib files are pickles —
-loading one runs code — so :meth:`Models.load` hashes every file and compares the installed numpy,
-scipy, scikit-learn and joblib with the manifest *before* unpickling anything, and refuses the whole set
-with a :class:`ModelError` that says what differed.
+A model directory holds ``.npz`` archives of arrays (numbers, and product ids as fixed-width strings) and
+a ``manifest.json`` naming each file with its sha256, the numpy it was written with and how it was trained
+(``nextbest models train`` writes them). They are read with ``allow_pickle=False``: numpy then refuses an
+array of Python objects instead of unpickling it, so whatever a file holds, loading it runs no code. A hash
+in a manifest anyone can rewrite is no defence against that; it only says the file is the one trained.
+:meth:`Models.load` checks the hashes and the numpy version first and refuses the whole set with a
+:class:`ModelError` that says what differed, or which file is not data.
 
 The purchase-timing model answers "no purchase within ``h`` days?" for any ``h`` (the horizon is one of
 its inputs, monotone by construction): lapse risk is its answer at the manifest's horizon, purchase
 propensity is one minus its answer at 30 days. One model for both keeps them consistent (a customer cannot
 be likelier to buy within 30 days than within 90) and costs one prediction call per batch.
 
-Only numpy and joblib are imported, and only when models are loaded; only decide imports this module.
+Only numpy is imported, and only when models are loaded; only decide imports this module.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import zipfile
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
@@ -30,9 +33,13 @@ from nextbest.core.features import FEATURES, features, history_of
 from nextbest.core.profiles import AFFINITY_EPOCH, AFFINITY_HALF_LIFE, Profile
 
 MANIFEST = "manifest.json"
-FORMAT = 1
+FORMAT = 2
+"""1: joblib pickles (refused: loading a pickle runs code); 2: ``.npz`` archives read without pickle."""
 PROPENSITY_DAYS = 30
-LIBRARIES = ("numpy", "scipy", "scikit-learn", "joblib")
+LIBRARIES = ("numpy",)
+"""What scoring reads the files and computes with; the manifest's version of each must be the installed one."""
+TIMING_ARRAYS = ("log_columns", "kept_columns", "mean", "scale", "powers", "mean2", "scale2", "coef", "intercept")
+RECOMMENDER_ARRAYS = ("items", "similarity", "popularity")
 
 
 class ModelError(RuntimeError):
@@ -59,16 +66,36 @@ def sha256_of(path: Path) -> str:
 
 
 def installed_versions() -> dict[str, str]:
-    """Versions of the libraries the model set was built with, as installed here (read from package
-    metadata: scoring never imports scipy or scikit-learn, see :class:`Logit`)."""
+    """Versions of the libraries scoring needs, as installed here (read from package metadata)."""
     from importlib.metadata import version
 
     return {lib: version(lib) for lib in LIBRARIES}
 
 
+def read_arrays(path: Path, names: tuple[str, ...]) -> dict[str, Any]:
+    """The named arrays of an ``.npz`` model file, read as data only.
+
+    ``allow_pickle=False`` makes numpy refuse a pickle, or an array of objects inside the archive, instead
+    of unpickling it; anything else that is not an archive of plain arrays is refused too.
+    """
+    import numpy as np
+
+    try:
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise ValueError("an .npy array, not an .npz archive")
+        with archive:
+            missing = [name for name in names if name not in archive.files]
+            if missing:
+                raise ModelError(f"{path}: no {', '.join(missing)} array; retrain it")
+            return {name: archive[name] for name in names}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
+        raise ModelError(f"{path}: not a data-only model file ({error}); refusing it") from None
+
+
 def verify(directory: Path) -> dict[str, Any]:
     """The manifest of ``directory`` once every file it names matches its hash and every library its
-    version; raises :class:`ModelError` otherwise. Nothing is unpickled here."""
+    version; raises :class:`ModelError` otherwise. No model file is read beyond its hash here."""
     manifest_path = directory / MANIFEST
     if not manifest_path.is_file():
         raise ModelError(f"{directory}: no {MANIFEST}; train a model set with `nextbest models train`")
@@ -89,7 +116,7 @@ def verify(directory: Path) -> dict[str, Any]:
         if actual != meta.get("sha256"):
             raise ModelError(
                 f"{path}: sha256 {actual} does not match the manifest's {meta.get('sha256')}; "
-                "refusing to unpickle a file that is not the one trained"
+                "refusing a file that is not the one trained"
             )
     for model, meta in (manifest.get("models") or {}).items():
         if meta.get("file") not in files:
@@ -108,7 +135,7 @@ class Logit:
     logistic), evaluated with numpy alone from the fitted arrays the training exported.
 
     Scoring this way keeps scikit-learn and scipy (over a second to import, most of decide's cold start)
-    out of the function; training checks that it reproduces scikit-learn's probabilities.
+    out of the function and its layer; training checks that it reproduces scikit-learn's probabilities.
     """
 
     def __init__(self, arrays: dict[str, Any]) -> None:
@@ -143,10 +170,13 @@ class Models:
         self.timing = Logit(timing)
         self.horizon_days = float(manifest["models"]["lapse"]["horizon_days"])
         self.priors = manifest["priors"]
-        self.items: list[str] = list(recommender["items"])
+        self.items: list[str] = [str(item) for item in recommender["items"]]
         self.similarity = np.asarray(recommender["similarity"], dtype=np.float64)
         self.popularity = np.asarray(recommender["popularity"], dtype=np.float64)
         self.index = {item: i for i, item in enumerate(self.items)}
+        k = len(self.items)
+        if self.similarity.shape != (k, k) or self.popularity.shape != (k,):
+            raise ValueError(f"{k} items, similarity {self.similarity.shape}, popularity {self.popularity.shape}")
         by_file = {name: meta["sha256"][:12] for name, meta in manifest["files"].items()}
         self.versions = {model: by_file[meta["file"]] for model, meta in manifest["models"].items()}
         if list(manifest["features"]) != [*FEATURES, "horizon_days"]:
@@ -154,18 +184,19 @@ class Models:
 
     @classmethod
     def load(cls, directory: Path) -> Models:
-        """Verify then load the set in ``directory`` (see :func:`verify`)."""
-        import joblib
-
+        """Verify then load the set in ``directory`` (see :func:`verify` and :func:`read_arrays`)."""
         directory = Path(directory)
         manifest = verify(directory)
         models = manifest["models"]
         try:
-            timing = joblib.load(directory / models["lapse"]["file"])
-            recommender = joblib.load(directory / models["recommendations"]["file"])
+            timing = read_arrays(directory / models["lapse"]["file"], TIMING_ARRAYS)
+            recommender = read_arrays(directory / models["recommendations"]["file"], RECOMMENDER_ARRAYS)
         except KeyError as error:
             raise ModelError(f"{directory}: the manifest has no {error} model") from None
-        return cls(manifest, timing, recommender)
+        try:
+            return cls(manifest, timing, recommender)
+        except (ValueError, TypeError) as error:  # arrays of the wrong kind or shape
+            raise ModelError(f"{directory}: the model arrays do not fit together ({error}); retrain it") from None
 
     def score(
         self, profile: Profile, now: datetime, n_recommendations: int = 5, exclude: Iterable[str] = frozenset()

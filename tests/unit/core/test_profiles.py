@@ -171,3 +171,37 @@ def test_aggregates_for_decisions_and_models():
     assert next(iter(products)) == "sku-1"  # three orders (weight 5) outweigh three recent views (weight 1)
     later = profile.affinities("products", now + timedelta(days=30))
     assert later["sku-1"] == pytest.approx(products["sku-1"] / 2)  # half-life of 30 days
+
+
+def _consent(n: int, hours: int, granted: bool) -> ConsentUpdated:
+    at = T0 + timedelta(hours=hours)
+    return ConsentUpdated(event_id=f"k{n}", occurred_at=at, customer_id="c1", channel="email", granted=granted)
+
+
+@pytest.mark.parametrize("order", [(0, 1, 2, 3), (3, 2, 1, 0), (2, 0, 3, 1)])
+def test_a_grant_remembers_the_newest_opt_out_before_it_whatever_the_order_and_a_repeated_grant_none(order):
+    # Given a grant, a repeat of it, an opt-out, then a re-subscription, arriving in any order
+    stream = [_consent(0, 0, True), _consent(1, 1, True), _consent(2, 2, False), _consent(3, 3, True)]
+    profile = new_profile(["c:c1"])
+    for n in order:
+        profile = apply(profile, "consent.updated", stream[n], DELAYS)
+    # Then the re-subscription stands and knows the opt-out it follows (what an older unsubscribe link is not)
+    consent = profile.consent["email"]
+    assert (consent.granted, consent.at, consent.withdrawn_at) == (
+        True,
+        T0 + timedelta(hours=3),
+        T0 + timedelta(hours=2),
+    )
+    # and a grant that only repeats an earlier one, with no opt-out between, knows of none
+    repeated = apply(
+        apply(new_profile(["c:c1"]), "consent.updated", stream[0], DELAYS), "consent.updated", stream[1], DELAYS
+    )
+    assert repeated.consent["email"].withdrawn_at is None
+
+
+def test_merging_keeps_the_newest_opt_out_behind_a_grant_from_either_side():
+    a = apply(new_profile(["c:c1"]), "consent.updated", _consent(0, 0, True), DELAYS)
+    b = apply(new_profile(["a:x"]), "consent.updated", _consent(1, 1, False), DELAYS)
+    b = apply(b, "consent.updated", _consent(2, 2, True), DELAYS)
+    for merged in (merge(a, b, DELAYS), merge(b, a, DELAYS)):
+        assert merged.consent["email"].withdrawn_at == T0 + timedelta(hours=1)

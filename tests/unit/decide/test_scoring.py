@@ -1,5 +1,6 @@
-"""The model directory is verified before anything is unpickled; scores rank customers sensibly."""
+"""The model directory is verified, and read as data only (never unpickled); scores rank customers sensibly."""
 
+import io
 import json
 import pickle
 import shutil
@@ -7,9 +8,18 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import numpy as np
 import pytest
 from nextbest.core.profiles import AFFINITY_EPOCH, AFFINITY_HALF_LIFE, Order, Profile
-from nextbest.decide.scoring import MANIFEST, ModelError, Models, load_models, sha256_of
+from nextbest.decide.scoring import (
+    MANIFEST,
+    RECOMMENDER_ARRAYS,
+    TIMING_ARRAYS,
+    ModelError,
+    Models,
+    load_models,
+    sha256_of,
+)
 
 DEFAULT = Path(__file__).resolve().parents[3] / "models"
 NOW = datetime(2026, 11, 2, 9, tzinfo=UTC)
@@ -41,6 +51,29 @@ def copy_of_default(tmp_path: Path) -> Path:
     return target
 
 
+class Payload:
+    """A pickle that runs code when loaded: it touches its witness file."""
+
+    def __init__(self, witness: Path) -> None:
+        self.witness = witness
+
+    def __reduce__(self):
+        return (Path.touch, (self.witness,))
+
+
+def a_bare_pickle(witness: Path) -> bytes:
+    return pickle.dumps(Payload(witness))
+
+
+def an_npz_of_pickled_objects(witness: Path) -> bytes:
+    """The archive format the models use, its array of objects pickled inside (numpy's save allows that)."""
+    buffer = io.BytesIO()
+    array = np.empty(1, dtype=object)
+    array[0] = Payload(witness)
+    np.savez(buffer, **dict.fromkeys([*TIMING_ARRAYS, *RECOMMENDER_ARRAYS], array))  # every array a loader wants
+    return buffer.getvalue()
+
+
 def test_a_loyal_recent_buyer_is_less_at_risk_and_likelier_to_buy_than_a_long_silent_one_time_buyer(models):
     loyal = models.score(buyer("c:loyal", [3, 20, 41, 60, 85, 120]), NOW)
     silent = models.score(buyer("c:silent", [300]), NOW)
@@ -56,7 +89,7 @@ def test_scores_name_the_model_versions_for_the_decision_record(models):
     versions = models.score(buyer("c:a", [10]), NOW).model_versions
     manifest = json.loads((DEFAULT / MANIFEST).read_text())
     assert set(versions) == {"lapse", "propensity", "recommendations"}
-    assert versions["lapse"] == manifest["files"]["timing.joblib"]["sha256"][:12]
+    assert versions["lapse"] == manifest["files"]["timing.npz"]["sha256"][:12]
 
 
 def test_a_cold_customer_gets_the_most_popular_products_and_a_warm_one_related_products(models):
@@ -85,33 +118,47 @@ def test_no_directory_means_no_models_so_decide_falls_back_to_rules(tmp_path):
     assert load_models(tmp_path / "absent") is None
 
 
-def test_a_file_that_does_not_match_its_hash_is_refused_before_it_is_unpickled(tmp_path):
+def test_a_file_that_does_not_match_its_hash_is_refused_before_it_is_read(tmp_path):
     directory = copy_of_default(tmp_path)
     witness = tmp_path / "pwned"
-
-    class Payload:
-        def __reduce__(self):
-            return (Path.touch, (witness,))
-
-    (directory / "timing.joblib").write_bytes(pickle.dumps(Payload()))
-    with pytest.raises(ModelError, match=r"timing\.joblib: sha256 .* does not match"):
+    (directory / "timing.npz").write_bytes(a_bare_pickle(witness))
+    with pytest.raises(ModelError, match=r"timing\.npz: sha256 .* does not match"):
         Models.load(directory)
+    assert not witness.exists()
+
+
+@pytest.mark.parametrize("payload", [a_bare_pickle, an_npz_of_pickled_objects])
+def test_a_model_file_holding_a_pickle_is_refused_even_when_the_manifest_hashes_it_and_its_code_never_runs(
+    tmp_path, payload
+):
+    # Given a model directory whose files were replaced and whose manifest was rewritten to match them
+    directory = copy_of_default(tmp_path)
+    witness = tmp_path / "pwned"
+    manifest = json.loads((directory / MANIFEST).read_text())
+    for name, meta in manifest["files"].items():
+        (directory / name).write_bytes(payload(witness))
+        meta["sha256"] = sha256_of(directory / name)
+    (directory / MANIFEST).write_text(json.dumps(manifest))
+
+    # When decide loads it, then it is refused, and the code in the pickle never ran
+    with pytest.raises(ModelError, match="not a data-only model file"):
+        load_models(directory)
     assert not witness.exists()
 
 
 def test_models_built_for_other_library_versions_are_refused_with_the_versions_named(tmp_path):
     directory = copy_of_default(tmp_path)
     manifest = json.loads((directory / MANIFEST).read_text())
-    manifest["libraries"]["scikit-learn"] = "0.24.2"
+    manifest["libraries"]["numpy"] = "1.26.4"
     (directory / MANIFEST).write_text(json.dumps(manifest))
-    with pytest.raises(ModelError, match=r"scikit-learn 0\.24\.2 \(trained\) vs"):
+    with pytest.raises(ModelError, match=r"numpy 1\.26\.4 \(trained\) vs"):
         load_models(directory)
 
 
 def test_a_directory_without_manifest_or_with_an_unlisted_model_file_is_refused(tmp_path):
     directory = copy_of_default(tmp_path)
     manifest = json.loads((directory / MANIFEST).read_text())
-    manifest["models"]["lapse"]["file"] = "other.joblib"
+    manifest["models"]["lapse"]["file"] = "other.npz"
     (directory / MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(ModelError, match="which has no hash"):
         Models.load(directory)
