@@ -19,6 +19,7 @@ from nextbest.core.commands import Release, Sweep, decide_command
 from nextbest.core.decision import Decision
 from nextbest.core.events import RejectedEvent
 from nextbest.core.messages import check_creatives
+from nextbest.core.ports import Retry
 from nextbest.core.settings import DecideSettings
 from nextbest.decide.scoring import load_models
 from nextbest.decide.service import Decider
@@ -41,6 +42,7 @@ decider = Decider(
     arm_counts_ttl=timedelta(seconds=settings.arm_counts_ttl_s),
 )
 dead_letters = DeadLetters(settings.dead_letter_queue_url)
+redelivery = batch.Redelivery()
 
 
 def _count(decision: Decision) -> None:
@@ -86,4 +88,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             _count(decision)
         return int(decision is not None)
 
-    return batch.process(event, context, record, dead_letters, logger, metrics)
+    return batch.process(
+        event, context, record, dead_letters, logger, metrics, backoff_on=(Retry,), redelivery=redelivery
+    )

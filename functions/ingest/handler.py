@@ -13,6 +13,7 @@ from nextbest.aws.store import Store, tombstone
 from nextbest.core import clock
 from nextbest.core.commands import DueTrigger
 from nextbest.core.events import EventDetail, RejectedEvent, parse_event
+from nextbest.core.ports import Retry
 from nextbest.core.profiles import identity_keys
 from nextbest.core.settings import IngestSettings
 from nextbest.ingest.service import Ingested, ingest_batch
@@ -22,6 +23,7 @@ logger = Logger()
 metrics = Metrics()
 store = Store(settings.table_name)
 dead_letters = DeadLetters(settings.dead_letter_queue_url)
+redelivery = batch.Redelivery()
 delays = settings.delays()
 scheduler = Scheduler(settings.schedule_group, settings.decide_queue_arn, settings.scheduler_role_arn)
 
@@ -67,4 +69,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         logger.debug("event ingested", extra={"outcome": result.outcome, "merged": result.merged})
         return result.outcome
 
-    return batch.process(event, context, record, dead_letters, logger, metrics)
+    return batch.process(
+        event, context, record, dead_letters, logger, metrics, backoff_on=(Retry,), redelivery=redelivery
+    )

@@ -9,13 +9,18 @@ decide when it fires: the profile in DynamoDB stays the source of truth, the sch
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from nextbest.aws import clients as aws
 from nextbest.core import clock
 from nextbest.core.commands import MAX_LATENESS, DueTrigger, Release
+from nextbest.core.ports import Retry
 
 
 def schedule_name(profile_key: str, trigger: str) -> str:
@@ -60,21 +65,36 @@ class Scheduler:
             "State": "ENABLED",
             "Target": {"Arn": self.queue_arn, "RoleArn": self.role_arn, "Input": command.model_dump_json()},
         }
-        try:
-            self.client.create_schedule(**request)
-        except Exception as error:
-            if aws.error_code(error) != "ConflictException":
-                raise
-            self.client.update_schedule(**request)
+        with _throttled_is_retry():
+            try:
+                self.client.create_schedule(**request)
+            except ClientError as error:
+                if aws.error_code(error) != "ConflictException":
+                    raise
+                self.client.update_schedule(**request)
 
     def disarm(self, profile_key: str, triggers: list[str]) -> None:
         """Delete a profile's alarms (erasure); an alarm already fired or never armed is fine."""
         for trigger in triggers:
-            try:
-                self.client.delete_schedule(Name=schedule_name(profile_key, trigger), GroupName=self.group)
-            except Exception as error:
-                if aws.error_code(error) != "ResourceNotFoundException":
-                    raise
+            with _throttled_is_retry():
+                try:
+                    self.client.delete_schedule(Name=schedule_name(profile_key, trigger), GroupName=self.group)
+                except ClientError as error:
+                    if aws.error_code(error) != "ResourceNotFoundException":
+                        raise
+
+
+@contextmanager
+def _throttled_is_retry() -> Iterator[None]:
+    """Scheduler's quotas (e.g. CreateSchedule, 50 requests a second by default) throttle a burst: after
+    botocore's own retries, :class:`Retry` makes the queue back the record off (``nextbest.aws.batch``) instead of
+    spending its deliveries at once. Arming is idempotent, so the retry just arms again."""
+    try:
+        yield
+    except ClientError as error:
+        if aws.error_code(error) in aws.THROTTLING:
+            raise Retry(aws.error_code(error)) from error
+        raise
 
 
 def _whole_second_after(when: datetime) -> datetime:

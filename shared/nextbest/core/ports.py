@@ -47,7 +47,8 @@ class Duplicate(Exception):
 
 
 class Retry(Exception):
-    """The provider throttled us; nothing was sent. The queue redelivers the request later."""
+    """A service throttled us (a provider, Scheduler); nothing happened. The queue redelivers the record later,
+    after a backoff (``nextbest.aws.batch``)."""
 
 
 class Refused(Exception):

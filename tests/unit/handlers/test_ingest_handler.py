@@ -4,7 +4,8 @@ from datetime import timedelta
 
 import pytest
 from nextbest.core.profiles import Profile
-from nextbest.core.settings import IngestSettings
+from nextbest.core.ports import Retry
+from nextbest.core.settings import MAX_RECEIVE_COUNT, IngestSettings
 from nextbest.memory import MemoryStore
 
 from tests.conftest import EVENTS, T0
@@ -12,6 +13,7 @@ from tests.unit.handlers.harness import (
     Alarms,
     Context,
     DeadLetters,
+    Redelivery,
     arn,
     failures,
     load,
@@ -36,12 +38,21 @@ def ingest(monkeypatch, now):
         trigger_delay_seconds={"cart_abandoned": 3600},
     )
     module.store, module.dead_letters, module.scheduler = MemoryStore(), DeadLetters(), Alarms()
+    module.redelivery = Redelivery()
     now.advance(timedelta(minutes=5))  # the samples happen between 09:00 and 09:02
     return module
 
 
-def invoke(ingest, *bodies: str) -> dict:
-    return ingest.handler(sqs_event(*(sqs_record(body, QUEUE) for body in bodies)), Context("ingest"))
+def invoke(ingest, *bodies: str, receives: int = 1) -> dict:
+    records = (sqs_record(body, QUEUE, receives) for body in bodies)
+    return ingest.handler(sqs_event(*records), Context("ingest"))
+
+
+class Throttled(Alarms):
+    """EventBridge Scheduler over its request quota: every arm is throttled (after botocore's retries)."""
+
+    def arm(self, due, at=None) -> None:
+        raise Retry("ThrottlingException")
 
 
 def sample(name: str) -> str:
@@ -94,3 +105,22 @@ def test_given_a_date_beyond_utc_among_an_opt_out_and_an_erasure_then_only_it_is
     assert [(body, reason) for body, reason, _ in ingest.dead_letters.rejected] == [(bad, "invalid_detail")]
     assert not ingest.store.profile("c:cus_5").has_consent("email")
     assert ingest.store.profile("c:gone") is None
+
+
+def test_given_scheduler_throttling_then_the_record_backs_off_and_its_neighbours_go_on(ingest):
+    ingest.scheduler = Throttled()
+
+    response = invoke(ingest, sample("cart.updated.json"), sample("consent.updated.json"))
+
+    assert len(failures(response)) == 1 and ingest.redelivery.postponed[0][0] == QUEUE  # backed off, not spent
+    assert ingest.store.profile("a:anon-1").cart is not None  # saved: the retry only arms the alarm again
+    assert ingest.dead_letters.rejected == []
+
+
+def test_given_scheduler_throttling_on_the_last_delivery_then_the_event_is_dead_lettered_with_the_reason(ingest):
+    ingest.scheduler = Throttled()
+
+    response = invoke(ingest, sample("cart.updated.json"), receives=MAX_RECEIVE_COUNT)
+
+    assert failures(response) == []
+    assert [reason for _, reason, _ in ingest.dead_letters.rejected] == ["throttled_after_retries"]
