@@ -3,8 +3,8 @@
 from datetime import timedelta
 
 import pytest
-from nextbest.core.profiles import Profile
 from nextbest.core.ports import Retry
+from nextbest.core.profiles import Profile
 from nextbest.core.settings import MAX_RECEIVE_COUNT, IngestSettings
 from nextbest.memory import MemoryStore
 
