@@ -199,6 +199,14 @@ def parse_event(body: str, now: datetime) -> tuple[str, EventDetail]:
 
 
 def _summary(error: Any) -> str:
-    """Field paths and messages only: never the input values, which may be personal data."""
-    parts = [f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in error.errors()[:5]]
+    """Field paths and messages only: never the input values, which may be personal data, nor the name of a field
+    the contract does not have (a producer may key a map by an e-mail address)."""
+    parts = [f"{_path(e) or '<root>'}: {e['msg']}" for e in error.errors(include_input=False)[:5]]
     return "; ".join(parts)[:500]
+
+
+def _path(e: Any) -> str:
+    loc = [str(p) for p in e["loc"]]
+    if e["type"] == "extra_forbidden" and loc:
+        loc[-1] = "<unexpected field>"
+    return ".".join(loc)

@@ -78,6 +78,15 @@ def test_given_an_unexpected_field_then_it_is_rejected_not_silently_dropped():
     assert _rejection(_body(event)) == "invalid_detail"
 
 
+def test_a_rejection_never_names_an_unexpected_field_which_may_be_personal_data():
+    event = sample("customer.identified.json")
+    event["detail"]["bob@example.org"] = True  # a producer keyed something by an address
+    with pytest.raises(RejectedEvent) as caught:
+        parse_event(_body(event), NOW)
+    assert caught.value.reason == "invalid_detail"
+    assert "bob@example.org" not in caught.value.message and "<unexpected field>" in caught.value.message
+
+
 def test_emails_are_normalised_so_one_person_has_one_key():
     _, detail = parse_event(_body(sample("customer.identified.json")), NOW)
     assert detail.email == "ann@example.org"
