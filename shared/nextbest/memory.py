@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from nextbest.core import clock
+from nextbest.core.clock import iso
 from nextbest.core.commands import sweep_shard
 from nextbest.core.counters import Counter, combined
 from nextbest.core.decision import Decision
@@ -190,7 +192,9 @@ class MemoryStore:
 
     def decision(self, decision_id: str) -> StoredDecision | None:
         record = self.decisions.get(decision_id)
-        return StoredDecision(record.status, _copied(record.decision)) if record else None
+        if record is None:
+            return None
+        return StoredDecision(record.status, _copied(record.decision), record.fields.get("claimed_at"))
 
     def move_decision(
         self,
@@ -217,7 +221,7 @@ class MemoryStore:
         return True
 
     def claim(self, decision_id: str, token: str) -> bool:
-        if self.move_decision(decision_id, "queued", "sending", claim=token):
+        if self.move_decision(decision_id, "queued", "sending", claim=token, claimed_at=iso(clock.now())):
             return True
         record = self.decisions.get(decision_id)
         return record is not None and record.status == "sending" and record.fields.get("claim") == token

@@ -91,6 +91,8 @@ class StoredDecision:
     """``queued``, ``sending``, ``sent``, ``delivered``, ``held_out``, ``deferred``, ``suppressed``, ``waiting``
     (for decide to release it)… (the compare-and-set moves of decide, deliver and feedback)."""
     decision: Decision
+    claimed_at: str | None = None
+    """When deliver claimed it (``sending``), ISO 8601."""
 
 
 @dataclass(frozen=True)

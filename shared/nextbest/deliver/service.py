@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from nextbest.core import clock
@@ -59,6 +59,11 @@ def deliver(
         return Delivered("failed", "decision not found")
     if record.status == "waiting" and decide is not None:  # handed back before a crash lost the Release
         decide.send(release(decision_id))
+    if record.status == "sending" and _abandoned(record.claimed_at):
+        # Claimed by an invocation that died before it recorded what the provider said (the send may have gone):
+        # settle it as unknown, never send it again.
+        store.move_decision(decision_id, "sending", "unknown", reason="claimed, never confirmed: may have gone")
+        return Delivered("unknown", "claimed, never confirmed", record.decision.channel)
     if record.status != "queued":
         return Delivered("already_handled", record.status)
     decision = record.decision
@@ -76,6 +81,14 @@ def deliver(
     if not store.claim(decision_id, uuid.uuid4().hex):
         return Delivered("already_handled", "claimed by another delivery")
     return _send(store, decision, profile, email, sms, push, decide)
+
+
+CLAIM_TIMEOUT = timedelta(minutes=5)
+"""Longer than deliver's function timeout (30 s): a claim this old belongs to an invocation that is gone."""
+
+
+def _abandoned(claimed_at: str | None) -> bool:
+    return claimed_at is not None and clock.now() - datetime.fromisoformat(claimed_at) > CLAIM_TIMEOUT
 
 
 def _stopped(

@@ -1,10 +1,13 @@
 """λ deliver in process: a queued decision is sent once; a throttled send waits on the queue, a bad request goes
 to the DLQ."""
 
+from datetime import timedelta
+
 import pytest
 from nextbest.core.commands import delivery_request
 from nextbest.core.ports import Retry
 from nextbest.core.settings import MAX_RECEIVE_COUNT, DeliverSettings
+from nextbest.deliver.service import CLAIM_TIMEOUT
 from nextbest.memory import MemoryStore
 
 from tests.builders import abandoned_cart
@@ -120,3 +123,15 @@ def test_given_a_batch_whose_every_send_is_throttled_then_each_is_retried_withou
     )
     response = invoke(deliver, delivery_request(decision_id), receives=2)
     assert failures(response) == [] and deliver.email.sent == [("ann@example.org", decision_id)]
+
+
+def test_a_claim_whose_invocation_died_is_settled_unknown_on_the_next_delivery_and_never_sent(deliver, now):
+    decision_id = queued(deliver)
+    assert deliver.store.claim(decision_id, "an-invocation-that-then-died")
+
+    invoke(deliver, delivery_request(decision_id))  # an SQS duplicate while it may still be sending: left alone
+    assert deliver.store.decision(decision_id).status == "sending"
+    now.advance(CLAIM_TIMEOUT + timedelta(seconds=1))
+    invoke(deliver, delivery_request(decision_id), receives=2)  # the request comes back after its visibility
+
+    assert deliver.store.decision(decision_id).status == "unknown" and deliver.email.sent == []

@@ -95,7 +95,8 @@ class DecisionItems(Table):
         ).get("Item")
         if item is None:
             return None
-        return StoredDecision(item["status"]["S"], Decision.model_validate_json(item["doc"]["S"]))
+        claimed_at = item.get("claimed_at", {}).get("S")
+        return StoredDecision(item["status"]["S"], Decision.model_validate_json(item["doc"]["S"]), claimed_at)
 
     def move_decision(
         self,
@@ -116,7 +117,7 @@ class DecisionItems(Table):
         """Move a decision from ``queued`` to ``sending`` under ``token`` (unique to the caller): True if the
         caller now holds it. A claim whose write took effect but whose answer was lost (a timeout) is retried by
         botocore and fails its condition: the token on the item tells that it is the caller's own."""
-        if self.move_decision(decision_id, "queued", "sending", claim=token):
+        if self.move_decision(decision_id, "queued", "sending", claim=token, claimed_at=iso(clock.now())):
             return True
         item = self.client.get_item(
             TableName=self.table,
