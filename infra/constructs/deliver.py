@@ -12,7 +12,7 @@ from aws_cdk import aws_smsvoice as smsvoice
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
-from nextbest.core.settings import DeliverSettings
+from nextbest.core.settings import DELIVER_TIMEOUT, DeliverSettings
 
 from infra.constructs.feedback import FeedbackTopics
 from infra.constructs.profile_store import TableAccess
@@ -57,7 +57,7 @@ class Deliver(Construct):
         sms_events: sns.Topic | None = None,
     ) -> None:
         super().__init__(scope, id)
-        timeout = cdk.Duration.seconds(30)
+        timeout = cdk.Duration.seconds(DELIVER_TIMEOUT.total_seconds())
         self.queue, self.dead_letters = work_queue(self, "Requests", timeout)
         self._decide_queue: sqs.IQueue | None = None
         self.configuration_set, self.identity = self._email(sender, topics.ses_events)

@@ -82,6 +82,10 @@ class DecideSettings(SchedulingSettings):
     )
 
 
+DELIVER_TIMEOUT = timedelta(seconds=30)
+"""deliver's function timeout (its queue's visibility timeout is six times it, ``infra.constructs.shared``)."""
+
+
 class DeliverSettings(QueueStageSettings):
     sender: str
     configuration_set: str

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Literal
 
 from nextbest.core import clock
@@ -32,6 +32,7 @@ from nextbest.core.ports import (
 )
 from nextbest.core.profiles import Consent, Profile, address_hash, mark_undeliverable, offer_consent
 from nextbest.core.routing import fallback, refusal
+from nextbest.core.settings import DELIVER_TIMEOUT
 
 Outcome = Literal["sent", "suppressed", "deferred", "already_handled", "failed", "unknown"]
 
@@ -83,8 +84,9 @@ def deliver(
     return _send(store, decision, profile, email, sms, push, decide)
 
 
-CLAIM_TIMEOUT = timedelta(minutes=5)
-"""Longer than deliver's function timeout (30 s): a claim this old belongs to an invocation that is gone."""
+CLAIM_TIMEOUT = 2 * DELIVER_TIMEOUT
+"""A claim this old belongs to an invocation that is gone (Lambda stopped it at its timeout), and it is shorter
+than the queue's visibility timeout (six times the function's), so the request that comes back finds it so."""
 
 
 def _abandoned(claimed_at: str | None) -> bool:
