@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError, ConnectionError, ReadTimeoutError
 from nextbest.aws import clients as aws
 from nextbest.core import clock
 from nextbest.core.decision import Decision, Message
-from nextbest.core.ports import OutcomeUnknown, Refused, Retry, Unreachable
+from nextbest.core.ports import OptedOut, OutcomeUnknown, Refused, Retry, Unreachable
 from nextbest.core.tokens import sign
 
 F = TypeVar("F", bound=Callable[..., str])
@@ -36,6 +36,8 @@ def provider_call(send: F) -> F:
             code = aws.error_code(error)
             if code in aws.THROTTLING:
                 raise Retry(code) from error
+            if error.response.get("Reason") == "DESTINATION_PHONE_NUMBER_OPTED_OUT":  # End User Messaging SMS
+                raise OptedOut(code) from error
             if error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 400) >= 500:
                 raise OutcomeUnknown(code or "server error") from error  # it may have gone: never sent again
             raise Refused(code or "rejected") from error
@@ -113,17 +115,15 @@ class SnsSms:
 
     @provider_call
     def send(self, phone: str, message: Message, decision: Decision) -> str:
-        client = self._client or aws.client("sns", once=True)
-        response = client.publish(
+        client = self._client or aws.client("sns")
+        if client.check_if_phone_number_is_opted_out(phoneNumber=phone)["isOptedOut"]:
+            raise OptedOut("isOptedOut")
+        response = (self._client or aws.client("sns", once=True)).publish(
             PhoneNumber=phone,
             Message=message.text,
             MessageAttributes={"AWS.SNS.SMS.SMSType": {"DataType": "String", "StringValue": "Promotional"}},
         )
         return str(response["MessageId"])
-
-    def opted_out(self, phone: str) -> bool:
-        client = self._client or aws.client("sns")
-        return bool(client.check_if_phone_number_is_opted_out(phoneNumber=phone)["isOptedOut"])
 
 
 class EndUserMessagingSms:
@@ -132,6 +132,10 @@ class EndUserMessagingSms:
     Chosen over SNS ``Publish`` when delivery status matters: its configuration set publishes every
     ``TEXT_*`` event to an SNS topic that feedback reads, and ``Context`` carries the decision id into
     those events. SNS SMS reports delivery status only to CloudWatch Logs.
+
+    The opt-out list is not read before a send (``DescribeOptedOutNumbers``' default quota is one request a
+    second): ``SendTextMessage`` itself refuses a number on it (``ConflictException``, reason
+    ``DESTINATION_PHONE_NUMBER_OPTED_OUT``), which becomes :class:`OptedOut`.
     """
 
     def __init__(self, configuration_set: str, opt_out_list: str = "Default", client: Any = None) -> None:
@@ -154,10 +158,6 @@ class EndUserMessagingSms:
             Context={"decision_id": decision.decision_id, "campaign": decision.campaign_id or "none"},
         )
         return str(response["MessageId"])
-
-    def opted_out(self, phone: str) -> bool:
-        found = self.client.describe_opted_out_numbers(OptOutListName=self.opt_out_list, OptedOutNumbers=[phone])
-        return bool(found.get("OptedOutNumbers"))
 
 
 def push_payload(message: Message, decision: Decision) -> str:

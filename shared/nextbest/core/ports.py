@@ -63,6 +63,10 @@ class OutcomeUnknown(Exception):
     """The request may or may not have reached the provider (a timeout, a dropped connection)."""
 
 
+class OptedOut(Exception):
+    """The number replied STOP: it is on the provider's opt-out list, and nothing was sent."""
+
+
 class Unreachable(Exception):
     """This address can never receive (a push endpoint the platform disabled); nothing was sent to it."""
 
@@ -72,10 +76,8 @@ class EmailSender(Protocol):
 
 
 class SmsSender(Protocol):
-    def send(self, phone: str, message: Message, decision: Decision) -> str: ...
-
-    def opted_out(self, phone: str) -> bool:
-        """Whether the number replied STOP (the carrier-level opt-out list SNS keeps)."""
+    def send(self, phone: str, message: Message, decision: Decision) -> str:
+        """Send a text; raises :class:`OptedOut` if the number is on the provider's opt-out list (it replied STOP)."""
         ...
 
 

@@ -21,6 +21,7 @@ from nextbest.core.counters import funnel
 from nextbest.core.decision import Decision, Message
 from nextbest.core.ports import (
     EmailSender,
+    OptedOut,
     Outbox,
     OutcomeUnknown,
     PushSender,
@@ -71,7 +72,7 @@ def deliver(
     channel = decision.channel
     assert channel is not None and decision.action == "send"
     profile = store.profile(decision.profile_key)
-    stopped = _stopped(store, decision, profile, sms, push)
+    stopped = _stopped(store, decision, profile, push)
     if stopped is not None:
         return stopped
     assert profile is not None
@@ -93,9 +94,7 @@ def _abandoned(claimed_at: str | None) -> bool:
     return claimed_at is not None and clock.now() - datetime.fromisoformat(claimed_at) > CLAIM_TIMEOUT
 
 
-def _stopped(
-    store: Store, decision: Decision, profile: Profile | None, sms: SmsSender, push: PushSender | None
-) -> Delivered | None:
+def _stopped(store: Store, decision: Decision, profile: Profile | None, push: PushSender | None) -> Delivered | None:
     """Suppress the decision if its channel may not be used now (checked again at the last moment: consent, a
     bounce, a STOP reply may have come after it was decided); None if it may go."""
     channel = decision.channel
@@ -103,10 +102,6 @@ def _stopped(
     why_not = refusal(profile, channel) or (
         "push is not configured (no platform application)" if channel == "push" and push is None else None
     )
-    if why_not is None and channel == "sms" and profile and profile.phone and sms.opted_out(profile.phone):
-        stop = Consent(granted=False, at=clock.now(), source="sms_stop")
-        store.change(profile.key, lambda p: offer_consent(p, "sms", stop))
-        why_not = "sms opted out (STOP)"
     if why_not is None:
         return None
     store.move_decision(decision.decision_id, "queued", "suppressed", reason=why_not)
@@ -143,6 +138,11 @@ def _send(
         _forget_tokens(store, profile.key, dead)
         store.move_decision(decision_id, "sending", "queued")
         raise
+    except OptedOut:  # the number replied STOP, which the provider knew before we did
+        stop = Consent(granted=False, at=clock.now(), source="sms_stop")
+        store.change(profile.key, lambda p: offer_consent(p, "sms", stop))
+        store.move_decision(decision_id, "sending", "suppressed", reason="sms opted out (STOP)")
+        return Delivered("suppressed", "sms opted out (STOP)", channel)
     except Refused as refused:
         _forget_tokens(store, profile.key, dead)
         store.move_decision(decision_id, "sending", "failed", reason=refused.code)

@@ -11,7 +11,7 @@ from nextbest.aws.batch import process
 from nextbest.aws.senders import EndUserMessagingSms, SnsPush, SnsSms
 from nextbest.aws.store import Store
 from nextbest.core.decision import Decision, Message
-from nextbest.core.ports import Retry
+from nextbest.core.ports import OptedOut, Retry
 from nextbest.deliver.service import deliver
 from nextbest.feedback.notifications import parse
 from nextbest.feedback.service import handle_push_failure, handle_text
@@ -211,14 +211,16 @@ def test_end_user_messaging_sms_sends_through_the_configuration_set_with_the_dec
                 "Context": {"decision_id": "d-9", "campaign": "cart-abandonment"},
             },
         )
-        stub.add_response(
-            "describe_opted_out_numbers",
-            {"OptOutListArn": "arn", "OptOutListName": "Default", "OptedOutNumbers": []},
-            {"OptOutListName": "Default", "OptedOutNumbers": [PHONE]},
+        stub.add_client_error(
+            "send_text_message",
+            "ConflictException",
+            "The destination phone number is opted out",
+            modeled_fields={"Message": "opted out", "Reason": "DESTINATION_PHONE_NUMBER_OPTED_OUT"},
         )
         sender = EndUserMessagingSms("nextbest-sms", client=client)
         assert sender.send(PHONE, Message(channel="sms", text="hi"), decision) == "m-1"
-        assert sender.opted_out(PHONE) is False
+        with pytest.raises(OptedOut):  # the opt-out list is the provider's; no DescribeOptedOutNumbers per text
+            sender.send(PHONE, Message(channel="sms", text="hi"), decision)
 
 
 # -- throttling backoff -------------------------------------------------------------------------------

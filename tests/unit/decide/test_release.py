@@ -27,9 +27,6 @@ class Sender:
         self.sent.append(to)
         return f"msg-{len(self.sent)}"
 
-    def opted_out(self, phone: str) -> bool:
-        return False
-
 
 def bounced_email(store: MemoryStore, time_zone: str = "UTC") -> tuple[str, Collect]:
     """A cart reminder e-mailed at DUE (10:00 UTC) that bounced: its SMS fallback is handed to decide."""

@@ -162,9 +162,6 @@ class Sender:
         self.sent.append((to, decision.decision_id))
         return f"msg-{len(self.sent)}"
 
-    def opted_out(self, phone: str) -> bool:
-        return False
-
 
 class Redelivery:
     """Keeps the postponements batch processing asks SQS for."""
