@@ -13,6 +13,7 @@ from nextbest.aws.store import Store, tombstone
 from nextbest.core import clock
 from nextbest.core.commands import DueTrigger
 from nextbest.core.events import EventDetail, RejectedEvent, parse_event
+from nextbest.core.ports import pseudonym
 from nextbest.core.profiles import identity_keys
 from nextbest.core.settings import IngestSettings
 from nextbest.ingest.service import Ingested, ingest_batch
@@ -64,6 +65,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         metrics.add_metric(name="EventsIngested", unit=MetricUnit.Count, value=1)
         if result.merged:
             metrics.add_metric(name="IdentityMerges", unit=MetricUnit.Count, value=result.merged)
+        if result.conflicts:  # never merged, never silent: identifiers of another customer were left out
+            metrics.add_metric(name="IdentityConflicts", unit=MetricUnit.Count, value=1)
+            extra = {"left_out": result.conflicts, "profile": pseudonym(result.profile_key)}
+            logger.warning("identifiers of another customer left out", extra=extra)
         logger.debug("event ingested", extra={"outcome": result.outcome, "merged": result.merged})
         return result.outcome
 

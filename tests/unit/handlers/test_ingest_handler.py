@@ -1,5 +1,6 @@
 """λ ingest in process: the shop's events become profiles and trigger alarms; a bad one goes to the DLQ alone."""
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -48,6 +49,13 @@ def sample(name: str) -> str:
     return (EVENTS / name).read_text()
 
 
+def event(name: str, drop: tuple[str, ...] = (), **detail: object) -> str:
+    """A sample event with some of its detail changed (``drop``: fields removed)."""
+    body = json.loads(sample(f"{name}.json"))
+    body["detail"] = {k: v for k, v in body["detail"].items() if k not in drop} | detail
+    return json.dumps(body)
+
+
 def test_given_a_cart_event_then_a_profile_holds_the_cart_and_its_alarm_is_armed(ingest):
     response = invoke(ingest, sample("cart.updated.json"))
 
@@ -94,3 +102,18 @@ def test_given_a_date_beyond_utc_among_an_opt_out_and_an_erasure_then_only_it_is
     assert [(body, reason) for body, reason, _ in ingest.dead_letters.rejected] == [(bad, "invalid_detail")]
     assert not ingest.store.profile("c:cus_5").has_consent("email")
     assert ingest.store.profile("c:gone") is None
+
+
+def test_given_a_browser_shared_by_two_customers_then_the_second_login_is_applied_alone_and_counted(ingest, capsys):
+    first = sample("customer.identified.json")
+    second = event("customer.identified", event_id="ev-identify-2", customer_id="cus_6", email="bob@example.org")
+
+    response = invoke(ingest, first, second)
+
+    assert failures(response) == [] and ingest.dead_letters.rejected == []
+    assert ingest.store.profile("a:anon-1").key == "c:cus_5"  # the cookie stays with the first customer
+    bob = ingest.store.profile("c:cus_6")
+    assert bob.email == "bob@example.org" and "a:anon-1" not in bob.identifiers
+    assert ingest.store.profile("c:cus_5").email == "ann@example.org"
+    [emf] = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert emf["IdentityConflicts"] == [1.0]  # her cookie and phone number, which his event also carried
