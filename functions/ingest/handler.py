@@ -60,8 +60,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         assert isinstance(result, Ingested)
         for trigger, due_at in result.arm.items():
             scheduler.arm(DueTrigger(profile_key=result.profile_key, trigger=trigger, due_at=due_at))
-        for key in result.erased_keys:
-            scheduler.disarm(key, sorted(result.disarm))
+        for key, triggers in result.disarm.items():
+            scheduler.disarm(key, triggers)
         metrics.add_metric(name="EventsIngested", unit=MetricUnit.Count, value=1)
         if result.merged:
             metrics.add_metric(name="IdentityMerges", unit=MetricUnit.Count, value=result.merged)

@@ -31,7 +31,10 @@ class Ingested:
     arm: dict[str, datetime] = field(default_factory=dict)
     """Triggers whose alarm must be (re)set: new or moved ones, or all pending ones after a redelivery
     (the first attempt may have saved the profile and failed before arming)."""
-    disarm: dict[str, datetime] = field(default_factory=dict)
+    disarm: dict[str, list[str]] = field(default_factory=dict)
+    """Alarms to delete, by the profile key they were armed under: those of profiles merged away (their
+    trigger moved to the surviving key, and their input names the old key, an e-mail address maybe), and on
+    erasure every alarm any key of the person may have armed."""
     erased_keys: list[str] = field(default_factory=list)
     conflicts: int = 0
     """Identifiers of the event left out because they lead to another customer (never merged)."""
@@ -40,7 +43,7 @@ class Ingested:
 def ingest(store: Store, kind: str, event: EventDetail, delays: TriggerDelays) -> Ingested:
     keys = identity_keys(event.identifiers())
     if isinstance(event, CustomerErased):
-        return erase(store, keys)
+        return erase(store, keys, delays)
     for _ in range(MAX_ATTEMPTS):
         joined = links(keys, store.resolve(keys), event.customer_id)
         profiles, new_keys = joined.profiles, joined.new_keys
@@ -63,7 +66,9 @@ def ingest(store: Store, kind: str, event: EventDetail, delays: TriggerDelays) -
         previous = profiles[0].triggers if same else {}
         moved = {t: due for t, due in updated.triggers.items() if previous.get(t) != due}
         merged = len(profiles) - 1 if len(profiles) > 1 else int(len(profiles) == 1 and not same)
-        return Ingested(updated.key, "applied", merged=merged, arm=moved, conflicts=len(joined.left_out))
+        away = {p.key: sorted(p.triggers) for p in profiles if p.key != updated.key and p.triggers}
+        conflicts = len(joined.left_out)
+        return Ingested(updated.key, "applied", merged=merged, arm=moved, disarm=away, conflicts=conflicts)
     raise Conflict("", why=f"gave up after {MAX_ATTEMPTS} conflicting writes")
 
 
@@ -140,15 +145,19 @@ def _ingest_together(
         return
 
 
-def erase(store: Store, keys: list[str]) -> Ingested:
+def erase(store: Store, keys: list[str], delays: TriggerDelays) -> Ingested:
     """Delete the profile, every identity link and every decision; tombstone the identifiers.
 
-    The returned ``disarm`` lists the triggers whose alarms must be removed too (they name the profile).
+    The returned ``disarm`` names every alarm that may still exist for the person: alarms are armed under the
+    profile's key at the time, and any of its identifiers may have been that key before a merge, so each of them
+    is disarmed for every trigger the person can have (the event triggers, and every follow-up the profile
+    remembers). Deleting an alarm that does not exist costs one request and is fine.
     """
     found = store.resolve(keys)
     profiles = list({p.key: p for p in found.values() if p is not None}.values())
     everything = sorted(store.linked_to({*keys, *(k for p in profiles for k in (p.key, *p.identifiers))}))
     decisions = sorted({d for k in everything for d in store.decisions_of(k)})
     store.erase(everything, decisions)
-    disarm = {t: due for p in profiles for t, due in p.triggers.items()}
+    triggers = sorted({*delays, *(t for p in profiles for t in (*p.triggers, *p.handled))})
+    disarm = {key: triggers for key in everything} if triggers else {}
     return Ingested(canonical_key(keys), "erased", disarm=disarm, erased_keys=[p.key for p in profiles])

@@ -117,3 +117,21 @@ def test_given_a_browser_shared_by_two_customers_then_the_second_login_is_applie
     assert ingest.store.profile("c:cus_5").email == "ann@example.org"
     [emf] = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     assert emf["IdentityConflicts"] == [1.0]  # her cookie and phone number, which his event also carried
+
+
+def test_given_alarms_armed_under_a_key_merged_away_then_the_merge_and_the_erasure_disarm_them(ingest):
+    """A cart left under an e-mail alone is armed under that key (the alarm's input names the address); the
+    customer then signs in and the profile moves to their customer id. Every alarm ever armed is deleted."""
+    cart = event("cart.updated", drop=("anonymous_id",), email="zoe@example.org")
+    identified = event("customer.identified", drop=("anonymous_id", "phone"), email="zoe@example.org")
+    assert failures(invoke(ingest, cart)) == [] and failures(invoke(ingest, identified)) == []
+    armed = {(due.profile_key, due.trigger) for due in ingest.scheduler.armed}
+    assert armed == {("e:zoe@example.org", "cart_abandoned"), ("c:cus_5", "cart_abandoned")}
+
+    assert failures(invoke(ingest, event("customer.erased", occurred_at="2026-11-02T09:04:00Z"))) == []
+
+    disarmed = {(key, trigger) for key, triggers in ingest.scheduler.disarmed for trigger in triggers}
+    assert armed <= disarmed
+    assert ("e:zoe@example.org", "cart_abandoned") in {
+        (key, trigger) for key, triggers in ingest.scheduler.disarmed[:1] for trigger in triggers
+    }  # at the merge already, not only at the erasure
