@@ -6,10 +6,10 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from nextbest.aws import batch
+from nextbest.aws import batch, secrets
 from nextbest.aws.queues import DeadLetters
 from nextbest.aws.scheduler import Scheduler
-from nextbest.aws.store import Store, tombstone
+from nextbest.aws.store import Store
 from nextbest.core import clock
 from nextbest.core.commands import DueTrigger
 from nextbest.core.events import EventDetail, RejectedEvent, parse_event
@@ -21,7 +21,7 @@ from nextbest.ingest.service import Ingested, ingest_batch
 settings = IngestSettings.from_env()
 logger = Logger()
 metrics = Metrics()
-store = Store(settings.table_name)
+store = Store(settings.table_name, erasure_key=lambda: secrets.erasure_key(settings.erasure_secret_arn))
 dead_letters = DeadLetters(settings.dead_letter_queue_url)
 delays = settings.delays()
 scheduler = Scheduler(settings.schedule_group, settings.decide_queue_arn, settings.scheduler_role_arn)
@@ -50,7 +50,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     valid = {mid: p for mid, p in parsed.items() if not isinstance(p, RejectedEvent)}
     # One BatchGetItem for every identifier (and tombstone) in the batch, then one write per customer.
     keys = {k for _, detail in valid.values() for k in identity_keys(detail.identifiers())}
-    store.prefetch([*keys, *(tombstone(k) for k in keys)])
+    store.prefetch_identities(keys)
     outcomes = dict(zip(valid, ingest_batch(store, list(valid.values()), delays), strict=True))
 
     def record(sqs_record: SQSRecord) -> str:

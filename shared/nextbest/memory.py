@@ -68,6 +68,9 @@ class MemoryStore:
     def prefetch(self, keys: Iterable[str]) -> None:
         """Nothing to fetch ahead."""
 
+    def prefetch_identities(self, keys: Iterable[str]) -> None:
+        """Nothing to fetch ahead."""
+
     def resolve(self, keys: list[str]) -> dict[str, Profile | None]:
         return {key: self._resolved(key) for key in keys}
 

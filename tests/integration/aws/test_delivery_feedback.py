@@ -6,7 +6,6 @@ import pytest
 from botocore.exceptions import ClientError
 from nextbest.aws.queues import Queue
 from nextbest.aws.senders import SesEmail, SnsSms
-from nextbest.aws.store import Store
 from nextbest.core.events import ConsentUpdated
 from nextbest.core.ports import Retry
 from nextbest.deliver.service import deliver
@@ -14,7 +13,7 @@ from nextbest.feedback.notifications import parse
 from nextbest.feedback.service import handle
 from nextbest.ingest.service import ingest
 
-from tests.builders import DELAYS, DUE, abandoned_cart, ses_email
+from tests.builders import DELAYS, DUE, abandoned_cart, ses_email, table_store
 from tests.conftest import EVENTS
 
 SES_SAMPLES = EVENTS / "ses"
@@ -22,7 +21,7 @@ SES_SAMPLES = EVENTS / "ses"
 
 @pytest.fixture
 def pipeline(emulation):
-    store = Store(emulation.output("TableName"))
+    store = table_store(emulation)
     deliver_queue = Queue(emulation.environment("decide")["DELIVER_QUEUE_URL"])
     email = ses_email(emulation)
     return store, deliver_queue, email, SnsSms()

@@ -4,11 +4,11 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from nextbest.aws.store import Store
 from nextbest.core.events import CartUpdated, ConsentUpdated, CustomerIdentified, LineItem, ProductViewed
 from nextbest.core.ports import Conflict
 from nextbest.ingest.service import ingest
 
+from tests.builders import table_store
 from tests.conftest import T0
 
 DELAYS = {"cart_abandoned": timedelta(hours=1)}
@@ -17,7 +17,7 @@ ITEM = LineItem(product_id="sku-1", name="Serum", quantity=1, unit_price=Decimal
 
 @pytest.fixture
 def store(emulation):
-    return Store(emulation.output("TableName"))
+    return table_store(emulation)
 
 
 def view(n, **ids):

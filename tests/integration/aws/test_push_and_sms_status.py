@@ -10,14 +10,13 @@ from nextbest.aws import clients as aws
 from nextbest.aws.batch import process
 from nextbest.aws.queues import Queue
 from nextbest.aws.senders import EndUserMessagingSms, SnsPush, SnsSms
-from nextbest.aws.store import Store
 from nextbest.core.decision import Decision, Message
 from nextbest.core.ports import Retry
 from nextbest.deliver.service import deliver
 from nextbest.feedback.notifications import parse
 from nextbest.feedback.service import handle_push_failure, handle_text
 
-from tests.builders import known_customer, ses_email
+from tests.builders import known_customer, ses_email, table_store
 from tests.conftest import EVENTS, T0
 
 APP = "nextbest-shop"
@@ -27,7 +26,7 @@ PHONE = "+14155550100"
 
 @pytest.fixture
 def world(emulation):
-    store = Store(emulation.output("TableName"))
+    store = table_store(emulation)
     requests = Queue(emulation.environment("deliver")["DELIVER_QUEUE_URL"])
     email = ses_email(emulation)
     app = emulation.client("sns").create_platform_application(

@@ -8,13 +8,13 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from nextbest.aws.store import Store
 from nextbest.core.counters import Counter
 from nextbest.core.decision import Decision
 from nextbest.core.ports import Conflict, DecisionExists, Duplicate
 from nextbest.core.profiles import Order, Profile
 from nextbest.memory import MemoryStore
 
+from tests.builders import table_store
 from tests.conftest import T0
 
 
@@ -23,7 +23,7 @@ def store(request):
     if request.param == "memory":
         return MemoryStore()
     emulation = request.getfixturevalue("emulation")
-    return Store(emulation.output("TableName"))
+    return table_store(emulation)
 
 
 def new(store, key: str, *others: str, orders: int = 0) -> Profile:

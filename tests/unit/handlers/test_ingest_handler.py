@@ -35,6 +35,7 @@ def ingest(monkeypatch, now):
         decide_queue_arn=arn("sqs", "nextbest-due"),
         scheduler_role_arn=arn("iam", "role/scheduler"),
         trigger_delay_seconds={"cart_abandoned": 3600},
+        erasure_secret_arn=arn("secretsmanager", "secret:erasure"),
     )
     module.store, module.dead_letters, module.scheduler = MemoryStore(), DeadLetters(), Alarms()
     now.advance(timedelta(minutes=5))  # the samples happen between 09:00 and 09:02

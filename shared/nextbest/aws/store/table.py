@@ -9,19 +9,22 @@ pk                        sk             what
 ``e:…`` / ``p:…``                        a redirect (``canonical``) from every other identifier of that person
 ``d:<decision id>``       ``DECISION``   a decision record with its ``status`` (claimed conditionally)
 ``ev:<event id>``         ``EVENT``      an applied event, remembered for 7 days (TTL ``expires_at``)
-``x:<sha256 of a key>``    ``ERASED``     tombstone of an erased identifier (hashed: no personal data is kept)
+``xk:<keyed hash>``        ``ERASED``     tombstone of an erased identifier (``tombstone``: a keyed hash, no personal
+                                         data is kept; ``x:<sha256 of a key>`` is the unkeyed form written before)
 ``m:<provider msg id>``   ``MESSAGE``    the decision a sent push belongs to, for 7 days (TTL ``expires_at``)
 ========================  =============  ==================================================================
 
 Every access is by key, except finding a customer's decisions (the sparse ``by_customer`` index, for
 explanations and erasure). Every write that can race is conditional.
+
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -54,10 +57,18 @@ class Table:
     """The client, a read cache of identity items for one invocation, and the conditional writes every kind of
     access shares (one transaction may hold a decision, a profile and counters)."""
 
-    def __init__(self, table_name: str, client: Any = None) -> None:
+    def __init__(self, table_name: str, client: Any = None, erasure_key: Callable[[], bytes] | None = None) -> None:
         self.table = table_name
         self._client = client
         self._cache: dict[str, dict[str, Any] | None] = {}
+        self._erasure_key = erasure_key
+        """The secret tombstones are keyed with (``nextbest.aws.secrets.erasure_key``); only ingest needs it."""
+
+    def tombstones(self, key: str) -> tuple[str, str]:
+        """The tombstone of an identity key, and the unkeyed form written before (read, never written)."""
+        if self._erasure_key is None:
+            raise RuntimeError("this store was built without the erasure key: it cannot read or write tombstones")
+        return tombstone(key, self._erasure_key()), legacy_tombstone(key)
 
     @property
     def client(self) -> Any:
@@ -116,7 +127,22 @@ def failed_write(error: ClientError) -> int | None:
     return reasons.index("ConditionalCheckFailed") if "ConditionalCheckFailed" in reasons else None
 
 
-def tombstone(key: str) -> str:
+def tombstone(key: str, secret: bytes) -> str:
+    """A keyed hash of an erased identity key: whoever reads the table but not the secret cannot test whether an
+    address was erased (an unkeyed hash of a known address is one computation away).
+
+    It is the HMAC of the key's sha256, not of the key itself, so an unkeyed tombstone written before converts
+    to it without the address (``ProfileItems.migrate_tombstones``).
+    """
+    return "xk:" + keyed_digest(hashlib.sha256(key.encode()).hexdigest(), secret)
+
+
+def keyed_digest(digest: str, secret: bytes) -> str:
+    return hmac.new(secret, digest.encode(), hashlib.sha256).hexdigest()
+
+
+def legacy_tombstone(key: str) -> str:
+    """The unkeyed tombstone of releases before the erasure key: read during the transition, never written."""
     return "x:" + hashlib.sha256(key.encode()).hexdigest()
 
 
