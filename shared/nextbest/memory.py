@@ -17,9 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from nextbest.core import clock
 from nextbest.core.commands import sweep_shard
 from nextbest.core.counters import Counter, combined
 from nextbest.core.decision import Decision
@@ -53,7 +55,8 @@ class MemoryStore:
         self.profiles: dict[str, Profile] = {}
         self.redirects: dict[str, str] = {}
         self.events: set[str] = set()
-        self.tombstones: set[str] = set()
+        self.tombstones: dict[str, datetime] = {}
+        """Erased identity keys and when (the table keeps a keyed hash of each, never the key)."""
         self.decisions: dict[str, _Record] = {}
         self.messages: dict[str, SentMessage] = {}
         self.counters: dict[CounterKey, dict[str, Decimal]] = {}
@@ -153,15 +156,16 @@ class MemoryStore:
         for key in keys:
             self.profiles.pop(key, None)
             self.redirects.pop(key, None)
-            self.tombstones.add(key)
+            self.tombstones[key] = clock.now()
         for decision_id in decision_ids:
             self.decisions.pop(decision_id, None)
 
-    def erased(self, keys: list[str]) -> set[str]:
-        return {k for k in keys if k in self.tombstones}
+    def erased(self, keys: list[str]) -> dict[str, datetime]:
+        return {k: self.tombstones[k] for k in keys if k in self.tombstones}
 
     def lift_tombstones(self, keys: list[str]) -> None:
-        self.tombstones.difference_update(keys)
+        for key in keys:
+            self.tombstones.pop(key, None)
 
     # -- decisions ------------------------------------------------------------------------------------------
 

@@ -118,6 +118,15 @@ def test_the_table_is_on_demand_with_point_in_time_recovery_and_encryption(templ
     assert table["DeletionPolicy"] == "Retain"
 
 
+def test_what_should_not_live_forever_expires_and_dead_letters_outlive_no_erasure_deadline(template):
+    """Decisions, markers and unidentified cookies carry ``expires_at`` (DynamoDB TTL); a dead-lettered event (its
+    body is what a replay needs) is gone 14 days after it failed, well inside the month GDPR gives to erase."""
+    [table] = resources(template, "AWS::DynamoDB::Table").values()
+    assert table["Properties"]["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    for name, queue in resources(template, "AWS::SQS::Queue").items():
+        assert queue["Properties"]["MessageRetentionPeriod"] <= 14 * 86400, name
+
+
 def test_the_erasure_key_is_retained_and_only_ingest_reads_it(template):
     [(logical_id, secret)] = [
         (k, r)

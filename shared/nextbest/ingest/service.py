@@ -47,10 +47,11 @@ def ingest(store: Store, kind: str, event: EventDetail, delays: TriggerDelays) -
     for _ in range(MAX_ATTEMPTS):
         joined = links(keys, store.resolve(keys), event.customer_id)
         profiles, new_keys = joined.profiles, joined.new_keys
-        erased = store.erased(new_keys) if new_keys else set()
+        erased = store.erased(new_keys) if new_keys else {}
         if erased:
-            # An erased person is not learnt again from behaviour, only from a new grant of consent.
-            if not (isinstance(event, ConsentUpdated) and event.granted):
+            # An erased person is not learnt again from behaviour, only from a grant of consent made after the
+            # erasure (one made before it, replayed from a dead-letter queue, does not bring them back).
+            if not (isinstance(event, ConsentUpdated) and event.granted and event.occurred_at > max(erased.values())):
                 return Ingested(canonical_key(keys), "ignored_erased")
             store.lift_tombstones(sorted(erased))
         target = join(joined, event.customer_id, delays)

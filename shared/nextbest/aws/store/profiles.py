@@ -4,6 +4,7 @@ transaction, read-modify-write under a version, and erasure's tombstones."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 from nextbest.aws.store.table import (
@@ -177,10 +178,17 @@ class ProfileItems(Table):
             while pending:
                 pending = self.client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
 
-    def erased(self, keys: list[str]) -> set[str]:
-        """Which of these identity keys belong to an erased person (a tombstone in either form)."""
+    def erased(self, keys: list[str]) -> dict[str, datetime]:
+        """Which of these identity keys belong to an erased person, and when they were erased (a tombstone in
+        either form)."""
         self.prefetch(name for k in keys for name in self.tombstones(k))
-        return {k for k in keys if any(self._cache.get(name) is not None for name in self.tombstones(k))}
+        found = {}
+        for key in keys:
+            items = [self._cache.get(name) for name in self.tombstones(key)]
+            times = [datetime.fromisoformat(item["erased_at"]["S"]) for item in items if item is not None]
+            if times:
+                found[key] = max(times)
+        return found
 
     def lift_tombstones(self, keys: list[str]) -> None:
         """The person came back and consented again: their identifiers may be used anew."""

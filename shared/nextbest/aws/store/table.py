@@ -7,7 +7,8 @@ pk                        sk             what
 ========================  =============  ==================================================================
 ``c:cus_42`` / ``a:…``    ``PROFILE``    the profile itself (``doc``, ``version``) at its canonical key, or
 ``e:…`` / ``p:…``                        a redirect (``canonical``) from every other identifier of that person
-``d:<decision id>``       ``DECISION``   a decision record with its ``status`` (claimed conditionally)
+``d:<decision id>``       ``DECISION``   a decision record with its ``status`` (claimed conditionally), for
+                                         ``DECISION_RETENTION`` (TTL ``expires_at``)
 ``ev:<event id>``         ``EVENT``      an applied event, remembered for 7 days (TTL ``expires_at``)
 ``xk:<keyed hash>``        ``ERASED``     tombstone of an erased identifier (``tombstone``: a keyed hash, no personal
                                          data is kept; ``x:<sha256 of a key>`` is the unkeyed form written before)
@@ -17,6 +18,11 @@ pk                        sk             what
 Every access is by key, except finding a customer's decisions (the sparse ``by_customer`` index, for
 explanations and erasure). Every write that can race is conditional.
 
+What expires (DynamoDB TTL on ``expires_at``, deleted within days of the time): event and message markers, decision
+records, and the profiles of cookies nobody ever identified (``ANONYMOUS_RETENTION`` after their last event). A
+profile linked to other identifiers lives until ``customer.erased``: its redirects never expire, and a redirect to
+a profile deleted under it would hold the identifier (an e-mail address) with nothing left to erase it through.
+Counters (no personal data) and tombstones (what keeps an erased person erased) are kept.
 """
 
 from __future__ import annotations
@@ -50,6 +56,15 @@ only them, never the redirects, decisions and event markers around them."""
 EVENT_MEMORY = timedelta(days=7)
 """How long an event id (or a push message id) is remembered: beyond EventBridge's 24 h of retries and SQS's
 4 days of retention."""
+DECISION_RETENTION = timedelta(days=180)
+"""How long a decision record is kept. Everything that reads one does so long before: deliver within the queues'
+4 days, feedback on SES and SMS events (hours to days; a click after half a year is not counted), attribution
+and cooldowns never (they read the profile's own message log, and the counters keep every total), and
+``nextbest explain`` gets six months of history. Reports read the counters, which are kept."""
+ANONYMOUS_RETENTION = timedelta(days=395)
+"""A profile known by a single cookie and nothing else reaches no one: it is kept so that browsing joins the
+person when they identify, for 13 months after its last event (the lifetime the CNIL accepts for an audience
+cookie), longer than any campaign looks back (win-back: 120 days)."""
 CONDITION_FAILED = ("ConditionalCheckFailedException", "TransactionCanceledException")
 
 
@@ -161,6 +176,8 @@ def profile_item(profile: Profile) -> dict[str, Any]:
     }
     if profile.order_count:
         item["sweep"] = {"S": str(sweep_shard(profile.key))}
+    if profile.key.startswith("a:") and profile.identifiers == [profile.key] and profile.last_event_at:
+        item["expires_at"] = {"N": str(int((profile.last_event_at + ANONYMOUS_RETENTION).timestamp()))}
     return item
 
 
