@@ -69,6 +69,14 @@ SIGNING_KEY = {
 }
 
 
+ERASURE_KEY = {
+    "AwsSolutions-SMG4": (
+        "The erasure key names every tombstone (a keyed hash of an erased identifier): a new value would make the "
+        "tombstones written before it unfindable and let erased people be learnt again, so it is never rotated."
+    ),
+}
+
+
 def reasons(schedule_group: str) -> dict[str, str]:
     """Every acknowledgement's rule and reason (deliver's, with push on, for the others' wording)."""
     return (
@@ -77,11 +85,13 @@ def reasons(schedule_group: str) -> dict[str, str]:
         | arming(schedule_group)
         | push("arn:aws:sns:us-east-1:123456789012:endpoint/GCM/app/*")
         | SIGNING_KEY
+        | ERASURE_KEY
     )
 
 
 def acknowledge(stack: NextbestStack) -> None:
     _acknowledge(stack.unsubscribe.signing_key, SIGNING_KEY)
+    _acknowledge(stack.ingest.erasure_key, ERASURE_KEY)
     deliver = stack.deliver.function.node.path
     for function in stack.functions:
         on_any_resource = (*TRACING, *SMS_OPT_OUT) if function.node.path == deliver else TRACING

@@ -80,6 +80,12 @@ class NextbestStack(cdk.Stack):
         cdk.CfnOutput(self, "TableName", value=self.store.table.table_name)
         cdk.CfnOutput(
             self,
+            "ErasureKey",
+            value=self.ingest.erasure_key.secret_arn,
+            description="The secret keying erasure tombstones (nextbest tombstones migrate --secret)",
+        )
+        cdk.CfnOutput(
+            self,
             "InboundSmsTopic",
             value=self.feedback_topics.inbound_sms.topic_arn,
             description="Point your number's two-way SMS here so STOP replies are honoured",

@@ -97,6 +97,19 @@ def abandoned_cart(store: Store, consent: dict[str, bool], customer: str = "cus_
     return decision
 
 
+def erasure_key(emulation):
+    """The key ingest names tombstones with: the emulated stack's secret, read as the function reads it."""
+    from nextbest.aws import secrets
+
+    arn = emulation.environment("ingest")["ERASURE_SECRET_ARN"]
+    return lambda: secrets.erasure_key(arn)
+
+
+def table_store(emulation) -> Store:
+    """The emulated stack's table as ingest's store (it reads and writes tombstones)."""
+    return Store(emulation.output("TableName"), erasure_key=erasure_key(emulation))
+
+
 def ses_email(emulation) -> SesEmail:
     """The deliver function's SES sender, configured as the emulated stack configures it."""
     env = emulation.environment("deliver")

@@ -6,14 +6,14 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from nextbest.aws import batch
+from nextbest.aws import batch, secrets
 from nextbest.aws.queues import DeadLetters
 from nextbest.aws.scheduler import Scheduler
-from nextbest.aws.store import Store, tombstone
+from nextbest.aws.store import Store
 from nextbest.core import clock
 from nextbest.core.commands import DueTrigger
 from nextbest.core.events import EventDetail, RejectedEvent, parse_event
-from nextbest.core.ports import Retry
+from nextbest.core.ports import Retry, pseudonym
 from nextbest.core.profiles import identity_keys
 from nextbest.core.settings import IngestSettings
 from nextbest.ingest.service import Ingested, ingest_batch
@@ -21,7 +21,7 @@ from nextbest.ingest.service import Ingested, ingest_batch
 settings = IngestSettings.from_env()
 logger = Logger()
 metrics = Metrics()
-store = Store(settings.table_name)
+store = Store(settings.table_name, erasure_key=lambda: secrets.erasure_key(settings.erasure_secret_arn))
 dead_letters = DeadLetters(settings.dead_letter_queue_url)
 redelivery = batch.Redelivery()
 delays = settings.delays()
@@ -51,7 +51,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     valid = {mid: p for mid, p in parsed.items() if not isinstance(p, RejectedEvent)}
     # One BatchGetItem for every identifier (and tombstone) in the batch, then one write per customer.
     keys = {k for _, detail in valid.values() for k in identity_keys(detail.identifiers())}
-    store.prefetch([*keys, *(tombstone(k) for k in keys)])
+    store.prefetch_identities(keys)
     outcomes = dict(zip(valid, ingest_batch(store, list(valid.values()), delays), strict=True))
 
     def record(sqs_record: SQSRecord) -> str:
@@ -61,11 +61,15 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         assert isinstance(result, Ingested)
         for trigger, due_at in result.arm.items():
             scheduler.arm(DueTrigger(profile_key=result.profile_key, trigger=trigger, due_at=due_at))
-        for key in result.erased_keys:
-            scheduler.disarm(key, sorted(result.disarm))
+        for key, triggers in result.disarm.items():
+            scheduler.disarm(key, triggers)
         metrics.add_metric(name="EventsIngested", unit=MetricUnit.Count, value=1)
         if result.merged:
             metrics.add_metric(name="IdentityMerges", unit=MetricUnit.Count, value=result.merged)
+        if result.conflicts:  # never merged, never silent: identifiers of another customer were left out
+            metrics.add_metric(name="IdentityConflicts", unit=MetricUnit.Count, value=1)
+            extra = {"left_out": result.conflicts, "profile": pseudonym(result.profile_key)}
+            logger.warning("identifiers of another customer left out", extra=extra)
         logger.debug("event ingested", extra={"outcome": result.outcome, "merged": result.merged})
         return result.outcome
 

@@ -6,6 +6,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 from nextbest.aws.store import BY_CANONICAL, BY_CUSTOMER
 from nextbest.core.events import DETAIL_TYPES
@@ -20,7 +21,8 @@ CONSENT_TYPES = ["consent.updated", "customer.erased"]
 BEHAVIOUR_TYPES = [t for t in DETAIL_TYPES if t not in CONSENT_TYPES]
 TABLE_ACCESS = TableAccess(
     # prefetch, resolve, erased: BatchGetItem; save: PutItem, or a transaction of Puts (profile, redirects, event
-    # markers) and Updates (attribution counters); lift_tombstones: DeleteItem; erase: BatchWriteItem
+    # markers) and Updates (attribution counters); lift_tombstones: DeleteItem; erase: BatchWriteItem (deletes and
+    # tombstones)
     actions=("BatchGetItem", "PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"),
     # erasure finds every identifier leading to a person (by_canonical) and the decisions made for them (by_customer)
     queries=(BY_CANONICAL, BY_CUSTOMER),
@@ -60,6 +62,13 @@ class Ingest(Construct):
                 event_pattern=events.EventPattern(detail_type=detail_types),
                 targets=[targets.SqsQueue(queue, dead_letter_queue=dlq)],
             )
+        self.erasure_key = secretsmanager.Secret(
+            self,
+            "ErasureKey",
+            description="HMAC key of nextbest's erasure tombstones (never rotate it: old tombstones would be lost)",
+            generate_secret_string=secretsmanager.SecretStringGenerator(password_length=64, exclude_punctuation=True),
+            removal_policy=cdk.RemovalPolicy.RETAIN,  # the table it keys is retained too
+        )
         self.function = shared.function(
             self,
             "ingest",
@@ -70,6 +79,8 @@ class Ingest(Construct):
             dead_letters=self.dead_letters,
             timeout=timeout,
             trigger_delay_seconds=trigger_delay_seconds,
+            erasure_secret_arn=self.erasure_key.secret_arn,
             **decide.scheduling(),
         )
+        self.erasure_key.grant_read(self.function)
         decide.allow_arming(self.function)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -55,7 +56,8 @@ class MemoryStore:
         self.profiles: dict[str, Profile] = {}
         self.redirects: dict[str, str] = {}
         self.events: set[str] = set()
-        self.tombstones: set[str] = set()
+        self.tombstones: dict[str, datetime] = {}
+        """Erased identity keys and when (the table keeps a keyed hash of each, never the key)."""
         self.decisions: dict[str, _Record] = {}
         self.messages: dict[str, SentMessage] = {}
         self.counters: dict[CounterKey, dict[str, Decimal]] = {}
@@ -68,6 +70,9 @@ class MemoryStore:
         """Nothing is cached: every read is current."""
 
     def prefetch(self, keys: Iterable[str]) -> None:
+        """Nothing to fetch ahead."""
+
+    def prefetch_identities(self, keys: Iterable[str]) -> None:
         """Nothing to fetch ahead."""
 
     def resolve(self, keys: list[str]) -> dict[str, Profile | None]:
@@ -152,15 +157,16 @@ class MemoryStore:
         for key in keys:
             self.profiles.pop(key, None)
             self.redirects.pop(key, None)
-            self.tombstones.add(key)
+            self.tombstones[key] = clock.now()
         for decision_id in decision_ids:
             self.decisions.pop(decision_id, None)
 
-    def erased(self, keys: list[str]) -> set[str]:
-        return {k for k in keys if k in self.tombstones}
+    def erased(self, keys: list[str]) -> dict[str, datetime]:
+        return {k: self.tombstones[k] for k in keys if k in self.tombstones}
 
     def lift_tombstones(self, keys: list[str]) -> None:
-        self.tombstones.difference_update(keys)
+        for key in keys:
+            self.tombstones.pop(key, None)
 
     # -- decisions ------------------------------------------------------------------------------------------
 

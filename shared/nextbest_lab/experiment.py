@@ -228,6 +228,7 @@ class Shop:
     def _ingest(self, now: datetime, customer: str, kind: str, detail: EventDetail) -> None:
         key = f"c:{self.key_prefix}{customer}"
         self.customers[key] = customer
+        detail = detail.model_copy(update={"customer_id": key[2:]})  # its owner is known: verified (profiles)
         stored = self.store.profile(key)
         before = stored or Profile(key=key, identifiers=[key])
         updated, credited = attribute(before, apply(before, kind, detail, self.delays))

@@ -1,7 +1,8 @@
 """The whole pipeline on the local emulation, driven through the bus as a producer would."""
 
+import hashlib
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from tests.conftest import EVENTS, T0, sample
 
@@ -181,6 +182,60 @@ def test_an_erased_customer_gets_no_reminder_for_a_cart_left_before(emulation):
     assert alarms(emulation, T0 + timedelta(days=1)) == []  # the alarm named her: deleted too
     emulation.advance(T0 + timedelta(hours=3))
     assert emulation.sent_emails() == []
+
+
+def table_items(emulation):
+    return emulation.client("dynamodb").scan(TableName=emulation.output("TableName"))["Items"]
+
+
+def test_an_erasure_leaves_no_alarm_or_tombstone_that_names_her_and_her_old_opt_in_does_not_bring_her_back(
+    emulation,
+):
+    """Issue 13: an alarm armed under an identifier later merged away (its input holds the e-mail address)
+    survived the erasure; tombstones were unkeyed sha256 of each identifier, so reading the table told whether an
+    address had been erased; a grant of consent made before the erasure, replayed from a dead-letter queue,
+    brought her back."""
+    zoe = "zoe@example.org"
+    put(emulation, event("cart.updated", email=zoe))  # a guest's cart: armed under e:zoe@example.org
+    emulation.drain()
+    assert any(zoe in d[2].target["Input"] for d in alarms(emulation, T0 + timedelta(days=1)))
+    put(emulation, event("customer.identified", email=zoe), event("consent.updated"))  # signs in: c:cus_5
+    emulation.drain()
+    emulation.advance(T0 + timedelta(minutes=41))
+
+    put(emulation, event("customer.erased"))
+    emulation.drain()
+
+    assert alarms(emulation, T0 + timedelta(days=1)) == []
+    keys = ["c:cus_5", "a:anon-1", f"e:{zoe}", "p:+14155550100"]
+    tombstones = {i["pk"]["S"] for i in table_items(emulation) if i["sk"]["S"] == "ERASED"}
+    assert len(tombstones) == len(keys)
+    assert not tombstones & {"x:" + hashlib.sha256(k.encode()).hexdigest() for k in keys}
+
+    put(emulation, event("consent.updated", event_id="ev-consent-dlq"))  # an opt-in of 09:02, replayed from a DLQ
+    emulation.drain()
+    assert not any(i["pk"]["S"] in keys for i in table_items(emulation))
+
+
+def test_decisions_and_an_unidentified_cookie_expire_and_a_customer_does_not(emulation):
+    """Issue 13: decisions and profiles never expired. A decision is kept 180 days, a profile of a cookie alone
+    13 months after its last event; a customer's profile (linked to redirects) until they are erased."""
+    put(emulation, event("customer.identified"), event("consent.updated"), event("cart.updated"))
+    put(emulation, event("product.viewed", event_id="ev-view-9", anonymous_id="anon-9"))
+    emulation.drain()
+    emulation.advance(T0 + timedelta(hours=2))
+    assert len(emulation.sent_emails()) == 1
+
+    items = {(i["pk"]["S"], i["sk"]["S"]): i for i in table_items(emulation)}
+    decisions = [i for (_, sk), i in items.items() if sk == "DECISION"]
+    assert decisions and all(
+        int(i["expires_at"]["N"])
+        == int((datetime.fromisoformat(i["decided_at"]["S"]) + timedelta(days=180)).timestamp())
+        for i in decisions
+    )
+    cookie = items[("a:anon-9", "PROFILE")]
+    assert int(cookie["expires_at"]["N"]) == int((T0 - timedelta(minutes=1) + timedelta(days=395)).timestamp())
+    assert "expires_at" not in items[("c:cus_5", "PROFILE")]
 
 
 def test_a_stop_reply_through_the_inbound_sms_topic_stops_the_next_text(emulation):

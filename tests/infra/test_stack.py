@@ -119,6 +119,31 @@ def test_the_table_is_on_demand_with_point_in_time_recovery_and_encryption(templ
     assert table["DeletionPolicy"] == "Retain"
 
 
+def test_what_should_not_live_forever_expires_and_dead_letters_outlive_no_erasure_deadline(template):
+    """Decisions, markers and unidentified cookies carry ``expires_at`` (DynamoDB TTL); a dead-lettered event (its
+    body is what a replay needs) is gone 14 days after it failed, well inside the month GDPR gives to erase."""
+    [table] = resources(template, "AWS::DynamoDB::Table").values()
+    assert table["Properties"]["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    for name, queue in resources(template, "AWS::SQS::Queue").items():
+        assert queue["Properties"]["MessageRetentionPeriod"] <= 14 * 86400, name
+
+
+def test_the_erasure_key_is_retained_and_only_ingest_reads_it(template):
+    [(logical_id, secret)] = [
+        (k, r)
+        for k, r in resources(template, "AWS::SecretsManager::Secret").items()
+        if k.startswith("IngestErasureKey")
+    ]
+    assert secret["DeletionPolicy"] == "Retain"  # the tombstones it names outlive the stack with the table
+    readers = [
+        policy["Properties"]["Roles"]
+        for policy in resources(template, "AWS::IAM::Policy").values()
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if statement.get("Resource") == {"Ref": logical_id}
+    ]
+    assert len(readers) == 1 and readers[0][0]["Ref"].startswith("IngestFunctionServiceRole")
+
+
 def test_ses_events_reach_the_feedback_function(template):
     [destination] = resources(template, "AWS::SES::ConfigurationSetEventDestination").values()
     sns = destination["Properties"]["EventDestination"]["SnsDestination"]["TopicARN"]["Ref"]
@@ -289,5 +314,5 @@ def test_the_pinned_cdk_cli_reads_the_cloud_assembly(cdk_out):
 
 
 def test_the_unsubscribe_signing_key_keeps_its_logical_id_so_links_already_sent_keep_working(template):
-    [logical_id] = resources(template, "AWS::SecretsManager::Secret")
-    assert logical_id == "DeliveryUnsubscribeSigningKeyB276E271"  # a new one would regenerate the key
+    signing = [k for k in resources(template, "AWS::SecretsManager::Secret") if "Unsubscribe" in k]
+    assert signing == ["DeliveryUnsubscribeSigningKeyB276E271"]  # a new logical id would regenerate the key

@@ -1,8 +1,9 @@
-"""Secrets Manager: the unsubscribe links' signing keys.
+"""Secrets Manager: the unsubscribe links' signing keys, and the key of erasure tombstones.
 
 Links live in inboxes for months, so a rotation must not break the ones already sent: deliver signs with the
 current version of the secret (``AWSCURRENT``) and unsubscribe accepts the current and the previous one
 (``AWSPREVIOUS``). Keys are re-read after ``KEY_TTL_S``, so a rotation reaches warm containers in minutes.
+The erasure key is never rotated (a tombstone is found by recomputing its name with it).
 """
 
 from __future__ import annotations
@@ -24,6 +25,11 @@ def signing_keys(secret_arn: str) -> list[bytes]:
 
 def signing_key(secret_arn: str) -> bytes:
     """The key new links are signed with (the current version): deliver reads only that one."""
+    return _read(secret_arn, ("AWSCURRENT",))[0]
+
+
+def erasure_key(secret_arn: str) -> bytes:
+    """The key tombstones are named with (``nextbest.aws.store.table.tombstone``): ingest reads it."""
     return _read(secret_arn, ("AWSCURRENT",))[0]
 
 

@@ -47,13 +47,32 @@ class _Model(BaseModel):
 
 
 class Identifiers(_Model):
-    """Any subset of a person's identifiers, at least one. Linking happens in ``customer.identified``."""
+    """Any subset of a person's identifiers, at least one; an event's identifiers are linked to one profile.
 
-    customer_id: Id | None = None
-    anonymous_id: Id | None = None
-    email: Email | None = None
-    phone: E164 | None = None
-    device_token: DeviceToken | None = None
+    ``customer_id`` is the only one nextbest trusts as proof of who someone is (``nextbest.core.profiles``): an
+    event that carries it may set that customer's e-mail address, phone number and push tokens; the others are
+    claims, which never change a known customer's contact details.
+    """
+
+    customer_id: Id | None = Field(
+        default=None,
+        description="The shop's account id. Put it on an event only when the shop knows the customer is signed in "
+        "(or in its own back office): it is the proof nextbest trusts, the only one that may change a customer's "
+        "e-mail address, phone number or push tokens.",
+    )
+    anonymous_id: Id | None = Field(default=None, description="A cookie or app installation id (a claim).")
+    email: Email | None = Field(
+        default=None,
+        description="A claim, unless the event carries the customer_id: then it is the customer's address.",
+    )
+    phone: E164 | None = Field(
+        default=None,
+        description="A claim, unless the event carries the customer_id: then it is the customer's number.",
+    )
+    device_token: DeviceToken | None = Field(
+        default=None,
+        description="A claim, unless the event carries the customer_id: then pushes to the customer may use it.",
+    )
 
     @model_validator(mode="after")
     def _at_least_one(self) -> Identifiers:
@@ -129,6 +148,9 @@ class CustomerIdentified(EventDetail):
 
 
 class ConsentUpdated(EventDetail):
+    """A statement of consent. A grant covers the address it names (``email`` for the e-mail channel, ``phone`` for
+    SMS), or without one the address the profile holds when it is applied; an opt-out covers the channel."""
+
     channel: Channel
     granted: bool
     source: Annotated[str, StringConstraints(max_length=64)] = "preference_center"

@@ -1,8 +1,17 @@
 """The customer profile and the pure rules that change it.
 
-Everything here is deterministic and free of I/O: ``apply`` folds one event into a profile and ``merge``
-combines two profiles of one person. The store (``nextbest.aws.store``) decides *which* profile an event
-belongs to and writes the result conditionally.
+Everything here is deterministic and free of I/O: ``apply`` folds one event into a profile, ``merge``
+combines two profiles of one person and ``links`` says which profiles an event may join. The store
+(``nextbest.aws.store``) finds the profiles and writes the result conditionally.
+
+**Trust.** Only the shop's ``customer_id`` proves who someone is: the shop puts it on an event only when the
+customer is signed in (or in its own back office). Every other identifier is a *claim*. An event whose
+``customer_id`` is the profile's is *verified*; on a known customer's profile (one with a customer id) only
+verified events set the e-mail address and phone number, and the customer is never sent to an address or
+device token that only claims named (``Profile.claimed``). Claims fill an anonymous profile's empty contact
+fields (the first address given stays). Two customers are never merged (``links``). A grant of consent covers
+the address it was given for (``Consent.address``), so a new address needs a consent of its own; an opt-out
+covers the channel.
 
 Every rule is written so the result depends on *what* happened, not on the order events arrived in:
 values carry the time they were true and the newest wins (ties broken by value), histories are sets,
@@ -14,9 +23,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import reduce
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -48,6 +59,8 @@ WEIGHTS = {"view": 1.0, "cart": 3.0, "order": 5.0}
 KIND_RANK = {"c": 0, "e": 1, "p": 2, "t": 3, "a": 4}
 """Which identifier names a merged profile: customer id, then e-mail, phone, device token, cookie."""
 STATUS_RANK = {"ok": 0, "bounced": 1, "complained": 2}
+CONTACTS: dict[str, tuple[str, Channel]] = {"email": ("e", "email"), "phone": ("p", "sms")}
+"""Contact fields: the kind of their identity key and the channel whose consent they carry."""
 
 
 def identity_keys(ids: Identifiers) -> list[str]:
@@ -84,10 +97,16 @@ class Consent(_Model):
         description="Of a grant: the newest opt-out known before it on this channel, whatever order they came in; "
         "what tells a re-subscription from a grant repeated. None: none known (an opt-out's own time says it).",
     )
+    address: str | None = Field(
+        default=None,
+        description="The e-mail address or phone number a statement was made for (the event's own, if it named "
+        "one). None: the profile's address at the time, bound to it when the address changes. A grant covers its "
+        "address only; an opt-out covers the channel.",
+    )
 
-    def rank(self) -> tuple[datetime, bool, str]:
-        """The newest statement wins; at the same instant an opt-out wins."""
-        return (self.at, not self.granted, self.source)
+    def rank(self) -> tuple[datetime, bool, str, str]:
+        """The newest statement wins; at the same instant an opt-out wins (then a stable order)."""
+        return (self.at, not self.granted, self.source, self.address or "")
 
 
 class View(_Model):
@@ -181,10 +200,20 @@ class Profile(_Model):
         default_factory=list,
         description="Identity keys (``p:…`` phones, ``t:…`` device tokens) a provider said cannot receive messages.",
     )
+    claimed: list[str] = Field(
+        default_factory=list,
+        description="Identity keys only events without this profile's customer id have named (claims, not proof): "
+        "a known customer is never sent to a claimed address or device token.",
+    )
 
     def has_consent(self, channel: Channel) -> bool:
+        """A grant for this channel that covers the address messages would go to now."""
         consent = self.consent.get(channel)
-        return bool(consent and consent.granted)
+        if not (consent and consent.granted):
+            return False
+        if channel == "push" or consent.address is None:
+            return True
+        return consent.address == (self.email if channel == "email" else self.phone)
 
     def reachable(self, channel: Channel) -> bool:
         if channel == "email":
@@ -203,8 +232,10 @@ class Profile(_Model):
 
     @property
     def push_tokens(self) -> list[str]:
-        """Device tokens push may still use (the platform has not called them invalid)."""
-        return [t for t in self.device_tokens if f"t:{t}" not in self.undeliverable]
+        """Device tokens push may still use: the platform has not called them invalid, and on a known customer's
+        profile a verified event named them."""
+        barred = {*self.undeliverable, *(self.claimed if self.customer_id else ())}
+        return [t for t in self.device_tokens if f"t:{t}" not in barred]
 
     def recency(self, now: datetime) -> timedelta | None:
         return now - self.last_order_at if self.last_order_at else None
@@ -239,8 +270,7 @@ def apply(profile: Profile, kind: str, event: EventDetail, delays: TriggerDelays
     p = profile.model_copy(deep=True)
     at = event.occurred_at
     p.last_event_at = max(filter(None, [p.last_event_at, at]))
-    _stamp(p, "email", event.email, at)
-    _stamp(p, "phone", event.phone, at)
+    _take_contact(p, event)
     if isinstance(event, ProductViewed):
         p.views = _bounded_views([*p.views, View(product_id=event.product_id, category=event.category, at=at)])
         _like(p, event.product_id, event.category, WEIGHTS["view"], at)
@@ -256,7 +286,8 @@ def apply(profile: Profile, kind: str, event: EventDetail, delays: TriggerDelays
             for item in event.items:
                 _like(p, item.product_id, item.category, WEIGHTS["order"], at)
     elif isinstance(event, ConsentUpdated):
-        offer_consent(p, event.channel, Consent(granted=event.granted, at=at, source=event.source))
+        address = {"email": event.email, "sms": event.phone}.get(event.channel)
+        offer_consent(p, event.channel, Consent(granted=event.granted, at=at, source=event.source, address=address))
     elif isinstance(event, CustomerIdentified):
         _stamp(p, "first_name", event.first_name, at)
         _stamp(p, "time_zone", event.time_zone, at)
@@ -264,14 +295,93 @@ def apply(profile: Profile, kind: str, event: EventDetail, delays: TriggerDelays
     return p
 
 
+def verified(profile: Profile, event: EventDetail) -> bool:
+    """The event names this profile's customer id: the shop vouches for every identifier it carries."""
+    return profile.customer_id is not None and event.customer_id == profile.customer_id
+
+
+def _take_contact(p: Profile, event: EventDetail) -> None:
+    """The e-mail address and phone number an event may set: any on a verified event (the newest wins); on an
+    anonymous profile, a claimed one linked to it when the field is empty (the earliest claim wins); on a known
+    customer's profile, never a claim."""
+    trusted = verified(p, event)
+    _settle(p)
+    if trusted:
+        named = set(identity_keys(event.identifiers()))
+        p.claimed = [k for k in p.claimed if k not in named]
+    for field, value in (("email", event.email), ("phone", event.phone)):
+        if value is None:
+            continue
+        if trusted or (p.customer_id is None and f"{CONTACTS[field][0]}:{value}" in p.identifiers):
+            _offer_contact(p, field, value, event.occurred_at, trusted)
+
+
+def _settle(p: Profile) -> Profile:
+    """A known customer's profile holds no claimed address (one it held while anonymous is dropped)."""
+    if p.customer_id is None:
+        return p
+    for field, (kind, _) in CONTACTS.items():
+        value = getattr(p, field)
+        if value is not None and f"{kind}:{value}" in p.claimed:
+            setattr(p, field, None)
+            p.stamps.pop(field, None)
+            if field == "email":
+                p.email_status, p.soft_bounces = "ok", 0
+    return p
+
+
+def _contact_rank(trusted: bool, at: datetime, value: str) -> tuple[int, float, str]:
+    """Verified values beat claims; among verified values the newest wins, among claims the earliest."""
+    return (1, at.timestamp(), value) if trusted else (0, -at.timestamp(), value)
+
+
+def _outranks(trusted: bool, at: datetime, value: str, p: Profile, field: str) -> bool:
+    """Whether this offer beats the value ``p`` holds in ``field`` (held with its stamp)."""
+    return _contact_rank(trusted, at, value) > _contact_rank(
+        _holds_trusted(p, field), p.stamps[field], getattr(p, field)
+    )
+
+
+def _holds_trusted(p: Profile, field: str) -> bool:
+    value = getattr(p, field)
+    return value is not None and f"{CONTACTS[field][0]}:{value}" not in p.claimed
+
+
+def _offer_contact(p: Profile, field: str, value: str, at: datetime, trusted: bool) -> None:
+    current, since = getattr(p, field), p.stamps.get(field)
+    if current is not None and since is not None and not _outranks(trusted, at, value, p, field):
+        return
+    if value != current:
+        _address_changed(p, field, current, at if trusted else None)
+    setattr(p, field, value)
+    p.stamps[field] = at
+
+
+def _address_changed(p: Profile, field: str, old: str | None, at: datetime | None) -> None:
+    """A new address: its bounce history starts afresh, and a grant made for the old one before the change (at
+    ``at``, by a verified event) stays with the old one.
+
+    A grant that names no address is bound when the change is applied; one that arrives after a change it predates
+    cannot be told from one made after it, and covers the new address: producers whose consent events can arrive
+    late should put the address on them.
+    """
+    if field == "email":
+        p.email_status, p.soft_bounces = "ok", 0
+    channel = CONTACTS[field][1]
+    consent = p.consent.get(channel)
+    if old is None or at is None or consent is None or consent.address is not None:
+        return
+    if consent.granted and consent.at < at:
+        p.consent[channel] = consent.model_copy(update={"address": old})
+
+
 def _stamp(p: Profile, field: str, value: str | None, at: datetime) -> None:
-    """Set a contact field if this value is newer than the one held (ties: the greater value)."""
+    """Set a descriptive field (first name, time zone) if this value is newer than the one held (ties: the
+    greater value)."""
     if value is None:
         return
     current, since = getattr(p, field), p.stamps.get(field)
     if since is None or (at, value) > (since, current or ""):
-        if field == "email" and value != current:
-            p.email_status, p.soft_bounces = "ok", 0
         setattr(p, field, value)
         p.stamps[field] = at
 
@@ -359,16 +469,8 @@ def merge(a: Profile, b: Profile, delays: TriggerDelays) -> Profile:
     """
     keys = sorted(set(a.identifiers) | set(b.identifiers) | {a.key, b.key})
     m = Profile(key=canonical_key(keys), identifiers=bound_identifiers(keys))
-    for field in ("first_name", "time_zone", "email", "phone"):
-        for side in (a, b):
-            value, since = getattr(side, field), side.stamps.get(field)
-            if value is not None and since is not None:
-                _stamp(m, field, value, since)
-    statuses = [s.email_status for s in (a, b) if s.email == m.email]
-    m.email_status = max(statuses, key=STATUS_RANK.__getitem__) if statuses else "ok"
+    _merge_person(m, a, b)
     for side in (a, b):
-        for channel, consent in side.consent.items():
-            offer_consent(m, channel, consent)
         if side.cart is not None:
             _offer_cart(m, side.cart)
     m.views = _bounded_views([*a.views, *b.views])
@@ -396,6 +498,109 @@ def merge(a: Profile, b: Profile, delays: TriggerDelays) -> Profile:
     m.last_event_at = max(filter(None, [a.last_event_at, b.last_event_at]), default=None)
     m.undeliverable = bound_identifiers(set(a.undeliverable) | set(b.undeliverable))
     return m
+
+
+def _merge_person(m: Profile, a: Profile, b: Profile) -> None:
+    """Who the merged person is and how to reach them: claims (a key either side holds as proven is proven),
+    name and time zone (newest), addresses (``_merge_contact``), the address's bounce status, consent."""
+    trusted = {k for side in (a, b) for k in {side.key, *side.identifiers} - set(side.claimed)}
+    m.claimed = sorted((set(a.claimed) | set(b.claimed)) & set(m.identifiers) - trusted)
+    for field in ("first_name", "time_zone"):
+        for side in (a, b):
+            value, since = getattr(side, field), side.stamps.get(field)
+            if value is not None and since is not None:
+                _stamp(m, field, value, since)
+    for field in CONTACTS:
+        _merge_contact(m, field, a, b)
+    statuses = [s.email_status for s in (a, b) if s.email == m.email]
+    m.email_status = max(statuses, key=STATUS_RANK.__getitem__) if statuses else "ok"
+    for side in (a, b):
+        for channel, consent in side.consent.items():
+            offer_consent(m, channel, _bound(consent, channel, side, m))
+
+
+def _merge_contact(m: Profile, field: str, *sides: Profile) -> None:
+    """The merged address: as ``_contact_rank`` orders them; a known customer's profile takes no claim."""
+    offers = []
+    for side in sides:
+        value, since = getattr(side, field), side.stamps.get(field)
+        if value is not None and since is not None and (_holds_trusted(side, field) or m.customer_id is None):
+            offers.append((_holds_trusted(side, field), since, value))
+    if offers:
+        _, since, value = max(offers, key=lambda offer: _contact_rank(*offer))
+        setattr(m, field, value)
+        m.stamps[field] = since
+
+
+def _bound(consent: Consent, channel: Channel, side: Profile, merged: Profile) -> Consent:
+    """A grant made for "the address held" on one side stays with that side's address if the merged profile keeps
+    a verified one set after the grant: what ``_address_changed`` does when the change comes as an event."""
+    if consent.address is not None or channel == "push" or not consent.granted:
+        return consent
+    field = "email" if channel == "email" else "phone"
+    held, kept, since = getattr(side, field), getattr(merged, field), merged.stamps.get(field)
+    if held is not None and kept not in (None, held) and _holds_trusted(merged, field) and since and consent.at < since:
+        return consent.model_copy(update={"address": held})
+    return consent
+
+
+@dataclass(frozen=True)
+class Links:
+    """What one event joins: the profiles its identifiers lead to, merged into one, and the identifiers seen for
+    the first time, attached to it. ``left_out`` lead to another customer's profile and stay there."""
+
+    profiles: list[Profile]
+    new_keys: list[str]
+    left_out: list[str]
+
+
+def links(keys: list[str], found: Mapping[str, Profile | None], customer_id: str | None) -> Links:
+    """Which of an event's identifiers may be joined: all of them, unless they lead to two customers.
+
+    Two customer ids are never merged: such an event joins the customer its ``customer_id`` names (or, without
+    one, the customer its strongest identifier leads to: e-mail, then phone, device token, cookie), and the
+    identifiers that lead to another customer are left out. The event is applied, not rejected: a browser shared
+    by two account holders is ordinary, and holding their events back would hold their opt-outs back too.
+    """
+    owner = customer_id
+    for key in sorted(keys, key=_rank_of_key):
+        profile = found[key]
+        if owner is None and profile is not None:
+            owner = profile.customer_id
+    joined: dict[str, Profile] = {}
+    new_keys, left_out = [], []
+    for key in sorted(keys, key=_rank_of_key):
+        profile = found[key]
+        if profile is None:
+            new_keys.append(key)
+        elif profile.customer_id is not None and profile.customer_id != owner:
+            left_out.append(key)
+        else:
+            joined.setdefault(profile.key, profile)
+    return Links(list(joined.values()), new_keys, left_out)
+
+
+def _rank_of_key(key: str) -> tuple[int, str]:
+    return (KIND_RANK[key[0]], key)
+
+
+def join(links: Links, customer_id: str | None, delays: TriggerDelays) -> Profile:
+    """The profile an event is applied to: its profiles merged, its new identifiers attached. New identifiers
+    are claims unless the event is verified for the result (it names the result's customer id)."""
+    if links.profiles:
+        target = reduce(lambda a, b: merge(a, b, delays), sorted(links.profiles, key=lambda p: p.key))
+        if len(links.profiles) == 1:
+            target = target.model_copy(update={"version": links.profiles[0].version})
+        if links.new_keys:
+            everything = set(target.identifiers) | set(links.new_keys)
+            target = target.model_copy(
+                update={"identifiers": bound_identifiers(everything), "key": canonical_key(everything)}
+            )
+    else:
+        target = new_profile(links.new_keys)
+    if links.new_keys and not (customer_id is not None and target.customer_id == customer_id):
+        target.claimed = sorted({*target.claimed, *links.new_keys} & set(target.identifiers))
+    return target
 
 
 def bound_identifiers(keys: list[str] | set[str]) -> list[str]:

@@ -62,6 +62,7 @@ class IngestSettings(SchedulingSettings):
     trigger_delay_seconds: dict[str, int] = Field(
         default_factory=dict, description="Derived at synth from the approved campaigns' trigger delays."
     )
+    erasure_secret_arn: str = Field(description="Secrets Manager secret whose value keys the erasure tombstones.")
 
     def delays(self) -> dict[str, timedelta]:
         return {k: timedelta(seconds=v) for k, v in self.trigger_delay_seconds.items()}

@@ -3,28 +3,21 @@
 Identity resolution in one paragraph: every identifier of the event is looked up; the profiles found are
 merged with each other (``profiles.merge``), unknown identifiers are attached, and the result lives at the
 canonical key (``profiles.canonical_key``), which depends only on the set of identifiers, never on the
-order events arrived in. Other identifiers become redirects to it.
+order events arrived in. Other identifiers become redirects to it. Two customers are never merged: identifiers
+that lead to another customer are left out (``profiles.links``), and what an event may change on a known
+customer's profile depends on whether it names that customer (``profiles`` module docstring).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import reduce
 from typing import Literal
 
 from nextbest.core.attribution import attribute
 from nextbest.core.events import ConsentUpdated, CustomerErased, EventDetail
 from nextbest.core.ports import Conflict, Duplicate, Store
-from nextbest.core.profiles import (
-    TriggerDelays,
-    apply,
-    bound_identifiers,
-    canonical_key,
-    identity_keys,
-    merge,
-    new_profile,
-)
+from nextbest.core.profiles import TriggerDelays, apply, canonical_key, identity_keys, join, links
 
 MAX_ATTEMPTS = 8
 
@@ -38,35 +31,30 @@ class Ingested:
     arm: dict[str, datetime] = field(default_factory=dict)
     """Triggers whose alarm must be (re)set: new or moved ones, or all pending ones after a redelivery
     (the first attempt may have saved the profile and failed before arming)."""
-    disarm: dict[str, datetime] = field(default_factory=dict)
+    disarm: dict[str, list[str]] = field(default_factory=dict)
+    """Alarms to delete, by the profile key they were armed under: those of profiles merged away (their
+    trigger moved to the surviving key, and their input names the old key, an e-mail address maybe), and on
+    erasure every alarm any key of the person may have armed."""
     erased_keys: list[str] = field(default_factory=list)
+    conflicts: int = 0
+    """Identifiers of the event left out because they lead to another customer (never merged)."""
 
 
 def ingest(store: Store, kind: str, event: EventDetail, delays: TriggerDelays) -> Ingested:
     keys = identity_keys(event.identifiers())
     if isinstance(event, CustomerErased):
-        return erase(store, keys)
+        return erase(store, keys, delays)
     for _ in range(MAX_ATTEMPTS):
-        found = store.resolve(keys)
-        profiles = list({p.key: p for p in found.values() if p is not None}.values())
-        new_keys = [k for k in keys if found[k] is None]
-        erased = store.erased(new_keys) if new_keys else set()
+        joined = links(keys, store.resolve(keys), event.customer_id)
+        profiles, new_keys = joined.profiles, joined.new_keys
+        erased = store.erased(new_keys) if new_keys else {}
         if erased:
-            # An erased person is not learnt again from behaviour, only from a new grant of consent.
-            if not (isinstance(event, ConsentUpdated) and event.granted):
+            # An erased person is not learnt again from behaviour, only from a grant of consent made after the
+            # erasure (one made before it, replayed from a dead-letter queue, does not bring them back).
+            if not (isinstance(event, ConsentUpdated) and event.granted and event.occurred_at > max(erased.values())):
                 return Ingested(canonical_key(keys), "ignored_erased")
             store.lift_tombstones(sorted(erased))
-        if profiles:
-            target = reduce(lambda a, b: merge(a, b, delays), sorted(profiles, key=lambda p: p.key))
-            if len(profiles) == 1:
-                target = target.model_copy(update={"version": profiles[0].version})
-            if new_keys:
-                everything = set(target.identifiers) | set(new_keys)
-                target = target.model_copy(
-                    update={"identifiers": bound_identifiers(everything), "key": canonical_key(everything)}
-                )
-        else:
-            target = new_profile(keys)
+        target = join(joined, event.customer_id, delays)
         updated, credited = attribute(target if profiles else None, apply(target, kind, event, delays))
         try:
             store.save(updated, previous=profiles, new_keys=new_keys, event_ids=[event.event_id], counters=credited)
@@ -79,7 +67,9 @@ def ingest(store: Store, kind: str, event: EventDetail, delays: TriggerDelays) -
         previous = profiles[0].triggers if same else {}
         moved = {t: due for t, due in updated.triggers.items() if previous.get(t) != due}
         merged = len(profiles) - 1 if len(profiles) > 1 else int(len(profiles) == 1 and not same)
-        return Ingested(updated.key, "applied", merged=merged, arm=moved)
+        away = {p.key: sorted(p.triggers) for p in profiles if p.key != updated.key and p.triggers}
+        conflicts = len(joined.left_out)
+        return Ingested(updated.key, "applied", merged=merged, arm=moved, disarm=away, conflicts=conflicts)
     raise Conflict("", why=f"gave up after {MAX_ATTEMPTS} conflicting writes")
 
 
@@ -156,15 +146,19 @@ def _ingest_together(
         return
 
 
-def erase(store: Store, keys: list[str]) -> Ingested:
+def erase(store: Store, keys: list[str], delays: TriggerDelays) -> Ingested:
     """Delete the profile, every identity link and every decision; tombstone the identifiers.
 
-    The returned ``disarm`` lists the triggers whose alarms must be removed too (they name the profile).
+    The returned ``disarm`` names every alarm that may still exist for the person: alarms are armed under the
+    profile's key at the time, and any of its identifiers may have been that key before a merge, so each of them
+    is disarmed for every trigger the person can have (the event triggers, and every follow-up the profile
+    remembers). Deleting an alarm that does not exist costs one request and is fine.
     """
     found = store.resolve(keys)
     profiles = list({p.key: p for p in found.values() if p is not None}.values())
     everything = sorted(store.linked_to({*keys, *(k for p in profiles for k in (p.key, *p.identifiers))}))
     decisions = sorted({d for k in everything for d in store.decisions_of(k)})
     store.erase(everything, decisions)
-    disarm = {t: due for p in profiles for t, due in p.triggers.items()}
+    triggers = sorted({*delays, *(t for p in profiles for t in (*p.triggers, *p.handled))})
+    disarm = {key: triggers for key in everything} if triggers else {}
     return Ingested(canonical_key(keys), "erased", disarm=disarm, erased_keys=[p.key for p in profiles])

@@ -4,7 +4,6 @@ from datetime import timedelta
 from decimal import Decimal
 
 from nextbest.aws.senders import SnsSms
-from nextbest.aws.store import Store
 from nextbest.core.events import LineItem, OrderPlaced
 from nextbest.deliver.service import deliver
 from nextbest.feedback.notifications import parse
@@ -12,7 +11,7 @@ from nextbest.feedback.service import handle
 from nextbest.ingest.service import ingest
 from nextbest_lab.uplift import ArmTotals
 
-from tests.builders import DELAYS, DUE, Collect, abandoned_cart, ses_email
+from tests.builders import DELAYS, DUE, Collect, abandoned_cart, ses_email, table_store
 from tests.conftest import EVENTS
 
 
@@ -26,7 +25,7 @@ def counters(emulation, campaign: str) -> dict[str, dict]:
 
 
 def test_an_order_after_a_reminder_is_counted_once_for_its_arm_and_variant(emulation):
-    store = Store(emulation.output("TableName"))
+    store = table_store(emulation)
     decision = abandoned_cart(store, {"email": True}, email="ann@example.org")
     item = LineItem(product_id="sku-1", name="Serum", quantity=1, unit_price=Decimal("32.00"))
     order = OrderPlaced(event_id="o", occurred_at=DUE + timedelta(hours=5), customer_id="cus_1", order_id="ord-9",
@@ -40,7 +39,7 @@ def test_an_order_after_a_reminder_is_counted_once_for_its_arm_and_variant(emula
 
 
 def test_the_funnel_counts_each_stage_of_a_message_once_however_often_its_events_arrive(emulation):
-    store = Store(emulation.output("TableName"))
+    store = table_store(emulation)
     requests = Collect()
     email = ses_email(emulation)
     decision = abandoned_cart(store, {"email": True}, email="ann@example.org")

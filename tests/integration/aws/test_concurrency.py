@@ -12,6 +12,7 @@ from nextbest.core.events import LineItem, OrderPlaced
 from nextbest.core.ports import Conflict
 from nextbest.ingest.service import ingest
 
+from tests.builders import erasure_key
 from tests.conftest import T0
 
 CUSTOMERS = [f"cus_{n}" for n in range(4)]
@@ -34,7 +35,7 @@ def test_given_four_workers_and_2000_orders_on_the_same_customers_then_each_is_c
     redelivered = rng.sample(orders, 200)  # at-least-once delivery: some arrive twice, on other workers
     work = orders + redelivered
     rng.shuffle(work)
-    table = emulation.output("TableName")
+    table, key = emulation.output("TableName"), erasure_key(emulation)
     conflicts = Counter()
 
     class CountingStore(Store):
@@ -46,7 +47,7 @@ def test_given_four_workers_and_2000_orders_on_the_same_customers_then_each_is_c
                 raise
 
     def worker(share):
-        store = CountingStore(table)  # each worker is its own Lambda instance with its own cache
+        store = CountingStore(table, erasure_key=key)  # each worker is its own Lambda instance with its own cache
         pending = list(share)
         while pending:
             event = pending.pop(0)

@@ -3,7 +3,6 @@
 import pytest
 from botocore.exceptions import ClientError
 from nextbest.aws.senders import SesEmail, SnsSms
-from nextbest.aws.store import Store
 from nextbest.core.events import ConsentUpdated
 from nextbest.core.ports import Retry
 from nextbest.deliver.service import deliver
@@ -11,7 +10,7 @@ from nextbest.feedback.notifications import parse
 from nextbest.feedback.service import handle
 from nextbest.ingest.service import ingest
 
-from tests.builders import DELAYS, DUE, Collect, abandoned_cart, release, ses_email
+from tests.builders import DELAYS, DUE, Collect, abandoned_cart, release, ses_email, table_store
 from tests.conftest import EVENTS
 
 SES_SAMPLES = EVENTS / "ses"
@@ -19,7 +18,7 @@ SES_SAMPLES = EVENTS / "ses"
 
 @pytest.fixture
 def pipeline(emulation):
-    store = Store(emulation.output("TableName"))
+    store = table_store(emulation)
     email = ses_email(emulation)
     return store, Collect(), email, SnsSms()
 

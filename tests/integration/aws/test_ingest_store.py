@@ -4,11 +4,11 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from nextbest.aws.store import Store
 from nextbest.core.events import CartUpdated, ConsentUpdated, CustomerIdentified, LineItem, ProductViewed
 from nextbest.core.ports import Conflict
 from nextbest.ingest.service import ingest
 
+from tests.builders import table_store
 from tests.conftest import T0
 
 DELAYS = {"cart_abandoned": timedelta(hours=1)}
@@ -17,7 +17,7 @@ ITEM = LineItem(product_id="sku-1", name="Serum", quantity=1, unit_price=Decimal
 
 @pytest.fixture
 def store(emulation):
-    return Store(emulation.output("TableName"))
+    return table_store(emulation)
 
 
 def view(n, **ids):
@@ -52,7 +52,9 @@ def test_given_an_anonymous_session_when_the_shopper_logs_in_then_one_profile_ho
     assert late.profile_key == "c:cus_1"  # the redirect sends late cookie events to the survivor
 
 
-def test_given_two_known_customers_linked_then_they_merge_transitively_with_the_strictest_consent(store):
+def test_given_two_known_customers_linked_then_they_stay_apart_and_the_cookie_brings_its_opt_out(store):
+    """Two customer ids are never merged (issue 13): the address stays linked to the customer it was linked to
+    first, and the event that would have joined them is applied to the customer it names."""
     ingest(
         store,
         "consent.updated",
@@ -73,16 +75,22 @@ def test_given_two_known_customers_linked_then_they_merge_transitively_with_the_
         CustomerIdentified(event_id="l1", occurred_at=T0, customer_id="cus_3", anonymous_id="anon-9"),
         DELAYS,
     )
-    ingest(
+    joined = ingest(
         store,
         "customer.identified",
         CustomerIdentified(event_id="l2", occurred_at=T0, customer_id="cus_3", email="b@example.org"),
         DELAYS,
     )
+    assert (joined.outcome, joined.profile_key, joined.conflicts) == ("applied", "c:cus_3", 1)
     store.forget()
     profiles = store.resolve(["c:cus_2", "c:cus_3", "a:anon-9", "e:b@example.org"])
-    assert {p.key for p in profiles.values() if p} == {"c:cus_2"}
-    assert not profiles["c:cus_3"].has_consent("email")
+    assert {k: p.key for k, p in profiles.items()} == {
+        "c:cus_2": "c:cus_2",
+        "e:b@example.org": "c:cus_2",
+        "c:cus_3": "c:cus_3",
+        "a:anon-9": "c:cus_3",
+    }
+    assert profiles["c:cus_2"].has_consent("email") and not profiles["c:cus_3"].has_consent("email")
 
 
 def test_given_a_redelivered_event_then_the_profile_changes_once(store):

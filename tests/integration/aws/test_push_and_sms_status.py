@@ -9,14 +9,13 @@ from botocore.stub import Stubber
 from nextbest.aws import clients as aws
 from nextbest.aws.batch import process
 from nextbest.aws.senders import EndUserMessagingSms, SnsPush, SnsSms
-from nextbest.aws.store import Store
 from nextbest.core.decision import Decision, Message
 from nextbest.core.ports import OptedOut, Retry
 from nextbest.deliver.service import deliver
 from nextbest.feedback.notifications import parse
 from nextbest.feedback.service import handle_push_failure, handle_text
 
-from tests.builders import Collect, known_customer, release, ses_email
+from tests.builders import Collect, known_customer, release, ses_email, table_store
 from tests.conftest import EVENTS, T0
 
 APP = "nextbest-shop"
@@ -26,7 +25,7 @@ PHONE = "+14155550100"
 
 @pytest.fixture
 def world(emulation):
-    store = Store(emulation.output("TableName"))
+    store = table_store(emulation)
     requests = Collect()  # decide's queue: fallbacks are handed to decide's guardrails
     email = ses_email(emulation)
     app = emulation.client("sns").create_platform_application(

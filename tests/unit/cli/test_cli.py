@@ -10,7 +10,18 @@ import pytest
 from nextbest_cli.main import main
 
 ROOT = Path(__file__).resolve().parents[3]
-GROUPS = ["demo", "bench", "replay", "models", "evaluate-policy", "explain", "report", "campaigns", "schemas"]
+GROUPS = [
+    "demo",
+    "bench",
+    "replay",
+    "models",
+    "evaluate-policy",
+    "explain",
+    "report",
+    "campaigns",
+    "schemas",
+    "tombstones",
+]
 
 
 def test_help_lists_every_command_group_in_order(capsys: pytest.CaptureFixture[str]) -> None:
@@ -25,7 +36,7 @@ def test_help_lists_every_command_group_in_order(capsys: pytest.CaptureFixture[s
 @pytest.mark.parametrize(
     "command",
     [[g] for g in GROUPS] + [["models", s] for s in ("train", "score", "evaluate", "export", "default")]
-    + [["campaigns", "approve"], ["campaigns", "check"]],
+    + [["campaigns", "approve"], ["campaigns", "check"], ["tombstones", "migrate"]],
 )  # fmt: skip
 def test_every_command_has_help(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     # When

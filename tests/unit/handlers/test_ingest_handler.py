@@ -1,5 +1,6 @@
 """λ ingest in process: the shop's events become profiles and trigger alarms; a bad one goes to the DLQ alone."""
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -36,6 +37,7 @@ def ingest(monkeypatch, now):
         decide_queue_arn=arn("sqs", "nextbest-due"),
         scheduler_role_arn=arn("iam", "role/scheduler"),
         trigger_delay_seconds={"cart_abandoned": 3600},
+        erasure_secret_arn=arn("secretsmanager", "secret:erasure"),
     )
     module.store, module.dead_letters, module.scheduler = MemoryStore(), DeadLetters(), Alarms()
     module.redelivery = Redelivery()
@@ -57,6 +59,13 @@ class Throttled(Alarms):
 
 def sample(name: str) -> str:
     return (EVENTS / name).read_text()
+
+
+def event(name: str, drop: tuple[str, ...] = (), **detail: object) -> str:
+    """A sample event with some of its detail changed (``drop``: fields removed)."""
+    body = json.loads(sample(f"{name}.json"))
+    body["detail"] = {k: v for k, v in body["detail"].items() if k not in drop} | detail
+    return json.dumps(body)
 
 
 def test_given_a_cart_event_then_a_profile_holds_the_cart_and_its_alarm_is_armed(ingest):
@@ -124,3 +133,36 @@ def test_given_scheduler_throttling_on_the_last_delivery_then_the_event_is_dead_
 
     assert failures(response) == []
     assert [reason for _, reason, _ in ingest.dead_letters.rejected] == ["throttled_after_retries"]
+
+
+def test_given_a_browser_shared_by_two_customers_then_the_second_login_is_applied_alone_and_counted(ingest, capsys):
+    first = sample("customer.identified.json")
+    second = event("customer.identified", event_id="ev-identify-2", customer_id="cus_6", email="bob@example.org")
+
+    response = invoke(ingest, first, second)
+
+    assert failures(response) == [] and ingest.dead_letters.rejected == []
+    assert ingest.store.profile("a:anon-1").key == "c:cus_5"  # the cookie stays with the first customer
+    bob = ingest.store.profile("c:cus_6")
+    assert bob.email == "bob@example.org" and "a:anon-1" not in bob.identifiers
+    assert ingest.store.profile("c:cus_5").email == "ann@example.org"
+    [emf] = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert emf["IdentityConflicts"] == [1.0]  # her cookie and phone number, which his event also carried
+
+
+def test_given_alarms_armed_under_a_key_merged_away_then_the_merge_and_the_erasure_disarm_them(ingest):
+    """A cart left under an e-mail alone is armed under that key (the alarm's input names the address); the
+    customer then signs in and the profile moves to their customer id. Every alarm ever armed is deleted."""
+    cart = event("cart.updated", drop=("anonymous_id",), email="zoe@example.org")
+    identified = event("customer.identified", drop=("anonymous_id", "phone"), email="zoe@example.org")
+    assert failures(invoke(ingest, cart)) == [] and failures(invoke(ingest, identified)) == []
+    armed = {(due.profile_key, due.trigger) for due in ingest.scheduler.armed}
+    assert armed == {("e:zoe@example.org", "cart_abandoned"), ("c:cus_5", "cart_abandoned")}
+
+    assert failures(invoke(ingest, event("customer.erased", occurred_at="2026-11-02T09:04:00Z"))) == []
+
+    disarmed = {(key, trigger) for key, triggers in ingest.scheduler.disarmed for trigger in triggers}
+    assert armed <= disarmed
+    assert ("e:zoe@example.org", "cart_abandoned") in {
+        (key, trigger) for key, triggers in ingest.scheduler.disarmed[:1] for trigger in triggers
+    }  # at the merge already, not only at the erasure

@@ -6,9 +6,9 @@ from nextbest.aws.store.counters import CounterItems
 from nextbest.aws.store.decisions import DecisionItems
 from nextbest.aws.store.profiles import ProfileItems
 from nextbest.aws.store.sweep import SweepIndex
-from nextbest.aws.store.table import BY_CANONICAL, BY_CUSTOMER, BY_SWEEP, tombstone
+from nextbest.aws.store.table import BY_CANONICAL, BY_CUSTOMER, BY_SWEEP
 
-__all__ = ["BY_CANONICAL", "BY_CUSTOMER", "BY_SWEEP", "Store", "tombstone"]
+__all__ = ["BY_CANONICAL", "BY_CUSTOMER", "BY_SWEEP", "Store"]
 
 
 class Store(ProfileItems, DecisionItems, CounterItems, SweepIndex):

@@ -13,6 +13,7 @@ from nextbest.aws.store.table import (
     BY_CUSTOMER,
     CONDITION_FAILED,
     DECISION,
+    DECISION_RETENTION,
     EVENT_MEMORY,
     MESSAGE,
     Table,
@@ -64,6 +65,7 @@ class DecisionItems(Table):
                         "doc": {"S": decision.model_dump_json()},
                         "customer": {"S": customer},
                         "decided_at": {"S": iso(decision.decided_at)},
+                        "expires_at": {"N": str(int((decision.decided_at + DECISION_RETENTION).timestamp()))},
                     },
                     "ConditionExpression": "attribute_not_exists(pk)",
                 }

@@ -4,6 +4,7 @@ transaction, read-modify-write under a version, and erasure's tombstones."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 from nextbest.aws.store.table import (
@@ -14,10 +15,10 @@ from nextbest.aws.store.table import (
     EVENT_MEMORY,
     PROFILE,
     Table,
+    keyed_digest,
     profile_item,
     profile_of,
     redirect_item,
-    tombstone,
 )
 from nextbest.core import clock
 from nextbest.core.clock import iso
@@ -27,6 +28,8 @@ from nextbest.core.profiles import Profile
 
 MAX_REDIRECT_HOPS = 5
 """Redirects are re-pointed on every merge, so a chain longer than this means a concurrent merge: retry."""
+TOMBSTONES = ("xk:", "x:")
+"""Key prefixes of tombstones: keyed, and unkeyed (written before the erasure key, see ``migrate_tombstones``)."""
 
 
 class ProfileItems(Table):
@@ -37,7 +40,9 @@ class ProfileItems(Table):
             chunk = wanted[start : start + 100]
             request = {
                 self.table: {
-                    "Keys": [{"pk": {"S": k}, "sk": {"S": ERASED if k.startswith("x:") else PROFILE}} for k in chunk],
+                    "Keys": [
+                        {"pk": {"S": k}, "sk": {"S": ERASED if k.startswith(TOMBSTONES) else PROFILE}} for k in chunk
+                    ],
                     "ConsistentRead": True,
                 }
             }
@@ -48,6 +53,10 @@ class ProfileItems(Table):
                 for item in response["Responses"].get(self.table, []):
                     self._cache[item["pk"]["S"]] = item
                 request = response.get("UnprocessedKeys") or {}
+
+    def prefetch_identities(self, keys: Iterable[str]) -> None:
+        """Identity items and their tombstones (both forms) in one read: what ingest looks up for a batch."""
+        self.prefetch([name for key in keys for name in (key, *self.tombstones(key))])
 
     def resolve(self, keys: list[str]) -> dict[str, Profile | None]:
         """Map each identity key to the profile it belongs to (following redirects), or None if unknown."""
@@ -156,30 +165,62 @@ class ProfileItems(Table):
         return found
 
     def erase(self, keys: list[str], decision_ids: list[str]) -> None:
-        """Delete identity items and decisions, and leave a hashed tombstone for every identifier."""
+        """Delete identity items and decisions, and leave a keyed tombstone for every identifier."""
         requests = [{"DeleteRequest": {"Key": {"pk": {"S": k}, "sk": {"S": PROFILE}}}} for k in keys]
         requests += [{"DeleteRequest": {"Key": {"pk": {"S": f"d:{d}"}, "sk": {"S": DECISION}}}} for d in decision_ids]
-        requests += [
-            {
-                "PutRequest": {
-                    "Item": {"pk": {"S": tombstone(k)}, "sk": {"S": ERASED}, "erased_at": {"S": iso(clock.now())}}
-                }
-            }
-            for k in keys
-        ]
+        requests += [{"PutRequest": {"Item": _tombstone_item(self.tombstones(k)[0], iso(clock.now()))}} for k in keys]
+        self._batch_write(requests)
+        self.forget(keys)
+
+    def _batch_write(self, requests: list[dict[str, Any]]) -> None:
         for start in range(0, len(requests), 25):
             pending: dict[str, Any] = {self.table: requests[start : start + 25]}
             while pending:
                 pending = self.client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
-        self.forget(keys)
 
-    def erased(self, keys: list[str]) -> set[str]:
-        """Which of these identity keys belong to an erased person."""
-        self.prefetch(tombstone(k) for k in keys)
-        return {k for k in keys if self._cache.get(tombstone(k)) is not None}
+    def erased(self, keys: list[str]) -> dict[str, datetime]:
+        """Which of these identity keys belong to an erased person, and when they were erased (a tombstone in
+        either form)."""
+        self.prefetch(name for k in keys for name in self.tombstones(k))
+        found = {}
+        for key in keys:
+            items = [self._cache.get(name) for name in self.tombstones(key)]
+            times = [datetime.fromisoformat(item["erased_at"]["S"]) for item in items if item is not None]
+            if times:
+                found[key] = max(times)
+        return found
 
     def lift_tombstones(self, keys: list[str]) -> None:
         """The person came back and consented again: their identifiers may be used anew."""
         for key in keys:
-            self.client.delete_item(TableName=self.table, Key={"pk": {"S": tombstone(key)}, "sk": {"S": ERASED}})
-            self._cache[tombstone(key)] = None
+            for name in self.tombstones(key):
+                self.client.delete_item(TableName=self.table, Key={"pk": {"S": name}, "sk": {"S": ERASED}})
+                self._cache[name] = None
+
+    def migrate_tombstones(self) -> int:
+        """Rewrite every unkeyed tombstone (``x:<sha256>``, written before the erasure key) in the keyed form and
+        delete it; returns how many. Run once after upgrading (``nextbest tombstones migrate``); ingest reads both
+        forms meanwhile, so erased people stay erased during the migration."""
+        if self._erasure_key is None:
+            raise RuntimeError("this store was built without the erasure key: it cannot write tombstones")
+        secret = self._erasure_key()
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "FilterExpression": "sk = :erased AND begins_with(pk, :unkeyed)",
+            "ExpressionAttributeValues": {":erased": {"S": ERASED}, ":unkeyed": {"S": "x:"}},
+        }
+        moved = 0
+        while True:
+            page = self.client.scan(**kwargs)
+            old = page.get("Items", [])
+            keyed = [_tombstone_item("xk:" + keyed_digest(i["pk"]["S"][2:], secret), i["erased_at"]["S"]) for i in old]
+            self._batch_write([{"PutRequest": {"Item": item}} for item in keyed])  # written before any is deleted
+            self._batch_write([{"DeleteRequest": {"Key": {"pk": i["pk"], "sk": i["sk"]}}} for i in old])
+            moved += len(old)
+            if "LastEvaluatedKey" not in page:
+                return moved
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _tombstone_item(name: str, erased_at: str) -> dict[str, Any]:
+    return {"pk": {"S": name}, "sk": {"S": ERASED}, "erased_at": {"S": erased_at}}

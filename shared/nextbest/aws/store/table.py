@@ -7,23 +7,32 @@ pk                        sk             what
 ========================  =============  ==================================================================
 ``c:cus_42`` / ``a:…``    ``PROFILE``    the profile itself (``doc``, ``version``) at its canonical key, or
 ``e:…`` / ``p:…``                        a redirect (``canonical``) from every other identifier of that person
-``d:<decision id>``       ``DECISION``   a decision record with its ``status`` (claimed conditionally)
+``d:<decision id>``       ``DECISION``   a decision record with its ``status`` (claimed conditionally), for
+                                         ``DECISION_RETENTION`` (TTL ``expires_at``)
 ``ev:<event id>``         ``EVENT``      an applied event, remembered for 7 days (TTL ``expires_at``)
-``x:<sha256 of a key>``    ``ERASED``     tombstone of an erased identifier (hashed: no personal data is kept)
+``xk:<keyed hash>``        ``ERASED``     tombstone of an erased identifier (``tombstone``: a keyed hash, no personal
+                                         data is kept; ``x:<sha256 of a key>`` is the unkeyed form written before)
 ``m:<provider msg id>``   ``MESSAGE``    the decision a sent push belongs to, for 7 days (TTL ``expires_at``)
 ========================  =============  ==================================================================
 
 Every access is by key, except finding a customer's decisions (the sparse ``by_customer`` index, for
 explanations and erasure). Every write that can race is conditional.
+
+What expires (DynamoDB TTL on ``expires_at``, deleted within days of the time): event and message markers, decision
+records, and the profiles of cookies nobody ever identified (``ANONYMOUS_RETENTION`` after their last event). A
+profile linked to other identifiers lives until ``customer.erased``: its redirects never expire, and a redirect to
+a profile deleted under it would hold the identifier (an e-mail address) with nothing left to erase it through.
+Counters (no personal data) and tombstones (what keeps an erased person erased) are kept.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import random
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -49,6 +58,15 @@ only them, never the redirects, decisions and event markers around them."""
 EVENT_MEMORY = timedelta(days=7)
 """How long an event id (or a push message id) is remembered: beyond EventBridge's 24 h of retries and SQS's
 4 days of retention."""
+DECISION_RETENTION = timedelta(days=180)
+"""How long a decision record is kept. Everything that reads one does so long before: deliver within the queues'
+4 days, feedback on SES and SMS events (hours to days; a click after half a year is not counted), attribution
+and cooldowns never (they read the profile's own message log, and the counters keep every total), and
+``nextbest explain`` gets six months of history. Reports read the counters, which are kept."""
+ANONYMOUS_RETENTION = timedelta(days=395)
+"""A profile known by a single cookie and nothing else reaches no one: it is kept so that browsing joins the
+person when they identify, for 13 months after its last event (the lifetime the CNIL accepts for an audience
+cookie), longer than any campaign looks back (win-back: 120 days)."""
 CONDITION_FAILED = ("ConditionalCheckFailedException", "TransactionCanceledException")
 TRANSACTION_ATTEMPTS = 4
 """How often a transaction cancelled by a concurrent write is tried (with jittered backoff: ~50-400 ms in all)."""
@@ -58,10 +76,18 @@ class Table:
     """The client, a read cache of identity items for one invocation, and the conditional writes every kind of
     access shares (one transaction may hold a decision, a profile and counters)."""
 
-    def __init__(self, table_name: str, client: Any = None) -> None:
+    def __init__(self, table_name: str, client: Any = None, erasure_key: Callable[[], bytes] | None = None) -> None:
         self.table = table_name
         self._client = client
         self._cache: dict[str, dict[str, Any] | None] = {}
+        self._erasure_key = erasure_key
+        """The secret tombstones are keyed with (``nextbest.aws.secrets.erasure_key``); only ingest needs it."""
+
+    def tombstones(self, key: str) -> tuple[str, str]:
+        """The tombstone of an identity key, and the unkeyed form written before (read, never written)."""
+        if self._erasure_key is None:
+            raise RuntimeError("this store was built without the erasure key: it cannot read or write tombstones")
+        return tombstone(key, self._erasure_key()), legacy_tombstone(key)
 
     @property
     def client(self) -> Any:
@@ -143,7 +169,22 @@ def failed_write(error: ClientError) -> int | None:
     return reasons.index("ConditionalCheckFailed") if "ConditionalCheckFailed" in reasons else None
 
 
-def tombstone(key: str) -> str:
+def tombstone(key: str, secret: bytes) -> str:
+    """A keyed hash of an erased identity key: whoever reads the table but not the secret cannot test whether an
+    address was erased (an unkeyed hash of a known address is one computation away).
+
+    It is the HMAC of the key's sha256, not of the key itself, so an unkeyed tombstone written before converts
+    to it without the address (``ProfileItems.migrate_tombstones``).
+    """
+    return "xk:" + keyed_digest(hashlib.sha256(key.encode()).hexdigest(), secret)
+
+
+def keyed_digest(digest: str, secret: bytes) -> str:
+    return hmac.new(secret, digest.encode(), hashlib.sha256).hexdigest()
+
+
+def legacy_tombstone(key: str) -> str:
+    """The unkeyed tombstone of releases before the erasure key: read during the transition, never written."""
     return "x:" + hashlib.sha256(key.encode()).hexdigest()
 
 
@@ -162,6 +203,8 @@ def profile_item(profile: Profile) -> dict[str, Any]:
     }
     if profile.order_count:
         item["sweep"] = {"S": str(sweep_shard(profile.key))}
+    if profile.key.startswith("a:") and profile.identifiers == [profile.key] and profile.last_event_at:
+        item["expires_at"] = {"N": str(int((profile.last_event_at + ANONYMOUS_RETENTION).timestamp()))}
     return item
 
 
