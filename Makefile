@@ -48,7 +48,7 @@ models: data ## Retrain the default model set in models/ (CDNOW + the simulator'
 demo: venv ## Simulate a shop's week through the whole pipeline on moto (ARGS="--customers 500 --seed 3")
 	$(PY) -m nextbest_cli.main demo $(ARGS)
 
-bench: venv ## Measure import times, CPU and AWS requests per event; writes .nextbest/bench/results.json
+bench: venv ## Measure import times, CPU, AWS requests, capacity units and cost per event; writes .nextbest/bench/results.json
 	$(PY) -m nextbest_cli.main bench $(ARGS)
 
 lint: venv ## ruff (lint + format check), the import contracts (import-linter) and mypy

@@ -1,9 +1,10 @@
-"""``make bench``: what each function costs (cold-start imports, CPU, AWS requests per record) and whether the
-statistics cover the truth, measured here, printed and saved.
+"""``make bench``: what each function costs (cold-start imports, CPU, AWS requests per record, capacity units and
+dollars per event) and whether the statistics cover the truth, measured here, printed and saved.
 
-Each figure is measured, never assumed: import times in a fresh interpreter, AWS requests counted by a
-botocore hook while each function runs on the emulation, CPU of the pure domain code with the clock of
-``time.process_time``. Results go to ``.nextbest/bench/results.json`` (one flat object).
+Each figure is measured, never assumed: import times in a fresh interpreter, AWS requests and DynamoDB capacity
+units counted by botocore hooks while each function runs on the emulation (``nextbest_lab.capacity``), CPU of the
+pure domain code with the clock of ``time.process_time``. Dollars are those measured counts at the prices of
+``docs/prices.toml``. Results go to ``.nextbest/bench/results.json`` (one flat object).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from nextbest.core.campaigns import Campaign
     from nextbest.core.profiles import Profile
+
+    from infra.local.emulator import Emulation
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / ".nextbest" / "bench"
@@ -232,21 +235,37 @@ def _cart_leavers(rng: random.Random, customers: int, now: datetime) -> list[Pro
 
 
 def pipeline_requests(cdk_out: Path, customers: int, seed: int) -> dict[str, Any]:
-    """AWS requests per record for each function over a demo stream, counted as they are made."""
-    from nextbest_lab import demo
+    """AWS requests per record for each function over a demo stream, counted as they are made; and from the same
+    run, issue 14's figures (``nextbest_lab.capacity``: capacity units, calls, the hottest shared item, the sweep's
+    rate, the item classes and the cost per million events, priced from ``docs/prices.toml``)."""
+    from nextbest_lab import capacity, demo
+    from nextbest_lab.cost import Prices
 
     out = Path(tempfile.mkdtemp(prefix="nextbest-bench-"))
-    seen: list[Any] = []
-    summary = demo.run(customers=customers, seed=seed, out=out, progress=False, cdk_out=cdk_out, inspect=seen.append)
-    figures: dict[str, Any] = {"bench_events": summary["events_published"]}
-    for function in seen[0].functions.values():
+    figures: dict[str, Any] = {}
+    snapshots: list[capacity.Snapshot] = []
+
+    def inspect(emulation: Emulation) -> None:
+        figures.update(requests_per_record(emulation))
+        capacity.click_unsubscribe_links(emulation)  # after counting: the demo's shoppers never unsubscribe
+        snapshots.append(capacity.Snapshot.of(emulation))
+
+    summary = demo.run(customers=customers, seed=seed, out=out, progress=False, cdk_out=cdk_out, inspect=inspect)
+    figures["bench_events"] = summary["events_published"]
+    figures["ddb_requests_per_event"] = figures["ingest_ddb_requests_per_record"]
+    return figures | capacity.figures(snapshots[0], summary["events_published"], Prices.load())
+
+
+def requests_per_record(emulation: Emulation) -> dict[str, Any]:
+    """Records each function handled, and the DynamoDB and AWS requests it made per record."""
+    figures: dict[str, Any] = {}
+    for function in emulation.functions.values():
         ddb = sum(n for call, n in function.aws_calls.items() if call.startswith("dynamodb."))
         figures[f"{function.name}_records"] = function.records
         figures[f"{function.name}_ddb_requests_per_record"] = round(ddb / max(function.records, 1), 3)
         figures[f"{function.name}_aws_requests_per_record"] = round(
             sum(function.aws_calls.values()) / max(function.records, 1), 3
         )
-    figures["ddb_requests_per_event"] = figures["ingest_ddb_requests_per_record"]
     return figures
 
 

@@ -12,7 +12,9 @@ declares (``provisioning``), then does in-process what moto cannot:
   as the injectable clock passes their time, and the daily sweep;
 * **SES event publishing** (``ses``) — turns every message moto recorded as sent into the events SES would
   publish to the configuration set's SNS destination, following the mailbox simulator addresses, and
-  publishes the opens and clicks SES would track when told a recipient engaged (``publish_engagement``).
+  publishes the opens and clicks SES would track when told a recipient engaged (``publish_engagement``);
+* **metering** (``metering``) — what each function's requests would be billed: DynamoDB capacity units by
+  DynamoDB's rules, and every other call by service and target (``make bench``).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from nextbest.core.clock import ManualClock
 from infra.local.emulator import grants
 from infra.local.emulator.account import ACCOUNT, PARTITION, REGION
 from infra.local.emulator.event_sources import EventSources, Mapping, sqs_record
+from infra.local.emulator.metering import Metering
 from infra.local.emulator.provisioning import Deployment
 from infra.local.emulator.runtime import Function, LambdaContext, LambdaRuntime
 from infra.local.emulator.scheduler import Scheduler
@@ -62,6 +65,8 @@ class Emulation:
         self.event_sources = EventSources(self.deployment, self.runtime)
         self.scheduler = Scheduler(self.deployment, clock)
         self.ses = SesSimulator(self.deployment, clock)
+        self.metering = Metering(self.runtime)
+        """Capacity units and calls of every request, per function (``make bench`` reads it)."""
         # What was deployed, by logical id (shared with the parts, not copies).
         self.template = self.deployment.template
         self.physical = self.deployment.physical
@@ -78,6 +83,7 @@ class Emulation:
         aws.reset()
         boto3.setup_default_session(region_name=REGION)
         self.runtime.count_calls()  # before any client exists
+        self.metering.install()
         self.deployment.create()
         self.runtime.load()
         self.event_sources.load()

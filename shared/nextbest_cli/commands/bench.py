@@ -1,4 +1,4 @@
-"""``nextbest bench``: import times, CPU and AWS requests per event, measured and saved."""
+"""``nextbest bench``: import times, CPU, AWS requests, capacity units and cost per event, measured and saved."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from nextbest_cli.commands.common import print_summary
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     bench = commands.add_parser(
-        "bench", help="measure import times, CPU and AWS requests per event, and the intervals' coverage; save them"
+        "bench",
+        help="measure import times, CPU, AWS requests, capacity units and cost per event, and the intervals' coverage; "
+        "save them",
     )
     bench.add_argument("--customers", type=int, default=500)
     bench.add_argument("--seed", type=int, default=7)

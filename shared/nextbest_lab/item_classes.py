@@ -1,0 +1,103 @@
+"""Every kind of item the table holds, whom it is keyed by, and what keeps their number from growing forever.
+
+The key schema is spelt out in ``nextbest.aws.store.table`` (profiles, redirects, decisions, event markers,
+tombstones, push message ids) and ``nextbest.core.counters`` (the ``s:<campaign>`` counter items). Each class has a
+*lifetime*:
+
+* ``expiry`` — its items carry the TTL attribute ``expires_at``, and DynamoDB deletes them after it;
+* ``bound`` — their number is bounded by something that does not grow with time or traffic (the people the shop
+  knows, a campaign's variants and channels), stated in ``why``;
+* ``none`` — neither: the class grows with every day or every event, for ever.
+
+``make bench`` reports how many classes are ``none`` today (``item_classes_without_expiry``), and checks, on the
+demo's table, that every item belongs to a class and that the items of an ``expiry`` class carry ``expires_at``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Lifetime = Literal["expiry", "bound", "none"]
+TTL_ATTRIBUTE = "expires_at"
+
+
+@dataclass(frozen=True)
+class ItemClass:
+    name: str
+    key: str
+    """The key's shape: ``pk`` / ``sk``."""
+    shared: bool
+    """Written for many customers (not keyed by one customer, one event or one message): a possible hot item."""
+    lifetime: Lifetime
+    why: str
+
+
+ITEM_CLASSES: tuple[ItemClass, ...] = (
+    ItemClass("profile", "c:|e:|p:|t:<id> / PROFILE, with doc", False, "bound",
+              "one per person the shop knows (a customer id, an e-mail, a phone, a device); erasure deletes it"),
+    ItemClass("anonymous_profile", "a:<cookie> / PROFILE, with doc", False, "none",
+              "one per cookie ever seen that never identified itself; nothing deletes it"),
+    ItemClass("redirect", "<identifier> / PROFILE, with canonical", False, "none",
+              "one per identifier ever linked to a profile (every cookie a customer used), never deleted; a profile "
+              "lists at most 10 identifiers of a kind, but the redirects of the others stay"),
+    ItemClass("decision", "d:<decision id> / DECISION", False, "none",
+              "one per decision, kept for ever (the daily sweep records one per buyer in an audience per day)"),
+    ItemClass("event_marker", "ev:<event id> / EVENT", False, "expiry", "expires_at: 7 days after the event"),
+    ItemClass("tombstone", "x:<sha256 of an identifier> / ERASED", False, "bound",
+              "one per identifier of an erased person: grows with erasure requests, not with traffic"),
+    ItemClass("push_message", "m:<provider message id> / MESSAGE", False, "expiry", "expires_at: 7 days"),
+    ItemClass("counter_arm", "s:<campaign> / ARM#<arm>", True, "bound",
+              "at most three per campaign (treatment, holdout, global control)"),
+    ItemClass("counter_funnel", "s:<campaign> / FUNNEL#<variant>#<channel>", True, "bound",
+              "one per variant and channel of a campaign"),
+    ItemClass("counter_variant", "s:<campaign> / VARIANT#<variant>", True, "bound", "one per variant of a campaign"),
+    ItemClass("counter_budget", "s:<campaign> / BUDGET", True, "bound", "one per campaign"),
+    ItemClass("counter_hour", "s:<campaign> / HOUR#<hour>", True, "expiry", "expires_at: 2 days after the hour"),
+    ItemClass("counter_day", "s:<campaign> / DAY#<date>", True, "none",
+              "one per campaign per day (the bandit's daily allocation), kept for ever"),
+)  # fmt: skip
+
+COUNTERS = {"ARM": "counter_arm", "FUNNEL": "counter_funnel", "VARIANT": "counter_variant", "BUDGET": "counter_budget",
+            "HOUR": "counter_hour", "DAY": "counter_day"}  # fmt: skip
+SINGLE = {"DECISION": "decision", "EVENT": "event_marker", "ERASED": "tombstone", "MESSAGE": "push_message"}
+
+
+class UnknownItem(ValueError):
+    """An item the key schema does not name: a new kind of item needs a class here (and a lifetime)."""
+
+
+def item_classes() -> dict[str, ItemClass]:
+    """Every class of item, by name."""
+    return {c.name: c for c in ITEM_CLASSES}
+
+
+def without_expiry() -> list[str]:
+    """The classes that neither expire nor are bounded (issue 14 asks for none)."""
+    return [c.name for c in ITEM_CLASSES if c.lifetime == "none"]
+
+
+def classify(pk: str, sk: str, attributes: Collection[str] = ()) -> ItemClass:
+    """The class of an item, from its key (and, for a ``PROFILE`` item, whether it holds a profile or a redirect:
+    without ``attributes``, a profile is assumed)."""
+    classes = item_classes()
+    if sk == "PROFILE":
+        if "canonical" in attributes:
+            return classes["redirect"]
+        return classes["anonymous_profile" if pk.startswith("a:") else "profile"]
+    if sk in SINGLE:
+        return classes[SINGLE[sk]]
+    if pk.startswith("s:") and sk.split("#", 1)[0] in COUNTERS:
+        return classes[COUNTERS[sk.split("#", 1)[0]]]
+    raise UnknownItem(f"no item class for pk={pk[:2]}… sk={sk}")
+
+
+def classify_item(item: Mapping[str, Mapping[str, Any]]) -> ItemClass:
+    """The class of an item in DynamoDB's wire format (as a Scan returns it)."""
+    return classify(item["pk"]["S"], item["sk"]["S"], item.keys())
+
+
+def lacks_declared_expiry(item: Mapping[str, Mapping[str, Any]]) -> bool:
+    """An item of a class that is meant to expire, without the TTL attribute."""
+    return classify_item(item).lifetime == "expiry" and TTL_ATTRIBUTE not in item

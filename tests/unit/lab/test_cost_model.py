@@ -1,0 +1,93 @@
+"""The cost arithmetic of the bench (``nextbest_lab.cost``) and the price table it reads (``docs/prices.toml``), and
+the sweep's rate derived from its segments and per-profile work (``nextbest_lab.capacity``)."""
+
+import re
+
+import pytest
+from nextbest_lab.capacity import TABLE_UNITS_PER_S, sweep_profiles_per_s
+from nextbest_lab.cost import Price, Prices, Usage, cost, floor, gb_seconds, lambda_seconds, per_million
+
+
+@pytest.fixture(scope="module")
+def prices() -> Prices:
+    return Prices.load()
+
+
+def test_every_price_in_the_table_says_where_it_comes_from_and_when_it_was_read(prices):
+    assert prices.prices
+    for name, price in prices.prices.items():
+        assert price.usd >= 0 and price.per > 0 and price.unit, name
+        assert "https://" in price.source, name
+        assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", price.read), name
+
+
+def test_the_table_prices_everything_the_cost_model_uses(prices):
+    assert set(cost(Usage(), prices)) == {"eventbridge", "scheduler", "sqs", "sns", "lambda", "dynamodb"}
+    assert prices.latency_s("dynamodb", "TransactWriteItems") > prices.latency_s("dynamodb", "GetItem") > 0
+    assert prices.latency_s("nobody", "Knows") == prices.latency_ms["default"] / 1000
+
+
+def test_a_price_is_per_its_unit():
+    assert Price(usd=0.40, per=1_000_000, unit="request", source="", read="").of(2_500_000) == pytest.approx(1.0)
+
+
+FLAT = Prices(
+    {
+        name: Price(usd=usd, per=1_000_000, unit="", source="", read="")
+        for name, usd in {
+            "eventbridge_event": 1.0,
+            "scheduler_invocation": 1.0,
+            "scheduler_api_call": 0.0,
+            "sqs_request": 0.4,
+            "sns_publish": 0.5,
+            "lambda_request": 0.2,
+            "lambda_arm_gb_second": 1_000_000 * 0.0000133334,
+            "dynamodb_write_request_unit": 0.625,
+            "dynamodb_read_request_unit": 0.125,
+        }.items()
+    },
+    vcpu_memory_mb=1769,
+    latency_ms={"default": 10, "dynamodb.PutItem": 6},
+)
+
+
+def test_dollars_per_million_add_up_by_service():
+    usage = Usage(events_put=1, sqs_requests=3, sns_publishes=0.1, scheduler_invocations=0.5, scheduler_calls=2,
+                  lambda_requests=0.1, lambda_gb_seconds=0.01, wru=12, rru=5)  # fmt: skip
+    by_service = {k: v * 1e6 for k, v in cost(usage, FLAT).items()}
+    assert by_service == pytest.approx(
+        {
+            "eventbridge": 1.0,
+            "scheduler": 0.5,
+            "sqs": 1.2,
+            "sns": 0.05,
+            "lambda": 0.02 + 0.133334,
+            "dynamodb": 7.5 + 0.625,
+        }
+    )
+    assert per_million(usage, FLAT) == pytest.approx(sum(by_service.values()))
+    assert (usage + usage).wru == 24
+
+
+def test_a_functions_code_runs_on_the_share_of_a_vcpu_its_memory_buys_and_waits_for_each_call():
+    assert lambda_seconds(0.010, 1769, {}, FLAT) == pytest.approx(0.010)
+    assert lambda_seconds(0.010, 3538, {}, FLAT) == pytest.approx(0.010)  # a second vCPU does not help one thread
+    assert lambda_seconds(0.010, 512, {}, FLAT) == pytest.approx(0.010 * 1769 / 512)
+    calls = {("dynamodb", "PutItem"): 2, ("sqs", "SendMessage"): 1}
+    assert lambda_seconds(0.0, 512, calls, FLAT) == pytest.approx(2 * 0.006 + 0.010)
+    assert gb_seconds(2.0, 512) == 1.0
+
+
+def test_the_floor_is_one_event_through_a_queue_in_batches_and_one_small_write():
+    least = floor(own_seconds_per_event=0.0005, memory_mb=512, batch_size=10, prices=FLAT)
+    assert (least.events_put, least.sqs_requests, least.lambda_requests, least.wru) == (1, 1.2, 0.1, 1)
+    assert least.rru == least.scheduler_invocations == least.sns_publishes == 0
+    seconds = 0.0005 * 1769 / 512 + 0.006
+    assert least.lambda_gb_seconds == pytest.approx(seconds / 2)
+    assert per_million(least, FLAT) == pytest.approx(1.0 + 0.48 + 0.02 + seconds / 2 * 13.3334 + 0.625)
+
+
+def test_the_sweep_is_as_fast_as_its_serial_chains_unless_the_table_quota_binds_first():
+    assert sweep_profiles_per_s(4, 0.025, 3, 2) == pytest.approx(160)  # 4 chains of 25 ms profiles
+    assert sweep_profiles_per_s(1000, 0.025, 3, 2) == pytest.approx(TABLE_UNITS_PER_S / 3)  # write quota binds
+    assert sweep_profiles_per_s(1000, 0.025, 1, 10) == pytest.approx(TABLE_UNITS_PER_S / 10)  # read quota binds
