@@ -5,19 +5,18 @@ the table's TTL attribute. Whether every class expires or is bounded is issue 14
 
 from decimal import Decimal
 
-from nextbest.aws.store import Store
 from nextbest.core.events import ProductViewed
 from nextbest.decide.engine import counters
 from nextbest.ingest.service import ingest
 from nextbest_lab.item_classes import classify_item, item_classes, lacks_declared_expiry
 
-from tests.builders import CAMPAIGNS, DELAYS, abandoned_cart
+from tests.builders import CAMPAIGNS, DELAYS, abandoned_cart, table_store
 from tests.conftest import T0
 
 
 def test_every_item_the_store_writes_has_a_class_and_every_class_is_written(emulation):
     table = emulation.output("TableName")
-    store = Store(table)
+    store = table_store(emulation)
     sent = abandoned_cart(store, {"email": True}, email="ann@example.org")  # profile, redirect, markers, counters
     ingest(store, "product.viewed", ProductViewed(event_id="v", occurred_at=T0, anonymous_id="k1", product_id="p"),
            DELAYS)  # fmt: skip

@@ -34,7 +34,7 @@ def test_a_profile_an_anonymous_profile_and_a_redirect_are_told_apart():
     [
         ("d:0b0e", "DECISION", "decision"),
         ("ev:evt-1", "EVENT", "event_marker"),
-        (tombstone("e:ann@example.org"), "ERASED", "tombstone"),
+        (tombstone("e:ann@example.org", b"secret"), "ERASED", "tombstone"),
         ("m:msg-1", "MESSAGE", "push_message"),
         ("s:cart", "ARM#treatment", "counter_arm"),
         ("s:cart", "FUNNEL#reminder#email", "counter_funnel"),
@@ -81,6 +81,7 @@ def test_the_hourly_cap_counter_is_written_with_its_expiry():
     assert "expires_at" in hour.update("t")["Update"]["UpdateExpression"]
 
 
-def test_the_classes_without_expiry_or_bound_are_those_the_function_reports():
-    """Issue 14: every class carries an expiry or a bound. Not yet: the bench reports how many do not."""
-    assert without_expiry() == [c.name for c in ITEM_CLASSES if c.lifetime == "none"]
+def test_the_classes_left_without_expiry_or_bound_are_the_two_issue_14_still_has_to_bound():
+    """Issue 14: every class carries an expiry or a bound. Decisions and unidentified cookies expire now; redirects
+    and the daily counters do not yet (the bench reports them). When they do, this becomes ``== []``."""
+    assert without_expiry() == ["redirect", "counter_day"]
