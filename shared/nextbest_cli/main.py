@@ -5,9 +5,20 @@ from __future__ import annotations
 import argparse
 import sys
 
-from nextbest_cli.commands import bench, campaigns, demo, evaluate_policy, explain, models, replay, report, schemas
+from nextbest_cli.commands import (
+    bench,
+    campaigns,
+    demo,
+    evaluate_policy,
+    explain,
+    models,
+    replay,
+    report,
+    schemas,
+    torture,
+)
 
-COMMANDS = (demo, bench, replay, models, evaluate_policy, explain, report, campaigns, schemas)
+COMMANDS = (demo, torture, bench, replay, models, evaluate_policy, explain, report, campaigns, schemas)
 """The command groups, in the order ``nextbest --help`` lists them."""
 
 

@@ -173,6 +173,9 @@ class Faults:
     """(n, queue URL) of every poison message put on a queue."""
     retry_sleep_s: float = 0.0
     """What botocore's retries would have slept, which the emulation's compressed time skips."""
+    retry_quota_empty: int = 0
+    """Error responses a function got without botocore retrying them, because the client's retry quota (standard
+    mode's token bucket) was empty."""
     runtime: LambdaRuntime | None = None
     _draws: Counter[tuple[str, ...]] = field(default_factory=Counter)
     _plans: list[Plan | None] = field(default_factory=list)
@@ -190,6 +193,7 @@ class Faults:
         self.runtime, self._stubber = runtime, botocore_stubber
         session.events.unregister("before-send", botocore_stubber)
         session.events.register("before-send", self.before_send)
+        session.events.register("after-call", self._after_call)
         self._compress_retry_sleeps()
 
     def uninstall(self) -> None:
@@ -251,6 +255,10 @@ class Faults:
             if fault.timeout:
                 raise ReadTimeoutError(endpoint_url=request.url)
         return error_response(service, fault, request)
+
+    def _after_call(self, parsed: dict[str, Any], **kwargs: Any) -> None:
+        if parsed.get("ResponseMetadata", {}).get("RetryQuotaReached"):
+            self.retry_quota_empty += 1
 
     def _note(self, request: Any, what: str, service: str) -> None:
         body = request.body.decode() if isinstance(request.body, bytes) else str(request.body or "")
