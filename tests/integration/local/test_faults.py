@@ -12,7 +12,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, ReadTimeoutError
 
 from infra.local.emulator.event_sources import EventSources, Mapping
-from infra.local.emulator.faults import Crash, Faults
+from infra.local.emulator.faults import Faults
 
 CONFIG = Config(retries={"mode": "standard", "max_attempts": 3})
 """As ``nextbest.aws.clients``: four attempts in all."""

@@ -10,7 +10,18 @@ import pytest
 from nextbest_cli.main import main
 
 ROOT = Path(__file__).resolve().parents[3]
-GROUPS = ["demo", "torture", "bench", "replay", "models", "evaluate-policy", "explain", "report", "campaigns", "schemas"]
+GROUPS = [
+    "demo",
+    "torture",
+    "bench",
+    "replay",
+    "models",
+    "evaluate-policy",
+    "explain",
+    "report",
+    "campaigns",
+    "schemas",
+]
 
 
 def test_help_lists_every_command_group_in_order(capsys: pytest.CaptureFixture[str]) -> None:

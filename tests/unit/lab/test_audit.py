@@ -3,7 +3,6 @@
 from datetime import UTC, datetime, timedelta
 
 from nextbest.core.campaigns import Policy, QuietHours, Window
-
 from nextbest_lab import audit
 from nextbest_lab.audit import Sent
 from nextbest_lab.simulator import Truth
