@@ -49,6 +49,7 @@ ROWS = (
     ("faults_injected", "faults injected, every kind"),
     ("retry_quota_empty", "errors botocore did not retry: its retry quota was empty"),
     ("events_lost", "valid events neither applied nor dead-lettered"),
+    ("events_dead_lettered", "valid events not applied, only in a dead-letter queue (to replay)"),
     ("events_double_applied", "orders counted more than once in a profile (vs the simulator's)"),
     ("orders_lost", "the simulator's orders missing from the profiles"),
     ("optouts_lost", "opt-outs the simulator made that the profile does not hold"),
@@ -69,6 +70,7 @@ ROWS = (
 """The table's rows, in order: (key, what it counts)."""
 MUST_BE_ZERO = (
     "events_lost",
+    "events_dead_lettered",
     "events_double_applied",
     "orders_lost",
     "optouts_lost",
@@ -225,7 +227,9 @@ def _events(run: demo.Run, table: TableState, dead: DeadLetters, findings: dict[
     published = [e for e in run.population.events if not e.get("malformed")] + run.shoppers.published()
     valid = {e["Detail"]["event_id"]: e for e in published}
     lost = sorted(set(valid) - table.applied - dead.event_ids())
+    parked = sorted((set(valid) & dead.event_ids()) - table.applied)
     findings["events_lost"] = [{"event_id": i, "type": valid[i]["DetailType"]} for i in lost[:SAMPLES]]
+    findings["events_dead_lettered"] = [{"event_id": i, "type": valid[i]["DetailType"]} for i in parked[:SAMPLES]]
     orders, doubled = _orders(run, table)
     optouts = _optouts_lost(run.population, table)
     findings["events_double_applied"] = doubled[:SAMPLES]
@@ -233,6 +237,7 @@ def _events(run: demo.Run, table: TableState, dead: DeadLetters, findings: dict[
     return {
         "events_valid": len(published),
         "events_lost": len(lost),
+        "events_dead_lettered": len(parked),
         "events_double_applied": sum(d["extra_orders"] for d in doubled),
         "orders_lost": orders,
         "optouts_lost": len(optouts),
