@@ -14,7 +14,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_VERSION_CHECK := 1
 
 
-.PHONY: help venv cdk-cli browser data models demo bench test lint unit lab integration infra e2e synth deploy schemas clean
+.PHONY: help venv cdk-cli browser data models demo torture bench test lint unit lab integration infra e2e synth deploy schemas clean
 
 help: ## List the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -47,6 +47,9 @@ models: data ## Retrain the default model set in models/ (CDNOW + the simulator'
 
 demo: venv ## Simulate a shop's week through the whole pipeline on moto (ARGS="--customers 500 --seed 3")
 	$(PY) -m nextbest_cli.main demo $(ARGS)
+
+torture: venv ## The demo's shop with AWS faults injected at rates 0, 0.05, 0.2, audited; writes .nextbest/torture/results.json
+	$(PY) -m nextbest_cli.main torture $(ARGS)
 
 bench: venv ## Measure import times, CPU, AWS requests, capacity units and cost per event; writes .nextbest/bench/results.json
 	$(PY) -m nextbest_cli.main bench $(ARGS)

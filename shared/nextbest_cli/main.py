@@ -16,9 +16,10 @@ from nextbest_cli.commands import (
     report,
     schemas,
     tombstones,
+    torture,
 )
 
-COMMANDS = (demo, bench, replay, models, evaluate_policy, explain, report, campaigns, schemas, tombstones)
+COMMANDS = (demo, torture, bench, replay, models, evaluate_policy, explain, report, campaigns, schemas, tombstones)
 """The command groups, in the order ``nextbest --help`` lists them."""
 
 

@@ -1,7 +1,8 @@
 """``make demo``: a simulated shop's week through the whole pipeline on the local emulation.
 
-The violation counters are computed from what moto recorded as sent (SES and SNS), checked against the
-simulator's ground truth of consent, never from the engine's own bookkeeping. Shoppers respond to the messages
+The violation counters (opt-outs, quiet hours, caps, duplicates) are computed from what moto recorded as sent
+(SES and SNS), checked against the simulator's ground truth and the house policy (``nextbest_lab.audit``), never
+from the engine's own bookkeeping. Shoppers respond to the messages
 that reach them (``simulator.ResponseModel``: opens, clicks, extra orders), and ``true_effects`` in the summary
 holds what each campaign really does, and did to this run's recipients, for the uplift report to be read against.
 """
@@ -29,13 +30,14 @@ from typing import TYPE_CHECKING, Any, Literal
 from nextbest.aws.store import Store
 from nextbest.core import clock
 from nextbest.core.attribution import WINDOW, follow_up_span
-from nextbest.core.campaigns import Campaign, load_campaigns
+from nextbest.core.campaigns import Campaign, load_campaigns, load_policy
 from nextbest.core.clock import ManualClock
 from nextbest.core.decision import Decision
 
 from infra.app import synthesize
-from infra.local.emulator import Emulation, recipients
-from nextbest_lab import ope, report
+from infra.local.emulator import Emulation, Faults, recipients
+from nextbest_lab import audit, ope, report
+from nextbest_lab.audit import Sent
 from nextbest_lab.simulator import (
     Exposure,
     PlacedOrder,
@@ -66,14 +68,6 @@ URL = re.compile(r"https?://[^\s\"'<>]+/c/[0-9a-f-]{36}")
 """A message's tracked link, which a shopper's click goes through."""
 
 
-@dataclass
-class Sent:
-    channel: str
-    address: str
-    decision_id: str | None
-    at: datetime
-
-
 def run(
     customers: int = 2000,
     seed: int = 7,
@@ -82,8 +76,13 @@ def run(
     progress: bool = True,
     cdk_out: Path | None = None,
     inspect: Callable[[Emulation], object] | None = None,
+    faults: Faults | None = None,
+    check: Callable[[Run], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Run the demo; ``inspect`` sees the emulation before it is torn down (the benchmark counts calls)."""
+    """Run the demo; ``inspect`` sees the emulation before it is torn down (the benchmark counts calls).
+
+    ``faults`` are injected as AWS would produce them; ``check`` sees the finished run before the emulation is torn
+    down, and what it returns joins the summary (the torture's outcome)."""
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     for name, value in {
@@ -102,17 +101,32 @@ def run(
     clock.install(manual)
     try:
         with mock_aws():
-            emulation = Emulation(cdk_out, manual, out / "logs").deploy()
+            emulation = Emulation(cdk_out, manual, out / "logs", faults=faults).deploy()
             emulation.environment("decide")["ARM_COUNTS_TTL_S"] = str(ARM_COUNTS_TTL.total_seconds())
             sent, shoppers = _drive(emulation, population, progress)
             summary = _summarize(emulation, population, sent, out, shoppers)
+            if check is not None:
+                summary |= check(Run(emulation, population, sent, shoppers))
             if inspect is not None:
                 inspect(emulation)
     finally:
         clock.reset()
+        if faults is not None:
+            faults.uninstall()
     summary["elapsed_s"] = round(time.perf_counter() - started, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+@dataclass(frozen=True)
+class Run:
+    """A finished run, before its emulation is torn down."""
+
+    emulation: Emulation
+    population: Population
+    sent: list[Sent]
+    """What moto recorded as sent, in order."""
+    shoppers: Shoppers
 
 
 def _drive(emulation: Emulation, population: Population, progress: bool) -> tuple[list[Sent], Shoppers]:
@@ -249,7 +263,7 @@ class Shoppers:
         horizon = (self.horizon or population.end) + timedelta(microseconds=1)
         truth = sample_truth(
             self._exposures(decisions, population),
-            self._orders(population),
+            self.placed_orders(population),
             self.model,
             horizon,
             WINDOW,
@@ -295,7 +309,8 @@ class Shoppers:
             exposures.append(Exposure.of(decision, channel, address, decision.profile_key[2:]))
         return exposures
 
-    def _orders(self, population: Population) -> dict[str, list[PlacedOrder]]:
+    def placed_orders(self, population: Population) -> dict[str, list[PlacedOrder]]:
+        """Each customer's orders: those they place anyway, and the extra orders the demo published."""
         orders = shoppers_orders(population)
         for o in self.published():
             detail = o["Detail"]
@@ -306,7 +321,8 @@ class Shoppers:
 
 
 class Recorder:
-    """What moto recorded as sent since the last look, stamped with the emulated time it was sent at."""
+    """What moto recorded as sent since the last look, stamped with the emulated time it was sent at (the time of
+    the invocation that sent it; ``at``, the time of the look, for one sent outside any)."""
 
     def __init__(self, emulation: Emulation) -> None:
         self.emulation = emulation
@@ -315,15 +331,18 @@ class Recorder:
     def observe(self, at: datetime) -> list[Sent]:
         found: list[Sent] = []
         emails = self.emulation.sent_emails()
-        for message in emails[self.emails :]:
+        stamps = self.emulation.sent_at
+        for n, message in enumerate(emails[self.emails :], start=self.emails):
             mail = email.message_from_string(message.raw_data)
             header = mail.get("X-SES-MESSAGE-TAGS") or ""
             tags = dict(p.strip().split("=", 1) for p in header.split(",") if "=" in p)
-            found.extend(Sent("email", a, tags.get("decision_id"), at) for a in recipients(message))
+            when = stamps["email"][n] if n < len(stamps["email"]) else at
+            found.extend(Sent("email", a, tags.get("decision_id"), when) for a in recipients(message))
         sms = self.emulation.sent_sms()
-        for _mid, phone, text in sms[self.sms :]:
+        for n, (_mid, phone, text) in enumerate(sms[self.sms :], start=self.sms):
             match = LINK.search(text)
-            found.append(Sent("sms", phone, match.group(1) if match else None, at))
+            when = stamps["sms"][n] if n < len(stamps["sms"]) else at
+            found.append(Sent("sms", phone, match.group(1) if match else None, when))
         self.emails, self.sms = len(emails), len(sms)
         return found
 
@@ -392,20 +411,14 @@ class TableScan:
 
 
 def _sends(emulation: Emulation, population: Population, sent: list[Sent], rerouted: set[str]) -> dict[str, int]:
-    """What moto recorded as sent, checked against the simulator's truth of consent."""
-    # A message is identified by the decision it carries and its channel: an SMS fallback carries the
-    # bounced e-mail's decision (its link attributes to it) but is a different message.
-    per_message = Counter((s.decision_id, s.channel) for s in sent)
+    """What moto recorded as sent, and the violations among it (``audit.sends``)."""
     return {
         "emails_sent": sum(1 for s in sent if s.channel == "email"),
         "sms_sent": sum(1 for s in sent if s.channel == "sms"),
         "email_bounces": emulation.ses_event_counts.get("Bounce", 0),
         "email_complaints": emulation.ses_event_counts.get("Complaint", 0),
         "sms_fallbacks": sum(1 for s in sent if s.channel == "sms" and s.decision_id in rerouted),
-        "optout_violations": sum(1 for s in sent if not population.truth.allowed(s.channel, s.address, s.at)),
-        "duplicate_sends": sum(n - 1 for n in per_message.values() if n > 1),
-        "unattributable_sends": sum(n for (decision, _), n in per_message.items() if decision is None),
-    }
+    } | audit.sends(sent, population.truth, load_policy(CAMPAIGNS))
 
 
 def _dead_letters(emulation: Emulation) -> dict[str, int]:

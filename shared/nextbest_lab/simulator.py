@@ -44,11 +44,20 @@ CATALOGUE = [
 ]
 
 
+TIME_ZONE = "America/New_York"
+"""Where the shop's shoppers live (their ``customer.identified`` events say so)."""
+
+
 @dataclass
 class Truth:
-    """What really happened to consent, per channel address: (when, granted) in time order."""
+    """What really happened to consent, per channel address: (when, granted) in time order; and who each address
+    belongs to, and the time zone they live in."""
 
     consent: dict[tuple[str, str], list[tuple[datetime, bool]]] = field(default_factory=dict)
+    owners: dict[str, str] = field(default_factory=dict)
+    """Address (e-mail, lower case, or phone number) -> the customer id of the shopper it belongs to."""
+    time_zones: dict[str, str] = field(default_factory=dict)
+    """Customer id -> the IANA time zone the shopper lives in."""
 
     def record(self, channel: str, address: str, at: datetime, granted: bool) -> None:
         self.consent.setdefault((channel, address.lower()), []).append((at, granted))
@@ -161,8 +170,10 @@ class _Shop:
             **session,
             "email": shopper.email,
             "first_name": f"Shopper{shopper.n}",
-            "time_zone": "America/New_York",
+            "time_zone": TIME_ZONE,
         }
+        self.truth.time_zones[shopper.cid] = TIME_ZONE
+        self.truth.owners |= {shopper.email.lower(): shopper.cid, **({phone: shopper.cid} if phone else {})}
         self.emit("customer.identified", at, **profile, **({"phone": phone} if phone else {}))
         self.consent(shopper, "email", shopper.consents_email, "signup", at)
         if phone:

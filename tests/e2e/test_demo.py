@@ -19,6 +19,8 @@ KEYS = {
     "email_bounces",
     "sms_fallbacks",
     "optout_violations",
+    "quiet_hour_violations",
+    "cap_violations",
     "duplicate_sends",
     "dlq_messages",
     "email_opens",

@@ -15,6 +15,10 @@ declares (``provisioning``), then does in-process what moto cannot:
   publishes the opens and clicks SES would track when told a recipient engaged (``publish_engagement``);
 * **metering** (``metering``) — what each function's requests would be billed: DynamoDB capacity units by
   DynamoDB's rules, and every other call by service and target (``make bench``).
+
+Given :class:`~infra.local.emulator.faults.Faults`, it also misbehaves as AWS does (``faults``): errors and
+ambiguous timeouts from the APIs the functions call, and duplicate, late, concurrent and crashed deliveries
+from the event sources.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from nextbest.core.clock import ManualClock
 from infra.local.emulator import grants
 from infra.local.emulator.account import ACCOUNT, PARTITION, REGION
 from infra.local.emulator.event_sources import EventSources, Mapping, sqs_record
+from infra.local.emulator.faults import Faults
 from infra.local.emulator.metering import Metering
 from infra.local.emulator.provisioning import Deployment
 from infra.local.emulator.runtime import Function, LambdaContext, LambdaRuntime
@@ -44,6 +49,7 @@ __all__ = [
     "PARTITION",
     "REGION",
     "Emulation",
+    "Faults",
     "Function",
     "LambdaContext",
     "Mapping",
@@ -57,12 +63,15 @@ __all__ = [
 class Emulation:
     """One deployed nextbest, in moto. Use inside ``moto.mock_aws()``."""
 
-    def __init__(self, cdk_out: Path, clock: ManualClock, logs: Path, stack: str = "nextbest") -> None:
+    def __init__(
+        self, cdk_out: Path, clock: ManualClock, logs: Path, stack: str = "nextbest", faults: Faults | None = None
+    ) -> None:
         self.clock = clock
         self.logs = logs
+        self.faults = faults
         self.deployment = Deployment(cdk_out, stack)
         self.runtime = LambdaRuntime(self.deployment, logs)
-        self.event_sources = EventSources(self.deployment, self.runtime)
+        self.event_sources = EventSources(self.deployment, self.runtime, faults)
         self.scheduler = Scheduler(self.deployment, clock)
         self.ses = SesSimulator(self.deployment, clock)
         self.metering = Metering(self.runtime)
@@ -74,6 +83,8 @@ class Emulation:
         self.functions = self.runtime.functions
         self.mappings = self.event_sources.mappings
         self.ses_event_counts = self.ses.event_counts
+        self.sent_at: dict[str, list[datetime]] = {"email": [], "sms": []}
+        """The emulated time each message moto recorded was sent at, in moto's order, per channel."""
 
     def deploy(self) -> Emulation:
         from infra.local import moto_speedups
@@ -84,6 +95,9 @@ class Emulation:
         boto3.setup_default_session(region_name=REGION)
         self.runtime.count_calls()  # before any client exists
         self.metering.install()
+        if self.faults is not None:
+            self.faults.install(boto3.DEFAULT_SESSION, self.runtime)
+        self.runtime.after_invoke.append(self._stamp_sends)
         self.deployment.create()
         self.runtime.load()
         self.event_sources.load()
@@ -151,6 +165,20 @@ class Emulation:
         return {name: requests for name, requests in found.items() if requests}
 
     # -- what was sent ---------------------------------------------------------------------------------
+
+    def _stamp_sends(self) -> None:
+        """Stamp what moto recorded as sent during an invocation with the emulated time (it does not move while
+        a function runs)."""
+        from moto.ses.models import ses_backends
+        from moto.sns.models import sns_backends
+
+        counts = {
+            "email": len(ses_backends[ACCOUNT][REGION].sent_messages),
+            "sms": len(sns_backends[ACCOUNT][REGION].sms_messages),
+        }
+        for channel, count in counts.items():
+            stamps = self.sent_at[channel]
+            stamps.extend([self.clock.now()] * (count - len(stamps)))
 
     def sent_emails(self) -> list[Any]:
         return self.ses.sent_emails()

@@ -1,13 +1,24 @@
 """Event-source mappings: each mapped queue polled in batches, its function invoked, what succeeded deleted,
 and reported failures made visible again, so SQS's own redrive moves them to the DLQ after
-``maxReceiveCount``."""
+``maxReceiveCount``.
+
+With :class:`~infra.local.emulator.faults.Faults`, the mappings misbehave as SQS and Lambda may: poison
+messages among the real ones, messages held back and delivered after later ones, a second worker given a
+batch whose visibility expired while the first still runs, a worker crashing mid-batch, a processed message
+delivered again."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+import functools
+from collections.abc import Set
+from dataclasses import dataclass, field
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from infra.local.emulator.account import ACCOUNT, REGION
+from infra.local.emulator.faults import Crash, Faults
 from infra.local.emulator.provisioning import Deployment
 from infra.local.emulator.runtime import Function, LambdaRuntime
 
@@ -19,14 +30,17 @@ class Mapping:
     queue_arn: str
     batch_size: int
     partial_failures: bool
+    held: list[dict[str, Any]] = field(default_factory=list)
+    """Messages received but held back, to be delivered after later ones (out-of-order faults)."""
 
 
 class EventSources:
     """The template's SQS event-source mappings."""
 
-    def __init__(self, deployment: Deployment, runtime: LambdaRuntime) -> None:
+    def __init__(self, deployment: Deployment, runtime: LambdaRuntime, faults: Faults | None = None) -> None:
         self.deployment = deployment
         self.runtime = runtime
+        self.faults = faults
         self.mappings: list[Mapping] = []
 
     def load(self) -> None:
@@ -56,7 +70,10 @@ class EventSources:
 
     def poll(self, mapping: Mapping) -> int:
         """One event-source-mapping poll: receive a batch, invoke, settle. Returns messages received."""
-        if not self.visible(mapping):
+        visible = self.visible(mapping)
+        if visible and self.faults is not None:
+            self._poison(mapping, self.faults)
+        if not visible and not mapping.held:
             return 0
         messages = (
             self.deployment.client("sqs")
@@ -67,29 +84,82 @@ class EventSources:
                 MessageAttributeNames=["All"],
             )
             .get("Messages", [])
+            if visible
+            else []
         )
+        received = len(messages)
+        messages, duplicates = self._out_of_order(mapping, messages)
         if messages:
-            self._settle(mapping, messages, self._failed(mapping, messages))
-        return len(messages)
+            self._settle(mapping, messages, self._failed(mapping, messages), duplicates)
+        return received + len(messages)
+
+    def _poison(self, mapping: Mapping, faults: Faults) -> None:
+        """Maybe put a poison message on the queue among the real ones, as a broken producer would."""
+        if body := faults.poison_body(mapping.function.name, mapping.queue_url):
+            self.deployment.client("sqs").send_message(QueueUrl=mapping.queue_url, MessageBody=body)
+
+    def _out_of_order(self, mapping: Mapping, received: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], set[str]]:
+        """The batch to deliver now: what was received less what is held back, then what was held back at an
+        earlier poll (so it arrives after messages sent later than it); and the ids to deliver again once
+        processed (duplicates)."""
+        if self.faults is None:
+            return received, set()
+        earlier, mapping.held = mapping.held, []
+        batch: list[dict[str, Any]] = []
+        duplicates: set[str] = set()
+        for message in received:
+            fault = self.faults.message_fault(mapping.function.name, message["MessageId"], message["Body"])
+            if fault == "sqs.out_of_order":
+                mapping.held.append(message)
+                continue
+            if fault == "sqs.duplicate":
+                duplicates.add(message["MessageId"])
+            batch.append(message)
+        room = max(mapping.batch_size - len(batch), 0)
+        mapping.held[:0] = earlier[room:]
+        return batch + earlier[:room], duplicates
 
     def _failed(self, mapping: Mapping, messages: list[dict[str, Any]]) -> set[str]:
         """Invoke the function on a batch: the ids of the messages that failed (all of them if it raised, or if
         it reported any failure without partial batch responses enabled)."""
         event = {"Records": [sqs_record(m, mapping.queue_arn) for m in messages]}
-        try:
-            response = self.runtime.invoke(mapping.function, event) or {}
-            failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
-        except Exception as error:  # the whole batch failed, exactly as Lambda would report it
-            print(f"{type(error).__name__}: {error}", file=mapping.function.log)
-            failed = {m["MessageId"] for m in messages}
+        plan = None
+        if self.faults is not None:
+            second = functools.partial(self._second_worker, mapping, messages, event)
+            plan = self.faults.plan(mapping.function.name, [m["Body"] for m in messages], second)
+        with self.faults.invocation(plan) if self.faults else contextlib.nullcontext():
+            try:
+                response = self.runtime.invoke(mapping.function, event) or {}
+                if self.faults is not None:
+                    self.faults.finish(plan)
+                failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
+            except (Exception, Crash) as error:  # the whole batch failed, exactly as Lambda would report it
+                print(f"{type(error).__name__}: {error}", file=mapping.function.log)
+                failed = {m["MessageId"] for m in messages}
         if not mapping.partial_failures and failed:
             failed = {m["MessageId"] for m in messages}
+        if self.faults is not None and failed:
+            self.faults.failed(mapping.function.name, [m["Body"] for m in messages if m["MessageId"] in failed])
         return failed
 
-    def _settle(self, mapping: Mapping, messages: list[dict[str, Any]], failed: set[str]) -> None:
-        """Delete what succeeded; make what failed visible again."""
+    def _second_worker(self, mapping: Mapping, messages: list[dict[str, Any]], event: dict[str, Any]) -> None:
+        """The batch's visibility expired while its worker runs: SQS hands it to another worker (another
+        execution environment), which processes and settles it while the first goes on."""
+        try:
+            response = self.runtime.invoke(mapping.function, event, twin=True) or {}
+            failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
+        except (Exception, Crash) as error:
+            print(f"{type(error).__name__}: {error}", file=mapping.function.log)
+            failed = {m["MessageId"] for m in messages}
+        self._settle(mapping, messages, failed)
+
+    def _settle(
+        self, mapping: Mapping, messages: list[dict[str, Any]], failed: set[str], again: Set[str] = frozenset()
+    ) -> None:
+        """Delete what succeeded (but what ``again`` names: delivered a second time); make what failed visible
+        again."""
         sqs = self.deployment.client("sqs")
-        done = [m for m in messages if m["MessageId"] not in failed]
+        done = [m for m in messages if m["MessageId"] not in failed and m["MessageId"] not in again]
         for start in range(0, len(done), 10):
             sqs.delete_message_batch(
                 QueueUrl=mapping.queue_url,
@@ -98,11 +168,12 @@ class EventSources:
                 ],
             )
         for m in messages:
-            if m["MessageId"] in failed:
+            if m["MessageId"] in failed or m["MessageId"] in again:
                 # Emulated time is compressed: the visibility timeout has "passed" by the next poll.
-                sqs.change_message_visibility(
-                    QueueUrl=mapping.queue_url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0
-                )
+                with contextlib.suppress(ClientError):  # a second worker may have deleted it meanwhile
+                    sqs.change_message_visibility(
+                        QueueUrl=mapping.queue_url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0
+                    )
 
 
 def sqs_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import io
 import os
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -54,6 +54,8 @@ class Function:
     handler_name: str
     log: io.TextIOBase
     module: ModuleType | None = None
+    twin: ModuleType | None = None
+    """A second execution environment's copy of the handler (its own module state), for a second worker."""
     invocations: int = 0
     records: int = 0
     aws_calls: Counter[str] = field(default_factory=Counter)
@@ -70,6 +72,8 @@ class LambdaRuntime:
         self.logs = logs
         self.functions: dict[str, Function] = {}
         self.current: Function | None = None
+        self.after_invoke: list[Callable[[], None]] = []
+        """Called after every invocation (the emulation stamps what moto recorded as sent meanwhile)."""
 
     def count_calls(self) -> None:
         """Count the AWS calls each function makes, and record what IAM authorises its DynamoDB calls as, by
@@ -101,13 +105,27 @@ class LambdaRuntime:
         for function in self.functions.values():
             function.log.flush()
 
-    def invoke(self, function: Function, event: dict[str, Any]) -> Any:
+    def invoke(self, function: Function, event: dict[str, Any], twin: bool = False) -> Any:
+        """Run the handler on ``event``; ``twin``: in a second execution environment (a second worker running
+        at the same time as the first, with its own module state)."""
         function.records += len(event.get("Records", []))
-        with self._as(function):
-            if function.module is None:
-                function.module = _import(f"lambda_{function.logical_id}", function.handler_file)
-            function.invocations += 1
-            return getattr(function.module, function.handler_name)(event, LambdaContext(function.name))
+        try:
+            with self._as(function):
+                module = self._module(function, twin)
+                function.invocations += 1
+                return getattr(module, function.handler_name)(event, LambdaContext(function.name))
+        finally:
+            for hook in self.after_invoke:
+                hook()
+
+    def _module(self, function: Function, twin: bool) -> ModuleType:
+        if twin:
+            if function.twin is None:
+                function.twin = _import(f"lambda_{function.logical_id}_twin", function.handler_file)
+            return function.twin
+        if function.module is None:
+            function.module = _import(f"lambda_{function.logical_id}", function.handler_file)
+        return function.module
 
     def call_url(self, url: str, method: str = "GET", body: str = "") -> dict[str, Any]:
         """Invoke the function behind a function URL as Lambda would (payload format 2.0)."""
@@ -119,12 +137,12 @@ class LambdaRuntime:
         """The function's environment and log for the duration of one invocation."""
         saved = {k: os.environ.get(k) for k in function.environment}
         os.environ.update(function.environment)
-        self.current = function
+        outer, self.current = self.current, function
         try:
             with contextlib.redirect_stdout(function.log):  # type: ignore[type-var]
                 yield
         finally:
-            self.current = None
+            self.current = outer
             for key, value in saved.items():
                 if value is None:
                     os.environ.pop(key, None)

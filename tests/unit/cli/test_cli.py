@@ -12,6 +12,7 @@ from nextbest_cli.main import main
 ROOT = Path(__file__).resolve().parents[3]
 GROUPS = [
     "demo",
+    "torture",
     "bench",
     "replay",
     "models",
