@@ -51,7 +51,11 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     valid = {mid: p for mid, p in parsed.items() if not isinstance(p, RejectedEvent)}
     # One BatchGetItem for every identifier (and tombstone) in the batch, then one write per customer.
     keys = {k for _, detail in valid.values() for k in identity_keys(detail.identifiers())}
-    store.prefetch_identities(keys)
+    try:
+        store.prefetch_identities(keys)
+    except Exception:  # only a saving: each event reads what it needs, and fails (and is retried) alone
+        logger.warning("prefetch failed; reading per event", exc_info=True)
+        store.forget()
     outcomes = dict(zip(valid, ingest_batch(store, list(valid.values()), delays), strict=True))
 
     def record(sqs_record: SQSRecord) -> str:

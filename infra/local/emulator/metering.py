@@ -126,10 +126,10 @@ class Metering:
         invoke = self.runtime.invoke
 
         @functools.wraps(invoke)
-        def timed(function: Function, event: dict[str, Any]) -> Any:
+        def timed(function: Function, event: dict[str, Any], twin: bool = False) -> Any:
             started = time.perf_counter()
             try:
-                return invoke(function, event)
+                return invoke(function, event, twin)
             finally:
                 with self._lock:
                     usage = self.usage[function.name]

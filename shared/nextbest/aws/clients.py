@@ -33,6 +33,7 @@ def error_code(error: Exception) -> str:
 
 THROTTLING = {
     "Throttling",
+    "Throttled",  # SNS
     "ThrottlingException",
     "ThrottledException",
     "TooManyRequestsException",

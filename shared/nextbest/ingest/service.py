@@ -85,7 +85,10 @@ def ingest_batch(
     results: list[Ingested | Exception | None] = [None] * len(events)
     groups: dict[str, list[int]] = {}
     for index, (_, event) in enumerate(events):
-        found = {} if isinstance(event, CustomerErased) else store.resolve(identity_keys(event.identifiers()))
+        try:
+            found = {} if isinstance(event, CustomerErased) else store.resolve(identity_keys(event.identifiers()))
+        except Exception:  # grouping only saves writes: this event goes alone below, where an error is its own
+            continue
         owners = {p.key for p in found.values() if p is not None}
         if found and len(owners) == 1 and all(found.values()):
             groups.setdefault(owners.pop(), []).append(index)

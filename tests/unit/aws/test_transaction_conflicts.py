@@ -60,3 +60,23 @@ def test_a_failed_condition_is_not_retried():
 
     assert not Store("t", client=client).move_decision("d-1", "sending", "sent", [COUNTER])
     assert client.calls == 1
+
+
+class BusyItem:
+    """A DynamoDB client whose first single write meets a transaction in progress on the same item."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def update_item(self, **kwargs):
+        self.calls += 1
+        if self.calls == 1:
+            raise ClientError({"Error": {"Code": "TransactionConflictException"}}, "UpdateItem")
+
+
+def test_a_single_write_that_met_a_transaction_on_its_item_is_tried_again():
+    client = BusyItem()
+
+    assert Store("t", client=client).move_decision("d-1", "queued", "sending")
+
+    assert client.calls == 2

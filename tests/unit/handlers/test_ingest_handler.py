@@ -166,3 +166,19 @@ def test_given_alarms_armed_under_a_key_merged_away_then_the_merge_and_the_erasu
     assert ("e:zoe@example.org", "cart_abandoned") in {
         (key, trigger) for key, triggers in ingest.scheduler.disarmed[:1] for trigger in triggers
     }  # at the merge already, not only at the erasure
+
+
+class PrefetchFails(MemoryStore):
+    """A store whose batched read of the batch's identities fails (an unretried 5xx)."""
+
+    def prefetch_identities(self, keys):
+        raise ConnectionError("BatchGetItem timed out")
+
+
+def test_given_the_batched_identity_read_failing_then_each_event_is_still_applied(ingest):
+    ingest.store = PrefetchFails()
+
+    response = invoke(ingest, sample("customer.identified.json"), sample("cart.updated.json"))
+
+    assert failures(response) == [] and ingest.dead_letters.rejected == []
+    assert ingest.store.profile("a:anon-1").cart is not None

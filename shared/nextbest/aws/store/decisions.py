@@ -175,7 +175,7 @@ class DecisionItems(Table):
             if len(items) > 1:
                 self._transact(items)
             else:
-                self.client.update_item(**update)
+                self._retried(lambda: self.client.update_item(**update))
         except ClientError as error:
             failed = failed_write(error) if aws.error_code(error) in CONDITION_FAILED else None
             if failed == 0:

@@ -104,7 +104,7 @@ class Table:
         """All of ``puts`` or none: one PutItem, or a transaction when identities move."""
         try:
             if len(puts) == 1:
-                self.client.put_item(**puts[0]["Put"])
+                self._retried(lambda: self.client.put_item(**puts[0]["Put"]))
             else:
                 self._transact(puts)
         except ClientError as error:
@@ -113,17 +113,21 @@ class Table:
             raise
 
     def _transact(self, items: list[dict[str, Any]]) -> None:
-        """TransactWriteItems, tried again when DynamoDB cancelled it only because another request was writing
-        one of its items (``TransactionConflict``; botocore does not retry a cancellation). A failed condition is
-        the caller's to handle, and so is a conflict that outlasts the attempts."""
+        self._retried(lambda: self.client.transact_write_items(TransactItems=items))
+
+    def _retried(self, write: Callable[[], Any]) -> Any:
+        """A write, tried again when DynamoDB refused it only because a transaction was writing the same item
+        (a transaction cancelled with ``TransactionConflict``, a single write's ``TransactionConflictException``:
+        botocore retries neither). A failed condition is the caller's to handle, and so is a conflict that outlasts
+        the attempts."""
         for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
             try:
-                self.client.transact_write_items(TransactItems=items)
-                return
+                return write()
             except ClientError as error:
                 if attempt == TRANSACTION_ATTEMPTS or not conflicted(error):
                     raise
                 time.sleep(random.uniform(0, 0.025 * 2**attempt))
+        raise AssertionError("unreachable")
 
     def _put(self, item: dict[str, Any], expected: int | None) -> dict[str, Any]:
         put: dict[str, Any] = {"TableName": self.table, "Item": item}
@@ -152,7 +156,9 @@ class Table:
 
 
 def conflicted(error: ClientError) -> bool:
-    """A transaction cancelled because of a concurrent write to one of its items, and for no other reason."""
+    """A write refused because of a concurrent transaction on one of its items, and for no other reason."""
+    if aws.error_code(error) == "TransactionConflictException":
+        return True
     reasons = {r.get("Code") for r in error.response.get("CancellationReasons", [])}  # type: ignore[attr-defined]
     return (
         aws.error_code(error) == "TransactionCanceledException"
