@@ -40,7 +40,8 @@ def test_a_small_demo_delivers_without_violations(cdk_out, tmp_path):
     assert summary["identity_merges"] > 0 and 0 < summary["profiles"] <= 300 * 2
     assert summary["decisions"] > 0 and summary["emails_sent"] > 0 and summary["email_bounces"] > 0
     assert summary["sms_fallbacks"] > 0
-    assert summary["optout_violations"] == 0
+    assert summary["optout_violations"] == 0 and summary["quiet_hour_violations"] == 0
+    assert summary["cap_violations"] == 0
     assert summary["duplicate_sends"] == 0 and summary["unattributable_sends"] == 0
     # Shoppers respond: opens and clicks come back through SES events, extra orders through the bus.
     assert 0 < summary["email_clicks"] < summary["email_opens"] < summary["emails_sent"]
