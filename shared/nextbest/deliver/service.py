@@ -61,7 +61,11 @@ def deliver(
         return Delivered("failed", "decision not found")
     if record.status == "waiting" and decide is not None:  # handed back before a crash lost the Release
         decide.send(release(decision_id))
-    if record.status == "sending" and _abandoned(record.claimed_at):
+    if record.status == "sending":
+        if not _abandoned(record.claimed_at):
+            # Another delivery (or this request's earlier attempt) holds the claim: come back later, when it has
+            # either recorded the outcome or is certainly gone, instead of dropping the request now.
+            raise Retry("claimed by a delivery still within its time")
         # Claimed by an invocation that died before it recorded what the provider said (the send may have gone):
         # settle it as unknown, never send it again.
         store.move_decision(decision_id, "sending", "unknown", reason="claimed, never confirmed: may have gone")

@@ -129,7 +129,8 @@ def test_a_claim_whose_invocation_died_is_settled_unknown_on_the_next_delivery_a
     decision_id = queued(deliver)
     assert deliver.store.claim(decision_id, "an-invocation-that-then-died")
 
-    invoke(deliver, delivery_request(decision_id))  # an SQS duplicate while it may still be sending: left alone
+    response = invoke(deliver, delivery_request(decision_id))  # while it may still be sending: asked again later
+    assert len(failures(response)) == 1 and len(deliver.redelivery.postponed) == 1
     assert deliver.store.decision(decision_id).status == "sending"
     now.advance(CLAIM_TIMEOUT + timedelta(seconds=1))
     invoke(deliver, delivery_request(decision_id), receives=2)  # the request comes back after its visibility
