@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from nextbest.core.campaigns import load_policy
+from nextbest.core.settings import MAX_RECEIVE_COUNT
 
 from infra.local.emulator import Emulation, Faults
 from infra.local.emulator.faults import poison_number, subjects
@@ -61,7 +62,8 @@ ROWS = (
     ("stranded_decisions", "decisions left queued / sending / waiting"),
     ("stranded_decisions_sent", "… of which moto did send"),
     ("dlq_entries", "dead-letter queue entries"),
-    ("dlq_without_reason", "… with no reason (redriven after maxReceiveCount)"),
+    ("dlq_without_reason", "… with no reason, but for crashes (redriven after maxReceiveCount)"),
+    ("dlq_after_crashes", "… with no reason: the worker crashed on every delivery (by design)"),
     ("poison_unaccounted", "poison messages not dead-lettered with a reason"),
     ("ambiguous_sends", "decisions left `unknown` (timed out, maybe sent)"),
     ("ambiguous_sent_twice", "… of which moto delivered more than once"),
@@ -309,17 +311,25 @@ def _stranded(
 
 def _dead_letters(dead: DeadLetters, faults: Faults, findings: dict[str, Any]) -> dict[str, Any]:
     """DLQ entries by queue and reason; poison messages that did not reach one with a reason."""
+
+    def crashed_every_time(body: str) -> bool:
+        """The worker died (an injected crash) on every delivery: no code of ours ran to give a reason, so SQS's
+        redrive policy moved it, as it would in AWS. By design, and counted apart."""
+        crashes = sum(1 for s in subjects(body) for f in faults.trail.get(s, []) if ":sqs.crash@" in f)
+        return crashes >= MAX_RECEIVE_COUNT
+
+    unexplained = [(q, r, b) for q, r, b in dead.entries if r is None and not crashed_every_time(b)]
     by_reason = Counter(f"{_queue(queue)}:{reason or '(none)'}" for queue, reason, _ in dead.entries)
     reasoned = {n for _, reason, body in dead.entries if reason and (n := poison_number(body)) is not None}
     findings["dlq_without_reason"] = [
         {"queue": _queue(queue), "body": body[:300], "trail": {s: faults.trail.get(s, []) for s in subjects(body)}}
-        for queue, reason, body in dead.entries
-        if reason is None
+        for queue, reason, body in unexplained
     ][:SAMPLES]
     return {
         "dlq_entries": len(dead.entries),
         "dlq_by_reason": dict(sorted(by_reason.items())),
-        "dlq_without_reason": sum(1 for _, reason, _ in dead.entries if reason is None),
+        "dlq_without_reason": len(unexplained),
+        "dlq_after_crashes": sum(1 for _, r, b in dead.entries if r is None and crashed_every_time(b)),
         "poison_injected": len(faults.poison),
         "poison_unaccounted": len({n for n, _ in faults.poison} - reasoned),
     }
