@@ -44,7 +44,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         except ValidationError:
             raise RejectedEvent("bad_delivery_request", 'body must be {"decision_id": …}') from None
         decision_id = request.decision_id
-        result = deliver(store, decision_id, email, sms, push, decide, request.send_before)
+        result = deliver(store, decision_id, email, sms, push, decide, request.send_before, sqs_record.message_id)
         metrics.add_metric(name=f"Delivery_{result.outcome}", unit=MetricUnit.Count, value=1)
         if result.outcome == "sent":  # per channel, for the dashboard's decisions-vs-sends and the alarms
             metrics.add_metric(name=f"Sent_{result.channel}", unit=MetricUnit.Count, value=1)

@@ -200,7 +200,8 @@ class MemoryStore:
         record = self.decisions.get(decision_id)
         if record is None:
             return None
-        return StoredDecision(record.status, _copied(record.decision), record.fields.get("claimed_at"))
+        fields = record.fields
+        return StoredDecision(record.status, _copied(record.decision), fields.get("claimed_at"), fields.get("claim"))
 
     def move_decision(
         self,

@@ -95,6 +95,8 @@ class StoredDecision:
     decision: Decision
     claimed_at: str | None = None
     """When deliver claimed it (``sending``), ISO 8601."""
+    claim: str | None = None
+    """Who claimed it: ``<request id>:<attempt>`` (the SQS message whose delivery claimed it)."""
 
 
 @dataclass(frozen=True)

@@ -53,16 +53,19 @@ def deliver(
     push: PushSender | None = None,
     decide: Outbox | None = None,
     send_before: datetime | None = None,
+    request_id: str = "",
 ) -> Delivered:
     """Send the decision ``decision_id`` if it is still ``queued`` and may go now; ``decide`` is where a
-    fallback or a send overtaken by quiet hours goes back to (a Release)."""
+    fallback or a send overtaken by quiet hours goes back to (a Release). ``request_id`` is the delivery
+    request's SQS message id: the claim names it, so a later delivery of the same request knows the claim is
+    its own earlier attempt's, which is over."""
     record = store.decision(decision_id)
     if record is None:
         return Delivered("failed", "decision not found")
     if record.status == "waiting" and decide is not None:  # handed back before a crash lost the Release
         decide.send(release(decision_id))
     if record.status == "sending":
-        if not _abandoned(record.claimed_at):
+        if not (_own_earlier(record.claim, request_id) or _abandoned(record.claimed_at)):
             # Another delivery (or this request's earlier attempt) holds the claim: come back later, when it has
             # either recorded the outcome or is certainly gone, instead of dropping the request now.
             raise Retry("claimed by a delivery still within its time")
@@ -84,7 +87,7 @@ def deliver(
         if store.move_decision(decision_id, "queued", "waiting", reason="quiet hours began before it was sent"):
             decide.send(release(decision_id))
         return Delivered("deferred", "quiet hours began before it was sent", channel)
-    if not store.claim(decision_id, uuid.uuid4().hex):
+    if not store.claim(decision_id, f"{request_id}:{uuid.uuid4().hex}"):
         return Delivered("already_handled", "claimed by another delivery")
     return _send(store, decision, profile, email, sms, push, decide)
 
@@ -92,6 +95,12 @@ def deliver(
 CLAIM_TIMEOUT = 2 * DELIVER_TIMEOUT
 """A claim this old belongs to an invocation that is gone (Lambda stopped it at its timeout), and it is shorter
 than the queue's visibility timeout (six times the function's), so the request that comes back finds it so."""
+
+
+def _own_earlier(claim: str | None, request_id: str) -> bool:
+    """The claim was made by an earlier delivery of this same request: SQS hands a message out again only after
+    that attempt failed or its visibility timeout (six times the function's) passed, so it is over."""
+    return bool(request_id) and claim is not None and claim.startswith(f"{request_id}:")
 
 
 def _abandoned(claimed_at: str | None) -> bool:

@@ -136,3 +136,13 @@ def test_a_claim_whose_invocation_died_is_settled_unknown_on_the_next_delivery_a
     invoke(deliver, delivery_request(decision_id), receives=2)  # the request comes back after its visibility
 
     assert deliver.store.decision(decision_id).status == "unknown" and deliver.email.sent == []
+
+
+def test_a_request_delivered_again_after_its_own_attempt_claimed_and_failed_settles_the_claim_at_once(deliver):
+    decision_id = queued(deliver)
+    assert deliver.store.claim(decision_id, "m-1:first-attempt")  # this request's first attempt, which then failed
+
+    record = sqs_record(delivery_request(decision_id), QUEUE, 2, message_id="m-1")
+    deliver.handler(sqs_event(record), Context("deliver"))
+
+    assert deliver.store.decision(decision_id).status == "unknown" and deliver.email.sent == []

@@ -97,8 +97,8 @@ class DecisionItems(Table):
         ).get("Item")
         if item is None:
             return None
-        claimed_at = item.get("claimed_at", {}).get("S")
-        return StoredDecision(item["status"]["S"], Decision.model_validate_json(item["doc"]["S"]), claimed_at)
+        claimed_at, claim = (item.get(name, {}).get("S") for name in ("claimed_at", "claim"))
+        return StoredDecision(item["status"]["S"], Decision.model_validate_json(item["doc"]["S"]), claimed_at, claim)
 
     def move_decision(
         self,
