@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 from nextbest.core.campaigns import load_policy
-from nextbest.core.settings import MAX_RECEIVE_COUNT
 
 from infra.local.emulator import Emulation, Faults
 from infra.local.emulator.faults import poison_number, subjects
@@ -63,7 +62,8 @@ ROWS = (
     ("stranded_decisions_sent", "… of which moto did send"),
     ("dlq_entries", "dead-letter queue entries"),
     ("dlq_without_reason", "… with no reason, but for crashes (redriven after maxReceiveCount)"),
-    ("dlq_after_crashes", "… with no reason: the worker crashed on every delivery (by design)"),
+    ("dlq_after_crashes", "… with no reason: the worker crashed on the last delivery (by design)"),
+    ("decisions_dead_lettered", "decisions whose request waits in a DLQ with its reason (a replay sends it)"),
     ("poison_unaccounted", "poison messages not dead-lettered with a reason"),
     ("ambiguous_sends", "decisions left `unknown` (timed out, maybe sent)"),
     ("ambiguous_sent_twice", "… of which moto delivered more than once"),
@@ -155,7 +155,7 @@ def outcome(run: demo.Run, faults: Faults) -> dict[str, Any]:
     findings: dict[str, list[dict[str, Any]]] = {}
     dead = DeadLetters.read(run.emulation)
     figures |= _events(run, table, dead, findings)
-    figures |= _stranded(run.emulation, table, sent, faults, findings)
+    figures |= _stranded(run.emulation, table, sent, faults, findings, dead)
     figures |= _dead_letters(dead, faults, findings)
     figures |= _ambiguous(table, sent, faults, findings)
     figures |= _violations(run, table, findings)
@@ -284,8 +284,11 @@ def _stranded(
     sent: Counter[tuple[str | None, str]],
     faults: Faults,
     findings: dict[str, Any],
+    dead: DeadLetters,
 ) -> dict[str, Any]:
-    """Messages left in a work queue, and decisions left on their way (and whether moto sent them anyway)."""
+    """Messages left in a work queue, and decisions left on their way (and whether moto sent them anyway). A
+    decision whose delivery request or Release waits in a dead-letter queue with its reason is dead-lettered (a
+    replay finishes it), not stranded."""
     sqs = emulation.client("sqs")
     left: dict[str, int] = {}
     names = [f"ApproximateNumberOfMessages{state}" for state in ("", "NotVisible", "Delayed")]
@@ -294,7 +297,8 @@ def _stranded(
             attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
             if count := sum(int(attributes.get(n, 0)) for n in names):
                 left[_queue(logical_id)] = count
-    stranded = {d: s for d, s in table.statuses.items() if s in UNFINISHED}
+    parked = {d for _, reason, body in dead.entries if reason for d in subjects(body)}
+    stranded = {d: s for d, s in table.statuses.items() if s in UNFINISHED and d not in parked}
     was_sent = [d for d in stranded if sent.get(table.moto_key[d], 0)]
     findings["stranded_decisions"] = [
         {"decision_id": d, "status": s, "sent": sent.get(table.moto_key[d], 0), "faults": faults.trail.get(d, [])}
@@ -306,19 +310,25 @@ def _stranded(
         "stranded_decisions": len(stranded),
         "stranded_by_status": dict(Counter(stranded.values())),
         "stranded_decisions_sent": len(was_sent),
+        "decisions_dead_lettered": sum(1 for d, s in table.statuses.items() if s in UNFINISHED and d in parked),
     }
 
 
 def _dead_letters(dead: DeadLetters, faults: Faults, findings: dict[str, Any]) -> dict[str, Any]:
     """DLQ entries by queue and reason; poison messages that did not reach one with a reason."""
 
-    def crashed_every_time(body: str) -> bool:
-        """The worker died (an injected crash) on every delivery: no code of ours ran to give a reason, so SQS's
-        redrive policy moved it, as it would in AWS. By design, and counted apart."""
-        crashes = sum(1 for s in subjects(body) for f in faults.trail.get(s, []) if ":sqs.crash@" in f)
-        return crashes >= MAX_RECEIVE_COUNT
+    def crashed_last_time(body: str) -> bool:
+        """The worker died (an injected crash) on the message's last delivery: no code of ours ran to give a
+        reason, so SQS's redrive policy moved it, as it would in AWS. By design, and counted apart."""
+        crashed = last = False
+        for entry in (f for s in subjects(body) for f in faults.trail.get(s, [])):
+            if ":sqs.crash@" in entry:
+                crashed = True
+            elif entry.endswith(":record_failed"):
+                last, crashed = crashed, False
+        return last
 
-    unexplained = [(q, r, b) for q, r, b in dead.entries if r is None and not crashed_every_time(b)]
+    unexplained = [(q, r, b) for q, r, b in dead.entries if r is None and not crashed_last_time(b)]
     by_reason = Counter(f"{_queue(queue)}:{reason or '(none)'}" for queue, reason, _ in dead.entries)
     reasoned = {n for _, reason, body in dead.entries if reason and (n := poison_number(body)) is not None}
     findings["dlq_without_reason"] = [
@@ -329,7 +339,7 @@ def _dead_letters(dead: DeadLetters, faults: Faults, findings: dict[str, Any]) -
         "dlq_entries": len(dead.entries),
         "dlq_by_reason": dict(sorted(by_reason.items())),
         "dlq_without_reason": len(unexplained),
-        "dlq_after_crashes": sum(1 for _, r, b in dead.entries if r is None and crashed_every_time(b)),
+        "dlq_after_crashes": sum(1 for _, r, b in dead.entries if r is None and crashed_last_time(b)),
         "poison_injected": len(faults.poison),
         "poison_unaccounted": len({n for n, _ in faults.poison} - reasoned),
     }
