@@ -29,8 +29,8 @@ class Ingested:
     merged: int = 0
     """How many existing profiles were folded into another by this event."""
     arm: dict[str, datetime] = field(default_factory=dict)
-    """Triggers whose alarm must be (re)set: new or moved ones, or all pending ones after a redelivery
-    (the first attempt may have saved the profile and failed before arming)."""
+    """Triggers whose alarm must be (re)set (``to_arm``: new ones, or ones due earlier than their alarm), or all
+    pending ones after a redelivery (the first attempt may have saved the profile and failed before arming)."""
     disarm: dict[str, list[str]] = field(default_factory=dict)
     """Alarms to delete, by the profile key they were armed under: those of profiles merged away (their
     trigger moved to the surviving key, and their input names the old key, an e-mail address maybe), and on
@@ -65,12 +65,22 @@ def ingest(store: Store, kind: str, event: EventDetail, delays: TriggerDelays) -
             continue
         same = len(profiles) == 1 and updated.key == profiles[0].key
         previous = profiles[0].triggers if same else {}
-        moved = {t: due for t, due in updated.triggers.items() if previous.get(t) != due}
+        moved = to_arm(previous, updated.triggers)
         merged = len(profiles) - 1 if len(profiles) > 1 else int(len(profiles) == 1 and not same)
         away = {p.key: sorted(p.triggers) for p in profiles if p.key != updated.key and p.triggers}
         conflicts = len(joined.left_out)
         return Ingested(updated.key, "applied", merged=merged, arm=moved, disarm=away, conflicts=conflicts)
     raise Conflict("", why=f"gave up after {MAX_ATTEMPTS} conflicting writes")
+
+
+def to_arm(armed: dict[str, datetime], triggers: dict[str, datetime]) -> dict[str, datetime]:
+    """The triggers whose alarm must be set: new ones, and ones now due earlier than the alarm already set.
+
+    A trigger that moved later (every cart update, every view of a browsing session moves it) keeps its alarm:
+    it rings early, finds the profile holding a later time and is put back on it (``Decider.handle``). A cart
+    updated ten times costs one or two Scheduler calls, not ten (EventBridge Scheduler's request quotas, not
+    DynamoDB, would otherwise cap ingest)."""
+    return {t: due for t, due in triggers.items() if t not in armed or due < armed[t]}
 
 
 def ingest_batch(
@@ -143,7 +153,7 @@ def _ingest_together(
         except Conflict:
             store.forget([key])
             continue
-        moved = {t: due for t, due in updated.triggers.items() if profile.triggers.get(t) != due}
+        moved = to_arm(profile.triggers, updated.triggers)
         for position, index in enumerate(pending):
             results[index] = Ingested(key, "applied", arm=moved if position == 0 else {})
         return
