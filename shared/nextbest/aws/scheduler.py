@@ -1,9 +1,10 @@
 """Delayed triggers as EventBridge Scheduler one-time schedules.
 
-When a profile gains or moves a trigger (a cart left at 10:00 is due at 11:00), ingest arms one schedule
-per (profile, trigger); at the due time Scheduler puts a :class:`DueTrigger` on the decide queue. Re-arming
-moves the same schedule, and a trigger whose reason vanished (the order came) simply finds nothing to
-decide when it fires: the profile in DynamoDB stays the source of truth, the schedule is only the alarm.
+When a profile gains a trigger, or one comes due earlier (a cart left at 10:00 is due at 11:00), ingest arms one
+schedule per (profile, trigger); at the due time Scheduler puts a :class:`DueTrigger` on the decide queue.
+Re-arming moves the same schedule. A trigger that moved later keeps its alarm: it rings early, and decide puts it
+back on the profile's time. A trigger whose reason vanished (the order came) simply finds nothing to decide when it
+fires: the profile in DynamoDB stays the source of truth, the schedule is only the alarm.
 """
 
 from __future__ import annotations
