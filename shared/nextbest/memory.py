@@ -125,6 +125,12 @@ class MemoryStore:
     def _exists(self, key: str) -> bool:
         return key in self.profiles or key in self.redirects
 
+    def _save_next_version(self, profile: Profile) -> None:
+        """Store ``profile`` as its next version (its version checked by the caller, with the write's others)."""
+        saved = _copy(profile)
+        saved.version = profile.version + 1
+        self.profiles[profile.key] = saved
+
     def _expect_version(self, key: str, version: int | None) -> None:
         """The condition of a guarded write: the profile at ``key`` still has ``version`` (None: no item)."""
         current = self.profiles.get(key)
@@ -190,9 +196,7 @@ class MemoryStore:
                 raise Conflict(decision.profile_key, first_counter + index, counter.refusal)
         self.decisions[decision.decision_id] = _Record(status, _copied(decision))
         if profile is not None:
-            saved = _copy(profile)
-            saved.version = profile.version + 1
-            self.profiles[profile.key] = saved
+            self._save_next_version(profile)
         self._add(counters)
         self.writes += 1
 
@@ -218,9 +222,7 @@ class MemoryStore:
             return False
         if profile is not None:
             self._expect_version(profile.key, profile.version)
-            saved = _copy(profile)
-            saved.version = profile.version + 1
-            self.profiles[profile.key] = saved
+            self._save_next_version(profile)
         record.status = to_status
         record.fields.update(fields)
         self._add(combined(counters))

@@ -18,7 +18,6 @@ from nextbest.aws.store.table import (
     MESSAGE,
     Table,
     failed_write,
-    profile_item,
 )
 from nextbest.core import clock
 from nextbest.core.clock import iso
@@ -72,8 +71,7 @@ class DecisionItems(Table):
             }
         ]
         if profile is not None:
-            saved = profile.model_copy(update={"version": profile.version + 1})
-            items.append(self._put(profile_item(saved), expected=profile.version))
+            items.append(self._next_version(profile))
         items += [c.update(self.table) for c in counters]
         try:
             self._write(items)
@@ -168,8 +166,7 @@ class DecisionItems(Table):
         }
         items: list[dict[str, Any]] = [{"Update": update}]
         if profile is not None:
-            saved = profile.model_copy(update={"version": profile.version + 1})
-            items.append(self._put(profile_item(saved), expected=profile.version))
+            items.append(self._next_version(profile))
         items += [c.update(self.table) for c in combined(counters)]
         try:
             if len(items) > 1:

@@ -129,6 +129,11 @@ class Table:
                 time.sleep(random.uniform(0, 0.025 * 2**attempt))
         raise AssertionError("unreachable")
 
+    def _next_version(self, profile: Profile) -> dict[str, Any]:
+        """The Put that saves ``profile`` as its next version, only if it still has the version it was read at."""
+        saved = profile.model_copy(update={"version": profile.version + 1})
+        return self._put(profile_item(saved), expected=profile.version)
+
     def _put(self, item: dict[str, Any], expected: int | None) -> dict[str, Any]:
         put: dict[str, Any] = {"TableName": self.table, "Item": item}
         if expected is None:
