@@ -44,6 +44,8 @@ ITEM_CLASSES: tuple[ItemClass, ...] = (
               "lists at most 10 identifiers of a kind, but the redirects of the others stay"),
     ItemClass("decision", "d:<decision id> / DECISION", False, "expiry",
               "expires_at: 180 days after the decision (DECISION_RETENTION)"),
+    ItemClass("decision_body", "d:<decision id> / BODY", False, "expiry",
+              "expires_at: the decision's own (its rendered messages, written once with it)"),
     ItemClass("event_marker", "ev:<event id> / EVENT", False, "expiry", "expires_at: 7 days after the event"),
     ItemClass("tombstone", "xk:<keyed hash of an identifier> / ERASED", False, "bound",
               "one per identifier of an erased person: grows with erasure requests, not with traffic"),
@@ -61,7 +63,8 @@ ITEM_CLASSES: tuple[ItemClass, ...] = (
 
 COUNTERS = {"ARM": "counter_arm", "FUNNEL": "counter_funnel", "VARIANT": "counter_variant", "BUDGET": "counter_budget",
             "HOUR": "counter_hour", "DAY": "counter_day"}  # fmt: skip
-SINGLE = {"DECISION": "decision", "EVENT": "event_marker", "ERASED": "tombstone", "MESSAGE": "push_message"}
+SINGLE = {"DECISION": "decision", "BODY": "decision_body", "EVENT": "event_marker", "ERASED": "tombstone",
+          "MESSAGE": "push_message"}  # fmt: skip
 
 
 class UnknownItem(ValueError):

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from nextbest.aws.store.table import (
+    BODY,
     BY_CANONICAL,
     DECISION,
     ERASED,
@@ -167,7 +168,8 @@ class ProfileItems(Table):
     def erase(self, keys: list[str], decision_ids: list[str]) -> None:
         """Delete identity items and decisions, and leave a keyed tombstone for every identifier."""
         requests = [{"DeleteRequest": {"Key": {"pk": {"S": k}, "sk": {"S": PROFILE}}}} for k in keys]
-        requests += [{"DeleteRequest": {"Key": {"pk": {"S": f"d:{d}"}, "sk": {"S": DECISION}}}} for d in decision_ids]
+        decisions = [(f"d:{d}", sk) for d in decision_ids for sk in (DECISION, BODY)]  # a record and its body
+        requests += [{"DeleteRequest": {"Key": {"pk": {"S": pk}, "sk": {"S": sk}}}} for pk, sk in decisions]
         requests += [{"PutRequest": {"Item": _tombstone_item(self.tombstones(k)[0], iso(clock.now()))}} for k in keys]
         self._batch_write(requests)
         self.forget(keys)

@@ -9,6 +9,7 @@ pk                        sk             what
 ``e:…`` / ``p:…``                        a redirect (``canonical``) from every other identifier of that person
 ``d:<decision id>``       ``DECISION``   a decision record with its ``status`` (claimed conditionally), for
                                          ``DECISION_RETENTION`` (TTL ``expires_at``)
+``d:<decision id>``       ``BODY``       its rendered messages (compressed), written once with it, same TTL
 ``ev:<event id>``         ``EVENT``      an applied event, remembered for 7 days (TTL ``expires_at``)
 ``xk:<keyed hash>``        ``ERASED``     tombstone of an erased identifier (``tombstone``: a keyed hash, no personal
                                          data is kept; ``x:<sha256 of a key>`` is the unkeyed form written before)
@@ -45,6 +46,7 @@ from nextbest.core.profiles import Profile
 
 PROFILE = "PROFILE"
 DECISION = "DECISION"
+BODY = "BODY"
 ERASED = "ERASED"
 MESSAGE = "MESSAGE"
 EVENT = "EVENT"
