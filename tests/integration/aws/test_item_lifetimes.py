@@ -6,7 +6,7 @@ the table's TTL attribute. Whether every class expires or is bounded is issue 14
 import random
 from decimal import Decimal
 
-from nextbest.core.events import ProductViewed
+from nextbest.core.events import CustomerIdentified, ProductViewed
 from nextbest.decide.engine import counters
 from nextbest.ingest.service import ingest
 from nextbest_lab.item_classes import classify_item, item_classes, lacks_declared_expiry
@@ -19,7 +19,16 @@ def test_every_item_the_store_writes_has_a_class_and_every_class_is_written(emul
     table = emulation.output("TableName")
     store = table_store(emulation)
     sent = abandoned_cart(store, {"email": True}, email="ann@example.org")  # profile, redirect, markers, counters
-    ingest(store, "product.viewed", ProductViewed(event_id="v", occurred_at=T0, anonymous_id="k1", product_id="p"),
+    for n, cookie in enumerate(("k1", "k2")):  # two cookies' profiles; the first then signs in: a redirect
+        viewed = ProductViewed(event_id=f"v{n}", occurred_at=T0, anonymous_id=cookie, product_id="p")
+        ingest(store, "product.viewed", viewed, DELAYS)
+    signed_in = CustomerIdentified(event_id="sign-in", occurred_at=T0, customer_id="cus_1", anonymous_id="k1")
+    ingest(store, "customer.identified", signed_in, DELAYS)
+    busy = {"pk": {"S": "c:cus_1"}, "sk": {"S": "PROFILE"}}  # a profile with too many events this week: markers
+    emulation.client("dynamodb").update_item(TableName=table, Key=busy, UpdateExpression="SET markers_until = :t",
+                                             ExpressionAttributeValues={":t": {"N": "4102444800"}})  # fmt: skip
+    store.forget()
+    ingest(store, "product.viewed", ProductViewed(event_id="v9", occurred_at=T0, customer_id="cus_1", product_id="p"),
            DELAYS)  # fmt: skip
     capped = sent.model_copy(  # a campaign with an hourly cap and a budget takes from both
         update={"decision_id": "d-capped", "campaign_id": "at-risk", "variant": "we-miss-you", "offer_cost": Decimal(5)}
