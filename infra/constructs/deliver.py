@@ -77,6 +77,8 @@ def maximum_concurrency(rate_per_s: float, seconds_per_send: float = SECONDS_PER
     """Invocations at once that, each sending one request after another, stay within ``rate_per_s``: the rate
     times what a send takes, within the 2..1,000 Lambda allows."""
     return max(2, min(1000, math.floor(rate_per_s * seconds_per_send)))
+
+
 TABLE_ACCESS = TableAccess(
     # decision: GetItem; profile, change: BatchGetItem and PutItem; move_decision: UpdateItem (a transaction of
     # Updates with its funnel counters); remember_message and a fallback's new (waiting) decision: PutItem

@@ -50,7 +50,7 @@ class Shared(Construct):
         code: lambda_.Code | None = None,
         extra_layers: tuple[lambda_.ILayerVersion, ...] = (),
         reserved_concurrency: int | None = None,
-        **values: str | dict[str, int] | dict[str, str],
+        **values: object,
     ) -> lambda_.Function:
         """The function of one pipeline step, consuming its queues, with the grants every step needs and the
         table actions it calls (``table_access``).
@@ -91,9 +91,7 @@ def consume(function: lambda_.Function, queue: sqs.Queue, max_concurrency: int |
     """The function's event source mapping on ``queue``: batches of 10, partial batch responses, and at most
     ``max_concurrency`` invocations at once (``ScalingConfig.MaximumConcurrency``; None: Lambda's own scaling)."""
     function.add_event_source(
-        sources.SqsEventSource(
-            queue, batch_size=10, report_batch_item_failures=True, max_concurrency=max_concurrency
-        )
+        sources.SqsEventSource(queue, batch_size=10, report_batch_item_failures=True, max_concurrency=max_concurrency)
     )
 
 

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from infra.local.emulator import recipients
-
 from tests.conftest import T0
 from tests.e2e.test_pipeline import dead_letters, event, put
 

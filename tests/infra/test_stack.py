@@ -86,9 +86,7 @@ def test_each_channel_has_its_own_delivery_queue_and_dlq_consumed_at_a_concurren
     [deliver] = [k for k, f in functions.items() if f["Properties"]["Description"] == "nextbest deliver"]
     [decide] = [k for k, f in functions.items() if f["Properties"]["Description"] == "nextbest decide"]
     # Given decide's queue for each channel
-    by_channel = _environment_json(
-        functions[decide]["Properties"]["Environment"]["Variables"]["DELIVER_QUEUE_URLS"]
-    )
+    by_channel = _environment_json(functions[decide]["Properties"]["Environment"]["Variables"]["DELIVER_QUEUE_URLS"])
     assert set(by_channel) == set(CHANNELS) and len(set(by_channel.values())) == len(CHANNELS)
     mappings = {
         m["Properties"]["EventSourceArn"]["Fn::GetAtt"][0]: m["Properties"]
@@ -97,7 +95,9 @@ def test_each_channel_has_its_own_delivery_queue_and_dlq_consumed_at_a_concurren
     }
     assert set(mappings) == set(by_channel.values())  # deliver consumes exactly those queues
     options = synthesized.name.startswith("cdk.out.options")
-    dead_letters = _environment_json(functions[deliver]["Properties"]["Environment"]["Variables"]["DEAD_LETTER_QUEUE_URLS"])
+    dead_letters = _environment_json(
+        functions[deliver]["Properties"]["Environment"]["Variables"]["DEAD_LETTER_QUEUE_URLS"]
+    )
     for channel, queue in by_channel.items():
         # Then each has its own DLQ, where deliver's rejections of its records go too
         dlq = queues[queue]["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]

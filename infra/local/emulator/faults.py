@@ -120,7 +120,6 @@ PROTOCOLS = {"dynamodb": "json", "pinpoint-sms-voice-v2": "json", "sesv2": "rest
 """How each service serialises errors (SNS: the query protocol's XML)."""
 
 
-
 @dataclass(frozen=True)
 class Outage:
     """Every request a function makes to ``service``'s ``operation`` from ``start`` until ``end`` on the emulated
