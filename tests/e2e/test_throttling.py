@@ -106,3 +106,28 @@ def test_an_hour_of_ses_throttling_dead_letters_nothing_and_every_email_goes_onc
     assert not {"queued", "sending", "waiting"} & set(statuses.values())
     assert left_on_delivery_queues(throttled) == 0
     assert {queue: messages for queue, messages in dead_letters(throttled).items() if messages} == {}
+
+
+def test_a_delayed_message_waits_on_the_emulated_clock_and_each_mapping_knows_its_maximum_concurrency(emulation):
+    sqs = emulation.client("sqs")
+    mapping = next(m for m in emulation.mappings if m.function.name == "deliver")
+    # Given a message sent with a 10-minute delay (a request for no decision: deliver settles it once it comes)
+    sqs.send_message(QueueUrl=mapping.queue_url, MessageBody='{"decision_id": "d-1"}', DelaySeconds=600)
+
+    def delayed() -> int:
+        attributes = ["ApproximateNumberOfMessagesDelayed"]
+        return int(
+            sqs.get_queue_attributes(QueueUrl=mapping.queue_url, AttributeNames=attributes)["Attributes"][
+                "ApproximateNumberOfMessagesDelayed"
+            ]
+        )
+
+    # Then it waits while the emulated clock is short of its time, whatever real time passes, and not after
+    assert emulation.delays.next_due(T0 + timedelta(minutes=9)) is None and delayed() == 1
+    emulation.advance(T0 + timedelta(minutes=9))
+    assert delayed() == 1
+    emulation.advance(T0 + timedelta(minutes=10))
+    assert delayed() == 0 and emulation.delays.pending == []
+    # And each of deliver's mappings carries the template's MaximumConcurrency
+    assert {m.max_concurrency for m in emulation.mappings if m.function.name == "deliver"} >= {2}
+    assert all(m.max_concurrency is None for m in emulation.mappings if m.function.name != "deliver")
