@@ -139,7 +139,7 @@ def _drive(emulation: Emulation, population: Population, progress: bool) -> tupl
     at = population.start
     with progress_bar(progress) as bar:
         task = bar.add_task("demo", total=len(pending), day="")
-        while at < population.end + timedelta(hours=3):
+        while at < population.end + timedelta(hours=3) or emulation.delays.pending:  # throttled sends waiting
             at += STEP
             batch = []
             while pending and pending[0]["at"] <= at:
