@@ -258,32 +258,41 @@ class Member:
 
 def fit_member(kind: str, x: np.ndarray, tau: np.ndarray, eligible: np.ndarray, supported: np.ndarray) -> Member:
     """Regress each supported action's incremental pseudo-outcome on the features, where the action was open."""
-    n_actions, n_features = tau.shape[1], x.shape[1]
-    fits = []
-    for a in range(n_actions):
-        rows = eligible[:, a]
-        fits.append(_fit_one(kind, x[rows], tau[rows, a]) if supported[a] and rows.sum() >= MIN_SUPPORT else None)
-    if kind.startswith("tree"):
+    fitted = supported & (eligible.sum(axis=0) >= MIN_SUPPORT)
+    if kind.startswith("tree") and x.shape[1]:
+        fits = [_fit_tree(int(kind.rsplit("_", 1)[1]), x[eligible[:, a]], tau[eligible[:, a], a]) if fitted[a] else None
+                for a in range(tau.shape[1])]  # fmt: skip
         size = max([len(f["left"]) for f in fits if f] + [1])
-        arrays = {name: np.stack([_pad(f, name, size) for f in fits]) for name in TREE_ARRAYS}
-    else:
-        arrays = {
-            "coef": np.stack([f["coef"] if f else np.zeros(n_features) for f in fits]).reshape(n_actions, n_features),
-            "intercept": np.array([f["intercept"] if f else 0.0 for f in fits]),
-        }
-    return Member(kind, arrays)
+        return Member(kind, {name: np.stack([_pad(f, name, size) for f in fits]) for name in TREE_ARRAYS})
+    coef, intercept = np.zeros((tau.shape[1], x.shape[1])), np.zeros(tau.shape[1])
+    for a in np.flatnonzero(fitted):
+        intercept[a] = tau[eligible[:, a], a].mean()
+    if kind == "linear" and x.shape[1]:
+        _fit_linear(x, tau, eligible, fitted, coef, intercept)
+    return Member("linear" if kind == "linear" else "best_single", {"coef": coef, "intercept": intercept})
 
 
-def _fit_one(kind: str, x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+def _fit_linear(
+    x: np.ndarray, tau: np.ndarray, eligible: np.ndarray, fitted: np.ndarray, coef: np.ndarray, intercept: np.ndarray
+) -> None:
+    """Ridge per action, its penalty chosen by generalised cross-validation; the actions open at the same records
+    are fitted together (one decomposition of the features serves them all)."""
     from sklearn.linear_model import RidgeCV
+
+    groups: dict[bytes, list[int]] = {}
+    for a in np.flatnonzero(fitted):
+        groups.setdefault(eligible[:, a].tobytes(), []).append(int(a))
+    for actions in groups.values():
+        rows = eligible[:, actions[0]]
+        model = RidgeCV(alphas=np.logspace(0, 6, 7), alpha_per_target=True).fit(x[rows], tau[rows][:, actions])
+        coef[actions] = np.asarray(model.coef_, dtype=float).reshape(len(actions), -1)
+        intercept[actions] = model.intercept_
+
+
+def _fit_tree(depth: int, x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+    """A shallow regression tree with large leaves (an eighth of the records at least): few, well-estimated groups."""
     from sklearn.tree import DecisionTreeRegressor
 
-    if kind == "best_single" or x.shape[1] == 0:
-        return {"coef": np.zeros(x.shape[1]), "intercept": float(y.mean()), **_leaf(float(y.mean()))}
-    if kind == "linear":
-        model = RidgeCV(alphas=np.logspace(0, 6, 13)).fit(x, y)
-        return {"coef": np.asarray(model.coef_, dtype=float), "intercept": float(model.intercept_)}
-    depth = int(kind.rsplit("_", 1)[1])
     tree = DecisionTreeRegressor(max_depth=depth, min_samples_leaf=max(MIN_SUPPORT, len(y) // 8), random_state=0)
     t = tree.fit(x, y).tree_
     return {
@@ -341,6 +350,8 @@ class Learned:
     selection: dict[str, Any] = field(default_factory=dict)
     oof_values: np.ndarray | None = None
     """Per training record, the chosen kind's value from a policy fitted without the record's fold."""
+    training: Evidence | None = None
+    """The training log and its pseudo-outcomes (what the gate reads when there is no held-out log)."""
 
     def choosable(self) -> np.ndarray:
         """Supported actions; with ``none`` as the baseline, which scores 0 (incremental over itself)."""
@@ -384,7 +395,8 @@ def learn(
     kind, selection = one_standard_error(values)
     member = fit_member(kind, x, tau, log.eligible, supported)
     selection |= {"features": encoder.names, "records": len(records), "folds": folds}
-    return Learned(encoder, log.actions, supported, member, floor, reward, send_cost, selection, values[kind])
+    training = Evidence(log, gamma, {})
+    return Learned(encoder, log.actions, supported, member, floor, reward, send_cost, selection, values[kind], training)
 
 
 def _cross_fitted_values(
@@ -620,10 +632,8 @@ def learn_and_gate(
         evidence = evidence_on(holdout, learned, folds=folds, seed=seed)
         challenger_values, where = evidence.dr_terms("learned policy"), f"the held-out log ({len(holdout)} records)"
     else:
-        log = Log.of(records, reward, send_cost)
-        x = Encoder.fit([r.context for r in records]).transform([r.context for r in records])
-        evidence = Evidence(log, pseudo_outcomes(log, x, folds, seed), {})
-        assert learned.oof_values is not None
+        assert learned.training is not None and learned.oof_values is not None
+        evidence = learned.training
         challenger_values, where = learned.oof_values, f"the training log, cross-fitted ({folds} folds)"
     if champion:
         champion_values = (champion.probabilities(evidence.log) * evidence.gamma).sum(axis=1)
