@@ -42,7 +42,7 @@ def test_given_effects_that_differ_by_shopper_when_learned_then_it_beats_the_bes
     worlds, learned
 ):
     # Given a fresh log of the same shop (the truth of every decision known)
-    train, test = worlds
+    _, test = worlds
     log = policy.Log.of(test.records)
     # When
     value = test.true_value(learned.probabilities(log), log.actions)
