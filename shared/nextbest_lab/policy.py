@@ -210,8 +210,8 @@ def pseudo_outcomes(log: Log, x: np.ndarray, folds: int = 5, seed: int = 0) -> n
         test = fold == f
         for a in np.flatnonzero(supported):
             train = (fold != f) & (log.taken == a)
-            if train.sum() < MIN_SUPPORT:
-                q[test, a] = log.reward[log.taken == a].mean()
+            if train.sum() < MIN_SUPPORT or x.shape[1] == 0:
+                q[test, a] = log.reward[train if train.any() else log.taken == a].mean()
                 continue
             model = RidgeCV(alphas=np.logspace(-1, 4, 11)).fit(x[train], log.reward[train])
             q[test, a] = model.predict(x[test])
@@ -493,7 +493,7 @@ def compare(
     for everyone, on ``records``, and the learned policy's paired DR difference from each."""
     evidence = evidence_on(records, policy, folds=folds, seed=seed)
     rows: dict[str, Any] = {}
-    for name in ["learned policy", "logging policy", *evidence.policies.keys() - {"learned policy"}]:
+    for name in ["learned policy", "logging policy", *(p for p in evidence.policies if p != "learned policy")]:
         rows[name] = evidence.estimates(name, alpha)
         if name != "learned policy":
             rows[name]["learned_minus_this_dr"] = evidence.difference("learned policy", name, alpha)
