@@ -340,6 +340,9 @@ def choose(scores: np.ndarray, eligible: np.ndarray, chosen_from: np.ndarray, fl
 
 @dataclass
 class Learned:
+    """A policy: how contexts become features, the actions it knows (those it may choose: ``supported``), the
+    fitted scores (each action's estimated incremental reward; ``none`` scores 0) and the exploration floor."""
+
     encoder: Encoder
     actions: list[str]
     supported: np.ndarray
@@ -352,10 +355,6 @@ class Learned:
     """Per training record, the chosen kind's value from a policy fitted without the record's fold."""
     training: Evidence | None = None
     """The training log and its pseudo-outcomes (what the gate reads when there is no held-out log)."""
-
-    def choosable(self) -> np.ndarray:
-        """Supported actions; with ``none`` as the baseline, which scores 0 (incremental over itself)."""
-        return self.supported.copy()
 
     def probabilities(self, log: Log) -> np.ndarray:
         """The policy's probabilities over ``log``'s actions (records x actions)."""
