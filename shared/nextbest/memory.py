@@ -8,6 +8,7 @@ so there is one decide loop, not a copy per simulator. It keeps what the table p
 * a counter with a limit refuses an add that would pass it (``Conflict`` with the counter's ``refusal``), and
   counters travel in the same write as the fact they count;
 * identifiers other than the canonical one redirect to it, re-pointed on every merge;
+* every profile write sets the profile's place in the due index, computed at the write's time;
 * reads return copies: changing a profile read from the store changes nothing until it is saved.
 
 It is never shipped to Lambda (no handler imports it) and never used against AWS.
@@ -26,6 +27,7 @@ from nextbest.core.clock import iso
 from nextbest.core.commands import sweep_shard
 from nextbest.core.counters import Counter, combined
 from nextbest.core.decision import Decision
+from nextbest.core.due import due_shard, index_time
 from nextbest.core.ports import BuyerPage, Conflict, DecisionExists, Duplicate, SentMessage, StoredDecision
 from nextbest.core.profiles import Profile
 
@@ -61,6 +63,8 @@ class MemoryStore:
         self.decisions: dict[str, _Record] = {}
         self.messages: dict[str, SentMessage] = {}
         self.counters: dict[CounterKey, dict[str, Decimal]] = {}
+        self.index_times: dict[str, datetime | None] = {}
+        """Each profile's index time in the ``by_due`` index, as its last write set it."""
         self.writes = 0
         """Successful writes (a transaction counts once), for the benchmark."""
 
@@ -112,7 +116,7 @@ class MemoryStore:
         saved = _copy(profile)
         saved.version = profile.version + 1
         self.events.update(event_ids)
-        self.profiles[saved.key] = saved
+        self._store(saved)
         self.redirects.pop(saved.key, None)
         for key in [*new_keys, *(k for old in previous if old.key != saved.key for k in [old.key, *old.identifiers])]:
             if key != saved.key:
@@ -129,7 +133,11 @@ class MemoryStore:
         """Store ``profile`` as its next version (its version checked by the caller, with the write's others)."""
         saved = _copy(profile)
         saved.version = profile.version + 1
-        self.profiles[profile.key] = saved
+        self._store(saved)
+
+    def _store(self, saved: Profile) -> None:
+        self.profiles[saved.key] = saved
+        self.index_times[saved.key] = index_time(saved, clock.now())
 
     def _expect_version(self, key: str, version: int | None) -> None:
         """The condition of a guarded write: the profile at ``key`` still has ``version`` (None: no item)."""
@@ -255,7 +263,7 @@ class MemoryStore:
     def message(self, message_id: str) -> SentMessage | None:
         return self.messages.get(message_id)
 
-    # -- counters and the sweep -------------------------------------------------------------------------------
+    # -- counters, the due index and the sweep -------------------------------------------------------------
 
     def _refuses(self, counter: Counter) -> bool:
         """DynamoDB's condition on a limited counter: ``attribute_not_exists(n) OR n <= limit - by``."""
@@ -274,6 +282,11 @@ class MemoryStore:
             item = self.counters.get((f"s:{campaign_id}", f"VARIANT#{v}"), {})
             counts[v] = (int(item.get("sends", 0)), int(item.get("conversions", 0)))
         return counts
+
+    def due(self, shard: int, after: datetime, until: datetime) -> list[str]:
+        """As the ``by_due`` index answers: profiles (not redirects, not erased) in index-time order."""
+        found = [(t, k) for k, t in self.index_times.items() if t and after < t <= until and k in self.profiles]
+        return [k for _, k in sorted(found) if due_shard(k) == shard]
 
     def buyers(self, shard: int, start: dict[str, Any] | None, limit: int = 200) -> BuyerPage:
         """A page of the buyers' keys in ``shard``, in key order as the ``by_sweep`` index returns them."""

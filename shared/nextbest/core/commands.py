@@ -3,9 +3,11 @@
 ========================  ===========================  ============================================================
 queue                     payload                      sent by
 ========================  ===========================  ============================================================
-due-triggers (decide)     :data:`DecideCommand`        EventBridge Scheduler (a :class:`DueTrigger` when a trigger's
-                                                       alarm rings, a :class:`Sweep` once a day, a deferred
-                                                       :class:`Release`), decide itself (the sweep's next pages),
+due-triggers (decide)     :data:`DecideCommand`        EventBridge Scheduler (a :class:`Poll` every minute, a
+                                                       :class:`Sweep` once a day, a trigger or :class:`Release`
+                                                       deferred by quiet hours), decide itself (a
+                                                       :class:`DueProfile` per profile a poll found, the sweep's
+                                                       next pages),
                                                        deliver and feedback (a :class:`Release`: a fallback on
                                                        another channel, a soft bounce's retry, a send that quiet
                                                        hours overtook)
@@ -44,12 +46,25 @@ class _Command(BaseModel):
 
 
 class DueTrigger(_Command):
-    """A trigger's alarm rang: decide for this profile now. Armed by ingest (and decide, for deferrals and
-    follow-ups) as a one-time schedule whose input is this model."""
+    """Decide for this trigger of this profile now: a decision quiet hours deferred (a one-time schedule whose
+    input is this model), or one customer of the sweep retried alone."""
 
     profile_key: str
     trigger: str
     due_at: AwareDatetime
+
+
+class Poll(_Command):
+    """Read the due index for the profiles due in this poll's window (``nextbest.core.due``); sent every minute
+    by a ``rate`` schedule, ``poll_at`` being its scheduled time."""
+
+    poll_at: AwareDatetime
+
+
+class DueProfile(_Command):
+    """A poll found this profile due: decide every trigger of it that is due now."""
+
+    profile_key: str
 
 
 class Sweep(_Command):
@@ -68,10 +83,10 @@ class Release(_Command):
     decision_id: str
 
 
-DecideCommand = DueTrigger | Sweep | Release
-"""What the due-triggers queue carries. The three have no field in common and forbid extra ones, so exactly
-one of them validates a well-formed body (schedules armed before a release need no new tag)."""
-decide_command: TypeAdapter[DueTrigger | Sweep | Release] = TypeAdapter(DecideCommand)
+DecideCommand = DueTrigger | DueProfile | Poll | Sweep | Release
+"""What the due-triggers queue carries. They forbid extra fields and no two have the same required ones, so
+exactly one of them validates a well-formed body (schedules armed before a release need no new tag)."""
+decide_command: TypeAdapter[DueTrigger | DueProfile | Poll | Sweep | Release] = TypeAdapter(DecideCommand)
 
 
 def release(decision_id: str) -> str:

@@ -182,7 +182,14 @@ class Buyers(Protocol):
     def buyers(self, shard: int, start: dict[str, Any] | None, limit: int = 200) -> BuyerPage: ...
 
 
-class Store(Profiles, Decisions, Counters, Buyers, Protocol):
+class Due(Protocol):
+    def due(self, shard: int, after: datetime, until: datetime) -> list[str]:
+        """Keys of the profiles of a due-index shard whose index time is in ``(after, until]``
+        (``nextbest.core.due``)."""
+        ...
+
+
+class Store(Profiles, Decisions, Counters, Buyers, Due, Protocol):
     """The whole table (``nextbest.aws.store.Store``; ``nextbest.memory.MemoryStore`` in tests and the lab)."""
 
 
@@ -190,11 +197,13 @@ class Outbox(Protocol):
     """A queue a step sends commands to (``nextbest.aws.queues.Queue``)."""
 
     def send(self, body: str, attributes: dict[str, str] | None = None, delay_seconds: int = 0) -> None: ...
+    def send_all(self, bodies: Sequence[str]) -> None:
+        """Send many (``SendMessageBatch``, ten a request)."""
+        ...
 
 
 class Alarms(Protocol):
-    """One alarm per (profile, trigger), moved when re-armed, and one per waiting decision
-    (``nextbest.aws.scheduler.Scheduler``)."""
+    """One-time alarms for what quiet hours defer: a trigger's decision, a waiting decision's release
+    (``nextbest.aws.scheduler.Scheduler``). Every other trigger is found by the due index's poll."""
 
     def arm(self, command: DueTrigger | Release, at: datetime | None = None) -> None: ...
-    def disarm(self, profile_key: str, triggers: list[str]) -> None: ...

@@ -51,14 +51,14 @@ class QueueStageSettings(StageSettings):
 
 
 class SchedulingSettings(QueueStageSettings):
-    """A step that arms trigger alarms on EventBridge Scheduler."""
+    """A step that arms alarms on EventBridge Scheduler (decide: what quiet hours defer)."""
 
     schedule_group: str
     decide_queue_arn: str
     scheduler_role_arn: str = Field(description="The role EventBridge Scheduler assumes to reach decide.")
 
 
-class IngestSettings(SchedulingSettings):
+class IngestSettings(QueueStageSettings):
     trigger_delay_seconds: dict[str, int] = Field(
         default_factory=dict, description="Derived at synth from the approved campaigns' trigger delays."
     )

@@ -8,9 +8,10 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from nextbest.core import experiments
-from nextbest.core.campaigns import FOLLOW_UP, SWEEP, SWEPT, Campaign, Policy
-from nextbest.core.commands import SWEEP_SHARDS, DueTrigger, Release, Sweep, delivery_request
+from nextbest.core.campaigns import SWEEP, SWEPT, Campaign, Policy
+from nextbest.core.commands import SWEEP_SHARDS, DueProfile, DueTrigger, Poll, Release, Sweep, delivery_request
 from nextbest.core.decision import Decision, decision_id
+from nextbest.core.due import DUE_SHARDS, poll_window
 from nextbest.core.events import Channel
 from nextbest.core.guardrails import cap_reason, quiet_from, quiet_until
 from nextbest.core.ports import Alarms, Conflict, DecisionExists, Outbox, Store
@@ -51,11 +52,7 @@ class Decider:
             if due.trigger != SWEEP and profile.triggers.get(due.trigger) != due.due_at:
                 if profile.handled.get(due.trigger) == due.due_at:  # decided: finish what a crash may have cut
                     return self._resume(decision_id(profile.key, due.trigger, due.due_at), profile, now)
-                current = profile.triggers.get(due.trigger)
-                if current is not None:  # the alarm rang for a time the profile no longer holds: put it back on
-                    # the profile's time (two ingest workers armed it from different reads, the older write last)
-                    self.scheduler.arm(DueTrigger(profile_key=profile.key, trigger=due.trigger, due_at=current))
-                return None  # moved, or its reason vanished
+                return None  # moved (the due index holds its new time), or its reason vanished
             scores = self.models.score(profile, now) if self.models is not None else None
             decision = decide(
                 profile, due.trigger, due.due_at, self.campaigns, self.policy, now, self.site_url, scores,
@@ -95,9 +92,33 @@ class Decider:
         if decision.action == "defer" and decision.defer_until:
             self.scheduler.arm(DueTrigger(profile_key=decision.profile_key, trigger=decision.trigger,
                                           due_at=decision.trigger_due_at), at=decision.defer_until)  # fmt: skip
-        for trigger, due_at in profile.triggers.items():
-            if trigger.startswith(FOLLOW_UP) and due_at > decision.decided_at:
-                self.scheduler.arm(DueTrigger(profile_key=profile.key, trigger=trigger, due_at=due_at))
+
+    def poll(self, poll: Poll) -> int:
+        """Hand decide every profile of the due index whose index time is in this poll's window (one
+        :class:`DueProfile` each, ten a request). A shard that fails fails the poll, and the queue's retry polls
+        every shard again: a profile handed over twice is decided once."""
+        after, until = poll_window(poll.poll_at)
+        found = 0
+        for shard in range(DUE_SHARDS):
+            keys = self.store.due(shard, after, until)
+            self.decide_queue.send_all([DueProfile(profile_key=key).model_dump_json() for key in keys])
+            found += len(keys)
+        return found
+
+    def due(self, due: DueProfile, now: datetime) -> list[Decision]:
+        """Decide each trigger of the profile that is due by now, earliest first (each on the profile as the
+        previous one left it). One not yet due is left for the poll that reaches its time."""
+        profile = self.store.profile(due.profile_key)
+        if profile is None or profile.key != due.profile_key:
+            return []  # merged into another profile (which carries its triggers) or erased
+        decided = []
+        read: Profile | None = profile  # the first trigger is decided on this read; the next ones on what it left
+        for trigger, due_at in sorted(profile.triggers.items(), key=lambda t: (t[1], t[0])):
+            if due_at <= now:
+                decision = self.handle(DueTrigger(profile_key=profile.key, trigger=trigger, due_at=due_at), now, read)
+                decided += [decision] if decision is not None else []
+                read = None
+        return decided
 
     def release(self, command: Release, now: datetime) -> Released:
         """Let a ``waiting`` decision (a fallback, a soft bounce's retry, a send quiet hours overtook) go out

@@ -16,7 +16,8 @@ pk                        sk             what
 ========================  =============  ==================================================================
 
 Every access is by key, except finding a customer's decisions (the sparse ``by_customer`` index, for
-explanations and erasure). Every write that can race is conditional.
+explanations and erasure) and the profiles due now (the sparse ``by_due`` index: a profile with pending triggers
+carries ``due_shard`` and ``due_at``, ``nextbest.core.due``). Every write that can race is conditional.
 
 What expires (DynamoDB TTL on ``expires_at``, deleted within days of the time): event and message markers, decision
 records, and the profiles of cookies nobody ever identified (``ANONYMOUS_RETENTION`` after their last event). A
@@ -39,7 +40,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from nextbest.aws import clients as aws
+from nextbest.core import clock
 from nextbest.core.commands import sweep_shard
+from nextbest.core.due import due_shard, index_time, to_index
 from nextbest.core.ports import Conflict
 from nextbest.core.profiles import Profile
 
@@ -55,6 +58,8 @@ BY_CANONICAL = "by_canonical"
 BY_SWEEP = "by_sweep"
 """Sparse index of the profiles of buyers, spread over ``SWEEP_SHARDS`` partitions: the daily sweep reads
 only them, never the redirects, decisions and event markers around them."""
+BY_DUE = "by_due"
+"""Sparse index of the profiles with pending triggers, by shard and index time: the minute's poll reads it."""
 EVENT_MEMORY = timedelta(days=7)
 """How long an event id (or a push message id) is remembered: beyond EventBridge's 24 h of retries and SQS's
 4 days of retention."""
@@ -214,6 +219,10 @@ def profile_item(profile: Profile) -> dict[str, Any]:
     }
     if profile.order_count:
         item["sweep"] = {"S": str(sweep_shard(profile.key))}
+    due = index_time(profile, clock.now())
+    if due is not None:
+        item["due_shard"] = {"S": str(due_shard(profile.key))}
+        item["due_at"] = {"S": to_index(due)}
     if profile.key.startswith("a:") and profile.identifiers == [profile.key] and profile.last_event_at:
         item["expires_at"] = {"N": str(int((profile.last_event_at + ANONYMOUS_RETENTION).timestamp()))}
     return item
