@@ -1,4 +1,4 @@
-"""Decide when alarms and pages misbehave: an alarm that rings for a time the profile no longer holds, and one
+"""Decide when commands and pages misbehave: a trigger handed over for a time the profile no longer holds, and one
 customer of the daily sweep whose decision fails."""
 
 from datetime import timedelta
@@ -13,18 +13,19 @@ from tests.builders import DUE, Collect, abandoned_cart, decider
 from tests.conftest import T0
 
 
-def test_an_alarm_ringing_for_a_stale_time_is_put_back_on_the_time_the_profile_holds():
-    """Two ingest workers armed the cart alarm from different reads and the older write (an earlier time) won:
-    the alarm rings early, and the real trigger would never ring."""
+def test_a_trigger_handed_over_for_a_time_the_profile_no_longer_holds_decides_and_arms_nothing():
+    """The cart moved later after the command was sent: the due index holds the new time, whose poll hands the
+    profile over again, so decide neither decides early nor sets an alarm of its own."""
     store = MemoryStore()
-    abandoned_cart(store, {"email": False})  # nothing to send; the cart's alarm is what matters
+    abandoned_cart(store, {"email": False})  # nothing to send; the cart's trigger is what matters
     later = DUE + timedelta(minutes=40)
     store.change("c:cus_1", lambda p: p.model_copy(update={"triggers": {"cart_abandoned": later}, "handled": {}}))
     decide = decider(store)
 
     assert decide.handle(DueTrigger(profile_key="c:cus_1", trigger="cart_abandoned", due_at=DUE), DUE) is None
 
-    assert decide.scheduler.armed == [(DueTrigger(profile_key="c:cus_1", trigger="cart_abandoned", due_at=later), None)]
+    assert decide.scheduler.armed == []
+    assert store.profile("c:cus_1").triggers == {"cart_abandoned": later}
 
 
 class FailingFor(MemoryStore):
