@@ -139,5 +139,4 @@ class Decide(Construct):
 
     def allow_arming(self, function: lambda_.Function) -> None:
         self.schedule_group.grant_write_schedules(function)
-        self.schedule_group.grant_delete_schedules(function)
         self.scheduler_role.grant_pass_role(function.grant_principal)

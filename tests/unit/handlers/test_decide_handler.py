@@ -2,11 +2,10 @@
 each of which becomes a decision and a delivery request; a daily sweep fans out per shard; anything else goes to the
 DLQ."""
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from datetime import timedelta
-
 from nextbest.core.commands import SWEEP_SHARDS, DueProfile, DueTrigger, Poll, Sweep
 from nextbest.core.due import LAG
 from nextbest.core.events import CartUpdated, LineItem
