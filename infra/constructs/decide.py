@@ -1,6 +1,5 @@
-"""decide: a poll of the due index every minute (one EventBridge Scheduler rate schedule), the alarms quiet hours
-set and the daily sweep wake the decide function through its queue; it decides and queues each message for
-deliver."""
+"""decide: a poll of the due index every minute (one EventBridge Scheduler rate schedule) and the alarms quiet hours
+set wake the decide function through its queue; it decides and queues each message for deliver."""
 
 from __future__ import annotations
 
@@ -15,7 +14,7 @@ from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as scheduler_targets
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
-from nextbest.aws.store import BY_DUE, BY_SWEEP
+from nextbest.aws.store import BY_DUE
 from nextbest.core.due import POLL_EVERY
 from nextbest.core.settings import DecideSettings
 
@@ -27,13 +26,13 @@ TABLE_ACCESS = TableAccess(
     # profile, arm_counts: BatchGetItem; decision (one already made with this id): GetItem; commit_decision: a
     # transaction of Puts (the decision, the profile) and Updates (its counters)
     actions=("GetItem", "BatchGetItem", "PutItem", "UpdateItem"),
-    queries=(BY_DUE, BY_SWEEP),  # the minute's poll reads the profiles due; the daily sweep pages through buyers
+    queries=(BY_DUE,),  # the minute's poll reads the profiles due
 )
 
 
 class Decide(Construct):
-    """The due-triggers queue, the poll of the due index, the schedule group quiet hours' alarms are armed in,
-    the daily sweep and the decide function, the only one carrying the ML layer."""
+    """The due-triggers queue, the poll of the due index, the schedule group quiet hours' alarms are armed in and
+    the decide function, the only one carrying the ML layer."""
 
     def __init__(
         self,
@@ -61,7 +60,6 @@ class Decide(Construct):
         )
         self.queue.grant_send_messages(self.scheduler_role)
         self.poll = self._poll()
-        self.sweep = self._daily_sweep()
         self.ml_layer = self._ml_layer()
         self.function = shared.function(
             self,
@@ -98,23 +96,6 @@ class Decide(Construct):
                 self.queue,
                 role=self.scheduler_role,
                 input=scheduler.ScheduleTargetInput.from_object({"poll_at": scheduler.ContextAttribute.scheduled_time}),
-            ),
-        )
-
-    def _daily_sweep(self) -> scheduler.Schedule:
-        """The daily sweep finds the customers no event points at (at risk, lapsed): decide pages through the
-        buyers (a sparse index, in shards), one queue message per page, so any size survives retries."""
-        return scheduler.Schedule(
-            self,
-            "DailySweep",
-            schedule=scheduler.ScheduleExpression.rate(cdk.Duration.days(1)),
-            description="Wakes decide to sweep profiles for at-risk and win-back customers",
-            target=scheduler_targets.SqsSendMessage(
-                self.queue,
-                role=self.scheduler_role,
-                input=scheduler.ScheduleTargetInput.from_object(
-                    {"sweep_at": scheduler.ContextAttribute.scheduled_time}
-                ),
             ),
         )
 

@@ -32,7 +32,7 @@ class ProfileStore(Construct):
             removal_policy=cdk.RemovalPolicy.RETAIN,
         )
         self._index(BY_CUSTOMER, "customer", sort_key="decided_at")
-        self._index(BY_SWEEP, "sweep", sort_key="pk")
+        self._index(BY_SWEEP, "sweep", sort_key="pk")  # unused, deleted next release (``store.table.BY_SWEEP``)
         self._index(BY_CANONICAL, "canonical")
         self._index(BY_DUE, "due_shard", sort_key="due_at")
 

@@ -20,15 +20,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
 from nextbest.core import clock
 from nextbest.core.clock import iso
-from nextbest.core.commands import sweep_shard
 from nextbest.core.counters import Counter, combined
 from nextbest.core.decision import Decision
 from nextbest.core.due import due_shard, index_time
-from nextbest.core.ports import BuyerPage, Conflict, DecisionExists, Duplicate, SentMessage, StoredDecision
+from nextbest.core.ports import Conflict, DecisionExists, Duplicate, SentMessage, StoredDecision
 from nextbest.core.profiles import Profile
 
 MAX_REDIRECT_HOPS = 5
@@ -263,7 +261,7 @@ class MemoryStore:
     def message(self, message_id: str) -> SentMessage | None:
         return self.messages.get(message_id)
 
-    # -- counters, the due index and the sweep -------------------------------------------------------------
+    # -- counters and the due index -----------------------------------------------------------------------
 
     def _refuses(self, counter: Counter) -> bool:
         """DynamoDB's condition on a limited counter: ``attribute_not_exists(n) OR n <= limit - by``."""
@@ -287,11 +285,3 @@ class MemoryStore:
         """As the ``by_due`` index answers: profiles (not redirects, not erased) in index-time order."""
         found = [(t, k) for k, t in self.index_times.items() if t and after < t <= until and k in self.profiles]
         return [k for _, k in sorted(found) if due_shard(k) == shard]
-
-    def buyers(self, shard: int, start: dict[str, Any] | None, limit: int = 200) -> BuyerPage:
-        """A page of the buyers' keys in ``shard``, in key order as the ``by_sweep`` index returns them."""
-        after = start["pk"]["S"] if start else ""
-        keys = sorted(k for k, p in self.profiles.items() if p.order_count and sweep_shard(k) == shard and k > after)
-        page = keys[:limit]
-        more = len(keys) > limit
-        return BuyerPage(page, {"pk": {"S": page[-1]}} if more else None)

@@ -14,7 +14,7 @@ What is real, and what is simplified (and why):
   would; attribution by ``attribution.attribute`` on every order, its counter increments summed as DynamoDB's
   ``ADD`` would; ``uplift.uplift`` on ``ArmTotals.from_counters``. Profiles are handed to decide as the due index's
   poll would (``nextbest.core.due``: when the index time a write gave them is one poll lag old, and again only if a
-  write moves it); the daily sweep decides for every buyer once a day.
+  write moves it), lapse checks included.
 * **Simplified**: identity resolution is not replayed: every event of a shopper, and of the anonymous sessions
   they linked by logging in, is folded straight into one profile (the pipeline merges them within minutes of the
   login, before any trigger is due; sessions never linked never reach a profile that can be messaged, here as
@@ -68,7 +68,7 @@ from typing import Any
 from nextbest.core import clock
 from nextbest.core.attribution import CONTROLS, WINDOW, attribute, follow_up_span
 from nextbest.core.campaigns import Campaign, Policy, load_campaigns, load_policy, trigger_delays
-from nextbest.core.commands import MAX_LATENESS, DeliveryRequest, DueProfile, DueTrigger, Release, Sweep
+from nextbest.core.commands import MAX_LATENESS, DeliveryRequest, DueProfile, DueTrigger, Release
 from nextbest.core.counters import Counter, Stage, funnel
 from nextbest.core.decision import Decision
 from nextbest.core.due import LAG
@@ -167,11 +167,11 @@ class Shop:
         self.queue: list[tuple[datetime, int, str, tuple[Any, ...]]] = []
         self.sequence = itertools.count()
         self.deliveries: list[str] = []
-        self.pages: list[str] = []
-        """What the decider queued (delivery requests, the sweep's next pages), handled as soon as it returns."""
+        """What the decider queued for deliver, handled as soon as it returns (the shop hands profiles to decide
+        itself, as the poll would: nothing goes to decide's own queue)."""
         self.now = population.start
         self.decider = Decider(
-            store=self.store, deliver=_Outbox(self.deliveries), decide_queue=_Outbox(self.pages), scheduler=self,
+            store=self.store, deliver=_Outbox(self.deliveries), decide_queue=_Outbox([]), scheduler=self,
             campaigns=campaigns, policy=policy, site_url=SITE, models=models, arm_counts_ttl=ARM_COUNTS_EVERY,
         )  # fmt: skip
         self.run_ = Run(self.store.counters, [], {}, self.horizon, spans={c.id: follow_up_span(c) for c in campaigns})
@@ -182,8 +182,7 @@ class Shop:
         for at, customer, kind, detail in self._events():
             self._push(at, "event", (customer, kind, detail))
         day = self.population.start + timedelta(days=1)
-        while day < self.horizon:  # the daily sweep, a day after the stack comes up, as rate(1 day) fires
-            self._push(day, "sweep", ())
+        while day < self.horizon:  # the report's daily look
             self._push(day, "look", ())
             day += timedelta(days=1)
         manual = clock.ManualClock(self.now)  # the store stamps each write's index time with the clock
@@ -210,9 +209,6 @@ class Shop:
             self._due(at, *payload)
         elif kind == "engage":
             self.store.change(payload[0], lambda p: p.model_copy(update={"last_engaged_at": _latest(p, at)}))
-        elif kind == "sweep":
-            self.decider.sweep(Sweep(sweep_at=at), at)
-            self._after_deciding(at)
         elif kind == "look":
             self.run_.looks.append((at, {k: dict(v) for k, v in self.store.counters.items()}))
 
@@ -292,13 +288,10 @@ class Shop:
         self._after_deciding(now)
 
     def _after_deciding(self, now: datetime) -> None:
-        """What the queues would carry next: the sweep's pages (decided at once), the delivery requests (sent
-        at once), and the held-out decisions' "would have sent" exposures."""
-        while self.pages or self.deliveries:
-            if self.pages:
-                self.decider.sweep(Sweep.model_validate_json(self.pages.pop(0)), now)
-            else:
-                self._deliver(DeliveryRequest.model_validate_json(self.deliveries.pop(0)).decision_id, now)
+        """What the queues would carry next: the delivery requests (sent at once), and the held-out decisions'
+        "would have sent" exposures."""
+        while self.deliveries:
+            self._deliver(DeliveryRequest.model_validate_json(self.deliveries.pop(0)).decision_id, now)
         committed, self.store.committed = self.store.committed, []
         for decision in committed:
             if decision.action == "holdout":

@@ -21,7 +21,7 @@ TABLE_ACTIONS = {
         {"BatchGetItem", "PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"},
         {"by_canonical", "by_customer"},
     ),
-    "decide": ({"GetItem", "BatchGetItem", "PutItem", "UpdateItem"}, {"by_due", "by_sweep"}),
+    "decide": ({"GetItem", "BatchGetItem", "PutItem", "UpdateItem"}, {"by_due"}),
     "deliver": ({"GetItem", "BatchGetItem", "PutItem", "UpdateItem"}, set()),
     "feedback": ({"GetItem", "BatchGetItem", "PutItem", "UpdateItem"}, set()),
 }

@@ -4,10 +4,8 @@
 queue                     payload                      sent by
 ========================  ===========================  ============================================================
 due-triggers (decide)     :data:`DecideCommand`        EventBridge Scheduler (a :class:`Poll` every minute, a
-                                                       :class:`Sweep` once a day, a trigger or :class:`Release`
-                                                       deferred by quiet hours), decide itself (a
-                                                       :class:`DueProfile` per profile a poll found, the sweep's
-                                                       next pages),
+                                                       trigger or :class:`Release` deferred by quiet hours), decide
+                                                       itself (a :class:`DueProfile` per profile a poll found),
                                                        deliver and feedback (a :class:`Release`: a fallback on
                                                        another channel, a soft bounce's retry, a send that quiet
                                                        hours overtook)
@@ -21,21 +19,9 @@ reports after a send (``nextbest.feedback.notifications``).
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime, timedelta
-from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
-
-SWEEP_SHARDS = 4
-"""The daily sweep reads the buyers' profiles in this many independent chains of pages (the sparse
-``by_sweep`` index has one partition per shard)."""
-
-
-def sweep_shard(profile_key: str) -> int:
-    """The shard of the sweep a buyer's profile belongs to (stable, evenly spread)."""
-    return int(hashlib.sha256(profile_key.encode()).hexdigest()[:8], 16) % SWEEP_SHARDS
-
 
 MAX_LATENESS = timedelta(days=1)
 """A trigger that rings later than this (history loaded in bulk, a long outage) is not acted on."""
@@ -47,7 +33,7 @@ class _Command(BaseModel):
 
 class DueTrigger(_Command):
     """Decide for this trigger of this profile now: a decision quiet hours deferred (a one-time schedule whose
-    input is this model), or one customer of the sweep retried alone."""
+    input is this model)."""
 
     profile_key: str
     trigger: str
@@ -67,14 +53,6 @@ class DueProfile(_Command):
     profile_key: str
 
 
-class Sweep(_Command):
-    """One page of the daily sweep (or, without a segment, the request to start one)."""
-
-    sweep_at: datetime
-    segment: int | None = Field(default=None, description="The shard of buyers this page belongs to.")
-    start: dict[str, Any] | None = None
-
-
 class Release(_Command):
     """A decision made earlier is ``waiting`` to go out (a fallback to another channel, a soft bounce's retry,
     a send that quiet hours overtook): check consent, quiet hours and caps for it now, and queue it for deliver
@@ -83,10 +61,10 @@ class Release(_Command):
     decision_id: str
 
 
-DecideCommand = DueTrigger | DueProfile | Poll | Sweep | Release
+DecideCommand = DueTrigger | DueProfile | Poll | Release
 """What the due-triggers queue carries. They forbid extra fields and no two have the same required ones, so
 exactly one of them validates a well-formed body (schedules armed before a release need no new tag)."""
-decide_command: TypeAdapter[DueTrigger | DueProfile | Poll | Sweep | Release] = TypeAdapter(DecideCommand)
+decide_command: TypeAdapter[DueTrigger | DueProfile | Poll | Release] = TypeAdapter(DecideCommand)
 
 
 def release(decision_id: str) -> str:

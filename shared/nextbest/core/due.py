@@ -19,7 +19,7 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 
 from nextbest.core.commands import MAX_LATENESS
-from nextbest.core.profiles import Profile
+from nextbest.core.profiles import LAPSE, Profile
 
 DUE_SHARDS = 16
 """Partitions of the ``by_due`` index, each queried once a minute. A partition takes 1,000 write units a second; a
@@ -40,9 +40,10 @@ def index_time(profile: Profile, written_at: datetime) -> datetime | None:
 
     The earliest pending trigger, rounded up to the minute (the poll's resolution: a cart updated again within the
     minute does not move the index), and never before the write itself. A trigger already more than
-    ``MAX_LATENESS`` late when written (history loaded in bulk) is not indexed: decide would refuse it.
+    ``MAX_LATENESS`` late when written (history loaded in bulk) is not indexed: decide would refuse it. A lapse
+    check is never too late: it is about the customer as they are now.
     """
-    pending = [due for due in profile.triggers.values() if written_at - due <= MAX_LATENESS]
+    pending = [due for t, due in profile.triggers.items() if t == LAPSE or written_at - due <= MAX_LATENESS]
     if not pending:
         return None
     return max(_minute_after(min(pending)), _minute_after(written_at))

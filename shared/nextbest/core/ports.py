@@ -8,7 +8,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from nextbest.core.commands import DueTrigger, Release
 from nextbest.core.counters import Counter
@@ -107,13 +107,6 @@ class SentMessage:
     address_hash: str
 
 
-@dataclass(frozen=True)
-class BuyerPage:
-    keys: list[str]
-    next_start: dict[str, Any] | None
-    """Where the next page starts, or None after the last one."""
-
-
 class Profiles(Protocol):
     """Profiles and identity: every identifier of a person leads to one profile."""
 
@@ -178,10 +171,6 @@ class Counters(Protocol):
         ...
 
 
-class Buyers(Protocol):
-    def buyers(self, shard: int, start: dict[str, Any] | None, limit: int = 200) -> BuyerPage: ...
-
-
 class Due(Protocol):
     def due(self, shard: int, after: datetime, until: datetime) -> list[str]:
         """Keys of the profiles of a due-index shard whose index time is in ``(after, until]``
@@ -189,7 +178,7 @@ class Due(Protocol):
         ...
 
 
-class Store(Profiles, Decisions, Counters, Buyers, Due, Protocol):
+class Store(Profiles, Decisions, Counters, Due, Protocol):
     """The whole table (``nextbest.aws.store.Store``; ``nextbest.memory.MemoryStore`` in tests and the lab)."""
 
 

@@ -70,7 +70,7 @@ class IngestSettings(QueueStageSettings):
 
 class DecideSettings(SchedulingSettings):
     deliver_queue_url: str
-    decide_queue_url: str = Field(description="Its own queue: sweeps continue page by page through it.")
+    decide_queue_url: str = Field(description="Its own queue: the poll hands the profiles due to it through it.")
     site_url: str
     campaigns_dir: str = "campaigns"
     models_dir: str = Field(

@@ -8,16 +8,16 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from nextbest.core import experiments
-from nextbest.core.campaigns import SWEEP, SWEPT, Campaign, Policy
-from nextbest.core.commands import SWEEP_SHARDS, DueProfile, DueTrigger, Poll, Release, Sweep, delivery_request
+from nextbest.core.campaigns import Campaign, Policy
+from nextbest.core.commands import DueProfile, DueTrigger, Poll, Release, delivery_request
 from nextbest.core.decision import Decision, decision_id
 from nextbest.core.due import DUE_SHARDS, poll_window
 from nextbest.core.events import Channel
 from nextbest.core.guardrails import cap_reason, quiet_from, quiet_until
 from nextbest.core.ports import Alarms, Conflict, DecisionExists, Outbox, Store
-from nextbest.core.profiles import Profile
+from nextbest.core.profiles import LAPSE, Profile
 from nextbest.core.routing import refusal
-from nextbest.decide.engine import counters, decide, record, record_fallback
+from nextbest.decide.engine import checked, counters, decide, record, record_fallback
 
 NOT_IN_AUDIENCE = ("audience", "status", "outside", "no orders")
 Released = Literal["queued", "deferred", "suppressed", "already_handled"]
@@ -49,7 +49,7 @@ class Decider:
             profile = profile or self.store.profile(due.profile_key)
             if profile is None or profile.key != due.profile_key:
                 return None  # merged into another profile, which carries (and re-armed) the trigger
-            if due.trigger != SWEEP and profile.triggers.get(due.trigger) != due.due_at:
+            if profile.triggers.get(due.trigger) != due.due_at:
                 if profile.handled.get(due.trigger) == due.due_at:  # decided: finish what a crash may have cut
                     return self._resume(decision_id(profile.key, due.trigger, due.due_at), profile, now)
                 return None  # moved (the due index holds its new time), or its reason vanished
@@ -58,8 +58,13 @@ class Decider:
                 profile, due.trigger, due.due_at, self.campaigns, self.policy, now, self.site_url, scores,
                 lambda campaign: self.arm_counts(campaign, now), excluded,
             )  # fmt: skip
-            if due.trigger == SWEEP and all(c.reason.startswith(NOT_IN_AUDIENCE) for c in decision.candidates):
-                return None  # the daily sweep only records customers some campaign was meant for
+            if due.trigger == LAPSE and all(c.reason.startswith(NOT_IN_AUDIENCE) for c in decision.candidates):
+                try:  # a lapse check records only customers some campaign was meant for; the rest wait a week
+                    self.store.update_profile(checked(profile, due.due_at, now))
+                except Conflict:
+                    profile = None
+                    continue
+                return None
             updated = record(profile, decision, self.by_id)
             status = {"send": "queued", "holdout": "held_out", "defer": "deferred"}.get(decision.action, "no_action")
             try:
@@ -178,23 +183,3 @@ class Decider:
             cached = (now, self.store.arm_counts(campaign.id, [v.id for v in campaign.variants]))
             self._arms[campaign.id] = cached
         return cached[1]
-
-    def sweep(self, sweep: Sweep, now: datetime) -> int:
-        """Start a sweep (one message per shard of buyers) or decide for one page of them and queue the next."""
-        if not any(c.status == "approved" and c.trigger.kind in SWEPT for c in self.campaigns):
-            return 0
-        if sweep.segment is None:
-            for shard in range(SWEEP_SHARDS):
-                self.decide_queue.send(Sweep(sweep_at=sweep.sweep_at, segment=shard).model_dump_json())
-            return 0
-        page = self.store.buyers(sweep.segment, sweep.start)
-        decided = 0
-        for key in page.keys:
-            due = DueTrigger(profile_key=key, trigger=SWEEP, due_at=sweep.sweep_at)
-            try:
-                decided += self.handle(due, now) is not None
-            except Exception:  # one customer's failure must not hold up the rest of the shard:
-                self.decide_queue.send(due.model_dump_json())  # it is retried on its own (then dead-lettered)
-        if page.next_start is not None:
-            self.decide_queue.send(sweep.model_copy(update={"start": page.next_start}).model_dump_json())
-        return decided

@@ -1,12 +1,11 @@
 """λ decide in process, on the repository's campaigns and rules only: the minute's poll hands over the profiles due,
-each of which becomes a decision and a delivery request; a daily sweep fans out per shard; anything else goes to the
-DLQ."""
+each of which becomes a decision and a delivery request; anything else goes to the DLQ."""
 
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from nextbest.core.commands import SWEEP_SHARDS, DueProfile, DueTrigger, Poll, Sweep
+from nextbest.core.commands import DueProfile, DueTrigger, Poll
 from nextbest.core.due import LAG
 from nextbest.core.events import CartUpdated, LineItem
 from nextbest.core.experiments import in_global_control, in_holdout
@@ -150,15 +149,6 @@ def test_given_a_body_that_is_no_decide_command_then_it_is_dead_lettered(decide)
 
     assert failures(response) == []
     assert decide.dead_letters.reasons == ["bad_due_trigger"]
-
-
-def test_given_the_start_of_a_sweep_then_one_page_per_shard_is_queued(decide):
-    response = invoke(decide, Sweep(sweep_at=T0).model_dump_json())
-
-    assert failures(response) == []
-    pages = [Sweep.model_validate(body) for body in decide.decider.decide_queue.bodies]
-    assert [page.segment for page in pages] == list(range(SWEEP_SHARDS))
-    assert {(page.sweep_at, page.start) for page in pages} == {(T0, None)}
 
 
 def test_given_a_poll_then_every_profile_due_in_its_window_is_handed_over_in_batches_and_then_decided(decide, now):

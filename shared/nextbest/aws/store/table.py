@@ -41,7 +41,6 @@ from botocore.exceptions import ClientError
 
 from nextbest.aws import clients as aws
 from nextbest.core import clock
-from nextbest.core.commands import sweep_shard
 from nextbest.core.due import due_shard, index_time, to_index
 from nextbest.core.ports import Conflict
 from nextbest.core.profiles import Profile
@@ -56,8 +55,9 @@ BY_CUSTOMER = "by_customer"
 BY_CANONICAL = "by_canonical"
 """Sparse index of redirect items by the key they point to: erasure finds every identifier with it."""
 BY_SWEEP = "by_sweep"
-"""Sparse index of the profiles of buyers, spread over ``SWEEP_SHARDS`` partitions: the daily sweep reads
-only them, never the redirects, decisions and event markers around them."""
+"""The daily sweep's index of buyers, no longer read or written (lapse checks are triggers in ``by_due``). It stays
+declared for one release: CloudFormation updates a table's indexes through UpdateTable, which creates or deletes
+one global secondary index at a time, and this release creates ``by_due``."""
 BY_DUE = "by_due"
 """Sparse index of the profiles with pending triggers, by shard and index time: the minute's poll reads it."""
 EVENT_MEMORY = timedelta(days=7)
@@ -217,8 +217,6 @@ def profile_item(profile: Profile) -> dict[str, Any]:
         "version": {"N": str(profile.version)},
         "doc": {"S": profile.model_dump_json(exclude_defaults=True)},
     }
-    if profile.order_count:
-        item["sweep"] = {"S": str(sweep_shard(profile.key))}
     due = index_time(profile, clock.now())
     if due is not None:
         item["due_shard"] = {"S": str(due_shard(profile.key))}
