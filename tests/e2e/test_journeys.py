@@ -76,5 +76,9 @@ def test_a_lapse_check_scores_a_lapsing_buyer_with_the_bundled_models_and_wins_t
     assert decision["action"] == "send" and decision["campaign_id"] in ("at-risk", "win-back")
     assert decision["scores"]["lapse_risk"] > 0.6 and decision["model_versions"]  # scored by the shipped models
     assert len(emulation.sent_emails()) == 1
-    emulation.advance(T0 + timedelta(days=15))  # the next checks, a week apart: cooldown and conflict group hold
+    emulation.advance(T0 + timedelta(days=3, hours=1))  # within the conflict group's 72 h: nothing more
     assert len(emulation.sent_emails()) == 1
+    emulation.advance(T0 + timedelta(days=15))  # two more checks, a week apart: each campaign's cooldown holds
+    checks = [d for d in decisions(emulation) if d["trigger"] == "lapse"]
+    sent = [d["campaign_id"] for d in checks if d["action"] == "send"]
+    assert len(checks) == 3 and sorted(sent) == ["at-risk", "win-back"]
