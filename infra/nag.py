@@ -27,7 +27,7 @@ TRACING = ("xray:PutTraceSegments", "xray:PutTelemetryRecords")
 """Active tracing (every function): X-Ray's actions have no resource-level permissions."""
 SMS_OPT_OUT = ("sns:CheckIfPhoneNumberIsOptedOut",)
 """Deliver looks a number up in the account's SNS opt-out list before every text: the action has no resource."""
-SCHEDULES = ("scheduler:CreateSchedule", "scheduler:UpdateSchedule", "scheduler:DeleteSchedule")
+SCHEDULES = ("scheduler:CreateSchedule", "scheduler:UpdateSchedule")
 PUSH_ENDPOINTS = ("sns:GetEndpointAttributes", "sns:SetEndpointAttributes", "sns:Publish")
 
 
@@ -45,9 +45,8 @@ def arming(schedule_group: str) -> dict[str, str]:
     arn = f"arn:<AWS::Partition>:scheduler:<AWS::Region>:<AWS::AccountId>:schedule/{schedule_group}/*"
     return {
         f"AwsSolutions-IAM5[Resource::{arn}]": (
-            f"Only {_named(SCHEDULES)} on every schedule of nextbest's own schedule group and nothing else: ingest "
-            "and decide arm one schedule per customer and trigger (decide: follow-ups and quiet-hour deferrals), "
-            "whose names are data."
+            f"Only {_named(SCHEDULES)} on every schedule of nextbest's own schedule group and nothing else: decide "
+            "arms one schedule per decision quiet hours defer, whose names are data."
         ),
     }
 
@@ -98,8 +97,7 @@ def acknowledge(stack: NextbestStack) -> None:
         _acknowledge(function, LOGS | any_resource(on_any_resource))
     if stack.deliver.push_endpoints:
         _acknowledge(stack.deliver.function, push(stack.deliver.push_endpoints))
-    for function in (stack.ingest.function, stack.decide.function):
-        _acknowledge(function, arming(stack.decide.schedule_group.schedule_group_name))
+    _acknowledge(stack.decide.function, arming(stack.decide.schedule_group.schedule_group_name))
 
 
 def _named(actions: Sequence[str]) -> str:

@@ -16,8 +16,8 @@ from infra.observability import Observability
 class NextbestStack(cdk.Stack):
     """One construct per step, built in the order their references need: feedback's topics before deliver
     (whose SES and SMS configuration sets publish to them), deliver before decide (which queues messages to
-    it; deliver hands fallbacks back to decide's queue, given once decide exists), decide before ingest (which arms
-    decide's alarms) and feedback (which hands fallbacks and retries to decide)."""
+    it; deliver hands fallbacks back to decide's queue, given once decide exists), decide before feedback (which
+    hands fallbacks and retries to decide)."""
 
     def __init__(
         self,
@@ -49,7 +49,7 @@ class NextbestStack(cdk.Stack):
         )
         self.decide = Decide(self, "Decide", shared, table, self.deliver.queues, site_url, campaigns)
         self.deliver.hand_back_to(self.decide.queue)
-        self.ingest = Ingest(self, "Ingest", shared, table, bus_name, _trigger_delay_seconds(campaigns), self.decide)
+        self.ingest = Ingest(self, "Ingest", shared, table, bus_name, _trigger_delay_seconds(campaigns))
         self.feedback = Feedback(self, "Feedback", shared, table, self.feedback_topics, self.decide.queue)
         steps = (self.unsubscribe, self.ingest, self.decide, self.deliver, self.feedback)
         self.functions = [step.function for step in steps]

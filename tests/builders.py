@@ -55,6 +55,9 @@ class Collect:
     def send(self, body: str, attributes: dict | None = None, delay_seconds: int = 0) -> None:
         self.sent.append(json.loads(body))
 
+    def send_all(self, bodies: list[str]) -> None:
+        self.sent.extend(json.loads(body) for body in bodies)
+
 
 def release(store: Store, decide: Collect, now=DUE) -> list[str]:
     """Run decide on the Releases handed to it (fallbacks, retries) as its queue would: the ids it queued for

@@ -1,5 +1,5 @@
-"""λ decide: when a trigger's alarm rings (or the daily sweep pages through profiles), decide each
-customer's next best message and queue it for delivery."""
+"""λ decide: every minute a poll of the due index hands it the profiles whose triggers are due; it decides each
+customer's next best message and queues it for delivery."""
 
 from datetime import timedelta
 from pathlib import Path
@@ -15,7 +15,7 @@ from nextbest.aws.scheduler import Scheduler
 from nextbest.aws.store import Store
 from nextbest.core import clock
 from nextbest.core.campaigns import load_campaigns, load_policy
-from nextbest.core.commands import Release, Sweep, decide_command
+from nextbest.core.commands import DueProfile, Poll, Release, decide_command
 from nextbest.core.decision import Decision
 from nextbest.core.events import RejectedEvent
 from nextbest.core.messages import check_creatives
@@ -74,10 +74,18 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             command = decide_command.validate_json(sqs_record.body)
         except ValidationError:
             raise RejectedEvent(
-                "bad_due_trigger", "expected {profile_key, trigger, due_at}, {sweep_at} or {decision_id}"
+                "bad_due_trigger",
+                "expected {profile_key, trigger, due_at}, {profile_key}, {poll_at} or {decision_id}",
             ) from None
-        if isinstance(command, Sweep):
-            return decider.sweep(command, clock.now())
+        if isinstance(command, Poll):
+            found = decider.poll(command)
+            metrics.add_metric(name="DueProfiles", unit=MetricUnit.Count, value=found)
+            return found
+        if isinstance(command, DueProfile):
+            made = decider.due(command, clock.now())
+            for decision in made:
+                _count(decision)
+            return len(made)
         if isinstance(command, Release):
             released = decider.release(command, clock.now())
             metrics.add_metric(name=f"Release_{released}", unit=MetricUnit.Count, value=1)

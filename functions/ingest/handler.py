@@ -8,10 +8,8 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from nextbest.aws import batch, secrets
 from nextbest.aws.queues import DeadLetters
-from nextbest.aws.scheduler import Scheduler
 from nextbest.aws.store import Store
 from nextbest.core import clock
-from nextbest.core.commands import DueTrigger
 from nextbest.core.events import EventDetail, RejectedEvent, parse_event
 from nextbest.core.ports import Retry, pseudonym
 from nextbest.core.profiles import identity_keys
@@ -25,7 +23,6 @@ store = Store(settings.table_name, erasure_key=lambda: secrets.erasure_key(setti
 dead_letters = DeadLetters(settings.dead_letter_queue_url)
 redelivery = batch.Redelivery()
 delays = settings.delays()
-scheduler = Scheduler(settings.schedule_group, settings.decide_queue_arn, settings.scheduler_role_arn)
 
 
 def _parsed(body: str) -> tuple[str, EventDetail] | RejectedEvent:
@@ -63,10 +60,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         if isinstance(result, Exception):
             raise result  # a rejection goes to the DLQ with its reason; anything else is retried by SQS
         assert isinstance(result, Ingested)
-        for trigger, due_at in result.arm.items():
-            scheduler.arm(DueTrigger(profile_key=result.profile_key, trigger=trigger, due_at=due_at))
-        for key, triggers in result.disarm.items():
-            scheduler.disarm(key, triggers)
         metrics.add_metric(name="EventsIngested", unit=MetricUnit.Count, value=1)
         if result.merged:
             metrics.add_metric(name="IdentityMerges", unit=MetricUnit.Count, value=result.merged)

@@ -1,5 +1,5 @@
-"""decide: trigger alarms (EventBridge Scheduler, one per customer and trigger) and the daily sweep wake the
-decide function through its queue; it decides and queues each message for deliver."""
+"""decide: a poll of the due index every minute (one EventBridge Scheduler rate schedule) and the alarms quiet hours
+set wake the decide function through its queue; it decides and queues each message for deliver."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as scheduler_targets
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
-from nextbest.aws.store import BY_SWEEP
+from nextbest.aws.store import BY_DUE
+from nextbest.core.due import POLL_EVERY
 from nextbest.core.events import Channel
 from nextbest.core.settings import DecideSettings
 
@@ -26,13 +27,13 @@ TABLE_ACCESS = TableAccess(
     # profile, arm_counts: BatchGetItem; decision (one already made with this id: its record and body): Query;
     # commit_decision: a transaction of Puts (the decision, its body) and Updates (the profile, its counters)
     actions=("Query", "BatchGetItem", "PutItem", "UpdateItem"),
-    queries=(BY_SWEEP,),  # the daily sweep pages through the buyers
+    queries=(BY_DUE,),  # the minute's poll reads the profiles due
 )
 
 
 class Decide(Construct):
-    """The due-triggers queue, the schedule group trigger alarms are armed in, the daily sweep and the
-    decide function, the only one carrying the ML layer."""
+    """The due-triggers queue, the poll of the due index, the schedule group quiet hours' alarms are armed in and
+    the decide function, the only one carrying the ML layer."""
 
     def __init__(
         self,
@@ -59,7 +60,7 @@ class Decide(Construct):
             description="Lets EventBridge Scheduler put due triggers on the decide queue",
         )
         self.queue.grant_send_messages(self.scheduler_role)
-        self.sweep = self._daily_sweep()
+        self.poll = self._poll()
         self.ml_layer = self._ml_layer()
         self.function = shared.function(
             self,
@@ -85,20 +86,18 @@ class Decide(Construct):
         self.queue.grant_send_messages(self.function)
         self.allow_arming(self.function)
 
-    def _daily_sweep(self) -> scheduler.Schedule:
-        """The daily sweep finds the customers no event points at (at risk, lapsed): decide pages through the
-        buyers (a sparse index, in shards), one queue message per page, so any size survives retries."""
+    def _poll(self) -> scheduler.Schedule:
+        """Every minute, decide reads the due index for the profiles whose triggers are due
+        (``nextbest.core.due``): one schedule for every customer, instead of one per customer and trigger."""
         return scheduler.Schedule(
             self,
-            "DailySweep",
-            schedule=scheduler.ScheduleExpression.rate(cdk.Duration.days(1)),
-            description="Wakes decide to sweep profiles for at-risk and win-back customers",
+            "Poll",
+            schedule=scheduler.ScheduleExpression.rate(cdk.Duration.minutes(int(POLL_EVERY.total_seconds() // 60))),
+            description="Wakes decide to hand over the profiles whose triggers are due",
             target=scheduler_targets.SqsSendMessage(
                 self.queue,
                 role=self.scheduler_role,
-                input=scheduler.ScheduleTargetInput.from_object(
-                    {"sweep_at": scheduler.ContextAttribute.scheduled_time}
-                ),
+                input=scheduler.ScheduleTargetInput.from_object({"poll_at": scheduler.ContextAttribute.scheduled_time}),
             ),
         )
 
@@ -114,8 +113,7 @@ class Decide(Construct):
         )
 
     def scheduling(self) -> dict[str, Any]:
-        """What a function needs to arm trigger alarms (ingest for events, decide for follow-ups and
-        quiet-hour deferrals)."""
+        """What decide needs to arm the alarms of quiet-hour deferrals."""
         return {
             "schedule_group": self.schedule_group.schedule_group_name,
             "decide_queue_arn": self.queue.queue_arn,
@@ -124,5 +122,4 @@ class Decide(Construct):
 
     def allow_arming(self, function: lambda_.Function) -> None:
         self.schedule_group.grant_write_schedules(function)
-        self.schedule_group.grant_delete_schedules(function)
         self.scheduler_role.grant_pass_role(function.grant_principal)

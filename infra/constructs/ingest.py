@@ -1,4 +1,4 @@
-"""ingest: the bus, its rules and the ingest function, which merges events into profiles and arms triggers."""
+"""ingest: the bus, its rules and the ingest function, which merges events into profiles (and their triggers)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from nextbest.aws.store import BY_CANONICAL, BY_CUSTOMER
 from nextbest.core.events import DETAIL_TYPES
 from nextbest.core.settings import IngestSettings
 
-from infra.constructs.decide import Decide
 from infra.constructs.profile_store import TableAccess
 from infra.constructs.shared import Shared, work_queue
 
@@ -42,7 +41,6 @@ class Ingest(Construct):
         table: dynamodb.Table,
         bus_name: str,
         trigger_delay_seconds: dict[str, int],
-        decide: Decide,
     ) -> None:
         super().__init__(scope, id)
         timeout = cdk.Duration.seconds(30)
@@ -80,7 +78,5 @@ class Ingest(Construct):
             timeout=timeout,
             trigger_delay_seconds=trigger_delay_seconds,
             erasure_secret_arn=self.erasure_key.secret_arn,
-            **decide.scheduling(),
         )
         self.erasure_key.grant_read(self.function)
-        decide.allow_arming(self.function)

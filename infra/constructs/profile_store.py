@@ -8,7 +8,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from constructs import Construct
-from nextbest.aws.store import BY_CANONICAL, BY_CUSTOMER, BY_SWEEP
+from nextbest.aws.store import BY_CANONICAL, BY_CUSTOMER, BY_DUE, BY_SWEEP
 
 
 class ProfileStore(Construct):
@@ -32,8 +32,9 @@ class ProfileStore(Construct):
             removal_policy=cdk.RemovalPolicy.RETAIN,
         )
         self._index(BY_CUSTOMER, "customer", sort_key="decided_at")
-        self._index(BY_SWEEP, "sweep", sort_key="pk")
+        self._index(BY_SWEEP, "sweep", sort_key="pk")  # unused, deleted next release (``store.table.BY_SWEEP``)
         self._index(BY_CANONICAL, "canonical")
+        self._index(BY_DUE, "due_shard", sort_key="due_at")
 
     def _index(self, name: str, partition_key: str, sort_key: str | None = None) -> None:
         """A keys-only index on string attributes."""

@@ -8,6 +8,7 @@ so there is one decide loop, not a copy per simulator. It keeps what the table p
 * a counter with a limit refuses an add that would pass it (``Conflict`` with the counter's ``refusal``), and
   counters travel in the same write as the fact they count;
 * identifiers other than the canonical one redirect to it, re-pointed on every merge;
+* every profile write sets the profile's place in the due index, computed at the write's time;
 * reads return copies: changing a profile read from the store changes nothing until it is saved.
 
 It is never shipped to Lambda (no handler imports it) and never used against AWS.
@@ -19,14 +20,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
 from nextbest.core import clock
 from nextbest.core.clock import iso
-from nextbest.core.commands import sweep_shard
 from nextbest.core.counters import Counter, combined
 from nextbest.core.decision import Decision
-from nextbest.core.ports import BuyerPage, Conflict, DecisionExists, Duplicate, SentMessage, StoredDecision
+from nextbest.core.due import due_shard, index_time
+from nextbest.core.ports import Conflict, DecisionExists, Duplicate, SentMessage, StoredDecision
 from nextbest.core.profiles import Profile
 
 MAX_REDIRECT_HOPS = 5
@@ -61,6 +61,8 @@ class MemoryStore:
         self.decisions: dict[str, _Record] = {}
         self.messages: dict[str, SentMessage] = {}
         self.counters: dict[CounterKey, dict[str, Decimal]] = {}
+        self.index_times: dict[str, datetime | None] = {}
+        """Each profile's index time in the ``by_due`` index, as its last write set it."""
         self.writes = 0
         """Successful writes (a transaction counts once), for the benchmark."""
 
@@ -112,7 +114,7 @@ class MemoryStore:
         saved = _copy(profile)
         saved.version = profile.version + 1
         self.events.update(event_ids)
-        self.profiles[saved.key] = saved
+        self._store(saved)
         self.redirects.pop(saved.key, None)
         for key in [*new_keys, *(k for old in previous if old.key != saved.key for k in [old.key, *old.identifiers])]:
             if key != saved.key:
@@ -129,7 +131,11 @@ class MemoryStore:
         """Store ``profile`` as its next version (its version checked by the caller, with the write's others)."""
         saved = _copy(profile)
         saved.version = profile.version + 1
-        self.profiles[profile.key] = saved
+        self._store(saved)
+
+    def _store(self, saved: Profile) -> None:
+        self.profiles[saved.key] = saved
+        self.index_times[saved.key] = index_time(saved, clock.now())
 
     def _expect_version(self, key: str, version: int | None) -> None:
         """The condition of a guarded write: the profile at ``key`` still has ``version`` (None: no item)."""
@@ -255,7 +261,7 @@ class MemoryStore:
     def message(self, message_id: str) -> SentMessage | None:
         return self.messages.get(message_id)
 
-    # -- counters and the sweep -------------------------------------------------------------------------------
+    # -- counters and the due index -----------------------------------------------------------------------
 
     def _refuses(self, counter: Counter) -> bool:
         """DynamoDB's condition on a limited counter: ``attribute_not_exists(n) OR n <= limit - by``."""
@@ -275,10 +281,7 @@ class MemoryStore:
             counts[v] = (int(item.get("sends", 0)), int(item.get("conversions", 0)))
         return counts
 
-    def buyers(self, shard: int, start: dict[str, Any] | None, limit: int = 200) -> BuyerPage:
-        """A page of the buyers' keys in ``shard``, in key order as the ``by_sweep`` index returns them."""
-        after = start["pk"]["S"] if start else ""
-        keys = sorted(k for k, p in self.profiles.items() if p.order_count and sweep_shard(k) == shard and k > after)
-        page = keys[:limit]
-        more = len(keys) > limit
-        return BuyerPage(page, {"pk": {"S": page[-1]}} if more else None)
+    def due(self, shard: int, after: datetime, until: datetime) -> list[str]:
+        """As the ``by_due`` index answers: profiles (not redirects, not erased) in index-time order."""
+        found = [(t, k) for k, t in self.index_times.items() if t and after < t <= until and k in self.profiles]
+        return [k for _, k in sorted(found) if due_shard(k) == shard]

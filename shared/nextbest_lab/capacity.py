@@ -1,5 +1,6 @@
 """Issue 14's figures, measured on the demo's stream: what each step uses per unit of work, the hottest shared item,
-the daily sweep's rate, the table's item classes, and the cost per million events against the floor.
+decide's rate per profile (there is no sweep), the table's item classes, and the cost per million events against
+the floor.
 
 Everything comes from the emulation's metering (``infra.local.emulator.metering``: capacity units by DynamoDB's
 billing rules from the real requests and item sizes, and every other call by service and target) and from the table
@@ -17,8 +18,6 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-
-from nextbest.core.commands import SWEEP_SHARDS
 
 from nextbest_lab import cost
 from nextbest_lab.cost import Prices, Usage
@@ -251,54 +250,35 @@ class _Run:
         return found
 
     def sweep(self) -> dict[str, Any]:
-        """Decide's work per profile, and the sweep's rate from it (:func:`sweep_profiles_per_s`)."""
-        pages = sum(
+        """There is no sweep: lapse checks are triggers of the due index (``nextbest.core.due``), each decided at its
+        own time with the others, so nothing serial bounds them; decide's work per profile against the table's quota
+        does (:func:`profiles_per_s`). Profiles: decide's records but the polls and alarms that woke it."""
+        decide = self.usage("decide")
+        queues = self.snapshot.queues.get("decide", set())
+        woken = sum(
             n
             for c, n in self.metering.calls.items()
-            if c.stage == "decide" and c.operation == "Query" and c.target.endswith("/by_sweep")
+            if c.stage is None and c.operation == "SendMessage" and c.target in queues
         )
-        swept = sum(n for (stage, target), n in self.metering.query_items.items()
-                    if stage == "decide" and target.endswith("/by_sweep"))  # fmt: skip
-        decide = self.usage("decide")
-        profiles = max(decide.records - pages + swept, 1)
+        profiles = max(decide.records - woken, 1)
         seconds = self.lambda_seconds("decide") / profiles
         return {
-            "sweep_shards": SWEEP_SHARDS,
-            "decide_profiles_swept": swept,
+            "sweep": "none",
+            "sweep_profiles_per_s_at_default_quota": None,
             "decide_ms_per_profile": round(seconds * 1e3, 2),
-            "sweep_profiles_per_s_at_default_quota": round(
-                sweep_profiles_per_s(SWEEP_SHARDS, seconds, decide.wru / profiles, decide.rru / profiles), 1
+            "decide_profiles_per_s_at_default_quota": round(
+                profiles_per_s(decide.wru / profiles, decide.rru / profiles), 1
             ),
         }
 
 
-def sweep_profiles_per_s(
-    shards: int, seconds_per_profile: float, wru_per_profile: float, rru_per_profile: float
-) -> float:
-    """How many buyers a second the daily sweep decides for, at the table's default quota.
-
-    The sweep (``Decider.sweep``) reads the sparse ``by_sweep`` index in ``SWEEP_SHARDS`` independent chains. A
-    chain is serial: a page of up to 200 buyers is one record on decide's queue, its buyers are decided one after
-    the other, and the next page is queued only when the page is done. So ``shards`` profiles at most are being
-    decided at any moment, each taking ``t`` (the Lambda time to decide one), and
-
-        rate ≤ shards / t
-
-    Each profile also costs ``w`` write and ``r`` read units, and an on-demand table takes 40,000 of each a second
-    by default (``TABLE_UNITS_PER_S``), so
-
-        rate ≤ 40,000 / w   and   rate ≤ 40,000 / r
-
-    The rate is the smallest of the three. (Reads and writes are spread over partitions, keyed by profile; an index
-    page is one small eventually consistent read of one of the index's ``shards`` partitions, far below a
-    partition's 3,000 read units.) The bench measures ``t``, ``w`` and ``r`` as decide's per-profile work on the
-    demo: its Lambda time (its own code at its memory's share of a vCPU, plus each AWS call's latency), write and
-    read units, over the profiles it decided for (one per due trigger or release, plus the buyers of each page of
-    the sweep; the few records that start a sweep count as one).
-    """
-    bounds = [shards / seconds_per_profile if seconds_per_profile else float("inf")]
-    bounds += [TABLE_UNITS_PER_S / w for w in (wru_per_profile, rru_per_profile) if w]
-    return min(bounds)
+def profiles_per_s(wru_per_profile: float, rru_per_profile: float) -> float:
+    """How many profiles a second decide can decide for at the table's default quota: an on-demand table takes
+    40,000 write and 40,000 read units a second by default (``TABLE_UNITS_PER_S``), each profile costs ``w`` and
+    ``r`` of them, and decide's concurrency grows with its queue, so rate = min(40,000 / w, 40,000 / r). (Profiles
+    are keyed by customer, spread over partitions.)"""
+    bounds = [TABLE_UNITS_PER_S / w for w in (wru_per_profile, rru_per_profile) if w]
+    return min(bounds) if bounds else float("inf")
 
 
 def item_figures(snapshot: Snapshot) -> dict[str, Any]:

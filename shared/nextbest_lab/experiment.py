@@ -12,9 +12,9 @@ What is real, and what is simplified (and why):
   conflict groups, quiet hours, Thompson sampling from the variant counters, follow-ups); holdout and global
   control assignment by ``experiments``; the send-rate and budget counters refusing as DynamoDB's conditions
   would; attribution by ``attribution.attribute`` on every order, its counter increments summed as DynamoDB's
-  ``ADD`` would; ``uplift.uplift`` on ``ArmTotals.from_counters``. Triggers fire as the scheduler would (at their
-  due time, a minute later if already due, never when more than a day late); the daily sweep decides for every
-  buyer once a day.
+  ``ADD`` would; ``uplift.uplift`` on ``ArmTotals.from_counters``. Profiles are handed to decide as the due index's
+  poll would (``nextbest.core.due``: when the index time a write gave them is one poll lag old, and again only if a
+  write moves it), lapse checks included.
 * **Simplified**: identity resolution is not replayed: every event of a shopper, and of the anonymous sessions
   they linked by logging in, is folded straight into one profile (the pipeline merges them within minutes of the
   login, before any trigger is due; sessions never linked never reach a profile that can be messaged, here as
@@ -65,11 +65,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from nextbest.core import clock
 from nextbest.core.attribution import CONTROLS, WINDOW, attribute, follow_up_span
 from nextbest.core.campaigns import Campaign, Policy, load_campaigns, load_policy, trigger_delays
-from nextbest.core.commands import MAX_LATENESS, DeliveryRequest, DueTrigger, Release, Sweep
+from nextbest.core.commands import MAX_LATENESS, DeliveryRequest, DueProfile, DueTrigger, Release
 from nextbest.core.counters import Counter, Stage, funnel
 from nextbest.core.decision import Decision
+from nextbest.core.due import LAG
 from nextbest.core.events import CHANNELS, DETAIL_TYPES, MAX_FUTURE_SKEW, EventDetail, OrderPlaced
 from nextbest.core.profiles import Consent, Profile, apply, offer_consent
 from nextbest.decide.service import Decider
@@ -160,15 +162,17 @@ class Shop:
         self.customers: dict[str, str] = {}
         """Profile key -> the simulator's customer id."""
         self.armed: dict[tuple[str, str], tuple[datetime, datetime]] = {}
+        self.indexed: dict[str, datetime] = {}
+        """Each profile's index time when it was last put in the queue of things to do (as a poll would find it)."""
         self.queue: list[tuple[datetime, int, str, tuple[Any, ...]]] = []
         self.sequence = itertools.count()
         self.deliveries: list[str] = []
-        self.pages: list[str] = []
-        """What the decider queued (delivery requests, the sweep's next pages), handled as soon as it returns."""
+        """What the decider queued for deliver, handled as soon as it returns (the shop hands profiles to decide
+        itself, as the poll would: nothing goes to decide's own queue)."""
         self.now = population.start
         self.decider = Decider(
-            store=self.store, deliver=dict.fromkeys(CHANNELS, _Outbox(self.deliveries)),
-            decide_queue=_Outbox(self.pages), scheduler=self,
+            store=self.store, deliver=dict.fromkeys(CHANNELS, _Outbox(self.deliveries)), decide_queue=_Outbox([]),
+            scheduler=self,
             campaigns=campaigns, policy=policy, site_url=SITE, models=models, arm_counts_ttl=ARM_COUNTS_EVERY,
         )  # fmt: skip
         self.run_ = Run(self.store.counters, [], {}, self.horizon, spans={c.id: follow_up_span(c) for c in campaigns})
@@ -179,16 +183,22 @@ class Shop:
         for at, customer, kind, detail in self._events():
             self._push(at, "event", (customer, kind, detail))
         day = self.population.start + timedelta(days=1)
-        while day < self.horizon:  # the daily sweep, a day after the stack comes up, as rate(1 day) fires
-            self._push(day, "sweep", ())
+        while day < self.horizon:  # the report's daily look
             self._push(day, "look", ())
             day += timedelta(days=1)
-        while self.queue:
-            at, _, kind, payload = heapq.heappop(self.queue)
-            if at >= self.horizon:
-                break
-            self.now = at
-            self._step(at, kind, payload)
+        manual = clock.ManualClock(self.now)  # the store stamps each write's index time with the clock
+        clock.install(manual)
+        try:
+            while self.queue:
+                at, _, kind, payload = heapq.heappop(self.queue)
+                if at >= self.horizon:
+                    break
+                self.now = at
+                manual.set(max(manual.now(), at))
+                self._step(at, kind, payload)
+                self._index()
+        finally:
+            clock.reset()
         return self.run_
 
     def _step(self, at: datetime, kind: str, payload: tuple[Any, ...]) -> None:
@@ -196,11 +206,10 @@ class Shop:
             self._ingest(at, *payload)
         elif kind == "fire":
             self._fire(at, *payload)
+        elif kind == "due":
+            self._due(at, *payload)
         elif kind == "engage":
             self.store.change(payload[0], lambda p: p.model_copy(update={"last_engaged_at": _latest(p, at)}))
-        elif kind == "sweep":
-            self.decider.sweep(Sweep(sweep_at=at), at)
-            self._after_deciding(at)
         elif kind == "look":
             self.run_.looks.append((at, {k: dict(v) for k, v in self.store.counters.items()}))
 
@@ -239,15 +248,28 @@ class Shop:
             self.run_.orders.setdefault(customer, []).append(
                 PlacedOrder(detail.order_id, detail.occurred_at, detail.total, response_to)
             )
-        for trigger, due in updated.triggers.items():
-            if before.triggers.get(trigger) != due:
-                self.arm(DueTrigger(profile_key=key, trigger=trigger, due_at=due))
+
+    # -- the due index and its poll -----------------------------------------------------------------------
+
+    def _index(self) -> None:
+        """Every profile written since the last step is found by the poll whose window holds its new index time."""
+        for key in self.store.touched:
+            due = self.store.index_times.get(key)
+            if due is not None and self.indexed.get(key) != due:
+                self.indexed[key] = due
+                self._push(due + LAG, "due", (key, due))
+        self.store.touched.clear()
+
+    def _due(self, now: datetime, key: str, due: datetime) -> None:
+        if self.store.index_times.get(key) == due:  # a write since moved it: the poll of its new time finds it
+            self.decider.due(DueProfile(profile_key=key), now)
+            self._after_deciding(now)
 
     # -- the scheduler (``nextbest.core.ports.Alarms``) ------------------------------------------------------
 
     def arm(self, due: DueTrigger | Release, at: datetime | None = None) -> None:
-        """``nextbest.aws.scheduler.Scheduler.arm``: one alarm per (profile, trigger), moved when re-armed. (The
-        shop's deliver never hands a decision back to decide, so no Release is ever armed here.)"""
+        """``nextbest.aws.scheduler.Scheduler.arm``: what quiet hours defer, moved when re-armed. (The shop's
+        deliver never hands a decision back to decide, so no Release is ever armed here.)"""
         assert isinstance(due, DueTrigger)
         if self.now - due.due_at > MAX_LATENESS:
             return
@@ -256,10 +278,6 @@ class Shop:
             when = when.replace(microsecond=0) + timedelta(seconds=1)
         self.armed[(due.profile_key, due.trigger)] = (when, due.due_at)
         self._push(when, "fire", (due.profile_key, due.trigger, due.due_at))
-
-    def disarm(self, profile_key: str, triggers: list[str]) -> None:
-        for trigger in triggers:
-            self.armed.pop((profile_key, trigger), None)
 
     # -- decide -------------------------------------------------------------------------------------------
 
@@ -271,13 +289,10 @@ class Shop:
         self._after_deciding(now)
 
     def _after_deciding(self, now: datetime) -> None:
-        """What the queues would carry next: the sweep's pages (decided at once), the delivery requests (sent
-        at once), and the held-out decisions' "would have sent" exposures."""
-        while self.pages or self.deliveries:
-            if self.pages:
-                self.decider.sweep(Sweep.model_validate_json(self.pages.pop(0)), now)
-            else:
-                self._deliver(DeliveryRequest.model_validate_json(self.deliveries.pop(0)).decision_id, now)
+        """What the queues would carry next: the delivery requests (sent at once), and the held-out decisions'
+        "would have sent" exposures."""
+        while self.deliveries:
+            self._deliver(DeliveryRequest.model_validate_json(self.deliveries.pop(0)).decision_id, now)
         committed, self.store.committed = self.store.committed, []
         for decision in committed:
             if decision.action == "holdout":
@@ -335,6 +350,12 @@ class _Recorded(MemoryStore):
     def __init__(self) -> None:
         super().__init__()
         self.committed: list[Decision] = []
+        self.touched: set[str] = set()
+        """Profiles written since the shop last looked."""
+
+    def _store(self, saved: Profile) -> None:
+        super()._store(saved)
+        self.touched.add(saved.key)
 
     def commit_decision(
         self, decision: Decision, status: str, profile: Profile | None, counters: Sequence[Counter] = ()
@@ -351,6 +372,9 @@ class _Outbox:
 
     def send(self, body: str, attributes: dict[str, str] | None = None, delay_seconds: int = 0) -> None:
         self.bodies.append(body)
+
+    def send_all(self, bodies: Sequence[str]) -> None:
+        self.bodies.extend(bodies)
 
 
 def _latest(profile: Profile, at: datetime) -> datetime:

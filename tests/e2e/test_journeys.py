@@ -1,4 +1,4 @@
-"""Decisioning through the whole emulated stack: holdouts, quiet hours, the daily sweep with real models,
+"""Decisioning through the whole emulated stack: holdouts, quiet hours, lapse checks with real models,
 and the explanation an operator reads."""
 
 import json
@@ -58,7 +58,7 @@ def test_a_text_due_at_night_waits_for_the_customers_morning(emulation):
     assert [d["action"] for d in decisions(emulation)] == ["defer", "send"]
 
 
-def test_the_daily_sweep_scores_lapsing_buyers_with_the_bundled_models_and_wins_one_back(emulation):
+def test_a_lapse_check_scores_a_lapsing_buyer_with_the_bundled_models_and_wins_them_back_without_a_sweep(emulation):
     orders = [T0 - timedelta(days=days) for days in (400, 330, 260, 190)]
     put(
         emulation,
@@ -70,11 +70,15 @@ def test_the_daily_sweep_scores_lapsing_buyers_with_the_bundled_models_and_wins_
         ],
     )
     emulation.drain()
-    assert emulation.sent_emails() == []  # history alone rings no alarm: its triggers are long past
+    assert emulation.sent_emails() == []  # nothing before a poll: its only trigger is the lapse check
     emulation.advance(T0 + timedelta(days=1, hours=1))
-    [decision] = [d for d in decisions(emulation) if d["trigger"] == "sweep"]
+    [decision] = [d for d in decisions(emulation) if d["trigger"] == "lapse"]
     assert decision["action"] == "send" and decision["campaign_id"] in ("at-risk", "win-back")
     assert decision["scores"]["lapse_risk"] > 0.6 and decision["model_versions"]  # scored by the shipped models
     assert len(emulation.sent_emails()) == 1
-    emulation.advance(T0 + timedelta(days=3, hours=1))  # later sweeps: cooldown and the conflict group hold
+    emulation.advance(T0 + timedelta(days=3, hours=1))  # within the conflict group's 72 h: nothing more
     assert len(emulation.sent_emails()) == 1
+    emulation.advance(T0 + timedelta(days=15))  # two more checks, a week apart: each campaign's cooldown holds
+    checks = [d for d in decisions(emulation) if d["trigger"] == "lapse"]
+    sent = [d["campaign_id"] for d in checks if d["action"] == "send"]
+    assert len(checks) == 3 and sorted(sent) == ["at-risk", "win-back"]

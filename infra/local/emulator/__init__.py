@@ -10,8 +10,8 @@ declares (``provisioning``), then does in-process what moto cannot:
   DLQ after ``maxReceiveCount``;
 * **SQS delays** (``event_sources.Delays``) — a message sent with ``DelaySeconds`` becomes visible when the
   emulated clock reaches its time, not after real seconds;
-* **EventBridge Scheduler** (``scheduler``) — fires the one-time ``at(…)`` schedules ingest and decide arm
-  as the injectable clock passes their time, and the daily sweep;
+* **EventBridge Scheduler** (``scheduler``) — fires the one-time ``at(…)`` schedules decide arms as the
+  injectable clock passes their time, and the minute's poll of the due index;
 * **SES event publishing** (``ses``) — turns every message moto recorded as sent into the events SES would
   publish to the configuration set's SNS destination, following the mailbox simulator addresses, and
   publishes the opens and clicks SES would track when told a recipient engaged (``publish_engagement``);

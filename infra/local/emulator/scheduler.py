@@ -1,15 +1,24 @@
-"""EventBridge Scheduler: the one-time ``at(…)`` schedules ingest and decide arm fire as the injectable clock
-passes their time, and are deleted afterwards as ``ActionAfterCompletion=DELETE`` asks; ``rate(…)`` schedules
-(the daily sweep) fire every interval from when the emulation came up."""
+"""EventBridge Scheduler: the one-time ``at(…)`` schedules decide arms fire as the injectable clock passes their
+time, and are deleted afterwards as ``ActionAfterCompletion=DELETE`` asks; ``rate(…)`` schedules (the minute's
+poll, the daily sweep) fire every interval from when the emulation came up.
+
+The poll of the due index would fire thousands of times in a simulated week, nearly always to find nothing: a
+poll whose window (``nextbest.core.due.poll_window``) holds no index time is skipped, which changes nothing but
+the time the emulation takes. Only the clock's moves and the functions write, so the index read when the next
+fire is computed is complete for every window that ends before the clock moves on (a later write has a later
+index time)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from nextbest.aws.scheduler import at_expression
+from nextbest.aws.store import BY_DUE
 from nextbest.core.clock import ManualClock
+from nextbest.core.due import FORMAT, LAG
 
+from infra.local import moto_speedups
 from infra.local.emulator.account import ACCOUNT, REGION
 from infra.local.emulator.provisioning import Deployment
 
@@ -45,7 +54,27 @@ class Scheduler:
             amount, unit = expression[5:-1].split()
             interval = timedelta(seconds=int(amount) * UNIT_SECONDS[unit.rstrip("s")])
             self.recurring[key] = (self.clock.now() + interval, interval)
-        return self.recurring[key][0]
+        tick, interval = self.recurring[key]
+        return self._first_useful(tick, interval) if '"poll_at"' in schedule.target.get("Input", "") else tick
+
+    def _first_useful(self, tick: datetime, interval: timedelta) -> datetime:
+        """The first poll from ``tick`` on whose window holds an index time (the far future if none does)."""
+        first = datetime.max.replace(tzinfo=tick.tzinfo)
+        for due in self._index_times():
+            ready = due + LAG  # the first moment a poll's window reaches it
+            if ready <= tick:
+                if tick < ready + interval:  # tick's window holds it (a window before tick held it otherwise)
+                    return tick
+                continue
+            first = min(first, tick + interval * -((tick - ready) // interval))
+        return first
+
+    def _index_times(self) -> list[datetime]:
+        from moto.dynamodb.models import dynamodb_backends
+
+        table = dynamodb_backends[ACCOUNT][REGION].get_table(self.deployment.output("TableName"))
+        stamps = {item.attrs["due_at"].value for item in moto_speedups.index_items(table, BY_DUE)}
+        return [datetime.strptime(s, FORMAT).replace(tzinfo=UTC) for s in stamps]
 
     def fire(self, group: str, schedule: Any) -> None:
         """Send the schedule's input to its target queue, then what its completion asks."""
@@ -56,7 +85,7 @@ class Scheduler:
         body = target.get("Input", "{}").replace("<aws.scheduler.scheduled-time>", scheduled.isoformat())
         self.deployment.client("sqs").send_message(QueueUrl=url, MessageBody=body)
         key = (group, schedule.name)
-        if key in self.recurring:
+        if key in self.recurring:  # the next tick after this one (those skipped before it had nothing to do)
             self.recurring[key] = (scheduled + self.recurring[key][1], self.recurring[key][1])
         elif getattr(schedule, "action_after_completion", "NONE") == "DELETE":
             self.deployment.client("scheduler").delete_schedule(Name=schedule.name, GroupName=group)

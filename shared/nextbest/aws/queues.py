@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from nextbest.aws import clients as aws
@@ -25,6 +26,17 @@ class Queue:
                 k: {"DataType": "String", "StringValue": v} for k, v in attributes.items() if v
             }
         self.client.send_message(**kwargs)
+
+    def send_all(self, bodies: Sequence[str]) -> None:
+        """Send many, ten a request (``SendMessageBatch``'s most); if any is refused, raise once the rest are sent:
+        the caller's retry sends them all again (what it sends is idempotent)."""
+        failed: list[str] = []
+        for start in range(0, len(bodies), 10):
+            entries = [{"Id": str(i), "MessageBody": body} for i, body in enumerate(bodies[start : start + 10])]
+            response = self.client.send_message_batch(QueueUrl=self.url, Entries=entries)
+            failed.extend(f["Code"] for f in response.get("Failed", []))
+        if failed:
+            raise RuntimeError(f"SendMessageBatch refused {len(failed)} messages: {sorted(set(failed))}")
 
 
 class DeadLetters(Queue):

@@ -1,10 +1,9 @@
-"""Delayed triggers as EventBridge Scheduler one-time schedules.
+"""What quiet hours defer, as EventBridge Scheduler one-time schedules.
 
-When a profile gains a trigger, or one comes due earlier (a cart left at 10:00 is due at 11:00), ingest arms one
-schedule per (profile, trigger); at the due time Scheduler puts a :class:`DueTrigger` on the decide queue.
-Re-arming moves the same schedule. A trigger that moved later keeps its alarm: it rings early, and decide puts it
-back on the profile's time. A trigger whose reason vanished (the order came) simply finds nothing to decide when it
-fires: the profile in DynamoDB stays the source of truth, the schedule is only the alarm.
+Triggers are found by the due index's poll (``nextbest.core.due``), not by one schedule each. What is left for
+Scheduler is rare: a decision deferred to the customer's morning rings as a :class:`DueTrigger`, a waiting
+decision quiet hours hold back as a :class:`Release`. Re-arming moves the same schedule; one whose reason vanished
+finds nothing to decide when it fires: the profile in DynamoDB stays the source of truth.
 """
 
 from __future__ import annotations
@@ -73,16 +72,6 @@ class Scheduler:
                 if aws.error_code(error) != "ConflictException":
                     raise
                 self.client.update_schedule(**request)
-
-    def disarm(self, profile_key: str, triggers: list[str]) -> None:
-        """Delete a profile's alarms (erasure); an alarm already fired or never armed is fine."""
-        for trigger in triggers:
-            with _throttled_is_retry():
-                try:
-                    self.client.delete_schedule(Name=schedule_name(profile_key, trigger), GroupName=self.group)
-                except ClientError as error:
-                    if aws.error_code(error) != "ResourceNotFoundException":
-                        raise
 
 
 @contextmanager

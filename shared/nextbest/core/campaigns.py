@@ -22,14 +22,15 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from nextbest.core.events import Channel
+from nextbest.core.profiles import LAPSE
 
 TriggerKind = Literal[
     "cart_abandoned", "browse_abandoned", "replenishment", "post_purchase", "at_risk", "win_back", "follow_up"
 ]
 SWEPT: frozenset[str] = frozenset({"at_risk", "win_back"})
-"""Trigger kinds no event sets: the daily sweep finds these customers."""
-SWEEP = "sweep"
-"""The trigger of the daily sweep: every swept campaign competes in one decision per customer and day."""
+"""Trigger kinds no event sets: a buyer's lapse check (``profiles.LAPSE``) finds these customers."""
+LAPSE_CHECK_EVERY = timedelta(days=7)
+"""A buyer is checked for lapsing a week after each order, then every week while no order comes."""
 FOLLOW_UP = "follow_up."
 """Prefix of the trigger that follows an ignored message of a campaign: ``follow_up.<campaign id>``."""
 Fulfilment = Literal["any", "online_only", "in_store_only"]
@@ -182,7 +183,7 @@ class Campaign(_Model):
     @property
     def triggers(self) -> list[str]:
         """Every trigger this campaign answers: its own, and its follow-up's."""
-        own = SWEEP if self.trigger.kind in SWEPT else self.trigger.kind
+        own = LAPSE if self.trigger.kind in SWEPT else self.trigger.kind
         return [own, *([FOLLOW_UP + self.id] if self.follow_up else [])]
 
 
@@ -280,11 +281,13 @@ def load_policy(directory: Path) -> Policy:
 
 
 def trigger_delays(campaigns: list[Campaign]) -> dict[str, timedelta]:
-    """When ingest should wake decide for each event-driven trigger: the shortest delay of any approved
-    campaign (swept and follow-up triggers are armed elsewhere)."""
+    """When ingest should wake decide for each trigger an event sets: the shortest delay of any approved
+    campaign, and the lapse check if an at-risk or win-back campaign is approved (follow-ups are set by decide)."""
     delays: dict[str, timedelta] = {}
     for campaign in campaigns:
         kind = campaign.trigger.kind
-        if campaign.status == "approved" and kind not in SWEPT:
+        if campaign.status == "approved" and kind in SWEPT:
+            delays[LAPSE] = LAPSE_CHECK_EVERY
+        elif campaign.status == "approved":
             delays[kind] = min(delays.get(kind, campaign.trigger.delay), campaign.trigger.delay)
     return delays

@@ -3,9 +3,9 @@
 ========================  ===========================  ============================================================
 queue                     payload                      sent by
 ========================  ===========================  ============================================================
-due-triggers (decide)     :data:`DecideCommand`        EventBridge Scheduler (a :class:`DueTrigger` when a trigger's
-                                                       alarm rings, a :class:`Sweep` once a day, a deferred
-                                                       :class:`Release`), decide itself (the sweep's next pages),
+due-triggers (decide)     :data:`DecideCommand`        EventBridge Scheduler (a :class:`Poll` every minute, a
+                                                       trigger or :class:`Release` deferred by quiet hours), decide
+                                                       itself (a :class:`DueProfile` per profile a poll found),
                                                        deliver and feedback (a :class:`Release`: a fallback on
                                                        another channel, a soft bounce's retry, a send that quiet
                                                        hours overtook)
@@ -20,21 +20,9 @@ reports after a send (``nextbest.feedback.notifications``).
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime, timedelta
-from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
-
-SWEEP_SHARDS = 4
-"""The daily sweep reads the buyers' profiles in this many independent chains of pages (the sparse
-``by_sweep`` index has one partition per shard)."""
-
-
-def sweep_shard(profile_key: str) -> int:
-    """The shard of the sweep a buyer's profile belongs to (stable, evenly spread)."""
-    return int(hashlib.sha256(profile_key.encode()).hexdigest()[:8], 16) % SWEEP_SHARDS
-
 
 MAX_LATENESS = timedelta(days=1)
 """A trigger that rings later than this (history loaded in bulk, a long outage) is not acted on."""
@@ -45,20 +33,25 @@ class _Command(BaseModel):
 
 
 class DueTrigger(_Command):
-    """A trigger's alarm rang: decide for this profile now. Armed by ingest (and decide, for deferrals and
-    follow-ups) as a one-time schedule whose input is this model."""
+    """Decide for this trigger of this profile now: a decision quiet hours deferred (a one-time schedule whose
+    input is this model)."""
 
     profile_key: str
     trigger: str
     due_at: AwareDatetime
 
 
-class Sweep(_Command):
-    """One page of the daily sweep (or, without a segment, the request to start one)."""
+class Poll(_Command):
+    """Read the due index for the profiles due in this poll's window (``nextbest.core.due``); sent every minute
+    by a ``rate`` schedule, ``poll_at`` being its scheduled time."""
 
-    sweep_at: datetime
-    segment: int | None = Field(default=None, description="The shard of buyers this page belongs to.")
-    start: dict[str, Any] | None = None
+    poll_at: AwareDatetime
+
+
+class DueProfile(_Command):
+    """A poll found this profile due: decide every trigger of it that is due now."""
+
+    profile_key: str
 
 
 class Release(_Command):
@@ -69,10 +62,10 @@ class Release(_Command):
     decision_id: str
 
 
-DecideCommand = DueTrigger | Sweep | Release
-"""What the due-triggers queue carries. The three have no field in common and forbid extra ones, so exactly
-one of them validates a well-formed body (schedules armed before a release need no new tag)."""
-decide_command: TypeAdapter[DueTrigger | Sweep | Release] = TypeAdapter(DecideCommand)
+DecideCommand = DueTrigger | DueProfile | Poll | Release
+"""What the due-triggers queue carries. They forbid extra fields and no two have the same required ones, so
+exactly one of them validates a well-formed body (schedules armed before a release need no new tag)."""
+decide_command: TypeAdapter[DueTrigger | DueProfile | Poll | Release] = TypeAdapter(DecideCommand)
 
 
 def release(decision_id: str) -> str:

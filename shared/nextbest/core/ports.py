@@ -8,7 +8,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from nextbest.core.commands import DueTrigger, Release
 from nextbest.core.counters import Counter
@@ -117,13 +117,6 @@ class SentMessage:
     address_hash: str
 
 
-@dataclass(frozen=True)
-class BuyerPage:
-    keys: list[str]
-    next_start: dict[str, Any] | None
-    """Where the next page starts, or None after the last one."""
-
-
 class Profiles(Protocol):
     """Profiles and identity: every identifier of a person leads to one profile."""
 
@@ -188,11 +181,14 @@ class Counters(Protocol):
         ...
 
 
-class Buyers(Protocol):
-    def buyers(self, shard: int, start: dict[str, Any] | None, limit: int = 200) -> BuyerPage: ...
+class Due(Protocol):
+    def due(self, shard: int, after: datetime, until: datetime) -> list[str]:
+        """Keys of the profiles of a due-index shard whose index time is in ``(after, until]``
+        (``nextbest.core.due``)."""
+        ...
 
 
-class Store(Profiles, Decisions, Counters, Buyers, Protocol):
+class Store(Profiles, Decisions, Counters, Due, Protocol):
     """The whole table (``nextbest.aws.store.Store``; ``nextbest.memory.MemoryStore`` in tests and the lab)."""
 
 
@@ -200,11 +196,13 @@ class Outbox(Protocol):
     """A queue a step sends commands to (``nextbest.aws.queues.Queue``)."""
 
     def send(self, body: str, attributes: dict[str, str] | None = None, delay_seconds: int = 0) -> None: ...
+    def send_all(self, bodies: Sequence[str]) -> None:
+        """Send many (``SendMessageBatch``, ten a request)."""
+        ...
 
 
 class Alarms(Protocol):
-    """One alarm per (profile, trigger), moved when re-armed, and one per waiting decision
-    (``nextbest.aws.scheduler.Scheduler``)."""
+    """One-time alarms for what quiet hours defer: a trigger's decision, a waiting decision's release
+    (``nextbest.aws.scheduler.Scheduler``). Every other trigger is found by the due index's poll."""
 
     def arm(self, command: DueTrigger | Release, at: datetime | None = None) -> None: ...
-    def disarm(self, profile_key: str, triggers: list[str]) -> None: ...

@@ -255,6 +255,9 @@ class Profile(_Model):
 
 
 TriggerDelays = dict[str, timedelta]
+LAPSE = "lapse"
+"""A buyer's lapse check: due its delay after the last order, then its delay after each check (``engine.record``);
+at-risk and win-back compete when it comes (no event says a customer is lapsing)."""
 
 
 def new_profile(keys: list[str]) -> Profile:
@@ -437,7 +440,8 @@ def set_triggers(p: Profile, delays: TriggerDelays) -> None:
     * cart_abandoned: the cart last changed and still holds items;
     * browse_abandoned: the last product view, with no cart change or order since;
     * replenishment: the customer's own next-purchase date (last order + mean interval; delay < 0);
-    * post_purchase: the last order.
+    * post_purchase: the last order;
+    * lapse: the last order, unless checked since (decide then set the next check).
 
     A trigger already decided for the same due time is not raised again.
     """
@@ -451,10 +455,13 @@ def set_triggers(p: Profile, delays: TriggerDelays) -> None:
         "browse_abandoned": viewed,
         "replenishment": p.last_order_at + interval if p.last_order_at and interval else None,
         "post_purchase": p.last_order_at,
+        LAPSE: p.last_order_at,
     }
     for name, started in clocks.items():
         delay = delays.get(name)
         due = started + delay if started is not None and delay is not None else None
+        if name == LAPSE and due is not None and name in p.handled and p.handled[name] >= due:
+            continue  # checked since the last order: the next check is the one decide set
         if due is None or p.handled.get(name) == due:
             p.triggers.pop(name, None)
         else:

@@ -53,14 +53,14 @@ class QueueStageSettings(StageSettings):
 
 
 class SchedulingSettings(QueueStageSettings):
-    """A step that arms trigger alarms on EventBridge Scheduler."""
+    """A step that arms alarms on EventBridge Scheduler (decide: what quiet hours defer)."""
 
     schedule_group: str
     decide_queue_arn: str
     scheduler_role_arn: str = Field(description="The role EventBridge Scheduler assumes to reach decide.")
 
 
-class IngestSettings(SchedulingSettings):
+class IngestSettings(QueueStageSettings):
     trigger_delay_seconds: dict[str, int] = Field(
         default_factory=dict, description="Derived at synth from the approved campaigns' trigger delays."
     )
@@ -74,7 +74,7 @@ class DecideSettings(SchedulingSettings):
     deliver_queue_urls: dict[Channel, str] = Field(
         description="deliver's queue for each channel: a channel the provider throttles holds up no other."
     )
-    decide_queue_url: str = Field(description="Its own queue: sweeps continue page by page through it.")
+    decide_queue_url: str = Field(description="Its own queue: the poll hands the profiles due to it through it.")
     site_url: str
     campaigns_dir: str = "campaigns"
     models_dir: str = Field(

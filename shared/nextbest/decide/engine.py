@@ -30,19 +30,20 @@ from typing import Any, Literal, NamedTuple
 
 from nextbest.core import experiments, guardrails
 from nextbest.core.attribution import episode_end
-from nextbest.core.campaigns import FOLLOW_UP, SWEEP, Campaign, Policy
+from nextbest.core.campaigns import FOLLOW_UP, LAPSE_CHECK_EVERY, Campaign, Policy
 from nextbest.core.clock import iso
 from nextbest.core.commands import MAX_LATENESS
 from nextbest.core.counters import Counter, funnel
 from nextbest.core.decision import NAMESPACE, Candidate, Decision, Scored, decision_id
 from nextbest.core.events import Channel
 from nextbest.core.messages import render
-from nextbest.core.profiles import MAX_MESSAGES, Fallback, MessageLog, Profile
+from nextbest.core.profiles import LAPSE, MAX_MESSAGES, Fallback, MessageLog, Profile
 
 
 def trigger_gone(profile: Profile, trigger: str, due_at: datetime, now: datetime) -> str | None:
-    """Why the trigger no longer applies, or None if it still does."""
-    if now - due_at > MAX_LATENESS:
+    """Why the trigger no longer applies, or None if it still does. A lapse check is never too late: it is about
+    the customer as they are now (a history loaded in bulk is checked when it lands)."""
+    if trigger != LAPSE and now - due_at > MAX_LATENESS:
         return f"due {guardrails.ago(now - due_at)} ago: too late to be relevant (a backfill or an outage)"
     if trigger.startswith(FOLLOW_UP):
         return _follow_up_gone(profile, trigger.removeprefix(FOLLOW_UP))
@@ -88,7 +89,7 @@ _STILL_THERE: dict[str, Callable[[Profile], str | None]] = {
     "browse_abandoned": _browse_gone,
     "replenishment": _no_orders,
     "post_purchase": _no_orders,
-    SWEEP: _no_orders,
+    LAPSE: _no_orders,
 }
 """Per trigger, why its reason may have vanished since it was armed (None: still there)."""
 
@@ -382,10 +383,11 @@ def record(profile: Profile, decision: Decision, campaigns: dict[str, Campaign])
     p = profile.model_copy(deep=True)
     if decision.action == "defer":
         return p
+    if decision.trigger == LAPSE:
+        p = checked(p, decision.trigger_due_at, decision.decided_at)
     if p.triggers.get(decision.trigger) == decision.trigger_due_at:
         del p.triggers[decision.trigger]
-    if decision.trigger != SWEEP:
-        p.handled[decision.trigger] = decision.trigger_due_at
+    p.handled[decision.trigger] = decision.trigger_due_at
     if decision.action in ("send", "holdout") and decision.campaign_id and decision.channel:
         campaign = campaigns[decision.campaign_id]
         if not any(m.decision_id == decision.decision_id for m in p.messages):
@@ -408,6 +410,16 @@ def record(profile: Profile, decision: Decision, campaigns: dict[str, Campaign])
             p.messages = sorted(p.messages, key=lambda m: (m.at, m.decision_id))[-MAX_MESSAGES:]
         if campaign.follow_up and decision.step < campaign.follow_up.max_steps:
             p.triggers[FOLLOW_UP + campaign.id] = decision.decided_at + timedelta(hours=campaign.follow_up.after_hours)
+    return p
+
+
+def checked(profile: Profile, due_at: datetime, now: datetime) -> Profile:
+    """The profile after its lapse check due at ``due_at``: the check handled, the next one set (decided or not,
+    so a buyer is looked at again a week later, never every time a poll passes)."""
+    p = profile.model_copy(deep=True)
+    if p.triggers.get(LAPSE) == due_at:
+        p.handled[LAPSE] = due_at
+        p.triggers[LAPSE] = now + LAPSE_CHECK_EVERY
     return p
 
 

@@ -9,15 +9,16 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from nextbest.core import experiments
-from nextbest.core.campaigns import FOLLOW_UP, SWEEP, SWEPT, Campaign, Policy
-from nextbest.core.commands import SWEEP_SHARDS, DueTrigger, Release, Sweep, delivery_request
+from nextbest.core.campaigns import Campaign, Policy
+from nextbest.core.commands import DueProfile, DueTrigger, Poll, Release, delivery_request
 from nextbest.core.decision import Decision, decision_id
+from nextbest.core.due import DUE_SHARDS, poll_window
 from nextbest.core.events import Channel
 from nextbest.core.guardrails import cap_reason, quiet_from, quiet_until
 from nextbest.core.ports import Alarms, Conflict, DecisionExists, Outbox, Store
-from nextbest.core.profiles import Profile
+from nextbest.core.profiles import LAPSE, Profile
 from nextbest.core.routing import refusal
-from nextbest.decide.engine import counters, decide, record, record_fallback
+from nextbest.decide.engine import checked, counters, decide, record, record_fallback
 
 NOT_IN_AUDIENCE = ("audience", "status", "outside", "no orders")
 Released = Literal["queued", "deferred", "suppressed", "already_handled"]
@@ -50,21 +51,22 @@ class Decider:
             profile = profile or self.store.profile(due.profile_key)
             if profile is None or profile.key != due.profile_key:
                 return None  # merged into another profile, which carries (and re-armed) the trigger
-            if due.trigger != SWEEP and profile.triggers.get(due.trigger) != due.due_at:
+            if profile.triggers.get(due.trigger) != due.due_at:
                 if profile.handled.get(due.trigger) == due.due_at:  # decided: finish what a crash may have cut
                     return self._resume(decision_id(profile.key, due.trigger, due.due_at), profile, now)
-                current = profile.triggers.get(due.trigger)
-                if current is not None:  # the alarm rang for a time the profile no longer holds: put it back on
-                    # the profile's time (two ingest workers armed it from different reads, the older write last)
-                    self.scheduler.arm(DueTrigger(profile_key=profile.key, trigger=due.trigger, due_at=current))
-                return None  # moved, or its reason vanished
+                return None  # moved (the due index holds its new time), or its reason vanished
             scores = self.models.score(profile, now) if self.models is not None else None
             decision = decide(
                 profile, due.trigger, due.due_at, self.campaigns, self.policy, now, self.site_url, scores,
                 lambda campaign: self.arm_counts(campaign, now), excluded,
             )  # fmt: skip
-            if due.trigger == SWEEP and all(c.reason.startswith(NOT_IN_AUDIENCE) for c in decision.candidates):
-                return None  # the daily sweep only records customers some campaign was meant for
+            if due.trigger == LAPSE and all(c.reason.startswith(NOT_IN_AUDIENCE) for c in decision.candidates):
+                try:  # a lapse check records only customers some campaign was meant for; the rest wait a week
+                    self.store.update_profile(checked(profile, due.due_at, now))
+                except Conflict:
+                    profile = None
+                    continue
+                return None
             updated = record(profile, decision, self.by_id)
             status = {"send": "queued", "holdout": "held_out", "defer": "deferred"}.get(decision.action, "no_action")
             try:
@@ -97,9 +99,33 @@ class Decider:
         if decision.action == "defer" and decision.defer_until:
             self.scheduler.arm(DueTrigger(profile_key=decision.profile_key, trigger=decision.trigger,
                                           due_at=decision.trigger_due_at), at=decision.defer_until)  # fmt: skip
-        for trigger, due_at in profile.triggers.items():
-            if trigger.startswith(FOLLOW_UP) and due_at > decision.decided_at:
-                self.scheduler.arm(DueTrigger(profile_key=profile.key, trigger=trigger, due_at=due_at))
+
+    def poll(self, poll: Poll) -> int:
+        """Hand decide every profile of the due index whose index time is in this poll's window (one
+        :class:`DueProfile` each, ten a request). A shard that fails fails the poll, and the queue's retry polls
+        every shard again: a profile handed over twice is decided once."""
+        after, until = poll_window(poll.poll_at)
+        found = 0
+        for shard in range(DUE_SHARDS):
+            keys = self.store.due(shard, after, until)
+            self.decide_queue.send_all([DueProfile(profile_key=key).model_dump_json() for key in keys])
+            found += len(keys)
+        return found
+
+    def due(self, due: DueProfile, now: datetime) -> list[Decision]:
+        """Decide each trigger of the profile that is due by now, earliest first (each on the profile as the
+        previous one left it). One not yet due is left for the poll that reaches its time."""
+        profile = self.store.profile(due.profile_key)
+        if profile is None or profile.key != due.profile_key:
+            return []  # merged into another profile (which carries its triggers) or erased
+        decided = []
+        read: Profile | None = profile  # the first trigger is decided on this read; the next ones on what it left
+        for trigger, due_at in sorted(profile.triggers.items(), key=lambda t: (t[1], t[0])):
+            if due_at <= now:
+                decision = self.handle(DueTrigger(profile_key=profile.key, trigger=trigger, due_at=due_at), now, read)
+                decided += [decision] if decision is not None else []
+                read = None
+        return decided
 
     def release(self, command: Release, now: datetime) -> Released:
         """Let a ``waiting`` decision (a fallback, a soft bounce's retry, a send quiet hours overtook) go out
@@ -159,23 +185,3 @@ class Decider:
             cached = (now, self.store.arm_counts(campaign.id, [v.id for v in campaign.variants]))
             self._arms[campaign.id] = cached
         return cached[1]
-
-    def sweep(self, sweep: Sweep, now: datetime) -> int:
-        """Start a sweep (one message per shard of buyers) or decide for one page of them and queue the next."""
-        if not any(c.status == "approved" and c.trigger.kind in SWEPT for c in self.campaigns):
-            return 0
-        if sweep.segment is None:
-            for shard in range(SWEEP_SHARDS):
-                self.decide_queue.send(Sweep(sweep_at=sweep.sweep_at, segment=shard).model_dump_json())
-            return 0
-        page = self.store.buyers(sweep.segment, sweep.start)
-        decided = 0
-        for key in page.keys:
-            due = DueTrigger(profile_key=key, trigger=SWEEP, due_at=sweep.sweep_at)
-            try:
-                decided += self.handle(due, now) is not None
-            except Exception:  # one customer's failure must not hold up the rest of the shard:
-                self.decide_queue.send(due.model_dump_json())  # it is retried on its own (then dead-lettered)
-        if page.next_start is not None:
-            self.decide_queue.send(sweep.model_copy(update={"start": page.next_start}).model_dump_json())
-        return decided

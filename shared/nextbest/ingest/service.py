@@ -11,7 +11,6 @@ customer's profile depends on whether it names that customer (``profiles`` modul
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Literal
 
 from nextbest.core.attribution import attribute
@@ -28,13 +27,6 @@ class Ingested:
     outcome: Literal["applied", "duplicate", "erased", "ignored_erased"]
     merged: int = 0
     """How many existing profiles were folded into another by this event."""
-    arm: dict[str, datetime] = field(default_factory=dict)
-    """Triggers whose alarm must be (re)set (``to_arm``: new ones, or ones due earlier than their alarm), or all
-    pending ones after a redelivery (the first attempt may have saved the profile and failed before arming)."""
-    disarm: dict[str, list[str]] = field(default_factory=dict)
-    """Alarms to delete, by the profile key they were armed under: those of profiles merged away (their
-    trigger moved to the surviving key, and their input names the old key, an e-mail address maybe), and on
-    erasure every alarm any key of the person may have armed."""
     erased_keys: list[str] = field(default_factory=list)
     conflicts: int = 0
     """Identifiers of the event left out because they lead to another customer (never merged)."""
@@ -43,7 +35,7 @@ class Ingested:
 def ingest(store: Store, kind: str, event: EventDetail, delays: TriggerDelays) -> Ingested:
     keys = identity_keys(event.identifiers())
     if isinstance(event, CustomerErased):
-        return erase(store, keys, delays)
+        return erase(store, keys)
     for _ in range(MAX_ATTEMPTS):
         joined = links(keys, store.resolve(keys), event.customer_id)
         profiles, new_keys = joined.profiles, joined.new_keys
@@ -59,28 +51,14 @@ def ingest(store: Store, kind: str, event: EventDetail, delays: TriggerDelays) -
         try:
             store.save(updated, previous=profiles, new_keys=new_keys, event_ids=[event.event_id], counters=credited)
         except Duplicate:
-            return Ingested(target.key, "duplicate", arm=dict(target.triggers))
+            return Ingested(target.key, "duplicate")
         except Conflict:
             store.forget(keys)
             continue
         same = len(profiles) == 1 and updated.key == profiles[0].key
-        previous = profiles[0].triggers if same else {}
-        moved = to_arm(previous, updated.triggers)
         merged = len(profiles) - 1 if len(profiles) > 1 else int(len(profiles) == 1 and not same)
-        away = {p.key: sorted(p.triggers) for p in profiles if p.key != updated.key and p.triggers}
-        conflicts = len(joined.left_out)
-        return Ingested(updated.key, "applied", merged=merged, arm=moved, disarm=away, conflicts=conflicts)
+        return Ingested(updated.key, "applied", merged=merged, conflicts=len(joined.left_out))
     raise Conflict("", why=f"gave up after {MAX_ATTEMPTS} conflicting writes")
-
-
-def to_arm(armed: dict[str, datetime], triggers: dict[str, datetime]) -> dict[str, datetime]:
-    """The triggers whose alarm must be set: new ones, and ones now due earlier than the alarm already set.
-
-    A trigger that moved later (every cart update, every view of a browsing session moves it) keeps its alarm:
-    it rings early, finds the profile holding a later time and is put back on it (``Decider.handle``). A cart
-    updated ten times costs one or two Scheduler calls, not ten (EventBridge Scheduler's request quotas, not
-    DynamoDB, would otherwise cap ingest)."""
-    return {t: due for t, due in triggers.items() if t not in armed or due < armed[t]}
 
 
 def ingest_batch(
@@ -144,7 +122,7 @@ def _ingest_together(
             store.save(updated, previous=[profile], new_keys=[], event_ids=ids, counters=credited)
         except Duplicate as duplicate:
             [index] = [i for i in pending if events[i][1].event_id == duplicate.args[0]]
-            results[index] = Ingested(key, "duplicate", arm=dict(profile.triggers))
+            results[index] = Ingested(key, "duplicate")
             pending.remove(index)
             store.forget([key])
             if not pending:
@@ -153,25 +131,20 @@ def _ingest_together(
         except Conflict:
             store.forget([key])
             continue
-        moved = to_arm(profile.triggers, updated.triggers)
-        for position, index in enumerate(pending):
-            results[index] = Ingested(key, "applied", arm=moved if position == 0 else {})
+        for index in pending:
+            results[index] = Ingested(key, "applied")
         return
 
 
-def erase(store: Store, keys: list[str], delays: TriggerDelays) -> Ingested:
+def erase(store: Store, keys: list[str]) -> Ingested:
     """Delete the profile, every identity link and every decision; tombstone the identifiers.
 
-    The returned ``disarm`` names every alarm that may still exist for the person: alarms are armed under the
-    profile's key at the time, and any of its identifiers may have been that key before a merge, so each of them
-    is disarmed for every trigger the person can have (the event triggers, and every follow-up the profile
-    remembers). Deleting an alarm that does not exist costs one request and is fine.
+    The profile's place in the due index goes with it; an alarm quiet hours armed rings for a profile that is no
+    longer there, and decide does nothing.
     """
     found = store.resolve(keys)
     profiles = list({p.key: p for p in found.values() if p is not None}.values())
     everything = sorted(store.linked_to({*keys, *(k for p in profiles for k in (p.key, *p.identifiers))}))
     decisions = sorted({d for k in everything for d in store.decisions_of(k)})
     store.erase(everything, decisions)
-    triggers = sorted({*delays, *(t for p in profiles for t in (*p.triggers, *p.handled))})
-    disarm = {key: triggers for key in everything} if triggers else {}
-    return Ingested(canonical_key(keys), "erased", disarm=disarm, erased_keys=[p.key for p in profiles])
+    return Ingested(canonical_key(keys), "erased", erased_keys=[p.key for p in profiles])

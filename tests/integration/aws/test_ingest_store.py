@@ -4,6 +4,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from nextbest.core.due import due_shard
 from nextbest.core.events import CartUpdated, ConsentUpdated, CustomerIdentified, LineItem, ProductViewed
 from nextbest.core.ports import Conflict
 from nextbest.ingest.service import ingest
@@ -42,7 +43,9 @@ def test_given_an_anonymous_session_when_the_shopper_logs_in_then_one_profile_ho
         DELAYS,
     )
     assert result.profile_key == "c:cus_1" and result.merged == 1
-    assert result.arm == {"cart_abandoned": T0 + timedelta(hours=1)}  # re-armed under the surviving key
+    shard = due_shard("c:cus_1")  # the trigger moved to the surviving key's item; the redirects carry none
+    assert store.due(shard, T0, T0 + timedelta(hours=2)) == ["c:cus_1"]
+    assert "a:anon-1" not in store.due(due_shard("a:anon-1"), T0, T0 + timedelta(hours=2))
     store.forget()
     for key in ("a:anon-1", "c:cus_1", "e:ann@example.org"):
         profile = store.resolve([key])[key]

@@ -8,8 +8,10 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from nextbest.core import clock
 from nextbest.core.counters import Counter
 from nextbest.core.decision import Decision
+from nextbest.core.due import DUE_SHARDS, due_shard
 from nextbest.core.ports import Conflict, DecisionExists, Duplicate
 from nextbest.core.profiles import Order, Profile
 from nextbest.memory import MemoryStore
@@ -99,20 +101,32 @@ def test_status_moves_by_compare_and_set_and_a_fact_is_annotated_once(store):
     assert store.message("m-1").decision_id == did and store.message("m-2") is None
 
 
-def test_the_sweep_pages_through_every_buyer_once_and_erasure_leaves_tombstones(store):
-    buyers = {new(store, f"c:b{n:02d}", orders=1).key for n in range(7)}
-    new(store, "c:browser")
-    seen: list[str] = []
-    for shard in range(4):
-        start = None
-        while True:
-            page = store.buyers(shard, start, limit=2)
-            seen += page.keys
-            if page.next_start is None:
-                break
-            start = page.next_start
-    assert sorted(seen) == sorted(buyers)
+def test_erasure_deletes_the_profile_and_leaves_a_tombstone_until_lifted(store):
+    new(store, "c:b00", orders=1)
+    new(store, "c:b01", orders=1)
     store.erase(["c:b00"], [])
     assert store.profile("c:b00") is None and list(store.erased(["c:b00", "c:b01"])) == ["c:b00"]
     store.lift_tombstones(["c:b00"])
     assert store.erased(["c:b00"]) == {}
+
+
+def test_the_due_index_holds_each_profile_with_pending_triggers_at_its_earliest_time_and_nothing_else(store):
+    clock.install(clock.ManualClock(T0))  # each write's index time is stamped with the clock (the emulation's too)
+    try:
+        soon, later = T0 + timedelta(minutes=30), T0 + timedelta(hours=2)
+        cart = new(store, "c:cart", "e:cart@example.org")
+        store.update_profile(cart.model_copy(update={"triggers": {"cart_abandoned": later, "browse_abandoned": soon}}))
+        new(store, "c:idle")
+        gone = new(store, "c:gone")
+        store.update_profile(gone.model_copy(update={"triggers": {"cart_abandoned": soon}}))
+        store.erase(["c:gone"], [])
+
+        def due(after, until):
+            return [key for shard in range(DUE_SHARDS) for key in store.due(shard, after, until)]
+
+        # once, at its earliest trigger: not under its redirect, not for a profile without triggers or erased
+        assert due(T0, soon) == ["c:cart"]
+        assert due(soon, T0 + timedelta(hours=3)) == []
+        assert store.due(due_shard("c:cart"), T0, soon) == ["c:cart"]
+    finally:
+        clock.reset()

@@ -2,9 +2,11 @@
 moto before and after each write, transactions doubled, the sparse indexes written only when an item enters,
 leaves or moves in them, reads by size and consistency. Calls made outside any function are the stage ``None``."""
 
+from datetime import timedelta
+
 import pytest
 from nextbest.aws.store.table import profile_item
-from nextbest.core.profiles import Order, Profile
+from nextbest.core.profiles import Profile
 
 from tests.conftest import T0
 
@@ -54,14 +56,21 @@ def test_a_transaction_bills_each_item_twice(emulation, table):
     assert units(emulation)[0] - before == 2 * 1 + 2 * 2
 
 
-def test_a_buyers_profile_enters_the_sweep_index_once(emulation, table):
+def test_a_profile_enters_the_due_index_once_and_moves_in_it_only_when_its_minute_does(emulation, table):
     ddb = emulation.client("dynamodb")
-    buyer = Profile(key="c:cus_1", orders=[Order(order_id="o1", at=T0, total=10)], order_count=1)
+    due = T0 + timedelta(hours=1)
+    cart = Profile(key="c:cus_1", triggers={"cart_abandoned": due})
     _, index_before, _ = units(emulation)
-    ddb.put_item(TableName=table, Item=profile_item(buyer))
-    assert units(emulation)[1] - index_before == 1  # by_sweep, keys only
-    ddb.put_item(TableName=table, Item=profile_item(buyer.model_copy(update={"version": 2})))
-    assert units(emulation)[1] - index_before == 1  # same shard, nothing projected changed: no index write
+    ddb.put_item(TableName=table, Item=profile_item(cart))
+    assert units(emulation)[1] - index_before == 1  # by_due, keys only
+    moved = cart.model_copy(update={"version": 2, "triggers": {"cart_abandoned": due - timedelta(seconds=30)}})
+    ddb.put_item(TableName=table, Item=profile_item(moved))
+    assert units(emulation)[1] - index_before == 1  # the same minute: nothing the index holds changed
+    later = cart.model_copy(update={"version": 3, "triggers": {"cart_abandoned": due + timedelta(minutes=30)}})
+    ddb.put_item(TableName=table, Item=profile_item(later))
+    assert units(emulation)[1] - index_before == 3  # another minute: its entry is deleted and put again
+    ddb.put_item(TableName=table, Item=profile_item(later.model_copy(update={"version": 4, "triggers": {}})))
+    assert units(emulation)[1] - index_before == 4  # nothing pending: it leaves the (sparse) index
 
 
 def test_reads_are_billed_by_size_and_consistency(emulation, table):

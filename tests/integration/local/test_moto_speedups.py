@@ -47,3 +47,68 @@ def test_given_conditions_that_hold_when_a_transaction_runs_then_all_writes_land
     table.transact_write_items(TransactItems=[guarded, _put("b", 3)])
     items = {i["pk"]["S"]: i["v"]["N"] for i in table.scan(TableName="t")["Items"]}
     assert items == {"a": "2", "b": "3"}
+
+
+@pytest.fixture
+def indexed(aws):
+    moto_speedups.install()
+    ddb = boto3.client("dynamodb")
+    ddb.create_table(
+        TableName="i",
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk", "s", "at")],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "by_at",
+                "KeySchema": [{"AttributeName": "s", "KeyType": "HASH"}, {"AttributeName": "at", "KeyType": "RANGE"}],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            }
+        ],
+    )
+    return ddb
+
+
+def _due(ddb, shard="0") -> list[str]:
+    found = ddb.query(
+        TableName="i",
+        IndexName="by_at",
+        KeyConditionExpression="s = :s AND #at BETWEEN :a AND :b",
+        ExpressionAttributeNames={"#at": "at"},
+        ExpressionAttributeValues={":s": {"S": shard}, ":a": {"S": "10"}, ":b": {"S": "20"}},
+    )
+    return [item["pk"]["S"] for item in found["Items"]]
+
+
+def _item(pk, at=None, shard="0"):
+    item = {"pk": {"S": pk}, "sk": {"S": "P"}}
+    return item | ({"s": {"S": shard}, "at": {"S": at}} if at else {})
+
+
+def test_given_writes_of_every_kind_then_a_query_on_a_global_index_sees_exactly_the_items_carrying_its_keys(indexed):
+    for pk, at in (("a", "12"), ("b", "15"), ("c", None), ("d", "30"), ("e", "11")):
+        indexed.put_item(TableName="i", Item=_item(pk, at))
+    assert _due(indexed) == ["e", "a", "b"]  # in index order
+
+    indexed.update_item(  # leaves the index
+        TableName="i", Key=_item("a"), UpdateExpression="REMOVE s, #at", ExpressionAttributeNames={"#at": "at"}
+    )
+    indexed.update_item(  # enters it
+        TableName="i",
+        Key=_item("c"),
+        UpdateExpression="SET s = :s, #at = :at",
+        ExpressionAttributeNames={"#at": "at"},
+        ExpressionAttributeValues={":s": {"S": "0"}, ":at": {"S": "13"}},
+    )
+    indexed.put_item(TableName="i", Item=_item("d", "14"))  # moves into the window
+    indexed.delete_item(TableName="i", Key=_item("e"))
+    with pytest.raises(ClientError):  # cancelled: b stays where it is
+        indexed.transact_write_items(
+            TransactItems=[
+                {"Put": {"TableName": "i", "Item": _item("b", "40")}},
+                {"Put": {"TableName": "i", "Item": _item("z"), "ConditionExpression": "attribute_exists(pk)"}},
+            ]
+        )
+
+    assert _due(indexed) == ["c", "d", "b"]
+    assert _due(indexed, shard="1") == []

@@ -1,4 +1,4 @@
-"""EventBridge Scheduler's request quotas: a throttled arm or disarm is a Retry (the queue backs the record off),
+"""EventBridge Scheduler's request quotas: a throttled arm is a Retry (the queue backs the record off),
 any other error is not."""
 
 from datetime import UTC, datetime, timedelta
@@ -24,9 +24,6 @@ class Failing:
     def create_schedule(self, **kwargs):
         raise self.error
 
-    def delete_schedule(self, **kwargs):
-        raise self.error
-
 
 @pytest.fixture(autouse=True)
 def frozen():
@@ -39,14 +36,11 @@ def scheduler(code: str) -> Scheduler:
     return Scheduler("nextbest", "arn:aws:sqs:us-east-1:1:due", "arn:aws:iam::1:role/s", client=Failing(code))
 
 
-def test_a_throttled_arm_or_disarm_is_a_retry():
+def test_a_throttled_arm_is_a_retry():
     with pytest.raises(Retry):
         scheduler("ThrottlingException").arm(DUE)
-    with pytest.raises(Retry):
-        scheduler("ThrottlingException").disarm("c:cus_1", ["cart_abandoned"])
 
 
 def test_any_other_error_is_not_a_retry():
     with pytest.raises(ClientError):
         scheduler("ValidationException").arm(DUE)
-    scheduler("ResourceNotFoundException").disarm("c:cus_1", ["cart_abandoned"])  # already gone: fine

@@ -198,10 +198,10 @@ def test_an_online_only_offer_never_follows_an_in_store_only_message_for_the_sam
     class Scores:
         lapse_risk, purchase_propensity, recommendations, model_versions = 0.9, 0.3, ["sku-9"], {}
 
-    decision = decide(profile, "sweep", DUE, [winback], POLICY, DUE, "https://s", Scores())
+    decision = decide(profile, "lapse", DUE, [winback], POLICY, DUE, "https://s", Scores())
     assert decision.action == "none" and "contradicts store-event" in decision.candidates[0].reason
     Scores.recommendations = ["sku-1"]
-    assert decide(profile, "sweep", DUE, [winback], POLICY, DUE, "https://s", Scores()).action == "send"
+    assert decide(profile, "lapse", DUE, [winback], POLICY, DUE, "https://s", Scores()).action == "send"
 
 
 def variant_of(campaign: Campaign, **changes) -> Campaign:
@@ -265,7 +265,7 @@ def test_the_decision_id_is_deterministic_so_a_retry_finds_the_same_decision():
 
 # -- properties: no sequence of triggers breaks a cap, quiet hours, consent or a conflict rule -------------
 
-TRIGGERS = ["cart_abandoned", "browse_abandoned", "replenishment", "post_purchase", "sweep"]
+TRIGGERS = ["cart_abandoned", "browse_abandoned", "replenishment", "post_purchase", "lapse"]
 
 
 @settings(max_examples=60, deadline=None)

@@ -109,9 +109,16 @@ class Outbox:
 
     def __init__(self) -> None:
         self.sent: list[tuple[dict[str, Any], dict[str, str], int]] = []
+        self.batches: list[int] = []
+        """How many bodies each ``send_all`` carried."""
 
     def send(self, body: str, attributes: dict[str, str] | None = None, delay_seconds: int = 0) -> None:
         self.sent.append((json.loads(body), attributes or {}, delay_seconds))
+
+    def send_all(self, bodies: list[str]) -> None:
+        self.batches.append(len(bodies))
+        for body in bodies:
+            self.send(body)
 
     @property
     def bodies(self) -> list[dict[str, Any]]:
@@ -134,17 +141,13 @@ class DeadLetters:
 
 
 class Alarms:
-    """A scheduler that keeps the alarms it was asked to arm and disarm."""
+    """A scheduler that keeps the alarms it was asked to arm."""
 
     def __init__(self) -> None:
         self.armed: list[Any] = []
-        self.disarmed: list[tuple[str, list[str]]] = []
 
     def arm(self, due: Any, at: Any = None) -> None:
         self.armed.append(due)
-
-    def disarm(self, profile_key: str, triggers: list[str]) -> None:
-        self.disarmed.append((profile_key, triggers))
 
 
 class Sender:

@@ -1,10 +1,12 @@
-"""λ decide in process, on the repository's campaigns and rules only: a ringing alarm becomes a decision and a
-delivery request; a daily sweep fans out per shard; anything else goes to the DLQ."""
+"""λ decide in process, on the repository's campaigns and rules only: the minute's poll hands over the profiles due,
+each of which becomes a decision and a delivery request; anything else goes to the DLQ."""
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from nextbest.core.commands import SWEEP_SHARDS, DueTrigger, Sweep
+from nextbest.core.commands import DueProfile, DueTrigger, Poll
+from nextbest.core.due import LAG
 from nextbest.core.events import CHANNELS, CartUpdated, LineItem
 from nextbest.core.experiments import in_global_control, in_holdout
 from nextbest.core.settings import MAX_RECEIVE_COUNT, DecideSettings
@@ -151,10 +153,24 @@ def test_given_a_body_that_is_no_decide_command_then_it_is_dead_lettered(decide)
     assert decide.dead_letters.reasons == ["bad_due_trigger"]
 
 
-def test_given_the_start_of_a_sweep_then_one_page_per_shard_is_queued(decide):
-    response = invoke(decide, Sweep(sweep_at=T0).model_dump_json())
+def test_given_a_poll_then_every_profile_due_in_its_window_is_handed_over_in_batches_and_then_decided(decide, now):
+    store = decide.decider.store
+    customers = [treated(decide)] + [f"cus_x{n}" for n in range(11)]
+    cart_left(store, customers[0])
+    item = LineItem(product_id="sku-1", name="Serum", quantity=1, unit_price=Decimal("32.00"))
+    for customer in customers[1:]:  # carts of customers who gave no consent: decided, not sent
+        cart = CartUpdated(event_id=f"c-{customer}", occurred_at=T0, customer_id=customer, items=[item])
+        ingest(store, "cart.updated", cart, DELAYS)
+    assert {store.index_times[f"c:{c}"] for c in customers} == {DUE}
+    now.set(DUE + LAG)
 
-    assert failures(response) == []
-    pages = [Sweep.model_validate(body) for body in decide.decider.decide_queue.bodies]
-    assert [page.segment for page in pages] == list(range(SWEEP_SHARDS))
-    assert {(page.sweep_at, page.start) for page in pages} == {(T0, None)}
+    assert failures(invoke(decide, Poll(poll_at=DUE + LAG - timedelta(minutes=1)).model_dump_json())) == []
+    assert decide.decider.decide_queue.sent == []  # the poll a minute before reads the window before DUE
+    assert failures(invoke(decide, Poll(poll_at=DUE + LAG).model_dump_json())) == []
+
+    handed = decide.decider.decide_queue.bodies
+    assert sorted(DueProfile.model_validate(b).profile_key for b in handed) == sorted(f"c:{c}" for c in customers)
+    assert sum(decide.decider.decide_queue.batches) == len(customers)  # SendMessageBatch, never one by one
+    assert failures(invoke(decide, *(DueProfile.model_validate(b).model_dump_json() for b in handed))) == []
+    assert {stored.decision.trigger for stored in map(store.decision, store.decisions)} == {"cart_abandoned"}
+    assert decide.decider.deliver["email"].bodies and decide.decider.scheduler.armed == []

@@ -1,17 +1,17 @@
-"""λ ingest in process: the shop's events become profiles and trigger alarms; a bad one goes to the DLQ alone."""
+"""λ ingest in process: the shop's events become profiles, with their triggers in the due index; a bad one goes
+to the DLQ alone."""
 
 import json
 from datetime import timedelta
 
 import pytest
-from nextbest.core.ports import Retry
+from nextbest.core.due import due_shard
 from nextbest.core.profiles import Profile
-from nextbest.core.settings import MAX_RECEIVE_COUNT, IngestSettings
+from nextbest.core.settings import IngestSettings
 from nextbest.memory import MemoryStore
 
 from tests.conftest import EVENTS, T0
 from tests.unit.handlers.harness import (
-    Alarms,
     Context,
     DeadLetters,
     Redelivery,
@@ -33,13 +33,10 @@ def ingest(monkeypatch, now):
         IngestSettings,
         monkeypatch,
         dead_letter_queue_url=queue_url(f"{QUEUE}-dlq"),
-        schedule_group="nextbest",
-        decide_queue_arn=arn("sqs", "nextbest-due"),
-        scheduler_role_arn=arn("iam", "role/scheduler"),
         trigger_delay_seconds={"cart_abandoned": 3600},
         erasure_secret_arn=arn("secretsmanager", "secret:erasure"),
     )
-    module.store, module.dead_letters, module.scheduler = MemoryStore(), DeadLetters(), Alarms()
+    module.store, module.dead_letters = MemoryStore(), DeadLetters()
     module.redelivery = Redelivery()
     now.advance(timedelta(minutes=5))  # the samples happen between 09:00 and 09:02
     return module
@@ -48,13 +45,6 @@ def ingest(monkeypatch, now):
 def invoke(ingest, *bodies: str, receives: int = 1) -> dict:
     records = (sqs_record(body, QUEUE, receives) for body in bodies)
     return ingest.handler(sqs_event(*records), Context("ingest"))
-
-
-class Throttled(Alarms):
-    """EventBridge Scheduler over its request quota: every arm is throttled (after botocore's retries)."""
-
-    def arm(self, due, at=None) -> None:
-        raise Retry("ThrottlingException")
 
 
 def sample(name: str) -> str:
@@ -68,13 +58,17 @@ def event(name: str, drop: tuple[str, ...] = (), **detail: object) -> str:
     return json.dumps(body)
 
 
-def test_given_a_cart_event_then_a_profile_holds_the_cart_and_its_alarm_is_armed(ingest):
+def due(ingest, key: str) -> list[str]:
+    """The profiles the due index holds for ``key``'s shard over the first hours (what the polls would find)."""
+    return ingest.store.due(due_shard(key), T0, T0 + timedelta(hours=3))
+
+
+def test_given_a_cart_event_then_a_profile_holds_the_cart_and_its_trigger_is_in_the_due_index(ingest):
     response = invoke(ingest, sample("cart.updated.json"))
 
     assert failures(response) == []
     assert [item.product_id for item in ingest.store.profile("a:anon-1").cart.items] == ["sku-001"]
-    [due] = ingest.scheduler.armed
-    assert (due.profile_key, due.trigger, due.due_at) == ("a:anon-1", "cart_abandoned", T0 + timedelta(hours=1))
+    assert ingest.store.index_times["a:anon-1"] == T0 + timedelta(hours=1)
 
 
 def test_given_a_malformed_record_between_valid_ones_then_it_alone_is_dead_lettered_with_its_reason(ingest):
@@ -91,9 +85,7 @@ def test_given_an_event_delivered_twice_then_it_is_applied_once(ingest):
         assert failures(invoke(ingest, sample("cart.updated.json"))) == []
 
     assert ingest.store.writes == 1 and ingest.store.profile("a:anon-1").version == 1
-    # The redelivery re-arms the same alarm (the first attempt may have died before arming it): no new one.
-    first, again = ingest.scheduler.armed
-    assert again == first
+    assert ingest.store.index_times["a:anon-1"] == T0 + timedelta(hours=1)
 
 
 @pytest.mark.parametrize("occurred_at", ["0001-01-01T00:30:00+01:00", "9999-12-31T23:30:00-01:00"])
@@ -116,25 +108,6 @@ def test_given_a_date_beyond_utc_among_an_opt_out_and_an_erasure_then_only_it_is
     assert ingest.store.profile("c:gone") is None
 
 
-def test_given_scheduler_throttling_then_the_record_backs_off_and_its_neighbours_go_on(ingest):
-    ingest.scheduler = Throttled()
-
-    response = invoke(ingest, sample("cart.updated.json"), sample("consent.updated.json"))
-
-    assert len(failures(response)) == 1 and ingest.redelivery.postponed[0][0] == QUEUE  # backed off, not spent
-    assert ingest.store.profile("a:anon-1").cart is not None  # saved: the retry only arms the alarm again
-    assert ingest.dead_letters.rejected == []
-
-
-def test_given_scheduler_throttling_on_the_last_delivery_then_the_event_is_dead_lettered_with_the_reason(ingest):
-    ingest.scheduler = Throttled()
-
-    response = invoke(ingest, sample("cart.updated.json"), receives=MAX_RECEIVE_COUNT)
-
-    assert failures(response) == []
-    assert [reason for _, reason, _ in ingest.dead_letters.rejected] == ["throttled_after_retries"]
-
-
 def test_given_a_browser_shared_by_two_customers_then_the_second_login_is_applied_alone_and_counted(ingest, capsys):
     first = sample("customer.identified.json")
     second = event("customer.identified", event_id="ev-identify-2", customer_id="cus_6", email="bob@example.org")
@@ -150,22 +123,19 @@ def test_given_a_browser_shared_by_two_customers_then_the_second_login_is_applie
     assert emf["IdentityConflicts"] == [1.0]  # her cookie and phone number, which his event also carried
 
 
-def test_given_alarms_armed_under_a_key_merged_away_then_the_merge_and_the_erasure_disarm_them(ingest):
-    """A cart left under an e-mail alone is armed under that key (the alarm's input names the address); the
-    customer then signs in and the profile moves to their customer id. Every alarm ever armed is deleted."""
+def test_given_a_cart_under_a_key_merged_away_then_only_the_surviving_profile_is_due_and_erasure_takes_it_out(ingest):
+    """A cart left under an e-mail alone; the customer then signs in and the profile moves to their customer id.
+    The redirect left at the e-mail carries no index time, so nothing is due under it (no orphan alarm)."""
     cart = event("cart.updated", drop=("anonymous_id",), email="zoe@example.org")
     identified = event("customer.identified", drop=("anonymous_id", "phone"), email="zoe@example.org")
-    assert failures(invoke(ingest, cart)) == [] and failures(invoke(ingest, identified)) == []
-    armed = {(due.profile_key, due.trigger) for due in ingest.scheduler.armed}
-    assert armed == {("e:zoe@example.org", "cart_abandoned"), ("c:cus_5", "cart_abandoned")}
+    assert failures(invoke(ingest, cart)) == []
+    assert due(ingest, "e:zoe@example.org") == ["e:zoe@example.org"]
+    assert failures(invoke(ingest, identified)) == []
+    assert "e:zoe@example.org" not in due(ingest, "e:zoe@example.org") and due(ingest, "c:cus_5") == ["c:cus_5"]
 
     assert failures(invoke(ingest, event("customer.erased", occurred_at="2026-11-02T09:04:00Z"))) == []
 
-    disarmed = {(key, trigger) for key, triggers in ingest.scheduler.disarmed for trigger in triggers}
-    assert armed <= disarmed
-    assert ("e:zoe@example.org", "cart_abandoned") in {
-        (key, trigger) for key, triggers in ingest.scheduler.disarmed[:1] for trigger in triggers
-    }  # at the merge already, not only at the erasure
+    assert due(ingest, "c:cus_5") == [] and due(ingest, "e:zoe@example.org") == []
 
 
 class PrefetchFails(MemoryStore):

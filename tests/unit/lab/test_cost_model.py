@@ -1,10 +1,10 @@
 """The cost arithmetic of the bench (``nextbest_lab.cost``) and the price table it reads (``docs/prices.toml``), and
-the sweep's rate derived from its segments and per-profile work (``nextbest_lab.capacity``)."""
+decide's rate per profile at the table's quota (``nextbest_lab.capacity``)."""
 
 import re
 
 import pytest
-from nextbest_lab.capacity import TABLE_UNITS_PER_S, sweep_profiles_per_s
+from nextbest_lab.capacity import TABLE_UNITS_PER_S, profiles_per_s
 from nextbest_lab.cost import Price, Prices, Usage, cost, floor, gb_seconds, lambda_seconds, per_million
 
 
@@ -87,7 +87,6 @@ def test_the_floor_is_one_event_through_a_queue_in_batches_and_one_small_write()
     assert per_million(least, FLAT) == pytest.approx(1.0 + 0.48 + 0.02 + seconds / 2 * 13.3334 + 0.625)
 
 
-def test_the_sweep_is_as_fast_as_its_serial_chains_unless_the_table_quota_binds_first():
-    assert sweep_profiles_per_s(4, 0.025, 3, 2) == pytest.approx(160)  # 4 chains of 25 ms profiles
-    assert sweep_profiles_per_s(1000, 0.025, 3, 2) == pytest.approx(TABLE_UNITS_PER_S / 3)  # write quota binds
-    assert sweep_profiles_per_s(1000, 0.025, 1, 10) == pytest.approx(TABLE_UNITS_PER_S / 10)  # read quota binds
+def test_decide_keeps_up_with_profiles_until_the_table_quota_binds():
+    assert profiles_per_s(3, 2) == pytest.approx(TABLE_UNITS_PER_S / 3)  # the write quota binds
+    assert profiles_per_s(1, 10) == pytest.approx(TABLE_UNITS_PER_S / 10)  # the read quota binds

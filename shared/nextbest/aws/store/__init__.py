@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from nextbest.aws.store.counters import CounterItems
 from nextbest.aws.store.decisions import DecisionItems
+from nextbest.aws.store.due import DueIndex
 from nextbest.aws.store.profiles import ProfileItems
-from nextbest.aws.store.sweep import SweepIndex
-from nextbest.aws.store.table import BY_CANONICAL, BY_CUSTOMER, BY_SWEEP
+from nextbest.aws.store.table import BY_CANONICAL, BY_CUSTOMER, BY_DUE, BY_SWEEP
 
-__all__ = ["BY_CANONICAL", "BY_CUSTOMER", "BY_SWEEP", "Store"]
+__all__ = ["BY_CANONICAL", "BY_CUSTOMER", "BY_DUE", "BY_SWEEP", "Store"]
 
 
-class Store(ProfileItems, DecisionItems, CounterItems, SweepIndex):
+class Store(ProfileItems, DecisionItems, CounterItems, DueIndex):
     """Every kind of access to the table; each step is typed on the interfaces it uses (``nextbest.core.ports``)."""

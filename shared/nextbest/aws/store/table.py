@@ -17,7 +17,8 @@ pk                        sk             what
 ========================  =============  ==================================================================
 
 Every access is by key, except finding a customer's decisions (the sparse ``by_customer`` index, for
-explanations and erasure). Every write that can race is conditional.
+explanations and erasure) and the profiles due now (the sparse ``by_due`` index: a profile with pending triggers
+carries ``due_shard`` and ``due_at``, ``nextbest.core.due``). Every write that can race is conditional.
 
 An event is applied exactly once because the profile it changes remembers it: ``applied`` holds a short digest of
 every event applied to the profile in the last ``EVENT_MEMORY`` (up to ``REMEMBERED_EVENTS`` of them), written in
@@ -52,7 +53,7 @@ from botocore.exceptions import ClientError
 
 from nextbest.aws import clients as aws
 from nextbest.core import clock
-from nextbest.core.commands import sweep_shard
+from nextbest.core.due import due_shard, index_time, to_index
 from nextbest.core.ports import Conflict
 from nextbest.core.profiles import Profile
 
@@ -66,8 +67,11 @@ BY_CUSTOMER = "by_customer"
 BY_CANONICAL = "by_canonical"
 """Sparse index of redirect items by the key they point to: erasure finds every identifier with it."""
 BY_SWEEP = "by_sweep"
-"""Sparse index of the profiles of buyers, spread over ``SWEEP_SHARDS`` partitions: the daily sweep reads
-only them, never the redirects, decisions and event markers around them."""
+"""The daily sweep's index of buyers, no longer read or written (lapse checks are triggers in ``by_due``). It stays
+declared for one release: CloudFormation updates a table's indexes through UpdateTable, which creates or deletes
+one global secondary index at a time, and this release creates ``by_due``."""
+BY_DUE = "by_due"
+"""Sparse index of the profiles with pending triggers, by shard and index time: the minute's poll reads it."""
 EVENT_MEMORY = timedelta(days=7)
 """How long an event id (or a push message id) is remembered: beyond EventBridge's 24 h of retries and SQS's
 4 days of retention."""
@@ -75,10 +79,10 @@ REMEMBERED_EVENTS = 256
 """At most this many events are remembered in a profile item (3 KB). A profile that receives more within
 ``EVENT_MEMORY`` (a bot, a shop's "guest" customer id used for every till order) is remembered the old way for a
 week: a marker item per event, written in a transaction with the profile (``EventMemory.remembering``)."""
-OPTIONAL_ATTRIBUTES = ("sweep", "expires_at")
-EVENT = "EVENT"
+OPTIONAL_ATTRIBUTES = ("due_shard", "due_at", "expires_at")
 """Attributes a profile item carries only in some states (``profile_item``): an update of the profile removes them
 when its new state has none."""
+EVENT = "EVENT"
 DECISION_RETENTION = timedelta(days=180)
 """How long a decision record is kept. Everything that reads one does so long before: deliver within the queues'
 4 days, feedback on SES and SMS events (hours to days; a click after half a year is not counted), attribution
@@ -259,8 +263,10 @@ def profile_item(profile: Profile, applied: EventMemory | None = None) -> dict[s
     }
     if applied is not None:
         item |= applied.attributes()
-    if profile.order_count:
-        item["sweep"] = {"S": str(sweep_shard(profile.key))}
+    due = index_time(profile, clock.now())
+    if due is not None:
+        item["due_shard"] = {"S": str(due_shard(profile.key))}
+        item["due_at"] = {"S": to_index(due)}
     if profile.key.startswith("a:") and profile.identifiers == [profile.key] and profile.last_event_at:
         item["expires_at"] = {"N": str(int((profile.last_event_at + ANONYMOUS_RETENTION).timestamp()))}
     return item
