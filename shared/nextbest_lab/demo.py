@@ -34,7 +34,7 @@ from nextbest.core.campaigns import Campaign, load_campaigns, load_policy
 from nextbest.core.clock import ManualClock
 from nextbest.core.decision import Decision
 
-from infra.app import synthesize
+from infra.local import synthesize
 from infra.local.emulator import Emulation, Faults, recipients
 from nextbest_lab import audit, ope, report
 from nextbest_lab.audit import Sent
