@@ -75,10 +75,10 @@ def prod(tmp_path_factory):
 def test_two_environments_share_no_fixed_name_so_they_can_share_an_account(template, prod):
     # Given the default stack and the one deployed with -c env=prod
     default, production = fixed_names(template), fixed_names(prod)
-    # Then both name their alarms, dashboard, bus and schedule group, and no name is in both
+    # Then both name their alarms, dashboard, bus and schedule group, no name is in both, and each says which
     assert len(production) == len(default) > 20
     assert default.isdisjoint(production)
-    assert all(name.startswith("nextbest-prod") for name in production), sorted(production)
+    assert all(name.startswith(("nextbest-prod-", "nextbestprod-")) for name in production - {"nextbest-prod"})
 
 
 def test_the_outputs_name_every_dead_letter_queue_the_table_the_bus_and_the_dashboard(template):
@@ -95,7 +95,8 @@ def test_the_outputs_name_every_dead_letter_queue_the_table_the_bus_and_the_dash
     assert outputs["TableName"]["Value"] == {"Ref": _only(template, "AWS::DynamoDB::Table")}
     assert outputs["BusName"]["Value"] == {"Ref": _only(template, "AWS::Events::EventBus")}
     assert {"Ref": _only(template, "AWS::CloudWatch::Dashboard")} in outputs["Dashboard"]["Value"]["Fn::Join"][1]
-    assert outputs["ScheduleGroup"]["Value"] == {"Ref": _only(template, "AWS::Scheduler::ScheduleGroup")}
+    group = template["Resources"][_only(template, "AWS::Scheduler::ScheduleGroup")]
+    assert outputs["ScheduleGroup"]["Value"] == group["Properties"]["Name"]
 
 
 def _only(template, kind):

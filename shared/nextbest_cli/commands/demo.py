@@ -24,6 +24,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--days", type=int, default=5)
     demo.add_argument("--out", type=Path, default=None, help="where to leave its files (default: .nextbest/demo)")
+    demo.add_argument("--cdk-out", type=Path, default=None, help="run this synthesized stack (default: synthesize it)")
     demo.set_defaults(run=run)
 
 
@@ -34,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     out = args.out or demo.OUT
-    summary = demo.run(customers=args.customers, seed=args.seed, days=args.days, out=out)
+    summary = demo.run(customers=args.customers, seed=args.seed, days=args.days, out=out, cdk_out=args.cdk_out)
     console = Console()
     console.width = min(console.width, WIDTH)
     print_summary(console, summary, _shown(out))
