@@ -7,6 +7,8 @@ calls (AWS, pydantic), into that one line. ``nextbest --debug …`` shows the tr
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 EXIT = 2
 """The exit status of a failed command, as for a usage error (argparse's)."""
 
@@ -46,7 +48,7 @@ def _aws(error: BaseException) -> str:
     return f"AWS refused {operation}: {said} (check the resource's name, the region and the credentials)"
 
 
-_EXPLAIN = {
+_EXPLAIN: dict[str, Callable[[BaseException], str]] = {
     "builtins.FileNotFoundError": _missing_file,
     "builtins.ValueError": str,
     "builtins.OSError": str,
