@@ -27,7 +27,7 @@ from infra.stack import NextbestStack
 STACK_NAME = "nextbest"
 ROOT = Path(__file__).resolve().parent.parent
 REQUIRED = {
-    "sender": "the address e-mails are sent from (SES mails it a verification link)",
+    "sender": "the address e-mails are sent from; SES mails it a verification link",
     "siteUrl": "your shop's address, where links in messages lead",
 }
 DEPLOY = 'make deploy ARGS="-c sender=news@yourshop.com -c siteUrl=https://yourshop.com [-c env=prod]"'
