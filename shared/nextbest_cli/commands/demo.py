@@ -66,7 +66,8 @@ def print_summary(console: Console, summary: dict[str, Any], out: str) -> None:
     console.print(Padding(_rejected(summary), (1, 0, 0, 2)), highlight=False)
     console.print(
         f"\n  report   {out}/report.html (open it in a browser: uplift, funnel, bandit)\n"
-        f"  explain  .venv/bin/nextbest explain {_a_customer(summary)}  (every decision for one customer, and why)\n"
+        f"  explain  .venv/bin/nextbest explain {_a_customer(summary)}{_log_option(out)}"
+        "  (every decision for one customer, and why)\n"
         f"  figures  {out}/summary.json",
         highlight=False,
         soft_wrap=False,
@@ -146,6 +147,11 @@ def _rejected(s: dict[str, Any]) -> str:
         + (f" ({reasons})" if reasons else "")
         + ", for `nextbest replay` once the producer is fixed."
     )
+
+
+def _log_option(out: str) -> str:
+    """``--log`` for ``explain`` when the demo wrote somewhere else than where ``explain`` reads by default."""
+    return "" if out == ".nextbest/demo" else f" --log {out}/decisions.jsonl"
 
 
 def _a_customer(s: dict[str, Any]) -> str:
