@@ -118,7 +118,10 @@ class Observability(Construct):
             WorkQueue("events", ingest.queue, ingest.dead_letters, "ingest"),
             WorkQueue("consent", ingest.consent_queue, ingest.consent_dead_letters, "ingest"),
             WorkQueue("due-triggers", decide.queue, decide.dead_letters, "decide"),
-            WorkQueue("delivery-requests", deliver.queue, deliver.dead_letters, "deliver"),
+            *(
+                WorkQueue(f"delivery-{channel}", queue, deliver.dead_letters[channel], "deliver")
+                for channel, queue in deliver.queues.items()
+            ),
             WorkQueue("notifications", feedback.queue, feedback.dead_letters, "feedback"),
         ]
         self.functions: dict[str, lambda_.Function] = {
@@ -327,7 +330,7 @@ class Observability(Construct):
             comparison=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             evaluation_periods=2,
             description="Decide chose messages to send for an hour and deliver sent none. Check the "
-            "delivery-requests queue age, deliver's errors, Delivery_failed (SES sandbox, paused account, "
+            "delivery queues' age, deliver's errors, Delivery_failed (SES sandbox, paused account, "
             "unverified sender) and the SNS SMS spend limit.",
         )
 

@@ -47,7 +47,7 @@ class NextbestStack(cdk.Stack):
             push_application_arn=str(self.node.try_get_context("pushPlatformApplicationArn") or ""),
             sms_events=self.feedback_topics.sms_events if self._sms_via_end_user_messaging else None,
         )
-        self.decide = Decide(self, "Decide", shared, table, self.deliver.queue, site_url, campaigns)
+        self.decide = Decide(self, "Decide", shared, table, self.deliver.queues, site_url, campaigns)
         self.deliver.hand_back_to(self.decide.queue)
         self.ingest = Ingest(self, "Ingest", shared, table, bus_name, _trigger_delay_seconds(campaigns), self.decide)
         self.feedback = Feedback(self, "Feedback", shared, table, self.feedback_topics, self.decide.queue)

@@ -10,7 +10,7 @@ from nextbest.aws.store import Store
 from nextbest.core.campaigns import load_campaigns, load_policy
 from nextbest.core.commands import DueTrigger, Release
 from nextbest.core.decision import Decision
-from nextbest.core.events import CartUpdated, ConsentUpdated, CustomerIdentified, LineItem
+from nextbest.core.events import CHANNELS, CartUpdated, ConsentUpdated, CustomerIdentified, LineItem
 from nextbest.decide.service import Decider
 from nextbest.ingest.service import ingest
 
@@ -42,7 +42,8 @@ class Alarms:
 
 def decider(store: Store, deliver: "Collect | None" = None) -> Decider:
     """Decide as the Lambda does, with fakes for the queues and the scheduler."""
-    return Decider(store, deliver or Collect(), Collect(), Alarms(), CAMPAIGNS, POLICY, "https://s")
+    queue = deliver or Collect()  # one for every channel's queue
+    return Decider(store, dict.fromkeys(CHANNELS, queue), Collect(), Alarms(), CAMPAIGNS, POLICY, "https://s")
 
 
 class Collect:

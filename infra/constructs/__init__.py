@@ -5,7 +5,7 @@ from infra.constructs.deliver import Deliver
 from infra.constructs.feedback import Feedback, FeedbackTopics
 from infra.constructs.ingest import Ingest
 from infra.constructs.profile_store import ProfileStore
-from infra.constructs.shared import MAX_RECEIVE_COUNT, METRICS_NAMESPACE, Shared, work_queue
+from infra.constructs.shared import MAX_RECEIVE_COUNT, METRICS_NAMESPACE, Shared, consume, work_queue
 from infra.constructs.unsubscribe import Unsubscribe
 
 __all__ = [
@@ -19,5 +19,6 @@ __all__ = [
     "ProfileStore",
     "Shared",
     "Unsubscribe",
+    "consume",
     "work_queue",
 ]

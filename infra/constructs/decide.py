@@ -15,6 +15,7 @@ from aws_cdk import aws_scheduler_targets as scheduler_targets
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 from nextbest.aws.store import BY_SWEEP
+from nextbest.core.events import Channel
 from nextbest.core.settings import DecideSettings
 
 from infra import assets
@@ -39,7 +40,7 @@ class Decide(Construct):
         id: str,
         shared: Shared,
         table: dynamodb.Table,
-        deliver_queue: sqs.Queue,
+        deliver_queues: dict[Channel, sqs.Queue],
         site_url: str,
         campaigns: Path,
     ) -> None:
@@ -71,7 +72,7 @@ class Decide(Construct):
             timeout=timeout,
             memory=1024,
             code=assets.function_code("decide", {"campaigns": campaigns}),
-            deliver_queue_url=deliver_queue.queue_url,
+            deliver_queue_urls={channel: queue.queue_url for channel, queue in deliver_queues.items()},
             site_url=site_url,
             campaigns_dir="campaigns",
             models_dir=assets.MODELS_MOUNT,
@@ -79,7 +80,8 @@ class Decide(Construct):
             decide_queue_url=self.queue.queue_url,
             **self.scheduling(),
         )
-        deliver_queue.grant_send_messages(self.function)
+        for queue in deliver_queues.values():
+            queue.grant_send_messages(self.function)
         self.queue.grant_send_messages(self.function)
         self.allow_arming(self.function)
 

@@ -1,7 +1,33 @@
-"""deliver: the deliver function with SES (identity, configuration set), SMS and, when the operator gives an
-SNS platform application (CloudFormation cannot create one: it holds FCM/APNs credentials), push."""
+"""deliver: a queue per channel, the deliver function with SES (identity, configuration set), SMS and, when the
+operator gives an SNS platform application (CloudFormation cannot create one: it holds FCM/APNs credentials), push.
+
+Each channel's queue has its own event source mapping, whose ``MaximumConcurrency`` is derived from the provider's
+send rate (:func:`maximum_concurrency`), so one provider's throttling or backlog holds up no other channel, and the
+function never runs more invocations against a provider than its rate can use. The rates are CDK context
+(:data:`PROVIDER_RATES`), with these defaults:
+
+* e-mail, ``sesMaxSendRate`` = 14/s. SES grants each account its own maximum sending rate (1/s in the sandbox;
+  "varies based on your specific use case" out of it: "Service quotas in Amazon SES",
+  https://docs.aws.amazon.com/ses/latest/dg/quotas.html); 14/s is what new production accounts were long given.
+  Set it to ``GetAccount``'s ``SendQuota.MaxSendRate``.
+* SMS, ``smsMaxSendRate`` = 3/s: a US toll-free number's 3 message parts per second (100 for a US short code):
+  "What are the Message Parts per Second (MPS) limits", AWS End User Messaging SMS User Guide,
+  https://docs.aws.amazon.com/sms-voice/latest/userguide/sms-limitations-mps.html . SNS SMS sends through the
+  same origination numbers.
+* push, ``pushMaxSendRate`` = 100/s: our choice, far under SNS's Publish quota for the Region
+  (https://docs.aws.amazon.com/general/latest/gr/sns.html), to bound what a flash sale costs FCM/APNs at once.
+
+``MaximumConcurrency`` must lie between 2 and 1,000 ("ScalingConfig", AWS Lambda API Reference,
+https://docs.aws.amazon.com/lambda/latest/dg/API_ScalingConfig.html); Lambda's SQS poller then invokes no more
+than that, and unlike reserved concurrency it throttles nothing: messages wait on the queue ("Configuring scaling
+behavior for SQS event source mappings", https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html).
+A send the provider throttles anyway (the minimum of 2 can exceed a slow rate) is kept: deliver queues it again,
+delayed (``functions/deliver/handler.py``).
+"""
 
 from __future__ import annotations
+
+import math
 
 import aws_cdk as cdk
 import jsii
@@ -12,11 +38,12 @@ from aws_cdk import aws_smsvoice as smsvoice
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
+from nextbest.core.events import CHANNELS, Channel
 from nextbest.core.settings import DELIVER_TIMEOUT, DeliverSettings
 
 from infra.constructs.feedback import FeedbackTopics
 from infra.constructs.profile_store import TableAccess
-from infra.constructs.shared import Shared, work_queue
+from infra.constructs.shared import Shared, consume, work_queue
 from infra.constructs.unsubscribe import Unsubscribe
 
 SES_EVENTS = [
@@ -31,6 +58,27 @@ SES_EVENTS = [
     ses.EmailSendingEvent.CLICK,
 ]
 """Every SES event feedback acts on or records, published to its topic."""
+PROVIDER_RATES: dict[Channel, tuple[str, float]] = {
+    "email": ("sesMaxSendRate", 14.0),
+    "sms": ("smsMaxSendRate", 3.0),
+    "push": ("pushMaxSendRate", 100.0),
+}
+"""Per channel: the CDK context key of the provider's send rate (messages a second) and its default (above)."""
+SECONDS_PER_SEND = 0.1
+"""What one request costs an invocation, at least: three DynamoDB requests (decision, profile, claim), the
+provider's API call and the transaction recording the send, each some milliseconds to tens of them. An invocation
+sends one request after another, so it sends at most 1/SECONDS_PER_SEND a second. Context ``deliverSecondsPerSend``."""
+QUEUE_IDS: dict[Channel, str] = {"email": "Requests", "sms": "SmsRequests", "push": "PushRequests"}
+"""Each channel's queue's construct id. E-mail keeps the one queue's id from before there was a queue per channel,
+so a deploy keeps that queue and the requests waiting on it (deliver sends a request whatever queue it is on)."""
+
+
+def maximum_concurrency(rate_per_s: float, seconds_per_send: float = SECONDS_PER_SEND) -> int:
+    """Invocations at once that, each sending one request after another, stay within ``rate_per_s``: the rate
+    times what a send takes, within the 2..1,000 Lambda allows."""
+    return max(2, min(1000, math.floor(rate_per_s * seconds_per_send)))
+
+
 TABLE_ACCESS = TableAccess(
     # decision: GetItem; profile, change: BatchGetItem and PutItem; move_decision: UpdateItem (a transaction of
     # Updates with its funnel counters); remember_message and a fallback's new (waiting) decision: PutItem
@@ -58,7 +106,10 @@ class Deliver(Construct):
     ) -> None:
         super().__init__(scope, id)
         timeout = cdk.Duration.seconds(DELIVER_TIMEOUT.total_seconds())
-        self.queue, self.dead_letters = work_queue(self, "Requests", timeout)
+        self.queues: dict[Channel, sqs.Queue] = {}
+        self.dead_letters: dict[Channel, sqs.Queue] = {}
+        for channel in CHANNELS:
+            self.queues[channel], self.dead_letters[channel] = work_queue(self, QUEUE_IDS[channel], timeout)
         self._decide_queue: sqs.IQueue | None = None
         self.configuration_set, self.identity = self._email(sender, topics.ses_events)
         self.sms_configuration = self._sms_configuration(sms_events)
@@ -68,9 +119,10 @@ class Deliver(Construct):
             DeliverSettings,
             table=table,
             table_access=TABLE_ACCESS,
-            queues=[self.queue],
-            dead_letters=self.dead_letters,
+            queues=[],
+            dead_letters=None,
             timeout=timeout,
+            dead_letter_queue_urls={self.queues[c].queue_name: self.dead_letters[c].queue_url for c in CHANNELS},
             sender=sender,
             configuration_set=self.configuration_set.configuration_set_name,
             unsubscribe_url=unsubscribe.url.url,
@@ -79,11 +131,25 @@ class Deliver(Construct):
             push_platform_application_arn=push_application_arn,
             sms_configuration_set=self.sms_configuration.ref if self.sms_configuration else "",
         )
+        self.max_concurrency = self._consume()
         unsubscribe.signing_key.grant_read(self.function)
         self.push_endpoints = self._allow_push(push_application_arn)
         self._allow_end_user_messaging()
         self._allow_email()
         self._allow_sns_sms()
+
+    def _consume(self) -> dict[Channel, int]:
+        """Each channel's queue consumed with the concurrency its provider's rate allows; deliver may send to its
+        own queues (a throttled request goes back, delayed) and to their dead-letter queues."""
+        seconds_per_send = float(self.node.try_get_context("deliverSecondsPerSend") or SECONDS_PER_SEND)
+        limits: dict[Channel, int] = {}
+        for channel, (key, default) in PROVIDER_RATES.items():
+            rate = float(self.node.try_get_context(key) or default)
+            limits[channel] = maximum_concurrency(rate, seconds_per_send)
+            consume(self.function, self.queues[channel], limits[channel])
+            self.queues[channel].grant_send_messages(self.function)
+            self.dead_letters[channel].grant_send_messages(self.function)
+        return limits
 
     def hand_back_to(self, decide_queue: sqs.IQueue) -> None:
         """decide's queue, where deliver hands back what it may not send itself: a fallback to another channel,

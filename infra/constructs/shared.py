@@ -50,7 +50,7 @@ class Shared(Construct):
         code: lambda_.Code | None = None,
         extra_layers: tuple[lambda_.ILayerVersion, ...] = (),
         reserved_concurrency: int | None = None,
-        **values: str | dict[str, int],
+        **values: object,
     ) -> lambda_.Function:
         """The function of one pipeline step, consuming its queues, with the grants every step needs and the
         table actions it calls (``table_access``).
@@ -80,11 +80,19 @@ class Shared(Construct):
             environment=_environment(step, settings.environment(table_name=table.table_name, **values)),
         )
         for queue in queues:
-            function.add_event_source(sources.SqsEventSource(queue, batch_size=10, report_batch_item_failures=True))
+            consume(function, queue)
         table_access.grant(table, function)
         if dead_letters is not None:
             dead_letters.grant_send_messages(function)
         return function
+
+
+def consume(function: lambda_.Function, queue: sqs.Queue, max_concurrency: int | None = None) -> None:
+    """The function's event source mapping on ``queue``: batches of 10, partial batch responses, and at most
+    ``max_concurrency`` invocations at once (``ScalingConfig.MaximumConcurrency``; None: Lambda's own scaling)."""
+    function.add_event_source(
+        sources.SqsEventSource(queue, batch_size=10, report_batch_item_failures=True, max_concurrency=max_concurrency)
+    )
 
 
 def _environment(step: str, settings: dict[str, str]) -> dict[str, str]:

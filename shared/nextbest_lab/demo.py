@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from nextbest.aws.store import Store
+from nextbest.aws.store.table import document
 from nextbest.core import clock
 from nextbest.core.attribution import WINDOW, follow_up_span
 from nextbest.core.campaigns import Campaign, load_campaigns, load_policy
@@ -138,7 +139,7 @@ def _drive(emulation: Emulation, population: Population, progress: bool) -> tupl
     at = population.start
     with progress_bar(progress) as bar:
         task = bar.add_task("demo", total=len(pending), day="")
-        while at < population.end + timedelta(hours=3):
+        while at < population.end + timedelta(hours=3) or emulation.delays.pending:  # throttled sends waiting
             at += STEP
             batch = []
             while pending and pending[0]["at"] <= at:
@@ -400,7 +401,7 @@ class TableScan:
             for item in page["Items"]:
                 if item["sk"]["S"] == "PROFILE" and "doc" in item:
                     found.profiles += 1
-                    for message in json.loads(item["doc"]["S"]).get("messages", []):
+                    for message in document(item).get("messages", []):
                         found.revenue[message["decision_id"]] = float(message.get("revenue", 0))
                 elif item["sk"]["S"] == "PROFILE" and "canonical" in item:
                     found.links[item["pk"]["S"]] = item["canonical"]["S"]

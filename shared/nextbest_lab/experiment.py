@@ -70,7 +70,7 @@ from nextbest.core.campaigns import Campaign, Policy, load_campaigns, load_polic
 from nextbest.core.commands import MAX_LATENESS, DeliveryRequest, DueTrigger, Release, Sweep
 from nextbest.core.counters import Counter, Stage, funnel
 from nextbest.core.decision import Decision
-from nextbest.core.events import DETAIL_TYPES, MAX_FUTURE_SKEW, EventDetail, OrderPlaced
+from nextbest.core.events import CHANNELS, DETAIL_TYPES, MAX_FUTURE_SKEW, EventDetail, OrderPlaced
 from nextbest.core.profiles import Consent, Profile, apply, offer_consent
 from nextbest.decide.service import Decider
 from nextbest.memory import MemoryStore
@@ -167,7 +167,8 @@ class Shop:
         """What the decider queued (delivery requests, the sweep's next pages), handled as soon as it returns."""
         self.now = population.start
         self.decider = Decider(
-            store=self.store, deliver=_Outbox(self.deliveries), decide_queue=_Outbox(self.pages), scheduler=self,
+            store=self.store, deliver=dict.fromkeys(CHANNELS, _Outbox(self.deliveries)),
+            decide_queue=_Outbox(self.pages), scheduler=self,
             campaigns=campaigns, policy=policy, site_url=SITE, models=models, arm_counts_ttl=ARM_COUNTS_EVERY,
         )  # fmt: skip
         self.run_ = Run(self.store.counters, [], {}, self.horizon, spans={c.id: follow_up_span(c) for c in campaigns})

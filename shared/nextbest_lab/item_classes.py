@@ -39,12 +39,16 @@ ITEM_CLASSES: tuple[ItemClass, ...] = (
               "one per person the shop knows (a customer id, an e-mail, a phone, a device); erasure deletes it"),
     ItemClass("anonymous_profile", "a:<cookie> / PROFILE, with doc", False, "expiry",
               "expires_at: 13 months after the last event of a cookie nobody identified (ANONYMOUS_RETENTION)"),
-    ItemClass("redirect", "<identifier> / PROFILE, with canonical", False, "none",
-              "one per identifier ever linked to a profile (every cookie a customer used), never deleted; a profile "
-              "lists at most 10 identifiers of a kind, but the redirects of the others stay"),
+    ItemClass("redirect", "c:|e:|p:<id> / PROFILE, with canonical", False, "bound",
+              "one per customer id, e-mail address or phone number a person gave the shop; erasure deletes them"),
+    ItemClass("ephemeral_redirect", "a:|t:<id> / PROFILE, with canonical", False, "expiry",
+              "expires_at: 13 months after a cookie or device token was linked (ANONYMOUS_RETENTION)"),
     ItemClass("decision", "d:<decision id> / DECISION", False, "expiry",
               "expires_at: 180 days after the decision (DECISION_RETENTION)"),
-    ItemClass("event_marker", "ev:<event id> / EVENT", False, "expiry", "expires_at: 7 days after the event"),
+    ItemClass("decision_body", "d:<decision id> / BODY", False, "expiry",
+              "expires_at: the decision's own (its rendered messages, written once with it)"),
+    ItemClass("event_marker", "ev:<event id> / EVENT", False, "expiry",
+              "expires_at: 7 days after the event (only for a profile with more than 256 events in a week)"),
     ItemClass("tombstone", "xk:<keyed hash of an identifier> / ERASED", False, "bound",
               "one per identifier of an erased person: grows with erasure requests, not with traffic"),
     ItemClass("push_message", "m:<provider message id> / MESSAGE", False, "expiry", "expires_at: 7 days"),
@@ -61,7 +65,8 @@ ITEM_CLASSES: tuple[ItemClass, ...] = (
 
 COUNTERS = {"ARM": "counter_arm", "FUNNEL": "counter_funnel", "VARIANT": "counter_variant", "BUDGET": "counter_budget",
             "HOUR": "counter_hour", "DAY": "counter_day"}  # fmt: skip
-SINGLE = {"DECISION": "decision", "EVENT": "event_marker", "ERASED": "tombstone", "MESSAGE": "push_message"}
+SINGLE = {"DECISION": "decision", "BODY": "decision_body", "EVENT": "event_marker", "ERASED": "tombstone",
+          "MESSAGE": "push_message"}  # fmt: skip
 
 
 class UnknownItem(ValueError):
@@ -84,7 +89,7 @@ def classify(pk: str, sk: str, attributes: Collection[str] = ()) -> ItemClass:
     classes = item_classes()
     if sk == "PROFILE":
         if "canonical" in attributes:
-            return classes["redirect"]
+            return classes["ephemeral_redirect" if pk.startswith(("a:", "t:")) else "redirect"]
         return classes["anonymous_profile" if pk.startswith("a:") else "profile"]
     if sk in SINGLE:
         return classes[SINGLE[sk]]

@@ -27,6 +27,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+from nextbest.aws.store.table import EventMemory, document, event_digest
 from nextbest.core.campaigns import load_policy
 
 from infra.local.emulator import Emulation, Faults
@@ -172,8 +173,9 @@ class TableState:
     """Decision id -> status."""
     moto_key: dict[str, tuple[str | None, str]] = field(default_factory=dict)
     """Decision id -> (the decision id its message carries, its channel): a fallback carries its original's."""
-    applied: set[str] = field(default_factory=set)
-    """Event ids whose marker says they were applied."""
+    applied: set[bytes] = field(default_factory=set)
+    """Digests of the events the profiles remember applying (``nextbest.aws.store.table.EventMemory``), and of
+    those with a marker item."""
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Profile key -> its document."""
 
@@ -192,10 +194,11 @@ class TableState:
             doc = json.loads(item["doc"]["S"])
             self.statuses[doc["decision_id"]] = item["status"]["S"]
             self.moto_key[doc["decision_id"]] = (doc.get("fallback_of") or doc["decision_id"], doc.get("channel") or "")
-        elif sk == "EVENT":
-            self.applied.add(pk[3:])
         elif sk == "PROFILE" and "doc" in item:
-            self.profiles[pk] = json.loads(item["doc"]["S"])
+            self.profiles[pk] = document(item)
+            self.applied.update(EventMemory.of([item]).entries)
+        elif sk == "EVENT":
+            self.applied.add(event_digest(pk[3:]))
 
 
 @dataclass
@@ -228,8 +231,9 @@ def _events(run: demo.Run, table: TableState, dead: DeadLetters, findings: dict[
     """Events lost (valid, yet neither applied nor dead-lettered), orders lost or counted twice, opt-outs lost."""
     published = [e for e in run.population.events if not e.get("malformed")] + run.shoppers.published()
     valid = {e["Detail"]["event_id"]: e for e in published}
-    lost = sorted(set(valid) - table.applied - dead.event_ids())
-    parked = sorted((set(valid) & dead.event_ids()) - table.applied)
+    unapplied = {i for i in valid if event_digest(i) not in table.applied}
+    lost = sorted(unapplied - dead.event_ids())
+    parked = sorted(unapplied & dead.event_ids())
     findings["events_lost"] = [{"event_id": i, "type": valid[i]["DetailType"]} for i in lost[:SAMPLES]]
     findings["events_dead_lettered"] = [{"event_id": i, "type": valid[i]["DetailType"]} for i in parked[:SAMPLES]]
     orders, doubled = _orders(run, table)

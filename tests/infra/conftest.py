@@ -11,8 +11,10 @@ import pytest
 OPTIONAL_FEATURES = {
     "smsVia": "end-user-messaging",
     "pushPlatformApplicationArn": "arn:aws:sns:us-east-1:123456789012:app/GCM/x",
+    "sesMaxSendRate": "1000",
 }
-"""Texts through End User Messaging SMS and push through an SNS platform application (``infra.app``)."""
+"""Texts through End User Messaging SMS, push through an SNS platform application (``infra.app``), and an SES
+account allowed 1,000 e-mails a second (``infra.constructs.deliver``)."""
 
 
 @pytest.fixture(scope="session")

@@ -253,7 +253,7 @@ def test_an_ops_email_in_context_subscribes_to_the_ops_topic():
 
     ingest, [(events, events_dlq), (consent, consent_dlq)] = step("Ingest", "Events", "Consent")
     decide, [(due, due_dlq)] = step("Decide", "Due")
-    deliver, [(requests, requests_dlq)] = step("Deliver", "Requests")
+    deliver, requests = step("Deliver", "EmailRequests", "SmsRequests", "PushRequests")
     feedback, [(notes, notes_dlq)] = step("Feedback", "Notes")
     unsubscribe, _ = step("Unsubscribe")
     # When the construct is built
@@ -268,11 +268,15 @@ def test_an_ops_email_in_context_subscribes_to_the_ops_topic():
             consent_dead_letters=consent_dlq,
         ),
         decide=SimpleNamespace(function=decide, queue=due, dead_letters=due_dlq),
-        deliver=SimpleNamespace(function=deliver, queue=requests, dead_letters=requests_dlq),
+        deliver=SimpleNamespace(
+            function=deliver,
+            queues={c: queue for c, (queue, _) in zip(("email", "sms", "push"), requests, strict=True)},
+            dead_letters={c: dlq for c, (_, dlq) in zip(("email", "sms", "push"), requests, strict=True)},
+        ),
         unsubscribe=SimpleNamespace(function=unsubscribe),
         feedback=SimpleNamespace(function=feedback, queue=notes, dead_letters=notes_dlq),
     )
     # Then the address is subscribed by e-mail (SNS mails it a confirmation link)
     template = assertions.Template.from_stack(stack)
     template.has_resource_properties("AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "oncall@example.com"})
-    template.resource_count_is("AWS::CloudWatch::Alarm", 5 + 5 + 5 + 4 + 3)
+    template.resource_count_is("AWS::CloudWatch::Alarm", 7 + 7 + 5 + 4 + 3)  # a DLQ and an age alarm per queue

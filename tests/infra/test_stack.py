@@ -65,6 +65,61 @@ def test_every_work_queue_redrives_to_a_dead_letter_queue_and_outlives_its_consu
         assert mapping["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"], name
 
 
+def _environment_json(value):
+    """A JSON environment value CDK joined from tokens, with each token as its logical id (``Ref``/``GetAtt``)."""
+    if isinstance(value, str):
+        return json.loads(value)
+    parts = value["Fn::Join"][1]
+    return json.loads("".join(p if isinstance(p, str) else (p.get("Ref") or p["Fn::GetAtt"][0]) for p in parts))
+
+
+def test_each_channel_has_its_own_delivery_queue_and_dlq_consumed_at_a_concurrency_from_its_provider_rate(
+    each_template, synthesized
+):
+    from nextbest.core.events import CHANNELS
+
+    from infra.constructs.deliver import PROVIDER_RATES, maximum_concurrency
+    from tests.infra.conftest import OPTIONAL_FEATURES
+
+    functions = resources(each_template, "AWS::Lambda::Function")
+    queues = resources(each_template, "AWS::SQS::Queue")
+    [deliver] = [k for k, f in functions.items() if f["Properties"]["Description"] == "nextbest deliver"]
+    [decide] = [k for k, f in functions.items() if f["Properties"]["Description"] == "nextbest decide"]
+    # Given decide's queue for each channel
+    by_channel = _environment_json(functions[decide]["Properties"]["Environment"]["Variables"]["DELIVER_QUEUE_URLS"])
+    assert set(by_channel) == set(CHANNELS) and len(set(by_channel.values())) == len(CHANNELS)
+    mappings = {
+        m["Properties"]["EventSourceArn"]["Fn::GetAtt"][0]: m["Properties"]
+        for m in resources(each_template, "AWS::Lambda::EventSourceMapping").values()
+        if m["Properties"]["FunctionName"]["Ref"] == deliver
+    }
+    assert set(mappings) == set(by_channel.values())  # deliver consumes exactly those queues
+    options = synthesized.name.startswith("cdk.out.options")
+    dead_letters = _environment_json(
+        functions[deliver]["Properties"]["Environment"]["Variables"]["DEAD_LETTER_QUEUE_URLS"]
+    )
+    for channel, queue in by_channel.items():
+        # Then each has its own DLQ, where deliver's rejections of its records go too
+        dlq = queues[queue]["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+        assert dead_letters[queue] == dlq
+        # And its mapping runs at most as many invocations as the provider's rate (context, else default) allows
+        key, default = PROVIDER_RATES[channel]
+        rate = float(OPTIONAL_FEATURES[key]) if options and key in OPTIONAL_FEATURES else default
+        assert mappings[queue]["ScalingConfig"]["MaximumConcurrency"] == maximum_concurrency(rate)
+        assert mappings[queue]["BatchSize"] == 10
+    assert len({m["ScalingConfig"]["MaximumConcurrency"] for m in mappings.values()}) > 1
+    assert len(set(dead_letters.values())) == len(CHANNELS)
+
+
+def test_maximum_concurrency_follows_the_rate_within_what_lambda_allows():
+    from infra.constructs.deliver import maximum_concurrency
+
+    assert maximum_concurrency(1) == 2  # Lambda's minimum, even for the SES sandbox's 1 e-mail a second
+    assert maximum_concurrency(14) == 2 and maximum_concurrency(100) == 10 and maximum_concurrency(1000) == 100
+    assert maximum_concurrency(50_000) == 1000  # and its maximum
+    assert maximum_concurrency(100, seconds_per_send=0.5) == 50  # slower sends: more of them at once
+
+
 def test_functions_are_arm64_on_the_newest_python_with_tracing_json_logs_and_the_layers(template):
     for name, function in resources(template, "AWS::Lambda::Function").items():
         props = function["Properties"]
@@ -211,7 +266,9 @@ def _environment(cdk_out, template, function):
     (decide's models), anything CloudFormation resolves at deploy time a placeholder (import needs no AWS)."""
     env = {}
     for key, value in function["Properties"]["Environment"]["Variables"].items():
-        value = value if isinstance(value, str) else f"placeholder-{key.lower()}"
+        if not isinstance(value, str):  # a token; in a JSON value joined from tokens, each token
+            parts = value["Fn::Join"][1] if "Fn::Join" in value else [{}]
+            value = "".join(p if isinstance(p, str) else f"placeholder-{key.lower()}" for p in parts)
         for ref in function["Properties"]["Layers"] if value.startswith("/opt/") else []:
             candidate = _layer_assets(cdk_out, template)[ref["Ref"]] / value.removeprefix("/opt/")
             value = str(candidate) if candidate.exists() else value

@@ -8,6 +8,8 @@ declares (``provisioning``), then does in-process what moto cannot:
 * **event-source mappings** (``event_sources``) — polls each mapped queue in batches, invokes the function,
   deletes what succeeded, and makes reported failures visible again so SQS's own redrive moves them to the
   DLQ after ``maxReceiveCount``;
+* **SQS delays** (``event_sources.Delays``) — a message sent with ``DelaySeconds`` becomes visible when the
+  emulated clock reaches its time, not after real seconds;
 * **EventBridge Scheduler** (``scheduler``) — fires the one-time ``at(…)`` schedules ingest and decide arm
   as the injectable clock passes their time, and the daily sweep;
 * **SES event publishing** (``ses``) — turns every message moto recorded as sent into the events SES would
@@ -34,7 +36,7 @@ from nextbest.core.clock import ManualClock
 
 from infra.local.emulator import grants
 from infra.local.emulator.account import ACCOUNT, PARTITION, REGION
-from infra.local.emulator.event_sources import EventSources, Mapping, sqs_record
+from infra.local.emulator.event_sources import Delays, EventSources, Mapping, sqs_record
 from infra.local.emulator.faults import Faults
 from infra.local.emulator.metering import Metering
 from infra.local.emulator.provisioning import Deployment
@@ -72,6 +74,8 @@ class Emulation:
         self.deployment = Deployment(cdk_out, stack)
         self.runtime = LambdaRuntime(self.deployment, logs)
         self.event_sources = EventSources(self.deployment, self.runtime, faults)
+        self.delays = Delays(clock)
+        """Messages sent with ``DelaySeconds``, made visible as the emulated clock passes their time."""
         self.scheduler = Scheduler(self.deployment, clock)
         self.ses = SesSimulator(self.deployment, clock)
         self.metering = Metering(self.runtime)
@@ -94,6 +98,7 @@ class Emulation:
         aws.reset()
         boto3.setup_default_session(region_name=REGION)
         self.runtime.count_calls()  # before any client exists
+        self.delays.install(boto3.DEFAULT_SESSION)
         self.metering.install()
         if self.faults is not None:
             self.faults.install(boto3.DEFAULT_SESSION, self.runtime)
@@ -119,13 +124,19 @@ class Emulation:
         raise RuntimeError("the pipeline did not settle; a message is cycling")
 
     def advance(self, to: datetime) -> None:
-        """Move time forward to ``to``, firing each schedule when its time comes and draining after each."""
-        while due := self.scheduler.due(to):
-            at = due[0][0]
+        """Move time forward to ``to``, firing each schedule and releasing each delayed message when its time
+        comes, and draining after each."""
+        while True:
+            due = self.scheduler.due(to)
+            times = [t for t in (due[0][0] if due else None, self.delays.next_due(to)) if t is not None]
+            if not times:
+                break
+            at = min(times)
             self.clock.set(max(self.clock.now(), at))
             for when, group, schedule in due:
                 if when == at:
                     self.scheduler.fire(group, schedule)
+            self.delays.release(at)
             self.drain()
         self.clock.set(max(self.clock.now(), to))
 

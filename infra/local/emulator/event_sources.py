@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Set
+from collections.abc import Iterator, Set
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
+from nextbest.core.clock import ManualClock
 
 from infra.local.emulator.account import ACCOUNT, REGION
 from infra.local.emulator.faults import Crash, Faults
@@ -30,6 +32,10 @@ class Mapping:
     queue_arn: str
     batch_size: int
     partial_failures: bool
+    max_concurrency: int | None = None
+    """``ScalingConfig.MaximumConcurrency``: invocations of this mapping at once, at most (None: Lambda's own
+    scaling). The emulation invokes one batch at a time, so only a second worker (a fault) runs beside it."""
+    running: int = 0
     held: list[dict[str, Any]] = field(default_factory=list)
     """Messages received but held back, to be delivered after later ones (out-of-order faults)."""
 
@@ -54,6 +60,7 @@ class EventSources:
                     self.deployment.arns[queue_logical],
                     min(int(props.get("BatchSize", 10)), 10),
                     "ReportBatchItemFailures" in props.get("FunctionResponseTypes", []),
+                    props.get("ScalingConfig", {}).get("MaximumConcurrency"),
                 )
             )
 
@@ -127,7 +134,7 @@ class EventSources:
         if self.faults is not None:
             second = functools.partial(self._second_worker, mapping, messages, event)
             plan = self.faults.plan(mapping.function.name, [m["Body"] for m in messages], second)
-        with self.faults.invocation(plan) if self.faults else contextlib.nullcontext():
+        with self.faults.invocation(plan) if self.faults else contextlib.nullcontext(), _running(mapping):
             try:
                 response = self.runtime.invoke(mapping.function, event) or {}
                 if self.faults is not None:
@@ -144,9 +151,13 @@ class EventSources:
 
     def _second_worker(self, mapping: Mapping, messages: list[dict[str, Any]], event: dict[str, Any]) -> None:
         """The batch's visibility expired while its worker runs: SQS hands it to another worker (another
-        execution environment), which processes and settles it while the first goes on."""
+        execution environment), which processes and settles it while the first goes on, if the mapping's maximum
+        concurrency leaves room (else the poller waits, and the first worker settles the batch)."""
+        if mapping.max_concurrency is not None and mapping.running >= mapping.max_concurrency:
+            return
         try:
-            response = self.runtime.invoke(mapping.function, event, twin=True) or {}
+            with _running(mapping):
+                response = self.runtime.invoke(mapping.function, event, twin=True) or {}
             failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
         except (Exception, Crash) as error:
             print(f"{type(error).__name__}: {error}", file=mapping.function.log)
@@ -174,6 +185,63 @@ class EventSources:
                     sqs.change_message_visibility(
                         QueueUrl=mapping.queue_url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0
                     )
+
+
+@contextlib.contextmanager
+def _running(mapping: Mapping) -> Iterator[None]:
+    """One invocation of the mapping under way."""
+    mapping.running += 1
+    try:
+        yield
+    finally:
+        mapping.running -= 1
+
+
+class Delays:
+    """SQS message delays (``DelaySeconds``) on the emulated clock. moto counts a delay in real seconds; here a
+    message sent with one stays delayed until the emulated clock reaches its time (:meth:`release`)."""
+
+    def __init__(self, clock: ManualClock) -> None:
+        self.clock = clock
+        self.pending: list[tuple[datetime, str, str]] = []
+        """(when, queue name, message id) of each message still delayed, soonest first."""
+
+    def install(self, session: Any) -> None:
+        """Watch every ``SendMessage`` of clients created from ``session`` from now on."""
+        session.events.register("provide-client-params.sqs.SendMessage", self._sending)
+        session.events.register("after-call.sqs.SendMessage", self._sent)
+
+    def _sending(self, params: dict[str, Any], context: dict[str, Any], **kwargs: Any) -> None:
+        if params.get("DelaySeconds"):
+            context["emulated_delay"] = (int(params["DelaySeconds"]), params["QueueUrl"].rsplit("/", 1)[-1])
+
+    def _sent(self, parsed: dict[str, Any], context: dict[str, Any], **kwargs: Any) -> None:
+        if "emulated_delay" not in context or "MessageId" not in parsed:
+            return
+        seconds, queue = context.pop("emulated_delay")
+        self._message(queue, parsed["MessageId"]).delayed_until = float("inf")
+        self.pending.append((self.clock.now() + timedelta(seconds=seconds), queue, parsed["MessageId"]))
+        self.pending.sort()
+
+    def next_due(self, until: datetime) -> datetime | None:
+        """When the soonest delayed message becomes visible, if by ``until``."""
+        return self.pending[0][0] if self.pending and self.pending[0][0] <= until else None
+
+    def release(self, until: datetime) -> int:
+        """Make visible every message whose delay ends by ``until``; how many."""
+        due = [p for p in self.pending if p[0] <= until]
+        self.pending = self.pending[len(due) :]
+        for _, queue, message_id in due:
+            if (message := self._message(queue, message_id)) is not None:  # else deleted meanwhile (a purge)
+                message.delayed_until = 0
+        return len(due)
+
+    @staticmethod
+    def _message(queue: str, message_id: str) -> Any:
+        from moto.sqs.models import sqs_backends
+
+        messages = sqs_backends[ACCOUNT][REGION].queues[queue]._messages
+        return next((m for m in messages if m.id == message_id), None)
 
 
 def sqs_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:

@@ -14,6 +14,9 @@ a message delivered again after it was processed, a batch handed to a second wor
 runs (its visibility expired), a worker crashing at one of its AWS calls, a message held back and delivered
 after later ones, and poison messages put on a queue among the real ones.
 
+**Outages** (:class:`Outage`) fail every request to one operation for a window of the emulated clock: SES
+throttling every send for an hour (:func:`ses_throttled`).
+
 Every draw is a hash of the seed, the site and how many draws that site made before (per function and
 operation, per mapping), so a run with the same seed injects the same faults at the same places, whatever
 moto's random message ids are.
@@ -31,10 +34,12 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ReadTimeoutError
+from nextbest.core import clock
 
 if TYPE_CHECKING:
     from infra.local.emulator.runtime import LambdaRuntime
@@ -114,6 +119,30 @@ CATALOGUE: dict[tuple[str, str], tuple[ApiFault, ...]] = {
 PROTOCOLS = {"dynamodb": "json", "pinpoint-sms-voice-v2": "json", "sesv2": "rest-json", "scheduler": "rest-json"}
 """How each service serialises errors (SNS: the query protocol's XML)."""
 
+
+@dataclass(frozen=True)
+class Outage:
+    """Every request a function makes to ``service``'s ``operation`` from ``start`` until ``end`` on the emulated
+    clock (``nextbest.core.clock``) gets ``fault``: a provider throttling for an hour, say, whatever the rate."""
+
+    service: str
+    operation: str
+    fault: ApiFault
+    start: datetime
+    end: datetime
+
+    def covers(self, service: str, operation: str, at: datetime) -> bool:
+        return (service, operation) == (self.service, self.operation) and self.start <= at < self.end
+
+
+def ses_throttled(start: datetime, end: datetime, daily: bool = False) -> Outage:
+    """SES refusing every send for its maximum sending rate (or, ``daily``, its 24-hour quota), as its API does
+    ("Errors related to the sending quotas for your Amazon SES account", Amazon SES Developer Guide,
+    https://docs.aws.amazon.com/ses/latest/dg/manage-sending-quotas-errors.html)."""
+    why = "Daily message quota exceeded." if daily else "Maximum sending rate exceeded."
+    return Outage("sesv2", "SendEmail", ApiFault("ses.throttle", 400, "ThrottlingException", why), start, end)
+
+
 BATCH_FAULTS = ("sqs.crash", "sqs.second_worker")
 MESSAGE_FAULTS = ("sqs.duplicate", "sqs.out_of_order")
 POISON_SHARE = 0.1
@@ -164,6 +193,8 @@ class Faults:
     seed: int = 7
     kinds: frozenset[str] | None = None
     """Only these kinds (``dynamodb.throttle``, ``sqs.duplicate``…); None: all of them."""
+    outages: list[Outage] = field(default_factory=list)
+    """Time windows in which a provider fails every request (:class:`Outage`), besides the drawn faults."""
     injected: Counter[str] = field(default_factory=Counter)
     """What was injected, by kind."""
     trail: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
@@ -245,7 +276,9 @@ class Faults:
         _, service, operation = event_name.split(".", 2)
         self._interrupt(operation)
         options = CATALOGUE.get((service, operation)) or CATALOGUE.get((service, "*"), ())
-        fault = self.choose(tuple(f for f in options if self.enabled(f.kind)), function.name, service, operation)
+        fault = self._outage(service, operation) or self.choose(
+            tuple(f for f in options if self.enabled(f.kind)), function.name, service, operation
+        )
         if fault is None:
             return self._stubber(event_name, request, **kwargs)  # type: ignore[no-any-return]
         self.injected[fault.kind] += 1
@@ -255,6 +288,10 @@ class Faults:
             if fault.timeout:
                 raise ReadTimeoutError(endpoint_url=request.url)
         return error_response(service, fault, request)
+
+    def _outage(self, service: str, operation: str) -> ApiFault | None:
+        now = clock.now()
+        return next((o.fault for o in self.outages if o.covers(service, operation, now)), None)
 
     def _after_call(self, parsed: dict[str, Any], **kwargs: Any) -> None:
         if parsed.get("ResponseMetadata", {}).get("RetryQuotaReached"):

@@ -26,7 +26,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from nextbest.aws import clients as aws
-from nextbest.aws.queues import DeadLetters
+from nextbest.aws.queues import DeadLetters, DeadLettersBySource
 from nextbest.core.events import RejectedEvent
 from nextbest.core.settings import MAX_RECEIVE_COUNT
 
@@ -69,7 +69,7 @@ def process(
     event: dict[str, Any],
     context: Any,
     handle: Callable[[SQSRecord], Any],
-    dead_letters: DeadLetters,
+    dead_letters: DeadLetters | DeadLettersBySource,
     logger: Logger,
     metrics: Metrics,
     backoff_on: tuple[type[Exception], ...] = (),

@@ -36,3 +36,14 @@ class DeadLetters(Queue):
 
     def reject(self, body: str, reason: str, detail: str, source: str) -> None:
         self.send(body, {"reason": reason, "detail": detail, "source": source})
+
+
+class DeadLettersBySource:
+    """The dead-letter queues of a function fed by several queues (deliver: one per channel), by source queue
+    name: a rejected record goes to its own queue's, where a replay finds the way back."""
+
+    def __init__(self, urls: dict[str, str], client: Any = None) -> None:
+        self.queues = {source: DeadLetters(url, client) for source, url in urls.items()}
+
+    def reject(self, body: str, reason: str, detail: str, source: str) -> None:
+        self.queues[source].reject(body, reason, detail, source)

@@ -16,14 +16,14 @@ from botocore.exceptions import ClientError, ConnectionError, ReadTimeoutError
 from nextbest.aws import clients as aws
 from nextbest.core import clock
 from nextbest.core.decision import Decision, Message
-from nextbest.core.ports import OptedOut, OutcomeUnknown, Refused, Retry, Unreachable
+from nextbest.core.ports import OptedOut, OutcomeUnknown, Refused, Throttled, Unreachable
 from nextbest.core.tokens import sign
 
 F = TypeVar("F", bound=Callable[..., str])
 
 
 def provider_call(send: F) -> F:
-    """The provider's errors in the domain's terms: throttled (:class:`Retry`: nothing was sent, try later),
+    """The provider's errors in the domain's terms: throttled (:class:`Throttled`: nothing was sent, try later),
     refused (:class:`Refused` with its code) or unknown (:class:`OutcomeUnknown`: a timeout, a dropped
     connection or a server error, after which the message may or may not have gone). The send itself goes
     through a client botocore never retries (``aws.client(..., once=True)``): a repeat could send it twice."""
@@ -34,8 +34,9 @@ def provider_call(send: F) -> F:
             return send(*args, **kwargs)
         except ClientError as error:
             code = aws.error_code(error)
-            if code in aws.THROTTLING:
-                raise Retry(code) from error
+            if code in aws.THROTTLING:  # SES says which quota: "Maximum sending rate" or "Daily message quota"
+                message = str(error.response.get("Error", {}).get("Message", ""))
+                raise Throttled(code, daily="daily" in message.lower()) from error
             if error.response.get("Reason") == "DESTINATION_PHONE_NUMBER_OPTED_OUT":  # End User Messaging SMS
                 raise OptedOut(code) from error
             if error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 400) >= 500:

@@ -9,8 +9,9 @@ due-triggers (decide)     :data:`DecideCommand`        EventBridge Scheduler (a 
                                                        deliver and feedback (a :class:`Release`: a fallback on
                                                        another channel, a soft bounce's retry, a send that quiet
                                                        hours overtook)
-delivery-requests         :class:`DeliveryRequest`     decide, and only decide: every message passes the
-(deliver)                                              guardrails (consent, quiet hours, caps) on its way out
+delivery-requests, one   :class:`DeliveryRequest`     decide, and only decide: every message passes the
+per channel (deliver)                                 guardrails (consent, quiet hours, caps) on its way out;
+                                                      deliver itself puts a throttled request back, delayed
 ========================  ===========================  ============================================================
 
 The events queues carry the shop's events (``nextbest.core.events``) and the notifications queue what AWS
@@ -87,7 +88,13 @@ class DeliveryRequest(_Command):
         description="When quiet hours begin for this customer and channel: a request deliver reaches later "
         "(retries, a backlog) goes back to decide as a Release instead of being sent.",
     )
+    throttled: int = Field(
+        default=0,
+        ge=0,
+        description="How many times the provider throttled this request before: each time deliver queues it again, "
+        "delayed longer (``nextbest.aws.batch.backoff_seconds``), as a new message whose receives start from zero.",
+    )
 
 
 def delivery_request(decision_id: str, send_before: datetime | None = None) -> str:
-    return DeliveryRequest(decision_id=decision_id, send_before=send_before).model_dump_json(exclude_none=True)
+    return DeliveryRequest(decision_id=decision_id, send_before=send_before).model_dump_json(exclude_defaults=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AwareDatetime,
@@ -26,6 +26,7 @@ MAX_FUTURE_SKEW = timedelta(minutes=15)
 """Producers' clocks drift; an event further in the future than this is a bug, not a prediction."""
 
 Channel = Literal["email", "sms", "push"]
+CHANNELS: tuple[Channel, ...] = get_args(Channel)
 Id = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@+\-]+$")]
 _NOT_IN_ADDRESS = r"@\s\x00-\x1f\x7f-\x9f\u2028\u2029"
 EMAIL_PATTERN = rf"^[^{_NOT_IN_ADDRESS}]+@[^{_NOT_IN_ADDRESS}]+\.[^{_NOT_IN_ADDRESS}]+$"

@@ -51,6 +51,16 @@ class Retry(Exception):
     after a backoff (``nextbest.aws.batch``)."""
 
 
+class Throttled(Retry):
+    """A provider refused a send for its rate or its daily quota; nothing was sent. deliver keeps the request:
+    it queues it again, delayed, instead of letting SQS count receives toward the dead-letter queue.
+    ``daily``: the 24-hour quota is spent, which no short wait cures."""
+
+    def __init__(self, code: str, daily: bool = False) -> None:
+        super().__init__(code)
+        self.daily = daily
+
+
 class Refused(Exception):
     """The provider refused the message (``code`` is its error code); nothing was sent."""
 

@@ -14,6 +14,8 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from nextbest.core.events import Channel
+
 MAX_RECEIVE_COUNT = 5
 """Deliveries of a message before SQS would move it to the dead-letter queue (its redrive policy); on the last
 one a function dead-letters a record that still fails itself, with the reason (``nextbest.aws.batch``)."""
@@ -69,7 +71,9 @@ class IngestSettings(SchedulingSettings):
 
 
 class DecideSettings(SchedulingSettings):
-    deliver_queue_url: str
+    deliver_queue_urls: dict[Channel, str] = Field(
+        description="deliver's queue for each channel: a channel the provider throttles holds up no other."
+    )
     decide_queue_url: str = Field(description="Its own queue: sweeps continue page by page through it.")
     site_url: str
     campaigns_dir: str = "campaigns"
@@ -87,7 +91,11 @@ DELIVER_TIMEOUT = timedelta(seconds=30)
 """deliver's function timeout (its queue's visibility timeout is six times it, ``infra.constructs.shared``)."""
 
 
-class DeliverSettings(QueueStageSettings):
+class DeliverSettings(StageSettings):
+    dead_letter_queue_urls: dict[str, str] = Field(
+        description="Each delivery queue's name -> its dead-letter queue's URL: where a request that can never "
+        "succeed goes, with its reason, beside the others of its channel."
+    )
     sender: str
     configuration_set: str
     unsubscribe_url: str = Field(description="The one-click unsubscribe endpoint (a Lambda function URL).")

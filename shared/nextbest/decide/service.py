@@ -3,6 +3,7 @@ against and the counters it takes, in one transaction."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -25,7 +26,8 @@ Released = Literal["queued", "deferred", "suppressed", "already_handled"]
 @dataclass
 class Decider:
     store: Store
-    deliver: Outbox
+    deliver: Mapping[Channel, Outbox]
+    """deliver's queue for each channel."""
     decide_queue: Outbox
     scheduler: Alarms
     campaigns: list[Campaign]
@@ -141,12 +143,12 @@ class Decider:
         raise Conflict(command.decision_id, why="kept changing while releasing")
 
     def _queue(self, did: str, profile: Profile, channel: Channel, now: datetime) -> None:
-        """Ask deliver to send a queued decision before the customer's quiet hours begin (at once, if a retry
-        finds them already begun: deliver then hands it back)."""
+        """Ask deliver, on the channel's own queue, to send a queued decision before the customer's quiet hours
+        begin (at once, if a retry finds them already begun: deliver then hands it back)."""
         send_before = (
             now if quiet_until(profile, channel, self.policy, now) else quiet_from(profile, channel, self.policy, now)
         )
-        self.deliver.send(delivery_request(did, send_before))
+        self.deliver[channel].send(delivery_request(did, send_before))
 
     def arm_counts(self, campaign: Campaign, now: datetime) -> experiments.ArmCounts:
         """Sends and conversions per variant, re-read when ``arm_counts_ttl`` has passed on the clock."""

@@ -27,6 +27,7 @@ def test_given_an_erasure_then_profile_links_and_decisions_are_gone_and_do_not_c
     text = json.dumps(items)
     for personal in ("cus_9", "zoe@example.org", "+14155550199", "ck-9", "Serum"):
         assert personal not in text  # nothing left that names or describes her
+    assert [i["sk"]["S"] for i in items if i["pk"]["S"].startswith("d:")] == []  # the compressed body too
     assert store.decision(decision.decision_id) is None
     assert sum(1 for i in items if i["sk"]["S"] == "ERASED") == 4
 

@@ -111,3 +111,42 @@ def test_given_a_concurrent_writer_then_the_stale_write_is_refused_and_the_retry
     ingest(store, "product.viewed", view(3, customer_id="cus_1"), DELAYS)
     store.forget()
     assert [v.at for v in store.profile("c:cus_1").views] == [T0 + timedelta(minutes=n) for n in (1, 2, 3)]
+
+
+def test_given_an_event_redelivered_after_its_profile_merged_into_a_customer_then_it_is_a_duplicate(store):
+    """The surviving profile remembers the events of every profile merged into it."""
+    event = view(1, anonymous_id="ck-1")
+    assert ingest(store, "product.viewed", event, DELAYS).outcome == "applied"
+    login = CustomerIdentified(event_id="login", occurred_at=T0 + timedelta(minutes=5), customer_id="cus_7",
+                               anonymous_id="ck-1")  # fmt: skip
+    assert ingest(store, "customer.identified", login, DELAYS).outcome == "applied"
+    store.forget()
+    assert ingest(store, "product.viewed", event, DELAYS).outcome == "duplicate"
+    store.forget()
+    assert len(store.profile("c:cus_7").views) == 1
+
+
+def test_given_decide_wrote_the_profile_since_then_a_redelivered_event_is_still_a_duplicate(store):
+    """Decide saves the profile with its decision by an update that leaves the remembered events alone."""
+    from tests.builders import abandoned_cart
+
+    decision = abandoned_cart(store, {"email": True}, customer="cus_8", email="eve@example.org")
+    assert decision.action == "send"
+    event = view(9, customer_id="cus_8")
+    assert ingest(store, "product.viewed", event, DELAYS).outcome == "applied"
+    store.forget()
+    profile = store.profile("c:cus_8")
+    assert store.move_decision(decision.decision_id, "queued", "queued", profile=profile)  # a save by decide
+    store.forget()
+    assert ingest(store, "product.viewed", event, DELAYS).outcome == "duplicate"
+
+
+def test_given_two_workers_with_the_same_event_then_it_is_applied_once(emulation, store):
+    ingest(store, "product.viewed", view(1, customer_id="cus_1"), DELAYS)
+    other = table_store(emulation)
+    event = view(2, customer_id="cus_1")
+    other.resolve(["c:cus_1"])  # the second worker read the profile before the first applied the event
+    assert ingest(store, "product.viewed", event, DELAYS).outcome == "applied"
+    assert ingest(other, "product.viewed", event, DELAYS).outcome == "duplicate"
+    store.forget()
+    assert len(store.profile("c:cus_1").views) == 2

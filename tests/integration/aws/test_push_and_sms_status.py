@@ -231,7 +231,7 @@ def test_a_throttled_record_is_reported_failed_and_hidden_for_its_backoff(emulat
 
     from infra.local.emulator import ACCOUNT, REGION, LambdaContext, _sqs_record
 
-    url = emulation.environment("decide")["DELIVER_QUEUE_URL"]
+    url = json.loads(emulation.environment("decide")["DELIVER_QUEUE_URLS"])["email"]
     arn = next(emulation.arns[k] for k, v in emulation.physical.items() if v == url)
     sqs = emulation.client("sqs")
     sqs.send_message(QueueUrl=url, MessageBody='{"decision_id": "slow"}')

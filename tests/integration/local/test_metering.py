@@ -81,7 +81,7 @@ def test_reads_are_billed_by_size_and_consistency(emulation, table):
 
 def test_calls_are_counted_by_service_operation_and_target(emulation):
     sqs = emulation.client("sqs")
-    [url] = [m.queue_url for m in emulation.mappings if m.function.name == "deliver"]
+    url = next(m.queue_url for m in emulation.mappings if m.function.name == "deliver")
     sqs.send_message(QueueUrl=url, MessageBody="{}")
     name = url.rsplit("/", 1)[-1]
     assert [n for c, n in emulation.metering.calls.items() if c[1:] == ("sqs", "SendMessage", name)] == [1]

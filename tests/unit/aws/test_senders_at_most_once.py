@@ -9,7 +9,7 @@ from botocore.exceptions import ClientError
 from nextbest.aws import clients
 from nextbest.aws.senders import SesEmail, SnsSms
 from nextbest.core.decision import Decision, Message
-from nextbest.core.ports import OutcomeUnknown, Refused, Retry
+from nextbest.core.ports import OutcomeUnknown, Refused, Throttled
 
 DECISION = Decision(
     decision_id="00000000-0000-4000-8000-000000000001",
@@ -29,8 +29,9 @@ SMS = Message(channel="sms", text="Your cart https://s/c/x")
 class Failing:
     """A client whose send fails with this error (a fake, not a mock)."""
 
-    def __init__(self, code: str, status: int) -> None:
-        self.error = ClientError({"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}, "Send")
+    def __init__(self, code: str, status: int, message: str = "") -> None:
+        error = {"Code": code, "Message": message}
+        self.error = ClientError({"Error": error, "ResponseMetadata": {"HTTPStatusCode": status}}, "Send")
 
     def send_email(self, **kwargs):
         raise self.error
@@ -70,8 +71,8 @@ def test_a_text_whose_response_timed_out_was_sent_once_and_is_reported_unknown(r
 @pytest.mark.parametrize(
     ("code", "status", "outcome"),
     [
-        ("Throttling", 400, Retry),  # refused: nothing was sent, the queue tries again later
-        ("TooManyRequestsException", 429, Retry),
+        ("Throttling", 400, Throttled),  # refused: nothing was sent, deliver queues it again for later
+        ("TooManyRequestsException", 429, Throttled),
         ("InternalFailure", 500, OutcomeUnknown),  # the provider may have sent it: never again
         ("ServiceUnavailable", 503, OutcomeUnknown),
         ("MessageRejected", 400, Refused),
@@ -82,3 +83,18 @@ def test_what_a_provider_error_means_for_the_message(code, status, outcome):
 
     with pytest.raises(outcome):
         sender.send("ann@example.org", EMAIL, DECISION)
+
+
+@pytest.mark.parametrize(
+    ("message", "daily"),
+    [("Maximum sending rate exceeded.", False), ("Daily message quota exceeded.", True), ("Rate exceeded", False)],
+)
+def test_ses_throttling_says_whether_the_daily_quota_is_spent(message, daily):
+    sender = SesEmail(
+        "shop@example.org", "", "https://u", lambda: b"key", client=Failing("ThrottlingException", 400, message)
+    )
+
+    with pytest.raises(Throttled) as throttled:
+        sender.send("ann@example.org", EMAIL, DECISION)
+
+    assert throttled.value.daily is daily

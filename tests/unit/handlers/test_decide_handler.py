@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 from nextbest.core.commands import SWEEP_SHARDS, DueTrigger, Sweep
-from nextbest.core.events import CartUpdated, LineItem
+from nextbest.core.events import CHANNELS, CartUpdated, LineItem
 from nextbest.core.experiments import in_global_control, in_holdout
 from nextbest.core.settings import MAX_RECEIVE_COUNT, DecideSettings
 from nextbest.ingest.service import ingest
@@ -42,7 +42,7 @@ def decide(monkeypatch, now):
         schedule_group="nextbest",
         decide_queue_arn=arn("sqs", QUEUE),
         scheduler_role_arn=arn("iam", "role/scheduler"),
-        deliver_queue_url=queue_url("nextbest-deliver"),
+        deliver_queue_urls={channel: queue_url(f"nextbest-deliver-{channel}") for channel in CHANNELS},
         decide_queue_url=queue_url(QUEUE),
         site_url="https://shop.example",
         campaigns_dir=str(ROOT / "campaigns"),
@@ -50,7 +50,7 @@ def decide(monkeypatch, now):
     )
     decider = module.decider
     decider.store, decider.scheduler = MemoryStore(), Alarms()
-    decider.deliver, decider.decide_queue = Outbox(), Outbox()
+    decider.deliver, decider.decide_queue = {channel: Outbox() for channel in CHANNELS}, Outbox()
     module.dead_letters = DeadLetters()
     return module
 
@@ -87,7 +87,8 @@ def test_given_a_due_cart_trigger_then_a_decision_is_recorded_and_its_delivery_r
     response = invoke(decide, due.model_dump_json())
 
     assert failures(response) == [] and decide.dead_letters.rejected == []
-    [request] = decide.decider.deliver.bodies
+    [request] = decide.decider.deliver["email"].bodies  # on the e-mail queue, and no other channel's
+    assert decide.decider.deliver["sms"].bodies == decide.decider.deliver["push"].bodies == []
     stored = store.decision(request["decision_id"])
     assert stored.status == "queued"
     assert (stored.decision.campaign_id, stored.decision.channel) == ("cart-abandonment", "email")
@@ -103,7 +104,7 @@ def test_given_the_same_alarm_twice_then_one_decision_is_made_and_every_request_
 
     [decision_id] = decide.decider.store.decisions
     # A ring while the decision is still queued asks again (deliver's claim sends it once); see the next test.
-    assert {body["decision_id"] for body in decide.decider.deliver.bodies} == {decision_id}
+    assert {body["decision_id"] for body in decide.decider.deliver["email"].bodies} == {decision_id}
 
 
 def test_given_a_record_that_fails_on_its_last_delivery_then_it_is_dead_lettered_with_a_reason(decide, now):
@@ -114,7 +115,7 @@ def test_given_a_record_that_fails_on_its_last_delivery_then_it_is_dead_lettered
         def send(self, body, attributes=None, delay_seconds=0):
             raise ConnectionError("the deliver queue is unreachable")
 
-    decide.decider.deliver = Broken()
+    decide.decider.deliver = dict.fromkeys(CHANNELS, Broken())
     response = invoke(decide, due.model_dump_json(), receives=MAX_RECEIVE_COUNT)
 
     assert failures(response) == []
@@ -125,15 +126,16 @@ def test_given_a_record_that_fails_on_its_last_delivery_then_it_is_dead_lettered
 def test_given_a_crash_after_the_commit_then_the_retry_requests_the_delivery(decide, now):
     due = cart_left(decide.decider.store, treated(decide))
     now.set(DUE)
-    outbox = decide.decider.deliver
+    queues = decide.decider.deliver
+    outbox = queues["email"]
 
     class Crashing:
         def send(self, body, attributes=None, delay_seconds=0):
             raise ConnectionError("the invocation dies before the request is queued")
 
-    decide.decider.deliver = Crashing()
+    decide.decider.deliver = dict.fromkeys(CHANNELS, Crashing())
     assert len(failures(invoke(decide, due.model_dump_json()))) == 1  # SQS will deliver it again
-    decide.decider.deliver = outbox
+    decide.decider.deliver = queues
     assert decide.decider.store.decisions and outbox.bodies == []
 
     invoke(decide, due.model_dump_json())

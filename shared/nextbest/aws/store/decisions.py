@@ -1,8 +1,17 @@
 """Decision records: created once, committed with the profile and counters, moved from status to status by
-compare-and-set, annotated once per fact; and the provider message ids that lead back to them."""
+compare-and-set, annotated once per fact; and the provider message ids that lead back to them.
+
+A decision is two items under one partition key: the record (``DECISION``: status, claim, facts, and the decision
+without its rendered messages, well under 1 KB) and the body (``BODY``: the rendered messages, zlib-compressed,
+written once with the record and never updated). Every status change and fact rewrites only the record, so it is
+billed 1 write unit whatever the e-mail's size (DynamoDB bills a write by the larger of the item's sizes before
+and after it); deliver reads both with one Query.
+"""
 
 from __future__ import annotations
 
+import json
+import zlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,6 +19,7 @@ from botocore.exceptions import ClientError
 
 from nextbest.aws import clients as aws
 from nextbest.aws.store.table import (
+    BODY,
     BY_CUSTOMER,
     CONDITION_FAILED,
     DECISION,
@@ -22,7 +32,7 @@ from nextbest.aws.store.table import (
 from nextbest.core import clock
 from nextbest.core.clock import iso
 from nextbest.core.counters import Counter, combined
-from nextbest.core.decision import Decision
+from nextbest.core.decision import Decision, Message
 from nextbest.core.ports import Conflict, DecisionExists, SentMessage, StoredDecision
 from nextbest.core.profiles import Profile
 
@@ -53,6 +63,7 @@ class DecisionItems(Table):
         read (decide again), or Conflict with ``refusal`` if a counter's limit is reached.
         """
         decision_id, customer = decision.decision_id, decision.profile_key
+        expires_at = {"N": str(int((decision.decided_at + DECISION_RETENTION).timestamp()))}
         items: list[dict[str, Any]] = [
             {
                 "Put": {
@@ -61,15 +72,19 @@ class DecisionItems(Table):
                         "pk": {"S": f"d:{decision_id}"},
                         "sk": {"S": DECISION},
                         "status": {"S": status},
-                        "doc": {"S": decision.model_dump_json()},
+                        "doc": {"S": decision.model_dump_json(exclude={"messages"})},
                         "customer": {"S": customer},
                         "decided_at": {"S": iso(decision.decided_at)},
-                        "expires_at": {"N": str(int((decision.decided_at + DECISION_RETENTION).timestamp()))},
+                        "expires_at": expires_at,
                     },
                     "ConditionExpression": "attribute_not_exists(pk)",
                 }
             }
         ]
+        if decision.messages:  # unconditional: written only when the record is, in the same transaction
+            body = {"pk": {"S": f"d:{decision_id}"}, "sk": {"S": BODY}, "expires_at": expires_at}
+            items.append({"Put": {"TableName": self.table, "Item": body | {"messages": {"B": pack(decision)}}}})
+        first_counter = len(items) + (profile is not None)
         if profile is not None:
             items.append(self._next_version(profile))
         items += [c.update(self.table) for c in counters]
@@ -78,7 +93,6 @@ class DecisionItems(Table):
         except Conflict as conflict:
             if conflict.failed == 0:
                 raise DecisionExists(decision_id) from conflict
-            first_counter = 2 if profile is not None else 1
             if conflict.failed is not None and conflict.failed >= first_counter:
                 raise Conflict(customer, conflict.failed, counters[conflict.failed - first_counter].refusal) from None
             self.forget([customer])
@@ -87,16 +101,19 @@ class DecisionItems(Table):
             self.forget([profile.key])
 
     def decision(self, decision_id: str) -> StoredDecision | None:
-        """A decision and its status, read consistently."""
-        item = self.client.get_item(
+        """A decision (record and body, one strongly consistent Query) and its status."""
+        response = self.client.query(
             TableName=self.table,
-            Key={"pk": {"S": f"d:{decision_id}"}, "sk": {"S": DECISION}},
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": f"d:{decision_id}"}},
             ConsistentRead=True,
-        ).get("Item")
+        )
+        items = {item["sk"]["S"]: item for item in response.get("Items", [])}
+        item = items.get(DECISION)
         if item is None:
             return None
         claimed_at, claim = (item.get(name, {}).get("S") for name in ("claimed_at", "claim"))
-        return StoredDecision(item["status"]["S"], Decision.model_validate_json(item["doc"]["S"]), claimed_at, claim)
+        return StoredDecision(item["status"]["S"], decision_of(item, items.get(BODY)), claimed_at, claim)
 
     def move_decision(
         self,
@@ -210,3 +227,19 @@ class DecisionItems(Table):
             TableName=self.table, Key={"pk": {"S": f"m:{message_id}"}, "sk": {"S": MESSAGE}}, ConsistentRead=True
         ).get("Item")
         return SentMessage(item["decision"]["S"], item["address"]["S"]) if item else None
+
+
+def pack(decision: Decision) -> bytes:
+    """The rendered messages of a decision as stored in its body item: JSON, zlib-compressed (HTML shrinks
+    about fivefold)."""
+    messages = {channel: message.model_dump(mode="json") for channel, message in decision.messages.items()}
+    return zlib.compress(json.dumps(messages, separators=(",", ":")).encode(), 6)
+
+
+def decision_of(record: dict[str, Any], body: dict[str, Any] | None) -> Decision:
+    """A decision from its record item and its body item (None when it has no messages)."""
+    decision = Decision.model_validate_json(record["doc"]["S"])
+    if body is None:
+        return decision
+    messages = json.loads(zlib.decompress(body["messages"]["B"]))
+    return decision.model_copy(update={"messages": {c: Message.model_validate(m) for c, m in messages.items()}})

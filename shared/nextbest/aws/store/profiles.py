@@ -1,5 +1,6 @@
-"""Profiles and identity: resolve identifiers through redirects, save merges and event markers in one
-transaction, read-modify-write under a version, and erasure's tombstones."""
+"""Profiles and identity: resolve identifiers through redirects, save a profile with the events it applied
+(one conditional write; a transaction only when identities move), read-modify-write under a version, and
+erasure's tombstones."""
 
 from __future__ import annotations
 
@@ -8,14 +9,15 @@ from datetime import datetime
 from typing import Any
 
 from nextbest.aws.store.table import (
+    BODY,
     BY_CANONICAL,
     DECISION,
     ERASED,
-    EVENT,
-    EVENT_MEMORY,
     PROFILE,
+    EventMemory,
     Table,
     keyed_digest,
+    marker_item,
     profile_item,
     profile_of,
     redirect_item,
@@ -55,8 +57,12 @@ class ProfileItems(Table):
                 request = response.get("UnprocessedKeys") or {}
 
     def prefetch_identities(self, keys: Iterable[str]) -> None:
-        """Identity items and their tombstones (both forms) in one read: what ingest looks up for a batch."""
-        self.prefetch([name for key in keys for name in (key, *self.tombstones(key))])
+        """Identity items, then the tombstones (both forms) of the identifiers that have none: what ingest looks up
+        for a batch. A known identifier needs no tombstone (erasure deletes the item), and a read of an item that
+        does not exist still costs a read unit, so this reads most identifiers once, not three times."""
+        keys = list(keys)
+        self.prefetch(keys)
+        self.prefetch([name for key in keys if self._cache.get(key) is None for name in self.tombstones(key)])
 
     def resolve(self, keys: list[str]) -> dict[str, Profile | None]:
         """Map each identity key to the profile it belongs to (following redirects), or None if unknown."""
@@ -90,23 +96,28 @@ class ProfileItems(Table):
         """Write ``profile`` and make every identifier point at it, in one conditional step.
 
         ``previous`` are the profiles as read (their versions guard the write); ``new_keys`` are identity
-        keys that had no item when read. A marker for each of ``event_ids`` is written in the same
-        transaction, so an event is applied exactly once however often it is delivered. A lost race
-        raises :class:`Conflict`; an event already applied raises :class:`Duplicate` naming it.
+        keys that had no item when read. ``event_ids`` are remembered on the saved profile in the same write
+        (``EventMemory``), so an event is applied exactly once however often it is delivered: one already
+        remembered by any of ``previous`` raises :class:`Duplicate` naming it, and a concurrent worker applying
+        it changes the version, so this write fails with :class:`Conflict` and the retry finds it remembered.
         """
+        self.prefetch(p.key for p in previous)  # read by resolve already: their items hold what they remember
+        memory = EventMemory.of(self._cache.get(p.key) for p in previous)
+        seen = [e for e in event_ids if e in memory]
+        if seen:
+            raise Duplicate(seen[0])
+        memory, markers = memory.remembering(event_ids, clock.now())
         saved = profile.model_copy(update={"version": profile.version + 1})
-        expires = str(int((clock.now() + EVENT_MEMORY).timestamp()))
-        markers = [{"pk": {"S": f"ev:{e}"}, "sk": {"S": EVENT}, "expires_at": {"N": expires}} for e in event_ids]
-        puts = [self._put(marker, expected=None) for marker in markers]
-        puts += self._identity_writes(saved, previous, new_keys)
+        puts = [self._put(marker_item(e, clock.now()), expected=None) for e in markers]
+        puts += self._identity_writes(saved, previous, new_keys, memory)
         claimed = {p["Put"]["Item"]["pk"]["S"] for p in puts if p["Put"]["Item"]["sk"]["S"] == PROFILE}
         puts += [c.update(self.table) for c in combined(counters)]  # e.g. an order's attribution
         try:
             self._write(puts[:100])
         except Conflict as conflict:
             self.forget(claimed)
-            if conflict.failed is not None and conflict.failed < len(event_ids):
-                raise Duplicate(event_ids[conflict.failed]) from conflict
+            if conflict.failed is not None and conflict.failed < len(markers):
+                raise Duplicate(markers[conflict.failed]) from conflict
             raise
         for put in puts:
             item = put.get("Put", {}).get("Item", {"sk": {"S": ""}})
@@ -114,13 +125,15 @@ class ProfileItems(Table):
                 self._cache[item["pk"]["S"]] = item
         return saved
 
-    def _identity_writes(self, saved: Profile, previous: list[Profile], new_keys: list[str]) -> list[dict[str, Any]]:
+    def _identity_writes(
+        self, saved: Profile, previous: list[Profile], new_keys: list[str], applied: EventMemory
+    ) -> list[dict[str, Any]]:
         """The profile under the version read, and a redirect to it from every other identifier: guarded for
         the profiles merged into it and for new keys, unconditional for their older redirects (re-pointed so
         chains stay one hop long)."""
         before = {p.key: p for p in previous}
         own = before.get(saved.key)
-        puts = [self._put(profile_item(saved), expected=own.version if own else None)]
+        puts = [self._put(profile_item(saved, applied), expected=own.version if own else None)]
         merged = [old for old in previous if old.key != saved.key]
         puts += [self._put(redirect_item(old.key, saved.key), expected=old.version) for old in merged]
         puts += [self._put(redirect_item(key, saved.key), expected=None) for key in new_keys if key != saved.key]
@@ -167,7 +180,8 @@ class ProfileItems(Table):
     def erase(self, keys: list[str], decision_ids: list[str]) -> None:
         """Delete identity items and decisions, and leave a keyed tombstone for every identifier."""
         requests = [{"DeleteRequest": {"Key": {"pk": {"S": k}, "sk": {"S": PROFILE}}}} for k in keys]
-        requests += [{"DeleteRequest": {"Key": {"pk": {"S": f"d:{d}"}, "sk": {"S": DECISION}}}} for d in decision_ids]
+        decisions = [(f"d:{d}", sk) for d in decision_ids for sk in (DECISION, BODY)]  # a record and its body
+        requests += [{"DeleteRequest": {"Key": {"pk": {"S": pk}, "sk": {"S": sk}}}} for pk, sk in decisions]
         requests += [{"PutRequest": {"Item": _tombstone_item(self.tombstones(k)[0], iso(clock.now()))}} for k in keys]
         self._batch_write(requests)
         self.forget(keys)

@@ -5,11 +5,12 @@ One table, keyed for the access patterns:
 ========================  =============  ==================================================================
 pk                        sk             what
 ========================  =============  ==================================================================
-``c:cus_42`` / ``a:…``    ``PROFILE``    the profile itself (``doc``, ``version``) at its canonical key, or
-``e:…`` / ``p:…``                        a redirect (``canonical``) from every other identifier of that person
+``c:cus_42`` / ``a:…``    ``PROFILE``    the profile itself (``doc``: compressed JSON, ``version``, ``applied``: the
+``e:…`` / ``p:…``                        events applied to it) at its canonical key, or a redirect
+                                         (``canonical``) from every other identifier of that person
 ``d:<decision id>``       ``DECISION``   a decision record with its ``status`` (claimed conditionally), for
                                          ``DECISION_RETENTION`` (TTL ``expires_at``)
-``ev:<event id>``         ``EVENT``      an applied event, remembered for 7 days (TTL ``expires_at``)
+``d:<decision id>``       ``BODY``       its rendered messages (compressed), written once with it, same TTL
 ``xk:<keyed hash>``        ``ERASED``     tombstone of an erased identifier (``tombstone``: a keyed hash, no personal
                                          data is kept; ``x:<sha256 of a key>`` is the unkeyed form written before)
 ``m:<provider msg id>``   ``MESSAGE``    the decision a sent push belongs to, for 7 days (TTL ``expires_at``)
@@ -18,10 +19,18 @@ pk                        sk             what
 Every access is by key, except finding a customer's decisions (the sparse ``by_customer`` index, for
 explanations and erasure). Every write that can race is conditional.
 
-What expires (DynamoDB TTL on ``expires_at``, deleted within days of the time): event and message markers, decision
+An event is applied exactly once because the profile it changes remembers it: ``applied`` holds a short digest of
+every event applied to the profile in the last ``EVENT_MEMORY`` (up to ``REMEMBERED_EVENTS`` of them), written in
+the same conditional write as the change, so the common case (one event, one existing profile) is a single PutItem
+of about 1 KB instead of a transaction of the profile and a marker item (twice the units, for each). A profile with
+more events than that in a week gets a marker item per event (``ev:<event id>`` / ``EVENT``, TTL ``expires_at``)
+for the week after (``markers_until``).
+
+What expires (DynamoDB TTL on ``expires_at``, deleted within days of the time): event and push message markers, decision
 records, and the profiles of cookies nobody ever identified (``ANONYMOUS_RETENTION`` after their last event). A
-profile linked to other identifiers lives until ``customer.erased``: its redirects never expire, and a redirect to
-a profile deleted under it would hold the identifier (an e-mail address) with nothing left to erase it through.
+profile linked to other identifiers lives until ``customer.erased``: a redirect to a profile deleted under it would
+hold the identifier (an e-mail address) with nothing left to erase it through.
+The redirects of cookies and device tokens expire 13 months after they were linked (``redirect_item``).
 Counters (no personal data) and tombstones (what keeps an erased person erased) are kept.
 """
 
@@ -31,23 +40,27 @@ import hashlib
 import hmac
 import json
 import random
+import struct
 import time
-from collections.abc import Callable, Iterable
-from datetime import timedelta
+import zlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from nextbest.aws import clients as aws
+from nextbest.core import clock
 from nextbest.core.commands import sweep_shard
 from nextbest.core.ports import Conflict
 from nextbest.core.profiles import Profile
 
 PROFILE = "PROFILE"
 DECISION = "DECISION"
+BODY = "BODY"
 ERASED = "ERASED"
 MESSAGE = "MESSAGE"
-EVENT = "EVENT"
 BY_CUSTOMER = "by_customer"
 """Sparse index of decision records by the identity key they were made for."""
 BY_CANONICAL = "by_canonical"
@@ -58,6 +71,14 @@ only them, never the redirects, decisions and event markers around them."""
 EVENT_MEMORY = timedelta(days=7)
 """How long an event id (or a push message id) is remembered: beyond EventBridge's 24 h of retries and SQS's
 4 days of retention."""
+REMEMBERED_EVENTS = 256
+"""At most this many events are remembered in a profile item (3 KB). A profile that receives more within
+``EVENT_MEMORY`` (a bot, a shop's "guest" customer id used for every till order) is remembered the old way for a
+week: a marker item per event, written in a transaction with the profile (``EventMemory.remembering``)."""
+OPTIONAL_ATTRIBUTES = ("sweep", "expires_at")
+EVENT = "EVENT"
+"""Attributes a profile item carries only in some states (``profile_item``): an update of the profile removes them
+when its new state has none."""
 DECISION_RETENTION = timedelta(days=180)
 """How long a decision record is kept. Everything that reads one does so long before: deliver within the queues'
 4 days, feedback on SES and SMS events (hours to days; a click after half a year is not counted), attribution
@@ -130,9 +151,25 @@ class Table:
         raise AssertionError("unreachable")
 
     def _next_version(self, profile: Profile) -> dict[str, Any]:
-        """The Put that saves ``profile`` as its next version, only if it still has the version it was read at."""
-        saved = profile.model_copy(update={"version": profile.version + 1})
-        return self._put(profile_item(saved), expected=profile.version)
+        """The Update that saves ``profile`` as its next version, only if it still has the version it was read at.
+        An update, not a Put, so the events the profile remembers (``applied``, ingest's) are kept untouched."""
+        item = profile_item(profile.model_copy(update={"version": profile.version + 1}))
+        values = {k: v for k, v in item.items() if k not in ("pk", "sk")}
+        names = {f"#a{i}": name for i, name in enumerate(values)}
+        removed = {f"#r{i}": name for i, name in enumerate(a for a in OPTIONAL_ATTRIBUTES if a not in values)}
+        expression = "SET " + ", ".join(f"{n} = :a{i}" for i, n in enumerate(names))
+        if removed:
+            expression += " REMOVE " + ", ".join(removed)
+        update = {
+            "TableName": self.table,
+            "Key": {"pk": item["pk"], "sk": item["sk"]},
+            "UpdateExpression": expression,
+            "ConditionExpression": "version = :v",
+            "ExpressionAttributeNames": names | removed,
+            "ExpressionAttributeValues": {f":a{i}": v for i, v in enumerate(values.values())}
+            | {":v": {"N": str(profile.version)}},
+        }
+        return {"Update": update}
 
     def _put(self, item: dict[str, Any], expected: int | None) -> dict[str, Any]:
         put: dict[str, Any] = {"TableName": self.table, "Item": item}
@@ -199,19 +236,29 @@ def legacy_tombstone(key: str) -> str:
     return "x:" + hashlib.sha256(key.encode()).hexdigest()
 
 
+def document(item: dict[str, Any]) -> dict[str, Any]:
+    """The JSON document of a profile item (compressed, or plain as written before compression)."""
+    doc = item["doc"]
+    return json.loads(zlib.decompress(doc["B"]) if "B" in doc else doc["S"])
+
+
 def profile_of(item: dict[str, Any]) -> Profile:
-    profile = Profile.model_validate_json(item["doc"]["S"])
+    profile = Profile.model_validate(document(item))
     profile.version = int(item["version"]["N"])
     return profile
 
 
-def profile_item(profile: Profile) -> dict[str, Any]:
+def profile_item(profile: Profile, applied: EventMemory | None = None) -> dict[str, Any]:
+    """A profile as stored: its JSON zlib-compressed (a profile's JSON shrinks about threefold, and write units are
+    counted per KB), and ``applied`` when given (ingest's writes; others keep what is stored)."""
     item = {
         "pk": {"S": profile.key},
         "sk": {"S": PROFILE},
         "version": {"N": str(profile.version)},
-        "doc": {"S": profile.model_dump_json(exclude_defaults=True)},
+        "doc": {"B": zlib.compress(profile.model_dump_json(exclude_defaults=True).encode(), 6)},
     }
+    if applied is not None:
+        item |= applied.attributes()
     if profile.order_count:
         item["sweep"] = {"S": str(sweep_shard(profile.key))}
     if profile.key.startswith("a:") and profile.identifiers == [profile.key] and profile.last_event_at:
@@ -219,8 +266,82 @@ def profile_item(profile: Profile) -> dict[str, Any]:
     return item
 
 
+APPLIED = "applied"
+MARKERS_UNTIL = "markers_until"
+_ENTRY = struct.Struct(">8sI")  # an event id's digest, and when it was applied (epoch seconds)
+
+
+def event_digest(event_id: str) -> bytes:
+    """8 bytes of BLAKE2b: a collision between two of a profile's 256 remembered events is a 1-in-10^15 event."""
+    return hashlib.blake2b(event_id.encode(), digest_size=8).digest()
+
+
+@dataclass(frozen=True)
+class EventMemory:
+    """The events applied to one profile recently (``applied`` on its item: digest -> when applied), and until when
+    new events are remembered by marker items instead (``markers_until``, epoch seconds; 0: they are not)."""
+
+    entries: dict[bytes, int] = field(default_factory=dict)
+    markers_until: int = 0
+
+    @classmethod
+    def of(cls, items: Iterable[dict[str, Any] | None]) -> EventMemory:
+        """Everything the items remember (a merge keeps the memories of every profile it joins)."""
+        entries: dict[bytes, int] = {}
+        until = 0
+        for item in items:
+            for digest, at in _ENTRY.iter_unpack((item or {}).get(APPLIED, {}).get("B", b"")):
+                entries[digest] = max(at, entries.get(digest, 0))
+            until = max(until, int((item or {}).get(MARKERS_UNTIL, {}).get("N", 0)))
+        return cls(entries, until)
+
+    def __contains__(self, event_id: object) -> bool:
+        return isinstance(event_id, str) and event_digest(event_id) in self.entries
+
+    def remembering(self, event_ids: Sequence[str], now: datetime) -> tuple[EventMemory, list[str]]:
+        """This memory with ``event_ids`` added and those older than ``EVENT_MEMORY`` forgotten; and the events that
+        need a marker item instead: all of them while the profile is in marker mode, or when they do not fit (which
+        starts it). Nothing is ever forgotten before its week is over, so a redelivery is always recognised: by the
+        memory, or by its marker's condition."""
+        at, week = int(now.timestamp()), int(EVENT_MEMORY.total_seconds())
+        entries = {d: t for d, t in self.entries.items() if t >= at - week}
+        if self.markers_until > at or len(entries) + len(event_ids) > REMEMBERED_EVENTS:
+            return EventMemory(entries, at + week), list(event_ids)
+        return EventMemory(entries | {event_digest(e): at for e in event_ids}), []
+
+    def attributes(self) -> dict[str, Any]:
+        """The attributes of a profile item that hold this memory."""
+        found: dict[str, Any] = {}
+        if self.entries:
+            found[APPLIED] = {"B": b"".join(_ENTRY.pack(d, at) for d, at in sorted(self.entries.items()))}
+        if self.markers_until:
+            found[MARKERS_UNTIL] = {"N": str(self.markers_until)}
+        return found
+
+
+def marker_item(event_id: str, now: datetime) -> dict[str, Any]:
+    """An event applied while its profile is in marker mode (``EventMemory``), kept ``EVENT_MEMORY``."""
+    return {
+        "pk": {"S": f"ev:{event_id}"},
+        "sk": {"S": EVENT},
+        "expires_at": {"N": str(int((now + EVENT_MEMORY).timestamp()))},
+    }
+
+
 def redirect_item(key: str, canonical: str) -> dict[str, Any]:
-    return {"pk": {"S": key}, "sk": {"S": PROFILE}, "canonical": {"S": canonical}}
+    """A redirect from an identifier to the profile it belongs to. Those of cookies and device tokens (identifiers
+    that come and go with browsers and app installs) expire ``ANONYMOUS_RETENTION`` after they were linked: a
+    cookie still in use then is linked again at its next sign-in, and what it did meanwhile joins the person with it
+    (a merge). Customer ids, e-mail addresses and phone numbers stay linked until erasure: one each per contact
+    detail a person gave the shop."""
+    item = {"pk": {"S": key}, "sk": {"S": PROFILE}, "canonical": {"S": canonical}}
+    if key.startswith(EPHEMERAL):
+        item["expires_at"] = {"N": str(int((clock.now() + ANONYMOUS_RETENTION).timestamp()))}
+    return item
+
+
+EPHEMERAL = ("a:", "t:")
+"""Identifier kinds whose redirects expire: cookies and device tokens."""
 
 
 def dumps(value: Any) -> str:
