@@ -23,9 +23,9 @@ from infra.constructs.profile_store import TableAccess
 from infra.constructs.shared import Shared, work_queue
 
 TABLE_ACCESS = TableAccess(
-    # profile, arm_counts: BatchGetItem; decision (one already made with this id): GetItem; commit_decision: a
-    # transaction of Puts (the decision, the profile) and Updates (its counters)
-    actions=("GetItem", "BatchGetItem", "PutItem", "UpdateItem"),
+    # profile, arm_counts: BatchGetItem; decision (one already made with this id: its record and body): Query;
+    # commit_decision: a transaction of Puts (the decision, its body) and Updates (the profile, its counters)
+    actions=("Query", "BatchGetItem", "PutItem", "UpdateItem"),
     queries=(BY_SWEEP,),  # the daily sweep pages through the buyers
 )
 

@@ -21,9 +21,10 @@ from infra.constructs.profile_store import TableAccess
 from infra.constructs.shared import Shared, work_queue
 
 TABLE_ACCESS = TableAccess(
-    # decision, message: GetItem; profile, change: BatchGetItem and PutItem; move_decision, annotate_decision:
-    # UpdateItem (a transaction of Updates with their counters); a fallback's new decision: PutItem
-    actions=("GetItem", "BatchGetItem", "PutItem", "UpdateItem"),
+    # decision (record and body): Query; message: GetItem; profile, change: BatchGetItem and PutItem;
+    # move_decision, annotate_decision: UpdateItem (a transaction of Updates with their counters); a fallback's new
+    # decision: PutItem
+    actions=("Query", "GetItem", "BatchGetItem", "PutItem", "UpdateItem"),
 )
 
 

@@ -19,8 +19,9 @@ RESERVED_CONCURRENCY = 10
 ten at a time instead of using up the account's concurrency that ingest, decide, deliver and feedback need. Ten at
 once, each a few reads and one write, serve far more one-click unsubscribes a second than people click."""
 TABLE_ACCESS = TableAccess(
-    # decision: GetItem; change (the e-mail opt-out): BatchGetItem reads the profile, PutItem writes it back
-    actions=("GetItem", "BatchGetItem", "PutItem"),
+    # decision (record and body): Query; change (the e-mail opt-out): BatchGetItem reads the profile, PutItem
+    # writes it back
+    actions=("Query", "BatchGetItem", "PutItem"),
 )
 
 

@@ -12,6 +12,7 @@ from nextbest_cli.commands import (
     evaluate_policy,
     explain,
     models,
+    policy,
     replay,
     report,
     schemas,
@@ -19,7 +20,20 @@ from nextbest_cli.commands import (
     torture,
 )
 
-COMMANDS = (demo, torture, bench, replay, models, evaluate_policy, explain, report, campaigns, schemas, tombstones)
+COMMANDS = (
+    demo,
+    torture,
+    bench,
+    replay,
+    models,
+    policy,
+    evaluate_policy,
+    explain,
+    report,
+    campaigns,
+    schemas,
+    tombstones,
+)
 """The command groups, in the order ``nextbest --help`` lists them."""
 
 

@@ -73,14 +73,16 @@ def bts_action_distribution(
     return counts / n_sim
 
 
-def open_bandit_log(policy: str, campaign: str = "all") -> list[LoggedDecision]:
-    """The logged impressions of ``policy`` as our decision records (one per impression and position)."""
+def open_bandit_log(policy: str, campaign: str = "all", user_features: bool = False) -> list[LoggedDecision]:
+    """The logged impressions of ``policy`` as our decision records (one per impression and position); with
+    ``user_features``, the four hashed user features (categorical) join the position in the context."""
     candidates = [str(i) for i in range(N_ITEMS)]
+    users = [f"user_feature_{k}" for k in range(4)] if user_features else []
     with datasets.open_bandit(policy, campaign).open() as f:
         return [
             LoggedDecision(
                 decision_id=row[""],
-                context={"position": int(row["position"]) - 1},
+                context={"position": int(row["position"]) - 1} | {k: row[k] for k in users},
                 candidates=candidates,
                 action=row["item_id"],
                 propensity=float(row["propensity_score"]),

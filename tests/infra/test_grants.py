@@ -16,14 +16,14 @@ TABLE = "<ProfileStoreTable72BB0C89.Arn>"
 TABLE_ACTIONS = {
     # What each step's code calls in nextbest.aws.store (a transaction's items are authorised as PutItem and
     # UpdateItem), and the indexes it queries. Never Scan, stream reads or DescribeTable.
-    "unsubscribe": ({"GetItem", "BatchGetItem", "PutItem"}, set()),
+    "unsubscribe": ({"Query", "BatchGetItem", "PutItem"}, set()),
     "ingest": (
         {"BatchGetItem", "PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"},
         {"by_canonical", "by_customer"},
     ),
-    "decide": ({"GetItem", "BatchGetItem", "PutItem", "UpdateItem"}, {"by_sweep"}),
-    "deliver": ({"GetItem", "BatchGetItem", "PutItem", "UpdateItem"}, set()),
-    "feedback": ({"GetItem", "BatchGetItem", "PutItem", "UpdateItem"}, set()),
+    "decide": ({"Query", "BatchGetItem", "PutItem", "UpdateItem"}, {"by_sweep"}),
+    "deliver": ({"Query", "GetItem", "BatchGetItem", "PutItem", "UpdateItem"}, set()),
+    "feedback": ({"Query", "GetItem", "BatchGetItem", "PutItem", "UpdateItem"}, set()),
 }
 
 

@@ -16,6 +16,7 @@ GROUPS = [
     "bench",
     "replay",
     "models",
+    "policy",
     "evaluate-policy",
     "explain",
     "report",
@@ -37,7 +38,8 @@ def test_help_lists_every_command_group_in_order(capsys: pytest.CaptureFixture[s
 @pytest.mark.parametrize(
     "command",
     [[g] for g in GROUPS] + [["models", s] for s in ("train", "score", "evaluate", "export", "default")]
-    + [["campaigns", "approve"], ["campaigns", "check"], ["tombstones", "migrate"]],
+    + [["campaigns", "approve"], ["campaigns", "check"], ["tombstones", "migrate"]]
+    + [["policy", s] for s in ("learn", "evaluate", "apply")],
 )  # fmt: skip
 def test_every_command_has_help(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     # When

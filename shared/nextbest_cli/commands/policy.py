@@ -1,0 +1,125 @@
+"""``nextbest policy``: learn a targeting policy from logged decisions, gate it, evaluate and apply it
+(``nextbest_lab.policy``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    policy = commands.add_parser("policy", help="learn a targeting policy from logged decisions; gate, evaluate, apply")
+    sub = policy.add_subparsers(dest="policy_command", required=True)
+    learn = sub.add_parser(
+        "learn", help="learn the incremental-reward policy and promote it only if it beats the live one"
+    )
+    learn.add_argument("--log", type=Path, required=True, help="JSON lines, one logged decision each")
+    learn.add_argument("--out", type=Path, required=True, help="the policy directory (the live policy, if any)")
+    learn.add_argument("--reward", choices=["revenue", "conversion"], default="revenue")
+    learn.add_argument("--send-cost", type=float, default=0.0, help="what one message costs, in reward units")
+    learn.add_argument("--floor", type=float, default=0.01, help="exploration: least probability of an open action")
+    learn.add_argument("--holdout", type=Path, default=None, help="a held-out log for the gate (default: cross-fitted)")
+    learn.add_argument("--folds", type=int, default=5)
+    learn.add_argument("--seed", type=int, default=0)
+    learn.set_defaults(run=run_learn)
+    evaluate = sub.add_parser("evaluate", help="DR and SNIPW of a policy against the logging policy and baselines")
+    evaluate.add_argument("--log", type=Path, required=True)
+    evaluate.add_argument("--policy", type=Path, required=True, help="a policy directory")
+    evaluate.add_argument("--alpha", type=float, default=0.05)
+    evaluate.add_argument("--json", type=Path, default=None, help="also write the evaluation here")
+    evaluate.set_defaults(run=run_evaluate)
+    apply = sub.add_parser("apply", help="the policy's probabilities over each logged decision's actions")
+    apply.add_argument("--policy", type=Path, required=True)
+    apply.add_argument("--log", type=Path, required=True)
+    apply.add_argument("--out", type=Path, required=True, help="JSON lines: decision_id, action, probabilities")
+    apply.add_argument("--floor", type=float, default=None, help="override the policy's exploration floor")
+    apply.set_defaults(run=run_apply)
+
+
+def run_learn(args: argparse.Namespace) -> int:
+    from nextbest.decide.scoring import sha256_of
+    from nextbest_lab import ope, policy
+
+    training = {
+        "log": {"name": args.log.name, "sha256": sha256_of(args.log)},
+        "reward": args.reward,
+        "send_cost": args.send_cost,
+    }
+    outcome = policy.learn_and_gate(
+        ope.read_log(args.log),
+        args.out,
+        reward=args.reward,
+        send_cost=args.send_cost,
+        floor=args.floor,
+        holdout=ope.read_log(args.holdout) if args.holdout else None,
+        training=training,
+        folds=args.folds,
+        seed=args.seed,
+    )
+    selection, gate = outcome.manifest["selection"], outcome.manifest["gate"]
+    _print_selection(selection)
+    print(gate["reason"])
+    if gate["promoted"]:
+        print(f"promoted: {outcome.written_to} is the live policy")
+    elif outcome.live is not None:
+        print(f"not promoted: the live policy in {outcome.live} stays; the challenger is in {outcome.written_to}")
+    else:
+        print(f"not promoted: the logging policy stays live; the learned policy is in {outcome.written_to}")
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from nextbest_lab import ope, policy
+
+    result = policy.compare(ope.read_log(args.log), policy.load(args.policy), alpha=args.alpha)
+    _print_comparison(result, args.alpha)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+def run_apply(args: argparse.Namespace) -> int:
+    from nextbest_lab import ope, policy
+
+    learned = policy.load(args.policy)
+    if args.floor is not None:
+        learned.floor = args.floor
+    count = policy.apply_file(learned, ope.read_log(args.log), args.out)
+    print(f"{count} decisions written to {args.out}")
+    return 0
+
+
+def _print_selection(selection: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(
+        title=f"cross-fitted DR value per decision ({selection['records']} records); chosen: {selection['chosen']}"
+    )
+    for column in ("policy", "value", "below the best", "paired SE"):
+        table.add_column(column)
+    for kind, row in selection["cross_fitted"].items():
+        table.add_row(kind, f"{row['value']:.6g}", f"{row['below_best']:.6g}", f"{row['paired_se']:.6g}")
+    Console().print(table)
+
+
+def _print_comparison(result: dict[str, Any], alpha: float) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    def show(triple: list[float] | None) -> str:
+        return "" if triple is None else f"{triple[0]:.6g}  [{triple[1]:.6g}, {triple[2]:.6g}]"
+
+    table = Table(title=f"{result['records']} decisions, reward {result['reward']}, {1 - alpha:.0%} intervals")
+    for column in ("policy", "DR (on-policy mean for the log)", "SNIPW", "learned minus this (DR, paired)"):
+        table.add_column(column)
+    for name, row in result["policies"].items():
+        table.add_row(
+            name,
+            show(row.get("dr") or row.get("on_policy")),
+            show(row.get("snipw")),
+            show(row.get("learned_minus_this_dr")),
+        )
+    Console().print(table)
