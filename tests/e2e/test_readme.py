@@ -9,6 +9,7 @@ import pytest
 from nextbest.core.events import DETAIL_TYPES
 
 from infra.local.emulator import recipients
+from tests.builders import table_store
 from tests.conftest import T0
 from tests.e2e.test_pipeline import dead_letters
 
@@ -40,9 +41,9 @@ def test_the_readme_put_events_example_is_ingested_by_the_emulated_bus(emulation
     assert emulation.client("events").put_events(Entries=entries)["FailedEntryCount"] == 0
     emulation.drain()
     assert not any(dead_letters(emulation).values())
-    table = emulation.output("TableName")
-    item = emulation.client("dynamodb").get_item(TableName=table, Key={"pk": {"S": "c:cus_1"}, "sk": {"S": "PROFILE"}})
-    assert "Serum" in item["Item"]["doc"]["S"]
+    profile = table_store(emulation).resolve(["c:cus_1"])["c:cus_1"]
+    assert profile is not None and profile.cart is not None
+    assert [item.name for item in profile.cart.items] == ["Serum"]
 
 
 def test_the_first_message_recipe_sends_the_cart_reminder_an_hour_later(emulation):
