@@ -79,8 +79,8 @@ e2e: venv browser ## The whole pipeline, a small demo and the report in Chromium
 test: venv cdk-cli browser data lint ## Everything CI runs
 	$(PY) -m pytest -n 2 --dist loadfile
 
-synth: venv cdk-cli ## Synthesize CloudFormation into cdk.out/
-	$(CDK) synth --quiet
+synth: venv cdk-cli ## Synthesize CloudFormation into cdk.out/ (ARGS="-c sender=… -c siteUrl=…", as for deploy)
+	$(CDK) synth --quiet $(ARGS)
 
 deploy: venv cdk-cli ## Deploy to the AWS account of your credentials (see README)
 	$(CDK) deploy $(ARGS)

@@ -70,7 +70,30 @@ class NextbestStack(cdk.Stack):
         return bool(self.node.try_get_context("smsVia") == "end-user-messaging")
 
     def _outputs(self) -> None:
+        """What an operator needs by name: the bus to put events on, the table for ``explain``, ``report`` and
+        ``tombstones``, each dead-letter queue for ``replay``, the dashboard, the topics to point AWS at, and the
+        retained schedule group (the README's teardown)."""
         cdk.CfnOutput(self, "BusName", value=self.ingest.bus.event_bus_name)
+        for wq in self.observability.work_queues:
+            cdk.CfnOutput(
+                self,
+                "DeadLetters" + wq.name.title().replace("-", ""),
+                value=wq.dead_letters.queue_url,
+                description=f"The {wq.name} dead-letter queue: nextbest replay <this URL> after a fix",
+            )
+        cdk.CfnOutput(
+            self,
+            "Dashboard",
+            value=f"https://{self.region}.console.aws.amazon.com/cloudwatch/home?region={self.region}"
+            f"#dashboards/dashboard/{self.observability.dashboard.dashboard_name}",
+            description="The CloudWatch dashboard of this stack",
+        )
+        cdk.CfnOutput(
+            self,
+            "ScheduleGroup",
+            value=self.decide.schedule_group.schedule_group_name,
+            description="The reminders' schedule group (retained when the stack is deleted)",
+        )
         cdk.CfnOutput(
             self,
             "OpsTopic",

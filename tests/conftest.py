@@ -44,7 +44,7 @@ def aws() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def cdk_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The stack synthesized once (cdk-nag runs as part of synth; a finding fails it)."""
-    from infra.app import synthesize
+    from infra.local import synthesize
 
     return synthesize(tmp_path_factory.mktemp("cdk.out"))
 

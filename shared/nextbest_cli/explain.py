@@ -40,8 +40,16 @@ def from_table(table: str, customer: str) -> tuple[str, list[Decision]]:
     return canonical, decisions
 
 
+IDENTITIES = "identities.json"
+"""Beside a decision log, the identity links of the table it came from (``make demo`` writes it): every other
+identifier of a customer (e-mail, phone, cookie) -> the key of their profile, so a log is searched by any of them."""
+
+
 def from_log(path: Path, customer: str) -> tuple[str, list[Decision]]:
     key = identity_key(customer)
+    links = path.with_name(IDENTITIES)
+    if links.exists():
+        key = json.loads(links.read_text()).get(key, key)
     decisions = []
     with path.open() as log:
         for line in log:

@@ -347,7 +347,7 @@ def learned_policy(decisions: int = 20_000, seed: int = 7) -> dict[str, Any]:
 
 
 def run(customers: int = 500, seed: int = 7) -> dict[str, Any]:
-    from infra.app import synthesize
+    from infra.local import synthesize
 
     cdk_out = synthesize(Path(tempfile.mkdtemp(prefix="nextbest-cdk-")))
     results: dict[str, Any] = {}

@@ -35,7 +35,7 @@ from nextbest.core.campaigns import Campaign, load_campaigns, load_policy
 from nextbest.core.clock import ManualClock
 from nextbest.core.decision import Decision
 
-from infra.app import synthesize
+from infra.local import synthesize
 from infra.local.emulator import Emulation, Faults, recipients
 from nextbest_lab import audit, ope, report
 from nextbest_lab.audit import Sent
@@ -362,6 +362,7 @@ def _summarize(
             "events_published": len(population.events) + len(shoppers.published()),
             "events_ingested": int(metrics.get("EventsIngested", 0)),
             "events_rejected": ingest_dlqs,
+            "rejected_by_reason": _rejections(emulation),
             "profiles": found.profiles,
             "identity_merges": int(metrics.get("IdentityMerges", 0)),
             "decisions": len(found.decisions),
@@ -373,6 +374,7 @@ def _summarize(
             "dlq_messages": sum(dead_letters.values()),
             "customers": population.customers,
             "simulated_days": (population.end - population.start).days,
+            "example_customer": found.example_customer(),
         }
         | shoppers.summary(found.decisions, population)
     )
@@ -389,6 +391,8 @@ class TableScan:
     """Ids of the decisions a fallback re-routed to another channel."""
     revenue: dict[str, float] = field(default_factory=dict)
     """Decision id -> the revenue attributed to it, from the profiles' message logs."""
+    links: dict[str, str] = field(default_factory=dict)
+    """Identity links: every other identifier of a person (e-mail, phone, cookie) -> the key it redirects to."""
 
     @classmethod
     def of(cls, ddb: Any, table: str) -> TableScan:
@@ -399,11 +403,31 @@ class TableScan:
                     found.profiles += 1
                     for message in document(item).get("messages", []):
                         found.revenue[message["decision_id"]] = float(message.get("revenue", 0))
+                elif item["sk"]["S"] == "PROFILE" and "canonical" in item:
+                    found.links[item["pk"]["S"]] = item["canonical"]["S"]
                 elif item["sk"]["S"] == "DECISION":
                     found.decisions.append(json.loads(item["doc"]["S"]))
                     if '"fallback_of":"' in item["doc"]["S"]:
                         found.rerouted.add(str(Decision.model_validate_json(item["doc"]["S"]).fallback_of))
         return found
+
+    def identities(self) -> dict[str, str]:
+        """Every linked identifier -> the profile it leads to now (a redirect may lead to a profile merged since)."""
+        resolved = {}
+        for key, target in self.links.items():
+            for _ in range(len(self.links)):
+                if target not in self.links:
+                    break
+                target = self.links[target]
+            resolved[key] = target
+        return dict(sorted(resolved.items()))
+
+    def example_customer(self) -> str | None:
+        """A customer to ``explain``: the first (by id) sent a cart reminder, else the first sent anything."""
+        sent = sorted(
+            (d["campaign_id"] != "cart-abandonment", d["profile_key"]) for d in self.decisions if d["action"] == "send"
+        )
+        return next((key[2:] for _, key in sent if key.startswith("c:")), None)
 
     def messages_by_campaign(self) -> Counter[str]:
         """Sends and holdouts per campaign (``<campaign>:send``, ``<campaign>:holdout``)."""
@@ -433,14 +457,38 @@ def _dead_letters(emulation: Emulation) -> dict[str, int]:
     return found
 
 
+def _rejections(emulation: Emulation) -> dict[str, int]:
+    """Messages in ingest's dead-letter queues by their ``reason``, read and made visible again at once."""
+    sqs = emulation.client("sqs")
+    reasons: Counter[str] = Counter()
+    for logical_id, url in emulation.physical.items():
+        if not (logical_id.startswith("Ingest") and "DeadLetters" in logical_id):
+            continue
+        seen = []
+        while messages := sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["reason"]
+        ).get("Messages"):
+            for message in messages:
+                reasons[message.get("MessageAttributes", {}).get("reason", {}).get("StringValue", "none")] += 1
+                seen.append(message["ReceiptHandle"])
+        for start in range(0, len(seen), 10):
+            entries = [
+                {"Id": str(n), "ReceiptHandle": handle, "VisibilityTimeout": 0}
+                for n, handle in enumerate(seen[start : start + 10])
+            ]
+            sqs.change_message_visibility_batch(QueueUrl=url, Entries=entries)
+    return dict(reasons.most_common())
+
+
 def _save(emulation: Emulation, found: TableScan, campaigns: list[Campaign], out: Path) -> None:
-    """The files the other commands read: the decision log (``nextbest explain``), the randomised decisions with
-    their rewards (``nextbest evaluate-policy --log``), the counters and the report drawn from them
-    (``nextbest report``)."""
+    """The files the other commands read: the decision log and its identity links (``nextbest explain``), the
+    randomised decisions with their rewards (``nextbest evaluate-policy --log``), the counters and the report drawn
+    from them (``nextbest report``)."""
     out.mkdir(parents=True, exist_ok=True)
     with (out / "decisions.jsonl").open("w") as log_file:
         by_time = sorted(found.decisions, key=lambda d: d["decided_at"])
         log_file.writelines(json.dumps(d, sort_keys=True) + "\n" for d in by_time)
+    (out / "identities.json").write_text(json.dumps(found.identities(), indent=0) + "\n")
     variants = {c.id: [v.id for v in c.variants] for c in campaigns}
     logged = (ope.from_decision(d, variants, found.revenue.get(d["decision_id"], 0.0)) for d in found.decisions)
     with (out / "logged.jsonl").open("w") as ope_log:

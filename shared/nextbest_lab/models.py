@@ -73,22 +73,44 @@ def parse_time(text: str) -> datetime:
 
 
 def read_transactions(path: Path) -> list[Transaction]:
+    """The rows of a transactions CSV; a value that does not parse is refused naming the file, line and column."""
     with Path(path).open(newline="") as f:
         reader = csv.DictReader(f)
         missing = {"customer_id", "timestamp", "amount"} - set(reader.fieldnames or [])
         if missing:
             raise ValueError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
-        return [
-            Transaction(
-                customer_id=row["customer_id"],
-                at=parse_time(row["timestamp"]),
-                amount=Decimal(row["amount"]),
-                product_id=row.get("product_id") or None,
-                quantity=int(row.get("quantity") or 1),
-                order_id=row.get("order_id") or None,
-            )
-            for row in reader
-        ]
+        rows = []
+        for row in reader:
+            try:
+                rows.append(_transaction(row))
+            except _BadValue as bad:
+                raise ValueError(f"{path}, line {reader.line_num}: {bad}") from bad.__cause__
+        return rows
+
+
+class _BadValue(Exception):
+    """A CSV value that does not parse: its column, the value and what it should look like."""
+
+
+def _transaction(row: dict[str, str]) -> Transaction:
+    def value(column: str, parse: Any, expected: str) -> Any:
+        text = row.get(column) or ""
+        try:
+            return parse(text)
+        except (ArithmeticError, ValueError, TypeError) as error:
+            raise _BadValue(f"{column} {text!r} is not {expected}") from error
+
+    amount = value("amount", Decimal, "a decimal number like 12.50")
+    if not amount.is_finite():
+        raise _BadValue(f"amount {row['amount']!r} is not a decimal number like 12.50")
+    return Transaction(
+        customer_id=row["customer_id"],
+        at=value("timestamp", parse_time, "an ISO 8601 date or date-time like 2026-11-02T09:00:00Z"),
+        amount=amount,
+        product_id=row.get("product_id") or None,
+        quantity=value("quantity", lambda t: int(t or 1), "a whole number"),
+        order_id=row.get("order_id") or None,
+    )
 
 
 def write_transactions(path: Path, transactions: Iterable[Transaction]) -> Path:

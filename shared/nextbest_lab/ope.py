@@ -42,7 +42,7 @@ from statistics import NormalDist
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 NONE = "none"
 """The action of sending nothing (what a holdout decision logs)."""
@@ -161,9 +161,24 @@ def from_decision(
 
 
 def read_log(path: Path | str) -> list[LoggedDecision]:
-    """A JSON-lines log, one :class:`LoggedDecision` per line (blank lines skipped)."""
+    """A JSON-lines log, one :class:`LoggedDecision` per line (blank lines skipped); a line that is not one is
+    refused naming the file, the line and the first field wrong (a decision log, ``decisions.jsonl``, is not one)."""
+    records = []
     with Path(path).open() as lines:
-        return [LoggedDecision.model_validate_json(line) for line in lines if line.strip()]
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append(LoggedDecision.model_validate_json(line))
+            except ValidationError as error:
+                first = error.errors()[0]
+                field = ".".join(str(part) for part in first["loc"]) or "the line"
+                raise ValueError(
+                    f"{path}, line {number}: not a logged decision ({field}: {first['msg']}); evaluate-policy reads "
+                    "one JSON object per decision with its context, candidates, action, propensity and reward, as "
+                    "`make demo` writes to .nextbest/demo/logged.jsonl"
+                ) from error
+    return records
 
 
 def load_callable(spec: str) -> Callable[..., Any]:

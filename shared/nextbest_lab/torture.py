@@ -102,7 +102,7 @@ def run(
 ) -> dict[str, Any]:
     """Every rate, in ``jobs`` processes at once (each its own moto); results by rate, also written to
     ``out/results.json``. ``kinds``: only these faults (``Faults.kinds``)."""
-    from infra.app import synthesize
+    from infra.local import synthesize
 
     started = time.perf_counter()
     cdk_out = cdk_out or synthesize(Path(tempfile.mkdtemp(prefix="nextbest-cdk-")))

@@ -3,9 +3,12 @@
 import contextlib
 import io
 import json
+import re
 import sys
 from collections import Counter
+from pathlib import Path
 
+from nextbest_cli.main import main
 from nextbest_lab import demo
 
 KEYS = {
@@ -66,6 +69,21 @@ def test_a_small_demo_delivers_without_violations(cdk_out, tmp_path):
             funnel[pk[2:]] += int(item.get("decided", {"N": 0})["N"])
     assert funnel == decided
     assert 'id="campaigns"' in (tmp_path / "report.html").read_text()
+    readme_commands_work_on_the_demo_files(tmp_path, summary)
+
+
+def readme_commands_work_on_the_demo_files(out, summary):
+    """The README's evaluate-policy examples, as written, on the demo's log; explain by a customer's e-mail."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    examples = re.findall(r"^\.venv/bin/nextbest (evaluate-policy --log \S+ --policy \S+)", readme, re.M)
+    assert len(examples) == 2
+    for example in examples:
+        assert main(example.replace(".nextbest/demo/", f"{out}/").split()) == 0
+    # The customer the summary names, found by their e-mail address through the links written beside the log
+    customer = f"c:{summary['example_customer']}"
+    links = json.loads((out / "identities.json").read_text())
+    email = next(key[2:] for key, target in links.items() if target == customer and key.startswith("e:"))
+    assert main(["explain", email.upper(), "--log", str(out / "decisions.jsonl")]) == 0
 
 
 def test_the_progress_bar_never_writes_into_a_function_log(monkeypatch):

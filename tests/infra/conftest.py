@@ -19,12 +19,9 @@ account allowed 1,000 e-mails a second (``infra.constructs.deliver``)."""
 
 @pytest.fixture(scope="session")
 def cdk_out_with_options(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from infra.app import build
+    from infra.local import synthesize
 
-    outdir = tmp_path_factory.mktemp("cdk.out.options")
-    app, _ = build(str(outdir), context=OPTIONAL_FEATURES)
-    app.synth()
-    return outdir
+    return synthesize(tmp_path_factory.mktemp("cdk.out.options"), OPTIONAL_FEATURES)
 
 
 @pytest.fixture(scope="session", params=["defaults", "optional features"])

@@ -14,7 +14,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     source.add_argument("--table", help="a deployed stack's table (the TableName output); reads its counters")
     source.add_argument("--snapshot", type=Path, default=DEMO / "counters.json", help="counters saved by the demo")
     report.add_argument("--campaigns", type=Path, default=Path("campaigns"), help="the campaigns directory")
-    report.add_argument("--out", type=Path, default=Path("nextbest-report.html"))
+    report.add_argument(
+        "--out", type=Path, default=Path(".nextbest/report.html"), help="where to write it (default: %(default)s)"
+    )
     report.set_defaults(run=run)
 
 

@@ -1,0 +1,62 @@
+"""The README's event examples, as written: valid JSON, valid events, and the first-message recipe delivers."""
+
+import json
+import re
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from nextbest.core.events import DETAIL_TYPES
+
+from infra.local.emulator import recipients
+from tests.builders import table_store
+from tests.conftest import T0
+from tests.e2e.test_pipeline import dead_letters
+
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+
+
+def put_events_example() -> list[dict]:
+    """The `--entries '…'` of the README's `aws events put-events` example, as the shell hands it to the CLI."""
+    [entries] = re.findall(r"aws events put-events --entries '([^']*)'", README)
+    return json.loads(entries)
+
+
+def first_message(bus: str, now: str) -> list[dict]:
+    """The file the first-message recipe writes (its heredoc, with the shell's $BUS and $NOW)."""
+    [heredoc] = re.findall(r"cat > first-message\.json <<EOF\n(.*?)\nEOF\n", README, re.S)
+    assert "file://first-message.json" in README
+    return json.loads(heredoc.replace("$BUS", bus).replace("$NOW", now))
+
+
+@pytest.mark.parametrize("entries", [put_events_example(), first_message("nextbest", "2026-11-02T09:00:00Z")])
+def test_each_readme_event_is_valid_json_and_a_valid_event(entries):
+    for entry in entries:
+        model = DETAIL_TYPES[entry["DetailType"]]
+        model.model_validate_json(entry["Detail"])  # raises, naming the field, if the README's event is invalid
+
+
+def test_the_readme_put_events_example_is_ingested_by_the_emulated_bus(emulation):
+    entries = [e | {"EventBusName": emulation.output("BusName")} for e in put_events_example()]
+    assert emulation.client("events").put_events(Entries=entries)["FailedEntryCount"] == 0
+    emulation.drain()
+    assert not any(dead_letters(emulation).values())
+    profile = table_store(emulation).resolve(["c:cus_1"])["c:cus_1"]
+    assert profile is not None and profile.cart is not None
+    assert [item.name for item in profile.cart.items] == ["Serum"]
+
+
+def test_the_first_message_recipe_sends_the_cart_reminder_an_hour_later(emulation):
+    # Given the recipe's three events, as the README writes them, put on the emulated stack's bus
+    entries = first_message(emulation.output("BusName"), T0.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    assert emulation.client("events").put_events(Entries=entries)["FailedEntryCount"] == 0
+    emulation.drain()
+    emulation.advance(T0 + timedelta(minutes=59))
+    assert emulation.sent_emails() == []
+    # When the cart campaign's hour has passed
+    emulation.advance(T0 + timedelta(minutes=61))
+    # Then the reminder went to the address the recipe names, with the cart's item
+    [sent] = emulation.sent_emails()
+    assert recipients(sent) == ["you@yourmail.com"]
+    assert "Serum" in sent.raw_data and "Ann" in sent.raw_data
+    assert not any(dead_letters(emulation).values())
