@@ -4,8 +4,6 @@ other: due a week after the last order, then a week after each check, reset by a
 from datetime import timedelta
 from decimal import Decimal
 
-import pytest
-from nextbest.core import clock
 from nextbest.core.campaigns import LAPSE_CHECK_EVERY, trigger_delays
 from nextbest.core.commands import DueProfile
 from nextbest.core.events import LineItem, OrderPlaced, ProductViewed
@@ -19,14 +17,6 @@ from tests.conftest import T0
 DELAYS = trigger_delays(CAMPAIGNS)
 ITEM = LineItem(product_id="sku-1", name="Serum", quantity=1, unit_price=Decimal("32.00"))
 KEY = "c:cus_1"
-
-
-@pytest.fixture
-def now():
-    manual = clock.ManualClock(T0)
-    clock.install(manual)
-    yield manual
-    clock.reset()
 
 
 def order(n: int, at) -> OrderPlaced:

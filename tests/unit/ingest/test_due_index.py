@@ -5,8 +5,6 @@ ten times, a trigger that vanished and a late event each come to decide as they 
 from datetime import timedelta
 from decimal import Decimal
 
-import pytest
-from nextbest.core import clock
 from nextbest.core.commands import MAX_LATENESS, DueProfile, Poll
 from nextbest.core.due import DUE_SHARDS, LAG, POLL_EVERY, due_shard, index_time, poll_window
 from nextbest.core.events import CartUpdated, LineItem, OrderPlaced
@@ -19,14 +17,6 @@ from tests.conftest import T0
 
 ITEM = LineItem(product_id="sku-1", name="Serum", quantity=1, unit_price=Decimal("32.00"))
 KEY = "c:cus_1"
-
-
-@pytest.fixture
-def now():
-    manual = clock.ManualClock(T0)
-    clock.install(manual)
-    yield manual
-    clock.reset()
 
 
 def cart(store, event_id: str, at):

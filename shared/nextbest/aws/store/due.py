@@ -22,10 +22,4 @@ class DueIndex(Table):
                 ":u": {"S": to_index(until)},
             },
         }
-        keys: list[str] = []
-        while True:
-            page = self.client.query(**kwargs)
-            keys.extend(item["pk"]["S"] for item in page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                return keys
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return self._keys(kwargs)

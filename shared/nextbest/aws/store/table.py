@@ -185,14 +185,19 @@ class Table:
         return {"Put": put}
 
     def _query(self, index: str, attribute: str, value: str) -> list[str]:
+        return self._keys(
+            {
+                "TableName": self.table,
+                "IndexName": index,
+                "KeyConditionExpression": "#a = :v",
+                "ExpressionAttributeNames": {"#a": attribute},
+                "ExpressionAttributeValues": {":v": {"S": value}},
+            }
+        )
+
+    def _keys(self, kwargs: dict[str, Any]) -> list[str]:
+        """The partition keys of every item a Query returns, page after page."""
         keys: list[str] = []
-        kwargs: dict[str, Any] = {
-            "TableName": self.table,
-            "IndexName": index,
-            "KeyConditionExpression": "#a = :v",
-            "ExpressionAttributeNames": {"#a": attribute},
-            "ExpressionAttributeValues": {":v": {"S": value}},
-        }
         while True:
             page = self.client.query(**kwargs)
             keys.extend(item["pk"]["S"] for item in page.get("Items", []))
