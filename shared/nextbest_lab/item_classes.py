@@ -59,8 +59,8 @@ ITEM_CLASSES: tuple[ItemClass, ...] = (
     ItemClass("counter_variant", "s:<campaign> / VARIANT#<variant>", True, "bound", "one per variant of a campaign"),
     ItemClass("counter_budget", "s:<campaign> / BUDGET", True, "bound", "one per campaign"),
     ItemClass("counter_hour", "s:<campaign> / HOUR#<hour>", True, "expiry", "expires_at: 2 days after the hour"),
-    ItemClass("counter_day", "s:<campaign> / DAY#<date>", True, "none",
-              "one per campaign per day (the bandit's daily allocation), kept for ever"),
+    ItemClass("counter_day", "s:<campaign> / DAY#<date>", True, "expiry",
+              "expires_at: 400 days after the day (DAILY_RETENTION); the totals stay in VARIANT#"),
 )  # fmt: skip
 
 COUNTERS = {"ARM": "counter_arm", "FUNNEL": "counter_funnel", "VARIANT": "counter_variant", "BUDGET": "counter_budget",

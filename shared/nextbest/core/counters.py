@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal, Protocol
+
+DAILY_RETENTION = timedelta(days=400)
+"""How long a campaign's daily counter (``DAY#<date>``: the bandit's allocation, charted by the report) is kept: over a
+year of days to chart; the totals live on in the campaign's ``VARIANT#`` counters, which are kept."""
 
 
 @dataclass(frozen=True)

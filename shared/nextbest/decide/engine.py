@@ -33,7 +33,7 @@ from nextbest.core.attribution import episode_end
 from nextbest.core.campaigns import FOLLOW_UP, LAPSE_CHECK_EVERY, Campaign, Policy
 from nextbest.core.clock import iso
 from nextbest.core.commands import MAX_LATENESS
-from nextbest.core.counters import Counter, funnel
+from nextbest.core.counters import DAILY_RETENTION, Counter, funnel
 from nextbest.core.decision import NAMESPACE, Candidate, Decision, Scored, decision_id
 from nextbest.core.events import Channel
 from nextbest.core.messages import render
@@ -465,5 +465,8 @@ def counters(decision: Decision, campaigns: dict[str, Campaign]) -> list[Counter
     if decision.variant:
         taken.append(Counter(f"s:{campaign.id}", f"VARIANT#{decision.variant}", Decimal(1), attribute="sends"))
         day = decision.decided_at.strftime("%Y-%m-%d")  # the bandit's allocation over time, for the report
-        taken.append(Counter(f"s:{campaign.id}", f"DAY#{day}", Decimal(1), attribute=f"sends#{decision.variant}"))
+        taken.append(
+            Counter(f"s:{campaign.id}", f"DAY#{day}", Decimal(1), attribute=f"sends#{decision.variant}",
+                    expires_at=decision.decided_at + DAILY_RETENTION)
+        )  # fmt: skip
     return taken
