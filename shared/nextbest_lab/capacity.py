@@ -13,11 +13,12 @@ are reported per request only, never in the per-event totals and costs.
 from __future__ import annotations
 
 import email
-import json
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from nextbest.aws.store.table import document
 
 from nextbest_lab import cost
 from nextbest_lab.cost import Prices, Usage
@@ -83,7 +84,7 @@ class Snapshot:
         self.items[kind] += 1
         self.missing_expiry[kind] += lacks_declared_expiry(item)
         if kind == "decision":
-            doc = json.loads(item["doc"]["S"])
+            doc = document(item)
             self.sends[doc.get("campaign_id") or ""] += doc["action"] == "send"
 
 

@@ -406,9 +406,9 @@ class TableScan:
                 elif item["sk"]["S"] == "PROFILE" and "canonical" in item:
                     found.links[item["pk"]["S"]] = item["canonical"]["S"]
                 elif item["sk"]["S"] == "DECISION":
-                    found.decisions.append(json.loads(item["doc"]["S"]))
-                    if '"fallback_of":"' in item["doc"]["S"]:
-                        found.rerouted.add(str(Decision.model_validate_json(item["doc"]["S"]).fallback_of))
+                    found.decisions.append(document(item))
+                    if found.decisions[-1].get("fallback_of"):
+                        found.rerouted.add(str(found.decisions[-1]["fallback_of"]))
         return found
 
     def identities(self) -> dict[str, str]:

@@ -191,7 +191,7 @@ class TableState:
     def _add(self, item: dict[str, Any]) -> None:
         pk, sk = item["pk"]["S"], item["sk"]["S"]
         if sk == "DECISION":
-            doc = json.loads(item["doc"]["S"])
+            doc = document(item)
             self.statuses[doc["decision_id"]] = item["status"]["S"]
             self.moto_key[doc["decision_id"]] = (doc.get("fallback_of") or doc["decision_id"], doc.get("channel") or "")
         elif sk == "PROFILE" and "doc" in item:

@@ -1,9 +1,9 @@
 """Decisioning through the whole emulated stack: holdouts, quiet hours, lapse checks with real models,
 and the explanation an operator reads."""
 
-import json
 from datetime import timedelta
 
+from nextbest.aws.store.table import document
 from nextbest_cli.explain import explain, from_table
 
 from tests.conftest import T0
@@ -15,7 +15,7 @@ def decisions(emulation) -> list[dict]:
     for page in emulation.client("dynamodb").get_paginator("scan").paginate(TableName=emulation.output("TableName")):
         for item in page["Items"]:
             if item["sk"]["S"] == "DECISION":
-                found.append(json.loads(item["doc"]["S"]) | {"status": item["status"]["S"]})
+                found.append(document(item) | {"status": item["status"]["S"]})
     return sorted(found, key=lambda d: d["decided_at"])
 
 

@@ -58,8 +58,11 @@ def test_a_status_change_on_a_decision_costs_one_write_unit_whatever_the_emails_
     assert store.claim("d-big", "token")
     assert store.move_decision("d-big", "sending", "sent", sent_at="2026-12-01T10:00:00+00:00")
     assert store.annotate_decision("d-big", opened_at="2026-12-01T11:00:00+00:00")
+    store.forget()
+    profile = store.profile(sent.profile_key)  # with the profile, in a transaction: each item billed twice
+    assert store.move_decision("d-big", "sent", "delivered", profile=profile, delivered_at="2026-12-01T10:01:00+00:00")
 
     units = [w.units + w.index_units for w in emulation.metering.writes if w.key[0] == "d:d-big"]
-    assert len(units) == 3 and max(units) <= 2
+    assert len(units) == 4 and max(units) <= 2
     read = store.decision("d-big")
-    assert read is not None and read.status == "sent" and read.decision.messages["email"].html == html
+    assert read is not None and read.status == "delivered" and read.decision.messages["email"].html == html

@@ -2,10 +2,10 @@
 compare-and-set, annotated once per fact; and the provider message ids that lead back to them.
 
 A decision is two items under one partition key: the record (``DECISION``: status, claim, facts, and the decision
-without its rendered messages, well under 1 KB) and the body (``BODY``: the rendered messages, zlib-compressed,
-written once with the record and never updated). Every status change and fact rewrites only the record, so it is
-billed 1 write unit whatever the e-mail's size (DynamoDB bills a write by the larger of the item's sizes before
-and after it); deliver reads both with one Query.
+without its rendered messages, its JSON zlib-compressed: under 1 KB) and the body (``BODY``: the rendered messages,
+zlib-compressed, written once with the record and never updated). Every status change and fact rewrites only the
+record, so it is billed 1 write unit whatever the e-mail's size (DynamoDB bills a write by the larger of the item's
+sizes before and after it; 2 inside a transaction); deliver reads both with one Query.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from nextbest.aws.store.table import (
     EVENT_MEMORY,
     MESSAGE,
     Table,
+    document,
     failed_write,
 )
 from nextbest.core import clock
@@ -72,7 +73,7 @@ class DecisionItems(Table):
                         "pk": {"S": f"d:{decision_id}"},
                         "sk": {"S": DECISION},
                         "status": {"S": status},
-                        "doc": {"S": decision.model_dump_json(exclude={"messages"})},
+                        "doc": {"B": zlib.compress(decision.model_dump_json(exclude={"messages"}).encode(), 6)},
                         "customer": {"S": customer},
                         "decided_at": {"S": iso(decision.decided_at)},
                         "expires_at": expires_at,
@@ -238,7 +239,7 @@ def pack(decision: Decision) -> bytes:
 
 def decision_of(record: dict[str, Any], body: dict[str, Any] | None) -> Decision:
     """A decision from its record item and its body item (None when it has no messages)."""
-    decision = Decision.model_validate_json(record["doc"]["S"])
+    decision = Decision.model_validate(document(record))
     if body is None:
         return decision
     messages = json.loads(zlib.decompress(body["messages"]["B"]))
