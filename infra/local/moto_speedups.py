@@ -8,6 +8,9 @@
   moto's typed values: about a second per query once a demo table holds thirty thousand items, and the due index
   is read every simulated minute). A global index holds only the items that carry its key attributes, so only
   those are walked, sorted the same way: the same answer.
+* A ``Query`` of the base table does the same: it walks the whole table, sorted, to keep the items of one
+  partition (about 70 ms per query on a demo's table). Only that partition is walked now; the query sorts
+  its items by range key itself: the same answer.
 * EventBridge ``PutEvents`` compiles the same JSONPath expressions (``$.detail``…) for every event it
   routes; compiled expressions are immutable, so they are compiled once.
 * Every request lists its response class's methods (``inspect.getmembers`` over the class), every SQS queue
@@ -156,18 +159,27 @@ def _fast_index_queries() -> None:
     original_put = table_module.Table.put_item
     original_delete = table_module.Table.delete_item
     original_update = DynamoDBBackend.update_item
-    queried: contextvars.ContextVar[str | None] = contextvars.ContextVar("queried", default=None)
+    queried: contextvars.ContextVar[str | tuple[Any] | None] = contextvars.ContextVar("queried", default=None)
 
     @functools.wraps(original_items)
     def all_items(self: Any) -> list[Any]:
         name = queried.get()
-        return original_items(self) if name is None else index_items(self, name)
+        if name is None:
+            return original_items(self)
+        if isinstance(name, str):
+            return index_items(self, name)
+        holder = self.items.get(name[0])  # a query of the base table: only its partition can match
+        if holder is None:
+            return []
+        return list(holder.values()) if self.range_key_attr else [holder]
 
     @functools.wraps(original_query)
     def query(self: Any, *args: Any, **kwargs: Any) -> Any:
         name = args[7] if len(args) > 7 else kwargs.get("index_name")
         known = name and any(i.name == name for i in self.global_indexes or ())
-        token = queried.set(name if known else None)
+        hash_key = args[0] if args else kwargs.get("hash_key")
+        partition = (hash_key,) if not name and hash_key is not None else None
+        token = queried.set(name if known else partition)
         try:
             return original_query(self, *args, **kwargs)
         finally:

@@ -112,3 +112,28 @@ def test_given_writes_of_every_kind_then_a_query_on_a_global_index_sees_exactly_
 
     assert _due(indexed) == ["c", "d", "b"]
     assert _due(indexed, shard="1") == []
+
+
+def test_given_many_partitions_then_a_query_of_the_base_table_returns_one_partition_in_range_order_and_pages(table):
+    for pk in ("a", "b", "c"):
+        for sk in ("3", "1", "2", "4"):
+            table.put_item(TableName="t", Item={"pk": {"S": pk}, "sk": {"S": sk}, "v": {"N": sk}})
+
+    def page(**extra):
+        return table.query(
+            TableName="t",
+            KeyConditionExpression="pk = :p AND sk > :s",
+            ExpressionAttributeValues={":p": {"S": "b"}, ":s": {"S": "1"}},
+            **extra,
+        )
+
+    assert [i["sk"]["S"] for i in page()["Items"]] == ["2", "3", "4"]
+    assert [i["sk"]["S"] for i in page(ScanIndexForward=False)["Items"]] == ["4", "3", "2"]
+    first = page(Limit=2)
+    rest = page(Limit=2, ExclusiveStartKey=first["LastEvaluatedKey"])
+    assert [i["sk"]["S"] for i in first["Items"] + rest["Items"]] == ["2", "3", "4"]
+    assert {i["pk"]["S"] for i in first["Items"] + rest["Items"]} == {"b"}
+    missing = table.query(
+        TableName="t", KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "zz"}}
+    )
+    assert missing["Items"] == []
