@@ -1,5 +1,5 @@
-"""decide: a poll of the due index every minute (one EventBridge Scheduler rate schedule) and the alarms quiet hours
-set wake the decide function through its queue; it decides and queues each message for deliver."""
+"""decide: a poll of the due index every minute (an EventBridge Scheduler rate schedule per shard) and the alarms
+quiet hours set wake the decide function through its queue; it decides and queues each message for deliver."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from aws_cdk import aws_scheduler_targets as scheduler_targets
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 from nextbest.aws.store import BY_DUE
-from nextbest.core.due import POLL_EVERY
+from nextbest.core.due import DUE_SHARDS, POLL_EVERY
 from nextbest.core.events import Channel
 from nextbest.core.settings import DecideSettings
 
@@ -86,20 +86,27 @@ class Decide(Construct):
         self.queue.grant_send_messages(self.function)
         self.allow_arming(self.function)
 
-    def _poll(self) -> scheduler.Schedule:
+    def _poll(self) -> list[scheduler.Schedule]:
         """Every minute, decide reads the due index for the profiles whose triggers are due
-        (``nextbest.core.due``): one schedule for every customer, instead of one per customer and trigger."""
-        return scheduler.Schedule(
-            self,
-            "Poll",
-            schedule=scheduler.ScheduleExpression.rate(cdk.Duration.minutes(int(POLL_EVERY.total_seconds() // 60))),
-            description="Wakes decide to hand over the profiles whose triggers are due",
-            target=scheduler_targets.SqsSendMessage(
-                self.queue,
-                role=self.scheduler_role,
-                input=scheduler.ScheduleTargetInput.from_object({"poll_at": scheduler.ContextAttribute.scheduled_time}),
-            ),
-        )
+        (``nextbest.core.due``): a schedule per shard of the index for every customer, instead of one per customer
+        and trigger. One per shard, not one for all: the shards of a busy minute (a flash sale's carts) are read by
+        as many invocations at once, each paging through one shard, so a minute's work is not one function's."""
+        return [
+            scheduler.Schedule(
+                self,
+                f"Poll{shard}",
+                schedule=scheduler.ScheduleExpression.rate(cdk.Duration.minutes(int(POLL_EVERY.total_seconds() // 60))),
+                description=f"Wakes decide to hand over the profiles of due-index shard {shard} whose triggers are due",
+                target=scheduler_targets.SqsSendMessage(
+                    self.queue,
+                    role=self.scheduler_role,
+                    input=scheduler.ScheduleTargetInput.from_object(
+                        {"poll_at": scheduler.ContextAttribute.scheduled_time, "shard": shard}
+                    ),
+                ),
+            )
+            for shard in range(DUE_SHARDS)
+        ]
 
     def _ml_layer(self) -> lambda_.LayerVersion:
         """Only decide scores, so only decide carries numpy and the model files."""

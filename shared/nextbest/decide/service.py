@@ -101,12 +101,12 @@ class Decider:
                                           due_at=decision.trigger_due_at), at=decision.defer_until)  # fmt: skip
 
     def poll(self, poll: Poll) -> int:
-        """Hand decide every profile of the due index whose index time is in this poll's window (one
-        :class:`DueProfile` each, ten a request). A shard that fails fails the poll, and the queue's retry polls
-        every shard again: a profile handed over twice is decided once."""
+        """Hand decide every profile of the poll's shard of the due index (every shard if it names none) whose
+        index time is in this poll's window (one :class:`DueProfile` each, ten a request). A failed poll is
+        retried by the queue: a profile handed over twice is decided once."""
         after, until = poll_window(poll.poll_at)
         found = 0
-        for shard in range(DUE_SHARDS):
+        for shard in range(DUE_SHARDS) if poll.shard is None else (poll.shard,):
             keys = self.store.due(shard, after, until)
             self.decide_queue.send_all([DueProfile(profile_key=key).model_dump_json() for key in keys])
             found += len(keys)
