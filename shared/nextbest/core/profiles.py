@@ -468,6 +468,23 @@ def set_triggers(p: Profile, delays: TriggerDelays) -> None:
             p.triggers[name] = due
 
 
+def settle(profile: Profile, now: datetime, delays: TriggerDelays) -> Profile:
+    """The profile as imported history leaves it (``nextbest.ingest.history``): no trigger that is already due stays
+    armed (it is marked handled at its due time, so the same history replayed does not raise it again). A buyer's
+    lapse check, if due, moves to a moment within one lapse interval after ``now`` that depends only on the profile:
+    a million imported buyers are checked over the following week, not all in its first minute."""
+    p = profile.model_copy(deep=True)
+    for name, due in list(p.triggers.items()):
+        if due > now:
+            continue
+        p.handled[name] = due
+        p.triggers.pop(name)
+        if name == LAPSE and (every := delays.get(LAPSE)) is not None:
+            share = int(hashlib.sha256(p.key.encode()).hexdigest()[:8], 16) / 2**32
+            p.triggers[LAPSE] = now + timedelta(minutes=1) + every * share
+    return p
+
+
 def merge(a: Profile, b: Profile, delays: TriggerDelays) -> Profile:
     """One profile of one person from two; symmetric, so arrival order cannot change the result.
 
