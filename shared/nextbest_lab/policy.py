@@ -509,8 +509,17 @@ def evidence_on(records: Sequence[LoggedDecision], policy: Learned, *, folds: in
 # --- Stored as data, verified like the models -----------------------------------------------------------------
 
 
-def save(learned: Learned, directory: Path, *, training: Mapping[str, Any], gate: Mapping[str, Any]) -> dict[str, Any]:
-    """``policy.json`` (encoding, actions), ``policy.npz`` (arrays) and the manifest naming both with their hash."""
+def save(
+    learned: Learned,
+    directory: Path,
+    *,
+    training: Mapping[str, Any],
+    gate: Mapping[str, Any],
+    send_window_hours: float = 12.0,
+) -> dict[str, Any]:
+    """``policy.json`` (encoding, actions, floor, how long decide may wait for the customer's best hour),
+    ``policy.npz`` (arrays) and the manifest naming both with their hash (what decide checks at cold start,
+    ``nextbest.decide.live``)."""
     from nextbest_lab.models import write_arrays
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -522,6 +531,7 @@ def save(learned: Learned, directory: Path, *, training: Mapping[str, Any], gate
         "floor": learned.floor,
         "reward": learned.reward,
         "send_cost": learned.send_cost,
+        "send_window_hours": send_window_hours,
     }
     (directory / SPEC_FILE).write_text(json.dumps(spec, indent=1, sort_keys=True) + "\n")
     manifest = {
