@@ -21,11 +21,10 @@ from tests.conftest import T0, sample
 def write_policy(directory: Path, uplift: dict[str, float], floor: float = 0.01) -> Path:
     """A best-single-action policy, saved by the lab as ``nextbest policy learn`` does, promoted."""
     actions = [*uplift, "none"]
-    learned = lab.Learned(
-        lab.Encoder([], [], [], [], []), actions, np.ones(len(actions), dtype=bool),
-        lab.Member("best_single", {"coef": np.zeros((len(actions), 0)), "intercept": np.array([*uplift.values(), 0.0])}),
-        floor, "revenue", 0.0,
-    )  # fmt: skip
+    arrays = {"coef": np.zeros((len(actions), 0)), "intercept": np.array([*uplift.values(), 0.0])}
+    member = lab.Member("best_single", arrays)
+    supported = np.ones(len(actions), dtype=bool)
+    learned = lab.Learned(lab.Encoder([], [], [], [], []), actions, supported, member, floor, "revenue", 0.0)
     lab.save(learned, directory, training={"records": 0}, gate={"promoted": True})
     return directory
 
