@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 from nextbest.decide import live
+from nextbest_cli.explain import explain, from_table
 from nextbest_lab import policy as lab
 
 from tests.builders import table_store
@@ -92,3 +93,8 @@ def test_the_deployed_policy_draws_the_message_and_the_decision_logs_its_probabi
     assert decision.scores["uplift:cart-abandonment:urgency@email"] == 2.0
     [message] = emulation.sent_emails()
     assert decision.decision_id in message.raw_data
+    # And explain, reading the table, shows the policy's uplift and probability for each action of the campaign
+    key, found = from_table(emulation.output("TableName"), "cus_5")
+    text = explain(key, found)
+    assert "      urgency@email: uplift +2.00, p=0.980" in text
+    assert "      reminder@email: uplift unknown (explored only), p=0.010" in text

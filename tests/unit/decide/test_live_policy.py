@@ -242,3 +242,16 @@ def test_live_scores_equal_the_labs_for_the_same_policy_and_context(tmp_path):
         uplifts = policy.uplifts(["cart-abandonment:reminder", "none"], record.context)
         got = live.probabilities(uplifts, policy.floor)
         assert [got[a] for a in log.actions] == pytest.approx(list(row))
+
+
+def test_explain_shows_the_policys_uplift_and_probability_for_each_candidates_actions(tmp_path):
+    from nextbest_cli.explain import explain
+
+    policy = live.LivePolicy.load(write_policy(tmp_path / "p", {"cart-abandonment:urgency@email": 2.0}))
+    decision = cart_decision(shopper("c:x", email=True), policy)
+    text = explain("c:x", [decision])
+    # five actions with a 5% floor: the best gets 80%
+    assert "      urgency@email: uplift +2.00, p=0.800" in text
+    assert "      reminder@email: uplift unknown (explored only), p=0.050" in text
+    assert f"policy {policy.version}: sending nothing (uplift 0 by definition), p=0.050" in text
+    assert "cart-second" in text and "p:" not in text.split("scores:")[1].splitlines()[0]
