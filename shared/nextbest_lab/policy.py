@@ -576,11 +576,14 @@ def load(directory: Path) -> Learned:
 
 
 def champion_in(directory: Path) -> Learned | None:
-    """The live policy in ``directory``: one the gate promoted (a refused first policy is not live)."""
+    """The live policy in ``directory``: one the gate promoted or a person pinned (a refused first policy is not
+    live)."""
+    from nextbest.decide.live import is_live
+
     if not (directory / MANIFEST).is_file():
         return None
     manifest = verify(directory)
-    return load(directory) if (manifest.get("gate") or {}).get("promoted") else None
+    return load(directory) if is_live(manifest) else None
 
 
 # --- The gate -------------------------------------------------------------------------------------------------
@@ -676,3 +679,65 @@ def apply_file(learned: Learned, records: Sequence[LoggedDecision], out: Path) -
             best = max(chosen, key=lambda a: chosen[a])
             lines.write(json.dumps({"decision_id": record.decision_id, "action": best, "probabilities": chosen}) + "\n")
     return len(records)
+
+
+# --- Pin and roll back: a person moves the live pointer -----------------------------------------------------------
+
+LIVE_FILES = (MANIFEST, SPEC_FILE, ARRAYS_FILE)
+
+
+def version_of(directory: Path) -> str:
+    """A policy's version as decide records it: the first 12 hex digits of its arrays' sha256."""
+    return str(json.loads((directory / MANIFEST).read_text())["files"][ARRAYS_FILE]["sha256"][:12])
+
+
+def promote(out: Path, source: Path, *, by: str, at: str, note: str = "") -> dict[str, Any]:
+    """Pin the policy in ``source`` (``out/challenger``, a kept version, any learned policy) as the live one in
+    ``out``, whatever the gate said: a person's call, recorded in the manifest (``live``: who, when, from where,
+    why). It is verified first; the policy it replaces moves to ``out/previous`` (what :func:`rollback` restores)."""
+    if not by:
+        raise ValueError("say who pins the policy (--by)")
+    manifest = verify(source)
+    if "policy" not in (manifest.get("models") or {}):
+        raise ModelError(f"{source}: not a policy (no 'policy' in the manifest's models)")
+    staged = out / ".staged"
+    shutil.rmtree(staged, ignore_errors=True)
+    staged.mkdir(parents=True)
+    for name in LIVE_FILES:
+        shutil.copyfile(source / name, staged / name)
+    if (out / MANIFEST).is_file():
+        _retire(out)
+    for name in LIVE_FILES:
+        (staged / name).replace(out / name)
+    staged.rmdir()
+    return _pin(out, {"pinned_by": by, "pinned_at": at, "from": str(source), "action": "promote", "note": note})
+
+
+def rollback(out: Path, *, by: str, at: str, note: str = "") -> dict[str, Any]:
+    """Make ``out/previous`` live again, and the policy it replaces the previous one (rolling back twice
+    returns to where it started). Refused when there is no previous policy."""
+    if not by:
+        raise ValueError("say who rolls back (--by)")
+    previous = out / "previous"
+    if not (previous / MANIFEST).is_file():
+        raise ModelError(f"{out}: no previous policy to roll back to ({previous} is empty)")
+    verify(previous)
+    staged = out / ".staged"
+    shutil.rmtree(staged, ignore_errors=True)
+    staged.mkdir(parents=True)
+    for name in LIVE_FILES:
+        (out / name).replace(staged / name)
+        (previous / name).replace(out / name)
+        (staged / name).replace(previous / name)
+    staged.rmdir()
+    return _pin(out, {"pinned_by": by, "pinned_at": at, "from": str(previous), "action": "rollback", "note": note})
+
+
+def _pin(out: Path, live: dict[str, Any]) -> dict[str, Any]:
+    """Record who made the policy in ``out`` live (the manifest is not among the hashed files: editing it leaves
+    the policy verifiable, and decide reads ``live`` as leave to ship a policy the gate did not promote)."""
+    manifest = json.loads((out / MANIFEST).read_text())
+    manifest["live"] = live
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    verify(out)
+    return manifest

@@ -36,6 +36,21 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     apply.add_argument("--out", type=Path, required=True, help="JSON lines: decision_id, action, probabilities")
     apply.add_argument("--floor", type=float, default=None, help="override the policy's exploration floor")
     apply.set_defaults(run=run_apply)
+    promote = sub.add_parser(
+        "promote", help="pin a policy version as the live one (default: the challenger the gate refused)"
+    )
+    promote.add_argument("--policy-dir", type=Path, required=True, help="the live policy's directory (learn --out)")
+    promote.add_argument(
+        "--from", dest="source", type=Path, default=None, help="the policy to pin (default: POLICY_DIR/challenger)"
+    )
+    promote.add_argument("--by", required=True, help="who pins it (recorded in the manifest)")
+    promote.add_argument("--note", default="", help="why")
+    promote.set_defaults(run=run_promote)
+    rollback = sub.add_parser("rollback", help="make the previous live policy live again")
+    rollback.add_argument("--policy-dir", type=Path, required=True)
+    rollback.add_argument("--by", required=True, help="who rolls back (recorded in the manifest)")
+    rollback.add_argument("--note", default="", help="why")
+    rollback.set_defaults(run=run_rollback)
 
 
 def run_learn(args: argparse.Namespace) -> int:
@@ -89,6 +104,37 @@ def run_apply(args: argparse.Namespace) -> int:
     count = policy.apply_file(learned, ope.read_log(args.log), args.out)
     print(f"{count} decisions written to {args.out}")
     return 0
+
+
+def run_promote(args: argparse.Namespace) -> int:
+    from nextbest.core.clock import iso, now
+    from nextbest_lab import policy
+
+    source = args.source or args.policy_dir / "challenger"
+    manifest = policy.promote(args.policy_dir, source, by=args.by, at=iso(now()), note=args.note)
+    _print_live(args.policy_dir, manifest)
+    return 0
+
+
+def run_rollback(args: argparse.Namespace) -> int:
+    from nextbest.core.clock import iso, now
+    from nextbest_lab import policy
+
+    manifest = policy.rollback(args.policy_dir, by=args.by, at=iso(now()), note=args.note)
+    _print_live(args.policy_dir, manifest)
+    return 0
+
+
+def _print_live(directory: Path, manifest: dict[str, Any]) -> None:
+    from nextbest_lab import policy
+
+    live = manifest["live"]
+    print(
+        f"live policy in {directory}: version {policy.version_of(directory)} ({live['action']} by {live['pinned_by']})"
+    )
+    if (directory / "previous" / "manifest.json").is_file():
+        print(f"previous: version {policy.version_of(directory / 'previous')} (`nextbest policy rollback` restores it)")
+    print(f'decide uses it once deployed: make deploy ARGS="... -c policyDir={directory}"')
 
 
 def _print_selection(selection: dict[str, Any]) -> None:
