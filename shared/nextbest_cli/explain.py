@@ -97,10 +97,8 @@ def explain(key: str, decisions: Iterable[Decision]) -> str:
             lines.append(f"    {MARKS[c.outcome]} {c.campaign_id:<{width}}  {c.outcome:<10} {value}  {c.reason}")
             lines += _policy_lines(d, c)
         if f"{PROBABILITY}none" in d.scores:
-            none = d.scores[f"{PROBABILITY}none"]
-            lines.append(
-                f"    policy {d.model_versions.get('policy', '')}: sending nothing (uplift 0 by definition), p={none:.3f}"
-            )
+            none, version = d.scores[f"{PROBABILITY}none"], d.model_versions.get("policy", "")
+            lines.append(f"    policy {version}: sending nothing (uplift 0 by definition), p={none:.3f}")
     return "\n".join(lines)
 
 
