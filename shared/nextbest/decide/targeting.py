@@ -10,6 +10,7 @@ independently.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Literal
 
 from nextbest.core.decision import Candidate, Decision
@@ -61,16 +62,13 @@ def decide_live(
     if picked.campaign_id is None:
         return decision.model_copy(update={"propensity": picked.probability})
     winner = next(e for e in eligible if e.campaign.id == picked.campaign_id)
-    assert picked.channel is not None
+    channel = picked.channel
+    assert channel is not None
     value, offer_cost = engine.expected_value(
-        winner.campaign, picked.channel, s.profile, s.trigger, winner.step, s.policy, s.scores, s.now
+        winner.campaign, channel, s.profile, s.trigger, winner.step, s.policy, s.scores, s.now
     )
     send_at = policy.send_at(
-        s.profile, picked.channel, winner.campaign, s.policy, decision.trigger_due_at, s.now, live.send_window
+        s.profile, channel, winner.campaign, s.policy, decision.trigger_due_at, s.now, live.send_window
     )
-    picked = policy.Pick(
-        picked.campaign_id, picked.variant, picked.channel, picked.probability, picked.probabilities, picked.uplifts,
-        send_at,
-    )  # fmt: skip
-    chosen = engine._Eligible(winner.campaign, picked.channel, value, offer_cost, winner.step)
-    return engine._act(decision, chosen, s, site_url, lambda c: {}, picked)
+    chosen = engine._Eligible(winner.campaign, channel, value, offer_cost, winner.step)
+    return engine._act(decision, chosen, s, site_url, lambda c: {}, replace(picked, send_at=send_at))
