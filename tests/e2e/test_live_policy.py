@@ -11,12 +11,16 @@ from typing import Any
 
 import numpy as np
 import pytest
+from nextbest.core.campaigns import load_campaigns, load_policy
 from nextbest.decide import live
 from nextbest_cli.explain import explain, from_table
 from nextbest_lab import policy as lab
+from nextbest_lab import policy_log
 
 from tests.builders import table_store
 from tests.conftest import T0, sample
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def write_policy(directory: Path, uplift: dict[str, float], floor: float = 0.01) -> Path:
@@ -98,3 +102,19 @@ def test_the_deployed_policy_draws_the_message_and_the_decision_logs_its_probabi
     text = explain(key, found)
     assert "      urgency@email: uplift +2.00, p=0.980" in text
     assert "      reminder@email: uplift unknown (explored only), p=0.010" in text
+    # When the customer orders the next day, and the decisions are exported a week later (the loop's next log)
+    order = sample("order.placed.json")
+    order["detail"] |= {"occurred_at": (T0 + timedelta(days=1)).isoformat(), "total": "45.00"}
+    emulation.client("events").put_events(
+        Entries=[{"EventBusName": emulation.output("BusName"), "Source": order["source"],
+                  "DetailType": order["detail-type"], "Detail": json.dumps(order["detail"])}]
+    )  # fmt: skip
+    emulation.drain()
+    found = policy_log.Found.scan(emulation.client("dynamodb"), emulation.output("TableName"))
+    campaigns = load_campaigns(ROOT / "campaigns")
+    [record] = policy_log.export(found, campaigns, load_policy(ROOT / "campaigns"), T0 + timedelta(days=9))
+    # Then the logged decision is the draw, with the probability the customer got it, and the order as its reward
+    assert record.decision_id == decision.decision_id and record.action == "cart-abandonment:urgency@email"
+    assert record.propensity == pytest.approx(decision.propensity) and record.reward == 45.0
+    assert sorted(record.candidates) == ["cart-abandonment:reminder@email", "cart-abandonment:urgency@email"]
+    assert record.context == live.context("cart_abandoned", decision.scores)

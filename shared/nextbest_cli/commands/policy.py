@@ -1,5 +1,5 @@
-"""``nextbest policy``: learn a targeting policy from logged decisions, gate it, evaluate and apply it
-(``nextbest_lab.policy``)."""
+"""``nextbest policy``: export the deployed stack's decisions as a log, learn a targeting policy from it, gate,
+evaluate and apply it, and pin or roll back the live one (``nextbest_lab.policy``, ``nextbest_lab.policy_log``)."""
 
 from __future__ import annotations
 
@@ -36,6 +36,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     apply.add_argument("--out", type=Path, required=True, help="JSON lines: decision_id, action, probabilities")
     apply.add_argument("--floor", type=float, default=None, help="override the policy's exploration floor")
     apply.set_defaults(run=run_apply)
+    export = sub.add_parser(
+        "export", help="the deployed stack's decisions whose outcome is known, as a log for learn (JSON lines)"
+    )
+    export.add_argument("--table", required=True, help="the stack's table (its TableName output)")
+    export.add_argument("--out", type=Path, required=True, help="JSON lines, one logged decision each")
+    export.add_argument("--campaigns", type=Path, default=Path("campaigns"), help="the campaigns deployed")
+    export.add_argument("--horizon-days", type=float, default=7.0, help="orders this long after a decision count")
+    export.set_defaults(run=run_export)
     promote = sub.add_parser(
         "promote", help="pin a policy version as the live one (default: the challenger the gate refused)"
     )
@@ -103,6 +111,25 @@ def run_apply(args: argparse.Namespace) -> int:
         learned.floor = args.floor
     count = policy.apply_file(learned, ope.read_log(args.log), args.out)
     print(f"{count} decisions written to {args.out}")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from nextbest.aws import clients
+    from nextbest.core.campaigns import load_campaigns, load_policy
+    from nextbest.core.clock import now
+    from nextbest_lab import policy_log
+
+    found = policy_log.Found.scan(clients.client("dynamodb"), args.table)
+    records = policy_log.export(
+        found, load_campaigns(args.campaigns), load_policy(args.campaigns), now(), timedelta(days=args.horizon_days)
+    )
+    count = policy_log.write(records, args.out)
+    drawn = sum(1 for r in records if any("@" in c for c in r.candidates))
+    print(f"{count} logged decisions written to {args.out} ({drawn} drawn by a live policy) of {len(found.decisions)}")
+    print(f"next: nextbest policy learn --log {args.out} --out policy/")
     return 0
 
 
