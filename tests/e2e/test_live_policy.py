@@ -102,9 +102,10 @@ def test_the_deployed_policy_draws_the_message_and_the_decision_logs_its_probabi
     text = explain(key, found)
     assert "      urgency@email: uplift +2.00, p=0.980" in text
     assert "      reminder@email: uplift unknown (explored only), p=0.010" in text
-    # When the customer orders the next day, and the decisions are exported a week later (the loop's next log)
+    # When the customer orders an hour later, and the decisions are exported a week later (the loop's next log)
+    emulation.advance(T0 + timedelta(hours=4))
     order = sample("order.placed.json")
-    order["detail"] |= {"occurred_at": (T0 + timedelta(days=1)).isoformat(), "total": "45.00"}
+    order["detail"] |= {"occurred_at": (T0 + timedelta(hours=4)).isoformat(), "total": "45.00"}
     emulation.client("events").put_events(
         Entries=[{"EventBusName": emulation.output("BusName"), "Source": order["source"],
                   "DetailType": order["detail-type"], "Detail": json.dumps(order["detail"])}]
