@@ -198,6 +198,9 @@ def test_the_message_waits_for_the_customers_best_hour_and_goes_then(tmp_path):
     # When the alarm rings at that hour, the same draw is made again and the message goes now
     then = cart_decision(profile, policy, deferred.defer_until)
     assert then.action == "send" and (then.campaign_id, then.variant) == (deferred.campaign_id, deferred.variant)
+    from nextbest_cli.explain import explain
+
+    assert "(quiet hours or the customer's best hour)" in explain(profile.key, [deferred])
 
 
 def test_the_best_hour_never_falls_in_quiet_hours_nor_past_the_window(tmp_path):
@@ -255,3 +258,41 @@ def test_explain_shows_the_policys_uplift_and_probability_for_each_candidates_ac
     assert "      reminder@email: uplift unknown (explored only), p=0.050" in text
     assert f"policy {policy.version}: sending nothing (uplift 0 by definition), p=0.050" in text
     assert "cart-second" in text and "p:" not in text.split("scores:")[1].splitlines()[0]
+
+
+def test_held_out_customers_log_the_draw_times_the_chance_of_being_held_out(tmp_path):
+    policy = live.LivePolicy.load(write_policy(tmp_path / "p", {"cart-abandonment:urgency@email": 2.0}))
+    campaigns = [CART_CAMPAIGN.model_copy(update={"holdout_percent": 50.0}), SECOND]
+    decisions = [
+        decide(shopper(f"c:h{i}"), "cart_abandoned", DUE, campaigns, POLICY, DUE, "https://shop.example", live=policy)
+        for i in range(200)
+    ]
+    held = [d for d in decisions if d.action == "holdout"]
+    sent = [d for d in decisions if d.action == "send" and d.campaign_id == "cart-abandonment"]
+    assert held and sent
+    for d in held + sent:
+        p = d.scores[f"p:cart-abandonment:{d.variant}@email"]
+        assert d.propensity == pytest.approx(p * 0.5)  # drawn, then held out (or not) by the customer's hash
+
+
+def test_a_follow_up_keeps_its_first_messages_variant_under_the_policy(tmp_path):
+    from nextbest.core.campaigns import FOLLOW_UP
+    from nextbest.core.profiles import MessageLog
+
+    policy = live.LivePolicy.load(write_policy(tmp_path / "p", {"cart-abandonment:urgency@email": 2.0}))
+    first = MessageLog(decision_id="d0", campaign_id="cart-abandonment", channel="email", at=T0, variant="reminder")
+    trigger = FOLLOW_UP + "cart-abandonment"
+    later = T0 + timedelta(hours=73)
+    for i in range(20):
+        profile = shopper(f"c:f{i}").model_copy(update={"messages": [first], "triggers": {trigger: later}})
+        d = decide(profile, trigger, later, CAMPAIGNS, POLICY, later, "https://shop.example", live=policy)
+        assert d.action == "none" or d.variant == "reminder"
+        assert not any(k.startswith("p:cart-abandonment:urgency") for k in d.scores)
+
+
+def test_the_send_time_never_lets_the_trigger_go_stale(tmp_path):
+    profile = evening_buyer("c:stale")
+    # due 20 hours ago: decide refuses a trigger a day late, so waiting until 19:00 (8 hours) would be too late
+    due = DUE - timedelta(hours=20)
+    assert live.send_at(profile, "email", CART_CAMPAIGN, POLICY, due, DUE, timedelta(hours=12)) is None
+    assert live.send_at(profile, "email", CART_CAMPAIGN, POLICY, DUE, DUE, timedelta(hours=12)) is not None
