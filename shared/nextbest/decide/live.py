@@ -243,7 +243,7 @@ def open_channels(profile: Profile, campaign: Campaign, policy: Policy, now: dat
 
 def best_hours(profile: Profile, policy: Policy) -> list[int]:
     """The customer's local hours, most active first: when they ordered and browsed (none known: empty)."""
-    zone = guardrails._customer_zone(profile, policy)
+    zone = guardrails.customer_zone(profile, policy)
     times: Iterable[datetime] = [*(o.at for o in profile.orders), *(v.at for v in profile.views)]
     counts = Counter(t.astimezone(zone).hour for t in times)
     return [hour for hour, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
@@ -259,11 +259,11 @@ def send_at(
     hours = [h for h in best_hours(profile, policy) if not _quiet(profile, channel, policy, h)]
     if not hours:
         return None
-    zone = guardrails._customer_zone(profile, policy)
+    zone = guardrails.customer_zone(profile, policy)
     local = now.astimezone(zone)
     if local.hour == hours[0]:
         return None
-    at = guardrails._next_local_hour(local, hours[0]).astimezone(now.tzinfo)
+    at = guardrails.next_local_hour(local, hours[0]).astimezone(now.tzinfo)
     latest = min(now + window, due_at + MAX_LATENESS - STALE_MARGIN)
     if campaign.ends_at is not None:
         latest = min(latest, campaign.ends_at)
