@@ -10,6 +10,8 @@ then the highest expected incremental value, with priority breaking ties::
 where propensity is the purchase-propensity model's score (the campaign's base rate without models), the
 offer cost is what the incentive gives away if redeemed, and fatigue charges every message the customer
 got in the last 7 days. A campaign whose value is not positive is not worth the customer's attention.
+With a live policy deployed, the policy draws among the eligible campaigns and none instead of the ranking
+(:mod:`nextbest.decide.targeting`); overrides still win.
 
 The winner then meets the experiment: the global control group and the campaign's holdout get a "would
 have sent" record (action ``holdout``); everyone else gets a variant drawn by Thompson sampling. Quiet

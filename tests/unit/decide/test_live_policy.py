@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from nextbest.core.campaigns import load_campaigns, load_policy
 from nextbest.core.events import LineItem
 from nextbest.core.profiles import Cart, Consent, Order, Profile
@@ -296,3 +298,16 @@ def test_the_send_time_never_lets_the_trigger_go_stale(tmp_path):
     due = DUE - timedelta(hours=20)
     assert live.send_at(profile, "email", CART_CAMPAIGN, POLICY, due, DUE, timedelta(hours=12)) is None
     assert live.send_at(profile, "email", CART_CAMPAIGN, POLICY, DUE, DUE, timedelta(hours=12)) is not None
+
+
+@given(
+    uplifts=st.lists(st.one_of(st.none(), st.floats(-10, 10)), min_size=1, max_size=30),
+    floor=st.floats(0, 1),
+    point=st.floats(0, 1, exclude_max=True),
+)
+def test_any_uplifts_give_a_distribution_with_the_floor_on_every_action_and_the_draw_among_them(uplifts, floor, point):
+    actions = {f"a{i}": u for i, u in enumerate(uplifts)} | {"none": 0.0}
+    probs = live.probabilities(actions, floor)
+    assert set(probs) == set(actions) and sum(probs.values()) == pytest.approx(1.0)
+    assert min(probs.values()) >= min(floor, 1 / len(actions)) - 1e-12
+    assert live.draw(probs, point) in actions
