@@ -634,6 +634,7 @@ def learn_and_gate(
     training: Mapping[str, Any] | None = None,
     folds: int = 5,
     seed: int = 0,
+    send_window_hours: float = 12.0,
 ) -> Outcome:
     """Learn a challenger, gate it against the live policy in ``out`` (or the logging policy) and write it: over
     the champion when promoted (the champion moves to ``out/previous``), beside it (``out/challenger``) if not."""
@@ -655,7 +656,13 @@ def learn_and_gate(
     target = out if verdict["promoted"] or champion is None else out / "challenger"
     if verdict["promoted"] and champion is not None:
         _retire(out)
-    manifest = save(learned, target, training=training or {"records": len(records)}, gate=verdict)
+    manifest = save(
+        learned,
+        target,
+        training=training or {"records": len(records)},
+        gate=verdict,
+        send_window_hours=send_window_hours,
+    )
     live = out if verdict["promoted"] or champion is not None else None
     return Outcome(manifest, target, live)
 

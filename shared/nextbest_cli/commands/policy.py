@@ -21,6 +21,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     learn.add_argument("--send-cost", type=float, default=0.0, help="what one message costs, in reward units")
     learn.add_argument("--floor", type=float, default=0.01, help="exploration: least probability of an open action")
     learn.add_argument("--holdout", type=Path, default=None, help="a held-out log for the gate (default: cross-fitted)")
+    learn.add_argument(
+        "--send-window-hours",
+        type=float,
+        default=12.0,
+        help="deployed: how long decide may hold a message for the customer's best hour (0: send at once)",
+    )
     learn.add_argument("--folds", type=int, default=5)
     learn.add_argument("--seed", type=int, default=0)
     learn.set_defaults(run=run_learn)
@@ -80,6 +86,7 @@ def run_learn(args: argparse.Namespace) -> int:
         training=training,
         folds=args.folds,
         seed=args.seed,
+        send_window_hours=args.send_window_hours,
     )
     selection, gate = outcome.manifest["selection"], outcome.manifest["gate"]
     _print_selection(selection)
