@@ -391,11 +391,10 @@ def import_rate(cdk_out: Path, customers: int = 100_000, seed: int = 7) -> dict[
                 operation = event_name.rsplit(".", 1)[-1]
                 calls[operation] = calls.get(operation, 0) + 1
 
-            import boto3
+            from nextbest.aws import clients
 
-            session = boto3.DEFAULT_SESSION  # the emulation's clients and the import's are made from it
-            assert session is not None
-            session.events.register("before-call.dynamodb", count)
+            events = clients.client("dynamodb").meta.events  # the client the import's stores share
+            events.register("before-call.dynamodb", count)
             table, secret = emulation.output("TableName"), emulation.output("ErasureKey")
             started = time.perf_counter()
             status = main.main(
@@ -403,7 +402,7 @@ def import_rate(cdk_out: Path, customers: int = 100_000, seed: int = 7) -> dict[
                 + [f"--{kind}={folder / (kind + '.csv')}" for kind in ("customers", "consents", "orders")]
             )
             seconds = time.perf_counter() - started
-            session.events.unregister("before-call.dynamodb", count)
+            events.unregister("before-call.dynamodb", count)
     finally:
         clock.reset()
     if status != 0:

@@ -36,6 +36,8 @@ class Decider:
     site_url: str
     models: Any = None
     """``nextbest.decide.scoring.Models`` when deployed; without it decide falls back to rules."""
+    live: Any = None
+    """``nextbest.decide.live.LivePolicy`` when one is deployed; without it decide ranks by expected value."""
     arm_counts_ttl: timedelta = timedelta(seconds=60)
     """How long variant counters are reused, on the decisions' clock: a minute of real time when deployed; the
     demo and the lab, whose clocks run hours a second, set a span of their simulated time."""
@@ -58,7 +60,7 @@ class Decider:
             scores = self.models.score(profile, now) if self.models is not None else None
             decision = decide(
                 profile, due.trigger, due.due_at, self.campaigns, self.policy, now, self.site_url, scores,
-                lambda campaign: self.arm_counts(campaign, now), excluded,
+                lambda campaign: self.arm_counts(campaign, now), excluded, self.live,
             )  # fmt: skip
             if due.trigger == LAPSE and all(c.reason.startswith(NOT_IN_AUDIENCE) for c in decision.candidates):
                 try:  # a lapse check records only customers some campaign was meant for; the rest wait a week
