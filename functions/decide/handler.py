@@ -14,7 +14,7 @@ from nextbest.aws.queues import DeadLetters, Queue
 from nextbest.aws.scheduler import Scheduler
 from nextbest.aws.store import Store
 from nextbest.core import clock
-from nextbest.core.campaigns import load_campaigns, load_policy
+from nextbest.core.campaigns import load_campaigns, load_policy, with_holdout_floor
 from nextbest.core.commands import DueProfile, Poll, Release, decide_command
 from nextbest.core.decision import Decision
 from nextbest.core.events import RejectedEvent
@@ -36,7 +36,7 @@ decider = Decider(
     deliver={channel: Queue(url) for channel, url in settings.deliver_queue_urls.items()},
     decide_queue=Queue(settings.decide_queue_url),
     scheduler=Scheduler(settings.schedule_group, settings.decide_queue_arn, settings.scheduler_role_arn),
-    campaigns=check_creatives(load_campaigns(campaigns_dir)),
+    campaigns=with_holdout_floor(check_creatives(load_campaigns(campaigns_dir)), settings.holdout_floor_percent),
     policy=load_policy(campaigns_dir),
     site_url=settings.site_url,
     models=models,

@@ -85,6 +85,7 @@ class Decide(Construct):
             campaigns_dir="campaigns",
             models_dir=assets.MODELS_MOUNT,
             policy_dir=assets.POLICY_MOUNT if self.policy is not None else "",
+            holdout_floor_percent=self._holdout_floor(),
             extra_layers=(self.ml_layer,),
             decide_queue_url=self.queue.queue_url,
             **self.scheduling(),
@@ -139,6 +140,17 @@ class Decide(Construct):
             compatible_architectures=[lambda_.Architecture.ARM_64],
             description="numpy for arm64, the verified model set (/opt/models) and the live policy (/opt/policy)",
         )
+
+    def _holdout_floor(self) -> float:
+        """Context ``holdoutFloorPercent`` (0-50): every campaign holds out at least this share of its audience."""
+        given = self.node.try_get_context("holdoutFloorPercent")
+        try:
+            percent = float(given or 0)
+        except ValueError:
+            percent = -1.0
+        if not 0 <= percent <= 50:
+            raise ValueError(f"context holdoutFloorPercent={given}: give a number from 0 to 50")
+        return percent
 
     def scheduling(self) -> dict[str, Any]:
         """What decide needs to arm the alarms of quiet-hour deferrals."""

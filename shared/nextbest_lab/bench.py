@@ -356,9 +356,9 @@ def import_rate(cdk_out: Path, customers: int = 100_000, seed: int = 7) -> dict[
 
     from moto import mock_aws
     from nextbest.core import clock
-    from nextbest_cli import main
 
     from infra.local.emulator import Emulation
+    from nextbest_lab.importing import import_files
 
     rng = random.Random(seed)
     folder = Path(tempfile.mkdtemp(prefix="nextbest-import-"))
@@ -396,21 +396,17 @@ def import_rate(cdk_out: Path, customers: int = 100_000, seed: int = 7) -> dict[
             events = clients.client("dynamodb").meta.events  # the client the import's stores share
             events.register("before-call.dynamodb", count)
             table, secret = emulation.output("TableName"), emulation.output("ErasureKey")
-            started = time.perf_counter()
-            status = main.main(
-                ["import", "--table", table, "--secret", secret, "--state", str(folder / "state")]
-                + [f"--{kind}={folder / (kind + '.csv')}" for kind in ("customers", "consents", "orders")]
-            )
-            seconds = time.perf_counter() - started
+            files = {kind: folder / f"{kind}.csv" for kind in ("customers", "consents", "orders")}
+            done = import_files(table, secret, files, ROOT / "campaigns", folder / "state")
             events.unregister("before-call.dynamodb", count)
     finally:
         clock.reset()
-    if status != 0:
-        raise RuntimeError("the import failed")
+    if done.rejected:
+        raise RuntimeError(f"the import refused rows: {done.report}")
     writes = sum(n for op, n in calls.items() if op in ("PutItem", "UpdateItem", "TransactWriteItems", "DeleteItem"))
     return {
         "import_customers": customers,
-        "import_customers_per_s_emulated": round(customers / seconds, 1),
+        "import_customers_per_s_emulated": round(done.rate, 1),
         "import_ddb_requests_per_customer": round(sum(calls.values()) / customers, 3),
         "import_ddb_writes_per_customer": round(writes / customers, 3),
     }

@@ -62,6 +62,13 @@ ARM_COUNTS_TTL = timedelta(hours=12)
 """How long decide reuses the variant counters in the demo, whose clock runs thousands of times faster than the
 wall: a deployed decide re-reads them after a minute (``DecideSettings.arm_counts_ttl_s``). On the simulated
 clock, the same for every run of a seed; the lab's experiment uses the same span."""
+MEASUREMENT = {"holdoutFloorPercent": "50"}
+"""The context the demo's own stack is synthesized with: every campaign holds out half of its audience (a launch
+measurement, ``nextbest.core.campaigns.with_holdout_floor``). With the campaigns' own holdouts (10%, and 5% global
+control) a campaign needs about 700 decisions before its control arm holds the 100 recipients an interval waits for:
+a simulated week of a thousand shoppers, far more than a first run should take. Half held out gets the cart reminder
+there with a few hundred shoppers over a few days; a deployed stack uses the campaigns' own holdouts unless it is
+given this context too."""
 STEP = timedelta(minutes=5)
 """How far the clock moves between publishing rounds (events are published in the round they occurred in)."""
 LINK = re.compile(r"/c/([0-9a-f-]{36})")
@@ -94,7 +101,7 @@ def run(
     }.items():
         os.environ[name] = value
     if cdk_out is None:
-        cdk_out = synthesize(Path(tempfile.mkdtemp(prefix="nextbest-cdk-")))
+        cdk_out = synthesize(Path(tempfile.mkdtemp(prefix="nextbest-cdk-")), MEASUREMENT)
     population = simulate(customers=customers, days=days, seed=seed)
     from moto import mock_aws
 
@@ -353,7 +360,7 @@ def _summarize(
 ) -> dict[str, Any]:
     found = TableScan.of(emulation.client("dynamodb"), emulation.output("TableName"))
     dead_letters = _dead_letters(emulation)
-    _save(emulation, found, shoppers.campaigns, out)
+    measured = _save(emulation, found, shoppers.campaigns, out)
     emulation.flush_logs()
     metrics = emf_totals(emulation.logs)
     ingest_dlqs = sum(n for lid, n in dead_letters.items() if lid.startswith("Ingest"))
@@ -375,8 +382,10 @@ def _summarize(
             "customers": population.customers,
             "simulated_days": (population.end - population.start).days,
             "example_customer": found.example_customer(),
+            "holdout_floor_percent": float(emulation.environment("decide").get("HOLDOUT_FLOOR_PERCENT") or 0),
         }
         | shoppers.summary(found.decisions, population)
+        | measured
     )
 
 
@@ -480,10 +489,10 @@ def _rejections(emulation: Emulation) -> dict[str, int]:
     return dict(reasons.most_common())
 
 
-def _save(emulation: Emulation, found: TableScan, campaigns: list[Campaign], out: Path) -> None:
+def _save(emulation: Emulation, found: TableScan, campaigns: list[Campaign], out: Path) -> dict[str, Any]:
     """The files the other commands read: the decision log and its identity links (``nextbest explain``), the
     randomised decisions with their rewards (``nextbest evaluate-policy --log``), the counters and the report drawn
-    from them (``nextbest report``)."""
+    from them (``nextbest report``); returns what the report shows of each campaign's conversion uplift."""
     out.mkdir(parents=True, exist_ok=True)
     with (out / "decisions.jsonl").open("w") as log_file:
         by_time = sorted(found.decisions, key=lambda d: d["decided_at"])
@@ -497,6 +506,15 @@ def _save(emulation: Emulation, found: TableScan, campaigns: list[Campaign], out
     counters = report.counter_items(table, [c.id for c in campaigns], client=ddb)
     (out / "counters.json").write_text(json.dumps(counters, indent=1) + "\n")
     report.write(out / "report.html", campaigns, counters, "the local demo", clock.now())
+    measured: dict[str, Any] = {}
+    for stats in report.collect(campaigns, counters):
+        found_uplift = stats.uplift.conversion.absolute
+        measured[stats.campaign.id] = (
+            {"estimate": found_uplift.estimate, "lower": found_uplift.lower, "upper": found_uplift.upper}
+            if found_uplift is not None
+            else {"waiting_for": stats.waiting_for()}
+        )
+    return {"measured_uplift": measured}
 
 
 def emf_totals(logs: Path) -> Counter[str]:

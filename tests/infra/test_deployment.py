@@ -68,7 +68,7 @@ def test_cdk_synth_without_context_exits_with_one_line_and_no_default_sender():
 
 @pytest.fixture(scope="module")
 def prod(tmp_path_factory):
-    outdir = synthesize(tmp_path_factory.mktemp("cdk.out.prod"), {"env": "prod"})
+    outdir = synthesize(tmp_path_factory.mktemp("cdk.out.prod"), {"env": "prod", "holdoutFloorPercent": "50"})
     return json.loads((outdir / "nextbest-prod.template.json").read_text())
 
 
@@ -123,3 +123,21 @@ def test_the_readme_tears_down_every_kind_of_resource_the_stack_retains(synthesi
     for kind in retained:
         assert REMOVAL[kind] in teardown, kind
     assert re.search(r"cdk destroy", teardown)
+
+
+def _decide_environment(template):
+    [decide] = [
+        r["Properties"]["Environment"]["Variables"]
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::Lambda::Function"
+        and r["Properties"].get("Environment", {}).get("Variables", {}).get("POWERTOOLS_SERVICE_NAME") == "decide"
+    ]
+    return decide
+
+
+def test_a_holdout_floor_given_as_context_reaches_decide_and_a_bad_one_is_refused_naming_the_key(template, prod):
+    assert float(_decide_environment(prod)["HOLDOUT_FLOOR_PERCENT"]) == 50
+    assert float(_decide_environment(template).get("HOLDOUT_FLOOR_PERCENT", 0)) == 0
+    for bad in ("70", "half"):
+        with pytest.raises(ValueError, match="holdoutFloorPercent"):
+            build(context={"sender": "news@shop.test", "siteUrl": "https://shop.test", "holdoutFloorPercent": bad})

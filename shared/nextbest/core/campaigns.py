@@ -253,6 +253,16 @@ def load_campaigns(directory: Path) -> list[Campaign]:
     return campaigns
 
 
+def with_holdout_floor(campaigns: list[Campaign], percent: float) -> list[Campaign]:
+    """Every campaign holding out at least ``percent`` of its audience (its own ``holdout_percent`` if larger).
+
+    A deployment's setting (context ``holdoutFloorPercent``), not a campaign's: while a shop learns what its
+    campaigns earn (a launch, a staging stack, the demo), half of every audience held out gives each campaign's
+    uplift an interval with a fraction of the traffic, then a redeploy without it goes back to the campaigns' own
+    holdouts. It only ever sends less than the approved campaigns would, so it needs no new approval."""
+    return [c if c.holdout_percent >= percent else c.model_copy(update={"holdout_percent": percent}) for c in campaigns]
+
+
 def _approval_holds(campaign: Campaign, approvers: list[str]) -> Campaign:
     """The campaign, or a draft saying why its approval no longer holds."""
     if campaign.status != "approved":

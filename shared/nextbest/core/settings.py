@@ -85,6 +85,13 @@ class DecideSettings(SchedulingSettings):
         description="The live targeting policy (the ML layer's /opt/policy), checked at cold start; empty: decide "
         "ranks campaigns by expected value.",
     )
+    holdout_floor_percent: float = Field(
+        default=0.0,
+        ge=0,
+        le=50,
+        description="Every campaign holds out at least this share of its audience (context holdoutFloorPercent; "
+        "``nextbest.core.campaigns.with_holdout_floor``).",
+    )
     arm_counts_ttl_s: float = Field(
         default=60.0,
         description="How long the variant counters Thompson sampling draws from are reused, in seconds of the "

@@ -62,6 +62,7 @@ def print_summary(console: Console, summary: dict[str, Any], out: str) -> None:
     )
     console.print(_flow(summary), highlight=False)
     console.print(_campaigns(summary), highlight=False)
+    console.print(_measured(summary), highlight=False)
     console.print(_audit(summary), highlight=False)
     console.print(Padding(_rejected(summary), (1, 0, 0, 2)), highlight=False)
     console.print(
@@ -116,6 +117,30 @@ def _campaigns(s: dict[str, Any]) -> Table:
             _sample(effect.get("sample")),
         )
     return table
+
+
+def _measured(s: dict[str, Any]) -> str:
+    """What the report measured: each campaign's conversion uplift with its 95% interval, or what it waits for."""
+    measured = s.get("measured_uplift") or {}
+    if not measured:
+        return ""
+    floor = s.get("holdout_floor_percent") or 0
+    lines = [
+        "  measured from the holdouts, as report.html shows it (conversion uplift, 95% interval)"
+        + (
+            f";\n  the demo's stack holds out at least {floor:g}% of every audience (context holdoutFloorPercent)"
+            if floor
+            else ""
+        )
+        + ":"
+    ]
+    for campaign, found in sorted(measured.items()):
+        if "estimate" in found:
+            figure = f"{found['estimate'] * 100:+.1f} pts [{found['lower'] * 100:+.1f}, {found['upper'] * 100:+.1f}]"
+        else:
+            figure = f"not enough data yet ({found['waiting_for']})"
+        lines.append(f"    {campaign:<20} {figure}")
+    return "\n".join(lines)
 
 
 def _sample(sample: dict[str, Any] | None) -> str:

@@ -6,17 +6,11 @@ See ``nextbest.ingest.history`` for what the rows become and why an import can b
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import sys
-import threading
-import time
-from collections.abc import Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
-from typing import Any
 
 STATE = Path(".nextbest/import")
+KINDS = ("customers", "consents", "orders")
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -41,86 +35,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     found.set_defaults(run=run)
 
 
-def rows(path: Path) -> Iterator[tuple[int, Mapping[str, Any]]]:
-    """(line number, row) of a CSV file (with a header line) or of JSON lines (``.jsonl``, ``.ndjson``, ``.json``)."""
-    if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
-        with path.open(encoding="utf-8") as lines:
-            for number, line in enumerate(lines, start=1):
-                if line.strip():
-                    try:
-                        yield number, json.loads(line)
-                    except json.JSONDecodeError as error:
-                        yield number, {"__error__": f"not JSON: {error.msg}"}
-        return
-    if path.suffix.lower() != ".csv":
-        raise ValueError(f"{path}: give a .csv file (with a header line) or JSON lines (.jsonl)")
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        reader = csv.DictReader(handle)
-        for row in reader:
-            yield reader.line_num, row
-
-
 def run(args: argparse.Namespace) -> int:
-    from nextbest.aws import secrets
-    from nextbest.aws.store import Store
-    from nextbest.core import clock
-    from nextbest.core.campaigns import load_campaigns, trigger_delays
-    from nextbest.ingest.history import KINDS, History, chunks, load, read
-    from rich.progress import Progress
+    from nextbest_lab.importing import import_files
 
     files = {kind: getattr(args, kind) for kind in KINDS if getattr(args, kind) is not None}
-    if not files:
-        raise ValueError("nothing to import: give --customers, --consents and/or --orders")
-    now = clock.now()
-    delays = trigger_delays(load_campaigns(args.campaigns))
-    history = History()
-    for kind, path in files.items():
-        read(kind, str(path), rows(path), now, history)
-    args.state.mkdir(parents=True, exist_ok=True)
-    rejected = args.state / "rejected.csv"
-    with rejected.open("w", newline="", encoding="utf-8") as out:
-        report = csv.writer(out)
-        report.writerow(["file", "row", "reason"])
-        report.writerows((r.file, r.row, r.reason) for r in history.rejected)
-    progress_file = args.state / "progress.json"
-    done = _done(progress_file, files)
-    batches = list(chunks(history, args.chunk))
-    todo = [i for i in range(len(batches)) if i not in done]
-    local = threading.local()
-
-    def write(index: int) -> tuple[int, int]:
-        if not hasattr(local, "store"):  # a store (and its cache) per thread
-            local.store = Store(args.table, erasure_key=lambda: secrets.erasure_key(args.secret))
-        results = load(local.store, batches[index], now, delays)
-        failed = [r for r in results if isinstance(r, Exception)]
-        if failed:
-            raise failed[0]
-        return index, len(batches[index])
-
-    started, imported = time.perf_counter(), 0
-    with Progress(disable=not sys.stdout.isatty()) as bar, ThreadPoolExecutor(max(1, args.workers)) as pool:
-        task = bar.add_task("import", total=len(history.events), completed=sum(len(batches[i]) for i in done))
-        for future in as_completed([pool.submit(write, i) for i in todo]):
-            index, customers = future.result()  # a batch that failed stops the import; a re-run resumes here
-            done.add(index)
-            imported += customers
-            progress_file.write_text(json.dumps({"files": _names(files), "done": sorted(done)}))
-            bar.update(task, advance=customers)
-    seconds = time.perf_counter() - started
-    rate = imported / seconds if seconds else 0.0
-    print(f"{imported} customers imported ({rate:,.0f}/s), {len(batches) - len(todo)} batches already done before")
-    print(f"{len(history.rejected)} rows rejected, each with its file, line and reason: {rejected}")
+    done = import_files(
+        args.table, args.secret, files, args.campaigns, args.state, args.chunk, args.workers, sys.stdout.isatty()
+    )
+    print(f"{done.customers} customers imported ({done.rate:,.0f}/s), {done.already_done} batches already done before")
+    print(f"{done.rejected} rows rejected, each with its file, line and reason: {done.report}")
     return 0
-
-
-def _names(files: Mapping[str, Path]) -> dict[str, str]:
-    """What identifies an import: its files, as they are now (a file changed since is another import)."""
-    return {kind: f"{path.resolve()}:{path.stat().st_size}:{path.stat().st_mtime_ns}" for kind, path in files.items()}
-
-
-def _done(progress_file: Path, files: Mapping[str, Path]) -> set[int]:
-    """The batches a previous run of the same import finished (none if it imported other files)."""
-    if not progress_file.exists():
-        return set()
-    state = json.loads(progress_file.read_text())
-    return set(state["done"]) if state.get("files") == _names(files) else set()

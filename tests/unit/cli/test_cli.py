@@ -15,6 +15,7 @@ GROUPS = [
     "torture",
     "bench",
     "replay",
+    "import",
     "models",
     "policy",
     "evaluate-policy",

@@ -4,7 +4,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from nextbest.core.campaigns import CampaignError, load_campaigns, load_policy, trigger_delays
+from nextbest.core.campaigns import CampaignError, load_campaigns, load_policy, trigger_delays, with_holdout_floor
 from nextbest.core.messages import check_creatives, render, sample_variables
 from nextbest_cli.approvals import approve
 
@@ -120,3 +120,13 @@ def test_a_creative_with_a_broken_template_fails_the_check_and_the_approval(tmp_
         check_creatives(load_campaigns(tmp_path))
     with pytest.raises(CampaignError, match=r"cart-abandonment: variants\."):
         approve(path, "cmo", date(2026, 12, 1))
+
+
+def test_a_holdout_floor_raises_every_smaller_holdout_to_it_and_keeps_the_approvals():
+    campaigns = load_campaigns(CAMPAIGNS)
+    floored = with_holdout_floor(campaigns, 30)
+    assert [c.id for c in floored] == [c.id for c in campaigns]
+    for before, after in zip(campaigns, floored, strict=True):
+        assert after.holdout_percent == max(before.holdout_percent, 30)
+        assert after.status == before.status  # only ever sends less: no new approval needed
+    assert with_holdout_floor(campaigns, 0) == campaigns
