@@ -412,7 +412,7 @@ def import_rate(cdk_out: Path, customers: int = 100_000, seed: int = 7) -> dict[
     }
 
 
-def run(customers: int = 500, seed: int = 7) -> dict[str, Any]:
+def run(customers: int = 500, seed: int = 7, import_customers: int = 100_000) -> dict[str, Any]:
     from infra.local import synthesize
 
     cdk_out = synthesize(Path(tempfile.mkdtemp(prefix="nextbest-cdk-")))
@@ -426,7 +426,7 @@ def run(customers: int = 500, seed: int = 7) -> dict[str, Any]:
     results |= pipeline_requests(cdk_out, customers, seed)
     results |= measurement()
     results |= learned_policy()
-    results |= import_rate(cdk_out)
+    results |= import_rate(cdk_out, import_customers)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     return results
