@@ -46,6 +46,7 @@ def run_check(args: argparse.Namespace) -> int:
     policy = load_policy(ROOT)
     for campaign in check_creatives(load_campaigns(ROOT)):
         note = f" — {campaign.review_note}" if campaign.review_note else ""
-        print(f"{campaign.id:<22} {campaign.status:<9} {campaign.trigger.kind:<17} {','.join(campaign.channels)}{note}")
+        trigger = campaign.trigger.key if campaign.trigger.kind in ("event", "date") else campaign.trigger.kind
+        print(f"{campaign.id:<22} {campaign.status:<9} {trigger:<17} {','.join(campaign.channels)}{note}")
     print(f"policy: caps {policy.model_dump(mode='json')['caps']}, global control {policy.global_control_percent}%")
     return 0
