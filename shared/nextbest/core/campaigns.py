@@ -26,6 +26,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    Strict,
     StrictBool,
     StrictInt,
     StringConstraints,
@@ -84,7 +85,9 @@ class Trigger(_Model):
         return LAPSE if self.kind in SWEPT else self.kind
 
 
-Scalar = Annotated[str, StringConstraints(max_length=256, strict=True)] | StrictBool | StrictInt | float
+Number = Annotated[float, Strict()]
+"""A number in the file, never a string that looks like one (``gte = "100"`` is refused, not read as 100)."""
+Scalar = Annotated[str, StringConstraints(max_length=256, strict=True)] | StrictBool | StrictInt | Number
 OPERATORS = ("equals", "in", "gt", "gte", "lt", "lte", "exists")
 
 
@@ -98,11 +101,11 @@ class Where(_Model):
     property: PropertyName
     equals: Scalar | None = None
     in_: Annotated[list[Scalar], Field(min_length=1, max_length=50)] | None = Field(default=None, alias="in")
-    gt: float | None = None
-    gte: float | None = None
-    lt: float | None = None
-    lte: float | None = None
-    exists: bool | None = None
+    gt: Number | None = None
+    gte: Number | None = None
+    lt: Number | None = None
+    lte: Number | None = None
+    exists: StrictBool | None = None
 
     @model_validator(mode="after")
     def _one_operator(self) -> Where:
@@ -389,7 +392,7 @@ def _field(loc: tuple[int | str, ...]) -> str:
     """The field as written in the file: ``trigger.where.0.gt``, without the tag pydantic adds for which trigger
     shape it tried (``trigger.event.where…``)."""
     parts = [str(p) for p in loc]
-    if parts[:1] == ["trigger"] and parts[1:2] and parts[1] in ("kind", "event", "date") and len(parts) > 2:
+    if parts[:1] == ["trigger"] and parts[1:2] and parts[1] in ("kind", "event", "date"):
         del parts[1]
     return ".".join(parts)
 
