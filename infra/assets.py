@@ -48,7 +48,8 @@ def _fingerprint(paths: list[Path]) -> str:
         for path in files:
             if "__pycache__" in path.parts or path.suffix == ".pyc":
                 continue
-            digest.update(str(path.relative_to(ROOT)).encode())
+            # a folder outside the repository (a test's campaign set) is named from its own root
+            digest.update(str(path.relative_to(ROOT if path.is_relative_to(ROOT) else root)).encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 EVENT = "event:"
@@ -92,7 +92,8 @@ class DateSpec:
         return None  # unreachable: some year ahead always qualifies
 
     def _instant(self, day: date, zone: ZoneInfo) -> datetime:
-        return datetime.combine(day + timedelta(days=self.offset_days), self.local_time, tzinfo=zone)
+        """In UTC, as every other due time is kept (the profile stores it as written)."""
+        return datetime.combine(day + timedelta(days=self.offset_days), self.local_time, tzinfo=zone).astimezone(UTC)
 
 
 def _in_year(value: date, year: int) -> date:
