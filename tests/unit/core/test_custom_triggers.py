@@ -309,3 +309,17 @@ def test_merging_keeps_the_newest_date_and_the_latest_occurrence_in_either_order
     assert ab.dates == ba.dates == {"birthday": date(1990, 11, 3)}
     assert ab.occurrences == ba.occurrences and ab.occurrences["subscription.renewed"].event_id == "r2"
     assert ab.triggers == ba.triggers and ab.triggers[BIRTHDAY] == datetime(2026, 11, 3, 9, tzinfo=NEW_YORK)
+
+
+def test_the_readmes_trigger_examples_are_valid_triggers():
+    import re
+    import tomllib
+
+    from nextbest.core.campaigns import Campaign
+
+    readme = (EXAMPLES.parents[1] / "README.md").read_text()
+    blocks = [b for b in re.findall(r"```toml\n(.*?)```", readme, re.S) if "[trigger]" in b]
+    assert len(blocks) == 2
+    base = tomllib.loads((EXAMPLES / "birthday.toml").read_text())
+    keys = {Campaign.model_validate(base | tomllib.loads(block)).trigger.key for block in blocks}
+    assert keys == {"event:subscription.renewed+120m", "date:birthday:yearly+0d@09:00"}
