@@ -157,3 +157,12 @@ def test_a_birthday_email_goes_at_nine_in_the_customers_own_zone_once_and_not_ag
     assert document(item)["triggers"][BIRTHDAY].startswith("2027-11-03T00:00")
     key, found = from_table(emulation.output("TableName"), name)
     assert f"{BIRTHDAY} (due 11-03 00:00)" in explain(key, found)
+
+
+def test_ingest_learns_the_approved_triggers_and_the_policys_zone_from_the_synthesized_stack(emulation, campaigns):
+    import json
+
+    env = emulation.environment("ingest")
+    delays = json.loads(env["TRIGGER_DELAY_SECONDS"])
+    assert delays == {"event:subscription.renewed+120m": 7200, BIRTHDAY: 0}
+    assert env["DEFAULT_TIME_ZONE"] == load_policy(campaigns).quiet_hours.default_time_zone == "America/New_York"
