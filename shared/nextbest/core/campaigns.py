@@ -242,7 +242,8 @@ class Audience(_Model):
 
 class Creative(_Model):
     """Jinja templates; variables: ``first_name``, ``items`` (name, quantity, unit_price), ``cart_value``,
-    ``currency``, ``link``, ``recommendations`` (product ids), ``discount_percent``, ``step``. HTML is
+    ``currency``, ``link``, ``recommendations`` (product ids), ``discount_percent``, ``step``, ``event`` (the
+    properties of the custom event the campaign answers: ``{{ event.plan }}``; empty otherwise). HTML is
     autoescaped."""
 
     subject: Annotated[str, StringConstraints(min_length=1, max_length=200)]

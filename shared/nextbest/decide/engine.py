@@ -36,7 +36,7 @@ from nextbest.core.commands import MAX_LATENESS
 from nextbest.core.counters import DAILY_RETENTION, Counter, funnel
 from nextbest.core.decision import NAMESPACE, Candidate, Decision, Scored, decision_id
 from nextbest.core.events import Channel
-from nextbest.core.messages import render
+from nextbest.core.messages import event_properties, render
 from nextbest.core.profiles import LAPSE, MAX_MESSAGES, Fallback, MessageLog, Profile, next_date
 from nextbest.core.triggers import DATE_GRACE, DateSpec, EventSpec
 
@@ -277,6 +277,13 @@ def _elimination(campaign: Campaign, step: int, s: _Situation) -> str | None:
     return reason or guardrails.conflict_reason(s.profile, campaign, s.products, s.policy, s.now)
 
 
+def _event(campaign: Campaign, profile: Profile) -> dict[str, object]:
+    """The template variable ``event``: the properties of the custom event a campaign answers (empty otherwise)."""
+    trigger = campaign.trigger
+    occurrence = profile.occurrences.get(trigger.event) if isinstance(trigger, EventTrigger) else None
+    return {"event": event_properties(dict(occurrence.properties) if occurrence else {})}
+
+
 def _where_reason(campaign: Campaign, s: _Situation) -> str | None:
     """A custom event's campaign: the first of its ``where`` conditions the remembered occurrence fails."""
     if not isinstance(campaign.trigger, EventTrigger):
@@ -360,7 +367,7 @@ def _act(
             | {"action": "holdout", "group": "global_control" if control else "holdout", "propensity": 1 - p_send}
         )
     link = f"{site_url.rstrip('/')}/c/{did}"
-    variables = _variables(profile, link, s.scores, _discount(campaign, step), step)
+    variables = _variables(profile, link, s.scores, _discount(campaign, step), step) | _event(campaign, profile)
     creative = campaign.variant(variant).creative
     rendered = {ch: render(creative, ch, variables) for ch in campaign.channels}
     return decision.model_copy(

@@ -94,4 +94,14 @@ def test_a_campaign_whose_conditions_fail_is_eliminated_and_says_which():
     assert decision.action == "none" and candidate.reason == "where: amount not >= 100"
     richer = profile.model_copy(deep=True)
     richer.occurrences["subscription.renewed"].properties["amount"] = 100
-    assert decide(richer, RENEWED, due, CAMPAIGNS, POLICY, due, "https://s").action == "send"
+    sent = decide(richer, RENEWED, due, CAMPAIGNS, POLICY, due, "https://s")
+    assert sent.action == "send" and sent.messages["email"].text.startswith("Your annual subscription has renewed")
+
+
+def test_a_property_the_event_did_not_carry_renders_as_nothing_and_other_campaigns_see_no_event():
+    from jinja2.sandbox import SandboxedEnvironment
+    from nextbest.core.messages import event_properties
+
+    template = SandboxedEnvironment().from_string("[{{ event.plan }}|{{ event.coupon }}|{{ event.seats }}]")
+    assert template.render(event=event_properties({"plan": "annual", "coupon": None, "seats": 3})) == "[annual||3]"
+    assert template.render(event=event_properties({})) == "[||]"

@@ -87,6 +87,7 @@ def test_a_custom_event_on_the_bus_becomes_an_email_when_its_delay_has_passed_an
     emulation.advance(T0 + timedelta(hours=2, minutes=5))
     [message] = emulation.sent_emails()
     assert "ann@example.org" in message.raw_data and "Thank you for staying with us" in message.raw_data
+    assert "Your annual subscription has renewed" in message.raw_data  # the event's own property, in the creative
     made = {d["profile_key"]: d for d in decisions(emulation)}
     sent = made[f"c:{annual}"]
     assert (sent["action"], sent["campaign_id"], sent["status"]) == ("send", "subscription-renewed", "delivered")
