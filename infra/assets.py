@@ -48,8 +48,7 @@ def _fingerprint(paths: list[Path]) -> str:
         for path in files:
             if "__pycache__" in path.parts or path.suffix == ".pyc":
                 continue
-            # a folder outside the repository (a test's campaign set) is named from its own root
-            digest.update(str(path.relative_to(ROOT if path.is_relative_to(ROOT) else root)).encode())
+            digest.update(str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path.name).encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()
 
@@ -135,12 +134,22 @@ ML_JUNK_DIRS = {"tests", "__pycache__", "bin"}
 ML_JUNK_SUFFIXES = {".pyx", ".pxd", ".pxi", ".c", ".cpp", ".h", ".hpp", ".f", ".f90", ".pyi", ".md", ".rst"}
 
 
-def ml_layer_code(requirements: Path = ML_REQUIREMENTS, models: Path = MODELS) -> lambda_.Code:
-    """numpy for arm64, trimmed, plus the verified model set at ``models/`` (arrays read without pickle).
+POLICY_MOUNT = "/opt/policy"
+"""Where the live targeting policy's files appear in Lambda, when one ships (``nextbest.decide.live``)."""
+POLICY_FILES = ("manifest.json", "policy.json", "policy.npz")
+"""The live policy's files in a policy directory (not its ``previous/`` or ``challenger/``)."""
 
-    The wheels are cached by the lock's hash (the install takes a minute); the model files are copied on
+
+def ml_layer_code(
+    requirements: Path = ML_REQUIREMENTS, models: Path = MODELS, policy: Path | None = None
+) -> lambda_.Code:
+    """numpy for arm64, trimmed, plus the verified model set at ``models/`` (arrays read without pickle) and, when
+    given, the live policy's files at ``policy/``.
+
+    The wheels are cached by the lock's hash (the install takes a minute); the model and policy files are copied on
     every build, so retraining changes the asset hash without reinstalling anything.
     """
+    policy_files = [policy / name for name in POLICY_FILES] if policy is not None else []
 
     def build(out: Path) -> None:
         cached = BUILD_CACHE / f"ml-layer-{_fingerprint([requirements])[:16]}"
@@ -152,8 +161,12 @@ def ml_layer_code(requirements: Path = ML_REQUIREMENTS, models: Path = MODELS) -
             staging.rename(cached)
         shutil.copytree(cached, out, dirs_exist_ok=True)
         shutil.copytree(models, out / "models", ignore=IGNORED, dirs_exist_ok=True)
+        if policy_files:
+            (out / "policy").mkdir(exist_ok=True)
+            for path in policy_files:
+                shutil.copyfile(path, out / "policy" / path.name)
 
-    return _bundled([requirements, models], build)
+    return _bundled([requirements, models, *policy_files], build)
 
 
 def _trim(site: Path) -> None:

@@ -21,6 +21,7 @@ from nextbest.core.events import RejectedEvent
 from nextbest.core.messages import check_creatives
 from nextbest.core.ports import Retry
 from nextbest.core.settings import DecideSettings
+from nextbest.decide.live import load_live_policy
 from nextbest.decide.scoring import load_models
 from nextbest.decide.service import Decider
 from pydantic import ValidationError
@@ -39,6 +40,7 @@ decider = Decider(
     policy=load_policy(campaigns_dir),
     site_url=settings.site_url,
     models=models,
+    live=load_live_policy(settings.policy_dir),
     arm_counts_ttl=timedelta(seconds=settings.arm_counts_ttl_s),
 )
 dead_letters = DeadLetters(settings.dead_letter_queue_url)

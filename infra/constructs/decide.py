@@ -1,5 +1,10 @@
-"""decide: a poll of the due index every minute (one EventBridge Scheduler rate schedule) and the alarms quiet hours
-set wake the decide function through its queue; it decides and queues each message for deliver."""
+"""decide: a poll of the due index every minute (an EventBridge Scheduler rate schedule per shard) and the alarms
+quiet hours set wake the decide function through its queue; it decides and queues each message for deliver.
+
+The live targeting policy, when there is one, ships in the ML layer beside the models: the directory named by the
+``policyDir`` context (``cdk deploy -c policyDir=policy``), else ``policy/`` at the repository's root if it holds a
+policy. It is verified at synth (a tampered, unpromoted or unpinned policy fails the deploy rather than the cold
+start) and again by decide at cold start."""
 
 from __future__ import annotations
 
@@ -15,9 +20,10 @@ from aws_cdk import aws_scheduler_targets as scheduler_targets
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 from nextbest.aws.store import BY_DUE
-from nextbest.core.due import POLL_EVERY
+from nextbest.core.due import DUE_SHARDS, POLL_EVERY
 from nextbest.core.events import Channel
 from nextbest.core.settings import DecideSettings
+from nextbest.decide.live import LivePolicy
 
 from infra import assets
 from infra.constructs.profile_store import TableAccess
@@ -61,6 +67,7 @@ class Decide(Construct):
         )
         self.queue.grant_send_messages(self.scheduler_role)
         self.poll = self._poll()
+        self.policy = self._live_policy()
         self.ml_layer = self._ml_layer()
         self.function = shared.function(
             self,
@@ -77,6 +84,7 @@ class Decide(Construct):
             site_url=site_url,
             campaigns_dir="campaigns",
             models_dir=assets.MODELS_MOUNT,
+            policy_dir=assets.POLICY_MOUNT if self.policy is not None else "",
             extra_layers=(self.ml_layer,),
             decide_queue_url=self.queue.queue_url,
             **self.scheduling(),
@@ -86,30 +94,50 @@ class Decide(Construct):
         self.queue.grant_send_messages(self.function)
         self.allow_arming(self.function)
 
-    def _poll(self) -> scheduler.Schedule:
+    def _poll(self) -> list[scheduler.Schedule]:
         """Every minute, decide reads the due index for the profiles whose triggers are due
-        (``nextbest.core.due``): one schedule for every customer, instead of one per customer and trigger."""
-        return scheduler.Schedule(
-            self,
-            "Poll",
-            schedule=scheduler.ScheduleExpression.rate(cdk.Duration.minutes(int(POLL_EVERY.total_seconds() // 60))),
-            description="Wakes decide to hand over the profiles whose triggers are due",
-            target=scheduler_targets.SqsSendMessage(
-                self.queue,
-                role=self.scheduler_role,
-                input=scheduler.ScheduleTargetInput.from_object({"poll_at": scheduler.ContextAttribute.scheduled_time}),
-            ),
-        )
+        (``nextbest.core.due``): a schedule per shard of the index for every customer, instead of one per customer
+        and trigger. One per shard, not one for all: the shards of a busy minute (a flash sale's carts) are read by
+        as many invocations at once, each paging through one shard, so a minute's work is not one function's."""
+        return [
+            scheduler.Schedule(
+                self,
+                f"Poll{shard}",
+                schedule=scheduler.ScheduleExpression.rate(cdk.Duration.minutes(int(POLL_EVERY.total_seconds() // 60))),
+                description=f"Wakes decide to hand over the profiles of due-index shard {shard} whose triggers are due",
+                target=scheduler_targets.SqsSendMessage(
+                    self.queue,
+                    role=self.scheduler_role,
+                    input=scheduler.ScheduleTargetInput.from_object(
+                        {"poll_at": scheduler.ContextAttribute.scheduled_time, "shard": shard}
+                    ),
+                ),
+            )
+            for shard in range(DUE_SHARDS)
+        ]
+
+    def _live_policy(self) -> Path | None:
+        """The live policy's directory, verified, or None (decide ranks by expected value)."""
+        given = self.node.try_get_context("policyDir")
+        directory = Path(str(given)) if given else assets.ROOT / "policy"
+        if not directory.is_absolute():
+            directory = assets.ROOT / directory
+        if not (directory / "manifest.json").is_file():
+            if given:
+                raise ValueError(f"context policyDir={given}: no policy there (no manifest.json)")
+            return None
+        LivePolicy.load(directory)  # raises ModelError saying what is wrong
+        return directory
 
     def _ml_layer(self) -> lambda_.LayerVersion:
-        """Only decide scores, so only decide carries numpy and the model files."""
+        """Only decide scores, so only decide carries numpy, the model files and the live policy."""
         return lambda_.LayerVersion(
             self,
             "MlLayer",
-            code=assets.ml_layer_code(),
+            code=assets.ml_layer_code(policy=self.policy),
             compatible_runtimes=[assets.RUNTIME],
             compatible_architectures=[lambda_.Architecture.ARM_64],
-            description="numpy for arm64 and the verified model set (/opt/models)",
+            description="numpy for arm64, the verified model set (/opt/models) and the live policy (/opt/policy)",
         )
 
     def scheduling(self) -> dict[str, Any]:

@@ -52,6 +52,7 @@ _EXPLAIN: dict[str, Callable[[BaseException], str]] = {
     "builtins.FileNotFoundError": _missing_file,
     "builtins.ValueError": str,
     "builtins.OSError": str,
+    "nextbest.decide.scoring.ModelError": str,
     "pydantic_core._pydantic_core.ValidationError": _validation,
     "botocore.exceptions.NoCredentialsError": _no_credentials,
     "botocore.exceptions.NoRegionError": lambda e: f"{e}: set AWS_REGION (or AWS_DEFAULT_REGION) and try again",

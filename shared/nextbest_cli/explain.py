@@ -11,7 +11,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from nextbest.aws.store import Store
-from nextbest.core.decision import Decision
+from nextbest.core.decision import Candidate, Decision
+from nextbest.decide.live import PROBABILITY, UPLIFT
 
 MARKS = {"chosen": "✓", "eligible": "·", "eliminated": "✗"}
 
@@ -66,7 +67,7 @@ def explain(key: str, decisions: Iterable[Decision]) -> str:
         what = {
             "send": f"SEND {d.campaign_id}/{d.variant} by {d.channel}",
             "holdout": f"HOLD OUT ({d.group}) — would have sent {d.campaign_id}/{d.variant} by {d.channel}",
-            "defer": f"DEFER to {d.defer_until:%Y-%m-%d %H:%M} UTC (quiet hours) {d.campaign_id} by {d.channel}"
+            "defer": f"DEFER to {d.defer_until:%Y-%m-%d %H:%M} UTC ({_why_later(d)}) {d.campaign_id} by {d.channel}"
             if d.defer_until
             else "DEFER",
             "none": "NOTHING",
@@ -83,8 +84,9 @@ def explain(key: str, decisions: Iterable[Decision]) -> str:
         lines.append("")
         lines.append(f"{d.decided_at:%Y-%m-%d %H:%M} UTC  {d.trigger} (due {d.trigger_due_at:%m-%d %H:%M})  →  {what}")
         lines.append(f"    decision {d.decision_id}" + (f"  [{', '.join(extra)}]" if extra else ""))
-        if d.scores:
-            scores = ", ".join(f"{k} {v:.2f}" for k, v in sorted(d.scores.items()))
+        customer = {k: v for k, v in d.scores.items() if not k.startswith((UPLIFT, PROBABILITY))}
+        if customer:
+            scores = ", ".join(f"{k} {v:.2f}" for k, v in sorted(customer.items()))
             versions = ", ".join(f"{k}={v}" for k, v in sorted(d.model_versions.items()))
             lines.append(f"    scores: {scores}" + (f"  (models {versions})" if versions else ""))
         else:
@@ -93,4 +95,25 @@ def explain(key: str, decisions: Iterable[Decision]) -> str:
         for c in d.candidates:
             value = f"{c.value:7.2f}" if c.value is not None else "      -"
             lines.append(f"    {MARKS[c.outcome]} {c.campaign_id:<{width}}  {c.outcome:<10} {value}  {c.reason}")
+            lines += _policy_lines(d, c)
+        if f"{PROBABILITY}none" in d.scores:
+            none, version = d.scores[f"{PROBABILITY}none"], d.model_versions.get("policy", "")
+            lines.append(f"    policy {version}: sending nothing (uplift 0 by definition), p={none:.3f}")
     return "\n".join(lines)
+
+
+def _why_later(d: Decision) -> str:
+    return "quiet hours or the customer's best hour" if "policy" in d.model_versions else "quiet hours"
+
+
+def _policy_lines(d: Decision, c: Candidate) -> list[str]:
+    """Under a candidate the live policy weighed, each of its actions (variant and channel): the policy's estimated
+    uplift over sending nothing and the probability it was drawn with."""
+    lines = []
+    prefix = f"{PROBABILITY}{c.campaign_id}:"
+    for key in sorted(k for k in d.scores if k.startswith(prefix)):
+        action = key.removeprefix(PROBABILITY)
+        uplift = d.scores.get(f"{UPLIFT}{action}")
+        shown = f"uplift {uplift:+.2f}" if uplift is not None else "uplift unknown (explored only)"
+        lines.append(f"      {action.removeprefix(c.campaign_id + ':')}: {shown}, p={d.scores[key]:.3f}")
+    return lines

@@ -347,6 +347,76 @@ def learned_policy(decisions: int = 20_000, seed: int = 7) -> dict[str, Any]:
     return out | {"policy_gate_promoted": gate["promoted"], "policy_learn_cpu_s": round(learn_s, 1)}
 
 
+def import_rate(cdk_out: Path, customers: int = 100_000, seed: int = 7) -> dict[str, Any]:
+    """``nextbest import`` of ``customers`` customers (each with a consent and two orders of one or two items) into
+    the emulated table: its rate here, and the DynamoDB requests and writes it made per customer. moto serves one
+    request at a time in this process (a few milliseconds each), so on AWS the rate is set by the import's workers,
+    each waiting on DynamoDB's latency, and by the table's write quota: the requests per customer are what carries
+    over."""
+    import csv
+
+    from moto import mock_aws
+    from nextbest.core import clock
+    from nextbest_cli import main
+
+    from infra.local.emulator import Emulation
+
+    rng = random.Random(seed)
+    folder = Path(tempfile.mkdtemp(prefix="nextbest-import-"))
+    start = datetime(2026, 11, 2, 9, tzinfo=UTC)
+    with (
+        (folder / "customers.csv").open("w", newline="") as c,
+        (folder / "consents.csv").open("w", newline="") as k,
+        (folder / "orders.csv").open("w", newline="") as o,
+    ):
+        customers_csv, consents_csv, orders_csv = csv.writer(c), csv.writer(k), csv.writer(o)
+        customers_csv.writerow(["customer_id", "email", "first_name", "time_zone", "signed_up_at"])
+        consents_csv.writerow(["customer_id", "channel", "granted", "at"])
+        orders_csv.writerow(["order_id", "customer_id", "at", "product_id", "name", "quantity", "unit_price"])
+        for n in range(customers):
+            joined = start - timedelta(days=rng.uniform(30, 900))
+            customers_csv.writerow([f"imp_{n}", f"shopper{n}@example.org", f"Shopper{n}", "Europe/Paris", joined])
+            consents_csv.writerow([f"imp_{n}", "email", rng.random() < 0.8, joined])
+            for k_order in range(2):
+                at = joined + timedelta(days=rng.uniform(1, 25))
+                for item in range(1 + (rng.random() < 0.3)):
+                    orders_csv.writerow([f"o{n}-{k_order}", f"imp_{n}", at, f"sku-{item}", "Serum", 1, "25.00"])
+    manual = clock.ManualClock(start)
+    clock.install(manual)
+    try:
+        with mock_aws():
+            emulation = Emulation(cdk_out, manual, folder / "logs").deploy()
+            calls: dict[str, int] = {}
+
+            def count(event_name: str, **_: Any) -> None:
+                operation = event_name.rsplit(".", 1)[-1]
+                calls[operation] = calls.get(operation, 0) + 1
+
+            from nextbest.aws import clients
+
+            events = clients.client("dynamodb").meta.events  # the client the import's stores share
+            events.register("before-call.dynamodb", count)
+            table, secret = emulation.output("TableName"), emulation.output("ErasureKey")
+            started = time.perf_counter()
+            status = main.main(
+                ["import", "--table", table, "--secret", secret, "--state", str(folder / "state")]
+                + [f"--{kind}={folder / (kind + '.csv')}" for kind in ("customers", "consents", "orders")]
+            )
+            seconds = time.perf_counter() - started
+            events.unregister("before-call.dynamodb", count)
+    finally:
+        clock.reset()
+    if status != 0:
+        raise RuntimeError("the import failed")
+    writes = sum(n for op, n in calls.items() if op in ("PutItem", "UpdateItem", "TransactWriteItems", "DeleteItem"))
+    return {
+        "import_customers": customers,
+        "import_customers_per_s_emulated": round(customers / seconds, 1),
+        "import_ddb_requests_per_customer": round(sum(calls.values()) / customers, 3),
+        "import_ddb_writes_per_customer": round(writes / customers, 3),
+    }
+
+
 def run(customers: int = 500, seed: int = 7) -> dict[str, Any]:
     from infra.local import synthesize
 
@@ -361,6 +431,7 @@ def run(customers: int = 500, seed: int = 7) -> dict[str, Any]:
     results |= pipeline_requests(cdk_out, customers, seed)
     results |= measurement()
     results |= learned_policy()
+    results |= import_rate(cdk_out)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     return results

@@ -509,8 +509,17 @@ def evidence_on(records: Sequence[LoggedDecision], policy: Learned, *, folds: in
 # --- Stored as data, verified like the models -----------------------------------------------------------------
 
 
-def save(learned: Learned, directory: Path, *, training: Mapping[str, Any], gate: Mapping[str, Any]) -> dict[str, Any]:
-    """``policy.json`` (encoding, actions), ``policy.npz`` (arrays) and the manifest naming both with their hash."""
+def save(
+    learned: Learned,
+    directory: Path,
+    *,
+    training: Mapping[str, Any],
+    gate: Mapping[str, Any],
+    send_window_hours: float = 12.0,
+) -> dict[str, Any]:
+    """``policy.json`` (encoding, actions, floor, how long decide may wait for the customer's best hour),
+    ``policy.npz`` (arrays) and the manifest naming both with their hash (what decide checks at cold start,
+    ``nextbest.decide.live``)."""
     from nextbest_lab.models import write_arrays
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -522,6 +531,7 @@ def save(learned: Learned, directory: Path, *, training: Mapping[str, Any], gate
         "floor": learned.floor,
         "reward": learned.reward,
         "send_cost": learned.send_cost,
+        "send_window_hours": send_window_hours,
     }
     (directory / SPEC_FILE).write_text(json.dumps(spec, indent=1, sort_keys=True) + "\n")
     manifest = {
@@ -566,11 +576,14 @@ def load(directory: Path) -> Learned:
 
 
 def champion_in(directory: Path) -> Learned | None:
-    """The live policy in ``directory``: one the gate promoted (a refused first policy is not live)."""
+    """The live policy in ``directory``: one the gate promoted or a person pinned (a refused first policy is not
+    live)."""
+    from nextbest.decide.live import is_live
+
     if not (directory / MANIFEST).is_file():
         return None
     manifest = verify(directory)
-    return load(directory) if (manifest.get("gate") or {}).get("promoted") else None
+    return load(directory) if is_live(manifest) else None
 
 
 # --- The gate -------------------------------------------------------------------------------------------------
@@ -621,6 +634,7 @@ def learn_and_gate(
     training: Mapping[str, Any] | None = None,
     folds: int = 5,
     seed: int = 0,
+    send_window_hours: float = 12.0,
 ) -> Outcome:
     """Learn a challenger, gate it against the live policy in ``out`` (or the logging policy) and write it: over
     the champion when promoted (the champion moves to ``out/previous``), beside it (``out/challenger``) if not."""
@@ -642,7 +656,13 @@ def learn_and_gate(
     target = out if verdict["promoted"] or champion is None else out / "challenger"
     if verdict["promoted"] and champion is not None:
         _retire(out)
-    manifest = save(learned, target, training=training or {"records": len(records)}, gate=verdict)
+    manifest = save(
+        learned,
+        target,
+        training=training or {"records": len(records)},
+        gate=verdict,
+        send_window_hours=send_window_hours,
+    )
     live = out if verdict["promoted"] or champion is not None else None
     return Outcome(manifest, target, live)
 
@@ -666,3 +686,65 @@ def apply_file(learned: Learned, records: Sequence[LoggedDecision], out: Path) -
             best = max(chosen, key=lambda a: chosen[a])
             lines.write(json.dumps({"decision_id": record.decision_id, "action": best, "probabilities": chosen}) + "\n")
     return len(records)
+
+
+# --- Pin and roll back: a person moves the live pointer -----------------------------------------------------------
+
+LIVE_FILES = (MANIFEST, SPEC_FILE, ARRAYS_FILE)
+
+
+def version_of(directory: Path) -> str:
+    """A policy's version as decide records it: the first 12 hex digits of its arrays' sha256."""
+    return str(json.loads((directory / MANIFEST).read_text())["files"][ARRAYS_FILE]["sha256"][:12])
+
+
+def promote(out: Path, source: Path, *, by: str, at: str, note: str = "") -> dict[str, Any]:
+    """Pin the policy in ``source`` (``out/challenger``, a kept version, any learned policy) as the live one in
+    ``out``, whatever the gate said: a person's call, recorded in the manifest (``live``: who, when, from where,
+    why). It is verified first; the policy it replaces moves to ``out/previous`` (what :func:`rollback` restores)."""
+    if not by:
+        raise ValueError("say who pins the policy (--by)")
+    manifest = verify(source)
+    if "policy" not in (manifest.get("models") or {}):
+        raise ModelError(f"{source}: not a policy (no 'policy' in the manifest's models)")
+    staged = out / ".staged"
+    shutil.rmtree(staged, ignore_errors=True)
+    staged.mkdir(parents=True)
+    for name in LIVE_FILES:
+        shutil.copyfile(source / name, staged / name)
+    if (out / MANIFEST).is_file():
+        _retire(out)
+    for name in LIVE_FILES:
+        (staged / name).replace(out / name)
+    staged.rmdir()
+    return _pin(out, {"pinned_by": by, "pinned_at": at, "from": str(source), "action": "promote", "note": note})
+
+
+def rollback(out: Path, *, by: str, at: str, note: str = "") -> dict[str, Any]:
+    """Make ``out/previous`` live again, and the policy it replaces the previous one (rolling back twice
+    returns to where it started). Refused when there is no previous policy."""
+    if not by:
+        raise ValueError("say who rolls back (--by)")
+    previous = out / "previous"
+    if not (previous / MANIFEST).is_file():
+        raise ModelError(f"{out}: no previous policy to roll back to ({previous} is empty)")
+    verify(previous)
+    staged = out / ".staged"
+    shutil.rmtree(staged, ignore_errors=True)
+    staged.mkdir(parents=True)
+    for name in LIVE_FILES:
+        (out / name).replace(staged / name)
+        (previous / name).replace(out / name)
+        (staged / name).replace(previous / name)
+    staged.rmdir()
+    return _pin(out, {"pinned_by": by, "pinned_at": at, "from": str(previous), "action": "rollback", "note": note})
+
+
+def _pin(out: Path, live: dict[str, Any]) -> dict[str, Any]:
+    """Record who made the policy in ``out`` live (the manifest is not among the hashed files: editing it leaves
+    the policy verifiable, and decide reads ``live`` as leave to ship a policy the gate did not promote)."""
+    manifest = json.loads((out / MANIFEST).read_text())
+    manifest["live"] = live
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    verify(out)
+    return manifest

@@ -162,6 +162,10 @@ def test_only_decide_gets_the_ml_layer_and_it_holds_arm64_wheels_and_the_verifie
 
     manifest = verify(layers[ml_layer] / "models")  # the shipped files match their manifest and these pins
     assert set(manifest["models"]) == {"lapse", "propensity", "recommendations"}
+    # no policy in the repository: none ships and decide ranks by expected value (tests/e2e/test_live_policy.py
+    # deploys one)
+    assert decide["Properties"]["Environment"]["Variables"]["POLICY_DIR"] == ""
+    assert not (layers[ml_layer] / "policy").exists()
 
 
 def test_the_table_is_on_demand_with_point_in_time_recovery_and_encryption(template):

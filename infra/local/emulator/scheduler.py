@@ -1,15 +1,19 @@
 """EventBridge Scheduler: the one-time ``at(…)`` schedules decide arms fire as the injectable clock passes their
 time, and are deleted afterwards as ``ActionAfterCompletion=DELETE`` asks; ``rate(…)`` schedules (the minute's
-poll, the daily sweep) fire every interval from when the emulation came up.
+polls) fire every interval from when the emulation came up.
 
-The poll of the due index would fire thousands of times in a simulated week, nearly always to find nothing: a
-poll whose window (``nextbest.core.due.poll_window``) holds no index time is skipped, which changes nothing but
-the time the emulation takes. Only the clock's moves and the functions write, so the index read when the next
-fire is computed is complete for every window that ends before the clock moves on (a later write has a later
-index time)."""
+The polls of the due index (one per shard) would fire thousands of times in a simulated week, nearly always to find
+nothing: a poll whose window (``nextbest.core.due.poll_window``) holds no index time of its shard is skipped, which
+changes nothing but the time the emulation takes. Only the clock's moves and the functions write, so the index read
+when the next fire is computed is complete for every window that ends before the clock moves on (a later write has
+a later index time).
+"""
 
 from __future__ import annotations
 
+import functools
+import json
+from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,6 +35,7 @@ class Scheduler:
         self.clock = clock
         self.recurring: dict[tuple[str, str], tuple[datetime, timedelta]] = {}
         """Recurring schedules: (group, name) -> (next fire, interval)."""
+        self._times: tuple[list[Any], dict[str, list[datetime]]] | None = None
 
     def due(self, until: datetime) -> list[tuple[datetime, str, Any]]:
         """(when, group, schedule) of every enabled schedule due by ``until``, soonest first."""
@@ -55,12 +60,14 @@ class Scheduler:
             interval = timedelta(seconds=int(amount) * UNIT_SECONDS[unit.rstrip("s")])
             self.recurring[key] = (self.clock.now() + interval, interval)
         tick, interval = self.recurring[key]
-        return self._first_useful(tick, interval) if '"poll_at"' in schedule.target.get("Input", "") else tick
+        body = schedule.target.get("Input", "")
+        return self._first_useful(tick, interval, json.loads(body).get("shard")) if '"poll_at"' in body else tick
 
-    def _first_useful(self, tick: datetime, interval: timedelta) -> datetime:
-        """The first poll from ``tick`` on whose window holds an index time (the far future if none does)."""
+    def _first_useful(self, tick: datetime, interval: timedelta, shard: int | None) -> datetime:
+        """The first poll from ``tick`` on whose window holds an index time of its shard (every shard if it names
+        none; the far future if none does)."""
         first = datetime.max.replace(tzinfo=tick.tzinfo)
-        for due in self._index_times():
+        for due in self._index_times(shard):
             ready = due + LAG  # the first moment a poll's window reaches it
             if ready <= tick:
                 if tick < ready + interval:  # tick's window holds it (a window before tick held it otherwise)
@@ -69,12 +76,21 @@ class Scheduler:
             first = min(first, tick + interval * -((tick - ready) // interval))
         return first
 
-    def _index_times(self) -> list[datetime]:
+    def _index_times(self, shard: int | None) -> list[datetime]:
+        """The index times of a shard (of every shard if None), grouped once per state of the index."""
         from moto.dynamodb.models import dynamodb_backends
 
         table = dynamodb_backends[ACCOUNT][REGION].get_table(self.deployment.output("TableName"))
-        stamps = {item.attrs["due_at"].value for item in moto_speedups.index_items(table, BY_DUE)}
-        return [datetime.strptime(s, FORMAT).replace(tzinfo=UTC) for s in stamps]
+        items = moto_speedups.index_items(table, BY_DUE)  # the same list until a write changes the index
+        if self._times is None or self._times[0] is not items:
+            by_shard: dict[str, set[str]] = defaultdict(set)
+            for item in items:
+                by_shard[item.attrs["due_shard"].value].add(item.attrs["due_at"].value)
+            self._times = (items, {s: [_parse(stamp) for stamp in stamps] for s, stamps in by_shard.items()})
+        times = self._times[1]
+        if shard is None:
+            return [t for shard_times in times.values() for t in shard_times]
+        return times.get(str(shard), [])
 
     def fire(self, group: str, schedule: Any) -> None:
         """Send the schedule's input to its target queue, then what its completion asks."""
@@ -91,3 +107,8 @@ class Scheduler:
             self.deployment.client("scheduler").delete_schedule(Name=schedule.name, GroupName=group)
         else:
             schedule.state = "DISABLED"
+
+
+@functools.lru_cache(maxsize=65536)
+def _parse(stamp: str) -> datetime:
+    return datetime.strptime(stamp, FORMAT).replace(tzinfo=UTC)

@@ -3,7 +3,7 @@
 ========================  ===========================  ============================================================
 queue                     payload                      sent by
 ========================  ===========================  ============================================================
-due-triggers (decide)     :data:`DecideCommand`        EventBridge Scheduler (a :class:`Poll` every minute, a
+due-triggers (decide)     :data:`DecideCommand`        EventBridge Scheduler (a :class:`Poll` per shard every minute, a
                                                        trigger or :class:`Release` deferred by quiet hours), decide
                                                        itself (a :class:`DueProfile` per profile a poll found),
                                                        deliver and feedback (a :class:`Release`: a fallback on
@@ -42,10 +42,12 @@ class DueTrigger(_Command):
 
 
 class Poll(_Command):
-    """Read the due index for the profiles due in this poll's window (``nextbest.core.due``); sent every minute
-    by a ``rate`` schedule, ``poll_at`` being its scheduled time."""
+    """Read one shard of the due index (every shard when ``shard`` is absent) for the profiles due in this poll's
+    window (``nextbest.core.due``); sent every minute by a ``rate`` schedule per shard, ``poll_at`` being its
+    scheduled time."""
 
     poll_at: AwareDatetime
+    shard: int | None = Field(default=None, ge=0)
 
 
 class DueProfile(_Command):

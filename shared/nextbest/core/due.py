@@ -2,8 +2,8 @@
 
 Every profile write carries the profile's *index time* (its earliest pending trigger, rounded up to the minute,
 never before the write) and a shard (a hash of its key) as two attributes, which the sparse ``by_due`` index
-holds (keys only). A poll every minute (:class:`nextbest.core.commands.Poll`, fired by one EventBridge Scheduler
-``rate`` schedule) reads, in every shard, the profiles whose index time falls in its window and hands each to
+holds (keys only). A poll every minute (:class:`nextbest.core.commands.Poll`, fired by an EventBridge Scheduler
+``rate`` schedule per shard) reads, in its shard, the profiles whose index time falls in its window and hands each to
 decide, which re-reads the profile and decides what is due. A trigger that moves later, is decided or vanishes
 just changes or drops the attributes in the write that changes it: no alarm to move, orphan or delete.
 

@@ -126,3 +126,13 @@ def _zone(name: str | None) -> ZoneInfo | None:
 def ago(delta: timedelta) -> str:
     hours = delta.total_seconds() / 3600
     return f"{hours:.0f} h" if hours < 48 else f"{hours / 24:.0f} d"
+
+
+def customer_zone(profile: Profile, policy: Policy) -> ZoneInfo:
+    """The customer's time zone, else the house default, else UTC (what quiet hours are read in)."""
+    return _customer_zone(profile, policy)
+
+
+def next_local_hour(local: datetime, hour: int) -> datetime:
+    """The next time after ``local`` that the wall clock shows ``hour``:00 (public for the live policy's send time)."""
+    return _next_local_hour(local, hour)

@@ -562,6 +562,28 @@ def set_triggers(p: Profile, delays: TriggerDelays) -> None:
                 p.triggers[name] = due
 
 
+def settle(profile: Profile, now: datetime, delays: TriggerDelays) -> Profile:
+    """The profile as imported history leaves it (``nextbest.ingest.history``): no trigger that is already due stays
+    armed (it is marked handled at its due time, so the same history replayed does not raise it again). A buyer's
+    lapse check, if due, moves to a moment within one lapse interval after ``now`` that depends only on the profile:
+    a million imported buyers are checked over the following week, not all in its first minute. A date's trigger moves
+    to the date's next occurrence after ``now`` (history's events are old: without this, a yearly date would wait for
+    the customer's next event to be armed again)."""
+    p = profile.model_copy(deep=True)
+    zone = delays.time_zone if isinstance(delays, TriggerDelays) else "UTC"
+    for name, due in list(p.triggers.items()):
+        if due > now:
+            continue
+        p.handled[name] = due
+        p.triggers.pop(name)
+        if name == LAPSE and (every := delays.get(LAPSE)) is not None:
+            share = int(hashlib.sha256(p.key.encode()).hexdigest()[:8], 16) / 2**32
+            p.triggers[LAPSE] = now + timedelta(minutes=1) + every * share
+        elif (spec := DateSpec.parse(name)) is not None and (upcoming := next_date(p, spec, now, zone)) is not None:
+            p.triggers[name] = upcoming
+    return p
+
+
 def merge(a: Profile, b: Profile, delays: TriggerDelays) -> Profile:
     """One profile of one person from two; symmetric, so arrival order cannot change the result.
 

@@ -85,6 +85,11 @@ class DecideSettings(SchedulingSettings):
     models_dir: str = Field(
         default="", description="The verified model set (the ML layer's /opt/models); empty: rules only."
     )
+    policy_dir: str = Field(
+        default="",
+        description="The live targeting policy (the ML layer's /opt/policy), checked at cold start; empty: decide "
+        "ranks campaigns by expected value.",
+    )
     arm_counts_ttl_s: float = Field(
         default=60.0,
         description="How long the variant counters Thompson sampling draws from are reused, in seconds of the "

@@ -10,6 +10,8 @@ then the highest expected incremental value, with priority breaking ties::
 where propensity is the purchase-propensity model's score (the campaign's base rate without models), the
 offer cost is what the incentive gives away if redeemed, and fatigue charges every message the customer
 got in the last 7 days. A campaign whose value is not positive is not worth the customer's attention.
+With a live policy deployed, the policy draws among the eligible campaigns and none instead of the ranking
+(:mod:`nextbest.decide.targeting`); overrides still win.
 
 The winner then meets the experiment: the global control group and the campaign's holdout get a "would
 have sent" record (action ``holdout``); everyone else gets a variant drawn by Thompson sampling. Quiet
@@ -39,6 +41,8 @@ from nextbest.core.events import Channel
 from nextbest.core.messages import event_properties, render
 from nextbest.core.profiles import LAPSE, MAX_MESSAGES, Fallback, MessageLog, Profile, next_date
 from nextbest.core.triggers import DATE_GRACE, DateSpec, EventSpec
+from nextbest.decide import targeting
+from nextbest.decide.live import LivePolicy, Pick
 
 
 def trigger_gone(profile: Profile, trigger: str, due_at: datetime, now: datetime) -> str | None:
@@ -226,8 +230,11 @@ def decide(
     scores: Scored | None = None,
     arms: Callable[[Campaign], experiments.ArmCounts] = lambda c: {},
     excluded: dict[str, str] | None = None,
+    live: LivePolicy | None = None,
 ) -> Decision:
-    """``excluded`` names campaigns a shared counter refused (send rate, budget), with the reason."""
+    """``excluded`` names campaigns a shared counter refused (send rate, budget), with the reason. With a ``live``
+    policy, it arbitrates between the eligible campaigns and none (unless a marketer's override is eligible; see
+    :mod:`nextbest.decide.targeting`)."""
     products = _products(profile, trigger, scores)
     gone = trigger_gone(profile, trigger, due_at, now)
     situation = _Situation(profile, trigger, policy, now, scores, products, gone, excluded or {})
@@ -254,6 +261,8 @@ def decide(
         scores=({"lapse_risk": scores.lapse_risk, "purchase_propensity": scores.purchase_propensity} if scores else {}),
         model_versions=dict(scores.model_versions) if scores else {},
     )
+    if live is not None and eligible and not eligible[0].campaign.override:
+        return targeting.decide_live(decision, candidates, eligible, situation, site_url, live)
     return _act(decision, eligible[0], situation, site_url, arms) if eligible else decision
 
 
@@ -336,11 +345,15 @@ def _act(
     s: _Situation,
     site_url: str,
     arms: Callable[[Campaign], experiments.ArmCounts],
+    picked: Pick | None = None,
 ) -> Decision:
-    """The winner meets the experiment and the clock: deferred to the morning, held out, or sent as a variant."""
+    """The winner meets the experiment and the clock: deferred to the morning, held out, or sent as a variant.
+    ``picked``: the live policy's draw, which fixes the variant, its probability and maybe a later send time."""
     campaign, channel, value, offer_cost, step = winner
     did, profile = decision.decision_id, s.profile
-    variant, p_variant = _variant(campaign, s, did, arms)
+    variant, p_variant = (
+        (picked.variant, picked.probability) if picked and picked.variant else _variant(campaign, s, did, arms)
+    )
     p_send = (1 - s.policy.global_control_percent / 100) * (1 - campaign.holdout_percent / 100)
     chosen: dict[str, Any] = {
         "campaign_id": campaign.id,
@@ -354,7 +367,7 @@ def _act(
     # Quiet hours defer the held-out exactly like the treated: their "would have sent" is recorded when the
     # message would have gone, so both arms start their attribution window at the same moment and a trigger
     # that vanishes overnight (an order at 2 a.m.) drops out of both.
-    quiet_end = guardrails.quiet_until(profile, channel, s.policy, s.now)
+    quiet_end = guardrails.quiet_until(profile, channel, s.policy, s.now) or (picked.send_at if picked else None)
     if quiet_end is not None:
         deferred = str(uuid.uuid5(NAMESPACE, f"{did}|deferred|{iso(quiet_end)}"))
         return decision.model_copy(
@@ -364,7 +377,11 @@ def _act(
     if control or experiments.in_holdout(profile.key, campaign):
         return decision.model_copy(
             update=chosen
-            | {"action": "holdout", "group": "global_control" if control else "holdout", "propensity": 1 - p_send}
+            | {
+                "action": "holdout",
+                "group": "global_control" if control else "holdout",
+                "propensity": (picked.probability if picked else 1.0) * (1 - p_send),
+            }
         )
     link = f"{site_url.rstrip('/')}/c/{did}"
     variables = _variables(profile, link, s.scores, _discount(campaign, step), step) | _event(campaign, profile)

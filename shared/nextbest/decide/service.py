@@ -36,6 +36,8 @@ class Decider:
     site_url: str
     models: Any = None
     """``nextbest.decide.scoring.Models`` when deployed; without it decide falls back to rules."""
+    live: Any = None
+    """``nextbest.decide.live.LivePolicy`` when one is deployed; without it decide ranks by expected value."""
     arm_counts_ttl: timedelta = timedelta(seconds=60)
     """How long variant counters are reused, on the decisions' clock: a minute of real time when deployed; the
     demo and the lab, whose clocks run hours a second, set a span of their simulated time."""
@@ -58,7 +60,7 @@ class Decider:
             scores = self.models.score(profile, now) if self.models is not None else None
             decision = decide(
                 profile, due.trigger, due.due_at, self.campaigns, self.policy, now, self.site_url, scores,
-                lambda campaign: self.arm_counts(campaign, now), excluded,
+                lambda campaign: self.arm_counts(campaign, now), excluded, self.live,
             )  # fmt: skip
             if due.trigger == LAPSE and all(c.reason.startswith(NOT_IN_AUDIENCE) for c in decision.candidates):
                 try:  # a lapse check records only customers some campaign was meant for; the rest wait a week
@@ -101,12 +103,12 @@ class Decider:
                                           due_at=decision.trigger_due_at), at=decision.defer_until)  # fmt: skip
 
     def poll(self, poll: Poll) -> int:
-        """Hand decide every profile of the due index whose index time is in this poll's window (one
-        :class:`DueProfile` each, ten a request). A shard that fails fails the poll, and the queue's retry polls
-        every shard again: a profile handed over twice is decided once."""
+        """Hand decide every profile of the poll's shard of the due index (every shard if it names none) whose
+        index time is in this poll's window (one :class:`DueProfile` each, ten a request). A failed poll is
+        retried by the queue: a profile handed over twice is decided once."""
         after, until = poll_window(poll.poll_at)
         found = 0
-        for shard in range(DUE_SHARDS):
+        for shard in range(DUE_SHARDS) if poll.shard is None else (poll.shard,):
             keys = self.store.due(shard, after, until)
             self.decide_queue.send_all([DueProfile(profile_key=key).model_dump_json() for key in keys])
             found += len(keys)

@@ -11,12 +11,13 @@ customer's profile depends on whether it names that customer (``profiles`` modul
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
 
 from nextbest.core.attribution import attribute
 from nextbest.core.events import ConsentUpdated, CustomerErased, EventDetail
 from nextbest.core.ports import Conflict, Duplicate, Store
-from nextbest.core.profiles import TriggerDelays, apply, canonical_key, identity_keys, join, links
+from nextbest.core.profiles import TriggerDelays, apply, canonical_key, identity_keys, join, links, settle
 
 MAX_ATTEMPTS = 8
 
@@ -32,7 +33,11 @@ class Ingested:
     """Identifiers of the event left out because they lead to another customer (never merged)."""
 
 
-def ingest(store: Store, kind: str, event: EventDetail, delays: TriggerDelays) -> Ingested:
+def ingest(
+    store: Store, kind: str, event: EventDetail, delays: TriggerDelays, history_at: datetime | None = None
+) -> Ingested:
+    """Apply one event. ``history_at``: the event is imported history (``nextbest.ingest.history``), loaded at that
+    time: it arms no trigger that is already due."""
     keys = identity_keys(event.identifiers())
     if isinstance(event, CustomerErased):
         return erase(store, keys)
@@ -48,6 +53,7 @@ def ingest(store: Store, kind: str, event: EventDetail, delays: TriggerDelays) -
             store.lift_tombstones(sorted(erased))
         target = join(joined, event.customer_id, delays)
         updated, credited = attribute(target if profiles else None, apply(target, kind, event, delays))
+        updated = updated if history_at is None else settle(updated, history_at, delays)
         try:
             store.save(updated, previous=profiles, new_keys=new_keys, event_ids=[event.event_id], counters=credited)
         except Duplicate:
@@ -62,7 +68,7 @@ def ingest(store: Store, kind: str, event: EventDetail, delays: TriggerDelays) -
 
 
 def ingest_batch(
-    store: Store, events: list[tuple[str, EventDetail]], delays: TriggerDelays
+    store: Store, events: list[tuple[str, EventDetail]], delays: TriggerDelays, history_at: datetime | None = None
 ) -> list[Ingested | Exception]:
     """Ingest a batch, writing once per customer where possible.
 
@@ -83,13 +89,13 @@ def ingest_batch(
     for key, members in groups.items():
         if len(members) > 1:
             try:
-                _ingest_together(store, key, members, events, delays, results)
+                _ingest_together(store, key, members, events, delays, results, history_at)
             except Exception:
                 store.forget([key])  # those events go one by one below, where their errors are reported
     for index, (kind, event) in enumerate(events):
         if results[index] is None:
             try:
-                results[index] = ingest(store, kind, event, delays)
+                results[index] = ingest(store, kind, event, delays, history_at)
             except Exception as error:  # reported for this event alone; the batch goes on
                 results[index] = error
     return [r for r in results if r is not None]  # every slot is filled by now
@@ -102,6 +108,7 @@ def _ingest_together(
     events: list[tuple[str, EventDetail]],
     delays: TriggerDelays,
     results: list[Ingested | Exception | None],
+    history_at: datetime | None,
 ) -> None:
     pending: list[int] = []
     for index in members:  # the same event twice in one batch (at-least-once producers) is applied once
@@ -117,6 +124,7 @@ def _ingest_together(
         for index in pending:
             updated = apply(updated, events[index][0], events[index][1], delays)
         updated, credited = attribute(profile, updated)
+        updated = updated if history_at is None else settle(updated, history_at, delays)
         try:
             ids = [events[i][1].event_id for i in pending]
             store.save(updated, previous=[profile], new_keys=[], event_ids=ids, counters=credited)

@@ -1,5 +1,5 @@
-"""``nextbest policy``: learn a targeting policy from logged decisions, gate it, evaluate and apply it
-(``nextbest_lab.policy``)."""
+"""``nextbest policy``: export the deployed stack's decisions as a log, learn a targeting policy from it, gate,
+evaluate and apply it, and pin or roll back the live one (``nextbest_lab.policy``, ``nextbest_lab.policy_log``)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     learn.add_argument("--send-cost", type=float, default=0.0, help="what one message costs, in reward units")
     learn.add_argument("--floor", type=float, default=0.01, help="exploration: least probability of an open action")
     learn.add_argument("--holdout", type=Path, default=None, help="a held-out log for the gate (default: cross-fitted)")
+    learn.add_argument(
+        "--send-window-hours",
+        type=float,
+        default=12.0,
+        help="deployed: how long decide may hold a message for the customer's best hour (0: send at once)",
+    )
     learn.add_argument("--folds", type=int, default=5)
     learn.add_argument("--seed", type=int, default=0)
     learn.set_defaults(run=run_learn)
@@ -36,6 +42,29 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     apply.add_argument("--out", type=Path, required=True, help="JSON lines: decision_id, action, probabilities")
     apply.add_argument("--floor", type=float, default=None, help="override the policy's exploration floor")
     apply.set_defaults(run=run_apply)
+    export = sub.add_parser(
+        "export", help="the deployed stack's decisions whose outcome is known, as a log for learn (JSON lines)"
+    )
+    export.add_argument("--table", required=True, help="the stack's table (its TableName output)")
+    export.add_argument("--out", type=Path, required=True, help="JSON lines, one logged decision each")
+    export.add_argument("--campaigns", type=Path, default=Path("campaigns"), help="the campaigns deployed")
+    export.add_argument("--horizon-days", type=float, default=7.0, help="orders this long after a decision count")
+    export.set_defaults(run=run_export)
+    promote = sub.add_parser(
+        "promote", help="pin a policy version as the live one (default: the challenger the gate refused)"
+    )
+    promote.add_argument("--policy-dir", type=Path, required=True, help="the live policy's directory (learn --out)")
+    promote.add_argument(
+        "--from", dest="source", type=Path, default=None, help="the policy to pin (default: POLICY_DIR/challenger)"
+    )
+    promote.add_argument("--by", required=True, help="who pins it (recorded in the manifest)")
+    promote.add_argument("--note", default="", help="why")
+    promote.set_defaults(run=run_promote)
+    rollback = sub.add_parser("rollback", help="make the previous live policy live again")
+    rollback.add_argument("--policy-dir", type=Path, required=True)
+    rollback.add_argument("--by", required=True, help="who rolls back (recorded in the manifest)")
+    rollback.add_argument("--note", default="", help="why")
+    rollback.set_defaults(run=run_rollback)
 
 
 def run_learn(args: argparse.Namespace) -> int:
@@ -57,6 +86,7 @@ def run_learn(args: argparse.Namespace) -> int:
         training=training,
         folds=args.folds,
         seed=args.seed,
+        send_window_hours=args.send_window_hours,
     )
     selection, gate = outcome.manifest["selection"], outcome.manifest["gate"]
     _print_selection(selection)
@@ -89,6 +119,56 @@ def run_apply(args: argparse.Namespace) -> int:
     count = policy.apply_file(learned, ope.read_log(args.log), args.out)
     print(f"{count} decisions written to {args.out}")
     return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from nextbest.aws import clients
+    from nextbest.core.campaigns import load_campaigns, load_policy
+    from nextbest.core.clock import now
+    from nextbest_lab import policy_log
+
+    found = policy_log.Found.scan(clients.client("dynamodb"), args.table)
+    records = policy_log.export(
+        found, load_campaigns(args.campaigns), load_policy(args.campaigns), now(), timedelta(days=args.horizon_days)
+    )
+    count = policy_log.write(records, args.out)
+    drawn = sum(1 for r in records if any("@" in c for c in r.candidates))
+    print(f"{count} logged decisions written to {args.out} ({drawn} drawn by a live policy) of {len(found.decisions)}")
+    print(f"next: nextbest policy learn --log {args.out} --out policy/")
+    return 0
+
+
+def run_promote(args: argparse.Namespace) -> int:
+    from nextbest.core.clock import iso, now
+    from nextbest_lab import policy
+
+    source = args.source or args.policy_dir / "challenger"
+    manifest = policy.promote(args.policy_dir, source, by=args.by, at=iso(now()), note=args.note)
+    _print_live(args.policy_dir, manifest)
+    return 0
+
+
+def run_rollback(args: argparse.Namespace) -> int:
+    from nextbest.core.clock import iso, now
+    from nextbest_lab import policy
+
+    manifest = policy.rollback(args.policy_dir, by=args.by, at=iso(now()), note=args.note)
+    _print_live(args.policy_dir, manifest)
+    return 0
+
+
+def _print_live(directory: Path, manifest: dict[str, Any]) -> None:
+    from nextbest_lab import policy
+
+    live = manifest["live"]
+    print(
+        f"live policy in {directory}: version {policy.version_of(directory)} ({live['action']} by {live['pinned_by']})"
+    )
+    if (directory / "previous" / "manifest.json").is_file():
+        print(f"previous: version {policy.version_of(directory / 'previous')} (`nextbest policy rollback` restores it)")
+    print(f'decide uses it once deployed: make deploy ARGS="... -c policyDir={directory}"')
 
 
 def _print_selection(selection: dict[str, Any]) -> None:

@@ -106,3 +106,14 @@ def test_explain_finds_a_demo_customer_by_email_or_phone(tmp_path, capsys):
         out = capsys.readouterr().out
         assert code == 0
         assert out.startswith("c:cus_1: 1 decision") and decision.decision_id in out
+
+
+def test_an_import_without_files_or_of_an_unknown_format_says_what_to_give(tmp_path, capsys):
+    base = ["import", "--table", "t", "--secret", "s", "--state", str(tmp_path / "state")]
+    assert main(base) == 2
+    assert "--customers" in one_line(capsys)
+    sheet = tmp_path / "customers.xlsx"
+    sheet.write_text("x")
+    assert main([*base, "--customers", str(sheet)]) == 2
+    line = one_line(capsys)
+    assert ".csv" in line and "customers.xlsx" in line

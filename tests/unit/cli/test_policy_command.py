@@ -24,7 +24,8 @@ def test_learn_then_apply_writes_one_line_per_decision_with_the_floor_on_every_o
 ) -> None:
     train, test = logs
     # When
-    assert main(["policy", "learn", "--log", str(train), "--out", str(tmp_path / "p"), "--floor", "0.05"]) == 0
+    learn = ["policy", "learn", "--log", str(train), "--out", str(tmp_path / "p"), "--floor", "0.05"]
+    assert main([*learn, "--send-window-hours", "3"]) == 0
     assert (
         main(["policy", "apply", "--policy", str(tmp_path / "p"), "--log", str(test), "--out", str(tmp_path / "a")])
         == 0
@@ -36,6 +37,8 @@ def test_learn_then_apply_writes_one_line_per_decision_with_the_floor_on_every_o
     assert gate["reason"] in out.replace("\n", "")
     assert ("promoted: " in out) == gate["promoted"]
     assert manifest["training"]["log"]["name"] == "train.jsonl" and len(manifest["files"]) == 2
+    spec = json.loads((tmp_path / "p" / "policy.json").read_text())
+    assert (spec["floor"], spec["send_window_hours"]) == (0.05, 3.0)  # what decide reads when deployed
     # and every logged decision has its probabilities over its four actions, each at least the floor
     lines = [json.loads(line) for line in (tmp_path / "a").read_text().splitlines()]
     decisions = [json.loads(line)["decision_id"] for line in test.read_text().splitlines()]

@@ -323,3 +323,19 @@ def test_the_readmes_trigger_examples_are_valid_triggers():
     base = tomllib.loads((EXAMPLES / "birthday.toml").read_text())
     keys = {Campaign.model_validate(base | tomllib.loads(block)).trigger.key for block in blocks}
     assert keys == {"event:subscription.renewed+120m", "date:birthday:yearly+0d@09:00"}
+
+
+def test_imported_history_re_arms_a_past_birthday_for_its_next_occurrence_instead_of_dropping_it():
+    from nextbest.core.profiles import settle
+
+    old = datetime(2024, 3, 1, tzinfo=UTC)  # imported history: the customer's events are old
+    p = apply(
+        new_profile(["c:cus_1"]),
+        "customer.identified",
+        _identified("i", old, "Asia/Tokyo", birthday=date(1990, 3, 2)),
+        DELAYS,
+    )
+    assert p.triggers[BIRTHDAY] == datetime(2024, 3, 2, 9, tzinfo=TOKYO)  # due long ago, relative to its event
+    settled = settle(p, NOW, DELAYS)
+    assert settled.triggers[BIRTHDAY] == datetime(2027, 3, 2, 9, tzinfo=TOKYO)
+    assert settled.handled[BIRTHDAY] == datetime(2024, 3, 2, 9, tzinfo=TOKYO)

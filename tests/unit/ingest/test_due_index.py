@@ -133,3 +133,19 @@ def test_a_profile_polled_before_its_trigger_is_due_is_left_for_a_later_poll(now
     cart(store, "c1", T0)
     assert decider(store).due(DueProfile(profile_key=KEY), T0 + timedelta(minutes=59)) == []
     assert store.index_times[KEY] == T0 + timedelta(hours=1)
+
+
+def test_a_poll_of_one_shard_hands_over_only_that_shards_profiles_and_a_poll_of_every_shard_all_of_them(now):
+    store = MemoryStore()
+    known_customer(store, {"email": True}, email="ann@example.org")
+    cart(store, "c1", T0)
+    due = store.index_times[KEY]
+    at = due + LAG
+    handed = {}
+    for shard in (due_shard(KEY), (due_shard(KEY) + 1) % DUE_SHARDS, None):
+        queue = Collect()
+        decide = decider(store)
+        decide.decide_queue = queue
+        decide.poll(Poll(poll_at=at, shard=shard))
+        handed[shard] = [DueProfile.model_validate(body).profile_key for body in queue.sent]
+    assert handed == {due_shard(KEY): [KEY], (due_shard(KEY) + 1) % DUE_SHARDS: [], None: [KEY]}
