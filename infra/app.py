@@ -82,10 +82,11 @@ def build(
     return app, stack
 
 
-def synthesize(outdir: Path, context: dict[str, str]) -> Path:
-    """Synthesize the stack (cdk-nag included) so the emulation runs exactly what would deploy."""
+def synthesize(outdir: Path, context: dict[str, str], campaigns: Path | None = None) -> Path:
+    """Synthesize the stack (cdk-nag included) so the emulation runs exactly what would deploy; ``campaigns``: another
+    campaign set than the repository's (a test's)."""
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-    app, _ = build(str(outdir), context)
+    app, _ = build(str(outdir), context, campaigns)
     app.synth()
     return outdir
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import aws_cdk as cdk
 from constructs import Construct
-from nextbest.core.campaigns import load_campaigns, trigger_delays
+from nextbest.core.campaigns import load_campaigns, load_policy, trigger_delays
 from nextbest.core.messages import check_creatives
 
 from infra.constructs import Decide, Deliver, Feedback, FeedbackTopics, Ingest, ProfileStore, Shared, Unsubscribe
@@ -49,7 +49,15 @@ class NextbestStack(cdk.Stack):
         )
         self.decide = Decide(self, "Decide", shared, table, self.deliver.queues, site_url, campaigns)
         self.deliver.hand_back_to(self.decide.queue)
-        self.ingest = Ingest(self, "Ingest", shared, table, bus_name, _trigger_delay_seconds(campaigns))
+        self.ingest = Ingest(
+            self,
+            "Ingest",
+            shared,
+            table,
+            bus_name,
+            _trigger_delay_seconds(campaigns),
+            load_policy(campaigns).quiet_hours.default_time_zone,
+        )
         self.feedback = Feedback(self, "Feedback", shared, table, self.feedback_topics, self.decide.queue)
         steps = (self.unsubscribe, self.ingest, self.decide, self.deliver, self.feedback)
         self.functions = [step.function for step in steps]

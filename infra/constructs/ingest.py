@@ -41,6 +41,7 @@ class Ingest(Construct):
         table: dynamodb.Table,
         bus_name: str,
         trigger_delay_seconds: dict[str, int],
+        default_time_zone: str = "UTC",
     ) -> None:
         super().__init__(scope, id)
         timeout = cdk.Duration.seconds(30)
@@ -77,6 +78,7 @@ class Ingest(Construct):
             dead_letters=self.dead_letters,
             timeout=timeout,
             trigger_delay_seconds=trigger_delay_seconds,
+            default_time_zone=default_time_zone,
             erasure_secret_arn=self.erasure_key.secret_arn,
         )
         self.erasure_key.grant_read(self.function)

@@ -9,8 +9,9 @@ CONTEXT = {"sender": "nextbest@example.com", "siteUrl": "https://shop.example"}
 stack must name its own sender and shop), so they are given here, explicitly."""
 
 
-def synthesize(outdir: Path, context: dict[str, str] | None = None) -> Path:
-    """The stack as the emulation runs it: ``CONTEXT``, and any other context given, synthesized into ``outdir``."""
+def synthesize(outdir: Path, context: dict[str, str] | None = None, campaigns: Path | None = None) -> Path:
+    """The stack as the emulation runs it: ``CONTEXT``, and any other context given, synthesized into ``outdir``
+    (with the campaigns of ``campaigns``, if given, instead of the repository's)."""
     from infra.app import synthesize as synth
 
-    return synth(outdir, CONTEXT | (context or {}))
+    return synth(outdir, CONTEXT | (context or {}), campaigns)

@@ -125,6 +125,7 @@ def scoring_ms(profiles: int = 1000, repeat: int = 200, seed: int = 7) -> dict[s
 def domain_cpu(customers: int, seed: int) -> dict[str, Any]:
     """CPU per event of validation + identity resolution + profile update, with an in-memory store."""
     from nextbest.core.events import RejectedEvent, parse_event
+    from nextbest.core.profiles import TriggerDelays
     from nextbest.ingest.service import ingest
     from nextbest.memory import MemoryStore
 
@@ -143,7 +144,7 @@ def domain_cpu(customers: int, seed: int) -> dict[str, Any]:
         )
         for e in population.events
     ]
-    store, delays = MemoryStore(), {"cart_abandoned": timedelta(hours=1)}
+    store, delays = MemoryStore(), TriggerDelays({"cart_abandoned": timedelta(hours=1)})
     now = population.end
     started = time.process_time()
     for body in bodies:

@@ -66,14 +66,15 @@ def import_files(
     from nextbest.aws import secrets
     from nextbest.aws.store import Store
     from nextbest.core import clock
-    from nextbest.core.campaigns import load_campaigns, trigger_delays
+    from nextbest.core.campaigns import load_campaigns, load_policy, trigger_delays
     from nextbest.ingest import history as rules
     from rich.progress import Progress
 
     if not files:
         raise ValueError("nothing to import: give --customers, --consents and/or --orders")
     now = clock.now()
-    delays = trigger_delays(load_campaigns(campaigns))
+    zone = load_policy(campaigns).quiet_hours.default_time_zone  # where date triggers fire, zone unknown
+    delays = trigger_delays(load_campaigns(campaigns), zone)
     found = rules.History()
     for kind, path in files.items():
         rules.read(kind, str(path), rows(path), now, found)

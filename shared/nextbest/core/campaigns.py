@@ -13,16 +13,32 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import tomllib
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Mapping
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Strict,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from nextbest.core.events import Channel
-from nextbest.core.profiles import LAPSE
+from nextbest.core.events import DETAIL_TYPES, Channel, DateName, EventName, PropertyName
+from nextbest.core.profiles import LAPSE, TriggerDelays
+from nextbest.core.triggers import DateSpec, EventSpec, number, same
 
 TriggerKind = Literal[
     "cart_abandoned", "browse_abandoned", "replenishment", "post_purchase", "at_risk", "win_back", "follow_up"
@@ -63,6 +79,153 @@ class Trigger(_Model):
             return -timedelta(days=self.lead_days)
         return timedelta(minutes=self.delay_minutes)
 
+    @property
+    def key(self) -> str:
+        """The trigger's name on a profile: a buyer's lapse check for at-risk and win-back, else the kind."""
+        return LAPSE if self.kind in SWEPT else self.kind
+
+
+Number = Annotated[float, Strict()]
+"""A number in the file, never a string that looks like one (``gte = "100"`` is refused, not read as 100)."""
+Scalar = Annotated[str, StringConstraints(max_length=256, strict=True)] | StrictBool | StrictInt | Number
+OPERATORS = ("equals", "in", "gt", "gte", "lt", "lte", "exists")
+
+
+class Where(_Model):
+    """One condition on a property of the event: exactly one of ``equals``, ``in``, ``gt``, ``gte``, ``lt``, ``lte``
+    (numbers only: a string never compares) or ``exists``. Equality is strict: ``"1"`` is not ``1``, ``true`` is
+    not ``1``; a property set to null does not exist."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    property: PropertyName
+    equals: Scalar | None = None
+    in_: Annotated[list[Scalar], Field(min_length=1, max_length=50)] | None = Field(default=None, alias="in")
+    gt: Number | None = None
+    gte: Number | None = None
+    lt: Number | None = None
+    lte: Number | None = None
+    exists: StrictBool | None = None
+
+    @model_validator(mode="after")
+    def _one_operator(self) -> Where:
+        given = [op for op in OPERATORS if getattr(self, "in_" if op == "in" else op) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of {', '.join(OPERATORS)} (got {', '.join(given) or 'none'})")
+        return self
+
+    def unmet(self, properties: Mapping[str, object]) -> str | None:
+        """Why the properties fail this condition (naming the condition, never the customer's value), or None."""
+        value = properties.get(self.property)
+        if self.exists is not None:
+            return (
+                None if (value is not None) == self.exists else f"{self.property} {'missing' if self.exists else 'set'}"
+            )
+        if self.equals is not None:
+            return None if same(value, self.equals) else f"{self.property} is not {json.dumps(self.equals)}"
+        if self.in_ is not None:
+            ok = any(same(value, option) for option in self.in_)
+            return None if ok else f"{self.property} not in {json.dumps(self.in_)}"
+        bounds = (("gt", ">", self.gt), ("gte", ">=", self.gte), ("lt", "<", self.lt), ("lte", "<=", self.lte))
+        op, sign, bound = next((o, s, b) for o, s, b in bounds if b is not None)
+        found = number(value)
+        if found is None:
+            return f"{self.property} is not a number"
+        held = {"gt": found > bound, "gte": found >= bound, "lt": found < bound, "lte": found <= bound}[op]
+        return None if held else f"{self.property} not {sign} {bound:g}"
+
+
+_DURATION = re.compile(r"^(\d+)([mhd])$")
+_UNITS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1)}
+
+
+class EventTrigger(_Model):
+    """``trigger = { event = "subscription.renewed", delay = "2h", where = [{ property = "plan", in = ["annual"] }] }``:
+    ``delay`` after the customer's latest ``custom.event`` of that name, if every ``where`` holds for its properties
+    (checked when the delay has passed, on the occurrence the profile remembers)."""
+
+    event: EventName
+    delay: str = Field(default="0m", description="Minutes, hours or days: 30m, 2h, 3d (at most 30 days).")
+    where: Annotated[list[Where], Field(max_length=10)] = Field(default_factory=list)
+
+    @field_validator("event")
+    @classmethod
+    def _custom(cls, value: str) -> str:
+        if value in DETAIL_TYPES:
+            raise ValueError(f"{value} is a built-in detail-type, not a custom event: use one of the trigger kinds")
+        return value
+
+    @field_validator("delay")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        found = _DURATION.match(value)
+        if found is None:
+            raise ValueError("a delay is a whole number of minutes, hours or days: 30m, 2h, 3d")
+        if int(found[1]) * _UNITS[found[2]] > timedelta(days=30):
+            raise ValueError("a delay is at most 30 days")
+        return value
+
+    @property
+    def kind(self) -> str:
+        return "event"
+
+    @property
+    def spec(self) -> EventSpec:
+        found = _DURATION.match(self.delay)
+        assert found is not None  # validated
+        return EventSpec(self.event, int(found[1]) * _UNITS[found[2]])
+
+    @property
+    def key(self) -> str:
+        return self.spec.key
+
+    def unmet(self, properties: Mapping[str, object]) -> str | None:
+        return next((f"where: {why}" for w in self.where if (why := w.unmet(properties))), None)
+
+
+class DateTrigger(_Model):
+    """``trigger = { date = "birthday", every_year = true, local_time = "09:00" }``: on a date the shop sends on
+    ``customer.identified`` (``dates``), at ``local_time`` in the customer's time zone (the policy's default zone if
+    unknown), shifted ``days_before`` or ``days_after`` it; every year, or once."""
+
+    date: DateName
+    every_year: bool = Field(default=False, description="Birthdays, anniversaries: each year on its month and day.")
+    days_before: Annotated[int, Field(ge=0, le=365)] = 0
+    days_after: Annotated[int, Field(ge=0, le=365)] = 0
+    local_time: Annotated[str, StringConstraints(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")] = "09:00"
+
+    @model_validator(mode="after")
+    def _one_offset(self) -> DateTrigger:
+        if self.days_before and self.days_after:
+            raise ValueError("give days_before or days_after, not both")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return "date"
+
+    @property
+    def spec(self) -> DateSpec:
+        hour, minute = map(int, self.local_time.split(":"))
+        return DateSpec(self.date, self.every_year, self.days_after - self.days_before, time(hour, minute))
+
+    @property
+    def key(self) -> str:
+        return self.spec.key
+
+
+def _trigger_tag(value: Any) -> str:
+    """Which trigger a campaign file means, by the key that defines it: ``event``, ``date`` or ``kind``."""
+    if isinstance(value, dict):
+        return "event" if "event" in value else "date" if "date" in value else "kind"
+    return "event" if isinstance(value, EventTrigger) else "date" if isinstance(value, DateTrigger) else "kind"
+
+
+AnyTrigger = Annotated[
+    Annotated[Trigger, Tag("kind")] | Annotated[EventTrigger, Tag("event")] | Annotated[DateTrigger, Tag("date")],
+    Discriminator(_trigger_tag),
+]
+
 
 class Audience(_Model):
     """Who may receive it; every bound is optional. Model scores fall back to 'unknown' without models,
@@ -79,7 +242,8 @@ class Audience(_Model):
 
 class Creative(_Model):
     """Jinja templates; variables: ``first_name``, ``items`` (name, quantity, unit_price), ``cart_value``,
-    ``currency``, ``link``, ``recommendations`` (product ids), ``discount_percent``, ``step``. HTML is
+    ``currency``, ``link``, ``recommendations`` (product ids), ``discount_percent``, ``step``, ``event`` (the
+    properties of the custom event the campaign answers: ``{{ event.plan }}``; empty otherwise). HTML is
     autoescaped."""
 
     subject: Annotated[str, StringConstraints(min_length=1, max_length=200)]
@@ -126,7 +290,7 @@ class Campaign(_Model):
     approved_at: date | None = None
     approved_digest: str | None = Field(default=None, description="Digest of what was approved; see digest().")
     review_note: str | None = Field(default=None, description="Set at load when an approval no longer holds.")
-    trigger: Trigger
+    trigger: AnyTrigger
     audience: Audience = Audience()
     channels: Annotated[list[Channel], Field(min_length=1)] = Field(
         description="In order of preference; the first one the customer consented to and can receive wins."
@@ -183,8 +347,7 @@ class Campaign(_Model):
     @property
     def triggers(self) -> list[str]:
         """Every trigger this campaign answers: its own, and its follow-up's."""
-        own = LAPSE if self.trigger.kind in SWEPT else self.trigger.kind
-        return [own, *([FOLLOW_UP + self.id] if self.follow_up else [])]
+        return [self.trigger.key, *([FOLLOW_UP + self.id] if self.follow_up else [])]
 
 
 class Window(_Model):
@@ -222,8 +385,17 @@ class Policy(_Model):
 
 
 def _errors(path: Path, error: ValidationError) -> str:
-    fields = "; ".join(f"{'.'.join(map(str, e['loc'])) or '<file>'}: {e['msg']}" for e in error.errors())
+    fields = "; ".join(f"{_field(e['loc']) or '<file>'}: {e['msg']}" for e in error.errors())
     return f"{path.name}: {fields}"
+
+
+def _field(loc: tuple[int | str, ...]) -> str:
+    """The field as written in the file: ``trigger.where.0.gt``, without the tag pydantic adds for which trigger
+    shape it tried (``trigger.event.where…``)."""
+    parts = [str(p) for p in loc]
+    if parts[:1] == ["trigger"] and parts[1:2] and parts[1] in ("kind", "event", "date"):
+        del parts[1]
+    return ".".join(parts)
 
 
 def read_toml(path: Path) -> dict[str, object]:
@@ -290,14 +462,22 @@ def load_policy(directory: Path) -> Policy:
         raise CampaignError(_errors(path, error)) from None
 
 
-def trigger_delays(campaigns: list[Campaign]) -> dict[str, timedelta]:
+def trigger_delays(campaigns: list[Campaign], time_zone: str = "UTC") -> TriggerDelays:
     """When ingest should wake decide for each trigger an event sets: the shortest delay of any approved
-    campaign, and the lapse check if an at-risk or win-back campaign is approved (follow-ups are set by decide)."""
-    delays: dict[str, timedelta] = {}
+    campaign, and the lapse check if an at-risk or win-back campaign is approved (follow-ups are set by decide).
+    A custom event's and a date's trigger carry their timing in their name; ``time_zone`` is where a date trigger
+    fires for a customer whose zone is unknown (the policy's ``quiet_hours.default_time_zone``)."""
+    delays = TriggerDelays(time_zone=time_zone)
     for campaign in campaigns:
-        kind = campaign.trigger.kind
-        if campaign.status == "approved" and kind in SWEPT:
+        trigger = campaign.trigger
+        if campaign.status != "approved":
+            continue
+        if isinstance(trigger, EventTrigger):
+            delays[trigger.key] = trigger.spec.delay
+        elif isinstance(trigger, DateTrigger):
+            delays[trigger.key] = timedelta(0)
+        elif trigger.kind in SWEPT:
             delays[LAPSE] = LAPSE_CHECK_EVERY
-        elif campaign.status == "approved":
-            delays[kind] = min(delays.get(kind, campaign.trigger.delay), campaign.trigger.delay)
+        else:
+            delays[trigger.kind] = min(delays.get(trigger.kind, trigger.delay), trigger.delay)
     return delays

@@ -7,8 +7,9 @@ a producer's typo is a clear rejection instead of silently lost data.
 
 from __future__ import annotations
 
+import json
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal, get_args
 
@@ -17,6 +18,8 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
+    StrictInt,
     StringConstraints,
     field_validator,
     model_validator,
@@ -40,6 +43,22 @@ E164 = Annotated[str, StringConstraints(pattern=r"^\+[1-9]\d{6,14}$")]
 DeviceToken = Annotated[str, StringConstraints(min_length=8, max_length=512, pattern=r"^[A-Za-z0-9_:.\-]+$")]
 """An APNs/FCM token as the app registered it (the push channel's address)."""
 Money = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2)]
+EVENT_NAME_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$"
+EventName = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=EVENT_NAME_PATTERN)]
+"""A custom event's name: lower-case words joined by dots or underscores (``subscription.renewed``)."""
+PropertyName = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+PropertyValue = (
+    Annotated[str, StringConstraints(max_length=256, strict=True)]
+    | StrictBool
+    | StrictInt
+    | Annotated[float, Field(strict=True, allow_inf_nan=False)]
+    | None
+)
+"""Flat on purpose: predicates compare scalars, and a nested object could hide any amount of data."""
+MAX_PROPERTIES = 20
+MAX_PROPERTIES_BYTES = 1024
+DateName = Annotated[str, StringConstraints(min_length=1, max_length=40, pattern=r"^[a-z][a-z0-9_]*$")]
+MAX_DATES = 10
 _TZ = re.compile(r"^[A-Za-z_]+(/[A-Za-z0-9_\-+]+)*$")
 
 
@@ -139,12 +158,36 @@ class CustomerIdentified(EventDetail):
 
     first_name: Annotated[str, StringConstraints(max_length=100)] | None = None
     time_zone: Annotated[str, StringConstraints(max_length=64)] | None = None
+    dates: Annotated[dict[DateName, date], Field(max_length=MAX_DATES)] | None = Field(
+        default=None,
+        description="The customer's dates by name, YYYY-MM-DD (birthday, signed_up, contract_ends…): what date "
+        "triggers fire on. Each replaces the date of that name (the newest event wins); names not given are kept.",
+    )
 
     @field_validator("time_zone")
     @classmethod
     def _iana(cls, value: str | None) -> str | None:
         if value is not None and not _TZ.match(value):
             raise ValueError("time_zone must be an IANA name such as Europe/Paris")
+        return value
+
+
+class CustomEvent(EventDetail):
+    """Anything else the shop wants campaigns to answer (``subscription.renewed``, ``review.posted``): a name and
+    a flat object of properties. Properties are bounded (``MAX_PROPERTIES`` keys, ``MAX_PROPERTIES_BYTES`` of
+    JSON), because the profile remembers the latest occurrence of each name a campaign triggers on."""
+
+    name: EventName = Field(description="Lower-case words joined by dots or underscores: subscription.renewed.")
+    properties: Annotated[dict[PropertyName, PropertyValue], Field(max_length=MAX_PROPERTIES)] = Field(
+        default_factory=dict,
+        description="A flat JSON object: strings (up to 256 characters), numbers, true/false or null; no nesting.",
+    )
+
+    @field_validator("properties")
+    @classmethod
+    def _small(cls, value: dict[str, object]) -> dict[str, object]:
+        if len(json.dumps(value, separators=(",", ":")).encode()) > MAX_PROPERTIES_BYTES:
+            raise ValueError(f"properties take more than {MAX_PROPERTIES_BYTES} bytes of JSON")
         return value
 
 
@@ -170,6 +213,7 @@ DETAIL_TYPES: dict[str, type[EventDetail]] = {
     "customer.identified": CustomerIdentified,
     "consent.updated": ConsentUpdated,
     "customer.erased": CustomerErased,
+    "custom.event": CustomEvent,
 }
 
 MAX_EVENT_BYTES = 64 * 1024
@@ -228,8 +272,14 @@ def _summary(error: Any) -> str:
     return "; ".join(parts)[:500]
 
 
+KEYED_BY_PRODUCER = ("properties", "dates")
+"""Maps whose keys the producer names: an error names the map, never the key."""
+
+
 def _path(e: Any) -> str:
     loc = [str(p) for p in e["loc"]]
     if e["type"] == "extra_forbidden" and loc:
         loc[-1] = "<unexpected field>"
+    if len(loc) > 1 and loc[0] in KEYED_BY_PRODUCER:
+        loc[1] = "<name>"
     return ".".join(loc)

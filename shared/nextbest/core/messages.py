@@ -6,6 +6,7 @@ name like ``<script>`` arrives as text. Undefined variables are errors, caught w
 
 from __future__ import annotations
 
+from collections import defaultdict
 from decimal import Decimal
 from functools import cache
 from typing import Any
@@ -68,7 +69,15 @@ def sample_variables() -> dict[str, Any]:
         "recommendations": ["p2", "p3"],
         "discount_percent": Decimal(10),
         "step": 1,
+        "event": event_properties({"plan": "annual"}),
     }
+
+
+def event_properties(properties: dict[str, Any]) -> dict[str, Any]:
+    """A custom event's properties as a template sees them (``{{ event.plan }}``): a property the event did not
+    carry, or carried as null, renders as nothing instead of failing the send (guard it with a ``where`` condition
+    when the message needs it)."""
+    return defaultdict(str, {k: "" if v is None else v for k, v in properties.items()})
 
 
 def check_creatives(campaigns: list[Campaign]) -> list[Campaign]:

@@ -25,7 +25,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import reduce
 from typing import Literal
@@ -37,12 +37,14 @@ from nextbest.core.events import (
     Channel,
     ConsentUpdated,
     CustomerIdentified,
+    CustomEvent,
     EventDetail,
     Identifiers,
     LineItem,
     OrderPlaced,
     ProductViewed,
 )
+from nextbest.core.triggers import DATE_GRACE, DateSpec, EventSpec, zone_of
 
 MAX_VIEWS = 20
 MAX_ORDERS = 50
@@ -50,6 +52,10 @@ MAX_MESSAGES = 20
 MAX_IDENTIFIERS_PER_KIND = 10
 MAX_CATEGORIES = 30
 MAX_PRODUCTS = 50
+MAX_OCCURRENCES = 10
+"""Custom events remembered: the latest of each name a campaign triggers on, at most this many names (each at most
+``events.MAX_PROPERTIES_BYTES`` of properties), so a profile stays small whatever a shop publishes."""
+MAX_DATES = 20
 AFFINITY_HALF_LIFE = timedelta(days=30)
 AFFINITY_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 """Affinities are stored as sums of ``weight * 2^((t - epoch) / half_life)``: adding is commutative, and
@@ -136,6 +142,17 @@ class Order(_Model):
     total: Decimal
 
 
+class Occurrence(_Model):
+    """The latest custom event of one name: what its trigger's clock starts from and what ``where`` reads."""
+
+    event_id: str
+    at: datetime
+    properties: dict[str, str | bool | int | float | None] = Field(default_factory=dict)
+
+    def rank(self) -> tuple[datetime, str]:
+        return (self.at, self.event_id)
+
+
 class Fallback(_Model):
     """The same message sent again on another channel, because the first one failed."""
 
@@ -190,6 +207,12 @@ class Profile(_Model):
     last_order_at: datetime | None = None
     categories: dict[str, float] = Field(default_factory=dict, description="Decayed affinity sums.")
     products: dict[str, float] = Field(default_factory=dict, description="Decayed affinity sums.")
+    dates: dict[str, date] = Field(
+        default_factory=dict, description="The customer's named dates (birthday…), each stamped in ``stamps``."
+    )
+    occurrences: dict[str, Occurrence] = Field(
+        default_factory=dict, description="Custom event name -> its latest occurrence (watched names only)."
+    )
     triggers: dict[str, datetime] = Field(default_factory=dict, description="Pending trigger -> due time.")
     handled: dict[str, datetime] = Field(
         default_factory=dict, description="Trigger -> the due time already decided, so it is not raised again."
@@ -254,7 +277,19 @@ class Profile(_Model):
         return dict(sorted(((k, v * factor) for k, v in scores.items()), key=lambda kv: (-kv[1], kv[0])))
 
 
-TriggerDelays = dict[str, timedelta]
+class TriggerDelays(dict[str, timedelta]):
+    """Each trigger an event may set -> its delay (a date trigger's timing is in its name: its delay is 0), and the
+    time zone a date trigger fires in for a customer whose own is unknown (the policy's default zone).
+
+    A plain dict works where no date trigger is concerned: its zone is UTC."""
+
+    time_zone: str = "UTC"
+
+    def __init__(self, delays: Mapping[str, timedelta] | None = None, time_zone: str = "UTC") -> None:
+        super().__init__(delays or {})
+        self.time_zone = time_zone
+
+
 LAPSE = "lapse"
 """A buyer's lapse check: due its delay after the last order, then its delay after each check (``engine.record``);
 at-risk and win-back compete when it comes (no event says a customer is lapsing)."""
@@ -294,6 +329,10 @@ def apply(profile: Profile, kind: str, event: EventDetail, delays: TriggerDelays
     elif isinstance(event, CustomerIdentified):
         _stamp(p, "first_name", event.first_name, at)
         _stamp(p, "time_zone", event.time_zone, at)
+        for name, value in sorted((event.dates or {}).items()):
+            _offer_date(p, name, value, at)
+    elif isinstance(event, CustomEvent) and event.name in watched(delays):
+        _offer_occurrence(p, event.name, Occurrence(event_id=event.event_id, at=at, properties=dict(event.properties)))
     set_triggers(p, delays)
     return p
 
@@ -389,6 +428,45 @@ def _stamp(p: Profile, field: str, value: str | None, at: datetime) -> None:
         p.stamps[field] = at
 
 
+def _offer_date(p: Profile, name: str, value: date, at: datetime) -> None:
+    """A named date, if newer than the one held (ties: the later date); at most ``MAX_DATES`` names, the newest."""
+    stamp = f"date.{name}"
+    since, current = p.stamps.get(stamp), p.dates.get(name)
+    if since is None or current is None or (at, value) > (since, current):
+        p.dates[name] = value
+        p.stamps[stamp] = at
+    if len(p.dates) > MAX_DATES:
+        keep = sorted(p.dates, key=lambda n: (p.stamps[f"date.{n}"], n))[-MAX_DATES:]
+        for dropped in set(p.dates) - set(keep):
+            del p.dates[dropped]
+            p.stamps.pop(f"date.{dropped}", None)
+
+
+def _offer_occurrence(p: Profile, name: str, occurrence: Occurrence) -> None:
+    """The latest occurrence of each name wins (then the greater event id, so merges agree); the newest
+    ``MAX_OCCURRENCES`` names are kept."""
+    held = p.occurrences.get(name)
+    if held is None or occurrence.rank() > held.rank():
+        p.occurrences[name] = occurrence
+    if len(p.occurrences) > MAX_OCCURRENCES:
+        newest = sorted(p.occurrences.items(), key=lambda kv: (kv[1].rank(), kv[0]))[-MAX_OCCURRENCES:]
+        p.occurrences = dict(sorted(newest))
+
+
+def watched(delays: Mapping[str, timedelta]) -> set[str]:
+    """The custom event names some approved campaign triggers on: the only ones a profile remembers."""
+    return {spec.name for key in delays if (spec := EventSpec.parse(key)) is not None}
+
+
+def next_date(p: Profile, spec: DateSpec, after: datetime, default_zone: str) -> datetime | None:
+    """When the date trigger ``spec`` is next due for this customer after ``after`` (None: no such date, or a
+    one-off already past), at its local time in the customer's zone."""
+    value = p.dates.get(spec.attribute)
+    if value is None:
+        return None
+    return spec.next_due(value, zone_of(p.time_zone, default_zone), after)
+
+
 def _offer_cart(p: Profile, cart: Cart) -> None:
     if p.cart is None or cart.rank() > p.cart.rank():
         p.cart = cart
@@ -441,7 +519,10 @@ def set_triggers(p: Profile, delays: TriggerDelays) -> None:
     * browse_abandoned: the last product view, with no cart change or order since;
     * replenishment: the customer's own next-purchase date (last order + mean interval; delay < 0);
     * post_purchase: the last order;
-    * lapse: the last order, unless checked since (decide then set the next check).
+    * lapse: the last order, unless checked since (decide then set the next check);
+    * ``event:<name>+<m>m``: the latest custom event of that name (``nextbest.core.triggers``);
+    * ``date:…``: the next occurrence of the customer's date, after the one last decided and no more than
+      ``DATE_GRACE`` before the newest event (so an event written just after the due time does not skip it).
 
     A trigger already decided for the same due time is not raised again.
     """
@@ -457,6 +538,11 @@ def set_triggers(p: Profile, delays: TriggerDelays) -> None:
         "post_purchase": p.last_order_at,
         LAPSE: p.last_order_at,
     }
+    zone = delays.time_zone if isinstance(delays, TriggerDelays) else "UTC"
+    for name in delays:
+        if (event := EventSpec.parse(name)) is not None:
+            occurrence = p.occurrences.get(event.name)
+            clocks[name] = occurrence.at if occurrence else None
     for name, started in clocks.items():
         delay = delays.get(name)
         due = started + delay if started is not None and delay is not None else None
@@ -466,14 +552,25 @@ def set_triggers(p: Profile, delays: TriggerDelays) -> None:
             p.triggers.pop(name, None)
         else:
             p.triggers[name] = due
+    for name in delays:
+        if (spec := DateSpec.parse(name)) is not None:
+            floors = [t for t in (p.handled.get(name), p.last_event_at and p.last_event_at - DATE_GRACE) if t]
+            due = next_date(p, spec, max(floors), zone) if floors else None
+            if due is None:
+                p.triggers.pop(name, None)
+            else:
+                p.triggers[name] = due
 
 
 def settle(profile: Profile, now: datetime, delays: TriggerDelays) -> Profile:
     """The profile as imported history leaves it (``nextbest.ingest.history``): no trigger that is already due stays
     armed (it is marked handled at its due time, so the same history replayed does not raise it again). A buyer's
     lapse check, if due, moves to a moment within one lapse interval after ``now`` that depends only on the profile:
-    a million imported buyers are checked over the following week, not all in its first minute."""
+    a million imported buyers are checked over the following week, not all in its first minute. A date's trigger moves
+    to the date's next occurrence after ``now`` (history's events are old: without this, a yearly date would wait for
+    the customer's next event to be armed again)."""
     p = profile.model_copy(deep=True)
+    zone = delays.time_zone if isinstance(delays, TriggerDelays) else "UTC"
     for name, due in list(p.triggers.items()):
         if due > now:
             continue
@@ -482,6 +579,8 @@ def settle(profile: Profile, now: datetime, delays: TriggerDelays) -> Profile:
         if name == LAPSE and (every := delays.get(LAPSE)) is not None:
             share = int(hashlib.sha256(p.key.encode()).hexdigest()[:8], 16) / 2**32
             p.triggers[LAPSE] = now + timedelta(minutes=1) + every * share
+        elif (spec := DateSpec.parse(name)) is not None and (upcoming := next_date(p, spec, now, zone)) is not None:
+            p.triggers[name] = upcoming
     return p
 
 
@@ -511,15 +610,20 @@ def merge(a: Profile, b: Profile, delays: TriggerDelays) -> Profile:
             for k, v in getattr(side, kind).items():
                 summed[k] = summed.get(k, 0.0) + v
         setattr(m, kind, _top(summed, MAX_CATEGORIES if kind == "categories" else MAX_PRODUCTS))
+    for side in (a, b):
+        for name, value in side.dates.items():
+            _offer_date(m, name, value, side.stamps.get(f"date.{name}", AFFINITY_EPOCH))
+        for name, occurrence in side.occurrences.items():
+            _offer_occurrence(m, name, occurrence)
     for name in sorted(set(a.handled) | set(b.handled)):
         m.handled[name] = max(t for t in (a.handled.get(name), b.handled.get(name)) if t)
     for name in sorted(set(a.triggers) | set(b.triggers)):
         m.triggers[name] = min(t for t in (a.triggers.get(name), b.triggers.get(name)) if t)
+    m.last_event_at = max(filter(None, [a.last_event_at, b.last_event_at]), default=None)
     set_triggers(m, delays)
     m.messages = sorted(
         {x.decision_id: x for x in [*a.messages, *b.messages]}.values(), key=lambda x: (x.at, x.decision_id)
     )[-MAX_MESSAGES:]
-    m.last_event_at = max(filter(None, [a.last_event_at, b.last_event_at]), default=None)
     m.undeliverable = bound_identifiers(set(a.undeliverable) | set(b.undeliverable))
     return m
 

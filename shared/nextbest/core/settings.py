@@ -15,6 +15,7 @@ from typing import Any, Self
 from pydantic import BaseModel, ConfigDict, Field
 
 from nextbest.core.events import Channel
+from nextbest.core.profiles import TriggerDelays
 
 MAX_RECEIVE_COUNT = 5
 """Deliveries of a message before SQS would move it to the dead-letter queue (its redrive policy); on the last
@@ -65,9 +66,13 @@ class IngestSettings(QueueStageSettings):
         default_factory=dict, description="Derived at synth from the approved campaigns' trigger delays."
     )
     erasure_secret_arn: str = Field(description="Secrets Manager secret whose value keys the erasure tombstones.")
+    default_time_zone: str = Field(
+        default="UTC", description="Where date triggers fire for a customer whose zone is unknown (the policy's)."
+    )
 
-    def delays(self) -> dict[str, timedelta]:
-        return {k: timedelta(seconds=v) for k, v in self.trigger_delay_seconds.items()}
+    def delays(self) -> TriggerDelays:
+        delays = {k: timedelta(seconds=v) for k, v in self.trigger_delay_seconds.items()}
+        return TriggerDelays(delays, time_zone=self.default_time_zone)
 
 
 class DecideSettings(SchedulingSettings):

@@ -32,14 +32,15 @@ from typing import Any, Literal, NamedTuple
 
 from nextbest.core import experiments, guardrails
 from nextbest.core.attribution import episode_end
-from nextbest.core.campaigns import FOLLOW_UP, LAPSE_CHECK_EVERY, Campaign, Policy
+from nextbest.core.campaigns import FOLLOW_UP, LAPSE_CHECK_EVERY, Campaign, EventTrigger, Policy, Trigger
 from nextbest.core.clock import iso
 from nextbest.core.commands import MAX_LATENESS
 from nextbest.core.counters import DAILY_RETENTION, Counter, funnel
 from nextbest.core.decision import NAMESPACE, Candidate, Decision, Scored, decision_id
 from nextbest.core.events import Channel
-from nextbest.core.messages import render
-from nextbest.core.profiles import LAPSE, MAX_MESSAGES, Fallback, MessageLog, Profile
+from nextbest.core.messages import event_properties, render
+from nextbest.core.profiles import LAPSE, MAX_MESSAGES, Fallback, MessageLog, Profile, next_date
+from nextbest.core.triggers import DATE_GRACE, DateSpec, EventSpec
 from nextbest.decide import targeting
 from nextbest.decide.live import LivePolicy, Pick
 
@@ -51,6 +52,13 @@ def trigger_gone(profile: Profile, trigger: str, due_at: datetime, now: datetime
         return f"due {guardrails.ago(now - due_at)} ago: too late to be relevant (a backfill or an outage)"
     if trigger.startswith(FOLLOW_UP):
         return _follow_up_gone(profile, trigger.removeprefix(FOLLOW_UP))
+    if (event := EventSpec.parse(trigger)) is not None:
+        return None if event.name in profile.occurrences else f"no {event.name} event remembered"
+    if (date := DateSpec.parse(trigger)) is not None:
+        if date.attribute not in profile.dates:
+            return f"no {date.attribute} date on the profile"
+        late = now - due_at
+        return f"due {guardrails.ago(late)} ago: a date's message is not sent a day late" if late > DATE_GRACE else None
     check = _STILL_THERE.get(trigger)
     return check(profile) if check else f"unknown trigger {trigger}"
 
@@ -108,10 +116,11 @@ def audience_reason(campaign: Campaign, profile: Profile, scores: Scored | None,
         return f"audience: {profile.order_count} orders < {a.min_orders}"
     if a.max_orders is not None and profile.order_count > a.max_orders:
         return f"audience: {profile.order_count} orders > {a.max_orders}"
-    if campaign.trigger.kind == "win_back":
+    trigger = campaign.trigger
+    if isinstance(trigger, Trigger) and trigger.kind == "win_back":
         recency = profile.recency(now)
-        if recency is None or recency < timedelta(days=campaign.trigger.lapsed_days):
-            return f"audience: ordered within {campaign.trigger.lapsed_days} days"
+        if recency is None or recency < timedelta(days=trigger.lapsed_days):
+            return f"audience: ordered within {trigger.lapsed_days} days"
     bounds = (
         ("lapse risk", "lapse_risk", a.min_lapse_risk, a.max_lapse_risk),
         ("propensity", "purchase_propensity", a.min_propensity, None),
@@ -270,11 +279,26 @@ def _elimination(campaign: Campaign, step: int, s: _Situation) -> str | None:
     if campaign.status != "approved":
         return f"status is {campaign.status}" + (f" ({campaign.review_note})" if campaign.review_note else "")
     reason = (None if campaign.live(s.now) else "outside its dates") or s.gone or s.excluded.get(campaign.id)
-    reason = reason or audience_reason(campaign, s.profile, s.scores, s.now)
+    reason = reason or audience_reason(campaign, s.profile, s.scores, s.now) or _where_reason(campaign, s)
     if reason is None and s.follow_up and campaign.follow_up and step > campaign.follow_up.max_steps:
         reason = f"follow-up: {campaign.follow_up.max_steps} steps done"
     reason = reason or guardrails.cooldown_reason(s.profile, campaign, s.now, s.follow_up)
     return reason or guardrails.conflict_reason(s.profile, campaign, s.products, s.policy, s.now)
+
+
+def _event(campaign: Campaign, profile: Profile) -> dict[str, object]:
+    """The template variable ``event``: the properties of the custom event a campaign answers (empty otherwise)."""
+    trigger = campaign.trigger
+    occurrence = profile.occurrences.get(trigger.event) if isinstance(trigger, EventTrigger) else None
+    return {"event": event_properties(dict(occurrence.properties) if occurrence else {})}
+
+
+def _where_reason(campaign: Campaign, s: _Situation) -> str | None:
+    """A custom event's campaign: the first of its ``where`` conditions the remembered occurrence fails."""
+    if not isinstance(campaign.trigger, EventTrigger):
+        return None
+    occurrence = s.profile.occurrences.get(campaign.trigger.event)
+    return campaign.trigger.unmet(occurrence.properties if occurrence else {})
 
 
 def _assess(campaign: Campaign, s: _Situation) -> _Eligible | Candidate:
@@ -360,7 +384,7 @@ def _act(
             }
         )
     link = f"{site_url.rstrip('/')}/c/{did}"
-    variables = _variables(profile, link, s.scores, _discount(campaign, step), step)
+    variables = _variables(profile, link, s.scores, _discount(campaign, step), step) | _event(campaign, profile)
     creative = campaign.variant(variant).creative
     rendered = {ch: render(creative, ch, variables) for ch in campaign.channels}
     return decision.model_copy(
@@ -395,8 +419,9 @@ def _variables(profile: Profile, link: str, scores: Scored | None, discount: Dec
     }
 
 
-def record(profile: Profile, decision: Decision, campaigns: dict[str, Campaign]) -> Profile:
-    """The profile after a decision: the trigger handled, the message logged, a follow-up armed."""
+def record(profile: Profile, decision: Decision, campaigns: dict[str, Campaign], time_zone: str = "UTC") -> Profile:
+    """The profile after a decision: the trigger handled, the message logged, a follow-up armed, a yearly date's
+    next occurrence armed (in the customer's zone, else ``time_zone``: a dormant customer still has a birthday)."""
     p = profile.model_copy(deep=True)
     if decision.action == "defer":
         return p
@@ -404,6 +429,10 @@ def record(profile: Profile, decision: Decision, campaigns: dict[str, Campaign])
         p = checked(p, decision.trigger_due_at, decision.decided_at)
     if p.triggers.get(decision.trigger) == decision.trigger_due_at:
         del p.triggers[decision.trigger]
+        if (date := DateSpec.parse(decision.trigger)) is not None:
+            after = max(decision.trigger_due_at, decision.decided_at - DATE_GRACE)
+            if (upcoming := next_date(p, date, after, time_zone)) is not None:
+                p.triggers[decision.trigger] = upcoming
     p.handled[decision.trigger] = decision.trigger_due_at
     if decision.action in ("send", "holdout") and decision.campaign_id and decision.channel:
         campaign = campaigns[decision.campaign_id]

@@ -69,7 +69,7 @@ class Decider:
                     profile = None
                     continue
                 return None
-            updated = record(profile, decision, self.by_id)
+            updated = record(profile, decision, self.by_id, self.policy.quiet_hours.default_time_zone)
             status = {"send": "queued", "holdout": "held_out", "defer": "deferred"}.get(decision.action, "no_action")
             try:
                 self.store.commit_decision(

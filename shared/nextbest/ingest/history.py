@@ -33,6 +33,9 @@ from nextbest.core.profiles import TriggerDelays, identity_keys
 from nextbest.ingest.service import Ingested, ingest_batch
 
 KINDS = ("customers", "consents", "orders")
+DATE_COLUMN = "date."
+"""A customers column ``date.<name>`` (``date.birthday``) is the customer's date of that name: ``dates`` on
+``customer.identified``, what date triggers fire on."""
 TRUE, FALSE = {"true", "yes", "y", "1", "granted"}, {"false", "no", "n", "0", "withdrawn", "revoked"}
 
 
@@ -125,8 +128,11 @@ def _customer(row: Mapping[str, Any], now: datetime) -> CustomerIdentified:
     fields = {k: cells[k] for k in ("customer_id", "email", "phone", "first_name", "time_zone") if k in cells}
     if "customer_id" not in fields:
         raise ValueError("customer_id is required")
+    dates = {k.removeprefix(DATE_COLUMN): v for k, v in cells.items() if k.startswith(DATE_COLUMN)}
     at = cells.get("signed_up_at") or cells.get("occurred_at") or now.isoformat()
-    return CustomerIdentified.model_validate({"event_id": _event_id("c", cells), "occurred_at": at, **fields})
+    return CustomerIdentified.model_validate(
+        {"event_id": _event_id("c", cells), "occurred_at": at, **fields, **({"dates": dates} if dates else {})}
+    )
 
 
 def _consent(row: Mapping[str, Any], now: datetime) -> ConsentUpdated:

@@ -17,9 +17,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     approve.add_argument("files", type=Path, nargs="+")
     approve.add_argument("--by", required=True, help="who approves: recorded in the file")
     approve.set_defaults(run=run_approve)
-    sub.add_parser("check", help="validate every campaign and the policy, list what is live").set_defaults(
-        run=run_check
-    )
+    check = sub.add_parser("check", help="validate every campaign and the policy, list what is live")
+    check.add_argument("--dir", type=Path, default=ROOT, help="a directory of campaign files (default: campaigns/)")
+    check.set_defaults(run=run_check)
 
 
 def run_approve(args: argparse.Namespace) -> int:
@@ -43,9 +43,10 @@ def run_check(args: argparse.Namespace) -> int:
     from nextbest.core.campaigns import load_campaigns, load_policy
     from nextbest.core.messages import check_creatives
 
-    policy = load_policy(ROOT)
-    for campaign in check_creatives(load_campaigns(ROOT)):
+    policy = load_policy(args.dir)
+    for campaign in check_creatives(load_campaigns(args.dir)):
         note = f" — {campaign.review_note}" if campaign.review_note else ""
-        print(f"{campaign.id:<22} {campaign.status:<9} {campaign.trigger.kind:<17} {','.join(campaign.channels)}{note}")
+        trigger = campaign.trigger.key if campaign.trigger.kind in ("event", "date") else campaign.trigger.kind
+        print(f"{campaign.id:<22} {campaign.status:<9} {trigger:<17} {','.join(campaign.channels)}{note}")
     print(f"policy: caps {policy.model_dump(mode='json')['caps']}, global control {policy.global_control_percent}%")
     return 0

@@ -62,6 +62,18 @@ def test_campaigns_check_lists_the_repository_campaigns(capsys: pytest.CaptureFi
     assert out.splitlines()[-1].startswith("policy: caps ")
 
 
+def test_campaigns_check_reads_another_directory_and_names_event_and_date_triggers(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = main(["campaigns", "check", "--dir", str(ROOT / "docs" / "campaigns")])
+    rows = {line.split()[0]: line.split()[1:3] for line in capsys.readouterr().out.splitlines()[:-1]}
+    assert code == 0
+    assert rows == {
+        "birthday": ["draft", "date:birthday:yearly+0d@09:00"],
+        "subscription-renewed": ["draft", "event:subscription.renewed+120m"],
+    }
+
+
 def test_help_imports_no_command_implementation() -> None:
     # Given a fresh interpreter
     code = (

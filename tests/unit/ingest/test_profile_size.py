@@ -80,3 +80,32 @@ def test_a_customer_with_everything_at_the_maximum_stays_under_the_item_limit():
     assert size < LIMIT / 4, size
     profile = store.profile("c:cus_heavy")
     assert profile.order_count == 300  # bounded lists, exact counters
+
+
+def test_custom_events_and_dates_at_their_maximum_add_a_bounded_few_kilobytes():
+    """Every watched event name with properties at their 1 KB limit (incompressible), and dates under many names: the
+    profile keeps the latest 10 events and 20 dates, so it grows by a bound, not by what the shop publishes."""
+    import hashlib
+
+    from nextbest.core.events import CustomEvent
+    from nextbest.core.profiles import MAX_DATES, MAX_OCCURRENCES, TriggerDelays
+
+    names = [f"thing{i:02}.happened" for i in range(30)]
+    delays = TriggerDelays({f"event:{name}+60m": timedelta(hours=1) for name in names})
+    store = MemoryStore()
+    for n, name in enumerate(names * 3):
+        at = T0 + timedelta(minutes=n)
+        noise = {f"k{i:02}": hashlib.sha256(f"{n}-{i}".encode()).hexdigest()[:40] for i in range(20)}
+        event = CustomEvent(event_id=f"e{n}", occurred_at=at, customer_id="cus_heavy", name=name, properties=noise)
+        ingest(store, "custom.event", event, delays)
+        dates = {f"date_{n}_{i}": T0.date() + timedelta(days=i) for i in range(10)}
+        identified = CustomerIdentified(event_id=f"i{n}", occurred_at=at, customer_id="cus_heavy", dates=dates)
+        ingest(store, "customer.identified", identified, delays)
+    profile = store.profile("c:cus_heavy")
+    assert profile is not None
+    assert len(profile.occurrences) == MAX_OCCURRENCES and len(profile.dates) == MAX_DATES
+    assert len(profile.triggers) == MAX_OCCURRENCES  # a trigger only for an event still remembered
+    item = profile_item(profile)
+    size = sum(len(k) + len(next(iter(v.values()))) for k, v in item.items())
+    print(f"profile item with custom events and dates at their maximum: {size} bytes")
+    assert size < 16 * 1024, size
