@@ -18,7 +18,7 @@ from nextbest.core.guardrails import cap_reason, quiet_from, quiet_until
 from nextbest.core.ports import Alarms, Conflict, DecisionExists, Outbox, Store
 from nextbest.core.profiles import LAPSE, Profile
 from nextbest.core.routing import refusal
-from nextbest.decide.engine import checked, counters, decide, record, record_fallback
+from nextbest.decide.engine import checked, counters, decide, record, record_fallback, wanted_products
 
 NOT_IN_AUDIENCE = ("audience", "status", "outside", "no orders")
 Released = Literal["queued", "deferred", "suppressed", "already_handled"]
@@ -56,9 +56,10 @@ class Decider:
                     return self._resume(decision_id(profile.key, due.trigger, due.due_at), profile, now)
                 return None  # moved (the due index holds its new time), or its reason vanished
             scores = self.models.score(profile, now) if self.models is not None else None
+            catalog = self.store.products(wanted_products(profile, scores))
             decision = decide(
                 profile, due.trigger, due.due_at, self.campaigns, self.policy, now, self.site_url, scores,
-                lambda campaign: self.arm_counts(campaign, now), excluded,
+                lambda campaign: self.arm_counts(campaign, now), excluded, catalog,
             )  # fmt: skip
             if due.trigger == LAPSE and all(c.reason.startswith(NOT_IN_AUDIENCE) for c in decision.candidates):
                 try:  # a lapse check records only customers some campaign was meant for; the rest wait a week
