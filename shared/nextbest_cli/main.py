@@ -8,6 +8,7 @@ import sys
 from nextbest_cli.commands import (
     bench,
     campaigns,
+    catalog,
     demo,
     evaluate_policy,
     explain,
@@ -31,6 +32,7 @@ COMMANDS = (
     explain,
     report,
     campaigns,
+    catalog,
     schemas,
     tombstones,
 )

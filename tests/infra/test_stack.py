@@ -205,6 +205,10 @@ def test_ses_events_reach_the_feedback_function(template):
     assert {"bounce", "complaint", "delivery"} <= set(
         destination["Properties"]["EventDestination"]["MatchingEventTypes"]
     )
+    # SES tracks the clicks (and opens) of e-mails sent through a configuration set with a destination for them: it
+    # wraps each link in a redirect that keeps the shop's URL, attribution parameters included (nextbest.core.links)
+    assert {"click", "open"} <= set(destination["Properties"]["EventDestination"]["MatchingEventTypes"])
+    assert destination["Properties"]["EventDestination"]["Enabled"] is True
     subscriptions = {
         r["Properties"]["TopicArn"]["Ref"]: r["Properties"]
         for r in resources(template, "AWS::SNS::Subscription").values()

@@ -64,10 +64,18 @@ def sample_variables() -> dict[str, Any]:
     return {
         "first_name": "Ada",
         "items": [
-            {"name": "Serum", "quantity": 1, "unit_price": Decimal("25.00"), "product_id": "p1", "category": None,
-             "url": f"https://shop.example/p/serum?{tags}", "image_url": "https://shop.example/i/serum.jpg",
-             "price": Decimal("25.00"), "in_stock": True}
-        ],  # fmt: skip
+            {
+                "name": "Serum",
+                "quantity": 1,
+                "unit_price": Decimal("25.00"),
+                "product_id": "p1",
+                "category": None,
+                "url": f"https://shop.example/p/serum?{tags}",
+                "image_url": "https://shop.example/i/serum.jpg",
+                "price": Decimal("25.00"),
+                "in_stock": True,
+            }
+        ],
         "cart_value": Decimal("25.00"),
         "currency": "USD",
         "link": f"https://shop.example/cart?{tags}",
