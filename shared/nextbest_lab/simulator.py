@@ -468,6 +468,7 @@ class ResponseModel:
             "items": items,
             "total": str(total),
             "customer_id": exposure.customer_id,
+            "nb": exposure.decision_id,  # the shopper came through the message's link; the shop kept its nb
         }
         return {
             "DetailType": "order.placed",
