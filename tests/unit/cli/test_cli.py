@@ -21,6 +21,7 @@ GROUPS = [
     "explain",
     "report",
     "campaigns",
+    "catalog",
     "schemas",
     "tombstones",
 ]
