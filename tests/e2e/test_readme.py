@@ -16,10 +16,15 @@ from tests.e2e.test_pipeline import dead_letters
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 
 
+def put_events_examples() -> list[list[dict]]:
+    """The `--entries '…'` of each of the README's `aws events put-events` examples, as the shell hands it to the
+    CLI: a cart, then the catalog's product."""
+    return [json.loads(e) for e in re.findall(r"aws events put-events --entries '([^']*)'", README)]
+
+
 def put_events_example() -> list[dict]:
-    """The `--entries '…'` of the README's `aws events put-events` example, as the shell hands it to the CLI."""
-    [entries] = re.findall(r"aws events put-events --entries '([^']*)'", README)
-    return json.loads(entries)
+    """The first example: a customer's cart."""
+    return put_events_examples()[0]
 
 
 def first_message(bus: str, now: str) -> list[dict]:
@@ -29,11 +34,18 @@ def first_message(bus: str, now: str) -> list[dict]:
     return json.loads(heredoc.replace("$BUS", bus).replace("$NOW", now))
 
 
-@pytest.mark.parametrize("entries", [put_events_example(), first_message("nextbest", "2026-11-02T09:00:00Z")])
+@pytest.mark.parametrize("entries", [*put_events_examples(), first_message("nextbest", "2026-11-02T09:00:00Z")])
 def test_each_readme_event_is_valid_json_and_a_valid_event(entries):
     for entry in entries:
         model = DETAIL_TYPES[entry["DetailType"]]
         model.model_validate_json(entry["Detail"])  # raises, naming the field, if the README's event is invalid
+
+
+def test_the_readme_examples_name_a_cart_and_a_product():
+    assert [[e["DetailType"] for e in entries] for entries in put_events_examples()] == [
+        ["cart.updated"],
+        ["product.updated"],
+    ]
 
 
 def test_the_readme_put_events_example_is_ingested_by_the_emulated_bus(emulation):
