@@ -40,6 +40,7 @@ decider = Decider(
     site_url=settings.site_url,
     models=models,
     arm_counts_ttl=timedelta(seconds=settings.arm_counts_ttl_s),
+    cart_url=settings.cart_url,
 )
 dead_letters = DeadLetters(settings.dead_letter_queue_url)
 redelivery = batch.Redelivery()

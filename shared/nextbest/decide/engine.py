@@ -236,10 +236,11 @@ def decide(
     arms: Callable[[Campaign], experiments.ArmCounts] = lambda c: {},
     excluded: dict[str, str] | None = None,
     catalog: Mapping[str, Product] | None = None,
+    cart_url: str = "",
 ) -> Decision:
     """``excluded`` names campaigns a shared counter refused (send rate, budget), with the reason. ``catalog`` holds
     the products the decision may show (``wanted_products``), read by the caller: what messages show of them, and
-    which may be recommended."""
+    which may be recommended. ``cart_url``: the shop's cart page, if not ``<site_url>/cart``."""
     picks = recommended(scores, catalog)
     products = _products(profile, trigger, picks)
     gone = trigger_gone(profile, trigger, due_at, now)
@@ -267,7 +268,7 @@ def decide(
         scores=({"lapse_risk": scores.lapse_risk, "purchase_propensity": scores.purchase_propensity} if scores else {}),
         model_versions=dict(scores.model_versions) if scores else {},
     )
-    return _act(decision, eligible[0], situation, site_url, arms) if eligible else decision
+    return _act(decision, eligible[0], situation, site_url, arms, cart_url) if eligible else decision
 
 
 def _step(campaign: Campaign, situation: _Situation) -> int:
@@ -334,6 +335,7 @@ def _act(
     s: _Situation,
     site_url: str,
     arms: Callable[[Campaign], experiments.ArmCounts],
+    cart_url: str = "",
 ) -> Decision:
     """The winner meets the experiment and the clock: deferred to the morning, held out, or sent as a variant."""
     campaign, channel, value, offer_cost, step = winner
@@ -367,7 +369,14 @@ def _act(
     creative = campaign.variant(variant).creative
     rendered = {
         ch: render(
-            creative, ch, _variables(s, _Linker(site_url, ch, campaign, variant, did), _discount(campaign, step), step)
+            creative,
+            ch,
+            _variables(
+                s,
+                _Linker(site_url, cart_url or links.cart(site_url), ch, campaign, variant, did),
+                _discount(campaign, step),
+                step,
+            ),
         )
         for ch in campaign.channels
     }
@@ -393,6 +402,7 @@ class _Linker:
     """Links of one message: pages of the shop with its attribution parameters (``nextbest.core.links``)."""
 
     site_url: str
+    cart_url: str
     channel: Channel
     campaign: Campaign
     variant: str | None
@@ -414,7 +424,7 @@ def _variables(s: _Situation, link: _Linker, discount: Decimal, step: int) -> di
     profile, catalog = s.profile, s.catalog or {}
     cart = profile.cart
     owned = {i.product_id for i in cart.items} if cart else set()
-    cart_url, home_url = link(links.cart(link.site_url)), link(links.home(link.site_url))
+    cart_url, home_url = link(link.cart_url), link(links.home(link.site_url))
     items = []
     for line in cart.items if cart else []:
         product = catalog.get(line.product_id)

@@ -33,7 +33,7 @@ def sold(sku, availability="in_stock", name=None, price="20.00"):
                    availability=availability)  # fmt: skip
 
 
-def reminder(store, recommendations):
+def reminder(store, recommendations, cart_url=""):
     """The cart reminder (its variant showing recommendations) decided for a customer who left sku-1 in the cart."""
     from nextbest.core.events import CartUpdated, LineItem
     from nextbest.ingest.service import ingest
@@ -48,7 +48,7 @@ def reminder(store, recommendations):
         for c in CAMPAIGNS
     ]
     decider = Decider(store, dict.fromkeys(CHANNELS, Collect()), Collect(), Alarms(), campaigns, POLICY, SITE,
-                      models=Scores(recommendations))  # fmt: skip
+                      models=Scores(recommendations), cart_url=cart_url)  # fmt: skip
     decision = decider.handle(DueTrigger(profile_key="c:cus_1", trigger="cart_abandoned", due_at=DUE), DUE)
     assert decision is not None and decision.action == "send" and decision.variant == "reminder"
     return decision
@@ -86,3 +86,8 @@ def test_each_channel_s_link_names_its_medium_the_campaign_the_variant_and_the_d
     assert f"{SITE}/cart?utm_source=nextbest&utm_medium=email&{tags}" in decision.messages["email"].text
     assert f"{SITE}/cart?utm_source=nextbest&utm_medium=sms&{tags}" in decision.messages["sms"].text
     assert decision.messages["sms"].text.endswith("Reply STOP to opt out.")  # the link did not push it past the cut
+
+
+def test_a_shop_whose_cart_is_elsewhere_gets_its_cart_page_in_cart_reminders():
+    decision = reminder(MemoryStore(), [], cart_url="https://shop.example/checkout/basket")
+    assert "https://shop.example/checkout/basket?utm_source=nextbest&utm_medium=sms" in decision.messages["sms"].text
