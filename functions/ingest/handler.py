@@ -53,14 +53,15 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     parsed: dict[str, tuple[str, EventDetail | ProductUpdated] | RejectedEvent] = {}
     for raw in event["Records"]:
         parsed[raw["messageId"]] = _parsed(raw["body"])
-    products = {
-        mid: p[1] for mid, p in parsed.items() if not isinstance(p, RejectedEvent) and isinstance(p[1], ProductUpdated)
-    }
-    valid = {
-        mid: (p[0], p[1])
-        for mid, p in parsed.items()
-        if not isinstance(p, RejectedEvent) and isinstance(p[1], EventDetail)
-    }
+    valid: dict[str, tuple[str, EventDetail]] = {}  # customers' events
+    products: dict[str, ProductUpdated] = {}  # the catalog's, which name no customer
+    for mid, found in parsed.items():
+        if not isinstance(found, RejectedEvent):
+            kind, detail = found
+            if isinstance(detail, ProductUpdated):
+                products[mid] = detail
+            else:
+                valid[mid] = (kind, detail)
     # One BatchGetItem for every identifier (and tombstone) in the batch, then one write per customer.
     keys = {k for _, detail in valid.values() for k in identity_keys(detail.identifiers())}
     try:
