@@ -4,7 +4,8 @@ Context (``cdk deploy -c key=value``), required: ``sender`` (the SES address e-m
 shop, which links in messages lead to). Optional: ``env`` (an environment name: the stack is ``nextbest-<env>``
 and every fixed name in it starts with that, so staging and production can share an account), ``busName``
 (default: the stack's name), ``pushPlatformApplicationArn`` (push through that SNS platform application),
-``smsVia`` (``sns``, the default, or ``end-user-messaging`` for SMS delivery events in feedback).
+``smsVia`` (``sns``, the default, or ``end-user-messaging`` for SMS delivery events in feedback), ``cartUrl`` (the
+shop's cart page, where cart reminders link; default ``<siteUrl>/cart``).
 
 There is no default for the required ones: a stack that mails from an address nobody chose, with links to a shop
 that does not exist, is worse than one that refuses to synthesize (the emulation and the tests give theirs,

@@ -42,6 +42,7 @@ decider = Decider(
     models=models,
     live=load_live_policy(settings.policy_dir),
     arm_counts_ttl=timedelta(seconds=settings.arm_counts_ttl_s),
+    cart_url=settings.cart_url,
 )
 dead_letters = DeadLetters(settings.dead_letter_queue_url)
 redelivery = batch.Redelivery()

@@ -10,11 +10,11 @@ from nextbest.aws import batch, secrets
 from nextbest.aws.queues import DeadLetters
 from nextbest.aws.store import Store
 from nextbest.core import clock
-from nextbest.core.events import EventDetail, RejectedEvent, parse_event
+from nextbest.core.events import EventDetail, ProductUpdated, RejectedEvent, parse_event
 from nextbest.core.ports import Retry, pseudonym
 from nextbest.core.profiles import identity_keys
 from nextbest.core.settings import IngestSettings
-from nextbest.ingest.service import Ingested, ingest_batch
+from nextbest.ingest.service import Ingested, ingest_batch, update_product
 
 settings = IngestSettings.from_env()
 logger = Logger()
@@ -25,7 +25,7 @@ redelivery = batch.Redelivery()
 delays = settings.delays()
 
 
-def _parsed(body: str) -> tuple[str, EventDetail] | RejectedEvent:
+def _parsed(body: str) -> tuple[str, EventDetail | ProductUpdated] | RejectedEvent:
     """The event, or why it is rejected. Parsing is pure: an input it cannot handle fails the same way on every
     retry, so even an unexpected error is a rejection of that record (to the DLQ with a reason), never a failure
     of the batch that would take its neighbours (an opt-out among them) to the DLQ with it."""
@@ -38,14 +38,30 @@ def _parsed(body: str) -> tuple[str, EventDetail] | RejectedEvent:
         return RejectedEvent("unparseable", f"{type(error).__name__} while parsing")
 
 
+def _catalogued(product: ProductUpdated) -> Ingested | Exception:
+    """The catalog's write for a product event, or its error (reported for that record alone)."""
+    try:
+        return update_product(store, product)
+    except Exception as error:
+        return error
+
+
 @logger.inject_lambda_context(correlation_id_path="Records[0].messageId")
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     store.forget()
-    parsed: dict[str, tuple[str, EventDetail] | RejectedEvent] = {}
+    parsed: dict[str, tuple[str, EventDetail | ProductUpdated] | RejectedEvent] = {}
     for raw in event["Records"]:
         parsed[raw["messageId"]] = _parsed(raw["body"])
-    valid = {mid: p for mid, p in parsed.items() if not isinstance(p, RejectedEvent)}
+    valid: dict[str, tuple[str, EventDetail]] = {}  # customers' events
+    products: dict[str, ProductUpdated] = {}  # the catalog's, which name no customer
+    for mid, found in parsed.items():
+        if not isinstance(found, RejectedEvent):
+            kind, detail = found
+            if isinstance(detail, ProductUpdated):
+                products[mid] = detail
+            else:
+                valid[mid] = (kind, detail)
     # One BatchGetItem for every identifier (and tombstone) in the batch, then one write per customer.
     keys = {k for _, detail in valid.values() for k in identity_keys(detail.identifiers())}
     try:
@@ -53,7 +69,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     except Exception:  # only a saving: each event reads what it needs, and fails (and is retried) alone
         logger.warning("prefetch failed; reading per event", exc_info=True)
         store.forget()
-    outcomes = dict(zip(valid, ingest_batch(store, list(valid.values()), delays), strict=True))
+    outcomes: dict[str, Ingested | Exception] = dict(
+        zip(valid, ingest_batch(store, list(valid.values()), delays), strict=True)
+    )
+    outcomes |= {mid: _catalogued(product) for mid, product in products.items()}
 
     def record(sqs_record: SQSRecord) -> str:
         result = outcomes.get(sqs_record.message_id) or parsed[sqs_record.message_id]

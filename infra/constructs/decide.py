@@ -82,6 +82,7 @@ class Decide(Construct):
             code=assets.function_code("decide", {"campaigns": campaigns}),
             deliver_queue_urls={channel: queue.queue_url for channel, queue in deliver_queues.items()},
             site_url=site_url,
+            cart_url=str(self.node.try_get_context("cartUrl") or ""),
             campaigns_dir="campaigns",
             models_dir=assets.MODELS_MOUNT,
             policy_dir=assets.POLICY_MOUNT if self.policy is not None else "",

@@ -22,6 +22,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from nextbest.core import clock
+from nextbest.core.catalog import Product, newer
 from nextbest.core.clock import iso
 from nextbest.core.counters import Counter, combined
 from nextbest.core.decision import Decision
@@ -63,6 +64,7 @@ class MemoryStore:
         self.counters: dict[CounterKey, dict[str, Decimal]] = {}
         self.index_times: dict[str, datetime | None] = {}
         """Each profile's index time in the ``by_due`` index, as its last write set it."""
+        self.catalog: dict[str, Product] = {}
         self.writes = 0
         """Successful writes (a transaction counts once), for the benchmark."""
 
@@ -273,6 +275,18 @@ class MemoryStore:
             item = self.counters.setdefault((c.pk, c.sk), {})
             for name, by in ((c.attribute, c.by), *c.also):
                 item[name] = item.get(name, Decimal(0)) + by
+
+    # -- catalog ------------------------------------------------------------------------------------------------
+
+    def put_product(self, product: Product) -> bool:
+        if not newer(product, self.catalog.get(product.product_id)):
+            return False
+        self.catalog[product.product_id] = product
+        self.writes += 1
+        return True
+
+    def products(self, product_ids: Iterable[str]) -> dict[str, Product]:
+        return {p: self.catalog[p] for p in set(product_ids) if p in self.catalog}
 
     def arm_counts(self, campaign_id: str, variants: list[str]) -> dict[str, tuple[int, int]]:
         counts = {}

@@ -8,6 +8,7 @@ import sys
 from nextbest_cli.commands import (
     bench,
     campaigns,
+    catalog,
     demo,
     evaluate_policy,
     explain,
@@ -33,6 +34,7 @@ COMMANDS = (
     explain,
     report,
     campaigns,
+    catalog,
     schemas,
     tombstones,
 )

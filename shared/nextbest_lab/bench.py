@@ -124,9 +124,9 @@ def scoring_ms(profiles: int = 1000, repeat: int = 200, seed: int = 7) -> dict[s
 
 def domain_cpu(customers: int, seed: int) -> dict[str, Any]:
     """CPU per event of validation + identity resolution + profile update, with an in-memory store."""
-    from nextbest.core.events import RejectedEvent, parse_event
+    from nextbest.core.events import ProductUpdated, RejectedEvent, parse_event
     from nextbest.core.profiles import TriggerDelays
-    from nextbest.ingest.service import ingest
+    from nextbest.ingest.service import ingest, update_product
     from nextbest.memory import MemoryStore
 
     from nextbest_lab.simulator import simulate
@@ -152,7 +152,10 @@ def domain_cpu(customers: int, seed: int) -> dict[str, Any]:
             kind, detail = parse_event(body, now)
         except RejectedEvent:
             continue
-        ingest(store, kind, detail, delays)
+        if isinstance(detail, ProductUpdated):
+            update_product(store, detail)
+        else:
+            ingest(store, kind, detail, delays)
     elapsed = time.process_time() - started
     return {"ingest_cpu_us_per_event": round(elapsed / len(bodies) * 1e6, 1)}
 

@@ -71,8 +71,9 @@ there with a few hundred shoppers over a few days; a deployed stack uses the cam
 given this context too."""
 STEP = timedelta(minutes=5)
 """How far the clock moves between publishing rounds (events are published in the round they occurred in)."""
-LINK = re.compile(r"/c/([0-9a-f-]{36})")
-URL = re.compile(r"https?://[^\s\"'<>]+/c/[0-9a-f-]{36}")
+LINK = re.compile(r"[?&]nb=([0-9a-f-]{36})")
+"""The decision id a message's links carry (``nextbest.core.links``): what tells which decision a text was for."""
+URL = re.compile(r"https?://[^\s\"'<>]+[?&]nb=[0-9a-f-]{36}")
 """A message's tracked link, which a shopper's click goes through."""
 
 

@@ -72,9 +72,10 @@ from nextbest.core.commands import MAX_LATENESS, DeliveryRequest, DueProfile, Du
 from nextbest.core.counters import Counter, Stage, funnel
 from nextbest.core.decision import Decision
 from nextbest.core.due import LAG
-from nextbest.core.events import CHANNELS, DETAIL_TYPES, MAX_FUTURE_SKEW, EventDetail, OrderPlaced
+from nextbest.core.events import CHANNELS, DETAIL_TYPES, MAX_FUTURE_SKEW, EventDetail, OrderPlaced, ProductUpdated
 from nextbest.core.profiles import Consent, Profile, apply, offer_consent
 from nextbest.decide.service import Decider
+from nextbest.ingest.service import update_product
 from nextbest.memory import MemoryStore
 from pydantic import ValidationError
 
@@ -216,12 +217,13 @@ class Shop:
     def _push(self, at: datetime, kind: str, payload: tuple[Any, ...]) -> None:
         heapq.heappush(self.queue, (at, next(self.sequence), kind, payload))
 
-    def _events(self) -> Iterable[tuple[datetime, str, str, EventDetail]]:
-        """The population's events as the profile store would accept them: valid, once each, of a known shopper."""
+    def _events(self) -> Iterable[tuple[datetime, str, str, EventDetail | ProductUpdated]]:
+        """The population's events as the profile store would accept them: valid, once each, of a known shopper (or
+        the shop's catalog, which names no shopper)."""
         linked = linked_sessions(self.population.events)
         seen: set[str] = set()
         for e in self.population.events:
-            customer = owner(e["Detail"], linked)
+            customer = "" if e["DetailType"] == "product.updated" else owner(e["Detail"], linked)
             if customer is None or e.get("malformed"):
                 continue
             try:
@@ -235,7 +237,10 @@ class Shop:
 
     # -- ingest ---------------------------------------------------------------------------------------------
 
-    def _ingest(self, now: datetime, customer: str, kind: str, detail: EventDetail) -> None:
+    def _ingest(self, now: datetime, customer: str, kind: str, detail: EventDetail | ProductUpdated) -> None:
+        if isinstance(detail, ProductUpdated):
+            update_product(self.store, detail)
+            return
         key = f"c:{self.key_prefix}{customer}"
         self.customers[key] = customer
         detail = detail.model_copy(update={"customer_id": key[2:]})  # its owner is known: verified (profiles)

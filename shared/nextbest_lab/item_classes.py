@@ -1,8 +1,8 @@
 """Every kind of item the table holds, whom it is keyed by, and what keeps their number from growing forever.
 
 The key schema is spelt out in ``nextbest.aws.store.table`` (profiles, redirects, decisions, event markers,
-tombstones, push message ids) and ``nextbest.core.counters`` (the ``s:<campaign>`` counter items). Each class has a
-*lifetime*:
+tombstones, push message ids), ``nextbest.aws.store.catalog`` (products) and ``nextbest.core.counters`` (the
+``s:<campaign>`` counter items). Each class has a *lifetime*:
 
 * ``expiry`` — its items carry the TTL attribute ``expires_at``, and DynamoDB deletes them after it;
 * ``bound`` — their number is bounded by something that does not grow with time or traffic (the people the shop
@@ -52,6 +52,10 @@ ITEM_CLASSES: tuple[ItemClass, ...] = (
     ItemClass("tombstone", "xk:<keyed hash of an identifier> / ERASED", False, "bound",
               "one per identifier of an erased person: grows with erasure requests, not with traffic"),
     ItemClass("push_message", "m:<provider message id> / MESSAGE", False, "expiry", "expires_at: 7 days"),
+    ItemClass("product", "cat:<product id> / PRODUCT", False, "bound",
+              "one per product the shop sells (in stock or out of stock); at most ~5 KB each (bounded fields)"),
+    ItemClass("removed_product", "cat:<product id> / PRODUCT, with removed_at", False, "expiry",
+              "expires_at: 30 days after the shop removed the product (REMOVED_RETENTION)"),
     ItemClass("counter_arm", "s:<campaign> / ARM#<arm>", True, "bound",
               "at most three per campaign (treatment, holdout, global control)"),
     ItemClass("counter_funnel", "s:<campaign> / FUNNEL#<variant>#<channel>", True, "bound",
@@ -91,6 +95,8 @@ def classify(pk: str, sk: str, attributes: Collection[str] = ()) -> ItemClass:
         if "canonical" in attributes:
             return classes["ephemeral_redirect" if pk.startswith(("a:", "t:")) else "redirect"]
         return classes["anonymous_profile" if pk.startswith("a:") else "profile"]
+    if sk == "PRODUCT":
+        return classes["removed_product" if "removed_at" in attributes else "product"]
     if sk in SINGLE:
         return classes[SINGLE[sk]]
     if pk.startswith("s:") and sk.split("#", 1)[0] in COUNTERS:

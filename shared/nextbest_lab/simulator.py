@@ -44,6 +44,41 @@ CATALOGUE = [
 ]
 
 
+SHOP = "https://shop.example"
+"""The simulated shop's site (the emulated stack's ``siteUrl``): its product pages and images are under it."""
+
+
+def product_url(sku: str, name: str, kind: str = "products") -> str:
+    slug = "-".join(name.lower().split())
+    return f"{SHOP}/{kind}/{slug}" + (".jpg" if kind == "images" else "")
+
+
+def catalog_events(seed: int, at: datetime) -> list[dict[str, Any]]:
+    """The shop publishing its catalog before anything else happens: a ``product.updated`` per product, so messages
+    show names, images, prices and product pages. Drawn from no random stream, so every other event of a seed stays
+    what it was."""
+    return [
+        {
+            "DetailType": "product.updated",
+            "Source": "shop.catalog",
+            "Detail": {
+                "event_id": f"ev-{seed}-product-{sku}",
+                "occurred_at": at.isoformat(),
+                "product_id": sku,
+                "name": name,
+                "url": product_url(sku, name),
+                "image_url": product_url(sku, name, "images"),
+                "price": str(price),
+                "currency": "USD",
+                "category": category,
+                "availability": "in_stock",
+            },
+            "at": at,
+        }
+        for sku, name, category, price in CATALOGUE
+    ]
+
+
 TIME_ZONE = "America/New_York"
 """Where the shop's shoppers live (their ``customer.identified`` events say so)."""
 
@@ -92,6 +127,7 @@ def simulate(customers: int = 2000, days: int = 5, seed: int = 7, start: datetim
     events = [e for e in shop.events if e["at"] < end]
     _producer_mistakes(rng, events, end)
     events.sort(key=lambda e: e["at"])
+    events[:0] = catalog_events(seed, min([start, *(e["at"] for e in events)]) - timedelta(minutes=1))
     return Population(events=events, truth=shop.truth, customers=customers, start=start, end=end, seed=seed)
 
 
@@ -432,6 +468,7 @@ class ResponseModel:
             "items": items,
             "total": str(total),
             "customer_id": exposure.customer_id,
+            "nb": exposure.decision_id,  # the shopper came through the message's link; the shop kept its nb
         }
         return {
             "DetailType": "order.placed",

@@ -199,6 +199,8 @@ class TableState:
             self.applied.update(EventMemory.of([item]).entries)
         elif sk == "EVENT":
             self.applied.add(event_digest(pk[3:]))
+        elif sk == "PRODUCT":  # a product keeps its newest event (the shop's catalog sends one per product)
+            self.applied.add(event_digest(json.loads(item["doc"]["S"])["event_id"]))
 
 
 @dataclass

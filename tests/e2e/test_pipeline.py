@@ -78,7 +78,7 @@ def test_an_abandoned_cart_becomes_an_email_then_an_sms_when_the_email_bounces(e
     [message] = emulation.sent_emails()
     assert "Hydrating serum" in message.raw_data and bounce in message.raw_data
     [(_, phone, text)] = emulation.sent_sms()
-    assert phone == "+14155550100" and "https://shop.example/c/" in text
+    assert phone == "+14155550100" and "https://shop.example/cart?utm_source=nextbest&utm_medium=sms" in text
     assert emulation.ses_event_counts["Bounce"] == 1
 
 
@@ -306,4 +306,4 @@ def test_a_text_that_replaces_a_bounced_email_at_night_waits_for_the_customers_m
     assert emulation.sent_sms() == []
     emulation.advance(T0 + timedelta(hours=7, minutes=30))  # 08:30 in Los Angeles
     [(_, phone, text)] = emulation.sent_sms()
-    assert phone == "+14155550100" and "https://shop.example/c/" in text
+    assert phone == "+14155550100" and "https://shop.example/cart?utm_source=nextbest&utm_medium=sms" in text

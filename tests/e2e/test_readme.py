@@ -18,11 +18,12 @@ README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 
 def put_events_examples() -> list[list[dict]]:
     """The `--entries '…'` of each of the README's `aws events put-events` examples, as the shell hands it to the
-    CLI: the cart (first) and the custom event."""
-    return [json.loads(entries) for entries in re.findall(r"aws events put-events --entries '([^']*)'", README)]
+    CLI: a cart, the catalog's product and a custom event."""
+    return [json.loads(e) for e in re.findall(r"aws events put-events --entries '([^']*)'", README)]
 
 
 def put_events_example() -> list[dict]:
+    """The first example: a customer's cart."""
     return put_events_examples()[0]
 
 
@@ -40,8 +41,12 @@ def test_each_readme_event_is_valid_json_and_a_valid_event(entries):
         model.model_validate_json(entry["Detail"])  # raises, naming the field, if the README's event is invalid
 
 
-def test_the_readme_has_a_custom_event_example():
-    assert [e["DetailType"] for entries in put_events_examples() for e in entries] == ["cart.updated", "custom.event"]
+def test_the_readme_examples_name_a_cart_a_product_and_a_custom_event():
+    assert [[e["DetailType"] for e in entries] for entries in put_events_examples()] == [
+        ["cart.updated"],
+        ["product.updated"],
+        ["custom.event"],
+    ]
 
 
 def test_the_readme_put_events_example_is_ingested_by_the_emulated_bus(emulation):

@@ -12,9 +12,10 @@ OPTIONAL_FEATURES = {
     "smsVia": "end-user-messaging",
     "pushPlatformApplicationArn": "arn:aws:sns:us-east-1:123456789012:app/GCM/x",
     "sesMaxSendRate": "1000",
+    "cartUrl": "https://shop.example/checkout/basket",
 }
 """Texts through End User Messaging SMS, push through an SNS platform application (``infra.app``), and an SES
-account allowed 1,000 e-mails a second (``infra.constructs.deliver``)."""
+account allowed 1,000 e-mails a second (``infra.constructs.deliver``), a cart page that is not ``<siteUrl>/cart``."""
 
 
 @pytest.fixture(scope="session")

@@ -209,6 +209,10 @@ def test_ses_events_reach_the_feedback_function(template):
     assert {"bounce", "complaint", "delivery"} <= set(
         destination["Properties"]["EventDestination"]["MatchingEventTypes"]
     )
+    # SES tracks the clicks (and opens) of e-mails sent through a configuration set with a destination for them: it
+    # wraps each link in a redirect that keeps the shop's URL, attribution parameters included (nextbest.core.links)
+    assert {"click", "open"} <= set(destination["Properties"]["EventDestination"]["MatchingEventTypes"])
+    assert destination["Properties"]["EventDestination"]["Enabled"] is True
     subscriptions = {
         r["Properties"]["TopicArn"]["Ref"]: r["Properties"]
         for r in resources(template, "AWS::SNS::Subscription").values()
@@ -377,3 +381,17 @@ def test_the_pinned_cdk_cli_reads_the_cloud_assembly(cdk_out):
 def test_the_unsubscribe_signing_key_keeps_its_logical_id_so_links_already_sent_keep_working(template):
     signing = [k for k in resources(template, "AWS::SecretsManager::Secret") if "Unsubscribe" in k]
     assert signing == ["DeliveryUnsubscribeSigningKeyB276E271"]  # a new logical id would regenerate the key
+
+
+def test_the_cart_page_given_at_deploy_reaches_decide_and_by_default_decide_links_to_the_site_s_cart(
+    template, cdk_out_with_options
+):
+    from tests.infra.conftest import OPTIONAL_FEATURES
+
+    with_option = json.loads((cdk_out_with_options / "nextbest.template.json").read_text())
+    variables = {
+        name: _function(t, "decide")[1]["Properties"]["Environment"]["Variables"]
+        for name, t in (("default", template), ("option", with_option))
+    }
+    assert variables["default"].get("CART_URL", "") == ""  # decide then links to <siteUrl>/cart
+    assert variables["option"]["CART_URL"] == OPTIONAL_FEATURES["cartUrl"]

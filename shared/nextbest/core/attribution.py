@@ -84,7 +84,7 @@ def attribute(before: Profile | None, after: Profile, window: timedelta = WINDOW
     messages = {m.decision_id: m for m in after.messages}
     counters: list[Counter] = []
     for order in sorted(new_orders, key=lambda o: o.at):
-        first, last = _credited(messages.values(), order.at, window)
+        first, last = _credited(messages.values(), order.at, window, order.decision_id)
         counters += _arm_credit(first.values(), order.total) + _funnel_credit(last.values(), order.total)
         for m in {m.decision_id: m for m in (*first.values(), *last.values())}.values():
             messages[m.decision_id] = m.model_copy(
@@ -95,17 +95,26 @@ def attribute(before: Profile | None, after: Profile, window: timedelta = WINDOW
 
 
 def _credited(
-    messages: Iterable[MessageLog], at: datetime, window: timedelta
+    messages: Iterable[MessageLog], at: datetime, window: timedelta, named: str | None = None
 ) -> tuple[dict[str, MessageLog], dict[str, MessageLog]]:
     """Per campaign, the episode an order at ``at`` falls in (its first message: the arms) and the last message
-    within the window (the funnel and the bandit)."""
+    within the window (the funnel and the bandit).
+
+    ``named`` is the decision id the order came back with (``nb`` from a message's link): within the window, that
+    message is its campaign's touch for the funnel and the bandit, whichever came last, since the customer arrived
+    through it. The arms stay as they are: a held-out customer has no link to come back through, so letting a link
+    move the credit would treat the two arms differently."""
     first: dict[str, MessageLog] = {}
     last: dict[str, MessageLog] = {}
+    clicked = None
     for m in messages:
         if m.at <= at < m.at + window:
             _latest(last, m)
+            clicked = m if m.decision_id == named and not m.held_out else clicked
         if m.step == 0 and m.at <= at < (m.credit_until or m.at + window):
             _latest(first, m)
+    if clicked is not None:
+        last[clicked.campaign_id] = clicked
     return first, last
 
 

@@ -241,10 +241,12 @@ class Audience(_Model):
 
 
 class Creative(_Model):
-    """Jinja templates; variables: ``first_name``, ``items`` (name, quantity, unit_price), ``cart_value``,
-    ``currency``, ``link``, ``recommendations`` (product ids), ``discount_percent``, ``step``, ``event`` (the
-    properties of the custom event the campaign answers: ``{{ event.plan }}``; empty otherwise). HTML is
-    autoescaped."""
+    """Jinja templates; variables: ``first_name``, ``items`` (name, quantity, unit_price, price, url, image_url,
+    in_stock), ``cart_value``, ``currency``, ``link`` (the campaign's page of the shop), ``cart_url``, ``home_url``,
+    ``recommendations`` (in-stock products: name, url, image_url, price, currency; each prints as its name),
+    ``discount_percent``, ``step``, ``event`` (the properties of the custom event the campaign answers:
+    ``{{ event.plan }}``; empty otherwise). Every URL carries the message's attribution parameters
+    (``nextbest.core.links``). HTML is autoescaped."""
 
     subject: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     html: Annotated[str, StringConstraints(min_length=1)]

@@ -151,6 +151,11 @@ class OrderPlaced(EventDetail):
     items: Annotated[list[LineItem], Field(min_length=1, max_length=100)]
     total: Money
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = "USD"
+    nb: Id | None = Field(
+        default=None,
+        description="The decision id of the message the customer arrived from: the `nb` parameter of the landing "
+        "URL, kept by the shop until checkout. The order is credited to that message (``nextbest.core.attribution``).",
+    )
 
 
 class CustomerIdentified(EventDetail):
@@ -206,7 +211,41 @@ class CustomerErased(EventDetail):
     reason: Annotated[str, StringConstraints(max_length=64)] = "gdpr_request"
 
 
-DETAIL_TYPES: dict[str, type[EventDetail]] = {
+Availability = Literal["in_stock", "out_of_stock", "removed"]
+Url = Annotated[str, StringConstraints(max_length=2048, pattern=r"^https?://[^\s<>\"']+$")]
+"""An absolute http(s) URL with nothing that could break out of an HTML attribute or a text message."""
+
+
+class ProductUpdated(_Model):
+    """A product as the shop sells it now (a snapshot: the newest ``occurred_at`` wins, so late or repeated events
+    cannot roll it back). It names no customer: ingest stores it in the catalog (``nextbest.core.catalog``). A
+    removal may carry the id alone; any other state needs the name, URL and price a message shows."""
+
+    event_id: Id = Field(description="Chosen by the producer; a repeated event_id is processed once.")
+    occurred_at: AwareDatetime = Field(description="When the product was in this state, ISO 8601 with offset.")
+    product_id: Id
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    url: Url | None = Field(default=None, description="The product's page in the shop.")
+    image_url: Url | None = None
+    price: Money | None = None
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = "USD"
+    category: Annotated[str, StringConstraints(max_length=100)] | None = None
+    availability: Availability = "in_stock"
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _to_utc(cls, value: datetime) -> datetime:
+        return EventDetail._to_utc(value)
+
+    @model_validator(mode="after")
+    def _sellable(self) -> ProductUpdated:
+        missing = [f for f in ("name", "url", "price") if getattr(self, f) is None]
+        if self.availability != "removed" and missing:
+            raise ValueError(f"a product {self.availability} needs {', '.join(missing)} (only a removal may omit them)")
+        return self
+
+
+DETAIL_TYPES: dict[str, type[EventDetail] | type[ProductUpdated]] = {
     "product.viewed": ProductViewed,
     "cart.updated": CartUpdated,
     "order.placed": OrderPlaced,
@@ -214,6 +253,7 @@ DETAIL_TYPES: dict[str, type[EventDetail]] = {
     "consent.updated": ConsentUpdated,
     "customer.erased": CustomerErased,
     "custom.event": CustomEvent,
+    "product.updated": ProductUpdated,
 }
 
 MAX_EVENT_BYTES = 64 * 1024
@@ -241,7 +281,7 @@ class RejectedEvent(Exception):
         self.message = message
 
 
-def parse_event(body: str, now: datetime) -> tuple[str, EventDetail]:
+def parse_event(body: str, now: datetime) -> tuple[str, EventDetail | ProductUpdated]:
     """Validate one SQS body holding an EventBridge event; raise RejectedEvent with a machine reason."""
     from pydantic import ValidationError
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from nextbest.core.catalog import Product
 from nextbest.core.commands import DueTrigger, Release
 from nextbest.core.counters import Counter
 from nextbest.core.decision import Decision, Message
@@ -188,7 +189,19 @@ class Due(Protocol):
         ...
 
 
-class Store(Profiles, Decisions, Counters, Due, Protocol):
+class Catalog(Protocol):
+    """The shop's products (``nextbest.core.catalog``)."""
+
+    def put_product(self, product: Product) -> bool:
+        """Store the product unless a newer state (or this one) is stored: True if it was written."""
+        ...
+
+    def products(self, product_ids: Iterable[str]) -> dict[str, Product]:
+        """The known products among these ids, in one read (BatchGetItem)."""
+        ...
+
+
+class Store(Profiles, Decisions, Counters, Due, Catalog, Protocol):
     """The whole table (``nextbest.aws.store.Store``; ``nextbest.memory.MemoryStore`` in tests and the lab)."""
 
 

@@ -81,6 +81,11 @@ class DecideSettings(SchedulingSettings):
     )
     decide_queue_url: str = Field(description="Its own queue: the poll hands the profiles due to it through it.")
     site_url: str
+    cart_url: str = Field(
+        default="",
+        pattern=r"^(https?://[^\s<>\"']+)?$",
+        description="The shop's cart page, where a cart campaign's links lead; empty: <site_url>/cart.",
+    )
     campaigns_dir: str = "campaigns"
     models_dir: str = Field(
         default="", description="The verified model set (the ML layer's /opt/models); empty: rules only."

@@ -24,15 +24,16 @@ the profile it was checked against and the campaigns' rate and budget counters, 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal, NamedTuple
 
-from nextbest.core import experiments, guardrails
+from nextbest.core import experiments, guardrails, links
 from nextbest.core.attribution import episode_end
 from nextbest.core.campaigns import FOLLOW_UP, LAPSE_CHECK_EVERY, Campaign, EventTrigger, Policy, Trigger
+from nextbest.core.catalog import Product, Shown, recommendable
 from nextbest.core.clock import iso
 from nextbest.core.commands import MAX_LATENESS
 from nextbest.core.counters import DAILY_RETENTION, Counter, funnel
@@ -187,10 +188,25 @@ def expected_value(
     return value, offer_cost.quantize(Decimal("0.01"))
 
 
-def _products(profile: Profile, trigger: str, scores: Scored | None) -> list[str]:
+def _products(profile: Profile, trigger: str, recommended: list[str]) -> list[str]:
     if trigger == "cart_abandoned" and profile.cart is not None:
         return [i.product_id for i in profile.cart.items]
-    return list(scores.recommendations) if scores is not None else []
+    return recommended
+
+
+def recommended(scores: Scored | None, catalog: Mapping[str, Product] | None) -> list[str]:
+    """The model's recommendations a message may show: those the catalog lists as in stock (never one out of stock,
+    removed or unknown to it). Without a catalog (``None``: a lab's pure call) the model's list as it is."""
+    ids = list(scores.recommendations) if scores is not None else []
+    return ids if catalog is None else [p for p in ids if recommendable(catalog.get(p))]
+
+
+def wanted_products(profile: Profile, scores: Scored | None) -> list[str]:
+    """Every product a decision for ``profile`` may show: its cart, its last view, the model's recommendations
+    (what decide reads from the catalog, in one request, before deciding)."""
+    cart = [i.product_id for i in profile.cart.items] if profile.cart else []
+    viewed = [profile.views[-1].product_id] if profile.views else []
+    return list(dict.fromkeys([*cart, *viewed, *(scores.recommendations if scores else [])]))
 
 
 @dataclass(frozen=True)
@@ -205,6 +221,8 @@ class _Situation:
     products: list[str]
     gone: str | None
     excluded: dict[str, str]
+    recommended: list[str]
+    catalog: Mapping[str, Product] | None
 
     @property
     def follow_up(self) -> bool:
@@ -231,13 +249,18 @@ def decide(
     arms: Callable[[Campaign], experiments.ArmCounts] = lambda c: {},
     excluded: dict[str, str] | None = None,
     live: LivePolicy | None = None,
+    catalog: Mapping[str, Product] | None = None,
+    cart_url: str = "",
 ) -> Decision:
     """``excluded`` names campaigns a shared counter refused (send rate, budget), with the reason. With a ``live``
     policy, it arbitrates between the eligible campaigns and none (unless a marketer's override is eligible; see
-    :mod:`nextbest.decide.targeting`)."""
-    products = _products(profile, trigger, scores)
+    :mod:`nextbest.decide.targeting`). ``catalog`` holds the products the decision may show (``wanted_products``),
+    read by the caller: what messages show of them, and which may be recommended. ``cart_url``: the shop's cart
+    page, if not ``<site_url>/cart``."""
+    picks = recommended(scores, catalog)
+    products = _products(profile, trigger, picks)
     gone = trigger_gone(profile, trigger, due_at, now)
-    situation = _Situation(profile, trigger, policy, now, scores, products, gone, excluded or {})
+    situation = _Situation(profile, trigger, policy, now, scores, products, gone, excluded or {}, picks, catalog)
     candidates: list[Candidate] = []
     eligible: list[_Eligible] = []
     for campaign in sorted(campaigns, key=lambda c: c.id):
@@ -262,8 +285,8 @@ def decide(
         model_versions=dict(scores.model_versions) if scores else {},
     )
     if live is not None and eligible and not eligible[0].campaign.override:
-        return targeting.decide_live(decision, candidates, eligible, situation, site_url, live)
-    return _act(decision, eligible[0], situation, site_url, arms) if eligible else decision
+        return targeting.decide_live(decision, candidates, eligible, situation, site_url, live, cart_url)
+    return _act(decision, eligible[0], situation, site_url, arms, cart_url=cart_url) if eligible else decision
 
 
 def _step(campaign: Campaign, situation: _Situation) -> int:
@@ -346,6 +369,7 @@ def _act(
     site_url: str,
     arms: Callable[[Campaign], experiments.ArmCounts],
     picked: Pick | None = None,
+    cart_url: str = "",
 ) -> Decision:
     """The winner meets the experiment and the clock: deferred to the morning, held out, or sent as a variant.
     ``picked``: the live policy's draw, which fixes the variant, its probability and maybe a later send time."""
@@ -383,10 +407,21 @@ def _act(
                 "propensity": (picked.probability if picked else 1.0) * (1 - p_send),
             }
         )
-    link = f"{site_url.rstrip('/')}/c/{did}"
-    variables = _variables(profile, link, s.scores, _discount(campaign, step), step) | _event(campaign, profile)
     creative = campaign.variant(variant).creative
-    rendered = {ch: render(creative, ch, variables) for ch in campaign.channels}
+    rendered = {
+        ch: render(
+            creative,
+            ch,
+            _variables(
+                s,
+                _Linker(site_url, cart_url or links.cart(site_url), ch, campaign, variant, did),
+                _discount(campaign, step),
+                step,
+            )
+            | _event(campaign, profile),
+        )
+        for ch in campaign.channels
+    }
     return decision.model_copy(
         update=chosen | {"action": "send", "group": "treatment", "propensity": p_variant * p_send, "messages": rendered}
     )
@@ -404,16 +439,70 @@ def _variant(
     return variant, probabilities[variant]
 
 
-def _variables(profile: Profile, link: str, scores: Scored | None, discount: Decimal, step: int) -> dict[str, object]:
+@dataclass(frozen=True)
+class _Linker:
+    """Links of one message: pages of the shop with its attribution parameters (``nextbest.core.links``)."""
+
+    site_url: str
+    cart_url: str
+    channel: Channel
+    campaign: Campaign
+    variant: str | None
+    decision_id: str
+
+    def __call__(self, url: str) -> str:
+        return links.tracked(url, self.channel, self.campaign.id, self.variant, self.decision_id)
+
+    def product(self, product: Product | None) -> str | None:
+        """The product's page, if the shop still has one (a removed product's page is gone)."""
+        if product is None or product.url is None or product.availability == "removed":
+            return None
+        return self(product.url)
+
+
+def _variables(s: _Situation, link: _Linker, discount: Decimal, step: int) -> dict[str, object]:
+    """What a template sees. Links go to the shop's own pages: ``link`` to the cart for a cart campaign, to the
+    last product viewed for a browse campaign (when it is in stock), else home; every product to its page."""
+    profile, catalog = s.profile, s.catalog or {}
     cart = profile.cart
     owned = {i.product_id for i in cart.items} if cart else set()
+    cart_url, home_url = link(link.cart_url), link(links.home(link.site_url))
+    items = []
+    for line in cart.items if cart else []:
+        product = catalog.get(line.product_id)
+        items.append(
+            line.model_dump()
+            | {
+                "name": product.name if product and product.name else line.name,
+                "url": link.product(product) or cart_url,
+                "image_url": product.image_url if product else None,
+                "price": product.price if product and product.price is not None else line.unit_price,
+                "in_stock": product is None or product.availability == "in_stock",
+            }
+        )
+    shown = []
+    for product_id in [p for p in s.recommended if p not in owned][:3]:
+        product = catalog.get(product_id)
+        if product is not None and product.name and product.price is not None:
+            shown.append(Shown(product_id, product.name, link.product(product) or home_url, product.image_url,
+                               product.price, product.currency))  # fmt: skip
+        elif s.catalog is None:  # a lab's call without a catalog: the id is all there is to show
+            shown.append(Shown(product_id, product_id, home_url, None, None, cart.currency if cart else "USD"))
+    main = home_url
+    if link.campaign.trigger.kind == "cart_abandoned":
+        main = cart_url
+    elif link.campaign.trigger.kind == "browse_abandoned" and profile.views:
+        last = catalog.get(profile.views[-1].product_id)
+        main = (link.product(last) if recommendable(last) else None) or home_url
     return {
         "first_name": profile.first_name,
-        "items": [i.model_dump() for i in cart.items] if cart else [],
+        "items": items,
         "cart_value": cart.value if cart else 0,
         "currency": cart.currency if cart else "USD",
-        "link": link,
-        "recommendations": [p for p in (scores.recommendations if scores else []) if p not in owned][:3],
+        "link": main,
+        "cart_url": cart_url,
+        "home_url": home_url,
+        "recommendations": shown,
         "discount_percent": int(discount) if discount == int(discount) else discount,
         "step": step,
     }

@@ -18,7 +18,7 @@ from nextbest.core.guardrails import cap_reason, quiet_from, quiet_until
 from nextbest.core.ports import Alarms, Conflict, DecisionExists, Outbox, Store
 from nextbest.core.profiles import LAPSE, Profile
 from nextbest.core.routing import refusal
-from nextbest.decide.engine import checked, counters, decide, record, record_fallback
+from nextbest.decide.engine import checked, counters, decide, record, record_fallback, wanted_products
 
 NOT_IN_AUDIENCE = ("audience", "status", "outside", "no orders")
 Released = Literal["queued", "deferred", "suppressed", "already_handled"]
@@ -41,6 +41,8 @@ class Decider:
     arm_counts_ttl: timedelta = timedelta(seconds=60)
     """How long variant counters are reused, on the decisions' clock: a minute of real time when deployed; the
     demo and the lab, whose clocks run hours a second, set a span of their simulated time."""
+    cart_url: str = ""
+    """The shop's cart page, where a cart campaign's links lead; empty: ``<site_url>/cart``."""
     _arms: dict[str, tuple[datetime, experiments.ArmCounts]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -58,9 +60,12 @@ class Decider:
                     return self._resume(decision_id(profile.key, due.trigger, due.due_at), profile, now)
                 return None  # moved (the due index holds its new time), or its reason vanished
             scores = self.models.score(profile, now) if self.models is not None else None
+            # Read for every decision, not cached in the container: a product that sold out a minute ago must not be
+            # recommended, and the read is one BatchGetItem of a few small items (docs/scale.md).
+            catalog = self.store.products(wanted_products(profile, scores))
             decision = decide(
                 profile, due.trigger, due.due_at, self.campaigns, self.policy, now, self.site_url, scores,
-                lambda campaign: self.arm_counts(campaign, now), excluded, self.live,
+                lambda campaign: self.arm_counts(campaign, now), excluded, self.live, catalog, self.cart_url,
             )  # fmt: skip
             if due.trigger == LAPSE and all(c.reason.startswith(NOT_IN_AUDIENCE) for c in decision.candidates):
                 try:  # a lapse check records only customers some campaign was meant for; the rest wait a week

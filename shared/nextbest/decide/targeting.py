@@ -27,6 +27,7 @@ def decide_live(
     s: _Situation,
     site_url: str,
     live: policy.LivePolicy,
+    cart_url: str = "",
 ) -> Decision:
     """The decision the live policy draws among the eligible campaigns and none (see :mod:`nextbest.decide.live`)."""
     from nextbest.decide import engine
@@ -71,4 +72,4 @@ def decide_live(
         s.profile, channel, winner.campaign, s.policy, decision.trigger_due_at, s.now, live.send_window
     )
     chosen = engine._Eligible(winner.campaign, channel, value, offer_cost, winner.step)
-    return engine._act(decision, chosen, s, site_url, lambda c: {}, replace(picked, send_at=send_at))
+    return engine._act(decision, chosen, s, site_url, lambda c: {}, replace(picked, send_at=send_at), cart_url)

@@ -15,8 +15,9 @@ from datetime import datetime
 from typing import Literal
 
 from nextbest.core.attribution import attribute
-from nextbest.core.events import ConsentUpdated, CustomerErased, EventDetail
-from nextbest.core.ports import Conflict, Duplicate, Store
+from nextbest.core.catalog import Product
+from nextbest.core.events import ConsentUpdated, CustomerErased, EventDetail, ProductUpdated
+from nextbest.core.ports import Catalog, Conflict, Duplicate, Store
 from nextbest.core.profiles import TriggerDelays, apply, canonical_key, identity_keys, join, links, settle
 
 MAX_ATTEMPTS = 8
@@ -25,7 +26,7 @@ MAX_ATTEMPTS = 8
 @dataclass(frozen=True)
 class Ingested:
     profile_key: str
-    outcome: Literal["applied", "duplicate", "erased", "ignored_erased"]
+    outcome: Literal["applied", "duplicate", "erased", "ignored_erased", "outdated"]
     merged: int = 0
     """How many existing profiles were folded into another by this event."""
     erased_keys: list[str] = field(default_factory=list)
@@ -142,6 +143,12 @@ def _ingest_together(
         for index in pending:
             results[index] = Ingested(key, "applied")
         return
+
+
+def update_product(catalog: Catalog, event: ProductUpdated) -> Ingested:
+    """Store the product's new state; one older than the catalog's (late, or repeated) changes nothing."""
+    written = catalog.put_product(Product.of(event))
+    return Ingested(f"cat:{event.product_id}", "applied" if written else "outdated")
 
 
 def erase(store: Store, keys: list[str]) -> Ingested:

@@ -99,7 +99,8 @@ def test_given_a_permanent_bounce_then_the_address_is_marked_and_sms_takes_over(
     [fallback_id] = release(store, decide_queue)  # through decide's guardrails
     assert deliver(store, fallback_id, email, sms).outcome == "sent"
     [(_, phone, text)] = emulation.sent_sms()
-    assert phone == "+14155550100" and f"/c/{decision.decision_id}" in text
+    assert phone == "+14155550100" and "utm_medium=sms&utm_campaign=cart-abandonment" in text
+    assert f"nb={decision.decision_id}" in text  # the fallback's link names the decision it belongs to
     again = handle(store, decide_queue, parse(_ses_event("bounce.json", decision.decision_id, "ann@example.org")))
     assert again.effect == "sms_fallback" and release(store, decide_queue) == []  # a repeated bounce sends nothing
     assert deliver(store, fallback_id, email, sms).outcome == "already_handled"

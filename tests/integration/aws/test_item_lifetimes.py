@@ -6,6 +6,7 @@ the table's TTL attribute. Whether every class expires or is bounded is issue 14
 import random
 from decimal import Decimal
 
+from nextbest.core.catalog import Product
 from nextbest.core.events import CustomerIdentified, ProductViewed
 from nextbest.decide.engine import counters
 from nextbest.ingest.service import ingest
@@ -36,6 +37,9 @@ def test_every_item_the_store_writes_has_a_class_and_every_class_is_written(emul
     store.commit_decision(capped, "queued", None, counters(capped, {c.id: c for c in CAMPAIGNS}))
     store.remember_message("msg-1", sent.decision_id, "hash")  # a push's provider message id
     store.erase(["c:gone"], [])  # a tombstone
+    store.put_product(Product(event_id="p1", occurred_at=T0, product_id="sku-1", name="Serum",
+                              url="https://shop.example/p/1", price=Decimal(32)))  # fmt: skip
+    store.put_product(Product(event_id="p2", occurred_at=T0, product_id="sku-2", availability="removed"))
 
     items = emulation.client("dynamodb").scan(TableName=table)["Items"]
     assert {classify_item(i).name for i in items} == set(item_classes())

@@ -130,3 +130,20 @@ def test_the_due_index_holds_each_profile_with_pending_triggers_at_its_earliest_
         assert store.due(due_shard("c:cart"), T0, soon) == ["c:cart"]
     finally:
         clock.reset()
+
+
+def test_the_catalog_keeps_each_product_s_newest_state_and_reads_the_known_ones(store):
+    from nextbest.core.catalog import Product
+
+    def state(at, **fields):
+        return Product.model_validate({"event_id": "e", "occurred_at": at, "product_id": "sku-1", "name": "Serum",
+                                       "url": "https://s/p/1", "price": "32.00"} | fields)  # fmt: skip
+
+    assert store.put_product(state(T0))
+    assert store.put_product(state(T0 + timedelta(hours=1), availability="out_of_stock"))
+    assert not store.put_product(state(T0 - timedelta(hours=1), name="Older"))  # late: kept out
+    assert not store.put_product(state(T0 + timedelta(hours=1), availability="out_of_stock"))  # a repeat
+    found = store.products(["sku-1", "sku-unknown"])
+    assert list(found) == ["sku-1"] and found["sku-1"].availability == "out_of_stock"
+    assert found["sku-1"] == state(T0 + timedelta(hours=1), availability="out_of_stock")
+    assert store.products([]) == {}

@@ -22,6 +22,7 @@ GROUPS = [
     "explain",
     "report",
     "campaigns",
+    "catalog",
     "schemas",
     "tombstones",
 ]

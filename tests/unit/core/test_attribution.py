@@ -96,3 +96,25 @@ def test_a_follow_up_adds_no_recipient_and_the_episode_ends_after_its_span():
     first = decision.model_copy(update={"step": 0})
     assert [c.sk for c in counters(first, {cart.id: cart}) if c.sk.startswith("ARM#")] == ["ARM#treatment"]
     assert episode_end(cart, T0) == T0 + timedelta(hours=cart.follow_up.after_hours) + WINDOW
+
+
+def test_an_order_naming_its_message_credits_that_message_s_funnel_and_variant_and_leaves_the_arms_as_they_were():
+    # Given a reminder (variant a, by e-mail) and a later follow-up of the same campaign (variant b)
+    first = message("d1", "cart", 30)
+    follow_up = message("d2", "cart", 2, step=1).model_copy(update={"variant": "b"})
+    before = Profile(key="c:1", messages=[first, follow_up])
+    # When the order comes back with the first message's decision id (nb from its link)
+    order = Order(order_id="o1", at=T0, total=Decimal(40), decision_id="d1")
+    after, counters = attribute(before, before.model_copy(update={"orders": [order]}))
+    # Then the funnel and the bandit credit the message the customer came through, not the last one
+    credited = adds(counters)
+    assert credited[("s:cart", "FUNNEL#a#email")] == {"conversions": 1, "revenue": 40}
+    assert credited[("s:cart", "VARIANT#a")] == {"conversions": 1}
+    assert ("s:cart", "FUNNEL#b#email") not in credited and ("s:cart", "VARIANT#b") not in credited
+    assert {m.decision_id: m.revenue for m in after.messages} == {"d1": 40, "d2": 0}
+    # and the arms count the episode exactly as without the link (a held-out customer has no link to come back by)
+    unnamed = attribute(before, with_order(before, "o1", "40"))[1]
+    assert credited[("s:cart", "ARM#treatment")] == adds(unnamed)[("s:cart", "ARM#treatment")]
+    # and a decision id the profile does not know changes nothing
+    stranger = Order(order_id="o1", at=T0, total=Decimal(40), decision_id="someone-elses")
+    assert adds(attribute(before, before.model_copy(update={"orders": [stranger]}))[1]) == adds(unnamed)

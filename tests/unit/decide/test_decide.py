@@ -57,7 +57,9 @@ def test_given_email_consent_then_the_cart_reminder_goes_by_email_with_the_items
     assert (decision.action, decision.campaign_id, decision.channel) == ("send", "cart-abandonment", "email")
     assert decision.group == "treatment" and decision.variant in {"reminder", "urgency"}
     assert "Serum" in decision.messages["email"].text
-    assert f"/c/{decision.decision_id}" in decision.messages["email"].text
+    link = (f"https://shop.example/cart?utm_source=nextbest&utm_medium=email&utm_campaign=cart-abandonment"
+            f"&utm_content={decision.variant}&nb={decision.decision_id}")  # fmt: skip
+    assert link in decision.messages["email"].text  # the shop's own cart page, tagged for attribution
     assert "sms" in decision.messages  # rendered for a fallback
     assert decision.value is not None and decision.value > 0
     expected = (1 - POLICY.global_control_percent / 100) * (1 - BY_ID["cart-abandonment"].holdout_percent / 100)

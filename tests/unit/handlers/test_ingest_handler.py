@@ -80,6 +80,16 @@ def test_given_a_malformed_record_between_valid_ones_then_it_alone_is_dead_lette
     assert profile.key == "c:cus_5" and profile.email == "ann@example.org" and profile.cart is not None
 
 
+def test_given_product_events_among_a_customer_s_then_the_catalog_takes_them_and_a_bad_one_is_dead_lettered(ingest):
+    no_price = event("product.updated", drop=("price",), event_id="ev-no-price", product_id="sku-002")
+    response = invoke(ingest, sample("cart.updated.json"), sample("product.updated.json"), no_price)
+
+    assert failures(response) == []
+    assert ingest.dead_letters.reasons == ["invalid_detail"]
+    assert list(ingest.store.products(["sku-001", "sku-002"])) == ["sku-001"]
+    assert ingest.store.profile("a:anon-1").cart is not None  # the customer's event in the same batch is applied
+
+
 def test_given_an_event_delivered_twice_then_it_is_applied_once(ingest):
     for _ in range(2):
         assert failures(invoke(ingest, sample("cart.updated.json"))) == []

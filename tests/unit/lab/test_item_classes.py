@@ -6,7 +6,9 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from nextbest.aws.store.catalog import product_item
 from nextbest.aws.store.table import profile_item, redirect_item, tombstone
+from nextbest.core.catalog import REMOVED_RETENTION, Product
 from nextbest.core.counters import Counter, funnel
 from nextbest.core.profiles import Profile
 from nextbest_lab.item_classes import (
@@ -46,6 +48,15 @@ def test_a_profile_an_anonymous_profile_and_a_redirect_are_told_apart():
 )
 def test_each_key_of_the_schema_has_its_class(pk, sk, name):
     assert classify(pk, sk).name == name
+
+
+def test_a_product_and_a_removed_product_are_told_apart_and_only_the_removed_one_expires():
+    sold = Product(event_id="e1", occurred_at=T0, product_id="sku-1", name="Serum", url="https://s/p/1", price=1)
+    removed = Product(event_id="e2", occurred_at=T0, product_id="sku-1", availability="removed")
+    assert classify_item(product_item(sold)).name == "product"
+    assert classify_item(product_item(removed)).name == "removed_product"
+    assert not lacks_declared_expiry(product_item(removed))
+    assert int(product_item(removed)["expires_at"]["N"]) == int((T0 + REMOVED_RETENTION).timestamp())
 
 
 def test_the_counters_the_core_adds_to_are_classified_as_shared():

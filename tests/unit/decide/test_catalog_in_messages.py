@@ -1,0 +1,93 @@
+"""What a message shows of the catalog: names, images, prices and the shop's product pages, tagged for attribution;
+never a product out of stock, removed or unknown to the catalog among its recommendations."""
+
+from decimal import Decimal
+
+from nextbest.core.catalog import Product
+from nextbest.core.commands import DueTrigger
+from nextbest.core.events import CHANNELS
+from nextbest.decide.service import Decider
+from nextbest.memory import MemoryStore
+
+from tests.builders import CAMPAIGNS, DUE, POLICY, Alarms, Collect, known_customer
+from tests.conftest import T0
+
+SITE = "https://shop.example"
+
+
+class Scores:
+    """What the models would say: a likely buyer, and these recommendations, best first."""
+
+    lapse_risk, purchase_propensity, model_versions = 0.1, 0.3, {}
+
+    def __init__(self, recommendations):
+        self.recommendations = recommendations
+
+    def score(self, profile, now):
+        return self
+
+
+def sold(sku, availability="in_stock", name=None, price="20.00"):
+    return Product(event_id=f"e-{sku}", occurred_at=T0, product_id=sku, name=name or f"Product {sku}",
+                   url=f"{SITE}/products/{sku}", image_url=f"{SITE}/images/{sku}.jpg", price=Decimal(price),
+                   availability=availability)  # fmt: skip
+
+
+def reminder(store, recommendations, cart_url=""):
+    """The cart reminder (its variant showing recommendations) decided for a customer who left sku-1 in the cart."""
+    from nextbest.core.events import CartUpdated, LineItem
+    from nextbest.ingest.service import ingest
+
+    from tests.builders import DELAYS
+
+    known_customer(store, {"email": True}, email="ann@example.org")
+    item = LineItem(product_id="sku-1", name="Serum (as the cart said)", quantity=2, unit_price=Decimal("32.00"))
+    ingest(store, "cart.updated", CartUpdated(event_id="c", occurred_at=T0, customer_id="cus_1", items=[item]), DELAYS)
+    campaigns = [
+        c.model_copy(update={"variants": [c.variant("reminder")]}) if c.id == "cart-abandonment" else c
+        for c in CAMPAIGNS
+    ]
+    decider = Decider(store, dict.fromkeys(CHANNELS, Collect()), Collect(), Alarms(), campaigns, POLICY, SITE,
+                      models=Scores(recommendations), cart_url=cart_url)  # fmt: skip
+    decision = decider.handle(DueTrigger(profile_key="c:cus_1", trigger="cart_abandoned", due_at=DUE), DUE)
+    assert decision is not None and decision.action == "send" and decision.variant == "reminder"
+    return decision
+
+
+def test_recommendations_are_only_products_in_stock_and_show_their_name_image_price_and_page():
+    store = MemoryStore()
+    for product in [sold("sku-1", name="Hydrating serum"), sold("sku-2", "out_of_stock"), sold("sku-3", "removed"),
+                    sold("sku-5", name="Body mist", price="24.00")]:  # fmt: skip
+        store.put_product(product)
+    decision = reminder(store, ["sku-2", "sku-3", "sku-4", "sku-5"])  # sku-4: unknown to the catalog
+    html = decision.messages["email"].html
+    assert "Body mist" in html and f"{SITE}/images/sku-5.jpg" in html and "24.00 USD" in html
+    assert f'href="{SITE}/products/sku-5?utm_source=nextbest&amp;utm_medium=email' in html
+    for never in ("sku-2", "sku-3", "sku-4"):
+        assert never not in html
+    # the cart's line shows the catalog's name and image and links to the product's page
+    assert "Hydrating serum" in html and "as the cart said" not in html and f"{SITE}/images/sku-1.jpg" in html
+    assert f"{SITE}/products/sku-1?utm_source=nextbest" in html
+    assert decision.products == ["sku-1"]
+
+
+def test_with_nothing_in_stock_to_recommend_the_message_recommends_nothing():
+    store = MemoryStore()
+    store.put_product(sold("sku-2", "out_of_stock"))
+    decision = reminder(store, ["sku-2", "sku-4"])
+    assert "You might also like" not in decision.messages["email"].html
+    assert "sku-2" not in decision.messages["email"].html
+
+
+def test_each_channel_s_link_names_its_medium_the_campaign_the_variant_and_the_decision():
+    store = MemoryStore()
+    decision = reminder(store, [])
+    tags = f"utm_campaign=cart-abandonment&utm_content=reminder&nb={decision.decision_id}"
+    assert f"{SITE}/cart?utm_source=nextbest&utm_medium=email&{tags}" in decision.messages["email"].text
+    assert f"{SITE}/cart?utm_source=nextbest&utm_medium=sms&{tags}" in decision.messages["sms"].text
+    assert decision.messages["sms"].text.endswith("Reply STOP to opt out.")  # the link did not push it past the cut
+
+
+def test_a_shop_whose_cart_is_elsewhere_gets_its_cart_page_in_cart_reminders():
+    decision = reminder(MemoryStore(), [], cart_url="https://shop.example/checkout/basket")
+    assert "https://shop.example/checkout/basket?utm_source=nextbest&utm_medium=sms" in decision.messages["sms"].text
