@@ -39,7 +39,19 @@ def run(args: argparse.Namespace) -> int:
     console = Console()
     console.width = min(console.width, WIDTH)
     print_summary(console, summary, _shown(out))
-    return 0 if all(summary[name] == 0 for name in VIOLATIONS) else 1
+    return verdict(console, summary, _shown(out))
+
+
+def verdict(console: Console, summary: dict[str, Any], out: str) -> int:
+    """0 when the audit found nothing and only the malformed events were dead-lettered, else 1 (and why)."""
+    failed = summary["dlq_messages"] - summary["events_rejected"]
+    if failed:  # only the malformed events belong in a dead-letter queue: anything else is a failure to look at
+        console.print(
+            f"\n  [bold red]{failed:,} messages other than the malformed events were dead-lettered[/]: a function "
+            f"failed; its log is in {out}/logs (exit status 1)",
+            highlight=False,
+        )
+    return 0 if all(summary[name] == 0 for name in VIOLATIONS) and not failed else 1
 
 
 def _shown(path: Path) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import re
 
-from nextbest_cli.commands.demo import WIDTH, print_summary
+from nextbest_cli.commands.demo import WIDTH, print_summary, verdict
 from rich.console import Console
 
 SUMMARY = {
@@ -91,3 +91,11 @@ def test_it_points_to_the_report_and_explains_the_dead_letters():
 def test_a_violation_is_called_out():
     text = rendered(SUMMARY | {"cap_violations": 2}, WIDTH)
     assert re.search(r"cap violations 2", text) and "NOT ALL 0" in text
+
+
+def test_a_dead_letter_beyond_the_malformed_events_fails_the_demo_and_points_to_the_logs():
+    out = io.StringIO()
+    console = Console(file=out, width=WIDTH, color_system=None)
+    assert verdict(console, SUMMARY, ".nextbest/demo") == 0 and out.getvalue() == ""
+    assert verdict(console, SUMMARY | {"dlq_messages": SUMMARY["events_rejected"] + 906}, ".nextbest/demo") == 1
+    assert "906 messages other than the malformed events" in out.getvalue() and ".nextbest/demo/logs" in out.getvalue()
