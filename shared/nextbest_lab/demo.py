@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from nextbest.aws.store import Store
-from nextbest.aws.store.table import document
 from nextbest.core import clock
 from nextbest.core.attribution import WINDOW, follow_up_span
 from nextbest.core.campaigns import Campaign, load_campaigns, load_policy
@@ -37,7 +36,7 @@ from nextbest.core.decision import Decision
 
 from infra.local import synthesize
 from infra.local.emulator import Emulation, Faults, recipients
-from nextbest_lab import audit, ope, report
+from nextbest_lab import audit, ope, report, scan
 from nextbest_lab.audit import Sent
 from nextbest_lab.simulator import (
     Exposure,
@@ -407,30 +406,22 @@ class TableScan:
     @classmethod
     def of(cls, ddb: Any, table: str) -> TableScan:
         found = cls()
-        for page in ddb.get_paginator("scan").paginate(TableName=table):
-            for item in page["Items"]:
-                if item["sk"]["S"] == "PROFILE" and "doc" in item:
-                    found.profiles += 1
-                    for message in document(item).get("messages", []):
-                        found.revenue[message["decision_id"]] = float(message.get("revenue", 0))
-                elif item["sk"]["S"] == "PROFILE" and "canonical" in item:
-                    found.links[item["pk"]["S"]] = item["canonical"]["S"]
-                elif item["sk"]["S"] == "DECISION":
-                    found.decisions.append(document(item))
-                    if found.decisions[-1].get("fallback_of"):
-                        found.rerouted.add(str(found.decisions[-1]["fallback_of"]))
+        for kind, key, value in scan.items(ddb, table):
+            if kind == "profile":
+                found.profiles += 1
+                for message in value.get("messages", []):
+                    found.revenue[message["decision_id"]] = float(message.get("revenue", 0))
+            elif kind == "link":
+                found.links[key] = value
+            else:
+                found.decisions.append(value)
+                if value.get("fallback_of"):
+                    found.rerouted.add(str(value["fallback_of"]))
         return found
 
     def identities(self) -> dict[str, str]:
         """Every linked identifier -> the profile it leads to now (a redirect may lead to a profile merged since)."""
-        resolved = {}
-        for key, target in self.links.items():
-            for _ in range(len(self.links)):
-                if target not in self.links:
-                    break
-                target = self.links[target]
-            resolved[key] = target
-        return dict(sorted(resolved.items()))
+        return {key: scan.follow(self.links, target) for key, target in sorted(self.links.items())}
 
     def example_customer(self) -> str | None:
         """A customer to ``explain``: the first (by id) sent a cart reminder, else the first sent anything."""

@@ -26,11 +26,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from nextbest.aws.store.table import document
 from nextbest.core.attribution import WINDOW
 from nextbest.core.campaigns import Campaign, Policy
 from nextbest.decide import live
 
+from nextbest_lab import scan
 from nextbest_lab.ope import NONE, LoggedDecision
 
 
@@ -45,26 +45,20 @@ class Found:
     @classmethod
     def scan(cls, ddb: Any, table: str) -> Found:
         found = cls()
-        for page in ddb.get_paginator("scan").paginate(TableName=table):
-            for item in page["Items"]:
-                sk = item["sk"]["S"]
-                if sk == "PROFILE" and "doc" in item:
-                    doc = document(item)
-                    found.orders[item["pk"]["S"]] = [
-                        (datetime.fromisoformat(o["at"]), float(o["total"])) for o in doc.get("orders", [])
-                    ]
-                elif sk == "PROFILE" and "canonical" in item:
-                    found.links[item["pk"]["S"]] = item["canonical"]["S"]
-                elif sk == "DECISION":
-                    found.decisions.append(document(item))
+        for kind, key, value in scan.items(ddb, table):
+            if kind == "profile":
+                found.orders[key] = [
+                    (datetime.fromisoformat(o["at"]), float(o["total"])) for o in value.get("orders", [])
+                ]
+            elif kind == "link":
+                found.links[key] = value
+            else:
+                found.decisions.append(value)
         return found
 
     def orders_of(self, key: str) -> list[tuple[datetime, float]]:
-        for _ in range(len(self.links) + 1):  # a profile merged since: its orders are in the one it leads to
-            if key in self.orders or key not in self.links:
-                break
-            key = self.links[key]
-        return self.orders.get(key, [])
+        """A profile merged since: its orders are in the one it leads to."""
+        return self.orders.get(scan.follow(self.links, key, lambda k: k in self.orders), [])
 
 
 def p_send(campaign: Campaign, rules: Policy) -> float:
