@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -29,6 +30,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     source.add_argument("--dataset", choices=["cdnow"], help="the real CDNOW sample (fetched by pinned hash)")
     evaluate.add_argument("--split", default=None, help="YYYY-MM-DD (cdnow: 1997-10-01, after 39 weeks)")
     evaluate.add_argument("--holdout-days", type=int, default=273)
+    evaluate.add_argument(
+        "--customer-splits",
+        type=int,
+        default=0,
+        metavar="N",
+        help="instead: lapse AUC on unseen customers, over N random halves (train on one, score the other)",
+    )
     evaluate.add_argument("--json", type=Path, default=None, help="also write the full report here")
     evaluate.set_defaults(run=run_evaluate)
     export = sub.add_parser("export", help="write a bundled dataset as a transactions CSV")
@@ -66,8 +74,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
         transactions, split = models.read_transactions(args.transactions), args.split
         if split is None:
             raise SystemExit("--split is required with --transactions")
-    report = models.evaluate(transactions, models.parse_time(split), args.holdout_days)
-    _print_rows(report)
+    if args.customer_splits > 0:
+        report = models.generalisation(
+            transactions, models.parse_time(split), args.holdout_days, splits=args.customer_splits
+        )
+        _print_generalisation(report)
+    else:
+        report = models.evaluate(transactions, models.parse_time(split), args.holdout_days)
+        _print_rows(report)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
     return 0
@@ -100,4 +114,27 @@ def _print_rows(report: dict[str, object]) -> None:
         table.add_column(column)
     for target, name, auc, ap, brier in rows(report):  # type: ignore[arg-type]
         table.add_row(target, name, f"{auc:.4f}", f"{ap:.4f}", "" if brier is None else f"{brier:.4f}")
+    Console().print(table)
+
+
+def _print_generalisation(report: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(
+        title=f"lapse AUC on unseen customers: split {report['split']}, holdout {report['holdout_days']} days, "
+        f"{report['splits']} random halves of {report['customers']} customers (seed {report['seed']})"
+    )
+    for column in ("scorer", "mean", "sd", "min", "max", "model minus it", "model wins"):
+        table.add_column(column)
+    for name, m in report["lapse_auc"].items():
+        table.add_row(
+            name,
+            f"{m['mean']:.4f}",
+            f"{m['sd']:.4f}",
+            f"{m['min']:.4f}",
+            f"{m['max']:.4f}",
+            "" if name == "model" else f"{m['model_minus_this']:+.4f}",
+            "" if name == "model" else f"{m['model_wins']:.0%}",
+        )
     Console().print(table)
