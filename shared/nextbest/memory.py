@@ -274,6 +274,17 @@ class MemoryStore:
             for name, by in ((c.attribute, c.by), *c.also):
                 item[name] = item.get(name, Decimal(0)) + by
 
+    def lease(self, limit: Counter, want: Decimal) -> Decimal:
+        """As the table grants it: all of ``want`` if there is room, else what is left (an add conditioned on
+        the count read)."""
+        assert limit.limit is not None
+        item = self.counters.setdefault((limit.pk, limit.sk), {})
+        granted = max(min(want, limit.limit - item.get(limit.attribute, Decimal(0))), Decimal(0))
+        if granted:
+            self._add([Counter(limit.pk, limit.sk, granted, attribute=limit.attribute)])
+            self.writes += 1
+        return granted
+
     def arm_counts(self, campaign_id: str, variants: list[str]) -> dict[str, tuple[int, int]]:
         counts = {}
         for v in variants:

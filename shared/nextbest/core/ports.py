@@ -8,6 +8,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Protocol
 
 from nextbest.core.commands import DueTrigger, Release
@@ -178,6 +179,13 @@ class Decisions(Protocol):
 class Counters(Protocol):
     def arm_counts(self, campaign_id: str, variants: list[str]) -> dict[str, tuple[int, int]]:
         """(sends, conversions) per variant of a campaign."""
+        ...
+
+    def lease(self, limit: Counter, want: Decimal) -> Decimal:
+        """Add up to ``want`` to ``limit``'s item, never past ``limit.limit``: what was granted (0 when it is full).
+
+        Deciders take their campaigns' caps and budgets in leased blocks (``nextbest.decide.leases``), so no
+        decision writes a shared item."""
         ...
 
 

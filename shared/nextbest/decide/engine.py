@@ -436,20 +436,13 @@ def record_fallback(profile: Profile, decision: Decision, now: datetime) -> Prof
     return None
 
 
-def counters(decision: Decision, campaigns: dict[str, Campaign]) -> list[Counter]:
-    """Shared counters a decision takes from: its campaign's hourly send rate and offer budget (refusing
-    when full), the recipients of its arm (first messages only: see ``nextbest.core.attribution``), its funnel and
-    its variant (for uplift and Thompson sampling)."""
-    if decision.action not in ("send", "holdout") or decision.campaign_id is None:
+def limits(decision: Decision, campaigns: dict[str, Campaign]) -> list[Counter]:
+    """What a send takes from its campaign's hourly send cap and offer budget, each refused when full (taken from
+    the decider's leased blocks: ``nextbest.decide.leases``)."""
+    if decision.action != "send" or decision.campaign_id is None:
         return []
     campaign = campaigns[decision.campaign_id]
-    arm = "treatment" if decision.action == "send" else decision.group or "holdout"
     taken = []
-    if decision.step == 0:  # a follow-up belongs to its first message's episode: the arms' one recipient
-        taken.append(Counter(f"s:{campaign.id}", f"ARM#{arm}", Decimal(1), attribute="recipients"))
-    if decision.action == "holdout":
-        return taken
-    taken.append(funnel(decision, "decided"))
     if campaign.max_sends_per_hour is not None:
         hour = decision.decided_at.strftime("%Y-%m-%dT%H")
         taken.append(
@@ -462,6 +455,22 @@ def counters(decision: Decision, campaigns: dict[str, Campaign]) -> list[Counter
         taken.append(
             Counter(f"s:{campaign.id}", "BUDGET", decision.offer_cost, campaign.budget, refusal="budget spent")
         )
+    return taken
+
+
+def counters(decision: Decision, campaigns: dict[str, Campaign]) -> list[Counter]:
+    """Shared counters a decision adds to: the recipients of its arm (first messages only: see
+    ``nextbest.core.attribution``), its funnel and its variant (for uplift and Thompson sampling)."""
+    if decision.action not in ("send", "holdout") or decision.campaign_id is None:
+        return []
+    campaign = campaigns[decision.campaign_id]
+    arm = "treatment" if decision.action == "send" else decision.group or "holdout"
+    taken = []
+    if decision.step == 0:  # a follow-up belongs to its first message's episode: the arms' one recipient
+        taken.append(Counter(f"s:{campaign.id}", f"ARM#{arm}", Decimal(1), attribute="recipients"))
+    if decision.action == "holdout":
+        return taken
+    taken.append(funnel(decision, "decided"))
     if decision.variant:
         taken.append(Counter(f"s:{campaign.id}", f"VARIANT#{decision.variant}", Decimal(1), attribute="sends"))
         day = decision.decided_at.strftime("%Y-%m-%d")  # the bandit's allocation over time, for the report

@@ -18,7 +18,8 @@ from nextbest.core.guardrails import cap_reason, quiet_from, quiet_until
 from nextbest.core.ports import Alarms, Conflict, DecisionExists, Outbox, Store
 from nextbest.core.profiles import LAPSE, Profile
 from nextbest.core.routing import refusal
-from nextbest.decide.engine import checked, counters, decide, record, record_fallback
+from nextbest.decide.engine import checked, counters, decide, limits, record, record_fallback
+from nextbest.decide.leases import Leases
 
 NOT_IN_AUDIENCE = ("audience", "status", "outside", "no orders")
 Released = Literal["queued", "deferred", "suppressed", "already_handled"]
@@ -43,6 +44,8 @@ class Decider:
 
     def __post_init__(self) -> None:
         self.by_id = {c.id: c for c in self.campaigns}
+        self.leases = Leases(self.store)
+        """This container's blocks of the campaigns' caps and budgets."""
 
     def handle(self, due: DueTrigger, now: datetime, profile: Profile | None = None) -> Decision | None:
         """Decide once for a due trigger; retries (conflicts, a counter refusing) re-decide on fresh data."""
@@ -67,6 +70,11 @@ class Decider:
                     profile = None
                     continue
                 return None
+            taken = limits(decision, self.by_id)
+            refused = self.leases.take(taken, now)
+            if refused is not None and decision.campaign_id:
+                excluded[decision.campaign_id] = refused
+                continue  # decide again without that campaign, on the same profile
             updated = record(profile, decision, self.by_id)
             status = {"send": "queued", "holdout": "held_out", "defer": "deferred"}.get(decision.action, "no_action")
             try:
@@ -74,10 +82,10 @@ class Decider:
                     decision, status, updated if updated != profile else None, counters(decision, self.by_id)
                 )
             except DecisionExists:
+                self.leases.give_back(taken)
                 return self._resume(decision.decision_id, profile, now)
-            except Conflict as conflict:
-                if conflict.refusal and decision.campaign_id:
-                    excluded[decision.campaign_id] = conflict.refusal
+            except Conflict:
+                self.leases.give_back(taken)
                 profile = None
                 continue
             self._after(decision, status, updated, now)

@@ -84,6 +84,15 @@ def test_a_decision_is_committed_once_with_its_profile_and_counters_and_a_full_c
     assert store.decision(decision("c:ann").decision_id).decision == decision("c:ann")
 
 
+def test_a_lease_grants_what_it_asks_while_there_is_room_then_what_is_left_then_nothing(store):
+    budget = Counter("s:cart", "BUDGET", Decimal("2.5"), Decimal(10), refusal="budget spent")
+    assert store.lease(budget, Decimal(6)) == Decimal(6)
+    assert store.lease(budget, Decimal(6)) == Decimal(4)
+    assert store.lease(budget, Decimal("0.5")) == Decimal(0)
+    hour = Counter("s:cart", "HOUR#2026-11-02T09", Decimal(1), Decimal(3), expires_at=T0 + timedelta(days=2))
+    assert store.lease(hour, Decimal(1)) == Decimal(1)
+
+
 def test_status_moves_by_compare_and_set_and_a_fact_is_annotated_once(store):
     new(store, "c:ann")
     assert store.put_decision(decision("c:ann"), "queued")
