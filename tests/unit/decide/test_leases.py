@@ -14,7 +14,7 @@ from nextbest.decide.service import Decider
 from nextbest.ingest.service import ingest
 from nextbest.memory import MemoryStore
 
-from tests.builders import CAMPAIGNS, DELAYS, DUE, POLICY, Alarms, Collect
+from tests.builders import CAMPAIGNS, CHANNELS, DELAYS, DUE, POLICY, Alarms, Collect
 from tests.conftest import T0
 
 CAP = "send rate cap reached this hour"
@@ -59,7 +59,7 @@ def test_a_campaign_capped_at_three_an_hour_sends_three_whichever_of_two_decider
     capped = [c.model_copy(update={"max_sends_per_hour": 3}) if c.id == "cart-abandonment" else c for c in CAMPAIGNS]
     store = MemoryStore()
     queues = [Collect(), Collect()]
-    deciders = [Decider(store, q, Collect(), Alarms(), capped, POLICY, "https://s") for q in queues]
+    deciders = [Decider(store, dict.fromkeys(CHANNELS, q), Collect(), Alarms(), capped, POLICY, "https://s") for q in queues]
     item = LineItem(product_id="sku-1", name="Serum", quantity=1, unit_price=Decimal("32.00"))
     decisions = []
     for n in range(8):
