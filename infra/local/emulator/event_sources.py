@@ -1,16 +1,20 @@
 """Event-source mappings: each mapped queue polled in batches, its function invoked, what succeeded deleted,
 and reported failures made visible again, so SQS's own redrive moves them to the DLQ after
-``maxReceiveCount``.
+``maxReceiveCount``; and the table's stream read through moto's DynamoDB Streams API (``GetShardIterator``,
+``GetRecords``), filtered by the mapping's filter criteria and handed to its function in batches, in order, a
+failed batch handed again until it succeeds, as Lambda does.
 
 With :class:`~infra.local.emulator.faults.Faults`, the mappings misbehave as SQS and Lambda may: poison
 messages among the real ones, messages held back and delivered after later ones, a second worker given a
 batch whose visibility expired while the first still runs, a worker crashing mid-batch, a processed message
-delivered again."""
+delivered again; a stream batch crashing mid-way (handed again), run twice at once, or handed again after it
+succeeded (``stream.redelivered``: Lambda processes a stream record at least once)."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import json
 from collections.abc import Iterator, Set
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -40,19 +44,35 @@ class Mapping:
     """Messages received but held back, to be delivered after later ones (out-of-order faults)."""
 
 
+@dataclass
+class StreamMapping:
+    """A DynamoDB stream mapping: its shard's iterator at the first record not yet handed successfully."""
+
+    function: Function
+    stream_arn: str
+    batch_size: int
+    filters: list[dict[str, Any]]
+    shard: str = ""
+    iterator: str | None = None
+
+
 class EventSources:
-    """The template's SQS event-source mappings."""
+    """The template's event-source mappings: SQS queues and the table's stream."""
 
     def __init__(self, deployment: Deployment, runtime: LambdaRuntime, faults: Faults | None = None) -> None:
         self.deployment = deployment
         self.runtime = runtime
         self.faults = faults
         self.mappings: list[Mapping] = []
+        self.streams: list[StreamMapping] = []
 
     def load(self) -> None:
         for _logical_id, props in self.deployment.of_type("AWS::Lambda::EventSourceMapping"):
             function = self.runtime.functions[props["FunctionName"]["Ref"]]
-            queue_logical = props["EventSourceArn"]["Fn::GetAtt"][0]
+            queue_logical, attribute = props["EventSourceArn"]["Fn::GetAtt"]
+            if attribute == "StreamArn":
+                self.streams.append(self._stream(function, queue_logical, props))
+                continue
             self.mappings.append(
                 Mapping(
                     function,
@@ -64,9 +84,74 @@ class EventSources:
                 )
             )
 
+    def _stream(self, function: Function, table_logical: str, props: dict[str, Any]) -> StreamMapping:
+        arn = self.deployment.streams[table_logical]
+        patterns = [json.loads(f["Pattern"]) for f in props.get("FilterCriteria", {}).get("Filters", [])]
+        return StreamMapping(function, arn, int(props.get("BatchSize", 100)), patterns)
+
     def poll_all(self) -> int:
-        """One poll of every mapping; messages received."""
-        return sum(self.poll(m) for m in self.mappings)
+        """One poll of every mapping; messages and stream records received."""
+        return sum(self.poll(m) for m in self.mappings) + sum(self.poll_stream(s) for s in self.streams)
+
+    def poll_stream(self, mapping: StreamMapping) -> int:
+        """Read the next batch of the shard; hand what passes the filters to the function; move on only when it
+        succeeded. Returns the records read (0: nothing new)."""
+        streams = self._streams_client()
+        if mapping.iterator is None:
+            [shard] = streams.describe_stream(StreamArn=mapping.stream_arn)["StreamDescription"]["Shards"]
+            mapping.shard = shard["ShardId"]
+            mapping.iterator = streams.get_shard_iterator(
+                StreamArn=mapping.stream_arn, ShardId=mapping.shard, ShardIteratorType="TRIM_HORIZON"
+            )["ShardIterator"]
+        page = streams.get_records(ShardIterator=mapping.iterator, Limit=mapping.batch_size)
+        records = page["Records"]
+        if not records:
+            return 0
+        batch = [r for r in records if any(matches(p, r) for p in mapping.filters)] if mapping.filters else records
+        if not batch or self._handled(mapping, batch):
+            mapping.iterator = page["NextShardIterator"]
+        return len(records)
+
+    @functools.cache  # noqa: B019 (one per emulation, which lives as long as its event sources)
+    def _streams_client(self) -> Any:
+        """DynamoDB Streams, at its regional endpoint: moto does not answer the account-based one
+        (``<account>.streams-ddb…``) botocore picks for a request naming a stream ARN."""
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client("dynamodbstreams", region_name=REGION, config=Config(account_id_endpoint_mode="disabled"))
+
+    def _handled(self, mapping: StreamMapping, batch: list[dict[str, Any]]) -> bool:
+        """Invoke the function on a batch of stream records, as a tumbling-window mapping does (the event names
+        its shard); False if the invocation failed (the same batch comes again)."""
+        event = {
+            "Records": [stream_record(r, mapping.stream_arn) for r in batch],
+            "shardId": mapping.shard,
+            "eventSourceARN": mapping.stream_arn,
+            "window": {},
+            "state": {},
+            "isFinalInvokeForWindow": False,
+            "isWindowTerminatedEarly": False,
+        }
+        name = mapping.function.name
+        plan = None
+        if self.faults is not None:
+            twin = functools.partial(self._stream_twin, mapping, event)
+            plan = self.faults.plan(name, [json.dumps(r["dynamodb"]["Keys"]) for r in batch], twin)
+        with self.faults.invocation(plan) if self.faults else contextlib.nullcontext():
+            try:
+                response = self.runtime.invoke(mapping.function, event) or {}
+                if self.faults is not None:
+                    self.faults.finish(plan)
+            except (Exception, Crash) as error:
+                print(f"{type(error).__name__}: {error}", file=mapping.function.log)
+                return False
+        if "state" not in response:
+            return False  # Lambda treats a tumbling-window response without state as a failed invocation
+        if self.faults is not None and self.faults.choose(("stream.redelivered",), name, "stream", "again"):
+            self.faults.injected["stream.redelivered"] += 1
+            return False  # processed, but handed again: Lambda processes a stream record at least once
+        return True
 
     def visible(self, mapping: Mapping) -> int:
         """Visible messages in a queue, read from moto's model: a cheap look before an API poll."""
@@ -148,6 +233,13 @@ class EventSources:
         if self.faults is not None and failed:
             self.faults.failed(mapping.function.name, [m["Body"] for m in messages if m["MessageId"] in failed])
         return failed
+
+    def _stream_twin(self, mapping: StreamMapping, event: dict[str, Any]) -> None:
+        """A second invocation on the same batch while the first runs (Lambda retried it after a timeout)."""
+        try:
+            self.runtime.invoke(mapping.function, event, twin=True)
+        except (Exception, Crash) as error:
+            print(f"{type(error).__name__}: {error}", file=mapping.function.log)
 
     def _second_worker(self, mapping: Mapping, messages: list[dict[str, Any]], event: dict[str, Any]) -> None:
         """The batch's visibility expired while its worker runs: SQS hands it to another worker (another
@@ -242,6 +334,37 @@ class Delays:
 
         messages = sqs_backends[ACCOUNT][REGION].queues[queue]._messages
         return next((m for m in messages if m.id == message_id), None)
+
+
+def stream_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
+    """A record read from DynamoDB Streams as the record Lambda hands the function (JSON, dates as epoch)."""
+    stream = dict(record["dynamodb"])
+    created = stream.get("ApproximateCreationDateTime")
+    if isinstance(created, datetime):
+        stream["ApproximateCreationDateTime"] = created.timestamp()
+    return {**{k: v for k, v in record.items() if k != "dynamodb"}, "dynamodb": stream, "eventSourceARN": stream_arn}
+
+
+def matches(pattern: Any, value: Any) -> bool:
+    """Lambda's event filtering, for the rules our filters use: a list of allowed values (or ``{"exists": …}``),
+    objects matched key by key."""
+    if isinstance(pattern, dict):
+        return isinstance(value, dict) and all(
+            _rule_matches(rule, value.get(key), key in value) for key, rule in pattern.items()
+        )
+    return bool(pattern == value)
+
+
+def _rule_matches(rule: Any, value: Any, present: bool) -> bool:
+    if isinstance(rule, list):
+        for allowed in rule:
+            if isinstance(allowed, dict) and "exists" in allowed:
+                if allowed["exists"] == present:
+                    return True
+            elif present and allowed == value:
+                return True
+        return False
+    return present and matches(rule, value)
 
 
 def sqs_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:

@@ -152,16 +152,13 @@ class Decisions(Protocol):
     """Decision records and the status moves that make each message go out at most once."""
 
     def put_decision(self, decision: Decision, status: str) -> bool: ...
-    def commit_decision(
-        self, decision: Decision, status: str, profile: Profile | None, counters: Sequence[Counter] = ()
-    ) -> None: ...
+    def commit_decision(self, decision: Decision, status: str, profile: Profile | None) -> None: ...
     def decision(self, decision_id: str) -> StoredDecision | None: ...
     def move_decision(
         self,
         decision_id: str,
         from_status: str | tuple[str, ...],
         to_status: str,
-        counters: Sequence[Counter] = (),
         profile: Profile | None = None,
         **fields: str,
     ) -> bool: ...
@@ -170,7 +167,7 @@ class Decisions(Protocol):
         (also when its own claim took effect but the answer was lost)."""
         ...
 
-    def annotate_decision(self, decision_id: str, counters: Sequence[Counter] = (), **fields: str) -> bool: ...
+    def annotate_decision(self, decision_id: str, **fields: str) -> bool: ...
     def decisions_of(self, key: str) -> list[str]: ...
     def remember_message(self, message_id: str, decision_id: str, address_hash: str) -> None: ...
     def message(self, message_id: str) -> SentMessage | None: ...
@@ -194,6 +191,23 @@ class Due(Protocol):
         """Keys of the profiles of a due-index shard whose index time is in ``(after, until]``
         (``nextbest.core.due``)."""
         ...
+
+
+class Tallies(Protocol):
+    """The tally's own counter items: one per campaign and stream shard, with the last change it counted."""
+
+    def checkpoint(self, shard: str, campaign_id: str) -> int | None:
+        """The sequence number of the last change counted in this shard's item of the campaign (read consistently),
+        or None before the first."""
+        ...
+
+    def add_tally(
+        self, shard: str, campaign_id: str, counters: Sequence[Counter], since: int | None, through: int
+    ) -> bool:
+        """Add ``counters`` and move the checkpoint from ``since`` to ``through``, in one conditional write: False
+        (nothing added) if the checkpoint is no longer ``since`` (another worker counted meanwhile)."""
+        ...
+
 
 
 class Store(Profiles, Decisions, Counters, Due, Protocol):

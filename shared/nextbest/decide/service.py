@@ -1,5 +1,5 @@
-"""The decide step's orchestration: read, decide, and commit the decision with the profile it was checked
-against and the counters it takes, in one transaction."""
+"""The decide step's orchestration: read, decide, take the campaign's cap and budget from leased blocks, and
+commit the decision with the profile it was checked against, in one transaction."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from nextbest.core.guardrails import cap_reason, quiet_from, quiet_until
 from nextbest.core.ports import Alarms, Conflict, DecisionExists, Outbox, Store
 from nextbest.core.profiles import LAPSE, Profile
 from nextbest.core.routing import refusal
-from nextbest.decide.engine import checked, counters, decide, limits, record, record_fallback
+from nextbest.decide.engine import checked, decide, limits, record, record_fallback
 from nextbest.decide.leases import Leases
 
 NOT_IN_AUDIENCE = ("audience", "status", "outside", "no orders")
@@ -78,9 +78,7 @@ class Decider:
             updated = record(profile, decision, self.by_id)
             status = {"send": "queued", "holdout": "held_out", "defer": "deferred"}.get(decision.action, "no_action")
             try:
-                self.store.commit_decision(
-                    decision, status, updated if updated != profile else None, counters(decision, self.by_id)
-                )
+                self.store.commit_decision(decision, status, updated if updated != profile else None)
             except DecisionExists:
                 self.leases.give_back(taken)
                 return self._resume(decision.decision_id, profile, now)

@@ -1,7 +1,10 @@
-"""Reading the campaigns' shared counters (they are added to inside other writes: ``nextbest.core.counters``)."""
+"""The campaigns' counter items: the statistics the tally writes (``nextbest.tally``), read back summed, and the
+caps and budgets decide leases blocks of."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -11,21 +14,98 @@ from nextbest.aws import clients as aws
 from nextbest.aws.store.table import TRANSACTION_ATTEMPTS, Table
 from nextbest.core.counters import Counter
 
+TALLY = "TALLY#"
+"""Sort key prefix of the tally's items, one per campaign and stream shard (``TALLY#<shard id>``)."""
+NAMED = "|"
+"""In a tally item, an attribute ``<counter item>|<attribute>`` holds that counter's count: ``FUNNEL#a#email|sent``."""
+LIMITS = ("HOUR#", "BUDGET")
+"""Items of the caps and budgets (what was leased), not statistics."""
+
+
+def summed(items: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Decimal]]:
+    """A campaign's statistics by counter item (``ARM#…``, ``FUNNEL#…``, ``VARIANT#…``, ``DAY#…``) from its items
+    as Query returns them: the tally's shard items added up, and the counter items the steps added to inside their
+    own writes before the tally existed (kept: they hold the history)."""
+    found: dict[str, dict[str, Decimal]] = {}
+    for item in items:
+        sk = item["sk"]["S"]
+        if sk.startswith(LIMITS):
+            continue
+        for name, value in item.items():
+            if "N" not in value:
+                continue
+            if sk.startswith(TALLY):
+                if NAMED not in name:
+                    continue  # the item's own bookkeeping (created_at)
+                key, _, name = name.partition(NAMED)
+            else:
+                key = sk
+            counts = found.setdefault(key, {})
+            counts[name] = counts.get(name, Decimal(0)) + Decimal(value["N"])
+    return found
+
 
 class CounterItems(Table):
+    def counts(self, campaign_id: str) -> dict[str, dict[str, Decimal]]:
+        """Every statistic of a campaign (see :func:`summed`): one Query of its partition."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "pk = :p",
+            "ExpressionAttributeValues": {":p": {"S": f"s:{campaign_id}"}},
+        }
+        items: list[dict[str, Any]] = []
+        while True:
+            page = self.client.query(**kwargs)
+            items += page.get("Items", [])
+            if "LastEvaluatedKey" not in page:
+                return summed(items)
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
     def arm_counts(self, campaign_id: str, variants: list[str]) -> dict[str, tuple[int, int]]:
-        """(sends, conversions) per variant of a campaign, from its counter items."""
-        keys = [{"pk": {"S": f"s:{campaign_id}"}, "sk": {"S": f"VARIANT#{v}"}} for v in variants]
-        counts = {v: (0, 0) for v in variants}
-        request: dict[str, Any] = {self.table: {"Keys": keys}}
-        while request:  # DynamoDB may return part of a batch (throttling, size): ask again for the rest
-            response = self.client.batch_get_item(RequestItems=request)
-            for item in response["Responses"].get(self.table, []):
-                variant = item["sk"]["S"].removeprefix("VARIANT#")
-                sends, conversions = item.get("sends", {}).get("N", 0), item.get("conversions", {}).get("N", 0)
-                counts[variant] = (int(sends), int(conversions))
-            request = response.get("UnprocessedKeys") or {}
-        return counts
+        """(sends, conversions) per variant of a campaign."""
+        counts = self.counts(campaign_id)
+        found = {v: counts.get(f"VARIANT#{v}", {}) for v in variants}
+        return {v: (int(c.get("sends", 0)), int(c.get("conversions", 0))) for v, c in found.items()}
+
+    def checkpoint(self, shard: str, campaign_id: str) -> int | None:
+        item = self.client.get_item(
+            TableName=self.table,
+            Key={"pk": {"S": f"s:{campaign_id}"}, "sk": {"S": TALLY + shard}},
+            ConsistentRead=True,
+            ProjectionExpression="#s",
+            ExpressionAttributeNames={"#s": "seq"},
+        ).get("Item")
+        return int(item["seq"]["S"]) if item and "seq" in item else None
+
+    def add_tally(
+        self, shard: str, campaign_id: str, counters: Sequence[Counter], since: int | None, through: int
+    ) -> bool:
+        """One UpdateItem: ADD every count, SET the checkpoint, on condition that it is still ``since``."""
+        names = {"#s": "seq", "#c": "created_at"}
+        values: dict[str, Any] = {":through": {"S": str(through)}, ":now": {"N": str(int(time.time()))}}
+        adds = []
+        counts = [(c.sk, name, by) for c in counters for name, by in ((c.attribute, c.by), *c.also)]
+        for i, (sk, name, by) in enumerate(counts):
+            names[f"#a{i}"], values[f":a{i}"] = f"{sk}{NAMED}{name}", {"N": str(by)}
+            adds.append(f"#a{i} :a{i}")
+        if since is None:
+            condition = "attribute_not_exists(#s)"
+        else:
+            condition, values[":since"] = "#s = :since", {"S": str(since)}
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key={"pk": {"S": f"s:{campaign_id}"}, "sk": {"S": TALLY + shard}},
+                UpdateExpression="ADD " + ", ".join(adds) + " SET #s = :through, #c = if_not_exists(#c, :now)",
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as error:
+            if aws.error_code(error) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     def lease(self, limit: Counter, want: Decimal) -> Decimal:
         """One ADD of ``want`` conditioned on room for all of it; when there is less, the refusal returns the count
