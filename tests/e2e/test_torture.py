@@ -16,3 +16,14 @@ def test_a_small_run_without_faults_reports_zero_everywhere(cdk_out, tmp_path):
     assert all(not key.endswith(":(none)") for key in outcome["dlq_by_reason"])
     assert json.loads((tmp_path / "results.json").read_text())["rates"]["0"]["events_lost"] == 0
     assert [key for key, _ in torture.rows(results)][: len(torture.ROWS)] == [key for key, _ in torture.ROWS]
+
+
+def test_counters_equal_a_recount_of_the_decisions_when_stream_batches_crash_run_twice_and_come_again(cdk_out, tmp_path):
+    # Given a run whose tally batches (and every other mapping's) crash mid-way, run on two workers at once and are
+    # handed again after they succeeded, and whose DynamoDB writes time out after taking effect
+    kinds = frozenset({"stream.redelivered", "sqs.crash", "sqs.second_worker", "dynamodb.timeout_after_write"})
+    results = torture.run(customers=40, days=2, rates=[0.2], out=tmp_path, cdk_out=cdk_out, kinds=kinds)
+    outcome = results["rates"]["0.2"]
+    # Then every fault happened, and the statistics equal a recount from the decisions
+    assert set(outcome["faults"]) == kinds
+    assert outcome["counters_off"] == 0, outcome["findings"]["counters_off"]
