@@ -298,6 +298,10 @@ class MemoryStore:
         self.writes += 1
         return True
 
+    def fold_closed(self, campaign_id: str, created_before: datetime) -> int:
+        """Nothing to fold: this store keeps one total per counter."""
+        return 0
+
     def arm_counts(self, campaign_id: str, variants: list[str]) -> dict[str, tuple[int, int]]:
         counts = {}
         for v in variants:

@@ -1,7 +1,8 @@
 """Every kind of item the table holds, whom it is keyed by, and what keeps their number from growing forever.
 
 The key schema is spelt out in ``nextbest.aws.store.table`` (profiles, redirects, decisions, event markers,
-tombstones, push message ids) and ``nextbest.core.counters`` (the ``s:<campaign>`` counter items). Each class has a
+tombstones, push message ids), ``nextbest.aws.store.counters`` (the ``s:<campaign>`` counter items: the tally's, and
+the caps and budgets decide leases from). Each class has a
 *lifetime*:
 
 * ``expiry`` — its items carry the TTL attribute ``expires_at``, and DynamoDB deletes them after it;
@@ -52,19 +53,17 @@ ITEM_CLASSES: tuple[ItemClass, ...] = (
     ItemClass("tombstone", "xk:<keyed hash of an identifier> / ERASED", False, "bound",
               "one per identifier of an erased person: grows with erasure requests, not with traffic"),
     ItemClass("push_message", "m:<provider message id> / MESSAGE", False, "expiry", "expires_at: 7 days"),
-    ItemClass("counter_arm", "s:<campaign> / ARM#<arm>", True, "bound",
-              "at most three per campaign (treatment, holdout, global control)"),
-    ItemClass("counter_funnel", "s:<campaign> / FUNNEL#<variant>#<channel>", True, "bound",
-              "one per variant and channel of a campaign"),
-    ItemClass("counter_variant", "s:<campaign> / VARIANT#<variant>", True, "bound", "one per variant of a campaign"),
+    ItemClass("counter_tally", "s:<campaign> / TALLY#<stream shard> or TALLY#TOTAL", True, "bound",
+              "the tally's items (arms, funnel, variants, days): one per campaign and stream shard of the last two "
+              "days (a shard closes within hours; older ones are folded into the campaign's TALLY#TOTAL)"),
     ItemClass("counter_budget", "s:<campaign> / BUDGET", True, "bound", "one per campaign"),
     ItemClass("counter_hour", "s:<campaign> / HOUR#<hour>", True, "expiry", "expires_at: 2 days after the hour"),
     ItemClass("counter_day", "s:<campaign> / DAY#<date>", True, "expiry",
-              "expires_at: 400 days after the day (DAILY_RETENTION); the totals stay in VARIANT#"),
+              "expires_at: 400 days after the day (DAILY_RETENTION); the tally folds a closed shard's daily counts "
+              "here, the totals stay in TALLY#TOTAL"),
 )  # fmt: skip
 
-COUNTERS = {"ARM": "counter_arm", "FUNNEL": "counter_funnel", "VARIANT": "counter_variant", "BUDGET": "counter_budget",
-            "HOUR": "counter_hour", "DAY": "counter_day"}  # fmt: skip
+COUNTERS = {"TALLY": "counter_tally", "BUDGET": "counter_budget", "HOUR": "counter_hour", "DAY": "counter_day"}
 SINGLE = {"DECISION": "decision", "BODY": "decision_body", "EVENT": "event_marker", "ERASED": "tombstone",
           "MESSAGE": "push_message"}  # fmt: skip
 

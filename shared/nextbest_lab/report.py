@@ -107,7 +107,8 @@ def counter_items(table: str, campaign_ids: Iterable[str], client: Any = None) -
 
     store = Store(table, client=client)
     return [
-        {"pk": {"S": f"s:{campaign_id}"}, "sk": {"S": sk}} | {name: {"N": str(n)} for name, n in sorted(numbers.items())}
+        {"pk": {"S": f"s:{campaign_id}"}, "sk": {"S": sk}}
+        | {name: {"N": str(n)} for name, n in sorted(numbers.items())}
         for campaign_id in campaign_ids
         for sk, numbers in sorted(store.counts(campaign_id).items())
     ]

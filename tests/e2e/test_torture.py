@@ -18,7 +18,9 @@ def test_a_small_run_without_faults_reports_zero_everywhere(cdk_out, tmp_path):
     assert [key for key, _ in torture.rows(results)][: len(torture.ROWS)] == [key for key, _ in torture.ROWS]
 
 
-def test_counters_equal_a_recount_of_the_decisions_when_stream_batches_crash_run_twice_and_come_again(cdk_out, tmp_path):
+def test_counters_equal_a_recount_of_the_decisions_when_stream_batches_crash_run_twice_and_come_again(
+    cdk_out, tmp_path
+):
     # Given a run whose tally batches (and every other mapping's) crash mid-way, run on two workers at once and are
     # handed again after they succeeded, and whose DynamoDB writes time out after taking effect
     kinds = frozenset({"stream.redelivered", "sqs.crash", "sqs.second_worker", "dynamodb.timeout_after_write"})

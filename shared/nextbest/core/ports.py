@@ -208,6 +208,11 @@ class Tallies(Protocol):
         (nothing added) if the checkpoint is no longer ``since`` (another worker counted meanwhile)."""
         ...
 
+    def fold_closed(self, campaign_id: str, created_before: datetime) -> int:
+        """Fold the campaign's shard items created before ``created_before`` (their shards long closed) into its
+        total, each exactly once; how many were folded."""
+        ...
+
 
 
 class Store(Profiles, Decisions, Counters, Due, Protocol):

@@ -14,7 +14,12 @@ class PagedDynamo:
         self.calls.append(kwargs)
         shard = {"pk": {"S": "s:cart"}, "seq": {"S": "9"}, "created_at": {"N": "1"}}
         first = [
-            {**shard, "sk": {"S": "TALLY#shard-1"}, "VARIANT#a|sends": {"N": "10"}, "VARIANT#a|conversions": {"N": "1"}},
+            {
+                **shard,
+                "sk": {"S": "TALLY#shard-1"},
+                "VARIANT#a|sends": {"N": "10"},
+                "VARIANT#a|conversions": {"N": "1"},
+            },
             {"pk": {"S": "s:cart"}, "sk": {"S": "HOUR#2026-11-02T09"}, "n": {"N": "64"}},
         ]
         second = [

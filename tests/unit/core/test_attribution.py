@@ -86,8 +86,8 @@ def test_an_episode_is_credited_until_its_window_after_the_last_possible_follow_
 
 def test_a_follow_up_adds_no_recipient_and_the_episode_ends_after_its_span():
     from nextbest.core.campaigns import load_campaigns
-    from nextbest.core.decision import Decision
     from nextbest.core.counters import decided
+    from nextbest.core.decision import Decision
 
     cart = {c.id: c for c in load_campaigns(Path(__file__).resolve().parents[3] / "campaigns")}["cart-abandonment"]
     decision = Decision(decision_id="d", profile_key="c:1", trigger="t", trigger_due_at=T0, decided_at=T0,

@@ -38,16 +38,16 @@ BATCH = [Change(101, (cart("sent"),)), Change(102), Change(103, (cart("opened"),
 
 def test_a_batch_handed_again_counts_nothing_twice():
     store = MemoryStore()
-    assert fold(store, "shard-1", BATCH) == 1  # one item of one campaign: one write
-    assert fold(store, "shard-1", BATCH) == 0
+    assert fold(store, "shard-1", BATCH, T0) == 1  # one item of one campaign: one write
+    assert fold(store, "shard-1", BATCH, T0) == 0
     assert store.counters[("s:cart", "FUNNEL#a#email")] == {"sent": 1, "opened": 1, "revenue": 30}
     assert store.checkpoint("shard-1", "cart") == 103
 
 
 def test_a_batch_handed_again_with_more_records_counts_only_the_new_ones():
     store = MemoryStore()
-    fold(store, "shard-1", BATCH[:2])
-    fold(store, "shard-1", BATCH)
+    fold(store, "shard-1", BATCH[:2], T0)
+    fold(store, "shard-1", BATCH, T0)
     assert store.counters[("s:cart", "FUNNEL#a#email")] == {"sent": 1, "opened": 1, "revenue": 30}
 
 
@@ -68,10 +68,10 @@ def test_shards_count_apart_and_a_worker_that_lost_the_race_counts_what_is_left(
             return super().add_tally(shard, campaign_id, counters, since, through)
 
     raced = Raced()
-    fold(raced, "shard-1", BATCH)
+    fold(raced, "shard-1", BATCH, T0)
     assert raced.counters[("s:cart", "FUNNEL#a#email")] == {"sent": 1, "opened": 1, "revenue": 30}
-    fold(store, "shard-1", BATCH)
-    fold(store, "shard-2", [Change(5, (cart("sent"),))])  # another shard's sequence numbers are its own
+    fold(store, "shard-1", BATCH, T0)
+    fold(store, "shard-2", [Change(5, (cart("sent"),))], T0)  # another shard's sequence numbers are its own
     assert store.counters[("s:cart", "FUNNEL#a#email")]["sent"] == 2
 
 

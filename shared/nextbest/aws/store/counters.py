@@ -3,19 +3,22 @@ caps and budgets decide leases blocks of."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from nextbest.aws import clients as aws
-from nextbest.aws.store.table import TRANSACTION_ATTEMPTS, Table
+from nextbest.aws.store.table import CONDITION_FAILED, TRANSACTION_ATTEMPTS, Table
+from nextbest.core import clock
 from nextbest.core.counters import Counter
 
 TALLY = "TALLY#"
 """Sort key prefix of the tally's items, one per campaign and stream shard (``TALLY#<shard id>``)."""
+TOTAL = TALLY + "TOTAL"
+"""The tally's item of a campaign that closed shards' items are folded into."""
 NAMED = "|"
 """In a tally item, an attribute ``<counter item>|<attribute>`` holds that counter's count: ``FUNNEL#a#email|sent``."""
 LIMITS = ("HOUR#", "BUDGET")
@@ -82,7 +85,7 @@ class CounterItems(Table):
     ) -> bool:
         """One UpdateItem: ADD every count, SET the checkpoint, on condition that it is still ``since``."""
         names = {"#s": "seq", "#c": "created_at"}
-        values: dict[str, Any] = {":through": {"S": str(through)}, ":now": {"N": str(int(time.time()))}}
+        values: dict[str, Any] = {":through": {"S": str(through)}, ":now": {"N": str(int(clock.now().timestamp()))}}
         adds = []
         counts = [(c.sk, name, by) for c in counters for name, by in ((c.attribute, c.by), *c.also)]
         for i, (sk, name, by) in enumerate(counts):
@@ -106,6 +109,38 @@ class CounterItems(Table):
                 return False
             raise
         return True
+
+    def fold_closed(self, campaign_id: str, created_before: datetime) -> int:
+        """Each old shard item moves into the total in a transaction of two: its deletion, on condition that its
+        checkpoint is the one read (nothing counted into it since, nobody folded it first), and the ADD of its
+        counts to the total. Rare (a shard's first batch), so the total is no hot item."""
+        campaign = {"S": f"s:{campaign_id}"}
+        pages = self.client.get_paginator("query").paginate(
+            TableName=self.table,
+            KeyConditionExpression="pk = :p AND begins_with(sk, :t)",
+            FilterExpression="created_at < :before",
+            ExpressionAttributeValues={
+                ":p": campaign, ":t": {"S": TALLY}, ":before": {"N": str(int(created_before.timestamp()))}
+            },
+        )  # fmt: skip
+        folded = 0
+        for item in (i for page in pages for i in page.get("Items", []) if i["sk"]["S"] != TOTAL):
+            counts = {name: value for name, value in item.items() if NAMED in name and "N" in value}
+            names = {f"#a{i}": name for i, name in enumerate(counts)}
+            values = {f":a{i}": value for i, value in enumerate(counts.values())}
+            delete = {"TableName": self.table, "Key": {"pk": campaign, "sk": item["sk"]}, "ConditionExpression":
+                      "seq = :seq", "ExpressionAttributeValues": {":seq": item["seq"]}}  # fmt: skip
+            add = {"TableName": self.table, "Key": {"pk": campaign, "sk": {"S": TOTAL}},
+                   "UpdateExpression": "ADD " + ", ".join(f"{n} :{n[1:]}" for n in names),
+                   "ExpressionAttributeNames": names, "ExpressionAttributeValues": values}  # fmt: skip
+            try:
+                self._transact([{"Delete": delete}, {"Update": add}] if counts else [{"Delete": delete}])
+            except ClientError as error:
+                if aws.error_code(error) not in CONDITION_FAILED:
+                    raise
+                continue  # folded by another worker, or still being counted into: left for the next fold
+            folded += 1
+        return folded
 
     def lease(self, limit: Counter, want: Decimal) -> Decimal:
         """One ADD of ``want`` conditioned on room for all of it; when there is less, the refusal returns the count
