@@ -114,10 +114,12 @@ class Emulation:
     # -- running ---------------------------------------------------------------------------------------
 
     def drain(self, max_rounds: int = 10_000) -> int:
-        """Run every mapping until no queue has work left (and SES has published what it would)."""
+        """Run every mapping until no queue has work left (and SES has published what it would), then the stream
+        mappings on what that work wrote: a burst's records in one batch, as the tally's batching window gathers
+        them (it waits up to 10 s for records; here, until the queues are quiet)."""
         total = 0
         for _ in range(max_rounds):
-            moved = self.event_sources.poll_all() + self.ses.publish_events()
+            moved = self.event_sources.poll_all() + self.ses.publish_events() or self.event_sources.poll_streams()
             total += moved
             if moved == 0:
                 return total

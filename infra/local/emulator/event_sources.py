@@ -90,8 +90,12 @@ class EventSources:
         return StreamMapping(function, arn, int(props.get("BatchSize", 100)), patterns)
 
     def poll_all(self) -> int:
-        """One poll of every mapping; messages and stream records received."""
-        return sum(self.poll(m) for m in self.mappings) + sum(self.poll_stream(s) for s in self.streams)
+        """One poll of every queue's mapping; messages received."""
+        return sum(self.poll(m) for m in self.mappings)
+
+    def poll_streams(self) -> int:
+        """One batch of every stream mapping; records read (a failed batch is read again at the next poll)."""
+        return sum(self.poll_stream(s) for s in self.streams)
 
     def poll_stream(self, mapping: StreamMapping) -> int:
         """Read the next batch of the shard; hand what passes the filters to the function; move on only when it

@@ -21,7 +21,10 @@ def keys(emulation) -> list[str]:
 
 def test_a_replayed_batch_adds_nothing_and_closed_shards_fold_into_the_total_once(emulation):
     store = table_store(emulation)
-    batch = [Change(11, (sent(),)), Change(12, (sent(2), Counter("s:cart", "VARIANT#a", Decimal(1), attribute="sends")))]
+    batch = [
+        Change(11, (sent(),)),
+        Change(12, (sent(2), Counter("s:cart", "VARIANT#a", Decimal(1), attribute="sends"))),
+    ]
     assert fold(store, "shard-old", batch, emulation.clock.now()) == 2
     assert fold(store, "shard-old", batch, emulation.clock.now()) == 0  # handed again: nothing twice
     assert store.counts("cart") == {"FUNNEL#a#email": {"sent": 3}, "VARIANT#a": {"sends": 1}}
