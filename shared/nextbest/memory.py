@@ -302,6 +302,14 @@ class MemoryStore:
         """Nothing to fold: this store keeps one total per counter."""
         return 0
 
+    def counts(self, campaign_id: str) -> dict[str, dict[str, Decimal]]:
+        """Every statistic of a campaign by counter item, as ``CounterItems.counts`` sums the tally's items."""
+        return {
+            sk: dict(item)
+            for (pk, sk), item in self.counters.items()
+            if pk == f"s:{campaign_id}" and not sk.startswith(("HOUR#", "BUDGET"))
+        }
+
     def arm_counts(self, campaign_id: str, variants: list[str]) -> dict[str, tuple[int, int]]:
         counts = {}
         for v in variants:
