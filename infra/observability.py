@@ -22,7 +22,16 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 from nextbest.core.events import Channel
 
-from infra.constructs import MAX_RECEIVE_COUNT, METRICS_NAMESPACE, Decide, Deliver, Feedback, Ingest, Unsubscribe
+from infra.constructs import (
+    MAX_RECEIVE_COUNT,
+    METRICS_NAMESPACE,
+    Decide,
+    Deliver,
+    Feedback,
+    Ingest,
+    Tally,
+    Unsubscribe,
+)
 
 AlarmT = TypeVar("AlarmT", bound=cw.AlarmBase)
 FIVE_MINUTES = cdk.Duration.minutes(5)
@@ -110,6 +119,7 @@ class Observability(Construct):
         deliver: Deliver,
         unsubscribe: Unsubscribe,
         feedback: Feedback,
+        tally: Tally,
     ) -> None:
         super().__init__(scope, id)
         stack = cdk.Stack.of(self)
@@ -130,6 +140,7 @@ class Observability(Construct):
             "deliver": deliver.function,
             "feedback": feedback.function,
             "unsubscribe": unsubscribe.function,
+            "tally": tally.function,
         }
         self.topic = self._ops_topic(stack)
         self.alarms: list[cw.AlarmBase] = []

@@ -73,6 +73,7 @@ class NextbestStack(cdk.Stack):
             deliver=self.deliver,
             unsubscribe=self.unsubscribe,
             feedback=self.feedback,
+            tally=self.tally,
         )
         self._outputs()
 

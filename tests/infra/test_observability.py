@@ -256,6 +256,7 @@ def test_an_ops_email_in_context_subscribes_to_the_ops_topic():
     deliver, requests = step("Deliver", "EmailRequests", "SmsRequests", "PushRequests")
     feedback, [(notes, notes_dlq)] = step("Feedback", "Notes")
     unsubscribe, _ = step("Unsubscribe")
+    tally, _ = step("Tally")
     # When the construct is built
     Observability(
         stack,
@@ -275,8 +276,9 @@ def test_an_ops_email_in_context_subscribes_to_the_ops_topic():
         ),
         unsubscribe=SimpleNamespace(function=unsubscribe),
         feedback=SimpleNamespace(function=feedback, queue=notes, dead_letters=notes_dlq),
+        tally=SimpleNamespace(function=tally),
     )
     # Then the address is subscribed by e-mail (SNS mails it a confirmation link)
     template = assertions.Template.from_stack(stack)
     template.has_resource_properties("AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "oncall@example.com"})
-    template.resource_count_is("AWS::CloudWatch::Alarm", 7 + 7 + 5 + 4 + 3)  # a DLQ and an age alarm per queue
+    template.resource_count_is("AWS::CloudWatch::Alarm", 7 + 7 + 6 + 4 + 3)  # a DLQ and an age alarm per queue
