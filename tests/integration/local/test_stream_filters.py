@@ -14,8 +14,9 @@ def record(event: str, sk: str, new: dict | None) -> dict:
 
 
 def test_only_decision_writes_and_profile_writes_carrying_credits_pass(template):
-    [mapping] = [r["Properties"] for r in template["Resources"].values()
-                 if r["Type"] == "AWS::Lambda::EventSourceMapping" and "StartingPosition" in r["Properties"]]  # fmt: skip
+    resources = template["Resources"].values()
+    mappings = [r["Properties"] for r in resources if r["Type"] == "AWS::Lambda::EventSourceMapping"]
+    [mapping] = [m for m in mappings if "StartingPosition" in m]  # the stream's (queues' mappings have none)
     patterns = [json.loads(f["Pattern"]) for f in mapping["FilterCriteria"]["Filters"]]
 
     def passes(r: dict) -> bool:
