@@ -101,13 +101,18 @@ class EventSources:
         """Read the next batch of the shard; hand what passes the filters to the function; move on only when it
         succeeded. Returns the records read (0: nothing new)."""
         streams = self._streams_client()
-        if mapping.iterator is None:
-            [shard] = streams.describe_stream(StreamArn=mapping.stream_arn)["StreamDescription"]["Shards"]
-            mapping.shard = shard["ShardId"]
-            mapping.iterator = streams.get_shard_iterator(
-                StreamArn=mapping.stream_arn, ShardId=mapping.shard, ShardIteratorType="TRIM_HORIZON"
-            )["ShardIterator"]
-        page = streams.get_records(ShardIterator=mapping.iterator, Limit=mapping.batch_size)
+        try:
+            if mapping.iterator is None:
+                [shard] = streams.describe_stream(StreamArn=mapping.stream_arn)["StreamDescription"]["Shards"]
+                mapping.shard = shard["ShardId"]
+                mapping.iterator = streams.get_shard_iterator(
+                    StreamArn=mapping.stream_arn, ShardId=mapping.shard, ShardIteratorType="TRIM_HORIZON"
+                )["ShardIterator"]
+            page = streams.get_records(ShardIterator=mapping.iterator, Limit=mapping.batch_size)
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ResourceNotFoundException":
+                return 0  # the table, and its stream, are gone (a test deleted it): nothing to read
+            raise
         records = page["Records"]
         if not records:
             return 0
