@@ -214,7 +214,6 @@ class Tallies(Protocol):
         ...
 
 
-
 class Store(Profiles, Decisions, Counters, Due, Protocol):
     """The whole table (``nextbest.aws.store.Store``; ``nextbest.memory.MemoryStore`` in tests and the lab)."""
 

@@ -59,7 +59,9 @@ def test_a_campaign_capped_at_three_an_hour_sends_three_whichever_of_two_decider
     capped = [c.model_copy(update={"max_sends_per_hour": 3}) if c.id == "cart-abandonment" else c for c in CAMPAIGNS]
     store = MemoryStore()
     queues = [Collect(), Collect()]
-    deciders = [Decider(store, dict.fromkeys(CHANNELS, q), Collect(), Alarms(), capped, POLICY, "https://s") for q in queues]
+    deciders = [
+        Decider(store, dict.fromkeys(CHANNELS, q), Collect(), Alarms(), capped, POLICY, "https://s") for q in queues
+    ]
     item = LineItem(product_id="sku-1", name="Serum", quantity=1, unit_price=Decimal("32.00"))
     decisions = []
     for n in range(8):

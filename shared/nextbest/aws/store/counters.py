@@ -156,7 +156,8 @@ class CounterItems(Table):
             except ClientError as error:
                 if aws.error_code(error) != "ConditionalCheckFailedException":
                     raise
-                item = error.response.get("Item", {})  # type: ignore[typeddict-item]
+                response: dict[str, Any] = dict(error.response)
+                item: dict[str, Any] = response.get("Item", {})  # the count that refused it
             want = limit.limit - Decimal(item.get(limit.attribute, {}).get("N", "0"))
             if want <= 0:
                 return Decimal(0)

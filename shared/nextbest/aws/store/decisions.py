@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Sequence
 from typing import Any
 
 from botocore.exceptions import ClientError

@@ -100,9 +100,9 @@ class ProfileItems(Table):
         keys that had no item when read. ``event_ids`` are remembered on the saved profile in the same write
         (``EventMemory``), so an event is applied exactly once however often it is delivered: one already
         remembered by any of ``previous`` raises :class:`Duplicate` naming it, and a concurrent worker applying
-        it changes the version, so this write fails with :class:`Conflict` and the retry finds it remembered. ``counters`` (an order's
-        credits) ride on the profile item of this write (``credits``), which the stream brings to the tally; the
-        profile's next write drops them.
+        it changes the version, so this write fails with :class:`Conflict` and the retry finds it remembered.
+        ``counters`` (an order's credits) ride on the profile item of this write (``credits``), which the stream
+        brings to the tally; the profile's next write drops them.
         """
         self.prefetch(p.key for p in previous)  # read by resolve already: their items hold what they remember
         memory = EventMemory.of(self._cache.get(p.key) for p in previous)
