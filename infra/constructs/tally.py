@@ -21,9 +21,9 @@ from infra.constructs.profile_store import TableAccess
 from infra.constructs.shared import Shared
 
 TABLE_ACCESS = TableAccess(
-    # checkpoint: GetItem; add_tally: UpdateItem (one per campaign and batch, conditional on the checkpoint);
-    # fold_closed: Query (the campaign's shard items), a transaction of a DeleteItem and an UpdateItem
-    actions=("GetItem", "UpdateItem", "Query", "DeleteItem"),
+    # add_tally: UpdateItem (one per campaign and batch, conditional on the checkpoint, which a refusal returns: no
+    # GetItem); fold_closed: Query (the campaign's shard items), a transaction of a DeleteItem and UpdateItems
+    actions=("UpdateItem", "Query", "DeleteItem"),
 )
 BATCH_SIZE = 1000
 """Records a batch may hold (Lambda also stops at its 6 MB payload): per campaign and shard, one write a batch."""

@@ -27,7 +27,7 @@ from nextbest.core.clock import iso
 from nextbest.core.counters import Counter, Version, combined, tally
 from nextbest.core.decision import Decision
 from nextbest.core.due import due_shard, index_time
-from nextbest.core.ports import Conflict, DecisionExists, Duplicate, SentMessage, StoredDecision
+from nextbest.core.ports import Conflict, DecisionExists, Duplicate, SentMessage, StoredDecision, Tallied
 from nextbest.core.profiles import Profile
 
 MAX_REDIRECT_HOPS = 5
@@ -285,18 +285,25 @@ class MemoryStore:
             self.writes += 1
         return granted
 
-    def checkpoint(self, shard: str, campaign_id: str) -> int | None:
-        return self.checkpoints.get((shard, campaign_id))
-
     def add_tally(
-        self, shard: str, campaign_id: str, counters: Sequence[Counter], since: int | None, through: int
-    ) -> bool:
-        if self.checkpoints.get((shard, campaign_id)) != since:
-            return False
+        self,
+        shard: str,
+        campaign_id: str,
+        counters: Sequence[Counter],
+        through: int,
+        since: int | None = None,
+        before: int | None = None,
+    ) -> Tallied:
+        """As the table's conditional UpdateItem: the checkpoint must be ``since``, or (``since`` None) absent or
+        below ``before``; a refusal returns the checkpoint."""
+        found = self.checkpoints.get((shard, campaign_id))
+        fresh = found is None or (before is not None and found < before)
+        if not (found == since if since is not None else fresh):
+            return Tallied(added=False, checkpoint=found)
         self._add(counters)
         self.checkpoints[(shard, campaign_id)] = through
         self.writes += 1
-        return True
+        return Tallied(added=True, created=found is None)
 
     def fold_closed(self, campaign_id: str, created_before: datetime) -> int:
         """Nothing to fold: this store keeps one total per counter."""

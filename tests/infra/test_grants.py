@@ -24,7 +24,7 @@ TABLE_ACTIONS = {
     "decide": ({"Query", "BatchGetItem", "PutItem", "UpdateItem"}, {"by_due"}),
     "deliver": ({"Query", "GetItem", "BatchGetItem", "PutItem", "UpdateItem"}, set()),
     "feedback": ({"Query", "GetItem", "BatchGetItem", "PutItem", "UpdateItem"}, set()),
-    "tally": ({"GetItem", "UpdateItem", "Query", "DeleteItem"}, set()),
+    "tally": ({"UpdateItem", "Query", "DeleteItem"}, set()),
 }
 STREAM_READS = {
     # What the tally's event-source mapping reads the table's stream with (CDK's grantStreamRead), and nobody else

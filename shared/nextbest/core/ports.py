@@ -193,19 +193,32 @@ class Due(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Tallied:
+    """What one conditional write of the tally did."""
+
+    added: bool
+    created: bool = False
+    """It created the shard's item for the campaign (its first count)."""
+    checkpoint: int | None = None
+    """When refused: the checkpoint the item holds (the refusal returns it, so the tally never reads first)."""
+
+
 class Tallies(Protocol):
     """The tally's own counter items: one per campaign and stream shard, with the last change it counted."""
 
-    def checkpoint(self, shard: str, campaign_id: str) -> int | None:
-        """The sequence number of the last change counted in this shard's item of the campaign (read consistently),
-        or None before the first."""
-        ...
-
     def add_tally(
-        self, shard: str, campaign_id: str, counters: Sequence[Counter], since: int | None, through: int
-    ) -> bool:
-        """Add ``counters`` and move the checkpoint from ``since`` to ``through``, in one conditional write: False
-        (nothing added) if the checkpoint is no longer ``since`` (another worker counted meanwhile)."""
+        self,
+        shard: str,
+        campaign_id: str,
+        counters: Sequence[Counter],
+        through: int,
+        since: int | None = None,
+        before: int | None = None,
+    ) -> Tallied:
+        """Add ``counters`` and move the item's checkpoint to ``through``, in one conditional write, on condition
+        that the checkpoint is ``since`` or, when ``since`` is None, that the item has none or one below ``before``
+        (none of the changes from ``before`` on were counted). Refused: nothing added, and the checkpoint found."""
         ...
 
     def fold_closed(self, campaign_id: str, created_before: datetime) -> int:

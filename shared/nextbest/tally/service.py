@@ -3,10 +3,12 @@
 Every change of a decision record, and every profile write that carries an order's credits, reaches the tally in
 its stream shard's order (``nextbest.core.counters.tally`` says what each counts). The counts of one batch are
 added to one item per campaign and shard (``s:<campaign>`` / ``TALLY#<shard>``) that nothing else writes, in one
-UpdateItem that also moves the item's checkpoint, the sequence number of the last change counted, on condition
-that it is still the one read. So a batch Lambda retries, or that a second worker runs meanwhile, adds nothing
-twice: its changes up to the checkpoint are skipped, the rest counted once. Per campaign, one write a batch
-instead of several per message on one item: readers sum the shard items (``CounterItems.counts``).
+UpdateItem that also moves the item's checkpoint, the sequence number of the last change counted. The write is
+conditioned on the checkpoint being below the batch's first change (nothing of it counted yet: the common case,
+so no read comes first); refused, it returns the checkpoint it found, and the changes after it are added on
+condition that it is still that one. So a batch Lambda retries, or that a second worker runs meanwhile, adds
+nothing twice: its changes up to the checkpoint are skipped, the rest counted once. Per campaign, one write a
+batch instead of several per message on one item: readers sum the shard items (``CounterItems.counts``).
 
 Stream shards close within hours and new ones open, so shard items would pile up: when a shard's first batch
 creates its item for a campaign, the items of that campaign created more than :data:`FOLD_AFTER` ago are folded
@@ -26,7 +28,7 @@ FOLD_AFTER = timedelta(days=2)
 """Shard items created longer ago than this are folded into the campaign's total: their shards are closed, and
 every record they had expired from the stream (24 hours) after being counted."""
 ATTEMPTS = 4
-"""How often a campaign's counts are re-read and tried when another worker moved its checkpoint meanwhile."""
+"""How often a campaign's counts are tried again when another worker moved its checkpoint meanwhile."""
 
 
 def fold(store: Tallies, shard: str, changes: Sequence[Change], now: datetime) -> int:
@@ -49,11 +51,14 @@ def _fold_campaign(
 ) -> tuple[int, bool]:
     """The counter adds written, and whether this created the shard's item for the campaign."""
     through = max(sequence for sequence, _ in counted)
+    before = min(sequence for sequence, _ in counted)
+    since: int | None = None
     for _ in range(ATTEMPTS):
-        since = store.checkpoint(shard, campaign_id)
         new = combined([c for sequence, c in counted if since is None or sequence > since])
         if not new:
             return 0, False
-        if store.add_tally(shard, campaign_id, new, since, through):
-            return len(new), since is None
+        done = store.add_tally(shard, campaign_id, new, through, since=since, before=before)
+        if done.added:
+            return len(new), done.created
+        since = done.checkpoint
     raise Conflict(f"s:{campaign_id}", why="the tally's checkpoint kept moving")

@@ -9,6 +9,7 @@ from decimal import Decimal
 from nextbest.core.events import CustomerIdentified, ProductViewed
 from nextbest.decide.engine import limits
 from nextbest.ingest.service import ingest
+from nextbest.tally.service import FOLD_AFTER
 from nextbest_lab.item_classes import classify_item, item_classes, lacks_declared_expiry
 
 from tests.builders import CAMPAIGNS, DELAYS, abandoned_cart, table_store
@@ -38,6 +39,7 @@ def test_every_item_the_store_writes_has_a_class_and_every_class_is_written(emul
     store.remember_message("msg-1", sent.decision_id, "hash")  # a push's provider message id
     store.erase(["c:gone"], [])  # a tombstone
     emulation.drain()  # the tally counts the decision: its counter item
+    store.fold_closed(sent.campaign_id, emulation.clock.now() + FOLD_AFTER)  # days on: its daily counts apart
 
     items = emulation.client("dynamodb").scan(TableName=table)["Items"]
     assert {classify_item(i).name for i in items} == set(item_classes())

@@ -41,7 +41,7 @@ def test_a_batch_handed_again_counts_nothing_twice():
     assert fold(store, "shard-1", BATCH, T0) == 1  # one item of one campaign: one write
     assert fold(store, "shard-1", BATCH, T0) == 0
     assert store.counters[("s:cart", "FUNNEL#a#email")] == {"sent": 1, "opened": 1, "revenue": 30}
-    assert store.checkpoint("shard-1", "cart") == 103
+    assert store.checkpoints[("shard-1", "cart")] == 103
 
 
 def test_a_batch_handed_again_with_more_records_counts_only_the_new_ones():
@@ -61,11 +61,11 @@ def test_shards_count_apart_and_a_worker_that_lost_the_race_counts_what_is_left(
             super().__init__()
             self.raced = False
 
-        def add_tally(self, shard, campaign_id, counters, since, through):
+        def add_tally(self, shard, campaign_id, counters, through, since=None, before=None):
             if not self.raced:
                 self.raced = True
-                assert super().add_tally(shard, campaign_id, [cart("sent")], since, 101)
-            return super().add_tally(shard, campaign_id, counters, since, through)
+                assert super().add_tally(shard, campaign_id, [cart("sent")], 101, since, before).added
+            return super().add_tally(shard, campaign_id, counters, through, since, before)
 
     raced = Raced()
     fold(raced, "shard-1", BATCH, T0)
@@ -73,6 +73,17 @@ def test_shards_count_apart_and_a_worker_that_lost_the_race_counts_what_is_left(
     fold(store, "shard-1", BATCH, T0)
     fold(store, "shard-2", [Change(5, (cart("sent"),))], T0)  # another shard's sequence numbers are its own
     assert store.counters[("s:cart", "FUNNEL#a#email")]["sent"] == 2
+
+
+def test_a_later_batch_is_added_without_knowing_the_checkpoint_and_an_overlapping_one_learns_it_from_the_refusal():
+    store = MemoryStore()
+    fold(store, "shard-1", BATCH[:1], T0)
+    writes = store.writes
+    fold(store, "shard-1", BATCH[2:], T0)  # after the checkpoint: one write, no retry
+    assert store.writes == writes + 1
+    fold(store, "shard-1", [*BATCH, Change(104, (cart("sent"),))], T0)  # all but the last counted already
+    assert store.counters[("s:cart", "FUNNEL#a#email")] == {"sent": 2, "opened": 1, "revenue": 30}
+    assert store.checkpoints[("shard-1", "cart")] == 104
 
 
 def test_the_memory_store_counts_each_stage_of_a_message_once_as_the_tally_would():
