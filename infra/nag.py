@@ -79,6 +79,14 @@ ERASURE_KEY = {
 }
 
 
+FAILED_BATCHES = {
+    "AwsSolutions-SQS3": (
+        "The tally's failed-batch queue is the on-failure destination of its stream mapping: a dead-letter queue in "
+        "all but name (SQS's redrive does not apply to a stream), read by people after its alarm, never consumed."
+    ),
+}
+
+
 def reasons(schedule_group: str) -> dict[str, str]:
     """Every acknowledgement's rule and reason (deliver's, with push on, for the others' wording)."""
     return (
@@ -88,12 +96,14 @@ def reasons(schedule_group: str) -> dict[str, str]:
         | push("arn:aws:sns:us-east-1:123456789012:endpoint/GCM/app/*")
         | SIGNING_KEY
         | ERASURE_KEY
+        | FAILED_BATCHES
     )
 
 
 def acknowledge(stack: NextbestStack) -> None:
     _acknowledge(stack.unsubscribe.signing_key, SIGNING_KEY)
     _acknowledge(stack.ingest.erasure_key, ERASURE_KEY)
+    _acknowledge(stack.tally.dead_letters, FAILED_BATCHES)
     extra = {stack.deliver.function.node.path: SMS_OPT_OUT, stack.tally.function.node.path: STREAMS}
     for function in stack.functions:
         _acknowledge(function, LOGS | any_resource((*TRACING, *extra.get(function.node.path, ()))))

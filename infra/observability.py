@@ -60,6 +60,10 @@ LONGEST_SQS_DELAY_SECONDS = 900
 """Feedback re-queues SMS fallbacks with a delay; SQS allows at most 15 minutes."""
 
 
+TALLY_LAG_MS = 15 * 60_000
+"""How far behind the stream the tally may be before it is late: three of its five-minute batching windows."""
+
+
 @dataclass(frozen=True)
 class WorkQueue:
     """A queue of the pipeline, its dead-letter queue and the step (``POWERTOOLS_SERVICE_NAME``) consuming it."""
@@ -145,6 +149,8 @@ class Observability(Construct):
         self.topic = self._ops_topic(stack)
         self.alarms: list[cw.AlarmBase] = []
         self._queue_alarms()
+        self.tally_dead_letters = tally.dead_letters
+        self._tally_alarms(tally)
         self._error_rate_alarms()
         self._ses_alarms()
         self._send_volume_alarms()
@@ -238,6 +244,30 @@ class Observability(Construct):
                 f"({wq.age_threshold_seconds} s): {wq.step} is not keeping up or not running. Check its errors, "
                 "throttles and concurrency.",
             )
+
+    def _tally_alarms(self, tally: Tally) -> None:
+        """The tally falling behind the table's stream, and a batch it gave up (``infra.constructs.tally``)."""
+        self._alarm(
+            "DeadLetters-tally",
+            tally.dead_letters.metric_approximate_number_of_messages_visible(
+                period=FIVE_MINUTES, statistic="Maximum", label="tally failed batches"
+            ),
+            threshold=0,
+            comparison=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            description="The tally gave up a batch of the table's stream after failing for 23 hours: the campaigns' "
+            "statistics lack the changes the message names (shard, sequence numbers). Fix the cause in the tally's "
+            "log group; the decision records still hold every fact to recount from.",
+        )
+        self._alarm(
+            "IteratorAge-tally",
+            tally.function.metric("IteratorAge", period=FIVE_MINUTES, statistic="Maximum"),
+            threshold=TALLY_LAG_MS,
+            comparison=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=3,
+            description=f"The tally is more than {TALLY_LAG_MS // 60_000} minutes behind the table's stream "
+            "(beyond its batching window): statistics are late, and records expire from the stream after 24 hours. "
+            "Check the tally's errors and throttles.",
+        )
 
     def _error_rate_alarms(self) -> None:
         for step in self.functions:
@@ -434,6 +464,11 @@ class Observability(Construct):
                         period=FIVE_MINUTES, statistic="Maximum", label=wq.name
                     )
                     for wq in self.work_queues
+                ]
+                + [
+                    self.tally_dead_letters.metric_approximate_number_of_messages_visible(
+                        period=FIVE_MINUTES, statistic="Maximum", label="tally failed batches"
+                    )
                 ],
             ),
             graph(

@@ -2,9 +2,15 @@
 
 The stream carries new and old images (a status change is counted from the status it left); the mapping's filters
 pass only what is counted (decision records written, profile writes carrying an order's credits), so the function
-is not invoked for every profile and marker. A batch that fails is retried until it succeeds or its records
-expire (24 hours): nothing is skipped while a fault lasts, so the shard waits (its iterator age grows) rather than
-counts go missing.
+is not invoked for every profile and marker (a decision's body, its sort key ``BODY``, never reaches it).
+
+A batch gathers a shard's records for up to ``BATCHING_WINDOW`` (Lambda's longest), so the tally writes each of a
+campaign's shard items once a window however many messages the campaign sends: statistics arrive up to five
+minutes late, which Thompson sampling (it re-reads counts every minute) and the report take; caps and budgets are
+leased by decide, never read from here. A batch that fails is retried until it succeeds: the shard waits (its
+iterator age grows, an alarm says so) rather than counts go missing. Only a batch still failing after
+``MAX_RECORD_AGE``, just before its records expire from the stream (24 hours), is given up: Lambda puts its shard
+and sequence range on the dead-letter queue (an alarm), and the counts are short of those records until recounted.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 from nextbest.aws.store.table import CREDITS, DECISION
 from nextbest.core.settings import TallySettings
@@ -25,12 +32,18 @@ TABLE_ACCESS = TableAccess(
     # GetItem); fold_closed: Query (the campaign's shard items), a transaction of a DeleteItem and UpdateItems
     actions=("UpdateItem", "Query", "DeleteItem"),
 )
-BATCH_SIZE = 1000
-"""Records a batch may hold (Lambda also stops at its 6 MB payload): per campaign and shard, one write a batch."""
-BATCHING_WINDOW = cdk.Duration.seconds(10)
-"""How long the mapping gathers records before it invokes: statistics a few seconds late, in fewer writes."""
-WINDOW = cdk.Duration.seconds(60)
-"""A tumbling window, only so that every event names its shard (``shardId``): the tally's items are per shard."""
+BATCH_SIZE = 10_000
+"""Records a batch may hold, DynamoDB Streams' most (Lambda also stops at its 6 MB payload, some thousands of
+records): per campaign and shard, one write a batch."""
+BATCHING_WINDOW = cdk.Duration.seconds(300)
+"""How long the mapping gathers a shard's records before it invokes (Lambda's most): statistics up to five minutes
+late, in as few writes as a window."""
+WINDOW = cdk.Duration.seconds(900)
+"""A tumbling window, only so that every event names its shard (``shardId``): the tally's items are per shard.
+Lambda never puts records of two tumbling windows in one batch, so it is the longest allowed, three batching
+windows."""
+MAX_RECORD_AGE = cdk.Duration.hours(23)
+"""A batch failing this long is given up (its description to the dead-letter queue) before its records expire."""
 COUNTED = [
     lambda_.FilterCriteria.filter(
         {"eventName": lambda_.FilterRule.or_("INSERT", "MODIFY"), "dynamodb": {"Keys": {"sk": {"S": [DECISION]}}}}
@@ -50,6 +63,14 @@ class Tally(Construct):
 
     def __init__(self, scope: Construct, id: str, shared: Shared, table: dynamodb.Table) -> None:
         super().__init__(scope, id)
+        self.dead_letters = sqs.Queue(
+            self,
+            "FailedBatches",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=cdk.Duration.days(14),
+        )
+        """Where Lambda describes a batch it gave up (shard, first and last sequence numbers): counts to redo."""
         self.function = shared.function(
             self,
             "tally",
@@ -69,6 +90,8 @@ class Tally(Construct):
                 max_batching_window=BATCHING_WINDOW,
                 tumbling_window=WINDOW,
                 bisect_batch_on_error=False,
+                max_record_age=MAX_RECORD_AGE,
+                on_failure=sources.SqsDlq(self.dead_letters),
                 filters=COUNTED,
             )
         )

@@ -2,7 +2,9 @@
 and reported failures made visible again, so SQS's own redrive moves them to the DLQ after
 ``maxReceiveCount``; and the table's stream read through moto's DynamoDB Streams API (``GetShardIterator``,
 ``GetRecords``), filtered by the mapping's filter criteria and handed to its function in batches, in order, a
-failed batch handed again until it succeeds, as Lambda does.
+failed batch handed again until it succeeds, as Lambda does. A stream batch is gathered as Lambda's poller gathers
+it, on the emulated clock: from its first record until the mapping's ``MaximumBatchingWindowInSeconds`` has passed,
+or ``BatchSize`` records passed the filters, never across a boundary of its tumbling window.
 
 With :class:`~infra.local.emulator.faults.Faults`, the mappings misbehave as SQS and Lambda may: poison
 messages among the real ones, messages held back and delivered after later ones, a second worker given a
@@ -46,21 +48,48 @@ class Mapping:
 
 @dataclass
 class StreamMapping:
-    """A DynamoDB stream mapping: its shard's iterator at the first record not yet handed successfully."""
+    """A DynamoDB stream mapping: its shard's iterator after the last record read, and the records read but not
+    yet handed successfully (the batch being gathered, or one that failed and comes again)."""
 
     function: Function
     stream_arn: str
     batch_size: int
     filters: list[dict[str, Any]]
+    window: timedelta = timedelta(0)
+    """``MaximumBatchingWindowInSeconds``: how long a batch gathers records after its first."""
+    tumbling: timedelta | None = None
+    """``TumblingWindowInSeconds``: a batch never holds records of two of these windows."""
     shard: str = ""
     iterator: str | None = None
+    pending: list[tuple[datetime, dict[str, Any]]] = field(default_factory=list)
+    """Records that passed the filters, each with when the poller read it (on the emulated clock), oldest first."""
+
+    def closes_at(self) -> datetime | None:
+        """When the batch being gathered is handed: its first record's time plus the batching window (sooner when
+        full or cut by its tumbling window, which :meth:`batch` sees)."""
+        return self.pending[0][0] + self.window if self.pending else None
+
+    def batch(self, now: datetime, close: bool) -> list[dict[str, Any]]:
+        """The records to hand now (none while the window is open, unless ``close`` or the batch is full)."""
+        if not self.pending:
+            return []
+        first = self.pending[0][0]
+        taken = [r for at, r in self.pending[: self.batch_size] if self._tumble(at) == self._tumble(first)]
+        cut = len(taken) < len(self.pending)  # full, or the next record opens another tumbling window
+        return taken if close or cut or now >= first + self.window else []
+
+    def _tumble(self, at: datetime) -> int:
+        return int(at.timestamp() // self.tumbling.total_seconds()) if self.tumbling else 0
 
 
 class EventSources:
     """The template's event-source mappings: SQS queues and the table's stream."""
 
-    def __init__(self, deployment: Deployment, runtime: LambdaRuntime, faults: Faults | None = None) -> None:
+    def __init__(
+        self, deployment: Deployment, runtime: LambdaRuntime, clock: ManualClock, faults: Faults | None = None
+    ) -> None:
         self.deployment = deployment
+        self.clock = clock
         self.runtime = runtime
         self.faults = faults
         self.mappings: list[Mapping] = []
@@ -87,39 +116,67 @@ class EventSources:
     def _stream(self, function: Function, table_logical: str, props: dict[str, Any]) -> StreamMapping:
         arn = self.deployment.streams[table_logical]
         patterns = [json.loads(f["Pattern"]) for f in props.get("FilterCriteria", {}).get("Filters", [])]
-        return StreamMapping(function, arn, int(props.get("BatchSize", 100)), patterns)
+        tumbling = props.get("TumblingWindowInSeconds")
+        return StreamMapping(
+            function,
+            arn,
+            int(props.get("BatchSize", 100)),
+            patterns,
+            window=timedelta(seconds=int(props.get("MaximumBatchingWindowInSeconds", 0))),
+            tumbling=timedelta(seconds=int(tumbling)) if tumbling else None,
+        )
 
     def poll_all(self) -> int:
         """One poll of every queue's mapping; messages received."""
         return sum(self.poll(m) for m in self.mappings)
 
-    def poll_streams(self) -> int:
-        """One batch of every stream mapping; records read (a failed batch is read again at the next poll)."""
-        return sum(self.poll_stream(s) for s in self.streams)
+    def poll_streams(self, close: bool = False) -> int:
+        """Read every stream mapping's new records and hand each batch whose window has closed on the emulated
+        clock (every gathered batch when ``close``); records read plus batches handed (0: nothing moved)."""
+        return sum(self.poll_stream(s, close) for s in self.streams)
 
-    def poll_stream(self, mapping: StreamMapping) -> int:
-        """Read the next batch of the shard; hand what passes the filters to the function; move on only when it
-        succeeded. Returns the records read (0: nothing new)."""
+    def next_window(self, until: datetime) -> datetime | None:
+        """When the soonest batch being gathered is handed, if by ``until``."""
+        times = [t for s in self.streams if (t := s.closes_at()) is not None and t <= until]
+        return min(times) if times else None
+
+    def poll_stream(self, mapping: StreamMapping, close: bool = False) -> int:
+        """Read the shard's new records, keep those that pass the filters (Lambda filters before it batches), and
+        hand the gathered batch when its window has closed (or ``close``); a batch that fails stays, to be handed
+        again. Returns the records read plus the batches handed."""
+        read = self._read(mapping)
+        batch = mapping.batch(self.clock.now(), close)
+        if not batch:
+            return read
+        if self._handled(mapping, batch):
+            del mapping.pending[: len(batch)]
+        return read + 1  # a batch was handed: when it failed, it comes again
+
+    def _read(self, mapping: StreamMapping) -> int:
+        """Every record the shard has after the mapping's iterator, read into the batch being gathered."""
         streams = self._streams_client()
-        try:
-            if mapping.iterator is None:
-                [shard] = streams.describe_stream(StreamArn=mapping.stream_arn)["StreamDescription"]["Shards"]
-                mapping.shard = shard["ShardId"]
-                mapping.iterator = streams.get_shard_iterator(
-                    StreamArn=mapping.stream_arn, ShardId=mapping.shard, ShardIteratorType="TRIM_HORIZON"
-                )["ShardIterator"]
-            page = streams.get_records(ShardIterator=mapping.iterator, Limit=mapping.batch_size)
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ResourceNotFoundException":
-                return 0  # the table, and its stream, are gone (a test deleted it): nothing to read
-            raise
-        records = page["Records"]
-        if not records:
-            return 0
-        batch = [r for r in records if any(matches(p, r) for p in mapping.filters)] if mapping.filters else records
-        if not batch or self._handled(mapping, batch):
+        read = 0
+        while True:
+            try:
+                if mapping.iterator is None:
+                    [shard] = streams.describe_stream(StreamArn=mapping.stream_arn)["StreamDescription"]["Shards"]
+                    mapping.shard = shard["ShardId"]
+                    mapping.iterator = streams.get_shard_iterator(
+                        StreamArn=mapping.stream_arn, ShardId=mapping.shard, ShardIteratorType="TRIM_HORIZON"
+                    )["ShardIterator"]
+                page = streams.get_records(ShardIterator=mapping.iterator, Limit=1000)
+            except ClientError as error:
+                if error.response["Error"]["Code"] == "ResourceNotFoundException":
+                    return read  # the table, and its stream, are gone (a test deleted it): nothing to read
+                raise
+            records = page["Records"]
             mapping.iterator = page["NextShardIterator"]
-        return len(records)
+            now = self.clock.now()
+            passed = [r for r in records if any(matches(p, r) for p in mapping.filters)] if mapping.filters else records
+            mapping.pending += [(now, r) for r in passed]
+            read += len(records)
+            if not records:
+                return read
 
     @functools.cache  # noqa: B019 (one per emulation, which lives as long as its event sources)
     def _streams_client(self) -> Any:
