@@ -460,15 +460,15 @@ class Observability(Construct):
             graph(
                 "Dead-letter queue depth",
                 [
-                    wq.dead_letters.metric_approximate_number_of_messages_visible(
-                        period=FIVE_MINUTES, statistic="Maximum", label=wq.name
-                    )
-                    for wq in self.work_queues
-                ]
-                + [
+                    *(
+                        wq.dead_letters.metric_approximate_number_of_messages_visible(
+                            period=FIVE_MINUTES, statistic="Maximum", label=wq.name
+                        )
+                        for wq in self.work_queues
+                    ),
                     self.tally_dead_letters.metric_approximate_number_of_messages_visible(
                         period=FIVE_MINUTES, statistic="Maximum", label="tally failed batches"
-                    )
+                    ),
                 ],
             ),
             graph(
