@@ -40,9 +40,9 @@ def test_under_transaction_conflicts_throttling_and_concurrent_workers_nothing_i
     kinds = frozenset({"dynamodb.transaction_conflict", "dynamodb.throttle", "sqs.second_worker", "sqs.crash"})
     results = torture.run(customers=40, days=2, rates=[0.2], out=tmp_path, cdk_out=cdk_out, kinds=kinds)
     outcome = results["rates"]["0.2"]
+    zero = {key: outcome[key] for key in torture.MUST_BE_ZERO}
     # Then every fault happened; no order is lost, no decision is left queued or sending, nothing is sent twice or
     # past a cap, and the statistics the tally kept equal a recount from the decision records
-    assert set(outcome["faults"]) == kinds
-    assert outcome["faults"]["dynamodb.transaction_conflict"] > 0
-    zero = {key: outcome[key] for key in torture.MUST_BE_ZERO}
     assert zero == dict.fromkeys(torture.MUST_BE_ZERO, 0), outcome["findings"]
+    assert set(outcome["faults"]) == kinds, outcome["faults"]
+    assert outcome["faults"]["dynamodb.transaction_conflict"] > 0

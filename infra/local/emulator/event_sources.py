@@ -214,7 +214,8 @@ class EventSources:
                 return False
         if "state" not in response:
             return False  # Lambda treats a tumbling-window response without state as a failed invocation
-        if self.faults is not None and self.faults.choose(("stream.redelivered",), name, "stream", "again"):
+        again = ("stream.redelivered",) if self.faults is not None and self.faults.enabled("stream.redelivered") else ()
+        if self.faults is not None and self.faults.choose(again, name, "stream", "again"):
             self.faults.injected["stream.redelivered"] += 1
             return False  # processed, but handed again: Lambda processes a stream record at least once
         return True
