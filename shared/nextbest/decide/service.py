@@ -22,6 +22,11 @@ from nextbest.decide.engine import checked, decide, limits, record, record_fallb
 from nextbest.decide.leases import Leases
 
 NOT_IN_AUDIENCE = ("audience", "status", "outside", "no orders")
+RESUME_WITHIN = timedelta(hours=1)
+"""A trigger handled this recently is finished again when its profile is handed over: the worker that decided it
+may have crashed after committing the decision and before queueing its request, and the queue's retry of the
+same hand-over finds the trigger handled, no longer due. Resuming reads the decision (one Query) and queues its
+request again only while it is still ``queued`` (deliver's claim sends it once, however often it is queued)."""
 Released = Literal["queued", "deferred", "suppressed", "already_handled"]
 
 
@@ -124,6 +129,9 @@ class Decider:
         profile = self.store.profile(due.profile_key)
         if profile is None or profile.key != due.profile_key:
             return []  # merged into another profile (which carries its triggers) or erased
+        for trigger, handled_at in sorted(profile.handled.items(), key=lambda t: (t[1], t[0])):
+            if now - RESUME_WITHIN <= handled_at <= now and profile.triggers.get(trigger) != handled_at:
+                self.handle(DueTrigger(profile_key=profile.key, trigger=trigger, due_at=handled_at), now, profile)
         decided = []
         read: Profile | None = profile  # the first trigger is decided on this read; the next ones on what it left
         for trigger, due_at in sorted(profile.triggers.items(), key=lambda t: (t[1], t[0])):
