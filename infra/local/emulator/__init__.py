@@ -73,7 +73,7 @@ class Emulation:
         self.faults = faults
         self.deployment = Deployment(cdk_out, stack)
         self.runtime = LambdaRuntime(self.deployment, logs)
-        self.event_sources = EventSources(self.deployment, self.runtime, clock, faults)
+        self.event_sources = EventSources(self.deployment, self.runtime, faults, clock)
         self.delays = Delays(clock)
         """Messages sent with ``DelaySeconds``, made visible as the emulated clock passes their time."""
         self.scheduler = Scheduler(self.deployment, clock)

@@ -19,7 +19,7 @@ import functools
 import json
 from collections.abc import Iterator, Set
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -86,10 +86,15 @@ class EventSources:
     """The template's event-source mappings: SQS queues and the table's stream."""
 
     def __init__(
-        self, deployment: Deployment, runtime: LambdaRuntime, clock: ManualClock, faults: Faults | None = None
+        self,
+        deployment: Deployment,
+        runtime: LambdaRuntime,
+        faults: Faults | None = None,
+        clock: ManualClock | None = None,
     ) -> None:
         self.deployment = deployment
-        self.clock = clock
+        self.clock = clock or ManualClock(datetime(2026, 1, 1, tzinfo=UTC))
+        """The emulated clock stream batches gather on (the emulation's; a stopped one for a mapping tested alone)."""
         self.runtime = runtime
         self.faults = faults
         self.mappings: list[Mapping] = []
