@@ -157,13 +157,14 @@ def _drive(emulation: Emulation, population: Population, progress: bool) -> tupl
                 batch.append(pending.pop(0))
             _publish(emulation, batch)
             shoppers.engage(until=at)  # shoppers: opens and clicks due by now go out as SES events
-            emulation.drain()
-            emulation.advance(at)
+            emulation.drain(close_windows=False)  # the tally's batches close on the clock, as Lambda's would
+            emulation.advance(at, close_windows=False)
             observed = recorder.observe(at)
             sent.extend(observed)
             shoppers.respond(observed, pending)  # shoppers: extra orders join the events still to publish
             total = len(population.events) + len(shoppers.orders)
             bar.update(task, total=total, advance=len(batch), day=at.strftime("%a %d %b %H:%M"))
+    emulation.drain()  # the last stream batches: their windows pass with nothing more written
     shoppers.horizon = at
     return sent, shoppers
 
@@ -210,7 +211,7 @@ def _publish(emulation: Emulation, batch: list[dict[str, Any]]) -> None:
         if result["FailedEntryCount"]:
             raise RuntimeError(f"the bus refused events: {result['Entries']}")
         if start % 200 == 190:  # moto's SQS scans a whole queue per receive: keep queues shallow
-            emulation.drain()
+            emulation.drain(close_windows=False)
 
 
 @dataclass
