@@ -166,8 +166,8 @@ def test_only_decide_gets_the_ml_layer_and_it_holds_arm64_wheels_and_the_verifie
 
     manifest = verify(layers[ml_layer] / "models")  # the shipped files match their manifest and these pins
     assert set(manifest["models"]) == {"lapse", "propensity", "recommendations"}
-    # no policy in the repository: none ships and decide ranks by expected value (tests/e2e/test_live_policy_end_to_end.py
-    # deploys one)
+    # no policy in the repository: none ships and decide ranks by expected value
+    # (tests/e2e/test_live_policy_end_to_end.py deploys one)
     assert decide["Properties"]["Environment"]["Variables"]["POLICY_DIR"] == ""
     assert not (layers[ml_layer] / "policy").exists()
 
