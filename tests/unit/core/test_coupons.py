@@ -1,0 +1,111 @@
+"""Coupon codes: signed codes the checkout verifies, the campaign field that asks for them, and the order that
+redeems one credited to the message that carried it."""
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from nextbest.core import coupons
+from nextbest.core.attribution import attribute
+from nextbest.core.campaigns import Campaign, load_campaigns
+from nextbest.core.counters import funnel_key
+from nextbest.core.events import LineItem, OrderPlaced
+from nextbest.core.profiles import MessageLog, Profile, TriggerDelays, apply
+
+KEY, OLD = b"k" * 64, b"o" * 64
+DAY = date(2026, 12, 2)
+ROOT = Path(__file__).resolve().parents[3] / "campaigns"
+
+
+def test_a_signed_code_is_short_checkout_friendly_and_the_same_for_a_retried_decision():
+    code = coupons.signed(KEY, "CART", "cart-abandonment", "d-1", DAY + timedelta(days=30))
+    prefix, body = code.split("-")
+    assert prefix == "CART" and len(body) == 16 and set(body) <= set(coupons.ALPHABET)
+    assert code == coupons.signed(KEY, "CART", "cart-abandonment", "d-1", DAY + timedelta(days=30))
+    assert code != coupons.signed(KEY, "CART", "cart-abandonment", "d-2", DAY + timedelta(days=30))
+
+
+def test_verify_accepts_the_code_as_typed_until_it_expires_and_under_the_previous_key():
+    expires = DAY + timedelta(days=30)
+    code = coupons.signed(OLD, "CART", "c", "d-1", expires)
+    typed = " " + code.lower().replace("0", "o").replace("1", "l") + " "
+    assert coupons.verify(typed, [KEY, OLD], DAY) == expires  # rotated: the previous key still verifies
+    assert coupons.verify(code, [KEY, OLD], expires) == expires  # valid through its last day
+    assert coupons.verify(code, [KEY, OLD], expires + timedelta(days=1)) is None
+    assert coupons.verify(code, [KEY], DAY) is None  # a key that never signed it
+
+
+@given(st.integers(min_value=0, max_value=15), st.sampled_from(coupons.ALPHABET))
+def test_changing_any_character_of_a_code_makes_it_invalid(position, character):
+    code = coupons.signed(KEY, "CART", "c", "d-1", DAY)
+    prefix, body = code.split("-")
+    forged = f"{prefix}-{body[:position]}{character}{body[position + 1 :]}"
+    assert (coupons.verify(forged, [KEY], DAY) is not None) == (forged == code)
+
+
+def test_the_prefix_is_signed_too():
+    code = coupons.signed(KEY, "CART", "c", "d-1", DAY)
+    assert coupons.verify("WIN-" + code.split("-")[1], [KEY], DAY) is None
+    assert coupons.verify("garbage", [KEY], DAY) is None and coupons.verify("A-!!", [KEY], DAY) is None
+
+
+def campaign(**offer) -> Campaign:
+    [cart] = [c for c in load_campaigns(ROOT) if c.id == "cart-abandonment"]
+    return cart.model_copy(update={"offer": cart.offer.model_copy(update=offer)})
+
+
+def test_the_shipped_campaigns_approvals_hold_and_setting_a_coupon_needs_a_new_one():
+    [cart] = [c for c in load_campaigns(ROOT) if c.id == "cart-abandonment"]
+    assert cart.status == "approved" and cart.digest() == cart.approved_digest
+    assert campaign(coupon="signed").digest() != cart.approved_digest
+    assert cart.coupon_prefix == "CART"
+
+
+def test_a_campaign_with_a_coupon_must_show_it_in_every_variant():
+    data = campaign().model_dump(mode="json") | {"status": "draft"}
+    data["offer"]["coupon"] = "pool"
+    with pytest.raises(ValueError, match="must show"):
+        Campaign.model_validate(data)
+    for variant in data["variants"]:
+        variant["creative"]["text"] += "\nYour code: {{ coupon }}"
+    assert Campaign.model_validate(data).offer.coupon == "pool"
+
+
+T = datetime(2026, 12, 1, 9, tzinfo=UTC)
+
+
+def logged(decision_id: str, campaign_id: str, at: datetime, coupon: str | None = None) -> MessageLog:
+    return MessageLog(decision_id=decision_id, campaign_id=campaign_id, channel="email", at=at, coupon=coupon,
+                      credit_until=at + timedelta(days=7))  # fmt: skip
+
+
+def order(coupon: str | None, nb: str | None = None) -> OrderPlaced:
+    item = LineItem(product_id="p", name="P", quantity=1, unit_price=Decimal(40))
+    return OrderPlaced(event_id="e-1", customer_id="cus_1", occurred_at=T + timedelta(days=1), order_id="o-1", items=[item],
+                       total=Decimal(40), coupon=coupon, nb=nb)  # fmt: skip
+
+
+def test_an_order_redeeming_a_code_is_credited_to_the_message_that_carried_it_not_the_last_one():
+    code = coupons.signed(KEY, "CART", "cart-abandonment", "d-old", DAY)
+    before = Profile(key="c:cus_1", messages=[
+        logged("d-old", "cart-abandonment", T, code),
+        logged("d-new", "cart-abandonment", T + timedelta(hours=2), "CART-OTHER").model_copy(update={"step": 1}),
+    ])  # fmt: skip  d-new: its follow-up, the last touch had the order not named a code
+    after = apply(before, "order.placed", order(code.lower()), TriggerDelays())
+    assert after.orders[-1].decision_id == "d-old"
+    credited, counters = attribute(before, after)
+    [old] = [m for m in credited.messages if m.decision_id == "d-old"]
+    conversions = [c for c in counters if c.attribute == "conversions" and c.sk.startswith("FUNNEL#")]
+    assert [c.sk for c in conversions] == [funnel_key(old)]  # the code's message, though d-new came later
+    assert old.converted_at == T + timedelta(days=1)
+    assert [m.converted_at for m in credited.messages if m.decision_id == "d-new"] == [None]
+
+
+def test_an_unknown_code_or_an_explicit_nb_leaves_attribution_as_it_was():
+    before = Profile(key="c:cus_1", messages=[logged("d-1", "c", T, "CART-X")])
+    assert apply(before, "order.placed", order("NOPE"), TriggerDelays()).orders[-1].decision_id is None
+    assert apply(before, "order.placed", order("CART-X", nb="d-9"), TriggerDelays()).orders[-1].decision_id == "d-9"
+    assert coupons.issued_by(before.messages, None) is None
