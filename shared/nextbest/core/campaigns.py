@@ -345,7 +345,9 @@ class Campaign(_Model):
         if self.offer.coupon != "none":  # a code the message never shows is a code given away for nothing
             for variant in self.variants:
                 if not any("coupon" in (t or "") for t in (variant.creative.html, variant.creative.text)):
-                    raise ValueError(f"offer.coupon is {self.offer.coupon}: variant {variant.id} must show {{{{ coupon }}}}")
+                    raise ValueError(
+                        f"offer.coupon is {self.offer.coupon}: variant {variant.id} must show {{{{ coupon }}}}"
+                    )
         ids = [v.id for v in self.variants]
         if len(set(ids)) != len(ids):
             raise ValueError("variant ids must be unique")

@@ -28,9 +28,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
+
+if TYPE_CHECKING:
+    from nextbest.core.campaigns import Campaign
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 """Crockford's base32: digits and letters a checkout's customers cannot confuse."""
@@ -40,6 +44,10 @@ PAYLOAD, EXPIRY, TAG = 6, 3, 7
 BODY = PAYLOAD + EXPIRY + TAG
 POOL_EMPTY = "coupon pool empty: upload codes (nextbest coupons upload)"
 """The candidate reason of a pool campaign whose pool has no code left."""
+POOL_SHARDS = 16
+"""A pool's codes are spread over this many partitions (by a hash of the code), and a decision claims from the one
+its id hashes to, then the next ones: concurrent deciders rarely reach for the same code, and no single item is
+written by every send (DynamoDB takes ~1,000 writes a second per partition)."""
 CouponKind = Literal["none", "signed", "pool"]
 _READ_AS = str.maketrans({"O": "0", "I": "1", "L": "1"})
 _CODE = re.compile(r"^[A-Z0-9]{1,8}$")
@@ -133,3 +141,39 @@ class _Logged(Protocol):
 
 def prefix_error(prefix: str) -> str | None:
     return None if _CODE.match(prefix) else "a coupon prefix is 1 to 8 capital letters or digits"
+
+
+def shard_of(code: str) -> int:
+    """The pool partition an uploaded code goes to."""
+    return int.from_bytes(hashlib.sha256(code.encode()).digest()[:4], "big") % POOL_SHARDS
+
+
+def shards_for(decision_id: str) -> list[int]:
+    """The pool partitions a decision claims from, in order: its own (by its id), then every other one, so an
+    empty partition does not make the pool look empty while others still hold codes."""
+    first = int.from_bytes(hashlib.sha256(decision_id.encode()).digest()[:4], "big") % POOL_SHARDS
+    return [(first + i) % POOL_SHARDS for i in range(POOL_SHARDS)]
+
+
+class Pool(Protocol):
+    def claim_coupon(self, campaign_id: str, decision_id: str, at: datetime) -> str:
+        """The code the decision holds, claiming one if it holds none; raises :class:`CouponsGone` if none is left."""
+        ...
+
+
+@dataclass
+class Issuer:
+    """What decide calls to put a code in a message (``nextbest.decide.engine.Coupons``): derived from the signing
+    key (read when first needed, so a stack without coupon campaigns never reads the secret), or claimed from the
+    campaign's pool."""
+
+    pool: Pool
+    key: Callable[[], bytes] | None = None
+
+    def __call__(self, campaign: Campaign, decision_id: str, at: datetime) -> str:
+        if campaign.offer.coupon == "pool":
+            return self.pool.claim_coupon(campaign.id, decision_id, at)
+        if self.key is None:
+            raise RuntimeError(f"{campaign.id}: a signed coupon needs the coupon signing key (COUPON_SECRET_ARN)")
+        expires = expiry(at, campaign.offer.coupon_valid_days)
+        return signed(self.key(), campaign.coupon_prefix, campaign.id, decision_id, expires)

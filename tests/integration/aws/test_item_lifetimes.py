@@ -40,6 +40,8 @@ def test_every_item_the_store_writes_has_a_class_and_every_class_is_written(emul
     store.put_product(Product(event_id="p1", occurred_at=T0, product_id="sku-1", name="Serum",
                               url="https://shop.example/p/1", price=Decimal(32)))  # fmt: skip
     store.put_product(Product(event_id="p2", occurred_at=T0, product_id="sku-2", availability="removed"))
+    store.upload_coupons("cart-abandonment", ["SAVE-1", "SAVE-2"])  # a pool; one code claimed: its claim, its mark
+    store.claim_coupon("cart-abandonment", "d-capped", T0)
 
     items = emulation.client("dynamodb").scan(TableName=table)["Items"]
     assert {classify_item(i).name for i in items} == set(item_classes())
