@@ -76,6 +76,14 @@ ERASURE_KEY = {
 }
 
 
+COUPON_KEY = {
+    "AwsSolutions-SMG4": (
+        "The coupon key signs codes customers keep for weeks and the shop's checkout verifies with it: it is rotated "
+        "by hand (the checkout trying the current key, then the previous one), never automatically."
+    ),
+}
+
+
 def reasons(schedule_group: str) -> dict[str, str]:
     """Every acknowledgement's rule and reason (deliver's, with push on, for the others' wording)."""
     return (
@@ -91,6 +99,7 @@ def reasons(schedule_group: str) -> dict[str, str]:
 def acknowledge(stack: NextbestStack) -> None:
     _acknowledge(stack.unsubscribe.signing_key, SIGNING_KEY)
     _acknowledge(stack.ingest.erasure_key, ERASURE_KEY)
+    _acknowledge(stack.decide.coupon_key, COUPON_KEY)
     deliver = stack.deliver.function.node.path
     for function in stack.functions:
         on_any_resource = (*TRACING, *SMS_OPT_OUT) if function.node.path == deliver else TRACING

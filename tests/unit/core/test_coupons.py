@@ -90,10 +90,13 @@ def order(coupon: str | None, nb: str | None = None) -> OrderPlaced:
 
 def test_an_order_redeeming_a_code_is_credited_to_the_message_that_carried_it_not_the_last_one():
     code = coupons.signed(KEY, "CART", "cart-abandonment", "d-old", DAY)
-    before = Profile(key="c:cus_1", messages=[
-        logged("d-old", "cart-abandonment", T, code),
-        logged("d-new", "cart-abandonment", T + timedelta(hours=2), "CART-OTHER").model_copy(update={"step": 1}),
-    ])  # fmt: skip  d-new: its follow-up, the last touch had the order not named a code
+    before = Profile(
+        key="c:cus_1",
+        messages=[
+            logged("d-old", "cart-abandonment", T, code),
+            logged("d-new", "cart-abandonment", T + timedelta(hours=2), "CART-OTHER").model_copy(update={"step": 1}),
+        ],
+    )  # fmt: skip  d-new: its follow-up, the last touch had the order not named a code
     after = apply(before, "order.placed", order(code.lower()), TriggerDelays())
     assert after.orders[-1].decision_id == "d-old"
     credited, counters = attribute(before, after)
