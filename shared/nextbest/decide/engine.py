@@ -45,7 +45,6 @@ from nextbest.core.triggers import DATE_GRACE, DateSpec, EventSpec
 from nextbest.decide import targeting
 from nextbest.decide.live import LivePolicy, Pick
 
-
 Coupons = Callable[[Campaign, str, datetime], str]
 """Issues the code of a message of the campaign (its decision id, the decision's time): ``nextbest.core.coupons``."""
 

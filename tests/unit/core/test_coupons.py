@@ -84,8 +84,8 @@ def logged(decision_id: str, campaign_id: str, at: datetime, coupon: str | None 
 
 def order(coupon: str | None, nb: str | None = None) -> OrderPlaced:
     item = LineItem(product_id="p", name="P", quantity=1, unit_price=Decimal(40))
-    return OrderPlaced(event_id="e-1", customer_id="cus_1", occurred_at=T + timedelta(days=1), order_id="o-1", items=[item],
-                       total=Decimal(40), coupon=coupon, nb=nb)  # fmt: skip
+    return OrderPlaced(event_id="e-1", customer_id="cus_1", occurred_at=T + timedelta(days=1), order_id="o-1",
+                       items=[item], total=Decimal(40), coupon=coupon, nb=nb)  # fmt: skip
 
 
 def test_an_order_redeeming_a_code_is_credited_to_the_message_that_carried_it_not_the_last_one():
