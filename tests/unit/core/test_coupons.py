@@ -112,3 +112,30 @@ def test_an_unknown_code_or_an_explicit_nb_leaves_attribution_as_it_was():
     assert apply(before, "order.placed", order("NOPE"), TriggerDelays()).orders[-1].decision_id is None
     assert apply(before, "order.placed", order("CART-X", nb="d-9"), TriggerDelays()).orders[-1].decision_id == "d-9"
     assert coupons.issued_by(before.messages, None) is None
+
+
+def test_the_win_back_message_carries_its_own_signed_code_the_checkout_accepts_for_two_weeks():
+    from nextbest.core import experiments
+    from nextbest.core.campaigns import load_policy
+    from nextbest.core.profiles import Consent, Order
+    from nextbest.decide.engine import decide, record
+
+    [winback] = [c for c in load_campaigns(ROOT) if c.id == "win-back"]
+    policy = load_policy(ROOT)
+    control = policy.global_control_percent
+    keys = (f"c:c{i}" for i in range(1000))
+    key = next(
+        k for k in keys if not experiments.in_global_control(k, control) and not experiments.in_holdout(k, winback)
+    )
+    profile = Profile(key=key, identifiers=[key], email="ann@example.org", time_zone="UTC", order_count=1,
+                      orders=[Order(order_id="o", at=T - timedelta(days=200), total=Decimal(60))], revenue=Decimal(60),
+                      last_order_at=T - timedelta(days=200), triggers={"lapse": T},
+                      consent={"email": Consent(granted=True, at=T, source="test")})  # fmt: skip
+    issuer = coupons.Issuer(pool=None, key=lambda: KEY)  # type: ignore[arg-type]  signed only: no pool is read
+    decision = decide(profile, "lapse", T, [winback], policy, T, "https://s", coupon=issuer)
+    assert decision.action == "send" and decision.coupon and decision.coupon.startswith("BACK-")
+    assert f"Your code: {decision.coupon}." in decision.messages["email"].text
+    assert coupons.verify(decision.coupon, [KEY], T.date() + timedelta(days=14)) == T.date() + timedelta(days=14)
+    assert record(profile, decision, {winback.id: winback}).messages[-1].coupon == decision.coupon
+    without = decide(profile, "lapse", T, [winback], policy, T, "https://s")  # the lab's calls: no code, no line
+    assert without.coupon is None and "Your code" not in without.messages["email"].text
