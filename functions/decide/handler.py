@@ -17,7 +17,7 @@ from nextbest.aws.store import Store
 from nextbest.core import clock
 from nextbest.core.campaigns import load_campaigns, load_policy, with_holdout_floor
 from nextbest.core.commands import DueProfile, Poll, Release, decide_command
-from nextbest.core.coupons import Issuer
+from nextbest.core.coupons import POOL_EMPTY, Issuer
 from nextbest.core.decision import Decision
 from nextbest.core.events import RejectedEvent
 from nextbest.core.messages import check_creatives
@@ -56,6 +56,8 @@ redelivery = batch.Redelivery()
 def _count(decision: Decision) -> None:
     metrics.add_metric(name="Decisions", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name=f"Decisions_{decision.action}", unit=MetricUnit.Count, value=1)
+    if any(c.reason == POOL_EMPTY for c in decision.candidates):  # a pool campaign out of codes (an alarm)
+        metrics.add_metric(name="CouponPoolEmpty", unit=MetricUnit.Count, value=1)
     if decision.action == "send":
         metrics.add_metric(name="DecisionsToSend", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name=f"DecisionsToSend_{decision.channel}", unit=MetricUnit.Count, value=1)

@@ -139,3 +139,15 @@ def test_the_win_back_message_carries_its_own_signed_code_the_checkout_accepts_f
     assert record(profile, decision, {winback.id: winback}).messages[-1].coupon == decision.coupon
     without = decide(profile, "lapse", T, [winback], policy, T, "https://s")  # the lab's calls: no code, no line
     assert without.coupon is None and "Your code" not in without.messages["email"].text
+
+
+def test_explain_names_the_code_a_message_carried_and_the_empty_pool_that_ruled_a_campaign_out():
+    from nextbest.core.decision import Candidate, Decision
+    from nextbest_cli.explain import explain
+
+    sent = Decision(decision_id="d-1", profile_key="c:cus_1", trigger="lapse", trigger_due_at=T, decided_at=T,
+                    action="send", campaign_id="win-back", variant="v", channel="email", coupon="BACK-1234",
+                    candidates=[Candidate(campaign_id="welcome", outcome="eliminated",
+                                          reason=coupons.POOL_EMPTY)])  # fmt: skip
+    text = explain("c:cus_1", [sent])
+    assert "coupon BACK-1234" in text and f"welcome  eliminated       -  {coupons.POOL_EMPTY}" in text
