@@ -127,3 +127,20 @@ def test_an_empty_pool_takes_the_campaign_out_with_a_reason_and_an_upload_brings
     assert second is not None and second.campaign_id != "cart-abandonment"
     [why] = [c for c in second.candidates if c.campaign_id == "cart-abandonment"]
     assert (why.outcome, why.reason) == ("eliminated", POOL_EMPTY)  # what `nextbest explain` shows
+
+
+def test_the_command_line_uploads_a_csv_counts_what_is_left_and_verifies_a_signed_code(emulation, tmp_path, capsys):
+    from nextbest_cli.main import main
+
+    table, arn = emulation.output("TableName"), emulation.environment("decide")["COUPON_SECRET_ARN"]
+    codes = tmp_path / "codes.csv"
+    codes.write_text("code\nSAVE-1\nSAVE-2\nSAVE-1\n\n")
+    assert main(["coupons", "upload", "--table", table, "--campaign", "welcome", "--file", str(codes)]) == 0
+    assert "2 codes added to welcome's pool (0 skipped: already given out); 2 left" in capsys.readouterr().out
+    codes.write_text("code\nHAS SPACE\n")
+    assert main(["coupons", "upload", "--table", table, "--campaign", "welcome", "--file", str(codes)]) == 2
+    assert "row 2: a code is 1 to 64 printable characters, no spaces" in capsys.readouterr().err
+    code = coupons.signed(secrets.signing_key(arn), "BACK", "win-back", "d-1", T0.date() + timedelta(days=14))
+    assert main(["coupons", "verify", code, "--secret", arn]) == 0
+    assert capsys.readouterr().out.strip() == f"valid until {(T0.date() + timedelta(days=14)).isoformat()}"
+    assert main(["coupons", "verify", code[:-1] + ("0" if code[-1] != "0" else "1"), "--secret", arn]) == 1
