@@ -279,4 +279,4 @@ def test_an_ops_email_in_context_subscribes_to_the_ops_topic():
     # Then the address is subscribed by e-mail (SNS mails it a confirmation link)
     template = assertions.Template.from_stack(stack)
     template.has_resource_properties("AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "oncall@example.com"})
-    template.resource_count_is("AWS::CloudWatch::Alarm", 7 + 7 + 5 + 4 + 3)  # a DLQ and an age alarm per queue
+    template.resource_count_is("AWS::CloudWatch::Alarm", 7 + 7 + 5 + 4 + 3 + 1)  # per queue, per function…, coupons
