@@ -151,3 +151,16 @@ def test_explain_names_the_code_a_message_carried_and_the_empty_pool_that_ruled_
                                           reason=coupons.POOL_EMPTY)])  # fmt: skip
     text = explain("c:cus_1", [sent])
     assert "coupon BACK-1234" in text and f"welcome  eliminated       -  {coupons.POOL_EMPTY}" in text
+
+
+@given(st.text(min_size=1, max_size=40))
+def test_a_decision_claims_from_its_own_pool_partition_first_then_from_every_other(decision_id):
+    order = coupons.shards_for(decision_id)
+    assert sorted(order) == list(range(coupons.POOL_SHARDS))  # an empty partition never hides the others' codes
+    assert order == coupons.shards_for(decision_id)  # a retry looks where it looked before
+    assert 0 <= coupons.shard_of(decision_id) < coupons.POOL_SHARDS
+
+
+def test_decisions_spread_over_the_pool_partitions():
+    firsts = [coupons.shards_for(f"d-{n}")[0] for n in range(1600)]
+    assert min(firsts.count(s) for s in range(coupons.POOL_SHARDS)) > 60  # ~100 each: no partition is everyone's

@@ -16,6 +16,10 @@ finds its claim and renders the same code. The claim is made before the decision
 then changes its mind (the profile changed, another campaign wins) leaves its code unused, not given twice.
 Deleting claimed codes keeps a pool's partitions holding only what is left, so a claim reads a page of a few
 items, however many codes were given before.
+
+None of these items holds personal data (a code, a campaign, a decision id): erasing a customer deletes their
+decisions and profile, and leaves the claim to expire with the decision's TTL and the used mark to keep the code
+from being given again.
 """
 
 from __future__ import annotations
