@@ -27,6 +27,8 @@ TRACING = ("xray:PutTraceSegments", "xray:PutTelemetryRecords")
 """Active tracing (every function): X-Ray's actions have no resource-level permissions."""
 SMS_OPT_OUT = ("sns:CheckIfPhoneNumberIsOptedOut",)
 """Deliver looks a number up in the account's SNS opt-out list before every text: the action has no resource."""
+STREAMS = ("dynamodb:ListStreams",)
+"""The tally's mapping reads the table's stream (CDK's grantStreamRead): listing streams has no resource."""
 SCHEDULES = ("scheduler:CreateSchedule", "scheduler:UpdateSchedule")
 PUSH_ENDPOINTS = ("sns:GetEndpointAttributes", "sns:SetEndpointAttributes", "sns:Publish")
 
@@ -36,7 +38,8 @@ def any_resource(actions: Sequence[str]) -> dict[str, str]:
     return {
         "AwsSolutions-IAM5[Resource::*]": (
             f"Only {_named(actions)} on Resource::*: they have no resource-level permissions (X-Ray for active "
-            "tracing; SNS's account-wide SMS opt-out list, looked up before every text)."
+            "tracing; SNS's account-wide SMS opt-out list, looked up before every text; the list of DynamoDB "
+            "streams, read by the tally's stream mapping)."
         ),
     }
 
@@ -84,6 +87,14 @@ COUPON_KEY = {
 }
 
 
+FAILED_BATCHES = {
+    "AwsSolutions-SQS3": (
+        "The tally's failed-batch queue is the on-failure destination of its stream mapping: a dead-letter queue in "
+        "all but name (SQS's redrive does not apply to a stream), read by people after its alarm, never consumed."
+    ),
+}
+
+
 def reasons(schedule_group: str) -> dict[str, str]:
     """Every acknowledgement's rule and reason (deliver's, with push on, for the others' wording)."""
     return (
@@ -93,17 +104,18 @@ def reasons(schedule_group: str) -> dict[str, str]:
         | push("arn:aws:sns:us-east-1:123456789012:endpoint/GCM/app/*")
         | SIGNING_KEY
         | ERASURE_KEY
+        | FAILED_BATCHES
     )
 
 
 def acknowledge(stack: NextbestStack) -> None:
     _acknowledge(stack.unsubscribe.signing_key, SIGNING_KEY)
     _acknowledge(stack.ingest.erasure_key, ERASURE_KEY)
+    _acknowledge(stack.tally.dead_letters, FAILED_BATCHES)
     _acknowledge(stack.decide.coupon_key, COUPON_KEY)
-    deliver = stack.deliver.function.node.path
+    extra = {stack.deliver.function.node.path: SMS_OPT_OUT, stack.tally.function.node.path: STREAMS}
     for function in stack.functions:
-        on_any_resource = (*TRACING, *SMS_OPT_OUT) if function.node.path == deliver else TRACING
-        _acknowledge(function, LOGS | any_resource(on_any_resource))
+        _acknowledge(function, LOGS | any_resource((*TRACING, *extra.get(function.node.path, ()))))
     if stack.deliver.push_endpoints:
         _acknowledge(stack.deliver.function, push(stack.deliver.push_endpoints))
     _acknowledge(stack.decide.function, arming(stack.decide.schedule_group.schedule_group_name))

@@ -22,7 +22,16 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 from nextbest.core.events import Channel
 
-from infra.constructs import MAX_RECEIVE_COUNT, METRICS_NAMESPACE, Decide, Deliver, Feedback, Ingest, Unsubscribe
+from infra.constructs import (
+    MAX_RECEIVE_COUNT,
+    METRICS_NAMESPACE,
+    Decide,
+    Deliver,
+    Feedback,
+    Ingest,
+    Tally,
+    Unsubscribe,
+)
 
 AlarmT = TypeVar("AlarmT", bound=cw.AlarmBase)
 FIVE_MINUTES = cdk.Duration.minutes(5)
@@ -49,6 +58,10 @@ decisions can all be suppressed legitimately (consent withdrawn between decide a
 ANOMALY_STD_DEVS = 3
 LONGEST_SQS_DELAY_SECONDS = 900
 """Feedback re-queues SMS fallbacks with a delay; SQS allows at most 15 minutes."""
+
+
+TALLY_LAG_MS = 15 * 60_000
+"""How far behind the stream the tally may be before it is late: three of its five-minute batching windows."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +123,7 @@ class Observability(Construct):
         deliver: Deliver,
         unsubscribe: Unsubscribe,
         feedback: Feedback,
+        tally: Tally,
     ) -> None:
         super().__init__(scope, id)
         stack = cdk.Stack.of(self)
@@ -130,10 +144,13 @@ class Observability(Construct):
             "deliver": deliver.function,
             "feedback": feedback.function,
             "unsubscribe": unsubscribe.function,
+            "tally": tally.function,
         }
         self.topic = self._ops_topic(stack)
         self.alarms: list[cw.AlarmBase] = []
         self._queue_alarms()
+        self.tally_dead_letters = tally.dead_letters
+        self._tally_alarms(tally)
         self._error_rate_alarms()
         self._ses_alarms()
         self._send_volume_alarms()
@@ -228,6 +245,30 @@ class Observability(Construct):
                 f"({wq.age_threshold_seconds} s): {wq.step} is not keeping up or not running. Check its errors, "
                 "throttles and concurrency.",
             )
+
+    def _tally_alarms(self, tally: Tally) -> None:
+        """The tally falling behind the table's stream, and a batch it gave up (``infra.constructs.tally``)."""
+        self._alarm(
+            "DeadLetters-tally",
+            tally.dead_letters.metric_approximate_number_of_messages_visible(
+                period=FIVE_MINUTES, statistic="Maximum", label="tally failed batches"
+            ),
+            threshold=0,
+            comparison=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            description="The tally gave up a batch of the table's stream after failing for 23 hours: the campaigns' "
+            "statistics lack the changes the message names (shard, sequence numbers). Fix the cause in the tally's "
+            "log group; the decision records still hold every fact to recount from.",
+        )
+        self._alarm(
+            "IteratorAge-tally",
+            tally.function.metric("IteratorAge", period=FIVE_MINUTES, statistic="Maximum"),
+            threshold=TALLY_LAG_MS,
+            comparison=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=3,
+            description=f"The tally is more than {TALLY_LAG_MS // 60_000} minutes behind the table's stream "
+            "(beyond its batching window): statistics are late, and records expire from the stream after 24 hours. "
+            "Check the tally's errors and throttles.",
+        )
 
     def _error_rate_alarms(self) -> None:
         for step in self.functions:
@@ -431,10 +472,15 @@ class Observability(Construct):
             graph(
                 "Dead-letter queue depth",
                 [
-                    wq.dead_letters.metric_approximate_number_of_messages_visible(
-                        period=FIVE_MINUTES, statistic="Maximum", label=wq.name
-                    )
-                    for wq in self.work_queues
+                    *(
+                        wq.dead_letters.metric_approximate_number_of_messages_visible(
+                            period=FIVE_MINUTES, statistic="Maximum", label=wq.name
+                        )
+                        for wq in self.work_queues
+                    ),
+                    self.tally_dead_letters.metric_approximate_number_of_messages_visible(
+                        period=FIVE_MINUTES, statistic="Maximum", label="tally failed batches"
+                    ),
                 ],
             ),
             graph(

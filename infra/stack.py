@@ -1,4 +1,5 @@
-"""The nextbest stack: bus → ingest → profiles → decide → deliver → SES/SNS → feedback."""
+"""The nextbest stack: bus → ingest → profiles → decide → deliver → SES/SNS → feedback; the table's stream →
+tally."""
 
 from __future__ import annotations
 
@@ -9,7 +10,17 @@ from constructs import Construct
 from nextbest.core.campaigns import load_campaigns, load_policy, trigger_delays
 from nextbest.core.messages import check_creatives
 
-from infra.constructs import Decide, Deliver, Feedback, FeedbackTopics, Ingest, ProfileStore, Shared, Unsubscribe
+from infra.constructs import (
+    Decide,
+    Deliver,
+    Feedback,
+    FeedbackTopics,
+    Ingest,
+    ProfileStore,
+    Shared,
+    Tally,
+    Unsubscribe,
+)
 from infra.observability import Observability
 
 
@@ -59,7 +70,8 @@ class NextbestStack(cdk.Stack):
             load_policy(campaigns).quiet_hours.default_time_zone,
         )
         self.feedback = Feedback(self, "Feedback", shared, table, self.feedback_topics, self.decide.queue)
-        steps = (self.unsubscribe, self.ingest, self.decide, self.deliver, self.feedback)
+        self.tally = Tally(self, "Tally", shared, table)
+        steps = (self.unsubscribe, self.ingest, self.decide, self.deliver, self.feedback, self.tally)
         self.functions = [step.function for step in steps]
         self.observability = Observability(
             self,
@@ -69,6 +81,7 @@ class NextbestStack(cdk.Stack):
             deliver=self.deliver,
             unsubscribe=self.unsubscribe,
             feedback=self.feedback,
+            tally=self.tally,
         )
         self._outputs()
 

@@ -6,6 +6,7 @@ from infra.constructs.feedback import Feedback, FeedbackTopics
 from infra.constructs.ingest import Ingest
 from infra.constructs.profile_store import ProfileStore
 from infra.constructs.shared import MAX_RECEIVE_COUNT, METRICS_NAMESPACE, Shared, consume, work_queue
+from infra.constructs.tally import Tally
 from infra.constructs.unsubscribe import Unsubscribe
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "Ingest",
     "ProfileStore",
     "Shared",
+    "Tally",
     "Unsubscribe",
     "consume",
     "work_queue",

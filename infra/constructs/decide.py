@@ -31,8 +31,9 @@ from infra.constructs.profile_store import TableAccess
 from infra.constructs.shared import Shared, work_queue
 
 TABLE_ACCESS = TableAccess(
-    # profile, arm_counts: BatchGetItem; decision (one already made with this id: its record and body): Query;
-    # commit_decision: a transaction of Puts (the decision, its body) and Updates (the profile, its counters);
+    # profile: BatchGetItem; arm_counts (the campaign's counter items) and decision (one already made with this
+    # id: its record and body): Query; commit_decision: a transaction of Puts (the decision, its body) and an
+    # Update (the profile); lease (a block of a cap or budget): UpdateItem, returning the count on a refusal;
     # claim_coupon: a transaction deleting a code from its pool and putting the claim and the code's used mark
     actions=("Query", "BatchGetItem", "PutItem", "UpdateItem", "DeleteItem"),
     queries=(BY_DUE,),  # the minute's poll reads the profiles due

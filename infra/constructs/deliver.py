@@ -81,8 +81,8 @@ def maximum_concurrency(rate_per_s: float, seconds_per_send: float = SECONDS_PER
 
 TABLE_ACCESS = TableAccess(
     # decision (record and body): Query; claim: UpdateItem, then GetItem when its answer was lost; profile, change:
-    # BatchGetItem and PutItem; move_decision: UpdateItem (a transaction of Updates with its funnel counters);
-    # remember_message and a fallback's new (waiting) decision: PutItem
+    # BatchGetItem and PutItem; move_decision: UpdateItem (in a transaction with the profile when it logs a
+    # message); remember_message and a fallback's new (waiting) decision: PutItem
     actions=("Query", "GetItem", "BatchGetItem", "PutItem", "UpdateItem"),
 )
 

@@ -22,8 +22,7 @@ from infra.constructs.shared import Shared, work_queue
 
 TABLE_ACCESS = TableAccess(
     # decision (record and body): Query; message: GetItem; profile, change: BatchGetItem and PutItem;
-    # move_decision, annotate_decision: UpdateItem (a transaction of Updates with their counters); a fallback's new
-    # decision: PutItem
+    # move_decision, annotate_decision: UpdateItem; a fallback's new decision: PutItem
     actions=("Query", "GetItem", "BatchGetItem", "PutItem", "UpdateItem"),
 )
 

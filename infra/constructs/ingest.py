@@ -19,10 +19,10 @@ CONSENT_TYPES = ["consent.updated", "customer.erased"]
 """Privacy events take the fast lane: an opt-out or erasure never waits behind a backlog of page views."""
 BEHAVIOUR_TYPES = [t for t in DETAIL_TYPES if t not in CONSENT_TYPES]
 TABLE_ACCESS = TableAccess(
-    # prefetch, resolve, erased: BatchGetItem; save: PutItem, or a transaction of Puts (profile, redirects, event
-    # markers) and Updates (attribution counters); lift_tombstones: DeleteItem; erase: BatchWriteItem (deletes and
+    # prefetch, resolve, erased: BatchGetItem; save: PutItem, or a transaction of Puts (profile with an order's
+    # credits, redirects, event markers); lift_tombstones: DeleteItem; erase: BatchWriteItem (deletes and
     # tombstones)
-    actions=("BatchGetItem", "PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"),
+    actions=("BatchGetItem", "PutItem", "DeleteItem", "BatchWriteItem"),
     # erasure finds every identifier leading to a person (by_canonical) and the decisions made for them (by_customer)
     queries=(BY_CANONICAL, BY_CUSTOMER),
 )

@@ -28,6 +28,7 @@ class ProfileStore(Construct):
             ),
             encryption=dynamodb.TableEncryption.AWS_MANAGED,
             time_to_live_attribute="expires_at",
+            stream=dynamodb.StreamViewType.NEW_AND_OLD_IMAGES,  # the tally counts changes (``infra.constructs.tally``)
             deletion_protection=True,
             removal_policy=cdk.RemovalPolicy.RETAIN,
         )

@@ -3,7 +3,9 @@
 * DynamoDB ``TransactWriteItems`` deep-copies every table it touches before applying the writes, so it
   can roll back: O(table size) per call, about a second per transaction once a demo table holds tens of
   thousands of items. A rollback only ever needs the items the transaction names, so here those alone
-  are saved, and put back if the transaction is cancelled. The state after a rollback is the same.
+  are saved, and put back if the transaction is cancelled, and the stream records its writes made before the
+  cancelling condition are dropped (moto's own rollback restores the table, stream included). The state after
+  a rollback is the same.
 * A DynamoDB ``Query`` on a global secondary index walks every item of the table, sorted by key (comparing
   moto's typed values: about a second per query once a demo table holds thirty thousand items, and the due index
   is read every simulated minute). A global index holds only the items that carry its key attributes, so only
@@ -82,10 +84,13 @@ def _fast_transaction_snapshots() -> None:
             slot = range_value if range_value is not None else hash_value
             before = holder.get(slot, missing)
             saved.append((table, hash_value, range_value, before if before is missing else copy.deepcopy(before)))
+        streams = {id(t): (t.stream_shard, len(t.stream_shard.items)) for t, *_ in saved if t.stream_shard is not None}
         token = _touched.set(True)
         try:
             return original(self, transact_items)
         except Exception:
+            for shard, recorded in streams.values():  # a cancelled transaction wrote nothing: no stream record
+                del shard.items[recorded:]
             for table, hash_value, range_value, item in reversed(saved):
                 holder = table.items[hash_value] if range_value is not None else table.items
                 slot = range_value if range_value is not None else hash_value

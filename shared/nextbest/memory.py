@@ -5,8 +5,9 @@ so there is one decide loop, not a copy per simulator. It keeps what the table p
 
 * a write is all or nothing, guarded by the versions read (``Conflict``) and by event ids (``Duplicate``);
 * a decision is recorded once (``DecisionExists``) and moves status only by compare-and-set;
-* a counter with a limit refuses an add that would pass it (``Conflict`` with the counter's ``refusal``), and
-  counters travel in the same write as the fact they count;
+* a lease of a limited counter is granted only up to its limit;
+* the statistics counters are what the stream's tally makes of each write (``nextbest.core.counters.tally``,
+  an order's credits), applied at once: exact, as the tally makes them, without its delay;
 * identifiers other than the canonical one redirect to it, re-pointed on every merge;
 * every profile write sets the profile's place in the due index, computed at the write's time;
 * reads return copies: changing a profile read from the store changes nothing until it is saved.
@@ -24,10 +25,10 @@ from decimal import Decimal
 from nextbest.core import clock
 from nextbest.core.catalog import Product, newer
 from nextbest.core.clock import iso
-from nextbest.core.counters import Counter, combined
+from nextbest.core.counters import Counter, Version, combined, tally
 from nextbest.core.decision import Decision
 from nextbest.core.due import due_shard, index_time
-from nextbest.core.ports import Conflict, DecisionExists, Duplicate, SentMessage, StoredDecision
+from nextbest.core.ports import Conflict, DecisionExists, Duplicate, SentMessage, StoredDecision, Tallied
 from nextbest.core.profiles import Profile
 
 MAX_REDIRECT_HOPS = 5
@@ -49,6 +50,9 @@ class _Record:
     decision: Decision
     fields: dict[str, str] = field(default_factory=dict)
 
+    def version(self) -> Version:
+        return self.status, set(self.fields)
+
 
 class MemoryStore:
     """Implements :class:`nextbest.core.ports.Store`; ``counters`` holds every counter item as DynamoDB would."""
@@ -65,6 +69,8 @@ class MemoryStore:
         self.index_times: dict[str, datetime | None] = {}
         """Each profile's index time in the ``by_due`` index, as its last write set it."""
         self.catalog: dict[str, Product] = {}
+        self.checkpoints: dict[tuple[str, str], int] = {}
+        """The tally's checkpoint per (shard, campaign), for the tally's own tests (this store counts at once)."""
         self.writes = 0
         """Successful writes (a transaction counts once), for the benchmark."""
 
@@ -191,21 +197,15 @@ class MemoryStore:
         except DecisionExists:
             return False
 
-    def commit_decision(
-        self, decision: Decision, status: str, profile: Profile | None, counters: Sequence[Counter] = ()
-    ) -> None:
+    def commit_decision(self, decision: Decision, status: str, profile: Profile | None) -> None:
         if decision.decision_id in self.decisions:
             raise DecisionExists(decision.decision_id)
         if profile is not None:
             self._expect_version(profile.key, profile.version)
-        for index, counter in enumerate(counters):
-            if self._refuses(counter):
-                first_counter = 2 if profile is not None else 1
-                raise Conflict(decision.profile_key, first_counter + index, counter.refusal)
-        self.decisions[decision.decision_id] = _Record(status, _copied(decision))
+        record = self.decisions[decision.decision_id] = _Record(status, _copied(decision))
         if profile is not None:
             self._save_next_version(profile)
-        self._add(counters)
+        self._add(tally(decision, None, record.version()))
         self.writes += 1
 
     def decision(self, decision_id: str) -> StoredDecision | None:
@@ -220,7 +220,6 @@ class MemoryStore:
         decision_id: str,
         from_status: str | tuple[str, ...],
         to_status: str,
-        counters: Sequence[Counter] = (),
         profile: Profile | None = None,
         **fields: str,
     ) -> bool:
@@ -231,9 +230,10 @@ class MemoryStore:
         if profile is not None:
             self._expect_version(profile.key, profile.version)
             self._save_next_version(profile)
+        before = record.version()
         record.status = to_status
         record.fields.update(fields)
-        self._add(combined(counters))
+        self._add(tally(record.decision, before, record.version()))
         self.writes += 1
         return True
 
@@ -243,12 +243,13 @@ class MemoryStore:
         record = self.decisions.get(decision_id)
         return record is not None and record.status == "sending" and record.fields.get("claim") == token
 
-    def annotate_decision(self, decision_id: str, counters: Sequence[Counter] = (), **fields: str) -> bool:
+    def annotate_decision(self, decision_id: str, **fields: str) -> bool:
         record = self.decisions.get(decision_id)
         if record is None or next(iter(fields)) in record.fields:
             return False
+        before = record.version()
         record.fields.update(fields)
-        self._add(combined(counters))
+        self._add(tally(record.decision, before, record.version()))
         self.writes += 1
         return True
 
@@ -265,10 +266,9 @@ class MemoryStore:
 
     # -- counters and the due index -----------------------------------------------------------------------
 
-    def _refuses(self, counter: Counter) -> bool:
-        """DynamoDB's condition on a limited counter: ``attribute_not_exists(n) OR n <= limit - by``."""
-        current = self.counters.get((counter.pk, counter.sk), {}).get(counter.attribute)
-        return counter.limit is not None and current is not None and current > counter.limit - counter.by
+    def add(self, counters: Iterable[Counter]) -> None:
+        """Count what the tally would count of facts this store does not hold (the lab's simulated deliveries)."""
+        self._add(counters)
 
     def _add(self, counters: Iterable[Counter]) -> None:
         for c in counters:
@@ -287,6 +287,49 @@ class MemoryStore:
 
     def products(self, product_ids: Iterable[str]) -> dict[str, Product]:
         return {p: self.catalog[p] for p in set(product_ids) if p in self.catalog}
+
+    def lease(self, limit: Counter, want: Decimal) -> Decimal:
+        """As the table grants it: all of ``want`` if there is room, else what is left (an add conditioned on
+        the count read)."""
+        assert limit.limit is not None
+        item = self.counters.setdefault((limit.pk, limit.sk), {})
+        granted = max(min(want, limit.limit - item.get(limit.attribute, Decimal(0))), Decimal(0))
+        if granted:
+            self._add([Counter(limit.pk, limit.sk, granted, attribute=limit.attribute)])
+            self.writes += 1
+        return granted
+
+    def add_tally(
+        self,
+        shard: str,
+        campaign_id: str,
+        counters: Sequence[Counter],
+        through: int,
+        since: int | None = None,
+        before: int | None = None,
+    ) -> Tallied:
+        """As the table's conditional UpdateItem: the checkpoint must be ``since``, or (``since`` None) absent or
+        below ``before``; a refusal returns the checkpoint."""
+        found = self.checkpoints.get((shard, campaign_id))
+        fresh = found is None or (before is not None and found < before)
+        if not (found == since if since is not None else fresh):
+            return Tallied(added=False, checkpoint=found)
+        self._add(counters)
+        self.checkpoints[(shard, campaign_id)] = through
+        self.writes += 1
+        return Tallied(added=True, created=found is None)
+
+    def fold_closed(self, campaign_id: str, created_before: datetime) -> int:
+        """Nothing to fold: this store keeps one total per counter."""
+        return 0
+
+    def counts(self, campaign_id: str) -> dict[str, dict[str, Decimal]]:
+        """Every statistic of a campaign by counter item, as ``CounterItems.counts`` sums the tally's items."""
+        return {
+            sk: dict(item)
+            for (pk, sk), item in self.counters.items()
+            if pk == f"s:{campaign_id}" and not sk.startswith(("HOUR#", "BUDGET"))
+        }
 
     def arm_counts(self, campaign_id: str, variants: list[str]) -> dict[str, tuple[int, int]]:
         counts = {}

@@ -29,10 +29,13 @@ if TYPE_CHECKING:
     from infra.local.emulator.metering import Metering, StageUsage, Write
 
 STAGES = {"ingest": "event", "decide": "trigger", "deliver": "message", "feedback": "notification",
-          "unsubscribe": "request"}  # fmt: skip
-"""Each step, and the unit of work its figures are per."""
-PIPELINE = ("ingest", "decide", "deliver", "feedback")
-"""The steps the demo's stream runs through: per-event totals and costs are theirs (unsubscribe is clicked apart)."""
+          "tally": "record", "unsubscribe": "request"}  # fmt: skip
+"""Each step, and the unit of work its figures are per (the tally's: a stream record its mapping passed it)."""
+PIPELINE = ("ingest", "decide", "deliver", "feedback", "tally")
+"""The steps the demo's stream runs through: per-event totals and costs are theirs (unsubscribe is clicked apart). The
+tally's stream reads cost nothing ("Read requests made by AWS Lambda-based consumers of DynamoDB Streams are free",
+https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/CostOptimization_StreamsUsage.html); its
+invocations and writes count."""
 CALLED = {"scheduler": ("scheduler",), "sqs": ("sqs",), "ses": ("ses", "sesv2"), "sns": ("sns",)}
 """The services whose calls per event are reported (by the name the figure uses: botocore's names)."""
 SQS_BILLED = {"SendMessage", "SendMessageBatch", "ReceiveMessage", "DeleteMessage", "DeleteMessageBatch",

@@ -69,7 +69,7 @@ from nextbest.core import clock
 from nextbest.core.attribution import CONTROLS, WINDOW, attribute, follow_up_span
 from nextbest.core.campaigns import Campaign, Policy, load_campaigns, load_policy, trigger_delays
 from nextbest.core.commands import MAX_LATENESS, DeliveryRequest, DueProfile, DueTrigger, Release
-from nextbest.core.counters import Counter, Stage, funnel
+from nextbest.core.counters import Stage, funnel
 from nextbest.core.decision import Decision
 from nextbest.core.due import LAG
 from nextbest.core.events import CHANNELS, DETAIL_TYPES, MAX_FUTURE_SKEW, EventDetail, OrderPlaced, ProductUpdated
@@ -342,7 +342,8 @@ class Shop:
                 self.run_.engagements.append((decision.decision_id, kind, at))
                 self._push(at, "engage", (profile.key,))
                 stages.append((routed, "opened" if kind == "open" else "clicked"))
-        self.store.move_decision(decision_id, "queued", "sent", [funnel(message, stage) for message, stage in stages])
+        self.store.move_decision(decision_id, "queued", "sent")
+        self.store.add([funnel(message, stage) for message, stage in stages])  # what the tally would count
         if response.order is not None:
             detail = OrderPlaced.model_validate(response.order["Detail"])
             self._push(response.order["at"], "event", (customer, "order.placed", detail))
@@ -362,10 +363,8 @@ class _Recorded(MemoryStore):
         super()._store(saved)
         self.touched.add(saved.key)
 
-    def commit_decision(
-        self, decision: Decision, status: str, profile: Profile | None, counters: Sequence[Counter] = ()
-    ) -> None:
-        super().commit_decision(decision, status, profile, counters)
+    def commit_decision(self, decision: Decision, status: str, profile: Profile | None) -> None:
+        super().commit_decision(decision, status, profile)
         self.committed.append(decision)
 
 

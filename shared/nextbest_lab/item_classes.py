@@ -2,8 +2,8 @@
 
 The key schema is spelt out in ``nextbest.aws.store.table`` (profiles, redirects, decisions, event markers,
 tombstones, push message ids), ``nextbest.aws.store.catalog`` (products), ``nextbest.aws.store.coupons`` (coupon
-pools) and ``nextbest.core.counters`` (the
-``s:<campaign>`` counter items). Each class has a *lifetime*:
+pools) and ``nextbest.aws.store.counters`` (the ``s:<campaign>`` counter items: the tally's, and the caps and
+budgets decide leases from). Each class has a *lifetime*:
 
 * ``expiry`` — its items carry the TTL attribute ``expires_at``, and DynamoDB deletes them after it;
 * ``bound`` — their number is bounded by something that does not grow with time or traffic (the people the shop
@@ -57,11 +57,9 @@ ITEM_CLASSES: tuple[ItemClass, ...] = (
               "one per product the shop sells (in stock or out of stock); at most ~5 KB each (bounded fields)"),
     ItemClass("removed_product", "cat:<product id> / PRODUCT, with removed_at", False, "expiry",
               "expires_at: 30 days after the shop removed the product (REMOVED_RETENTION)"),
-    ItemClass("counter_arm", "s:<campaign> / ARM#<arm>", True, "bound",
-              "at most three per campaign (treatment, holdout, global control)"),
-    ItemClass("counter_funnel", "s:<campaign> / FUNNEL#<variant>#<channel>", True, "bound",
-              "one per variant and channel of a campaign"),
-    ItemClass("counter_variant", "s:<campaign> / VARIANT#<variant>", True, "bound", "one per variant of a campaign"),
+    ItemClass("counter_tally", "s:<campaign> / TALLY#<stream shard> or TALLY#TOTAL", True, "bound",
+              "the tally's items (arms, funnel, variants, days): one per campaign and stream shard of the last two "
+              "days (a shard closes within hours; older ones are folded into the campaign's TALLY#TOTAL)"),
     ItemClass("counter_budget", "s:<campaign> / BUDGET", True, "bound", "one per campaign"),
     ItemClass("counter_hour", "s:<campaign> / HOUR#<hour>", True, "expiry", "expires_at: 2 days after the hour"),
     ItemClass("coupon_code", "cp:<campaign>#<shard> / CODE#<code>", False, "bound",
@@ -71,11 +69,11 @@ ITEM_CLASSES: tuple[ItemClass, ...] = (
     ItemClass("coupon_used", "cu:<campaign>#<code> / USED", False, "bound",
               "one per uploaded code given out: at most the codes the shop uploaded (never given twice)"),
     ItemClass("counter_day", "s:<campaign> / DAY#<date>", True, "expiry",
-              "expires_at: 400 days after the day (DAILY_RETENTION); the totals stay in VARIANT#"),
+              "expires_at: 400 days after the day (DAILY_RETENTION); the tally folds a closed shard's daily counts "
+              "here, the totals stay in TALLY#TOTAL"),
 )  # fmt: skip
 
-COUNTERS = {"ARM": "counter_arm", "FUNNEL": "counter_funnel", "VARIANT": "counter_variant", "BUDGET": "counter_budget",
-            "HOUR": "counter_hour", "DAY": "counter_day"}  # fmt: skip
+COUNTERS = {"TALLY": "counter_tally", "BUDGET": "counter_budget", "HOUR": "counter_hour", "DAY": "counter_day"}
 SINGLE = {"DECISION": "decision", "BODY": "decision_body", "EVENT": "event_marker", "ERASED": "tombstone",
           "MESSAGE": "push_message", "COUPON": "coupon_claim", "USED": "coupon_used"}  # fmt: skip
 

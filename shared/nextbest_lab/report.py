@@ -101,19 +101,17 @@ def collect(campaigns: Iterable[Campaign], items: Iterable[Mapping[str, Any]]) -
 
 
 def counter_items(table: str, campaign_ids: Iterable[str], client: Any = None) -> list[dict[str, Any]]:
-    """Every counter item of these campaigns in a deployed (or emulated) table: one Query each."""
-    import boto3
+    """Every statistic of these campaigns in a deployed (or emulated) table, one item per counter as ``collect``
+    reads them (the tally's shard items summed: ``nextbest.aws.store.CounterItems.counts``): one Query each."""
+    from nextbest.aws.store import Store
 
-    client = client or boto3.client("dynamodb")
-    items: list[dict[str, Any]] = []
-    for campaign_id in campaign_ids:
-        pages = client.get_paginator("query").paginate(
-            TableName=table,
-            KeyConditionExpression="pk = :p",
-            ExpressionAttributeValues={":p": {"S": f"s:{campaign_id}"}},
-        )
-        items += [i for page in pages for i in page["Items"] if not i["sk"]["S"].startswith(("HOUR#", "BUDGET"))]
-    return items
+    store = Store(table, client=client)
+    return [
+        {"pk": {"S": f"s:{campaign_id}"}, "sk": {"S": sk}}
+        | {name: {"N": str(n)} for name, n in sorted(numbers.items())}
+        for campaign_id in campaign_ids
+        for sk, numbers in sorted(store.counts(campaign_id).items())
+    ]
 
 
 # --- formatting and charts -------------------------------------------------------------------------------

@@ -27,8 +27,11 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+from nextbest.aws.store import Store
 from nextbest.aws.store.table import EventMemory, document, event_digest
 from nextbest.core.campaigns import load_policy
+from nextbest.core.counters import FACTS, decided, funnel
+from nextbest.core.decision import Decision
 
 from infra.local.emulator import Emulation, Faults
 from infra.local.emulator.faults import poison_number, subjects
@@ -66,6 +69,7 @@ ROWS = (
     ("dlq_after_crashes", "… with no reason: the worker crashed on the last delivery (by design)"),
     ("decisions_dead_lettered", "decisions whose request waits in a DLQ with its reason (a replay sends it)"),
     ("poison_unaccounted", "poison messages not dead-lettered with a reason"),
+    ("counters_off", "statistics the tally kept that differ from a recount of the decisions"),
     ("ambiguous_sends", "decisions left `unknown` (timed out, maybe sent)"),
     ("ambiguous_sent_twice", "… of which moto delivered more than once"),
     ("elapsed_s", "seconds the run took"),
@@ -86,6 +90,7 @@ MUST_BE_ZERO = (
     "dlq_without_reason",
     "poison_unaccounted",
     "ambiguous_sent_twice",
+    "counters_off",
 )
 """What nothing lost, nothing sent that shouldn't be, means: zero at every rate."""
 
@@ -160,6 +165,7 @@ def outcome(run: demo.Run, faults: Faults) -> dict[str, Any]:
     figures |= _dead_letters(dead, faults, findings)
     figures |= _ambiguous(table, sent, faults, findings)
     figures |= _violations(run, table, findings)
+    figures |= _counters(run.emulation, table, findings)
     _duplicates(sent, faults, findings)
     figures["findings"] = findings
     return figures
@@ -178,6 +184,8 @@ class TableState:
     those with a marker item."""
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Profile key -> its document."""
+    decisions: list[tuple[Decision, set[str]]] = field(default_factory=list)
+    """Every decision, and the facts (``opened_at``…) its record holds."""
 
     @classmethod
     def of(cls, emulation: Emulation) -> TableState:
@@ -194,6 +202,7 @@ class TableState:
             doc = document(item)
             self.statuses[doc["decision_id"]] = item["status"]["S"]
             self.moto_key[doc["decision_id"]] = (doc.get("fallback_of") or doc["decision_id"], doc.get("channel") or "")
+            self.decisions.append((Decision.model_validate(doc), {f for f in FACTS if f in item}))
         elif sk == "PROFILE" and "doc" in item:
             self.profiles[pk] = document(item)
             self.applied.update(EventMemory.of([item]).entries)
@@ -454,3 +463,27 @@ def rows(results: dict[str, Any]) -> list[tuple[str, list[str]]]:
     reasons = sorted({reason for r in by_rate for reason in r.get("dlq_by_reason", {})})
     table += [(f"dlq {reason}", [str(r["dlq_by_reason"].get(reason, 0)) for r in by_rate]) for reason in reasons]
     return table
+
+
+def _counters(emulation: Emulation, table: TableState, findings: dict[str, Any]) -> dict[str, int]:
+    """The statistics the tally kept, against a recount from the decision records: the recipients of each arm, the
+    decisions, sends, opens, clicks and complaints of each funnel and variant. The stream reached the tally through
+    crashes, twin workers and batches handed again; a count off by one is a change counted twice or lost."""
+    recount: Counter[tuple[str, str, str]] = Counter()
+    for decision, facts in table.decisions:
+        counted = decided(decision) if decision.fallback_of is None else []
+        counted += [funnel(decision, stage) for fact, stage in FACTS.items() if fact in facts]
+        for c in counted:
+            recount[(c.pk, c.sk, c.attribute)] += int(c.by)
+    store = Store(emulation.output("TableName"), client=emulation.client("dynamodb"))
+    kept: dict[tuple[str, str, str], int] = {}
+    for campaign in {pk for pk, _, _ in recount}:
+        for sk, numbers in store.counts(campaign.removeprefix("s:")).items():
+            kept |= {(campaign, sk, name): int(n) for name, n in numbers.items()}
+    off = [
+        {"counter": " ".join(key), "kept": kept.get(key, 0), "recount": n}
+        for key, n in sorted(recount.items())
+        if kept.get(key, 0) != n
+    ]
+    findings["counters_off"] = off[:SAMPLES]
+    return {"counters_off": len(off)}

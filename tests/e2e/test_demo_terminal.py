@@ -52,7 +52,7 @@ def test_the_demo_in_a_small_terminal_draws_its_bar_and_logs_only_json(cdk_out, 
     assert "Traceback" not in text
     # And every line the functions wrote is a JSON log record or EMF metric: no bar text inside
     logs = list((tmp_path / "logs").glob("*.log"))
-    assert len(logs) == 5
+    assert len(logs) == 6  # a log per function
     for log in logs:
         for line in log.read_text().splitlines():
             json.loads(line)

@@ -48,8 +48,10 @@ def test_the_emulation_creates_exactly_what_the_template_declares(emulation, tem
     rules = emulation.client("events").list_rules(EventBusName=emulation.output("BusName"))["Rules"]
     assert len(rules) == kinds.count("AWS::Events::Rule")
     assert len(emulation.client("sns").list_subscriptions()["Subscriptions"]) == kinds.count("AWS::SNS::Subscription")
-    assert len(emulation.mappings) == kinds.count("AWS::Lambda::EventSourceMapping")
-    assert {f.name for f in emulation.functions.values()} == {"ingest", "decide", "deliver", "feedback", "unsubscribe"}
+    mappings = len(emulation.mappings) + len(emulation.event_sources.streams)  # the queues' and the table stream's
+    assert mappings == kinds.count("AWS::Lambda::EventSourceMapping")
+    functions = {"ingest", "decide", "deliver", "feedback", "unsubscribe", "tally"}
+    assert {f.name for f in emulation.functions.values()} == functions
     sqs = emulation.client("sqs")
     for logical_id, resource in template["Resources"].items():
         if resource["Type"] == "AWS::SQS::Queue" and "RedrivePolicy" in resource["Properties"]:

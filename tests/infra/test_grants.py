@@ -11,19 +11,25 @@ from typing import Any
 
 import pytest
 
-STEPS = ["ingest", "decide", "deliver", "feedback", "unsubscribe"]
+STEPS = ["ingest", "decide", "deliver", "feedback", "unsubscribe", "tally"]
 TABLE = "<ProfileStoreTable72BB0C89.Arn>"
 TABLE_ACTIONS = {
     # What each step's code calls in nextbest.aws.store (a transaction's items are authorised as PutItem and
     # UpdateItem), and the indexes it queries. Never Scan, stream reads or DescribeTable.
     "unsubscribe": ({"Query", "BatchGetItem", "PutItem"}, set()),
     "ingest": (
-        {"BatchGetItem", "PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"},
+        {"BatchGetItem", "PutItem", "DeleteItem", "BatchWriteItem"},
         {"by_canonical", "by_customer"},
     ),
     "decide": ({"Query", "BatchGetItem", "PutItem", "UpdateItem", "DeleteItem"}, {"by_due"}),
     "deliver": ({"Query", "GetItem", "BatchGetItem", "PutItem", "UpdateItem"}, set()),
     "feedback": ({"Query", "GetItem", "BatchGetItem", "PutItem", "UpdateItem"}, set()),
+    "tally": ({"UpdateItem", "Query", "DeleteItem"}, set()),
+}
+STREAM_READS = {
+    # What the tally's event-source mapping reads the table's stream with (CDK's grantStreamRead), and nobody else
+    "<ProfileStoreTable72BB0C89.StreamArn>": {"DescribeStream", "GetRecords", "GetShardIterator"},
+    "*": {"ListStreams"},
 }
 
 
@@ -83,7 +89,8 @@ def test_a_function_holds_only_the_table_actions_its_code_calls_on_the_table_and
                     granted[text(resource)].add(action.removeprefix("dynamodb:"))
     # Then they name exactly what its code calls: on the table, and Query on the indexes it reads, never index/*
     actions, indexes = TABLE_ACTIONS[step]
-    assert dict(granted) == {TABLE: actions} | {f"{TABLE}/index/{index}": {"Query"} for index in indexes}
+    expected = {TABLE: actions} | {f"{TABLE}/index/{index}": {"Query"} for index in indexes}
+    assert dict(granted) == expected | (STREAM_READS if step == "tally" else {})
 
 
 def test_the_public_unsubscribe_function_has_a_small_reserved_concurrency_and_no_other_function_reserves_any(
@@ -106,6 +113,7 @@ WILDCARD_GRANTS = {
     ("xray:PutTraceSegments", ANY): "active tracing; X-Ray has no resource-level permissions",
     ("xray:PutTelemetryRecords", ANY): "active tracing; X-Ray has no resource-level permissions",
     ("sns:CheckIfPhoneNumberIsOptedOut", ANY): "deliver reads the account's SMS opt-out list; no resource type",
+    ("dynamodb:ListStreams", ANY): "the tally's stream mapping lists the table's streams; no resource type",
     ("sns:Publish", NOT_SNS): "SMS through SNS is published to a phone number, which is not an ARN",
     ("scheduler:CreateSchedule", OUR_SCHEDULES): "one alarm per decision quiet hours defer, named from data",
     ("scheduler:UpdateSchedule", OUR_SCHEDULES): "re-arming an alarm that exists",

@@ -54,11 +54,18 @@ def ops_topic(template):
 
 
 def dead_letter_queues(template):
-    return {
+    """Every queue some other queue redrives to, and every on-failure destination of a stream mapping."""
+    redriven = {
         q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
         for q in resources(template, "AWS::SQS::Queue").values()
         if "RedrivePolicy" in q["Properties"]
     }
+    on_failure = {
+        m["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0]
+        for m in resources(template, "AWS::Lambda::EventSourceMapping").values()
+        if "DestinationConfig" in m["Properties"]
+    }
+    return redriven | on_failure
 
 
 def test_every_dead_letter_queue_alarms_on_its_first_message(template, ops_topic):
@@ -256,6 +263,7 @@ def test_an_ops_email_in_context_subscribes_to_the_ops_topic():
     deliver, requests = step("Deliver", "EmailRequests", "SmsRequests", "PushRequests")
     feedback, [(notes, notes_dlq)] = step("Feedback", "Notes")
     unsubscribe, _ = step("Unsubscribe")
+    tally, [(_, failed_batches)] = step("Tally", "Stream")
     # When the construct is built
     Observability(
         stack,
@@ -275,8 +283,11 @@ def test_an_ops_email_in_context_subscribes_to_the_ops_topic():
         ),
         unsubscribe=SimpleNamespace(function=unsubscribe),
         feedback=SimpleNamespace(function=feedback, queue=notes, dead_letters=notes_dlq),
+        tally=SimpleNamespace(function=tally, dead_letters=failed_batches),
     )
     # Then the address is subscribed by e-mail (SNS mails it a confirmation link)
     template = assertions.Template.from_stack(stack)
     template.has_resource_properties("AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "oncall@example.com"})
-    template.resource_count_is("AWS::CloudWatch::Alarm", 7 + 7 + 5 + 4 + 3 + 1)  # per queue, per function…, coupons
+    # a DLQ and an age alarm per queue; the tally's failed batches and iterator age; an error rate per function...;
+    # the empty coupon pool
+    template.resource_count_is("AWS::CloudWatch::Alarm", 7 + 7 + 2 + 6 + 4 + 3 + 1)

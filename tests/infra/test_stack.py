@@ -51,6 +51,10 @@ def test_every_work_queue_redrives_to_a_dead_letter_queue_and_outlives_its_consu
         q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
         for q in queues.values()
         if "RedrivePolicy" in q["Properties"]
+    } | {  # a stream mapping's on-failure destination: where Lambda describes a batch it gave up
+        m["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0]
+        for m in mappings.values()
+        if "DestinationConfig" in m["Properties"]
     }
     consumed = {m["Properties"]["EventSourceArn"]["Fn::GetAtt"][0]: m for m in mappings.values()}
     for name, queue in queues.items():

@@ -73,7 +73,7 @@ class Emulation:
         self.faults = faults
         self.deployment = Deployment(cdk_out, stack)
         self.runtime = LambdaRuntime(self.deployment, logs)
-        self.event_sources = EventSources(self.deployment, self.runtime, faults)
+        self.event_sources = EventSources(self.deployment, self.runtime, faults, clock)
         self.delays = Delays(clock)
         """Messages sent with ``DelaySeconds``, made visible as the emulated clock passes their time."""
         self.scheduler = Scheduler(self.deployment, clock)
@@ -113,31 +113,36 @@ class Emulation:
 
     # -- running ---------------------------------------------------------------------------------------
 
-    def drain(self, max_rounds: int = 10_000) -> int:
-        """Run every mapping until no queue has work left (and SES has published what it would)."""
+    def drain(self, max_rounds: int = 10_000, close_windows: bool = True) -> int:
+        """Run every mapping until no queue has work left (and SES has published what it would), then the stream
+        mappings on what that work wrote. A stream batch is handed when its batching window has closed on the
+        emulated clock; with ``close_windows`` (a test waiting for everything to settle) every batch being
+        gathered is handed once the queues are quiet, as if its window had passed with nothing more written.
+        The demo passes False, so that the tally's batches are what Lambda's poller would gather."""
         total = 0
         for _ in range(max_rounds):
             moved = self.event_sources.poll_all() + self.ses.publish_events()
+            moved = moved or self.event_sources.poll_streams(close=close_windows)
             total += moved
             if moved == 0:
                 return total
         raise RuntimeError("the pipeline did not settle; a message is cycling")
 
-    def advance(self, to: datetime) -> None:
-        """Move time forward to ``to``, firing each schedule and releasing each delayed message when its time
-        comes, and draining after each."""
+    def advance(self, to: datetime, close_windows: bool = True) -> None:
+        """Move time forward to ``to``, firing each schedule, releasing each delayed message and handing each
+        stream batch when its time comes, and draining after each (``close_windows``: see :meth:`drain`)."""
         while True:
             due = self.scheduler.due(to)
-            times = [t for t in (due[0][0] if due else None, self.delays.next_due(to)) if t is not None]
-            if not times:
+            times = [due[0][0] if due else None, self.delays.next_due(to), self.event_sources.next_window(to)]
+            if not (found := [t for t in times if t is not None]):
                 break
-            at = min(times)
+            at = min(found)
             self.clock.set(max(self.clock.now(), at))
             for when, group, schedule in due:
                 if when == at:
                     self.scheduler.fire(group, schedule)
             self.delays.release(at)
-            self.drain()
+            self.drain(close_windows=close_windows)
         self.clock.set(max(self.clock.now(), to))
 
     def client(self, service: str) -> Any:

@@ -1,19 +1,25 @@
 """Event-source mappings: each mapped queue polled in batches, its function invoked, what succeeded deleted,
 and reported failures made visible again, so SQS's own redrive moves them to the DLQ after
-``maxReceiveCount``.
+``maxReceiveCount``; and the table's stream read through moto's DynamoDB Streams API (``GetShardIterator``,
+``GetRecords``), filtered by the mapping's filter criteria and handed to its function in batches, in order, a
+failed batch handed again until it succeeds, as Lambda does. A stream batch is gathered as Lambda's poller gathers
+it, on the emulated clock: from its first record until the mapping's ``MaximumBatchingWindowInSeconds`` has passed,
+or ``BatchSize`` records passed the filters, never across a boundary of its tumbling window.
 
 With :class:`~infra.local.emulator.faults.Faults`, the mappings misbehave as SQS and Lambda may: poison
 messages among the real ones, messages held back and delivered after later ones, a second worker given a
 batch whose visibility expired while the first still runs, a worker crashing mid-batch, a processed message
-delivered again."""
+delivered again; a stream batch crashing mid-way (handed again), run twice at once, or handed again after it
+succeeded (``stream.redelivered``: Lambda processes a stream record at least once)."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import json
 from collections.abc import Iterator, Set
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -40,19 +46,67 @@ class Mapping:
     """Messages received but held back, to be delivered after later ones (out-of-order faults)."""
 
 
-class EventSources:
-    """The template's SQS event-source mappings."""
+@dataclass
+class StreamMapping:
+    """A DynamoDB stream mapping: its shard's iterator after the last record read, and the records read but not
+    yet handed successfully (the batch being gathered, or one that failed and comes again)."""
 
-    def __init__(self, deployment: Deployment, runtime: LambdaRuntime, faults: Faults | None = None) -> None:
+    function: Function
+    stream_arn: str
+    batch_size: int
+    filters: list[dict[str, Any]]
+    window: timedelta = timedelta(0)
+    """``MaximumBatchingWindowInSeconds``: how long a batch gathers records after its first."""
+    tumbling: timedelta | None = None
+    """``TumblingWindowInSeconds``: a batch never holds records of two of these windows."""
+    shard: str = ""
+    iterator: str | None = None
+    pending: list[tuple[datetime, dict[str, Any]]] = field(default_factory=list)
+    """Records that passed the filters, each with when the poller read it (on the emulated clock), oldest first."""
+
+    def closes_at(self) -> datetime | None:
+        """When the batch being gathered is handed: its first record's time plus the batching window (sooner when
+        full or cut by its tumbling window, which :meth:`batch` sees)."""
+        return self.pending[0][0] + self.window if self.pending else None
+
+    def batch(self, now: datetime, close: bool) -> list[dict[str, Any]]:
+        """The records to hand now (none while the window is open, unless ``close`` or the batch is full)."""
+        if not self.pending:
+            return []
+        first = self.pending[0][0]
+        taken = [r for at, r in self.pending[: self.batch_size] if self._tumble(at) == self._tumble(first)]
+        cut = len(taken) < len(self.pending)  # full, or the next record opens another tumbling window
+        return taken if close or cut or now >= first + self.window else []
+
+    def _tumble(self, at: datetime) -> int:
+        return int(at.timestamp() // self.tumbling.total_seconds()) if self.tumbling else 0
+
+
+class EventSources:
+    """The template's event-source mappings: SQS queues and the table's stream."""
+
+    def __init__(
+        self,
+        deployment: Deployment,
+        runtime: LambdaRuntime,
+        faults: Faults | None = None,
+        clock: ManualClock | None = None,
+    ) -> None:
         self.deployment = deployment
+        self.clock = clock or ManualClock(datetime(2026, 1, 1, tzinfo=UTC))
+        """The emulated clock stream batches gather on (the emulation's; a stopped one for a mapping tested alone)."""
         self.runtime = runtime
         self.faults = faults
         self.mappings: list[Mapping] = []
+        self.streams: list[StreamMapping] = []
 
     def load(self) -> None:
         for _logical_id, props in self.deployment.of_type("AWS::Lambda::EventSourceMapping"):
             function = self.runtime.functions[props["FunctionName"]["Ref"]]
-            queue_logical = props["EventSourceArn"]["Fn::GetAtt"][0]
+            queue_logical, attribute = props["EventSourceArn"]["Fn::GetAtt"]
+            if attribute == "StreamArn":
+                self.streams.append(self._stream(function, queue_logical, props))
+                continue
             self.mappings.append(
                 Mapping(
                     function,
@@ -64,9 +118,112 @@ class EventSources:
                 )
             )
 
+    def _stream(self, function: Function, table_logical: str, props: dict[str, Any]) -> StreamMapping:
+        arn = self.deployment.streams[table_logical]
+        patterns = [json.loads(f["Pattern"]) for f in props.get("FilterCriteria", {}).get("Filters", [])]
+        tumbling = props.get("TumblingWindowInSeconds")
+        return StreamMapping(
+            function,
+            arn,
+            int(props.get("BatchSize", 100)),
+            patterns,
+            window=timedelta(seconds=int(props.get("MaximumBatchingWindowInSeconds", 0))),
+            tumbling=timedelta(seconds=int(tumbling)) if tumbling else None,
+        )
+
     def poll_all(self) -> int:
-        """One poll of every mapping; messages received."""
+        """One poll of every queue's mapping; messages received."""
         return sum(self.poll(m) for m in self.mappings)
+
+    def poll_streams(self, close: bool = False) -> int:
+        """Read every stream mapping's new records and hand each batch whose window has closed on the emulated
+        clock (every gathered batch when ``close``); records read plus batches handed (0: nothing moved)."""
+        return sum(self.poll_stream(s, close) for s in self.streams)
+
+    def next_window(self, until: datetime) -> datetime | None:
+        """When the soonest batch being gathered is handed, if by ``until``."""
+        times = [t for s in self.streams if (t := s.closes_at()) is not None and t <= until]
+        return min(times) if times else None
+
+    def poll_stream(self, mapping: StreamMapping, close: bool = False) -> int:
+        """Read the shard's new records, keep those that pass the filters (Lambda filters before it batches), and
+        hand the gathered batch when its window has closed (or ``close``); a batch that fails stays, to be handed
+        again. Returns the records read plus the batches handed."""
+        read = self._read(mapping)
+        batch = mapping.batch(self.clock.now(), close)
+        if not batch:
+            return read
+        if self._handled(mapping, batch):
+            del mapping.pending[: len(batch)]
+        return read + 1  # a batch was handed: when it failed, it comes again
+
+    def _read(self, mapping: StreamMapping) -> int:
+        """Every record the shard has after the mapping's iterator, read into the batch being gathered."""
+        streams = self._streams_client()
+        read = 0
+        while True:
+            try:
+                if mapping.iterator is None:
+                    [shard] = streams.describe_stream(StreamArn=mapping.stream_arn)["StreamDescription"]["Shards"]
+                    mapping.shard = shard["ShardId"]
+                    mapping.iterator = streams.get_shard_iterator(
+                        StreamArn=mapping.stream_arn, ShardId=mapping.shard, ShardIteratorType="TRIM_HORIZON"
+                    )["ShardIterator"]
+                page = streams.get_records(ShardIterator=mapping.iterator, Limit=1000)
+            except ClientError as error:
+                if error.response["Error"]["Code"] == "ResourceNotFoundException":
+                    return read  # the table, and its stream, are gone (a test deleted it): nothing to read
+                raise
+            records = page["Records"]
+            mapping.iterator = page["NextShardIterator"]
+            now = self.clock.now()
+            passed = [r for r in records if any(matches(p, r) for p in mapping.filters)] if mapping.filters else records
+            mapping.pending += [(now, r) for r in passed]
+            read += len(records)
+            if not records:
+                return read
+
+    @functools.cache  # noqa: B019 (one per emulation, which lives as long as its event sources)
+    def _streams_client(self) -> Any:
+        """DynamoDB Streams, at its regional endpoint: moto does not answer the account-based one
+        (``<account>.streams-ddb…``) botocore picks for a request naming a stream ARN."""
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client("dynamodbstreams", region_name=REGION, config=Config(account_id_endpoint_mode="disabled"))
+
+    def _handled(self, mapping: StreamMapping, batch: list[dict[str, Any]]) -> bool:
+        """Invoke the function on a batch of stream records, as a tumbling-window mapping does (the event names
+        its shard); False if the invocation failed (the same batch comes again)."""
+        event = {
+            "Records": [stream_record(r, mapping.stream_arn) for r in batch],
+            "shardId": mapping.shard,
+            "eventSourceARN": mapping.stream_arn,
+            "window": {},
+            "state": {},
+            "isFinalInvokeForWindow": False,
+            "isWindowTerminatedEarly": False,
+        }
+        name = mapping.function.name
+        plan = None
+        if self.faults is not None:
+            twin = functools.partial(self._stream_twin, mapping, event)
+            plan = self.faults.plan(name, [json.dumps(r["dynamodb"]["Keys"]) for r in batch], twin)
+        with self.faults.invocation(plan) if self.faults else contextlib.nullcontext():
+            try:
+                response = self.runtime.invoke(mapping.function, event) or {}
+                if self.faults is not None:
+                    self.faults.finish(plan)
+            except (Exception, Crash) as error:
+                print(f"{type(error).__name__}: {error}", file=mapping.function.log)
+                return False
+        if "state" not in response:
+            return False  # Lambda treats a tumbling-window response without state as a failed invocation
+        again = ("stream.redelivered",) if self.faults is not None and self.faults.enabled("stream.redelivered") else ()
+        if self.faults is not None and self.faults.choose(again, name, "stream", "again"):
+            self.faults.injected["stream.redelivered"] += 1
+            return False  # processed, but handed again: Lambda processes a stream record at least once
+        return True
 
     def visible(self, mapping: Mapping) -> int:
         """Visible messages in a queue, read from moto's model: a cheap look before an API poll."""
@@ -148,6 +305,13 @@ class EventSources:
         if self.faults is not None and failed:
             self.faults.failed(mapping.function.name, [m["Body"] for m in messages if m["MessageId"] in failed])
         return failed
+
+    def _stream_twin(self, mapping: StreamMapping, event: dict[str, Any]) -> None:
+        """A second invocation on the same batch while the first runs (Lambda retried it after a timeout)."""
+        try:
+            self.runtime.invoke(mapping.function, event, twin=True)
+        except (Exception, Crash) as error:
+            print(f"{type(error).__name__}: {error}", file=mapping.function.log)
 
     def _second_worker(self, mapping: Mapping, messages: list[dict[str, Any]], event: dict[str, Any]) -> None:
         """The batch's visibility expired while its worker runs: SQS hands it to another worker (another
@@ -242,6 +406,37 @@ class Delays:
 
         messages = sqs_backends[ACCOUNT][REGION].queues[queue]._messages
         return next((m for m in messages if m.id == message_id), None)
+
+
+def stream_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
+    """A record read from DynamoDB Streams as the record Lambda hands the function (JSON, dates as epoch)."""
+    stream = dict(record["dynamodb"])
+    created = stream.get("ApproximateCreationDateTime")
+    if isinstance(created, datetime):
+        stream["ApproximateCreationDateTime"] = created.timestamp()
+    return {**{k: v for k, v in record.items() if k != "dynamodb"}, "dynamodb": stream, "eventSourceARN": stream_arn}
+
+
+def matches(pattern: Any, value: Any) -> bool:
+    """Lambda's event filtering, for the rules our filters use: a list of allowed values (or ``{"exists": …}``),
+    objects matched key by key."""
+    if isinstance(pattern, dict):
+        return isinstance(value, dict) and all(
+            _rule_matches(rule, value.get(key), key in value) for key, rule in pattern.items()
+        )
+    return bool(pattern == value)
+
+
+def _rule_matches(rule: Any, value: Any, present: bool) -> bool:
+    if isinstance(rule, list):
+        for allowed in rule:
+            if isinstance(allowed, dict) and "exists" in allowed:
+                if allowed["exists"] == present:
+                    return True
+            elif present and allowed == value:
+                return True
+        return False
+    return present and matches(rule, value)
 
 
 def sqs_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:

@@ -37,6 +37,8 @@ class Deployment:
         self.template: dict[str, Any] = json.loads((cdk_out / f"{stack}.template.json").read_text())
         self.physical: dict[str, str] = {}
         self.arns: dict[str, str] = {}
+        self.streams: dict[str, str] = {}
+        """The stream ARN of each table that has one, by logical id."""
         self.urls: dict[str, tuple[str, str]] = {}
         """Function URL logical id -> (URL, logical id of the function behind it)."""
         self.ses_destinations: SesDestinations = {}
@@ -70,11 +72,14 @@ class Deployment:
     def _tables(self) -> None:
         for logical_id, props in self.of_type("AWS::DynamoDB::Table"):
             name = self._name(logical_id)
-            self._table(name, props)
+            stream = self._table(name, props)
+            if stream:
+                self.streams[logical_id] = stream
             self.physical[logical_id] = name
             self.arns[logical_id] = f"arn:{PARTITION}:dynamodb:{REGION}:{ACCOUNT}:table/{name}"
 
-    def _table(self, name: str, props: dict[str, Any]) -> None:
+    def _table(self, name: str, props: dict[str, Any]) -> str | None:
+        """Create a table; the ARN of its stream, if it has one."""
         ddb = self.client("dynamodb")
         kwargs: dict[str, Any] = {
             "TableName": name,
@@ -84,7 +89,9 @@ class Deployment:
         }
         if props.get("GlobalSecondaryIndexes"):
             kwargs["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
-        ddb.create_table(**kwargs)
+        if props.get("StreamSpecification"):
+            kwargs["StreamSpecification"] = {"StreamEnabled": True, **props["StreamSpecification"]}
+        stream = ddb.create_table(**kwargs)["TableDescription"].get("LatestStreamArn")
         ttl = props.get("TimeToLiveSpecification")
         if ttl:
             ddb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
@@ -94,6 +101,7 @@ class Deployment:
                 TableName=name,
                 PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": recovery["PointInTimeRecoveryEnabled"]},
             )
+        return str(stream) if stream else None
 
     def _queues(self) -> None:
         sqs = self.client("sqs")
@@ -236,6 +244,8 @@ class Deployment:
     def _attribute(self, logical_id: str, attribute: str) -> str:
         if attribute == "Arn":
             return self.arns[logical_id]
+        if attribute == "StreamArn":
+            return self.streams[logical_id]
         if attribute == "QueueName":
             return self.arns[logical_id].rsplit(":", 1)[-1]
         if attribute == "FunctionUrl":

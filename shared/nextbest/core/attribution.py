@@ -1,4 +1,4 @@
-"""Orders attributed to the messages that preceded them, kept incrementally in counters.
+"""Orders attributed to the messages that preceded them, kept incrementally in counters (by the tally).
 
 When an order is applied to a profile, it is attributed to the last message of each campaign received
 within the attribution window before it (last touch per campaign). Held-out customers' "would have sent"
@@ -12,10 +12,11 @@ shorter windows, hence fewer conversions per recipient (measured on the shop sim
 spurious conversion uplift on the cart reminder's true 7.6; ``python -m nextbest_lab.experiment``). The funnel
 and the bandit's variant counts stay per message (last touch): they describe messages, not a comparison.
 The message log on the profile remembers what each message has been credited with, and the counter
-increments are written in the same transaction as the order itself, so an order is counted once however
-often its event is delivered, and no report ever rescans history.
+increments (the order's credits) ride on the profile write that applies the order, which the table's stream
+brings to the tally once, so an order is counted once however often its event is delivered, and no report
+ever rescans history.
 
-Counters (items ``s:<campaign>``), each added to in the same write as the fact it counts:
+Counters (of campaign ``s:<campaign>``, kept in the tally's items: ``nextbest.tally``):
 
 * ``ARM#treatment`` / ``ARM#holdout`` / ``ARM#global_control``: recipients (decide, one per episode),
   conversions, revenue, revenue_sq per episode, the running sums ``nextbest_lab.uplift.ArmTotals`` reads. The

@@ -1,16 +1,23 @@
-"""Shared counters and their key schema: every item `s:<campaign>` a step adds to, defined once.
+"""Shared counters and their key schema: every counter of a campaign (``s:<campaign>``), defined once.
 
-A counter is added in the same DynamoDB write as the fact it counts (see the README, *What is counted*), so
-nothing is counted twice on a retry. The keys below are the only place the schema is spelt out.
+Steps never write the statistics (arms, funnel, variants, days): they write the facts, on items keyed by one
+customer (a decision and its status, an order's credits on the profile), and :func:`tally` says which counts a
+change of such an item adds. The table's stream carries every change to the ``tally`` step, which folds them
+into counter items it alone writes, exactly once (``nextbest.tally``); the in-memory store applies the same
+function on each write. Caps and budgets are limits decide leases blocks of (``nextbest.decide.leases``). The
+keys below are the only place the schema is spelt out (see the README, *What is counted*).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal, Protocol
+
+from nextbest.core.decision import Decision
 
 DAILY_RETENTION = timedelta(days=400)
 """How long a campaign's daily counter (``DAY#<date>``: the bandit's allocation, charted by the report) is kept: over a
@@ -96,3 +103,75 @@ def funnel_key(message: Tallied) -> str:
 def funnel(message: Tallied, stage: Stage, by: Decimal = Decimal(1)) -> Counter:
     """The counter one funnel stage of a sent message adds to."""
     return Counter(f"s:{message.campaign_id}", funnel_key(message), by, attribute=stage)
+
+
+DECIDED = ("queued", "held_out")
+"""The statuses decide records a send or a holdout with (a fallback is recorded ``waiting``: not a new decision)."""
+MOVES: dict[str, tuple[Stage, frozenset[str]]] = {
+    "sent": ("sent", frozenset({"sending"})),
+    "delivered": ("delivered", frozenset({"sent"})),
+    "bounced": ("bounced", frozenset({"sent", "delivered"})),
+    "rejected": ("failed", frozenset({"sent"})),
+    "failed": ("failed", frozenset({"sent", "delivered"})),
+}
+"""The funnel stage a status change proves, from the statuses it counts from (a refusal before sending, from
+``sending``, is no failure of a sent message)."""
+FACTS: dict[str, Stage] = {"complained_at": "complained", "opened_at": "opened", "clicked_at": "clicked"}
+"""The funnel stage a decision's fact proves, the first time it is set."""
+Version = tuple[str, Collection[str]]
+"""A decision record as one write left it: its status and the names of the facts it holds."""
+
+
+def decided(decision: Decision) -> list[Counter]:
+    """What a send or holdout adds when it is decided: the recipients of its arm (first messages only: see
+    ``nextbest.core.attribution``), its funnel and its variant (for uplift and Thompson sampling)."""
+    if decision.action not in ("send", "holdout") or decision.campaign_id is None:
+        return []
+    campaign = f"s:{decision.campaign_id}"
+    arm = "treatment" if decision.action == "send" else decision.group or "holdout"
+    taken = []
+    if decision.step == 0:  # a follow-up belongs to its first message's episode: the arms' one recipient
+        taken.append(Counter(campaign, f"ARM#{arm}", Decimal(1), attribute="recipients"))
+    if decision.action == "holdout":
+        return taken
+    taken.append(funnel(decision, "decided"))
+    if decision.variant:
+        taken.append(Counter(campaign, f"VARIANT#{decision.variant}", Decimal(1), attribute="sends"))
+        day = decision.decided_at.strftime("%Y-%m-%d")  # the bandit's allocation over time, for the report
+        taken.append(Counter(campaign, f"DAY#{day}", Decimal(1), attribute=f"sends#{decision.variant}"))
+    return taken
+
+
+def tally(decision: Decision, before: Version | None, after: Version | None) -> list[Counter]:
+    """The counts one write of a decision record adds: its decision when created, the funnel stage a status
+    change or a first fact proves. A write that changes nothing counted (a claim, a reason) adds nothing, and
+    neither does a deletion (erasure, expiry)."""
+    if after is None or decision.campaign_id is None:
+        return []
+    if before is None:
+        return decided(decision) if after[0] in DECIDED else []
+    (was, had), (status, facts) = before, after
+    counted = []
+    move = MOVES.get(status)
+    if move is not None and status != was and was in move[1]:
+        counted.append(funnel(decision, move[0]))
+    counted += [funnel(decision, stage) for fact, stage in FACTS.items() if fact in facts and fact not in had]
+    return counted
+
+
+@dataclass(frozen=True)
+class Change:
+    """One record of the table's stream: its sequence number in its shard, and the counts the change adds."""
+
+    sequence: int
+    counts: tuple[Counter, ...] = ()
+
+
+def dump_credits(counters: Sequence[Counter]) -> str:
+    """An order's credits as the profile item carries them to the tally (one write's credits, never a sum)."""
+    adds = [[c.pk, c.sk, name, str(by)] for c in combined(counters) for name, by in ((c.attribute, c.by), *c.also)]
+    return json.dumps(adds, separators=(",", ":"))
+
+
+def load_credits(text: str) -> list[Counter]:
+    return [Counter(pk, sk, Decimal(by), attribute=name) for pk, sk, name, by in json.loads(text)]

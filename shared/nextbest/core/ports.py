@@ -8,6 +8,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Protocol
 
 from nextbest.core.catalog import Product
@@ -152,16 +153,13 @@ class Decisions(Protocol):
     """Decision records and the status moves that make each message go out at most once."""
 
     def put_decision(self, decision: Decision, status: str) -> bool: ...
-    def commit_decision(
-        self, decision: Decision, status: str, profile: Profile | None, counters: Sequence[Counter] = ()
-    ) -> None: ...
+    def commit_decision(self, decision: Decision, status: str, profile: Profile | None) -> None: ...
     def decision(self, decision_id: str) -> StoredDecision | None: ...
     def move_decision(
         self,
         decision_id: str,
         from_status: str | tuple[str, ...],
         to_status: str,
-        counters: Sequence[Counter] = (),
         profile: Profile | None = None,
         **fields: str,
     ) -> bool: ...
@@ -170,7 +168,7 @@ class Decisions(Protocol):
         (also when its own claim took effect but the answer was lost)."""
         ...
 
-    def annotate_decision(self, decision_id: str, counters: Sequence[Counter] = (), **fields: str) -> bool: ...
+    def annotate_decision(self, decision_id: str, **fields: str) -> bool: ...
     def decisions_of(self, key: str) -> list[str]: ...
     def remember_message(self, message_id: str, decision_id: str, address_hash: str) -> None: ...
     def message(self, message_id: str) -> SentMessage | None: ...
@@ -179,6 +177,13 @@ class Decisions(Protocol):
 class Counters(Protocol):
     def arm_counts(self, campaign_id: str, variants: list[str]) -> dict[str, tuple[int, int]]:
         """(sends, conversions) per variant of a campaign."""
+        ...
+
+    def lease(self, limit: Counter, want: Decimal) -> Decimal:
+        """Add up to ``want`` to ``limit``'s item, never past ``limit.limit``: what was granted (0 when it is full).
+
+        Deciders take their campaigns' caps and budgets in leased blocks (``nextbest.decide.leases``), so no
+        decision writes a shared item."""
         ...
 
 
@@ -198,6 +203,40 @@ class Catalog(Protocol):
 
     def products(self, product_ids: Iterable[str]) -> dict[str, Product]:
         """The known products among these ids, in one read (BatchGetItem)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Tallied:
+    """What one conditional write of the tally did."""
+
+    added: bool
+    created: bool = False
+    """It created the shard's item for the campaign (its first count)."""
+    checkpoint: int | None = None
+    """When refused: the checkpoint the item holds (the refusal returns it, so the tally never reads first)."""
+
+
+class Tallies(Protocol):
+    """The tally's own counter items: one per campaign and stream shard, with the last change it counted."""
+
+    def add_tally(
+        self,
+        shard: str,
+        campaign_id: str,
+        counters: Sequence[Counter],
+        through: int,
+        since: int | None = None,
+        before: int | None = None,
+    ) -> Tallied:
+        """Add ``counters`` and move the item's checkpoint to ``through``, in one conditional write, on condition
+        that the checkpoint is ``since`` or, when ``since`` is None, that the item has none or one below ``before``
+        (none of the changes from ``before`` on were counted). Refused: nothing added, and the checkpoint found."""
+        ...
+
+    def fold_closed(self, campaign_id: str, created_before: datetime) -> int:
+        """Fold the campaign's shard items created before ``created_before`` (their shards long closed) into its
+        total, each exactly once; how many were folded."""
         ...
 
 

@@ -144,3 +144,7 @@ class FeedbackSettings(QueueStageSettings):
 
 class UnsubscribeSettings(StageSettings):
     signing_secret_arn: str
+
+
+class TallySettings(StageSettings):
+    """The tally reads the table's stream, not a queue: a batch that fails is retried by its event-source mapping."""

@@ -17,8 +17,8 @@ The winner then meets the experiment: the global control group and the campaign'
 have sent" record (action ``holdout``); everyone else gets a variant drawn by Thompson sampling. Quiet
 hours on the chosen channel defer the decision to the customer's morning (action ``defer``).
 
-:class:`Decider` is the orchestration the Lambda runs: read, decide, and commit the decision together with
-the profile it was checked against and the campaigns' rate and budget counters, in one transaction.
+:class:`Decider` is the orchestration the Lambda runs: read, decide, take the campaign's send cap and budget
+(:func:`limits`), and commit the decision together with the profile it was checked against.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from nextbest.core.campaigns import FOLLOW_UP, LAPSE_CHECK_EVERY, Campaign, Even
 from nextbest.core.catalog import Product, Shown, recommendable
 from nextbest.core.clock import iso
 from nextbest.core.commands import MAX_LATENESS
-from nextbest.core.counters import DAILY_RETENTION, Counter, funnel
+from nextbest.core.counters import Counter
 from nextbest.core.decision import NAMESPACE, Candidate, Decision, Scored, decision_id
 from nextbest.core.events import Channel
 from nextbest.core.messages import event_properties, render
@@ -585,20 +585,13 @@ def record_fallback(profile: Profile, decision: Decision, now: datetime) -> Prof
     return None
 
 
-def counters(decision: Decision, campaigns: dict[str, Campaign]) -> list[Counter]:
-    """Shared counters a decision takes from: its campaign's hourly send rate and offer budget (refusing
-    when full), the recipients of its arm (first messages only: see ``nextbest.core.attribution``), its funnel and
-    its variant (for uplift and Thompson sampling)."""
-    if decision.action not in ("send", "holdout") or decision.campaign_id is None:
+def limits(decision: Decision, campaigns: dict[str, Campaign]) -> list[Counter]:
+    """What a send takes from its campaign's hourly send cap and offer budget, each refused when full (taken from
+    the decider's leased blocks: ``nextbest.decide.leases``)."""
+    if decision.action != "send" or decision.campaign_id is None:
         return []
     campaign = campaigns[decision.campaign_id]
-    arm = "treatment" if decision.action == "send" else decision.group or "holdout"
     taken = []
-    if decision.step == 0:  # a follow-up belongs to its first message's episode: the arms' one recipient
-        taken.append(Counter(f"s:{campaign.id}", f"ARM#{arm}", Decimal(1), attribute="recipients"))
-    if decision.action == "holdout":
-        return taken
-    taken.append(funnel(decision, "decided"))
     if campaign.max_sends_per_hour is not None:
         hour = decision.decided_at.strftime("%Y-%m-%dT%H")
         taken.append(
@@ -611,11 +604,4 @@ def counters(decision: Decision, campaigns: dict[str, Campaign]) -> list[Counter
         taken.append(
             Counter(f"s:{campaign.id}", "BUDGET", decision.offer_cost, campaign.budget, refusal="budget spent")
         )
-    if decision.variant:
-        taken.append(Counter(f"s:{campaign.id}", f"VARIANT#{decision.variant}", Decimal(1), attribute="sends"))
-        day = decision.decided_at.strftime("%Y-%m-%d")  # the bandit's allocation over time, for the report
-        taken.append(
-            Counter(f"s:{campaign.id}", f"DAY#{day}", Decimal(1), attribute=f"sends#{decision.variant}",
-                    expires_at=decision.decided_at + DAILY_RETENTION)
-        )  # fmt: skip
     return taken

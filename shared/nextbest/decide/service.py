@@ -1,5 +1,5 @@
-"""The decide step's orchestration: read, decide, and commit the decision with the profile it was checked
-against and the counters it takes, in one transaction."""
+"""The decide step's orchestration: read, decide, take the campaign's cap and budget from leased blocks, and
+commit the decision with the profile it was checked against, in one transaction."""
 
 from __future__ import annotations
 
@@ -19,9 +19,15 @@ from nextbest.core.guardrails import cap_reason, quiet_from, quiet_until
 from nextbest.core.ports import Alarms, Conflict, DecisionExists, Outbox, Store
 from nextbest.core.profiles import LAPSE, Profile
 from nextbest.core.routing import refusal
-from nextbest.decide.engine import Coupons, checked, counters, decide, record, record_fallback, wanted_products
+from nextbest.decide.engine import Coupons, checked, decide, limits, record, record_fallback, wanted_products
+from nextbest.decide.leases import Leases
 
 NOT_IN_AUDIENCE = ("audience", "status", "outside", "no orders")
+RESUME_WITHIN = timedelta(hours=1)
+"""A trigger handled this recently is finished again when its profile is handed over: the worker that decided it
+may have crashed after committing the decision and before queueing its request, and the queue's retry of the
+same hand-over finds the trigger handled, no longer due. Resuming reads the decision (one Query) and queues its
+request again only while it is still ``queued`` (deliver's claim sends it once, however often it is queued)."""
 Released = Literal["queued", "deferred", "suppressed", "already_handled"]
 
 
@@ -50,6 +56,8 @@ class Decider:
 
     def __post_init__(self) -> None:
         self.by_id = {c.id: c for c in self.campaigns}
+        self.leases = Leases(self.store)
+        """This container's blocks of the campaigns' caps and budgets."""
 
     def handle(self, due: DueTrigger, now: datetime, profile: Profile | None = None) -> Decision | None:
         """Decide once for a due trigger; retries (conflicts, a counter refusing) re-decide on fresh data."""
@@ -82,17 +90,20 @@ class Decider:
                     profile = None
                     continue
                 return None
+            taken = limits(decision, self.by_id)
+            refused = self.leases.take(taken, now)
+            if refused is not None and decision.campaign_id:
+                excluded[decision.campaign_id] = refused
+                continue  # decide again without that campaign, on the same profile
             updated = record(profile, decision, self.by_id, self.policy.quiet_hours.default_time_zone)
             status = {"send": "queued", "holdout": "held_out", "defer": "deferred"}.get(decision.action, "no_action")
             try:
-                self.store.commit_decision(
-                    decision, status, updated if updated != profile else None, counters(decision, self.by_id)
-                )
+                self.store.commit_decision(decision, status, updated if updated != profile else None)
             except DecisionExists:
+                self.leases.give_back(taken)
                 return self._resume(decision.decision_id, profile, now)
-            except Conflict as conflict:
-                if conflict.refusal and decision.campaign_id:
-                    excluded[decision.campaign_id] = conflict.refusal
+            except Conflict:
+                self.leases.give_back(taken)
                 profile = None
                 continue
             self._after(decision, status, updated, now)
@@ -133,6 +144,9 @@ class Decider:
         profile = self.store.profile(due.profile_key)
         if profile is None or profile.key != due.profile_key:
             return []  # merged into another profile (which carries its triggers) or erased
+        for trigger, handled_at in sorted(profile.handled.items(), key=lambda t: (t[1], t[0])):
+            if now - RESUME_WITHIN <= handled_at <= now and profile.triggers.get(trigger) != handled_at:
+                self.handle(DueTrigger(profile_key=profile.key, trigger=trigger, due_at=handled_at), now, profile)
         decided = []
         read: Profile | None = profile  # the first trigger is decided on this read; the next ones on what it left
         for trigger, due_at in sorted(profile.triggers.items(), key=lambda t: (t[1], t[0])):

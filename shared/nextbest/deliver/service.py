@@ -17,7 +17,6 @@ from typing import Literal
 from nextbest.core import clock
 from nextbest.core.clock import iso
 from nextbest.core.commands import release
-from nextbest.core.counters import funnel
 from nextbest.core.decision import Decision, Message
 from nextbest.core.ports import (
     EmailSender,
@@ -170,8 +169,7 @@ def _send(
         store.move_decision(decision_id, "sending", "failed", reason="push endpoints disabled")
         rerouted = fallback(store, decide, decision, updated or profile) if decide else None
         return Delivered("failed", f"push endpoints disabled; fallback {rerouted or 'none'}", channel)
-    sent = [funnel(decision, "sent")]
-    store.move_decision(decision_id, "sending", "sent", sent, message_id=provider_id, sent_at=iso(clock.now()))
+    store.move_decision(decision_id, "sending", "sent", message_id=provider_id, sent_at=iso(clock.now()))
     if token is not None:
         store.remember_message(provider_id, decision_id, address_hash(f"t:{token}"))
     return Delivered("sent", "", channel)

@@ -36,7 +36,7 @@ from typing import Literal
 
 from nextbest.core.clock import iso
 from nextbest.core.commands import release
-from nextbest.core.counters import Stage, funnel
+from nextbest.core.counters import Stage
 from nextbest.core.decision import Decision
 from nextbest.core.events import RejectedEvent
 from nextbest.core.ports import Outbox, Store
@@ -104,7 +104,7 @@ def handle(store: Store, decide: Outbox, event: SesEvent) -> Handled:
 
 
 def _on_delivery(store: Store, decide: Outbox, event: SesEvent, decision: Decision) -> Handled:
-    store.move_decision(decision.decision_id, "sent", "delivered", [funnel(decision, "delivered")])
+    store.move_decision(decision.decision_id, "sent", "delivered")
     store.change(decision.profile_key, _delivered)
     return Handled("delivered")
 
@@ -123,7 +123,7 @@ def _on_bounce(store: Store, decide: Outbox, event: SesEvent, decision: Decision
         if moved or _status(store, decision.decision_id) == "waiting":  # or a crash came before the Release
             decide.send(release(decision.decision_id), delay_seconds=RETRY_DELAY_SECONDS)
         return Handled("retry_later")
-    store.move_decision(decision.decision_id, ("sent", "delivered"), "bounced", [funnel(decision, "bounced")])
+    store.move_decision(decision.decision_id, ("sent", "delivered"), "bounced")
     rerouted = fallback(store, decide, decision, profile) if profile is not None else None
     return Handled(f"{rerouted}_fallback" if rerouted else "marked_bounced")  # type: ignore[arg-type]
 
@@ -137,25 +137,21 @@ def _on_complaint(store: Store, decide: Outbox, event: SesEvent, decision: Decis
     if event.complaint is None:
         return Handled("none")
     at = event.complaint.timestamp
-    store.annotate_decision(
-        decision.decision_id, [funnel(decision, "complained")], complained_at=iso(event.mail.timestamp)
-    )
+    store.annotate_decision(decision.decision_id, complained_at=iso(event.mail.timestamp))
     store.change(decision.profile_key, lambda p: _suppress(p, at))
     return Handled("suppressed")
 
 
 def _on_reject(store: Store, decide: Outbox, event: SesEvent, decision: Decision) -> Handled:
     """SES refused the content (e.g. a virus scan): the address is fine, the e-mail is not."""
-    store.move_decision(decision.decision_id, "sent", "rejected", [funnel(decision, "failed")])
+    store.move_decision(decision.decision_id, "sent", "rejected")
     profile = store.profile(decision.profile_key)
     rerouted = fallback(store, decide, decision, profile) if profile is not None else None
     return Handled(f"{rerouted}_fallback" if rerouted else "rejected")  # type: ignore[arg-type]
 
 
 def _on_rendering_failure(store: Store, decide: Outbox, event: SesEvent, decision: Decision) -> Handled:
-    store.move_decision(
-        decision.decision_id, "sent", "failed", [funnel(decision, "failed")], reason="rendering failure"
-    )
+    store.move_decision(decision.decision_id, "sent", "failed", reason="rendering failure")
     return Handled("failed")
 
 
@@ -164,8 +160,7 @@ def _on_engagement(store: Store, decide: Outbox, event: SesEvent, decision: Deci
     if engagement is None:
         return Handled("none")
     stage: Stage = "opened" if event.event_type == "Open" else "clicked"
-    counted = [funnel(decision, stage)]
-    if store.annotate_decision(decision.decision_id, counted, **{f"{stage}_at": iso(engagement.timestamp)}):
+    if store.annotate_decision(decision.decision_id, **{f"{stage}_at": iso(engagement.timestamp)}):
         store.change(decision.profile_key, lambda p: _engaged(p, engagement.timestamp))
     return Handled("engaged")
 
@@ -220,12 +215,11 @@ def handle_text(store: Store, decide: Outbox, event: TextEvent) -> Handled:
         return Handled("none")
     decision = record.decision
     if event.event_type in TEXT_DELIVERED:
-        store.move_decision(decision.decision_id, "sent", "delivered", [funnel(decision, "delivered")])
+        store.move_decision(decision.decision_id, "sent", "delivered")
         return Handled("delivered")
     if event.event_type not in TEXT_BAD_NUMBER | TEXT_FAILED:
         raise RejectedEvent("unknown_notification_type", f"eventType {event.event_type!r}")
-    failed = [funnel(decision, "failed")]
-    store.move_decision(decision.decision_id, ("sent", "delivered"), "failed", failed, reason=event.event_type)
+    store.move_decision(decision.decision_id, ("sent", "delivered"), "failed", reason=event.event_type)
     if event.event_type in TEXT_BAD_NUMBER:
         number = f"p:{event.destination_phone_number}"
         profile = store.change(decision.profile_key, lambda p: mark_undeliverable(p, [number]))
@@ -242,8 +236,7 @@ def handle_push_failure(store: Store, decide: Outbox, failure: PushFailure) -> H
     if remembered is None or record is None:
         return Handled("none")
     decision = record.decision
-    failed = [funnel(decision, "failed")]
-    store.move_decision(decision.decision_id, ("sent", "delivered"), "failed", failed, reason=failure.failure_type)
+    store.move_decision(decision.decision_id, ("sent", "delivered"), "failed", reason=failure.failure_type)
 
     def forget_token(profile: Profile) -> Profile:
         dead = [f"t:{t}" for t in profile.device_tokens if address_hash(f"t:{t}") == remembered.address_hash]

@@ -1,4 +1,5 @@
-"""Attribution counters on the emulated table: incremental, exactly once, read back as uplift arm totals."""
+"""Attribution and funnel counters on the emulated table: the steps write the facts, the tally (run by the
+emulation's stream mapping) counts them, incrementally, exactly once, read back as uplift arm totals."""
 
 from datetime import timedelta
 from decimal import Decimal
@@ -16,12 +17,9 @@ from tests.conftest import EVENTS
 
 
 def counters(emulation, campaign: str) -> dict[str, dict]:
-    items = emulation.client("dynamodb").query(
-        TableName=emulation.output("TableName"),
-        KeyConditionExpression="pk = :p",
-        ExpressionAttributeValues={":p": {"S": f"s:{campaign}"}},
-    )["Items"]
-    return {i["sk"]["S"]: {k: Decimal(v["N"]) for k, v in i.items() if "N" in v} for i in items}
+    """The campaign's statistics once the tally has counted everything on the stream."""
+    emulation.drain()
+    return table_store(emulation).counts(campaign)
 
 
 def test_an_order_after_a_reminder_is_counted_once_for_its_arm_and_variant(emulation):

@@ -8,8 +8,9 @@ from decimal import Decimal
 
 from nextbest.core.catalog import Product
 from nextbest.core.events import CustomerIdentified, ProductViewed
-from nextbest.decide.engine import counters
+from nextbest.decide.engine import limits
 from nextbest.ingest.service import ingest
+from nextbest.tally.service import FOLD_AFTER
 from nextbest_lab.item_classes import classify_item, item_classes, lacks_declared_expiry
 
 from tests.builders import CAMPAIGNS, DELAYS, abandoned_cart, table_store
@@ -34,7 +35,8 @@ def test_every_item_the_store_writes_has_a_class_and_every_class_is_written(emul
     capped = sent.model_copy(  # a campaign with an hourly cap and a budget takes from both
         update={"decision_id": "d-capped", "campaign_id": "at-risk", "variant": "we-miss-you", "offer_cost": Decimal(5)}
     )
-    store.commit_decision(capped, "queued", None, counters(capped, {c.id: c for c in CAMPAIGNS}))
+    for limit in limits(capped, {c.id: c for c in CAMPAIGNS}):  # leased by decide
+        store.lease(limit, limit.by)
     store.remember_message("msg-1", sent.decision_id, "hash")  # a push's provider message id
     store.erase(["c:gone"], [])  # a tombstone
     store.put_product(Product(event_id="p1", occurred_at=T0, product_id="sku-1", name="Serum",
@@ -42,6 +44,8 @@ def test_every_item_the_store_writes_has_a_class_and_every_class_is_written(emul
     store.put_product(Product(event_id="p2", occurred_at=T0, product_id="sku-2", availability="removed"))
     store.upload_coupons("cart-abandonment", ["SAVE-1", "SAVE-2"])  # a pool; one code claimed: its claim, its mark
     store.claim_coupon("cart-abandonment", "d-capped", T0)
+    emulation.drain()  # the tally counts the decision: its counter item
+    store.fold_closed(sent.campaign_id, emulation.clock.now() + FOLD_AFTER)  # days on: its daily counts apart
 
     items = emulation.client("dynamodb").scan(TableName=table)["Items"]
     assert {classify_item(i).name for i in items} == set(item_classes())

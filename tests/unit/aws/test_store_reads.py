@@ -1,26 +1,40 @@
-"""Reads that DynamoDB may answer in part: the store asks again for what it did not get."""
+"""Reads that DynamoDB may answer in part or in pages: the store asks again for what it did not get."""
 
 from nextbest.aws.store import Store
 
 
-class PartialDynamo:
-    """Answers the first BatchGetItem with one item and the other key unprocessed, as DynamoDB may."""
+class PagedDynamo:
+    """Answers a campaign's Query in two pages, as DynamoDB does past 1 MB: two shards' tally items, a counter
+    item written before the tally, and a cap's item (what was leased, not a statistic)."""
 
     def __init__(self) -> None:
         self.calls: list[dict] = []
 
-    def batch_get_item(self, RequestItems: dict) -> dict:
-        self.calls.append(RequestItems)
-        keys = RequestItems["t"]["Keys"]
-        first, rest = keys[0], keys[1:]
-        item = {**first, "sends": {"N": str(10 * len(self.calls))}, "conversions": {"N": "1"}}
-        return {"Responses": {"t": [item]}, "UnprocessedKeys": {"t": {"Keys": rest}} if rest else {}}
+    def query(self, **kwargs: object) -> dict:
+        self.calls.append(kwargs)
+        shard = {"pk": {"S": "s:cart"}, "seq": {"S": "9"}, "created_at": {"N": "1"}}
+        first = [
+            {
+                **shard,
+                "sk": {"S": "TALLY#shard-1"},
+                "VARIANT#a|sends": {"N": "10"},
+                "VARIANT#a|conversions": {"N": "1"},
+            },
+            {"pk": {"S": "s:cart"}, "sk": {"S": "HOUR#2026-11-02T09"}, "n": {"N": "64"}},
+        ]
+        second = [
+            {**shard, "sk": {"S": "TALLY#shard-2"}, "VARIANT#a|sends": {"N": "5"}, "VARIANT#b|sends": {"N": "7"}},
+            {"pk": {"S": "s:cart"}, "sk": {"S": "VARIANT#b"}, "sends": {"N": "100"}, "conversions": {"N": "3"}},
+        ]
+        if "ExclusiveStartKey" not in kwargs:
+            return {"Items": first, "LastEvaluatedKey": {"pk": {"S": "s:cart"}, "sk": {"S": "HOUR#2026-11-02T09"}}}
+        return {"Items": second}
 
 
-def test_arm_counts_reads_the_variants_dynamodb_left_unprocessed():
-    client = PartialDynamo()
-    counts = Store("t", client=client).arm_counts("cart", ["a", "b"])
-    assert counts == {"a": (10, 1), "b": (20, 1)} and len(client.calls) == 2
+def test_arm_counts_sum_every_shards_tally_and_the_older_counters_over_every_page():
+    client = PagedDynamo()
+    counts = Store("t", client=client).arm_counts("cart", ["a", "b", "c"])
+    assert counts == {"a": (15, 1), "b": (107, 3), "c": (0, 0)} and len(client.calls) == 2
 
 
 def test_a_profile_of_a_cookie_alone_expires_13_months_after_its_last_event_and_no_other_profile_does():

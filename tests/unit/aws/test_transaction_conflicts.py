@@ -1,13 +1,12 @@
 """DynamoDB cancels a transaction when another request is writing one of its items (TransactionConflict), and
-botocore does not retry a cancellation: the store does, so a status move with its counter is not lost."""
-
-from decimal import Decimal
+botocore does not retry a cancellation: the store does, so a status move with the profile that logs it (a released
+message) is not lost."""
 
 import pytest
 from botocore.exceptions import ClientError
 from nextbest.aws.store import Store
 from nextbest.aws.store.table import TRANSACTION_ATTEMPTS
-from nextbest.core.counters import Counter
+from nextbest.core.profiles import Profile
 
 
 def cancelled(*reasons: str) -> ClientError:
@@ -36,13 +35,13 @@ class Conflicting:
             raise self.then
 
 
-COUNTER = Counter(pk="s:cart-abandonment", sk="FUNNEL#reminder#email", by=Decimal(1), attribute="sent")
+PROFILE = Profile(key="c:1", identifiers=["c:1"], version=3)
 
 
 def test_a_status_move_cancelled_by_a_concurrent_write_is_tried_again_and_lands():
     client = Conflicting(conflicts=2)
 
-    assert Store("t", client=client).move_decision("d-1", "sending", "sent", [COUNTER])
+    assert Store("t", client=client).move_decision("d-1", "waiting", "queued", profile=PROFILE)
 
     assert client.calls == 3
 
@@ -51,14 +50,14 @@ def test_a_conflict_that_outlasts_the_attempts_is_raised_not_taken_for_a_failed_
     client = Conflicting(conflicts=TRANSACTION_ATTEMPTS)
 
     with pytest.raises(ClientError):
-        Store("t", client=client).move_decision("d-1", "sending", "sent", [COUNTER])
+        Store("t", client=client).move_decision("d-1", "waiting", "queued", profile=PROFILE)
     assert client.calls == TRANSACTION_ATTEMPTS
 
 
 def test_a_failed_condition_is_not_retried():
     client = Conflicting(conflicts=0, then=cancelled("ConditionalCheckFailed", "None"))
 
-    assert not Store("t", client=client).move_decision("d-1", "sending", "sent", [COUNTER])
+    assert not Store("t", client=client).move_decision("d-1", "waiting", "queued", profile=PROFILE)
     assert client.calls == 1
 
 

@@ -86,15 +86,15 @@ def test_an_episode_is_credited_until_its_window_after_the_last_possible_follow_
 
 def test_a_follow_up_adds_no_recipient_and_the_episode_ends_after_its_span():
     from nextbest.core.campaigns import load_campaigns
+    from nextbest.core.counters import decided
     from nextbest.core.decision import Decision
-    from nextbest.decide.engine import counters
 
     cart = {c.id: c for c in load_campaigns(Path(__file__).resolve().parents[3] / "campaigns")}["cart-abandonment"]
     decision = Decision(decision_id="d", profile_key="c:1", trigger="t", trigger_due_at=T0, decided_at=T0,
                         action="send", campaign_id=cart.id, channel="email", variant="urgency", step=1)  # fmt: skip
-    assert not [c for c in counters(decision, {cart.id: cart}) if c.sk.startswith("ARM#")]
+    assert not [c for c in decided(decision) if c.sk.startswith("ARM#")]
     first = decision.model_copy(update={"step": 0})
-    assert [c.sk for c in counters(first, {cart.id: cart}) if c.sk.startswith("ARM#")] == ["ARM#treatment"]
+    assert [c.sk for c in decided(first) if c.sk.startswith("ARM#")] == ["ARM#treatment"]
     assert episode_end(cart, T0) == T0 + timedelta(hours=cart.follow_up.after_hours) + WINDOW
 
 

@@ -1,11 +1,12 @@
-"""Decide when commands misbehave: a trigger handed over for a time the profile no longer holds."""
+"""Decide when commands misbehave: a trigger handed over for a time the profile no longer holds, a profile handed
+over again after a crash."""
 
 from datetime import timedelta
 
-from nextbest.core.commands import DueTrigger
+from nextbest.core.commands import DueProfile, DueTrigger
 from nextbest.memory import MemoryStore
 
-from tests.builders import DUE, abandoned_cart, decider
+from tests.builders import DUE, Collect, abandoned_cart, decider
 
 
 def test_a_trigger_handed_over_for_a_time_the_profile_no_longer_holds_decides_and_arms_nothing():
@@ -21,3 +22,29 @@ def test_a_trigger_handed_over_for_a_time_the_profile_no_longer_holds_decides_an
 
     assert decide.scheduler.armed == []
     assert store.profile("c:cus_1").triggers == {"cart_abandoned": later}
+
+
+def test_a_profile_handed_over_again_after_a_crash_between_commit_and_queue_gets_its_request_queued():
+    """decide committed the reminder (the trigger is handled, no longer due) and crashed before queueing its
+    request; SQS hands the same profile over again: the queued decision's request goes out, once a hand-over."""
+    store = MemoryStore()
+    sent = abandoned_cart(store, {"email": True}, email="ann@example.org")  # its request went to another queue
+    queue = Collect()
+    retry = decider(store, queue)
+
+    retry.due(DueProfile(profile_key="c:cus_1"), DUE + timedelta(minutes=3))
+
+    assert [m["decision_id"] for m in queue.sent] == [sent.decision_id]
+    assert store.decision(sent.decision_id).status == "queued"
+
+
+def test_a_decision_already_on_its_way_is_not_queued_again_by_a_later_hand_over():
+    store = MemoryStore()
+    sent = abandoned_cart(store, {"email": True}, email="ann@example.org")
+    assert store.claim(sent.decision_id, "deliver-1")  # deliver has it
+    queue = Collect()
+
+    decider(store, queue).due(DueProfile(profile_key="c:cus_1"), DUE + timedelta(minutes=3))
+    decider(store, queue).due(DueProfile(profile_key="c:cus_1"), DUE + timedelta(hours=2))
+
+    assert queue.sent == []

@@ -6,7 +6,6 @@ from datetime import timedelta
 from nextbest.core import clock
 from nextbest.core.clock import ManualClock
 from nextbest.core.commands import DeliveryRequest, Release
-from nextbest.core.counters import funnel
 from nextbest.core.profiles import MessageLog
 from nextbest.core.routing import fallback
 from nextbest.deliver.service import deliver
@@ -32,7 +31,7 @@ def bounced_email(store: MemoryStore, time_zone: str = "UTC") -> tuple[str, Coll
     """A cart reminder e-mailed at DUE (10:00 UTC) that bounced: its SMS fallback is handed to decide."""
     consent = {"email": True, "sms": True}
     decision = abandoned_cart(store, consent, email="ann@example.org", phone=PHONE, time_zone=time_zone)
-    assert store.move_decision(decision.decision_id, "queued", "sent", [funnel(decision, "sent")])
+    assert store.move_decision(decision.decision_id, "queued", "sent")
     profile = store.change(decision.profile_key, lambda p: p.model_copy(update={"email_status": "bounced"}))
     decide = Collect()
     assert fallback(store, decide, decision, profile) == "sms"

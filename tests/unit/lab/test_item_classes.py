@@ -7,9 +7,10 @@ from decimal import Decimal
 
 import pytest
 from nextbest.aws.store.catalog import product_item
+from nextbest.aws.store.counters import TALLY
 from nextbest.aws.store.table import profile_item, redirect_item, tombstone
 from nextbest.core.catalog import REMOVED_RETENTION, Product
-from nextbest.core.counters import Counter, funnel
+from nextbest.core.counters import Counter
 from nextbest.core.profiles import Profile
 from nextbest_lab.item_classes import (
     ITEM_CLASSES,
@@ -38,9 +39,8 @@ def test_a_profile_an_anonymous_profile_and_a_redirect_are_told_apart():
         ("d:0b0e", "BODY", "decision_body"),
         (tombstone("e:ann@example.org", b"secret"), "ERASED", "tombstone"),
         ("m:msg-1", "MESSAGE", "push_message"),
-        ("s:cart", "ARM#treatment", "counter_arm"),
-        ("s:cart", "FUNNEL#reminder#email", "counter_funnel"),
-        ("s:cart", "VARIANT#reminder", "counter_variant"),
+        ("s:cart", "TALLY#shardId-00000001541626099285-f35f62ef", "counter_tally"),
+        ("s:cart", "TALLY#TOTAL", "counter_tally"),
         ("s:cart", "BUDGET", "counter_budget"),
         ("s:cart", "HOUR#2026-11-02T09", "counter_hour"),
         ("s:cart", "DAY#2026-11-02", "counter_day"),
@@ -62,11 +62,9 @@ def test_a_product_and_a_removed_product_are_told_apart_and_only_the_removed_one
     assert int(product_item(removed)["expires_at"]["N"]) == int((T0 + REMOVED_RETENTION).timestamp())
 
 
-def test_the_counters_the_core_adds_to_are_classified_as_shared():
-    message = type("M", (), {"campaign_id": "cart", "variant": "reminder", "channel": "email"})()
-    update = funnel(message, "sent").update("t")["Update"]
-    found = classify(update["Key"]["pk"]["S"], update["Key"]["sk"]["S"])
-    assert found.name == "counter_funnel" and found.shared
+def test_the_counter_items_the_tally_writes_are_classified_as_shared():
+    found = classify("s:cart", TALLY + "shardId-1")
+    assert found.name == "counter_tally" and found.shared
 
 
 def test_an_item_the_schema_does_not_name_is_refused():
@@ -74,6 +72,8 @@ def test_an_item_the_schema_does_not_name_is_refused():
         classify("q:new", "SOMETHING")
     with pytest.raises(UnknownItem):
         classify("s:cart", "NEWCOUNTER#1")
+    with pytest.raises(UnknownItem):
+        classify("s:cart", "FUNNEL#reminder#email")  # the steps no longer write counters: the tally does
 
 
 def test_only_counters_are_shared_and_every_class_says_why_it_lives_as_long_as_it_does():

@@ -1,5 +1,6 @@
-"""Decision records: created once, committed with the profile and counters, moved from status to status by
-compare-and-set, annotated once per fact; and the provider message ids that lead back to them.
+"""Decision records: created once, committed with the profile, moved from status to status by
+compare-and-set, annotated once per fact (the table's stream carries each
+change to the tally, which counts it); and the provider message ids that lead back to them.
 
 A decision is two items under one partition key: the record (``DECISION``: status, claim, facts, and the decision
 without its rendered messages, its JSON zlib-compressed: under 1 KB) and the body (``BODY``: the rendered messages,
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Sequence
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -32,7 +32,6 @@ from nextbest.aws.store.table import (
 )
 from nextbest.core import clock
 from nextbest.core.clock import iso
-from nextbest.core.counters import Counter, combined
 from nextbest.core.decision import Decision, Message
 from nextbest.core.ports import Conflict, DecisionExists, SentMessage, StoredDecision
 from nextbest.core.profiles import Profile
@@ -51,17 +50,11 @@ class DecisionItems(Table):
         except DecisionExists:
             return False
 
-    def commit_decision(
-        self,
-        decision: Decision,
-        status: str,
-        profile: Profile | None,
-        counters: Sequence[Counter] = (),
-    ) -> None:
-        """Record a decision, the profile it was checked against and the counters it takes, all or nothing.
+    def commit_decision(self, decision: Decision, status: str, profile: Profile | None) -> None:
+        """Record a decision and the profile it was checked against, both or neither.
 
         Raises DecisionExists if the decision was made before, Conflict if the profile changed since it was
-        read (decide again), or Conflict with ``refusal`` if a counter's limit is reached.
+        read (decide again).
         """
         decision_id, customer = decision.decision_id, decision.profile_key
         expires_at = {"N": str(int((decision.decided_at + DECISION_RETENTION).timestamp()))}
@@ -85,17 +78,13 @@ class DecisionItems(Table):
         if decision.messages:  # unconditional: written only when the record is, in the same transaction
             body = {"pk": {"S": f"d:{decision_id}"}, "sk": {"S": BODY}, "expires_at": expires_at}
             items.append({"Put": {"TableName": self.table, "Item": body | {"messages": {"B": pack(decision)}}}})
-        first_counter = len(items) + (profile is not None)
         if profile is not None:
             items.append(self._next_version(profile))
-        items += [c.update(self.table) for c in counters]
         try:
             self._write(items)
         except Conflict as conflict:
             if conflict.failed == 0:
                 raise DecisionExists(decision_id) from conflict
-            if conflict.failed is not None and conflict.failed >= first_counter:
-                raise Conflict(customer, conflict.failed, counters[conflict.failed - first_counter].refusal) from None
             self.forget([customer])
             raise
         if profile is not None:
@@ -121,15 +110,13 @@ class DecisionItems(Table):
         decision_id: str,
         from_status: str | tuple[str, ...],
         to_status: str,
-        counters: Sequence[Counter] = (),
         profile: Profile | None = None,
         **fields: str,
     ) -> bool:
-        """Compare-and-set a decision's status (the claim that makes delivery happen at most once), adding
-        ``counters`` in the same write when it succeeds, and saving ``profile`` with it if given (conditional
-        on its version: Conflict if it changed since it was read)."""
+        """Compare-and-set a decision's status (the claim that makes delivery happen at most once), saving
+        ``profile`` with it if given (conditional on its version: Conflict if it changed since it was read)."""
         allowed = (from_status,) if isinstance(from_status, str) else from_status
-        return self._update_decision(decision_id, allowed, {"status": to_status, **fields}, counters, profile=profile)
+        return self._update_decision(decision_id, allowed, {"status": to_status, **fields}, profile=profile)
 
     def claim(self, decision_id: str, token: str) -> bool:
         """Move a decision from ``queued`` to ``sending`` under ``token`` (unique to the caller): True if the
@@ -146,19 +133,18 @@ class DecisionItems(Table):
         ).get("Item", {})
         return item.get("status", {}).get("S") == "sending" and item.get("claim", {}).get("S") == token
 
-    def annotate_decision(self, decision_id: str, counters: Sequence[Counter] = (), **fields: str) -> bool:
+    def annotate_decision(self, decision_id: str, **fields: str) -> bool:
         """Record facts about a decision (opened_at, clicked_at…) without touching its status, the first
-        time only: False if the first field is already set. ``counters`` are added with it, so a fact is
-        counted once however often its notification arrives."""
+        time only: False if the first field is already set. So a fact is counted once (by the tally, from the
+        change) however often its notification arrives."""
         first = next(iter(fields))
-        return self._update_decision(decision_id, None, fields, counters, unless=first)
+        return self._update_decision(decision_id, None, fields, unless=first)
 
     def _update_decision(
         self,
         decision_id: str,
         allowed: tuple[str, ...] | None,
         fields: dict[str, str],
-        counters: Sequence[Counter] = (),
         unless: str | None = None,
         profile: Profile | None = None,
     ) -> bool:
@@ -185,7 +171,6 @@ class DecisionItems(Table):
         items: list[dict[str, Any]] = [{"Update": update}]
         if profile is not None:
             items.append(self._next_version(profile))
-        items += [c.update(self.table) for c in combined(counters)]
         try:
             if len(items) > 1:
                 self._transact(items)

@@ -11,6 +11,7 @@ from typing import Any
 from nextbest.aws.store.table import (
     BODY,
     BY_CANONICAL,
+    CREDITS,
     DECISION,
     ERASED,
     PROFILE,
@@ -24,7 +25,7 @@ from nextbest.aws.store.table import (
 )
 from nextbest.core import clock
 from nextbest.core.clock import iso
-from nextbest.core.counters import Counter, combined
+from nextbest.core.counters import Counter, dump_credits
 from nextbest.core.ports import Conflict, Duplicate
 from nextbest.core.profiles import Profile
 
@@ -100,6 +101,8 @@ class ProfileItems(Table):
         (``EventMemory``), so an event is applied exactly once however often it is delivered: one already
         remembered by any of ``previous`` raises :class:`Duplicate` naming it, and a concurrent worker applying
         it changes the version, so this write fails with :class:`Conflict` and the retry finds it remembered.
+        ``counters`` (an order's credits) ride on the profile item of this write (``credits``), which the stream
+        brings to the tally; the profile's next write drops them.
         """
         self.prefetch(p.key for p in previous)  # read by resolve already: their items hold what they remember
         memory = EventMemory.of(self._cache.get(p.key) for p in previous)
@@ -110,8 +113,9 @@ class ProfileItems(Table):
         saved = profile.model_copy(update={"version": profile.version + 1})
         puts = [self._put(marker_item(e, clock.now()), expected=None) for e in markers]
         puts += self._identity_writes(saved, previous, new_keys, memory)
+        if counters:
+            puts[len(markers)]["Put"]["Item"][CREDITS] = {"S": dump_credits(counters)}
         claimed = {p["Put"]["Item"]["pk"]["S"] for p in puts if p["Put"]["Item"]["sk"]["S"] == PROFILE}
-        puts += [c.update(self.table) for c in combined(counters)]  # e.g. an order's attribution
         try:
             self._write(puts[:100])
         except Conflict as conflict:
@@ -120,7 +124,7 @@ class ProfileItems(Table):
                 raise Duplicate(markers[conflict.failed]) from conflict
             raise
         for put in puts:
-            item = put.get("Put", {}).get("Item", {"sk": {"S": ""}})
+            item = put["Put"]["Item"]
             if item["sk"]["S"] == PROFILE:
                 self._cache[item["pk"]["S"]] = item
         return saved

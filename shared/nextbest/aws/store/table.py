@@ -64,6 +64,10 @@ DECISION = "DECISION"
 BODY = "BODY"
 ERASED = "ERASED"
 MESSAGE = "MESSAGE"
+CREDITS = "credits"
+"""The attribute of a profile item carrying the credits of the orders its write applied, for the tally
+(``nextbest.aws.store.stream``); the profile's next write drops it (a Put replaces the item, an update removes it:
+``OPTIONAL_ATTRIBUTES``), so each write's credits are counted once."""
 BY_CUSTOMER = "by_customer"
 """Sparse index of decision records by the identity key they were made for."""
 BY_CANONICAL = "by_canonical"
@@ -81,7 +85,7 @@ REMEMBERED_EVENTS = 256
 """At most this many events are remembered in a profile item (3 KB). A profile that receives more within
 ``EVENT_MEMORY`` (a bot, a shop's "guest" customer id used for every till order) is remembered the old way for a
 week: a marker item per event, written in a transaction with the profile (``EventMemory.remembering``)."""
-OPTIONAL_ATTRIBUTES = ("due_shard", "due_at", "expires_at")
+OPTIONAL_ATTRIBUTES = ("due_shard", "due_at", "expires_at", CREDITS)
 """Attributes a profile item carries only in some states (``profile_item``): an update of the profile removes them
 when its new state has none."""
 EVENT = "EVENT"
