@@ -79,6 +79,14 @@ ERASURE_KEY = {
 }
 
 
+COUPON_KEY = {
+    "AwsSolutions-SMG4": (
+        "The coupon key signs codes customers keep for weeks and the shop's checkout verifies with it: it is rotated "
+        "by hand (the checkout trying the current key, then the previous one), never automatically."
+    ),
+}
+
+
 FAILED_BATCHES = {
     "AwsSolutions-SQS3": (
         "The tally's failed-batch queue is the on-failure destination of its stream mapping: a dead-letter queue in "
@@ -104,6 +112,7 @@ def acknowledge(stack: NextbestStack) -> None:
     _acknowledge(stack.unsubscribe.signing_key, SIGNING_KEY)
     _acknowledge(stack.ingest.erasure_key, ERASURE_KEY)
     _acknowledge(stack.tally.dead_letters, FAILED_BATCHES)
+    _acknowledge(stack.decide.coupon_key, COUPON_KEY)
     extra = {stack.deliver.function.node.path: SMS_OPT_OUT, stack.tally.function.node.path: STREAMS}
     for function in stack.functions:
         _acknowledge(function, LOGS | any_resource((*TRACING, *extra.get(function.node.path, ()))))

@@ -154,6 +154,7 @@ class Observability(Construct):
         self._error_rate_alarms()
         self._ses_alarms()
         self._send_volume_alarms()
+        self._coupon_pool_empty()
         self.dashboard = self._dashboard()
 
     # -- alarms ----------------------------------------------------------------------------------------
@@ -353,6 +354,17 @@ class Observability(Construct):
         )
         anomaly.node.add_dependency(detector)
         self._notify(anomaly)
+
+    def _coupon_pool_empty(self) -> None:
+        self._alarm(
+            "CouponPoolEmpty",
+            emf("CouponPoolEmpty", "decide", label="decisions a campaign missed for want of a coupon code"),
+            threshold=1,
+            comparison=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            description="A pool campaign would have been considered but its coupon pool is empty, so it sends "
+            "nothing. `nextbest coupons left --campaign ID` shows what remains; upload more codes with `nextbest "
+            "coupons upload`, or pause the campaign.",
+        )
 
     def _sends_stopped(self) -> None:
         half_hour = cdk.Duration.minutes(30)

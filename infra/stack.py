@@ -130,6 +130,12 @@ class NextbestStack(cdk.Stack):
         )
         cdk.CfnOutput(
             self,
+            "CouponKey",
+            value=self.decide.coupon_key.secret_arn,
+            description="The secret signing coupon codes: the shop's checkout verifies with it (README, Coupons)",
+        )
+        cdk.CfnOutput(
+            self,
             "InboundSmsTopic",
             value=self.feedback_topics.inbound_sms.topic_arn,
             description="Point your number's two-way SMS here so STOP replies are honoured",

@@ -12,10 +12,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from nextbest.aws import batch
 from nextbest.aws.queues import DeadLetters, Queue
 from nextbest.aws.scheduler import Scheduler
+from nextbest.aws.secrets import signing_key
 from nextbest.aws.store import Store
 from nextbest.core import clock
 from nextbest.core.campaigns import load_campaigns, load_policy, with_holdout_floor
 from nextbest.core.commands import DueProfile, Poll, Release, decide_command
+from nextbest.core.coupons import POOL_EMPTY, Issuer
 from nextbest.core.decision import Decision
 from nextbest.core.events import RejectedEvent
 from nextbest.core.messages import check_creatives
@@ -31,8 +33,10 @@ logger = Logger()
 metrics = Metrics()
 campaigns_dir = Path(__file__).parent / settings.campaigns_dir
 models = load_models(settings.models_dir)
+store = Store(settings.table_name)
+coupon_key = (lambda: signing_key(settings.coupon_secret_arn)) if settings.coupon_secret_arn else None
 decider = Decider(
-    store=Store(settings.table_name),
+    store=store,
     deliver={channel: Queue(url) for channel, url in settings.deliver_queue_urls.items()},
     decide_queue=Queue(settings.decide_queue_url),
     scheduler=Scheduler(settings.schedule_group, settings.decide_queue_arn, settings.scheduler_role_arn),
@@ -43,6 +47,7 @@ decider = Decider(
     live=load_live_policy(settings.policy_dir),
     arm_counts_ttl=timedelta(seconds=settings.arm_counts_ttl_s),
     cart_url=settings.cart_url,
+    coupons=Issuer(store, coupon_key),
 )
 dead_letters = DeadLetters(settings.dead_letter_queue_url)
 redelivery = batch.Redelivery()
@@ -51,6 +56,8 @@ redelivery = batch.Redelivery()
 def _count(decision: Decision) -> None:
     metrics.add_metric(name="Decisions", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name=f"Decisions_{decision.action}", unit=MetricUnit.Count, value=1)
+    if any(c.reason == POOL_EMPTY for c in decision.candidates):  # a pool campaign out of codes (an alarm)
+        metrics.add_metric(name="CouponPoolEmpty", unit=MetricUnit.Count, value=1)
     if decision.action == "send":
         metrics.add_metric(name="DecisionsToSend", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name=f"DecisionsToSend_{decision.channel}", unit=MetricUnit.Count, value=1)

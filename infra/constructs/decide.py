@@ -17,6 +17,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as scheduler_targets
+from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 from nextbest.aws.store import BY_DUE
@@ -32,8 +33,9 @@ from infra.constructs.shared import Shared, work_queue
 TABLE_ACCESS = TableAccess(
     # profile: BatchGetItem; arm_counts (the campaign's counter items) and decision (one already made with this
     # id: its record and body): Query; commit_decision: a transaction of Puts (the decision, its body) and an
-    # Update (the profile); lease (a block of a cap or budget): UpdateItem, returning the count on a refusal
-    actions=("Query", "BatchGetItem", "PutItem", "UpdateItem"),
+    # Update (the profile); lease (a block of a cap or budget): UpdateItem, returning the count on a refusal;
+    # claim_coupon: a transaction deleting a code from its pool and putting the claim and the code's used mark
+    actions=("Query", "BatchGetItem", "PutItem", "UpdateItem", "DeleteItem"),
     queries=(BY_DUE,),  # the minute's poll reads the profiles due
 )
 
@@ -70,6 +72,13 @@ class Decide(Construct):
         self.poll = self._poll()
         self.policy = self._live_policy()
         self.ml_layer = self._ml_layer()
+        self.coupon_key = secretsmanager.Secret(
+            self,
+            "CouponKey",
+            description="HMAC key of nextbest's signed coupon codes (the shop's checkout verifies them with it)",
+            generate_secret_string=secretsmanager.SecretStringGenerator(password_length=64, exclude_punctuation=True),
+            removal_policy=cdk.RemovalPolicy.RETAIN,  # codes in inboxes stay verifiable if the stack is replaced
+        )
         self.function = shared.function(
             self,
             "decide",
@@ -90,8 +99,10 @@ class Decide(Construct):
             holdout_floor_percent=self._holdout_floor(),
             extra_layers=(self.ml_layer,),
             decide_queue_url=self.queue.queue_url,
+            coupon_secret_arn=self.coupon_key.secret_arn,
             **self.scheduling(),
         )
+        self.coupon_key.grant_read(self.function)
         for queue in deliver_queues.values():
             queue.grant_send_messages(self.function)
         self.queue.grant_send_messages(self.function)

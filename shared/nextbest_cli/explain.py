@@ -81,6 +81,8 @@ def explain(key: str, decisions: Iterable[Decision]) -> str:
             extra.append(f"follow-up step {d.step}")
         if d.fallback_of:
             extra.append(f"fallback of {d.fallback_of}")
+        if d.coupon:
+            extra.append(f"coupon {d.coupon}")
         lines.append("")
         lines.append(f"{d.decided_at:%Y-%m-%d %H:%M} UTC  {d.trigger} (due {d.trigger_due_at:%m-%d %H:%M})  →  {what}")
         lines.append(f"    decision {d.decision_id}" + (f"  [{', '.join(extra)}]" if extra else ""))

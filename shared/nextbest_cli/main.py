@@ -9,6 +9,7 @@ from nextbest_cli.commands import (
     bench,
     campaigns,
     catalog,
+    coupons,
     demo,
     evaluate_policy,
     explain,
@@ -35,6 +36,7 @@ COMMANDS = (
     report,
     campaigns,
     catalog,
+    coupons,
     schemas,
     tombstones,
 )

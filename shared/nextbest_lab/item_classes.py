@@ -1,9 +1,9 @@
 """Every kind of item the table holds, whom it is keyed by, and what keeps their number from growing forever.
 
 The key schema is spelt out in ``nextbest.aws.store.table`` (profiles, redirects, decisions, event markers,
-tombstones, push message ids), ``nextbest.aws.store.catalog`` (products) and ``nextbest.aws.store.counters`` (the
-``s:<campaign>`` counter items: the tally's, and the caps and budgets decide leases from). Each class has a
-*lifetime*:
+tombstones, push message ids), ``nextbest.aws.store.catalog`` (products), ``nextbest.aws.store.coupons`` (coupon
+pools) and ``nextbest.aws.store.counters`` (the ``s:<campaign>`` counter items: the tally's, and the caps and
+budgets decide leases from). Each class has a *lifetime*:
 
 * ``expiry`` — its items carry the TTL attribute ``expires_at``, and DynamoDB deletes them after it;
 * ``bound`` — their number is bounded by something that does not grow with time or traffic (the people the shop
@@ -62,6 +62,12 @@ ITEM_CLASSES: tuple[ItemClass, ...] = (
               "days (a shard closes within hours; older ones are folded into the campaign's TALLY#TOTAL)"),
     ItemClass("counter_budget", "s:<campaign> / BUDGET", True, "bound", "one per campaign"),
     ItemClass("counter_hour", "s:<campaign> / HOUR#<hour>", True, "expiry", "expires_at: 2 days after the hour"),
+    ItemClass("coupon_code", "cp:<campaign>#<shard> / CODE#<code>", False, "bound",
+              "one per code the shop uploaded and nobody was given yet (a claim deletes it; POOL_SHARDS partitions)"),
+    ItemClass("coupon_claim", "d:<decision id> / COUPON", False, "expiry",
+              "expires_at: the decision's own (the code it claimed, so a retried decision renders the same one)"),
+    ItemClass("coupon_used", "cu:<campaign>#<code> / USED", False, "bound",
+              "one per uploaded code given out: at most the codes the shop uploaded (never given twice)"),
     ItemClass("counter_day", "s:<campaign> / DAY#<date>", True, "expiry",
               "expires_at: 400 days after the day (DAILY_RETENTION); the tally folds a closed shard's daily counts "
               "here, the totals stay in TALLY#TOTAL"),
@@ -69,7 +75,7 @@ ITEM_CLASSES: tuple[ItemClass, ...] = (
 
 COUNTERS = {"TALLY": "counter_tally", "BUDGET": "counter_budget", "HOUR": "counter_hour", "DAY": "counter_day"}
 SINGLE = {"DECISION": "decision", "BODY": "decision_body", "EVENT": "event_marker", "ERASED": "tombstone",
-          "MESSAGE": "push_message"}  # fmt: skip
+          "MESSAGE": "push_message", "COUPON": "coupon_claim", "USED": "coupon_used"}  # fmt: skip
 
 
 class UnknownItem(ValueError):
@@ -98,6 +104,8 @@ def classify(pk: str, sk: str, attributes: Collection[str] = ()) -> ItemClass:
         return classes["removed_product" if "removed_at" in attributes else "product"]
     if sk in SINGLE:
         return classes[SINGLE[sk]]
+    if pk.startswith("cp:") and sk.startswith("CODE#"):
+        return classes["coupon_code"]
     if pk.startswith("s:") and sk.split("#", 1)[0] in COUNTERS:
         return classes[COUNTERS[sk.split("#", 1)[0]]]
     raise UnknownItem(f"no item class for pk={pk[:2]}… sk={sk}")

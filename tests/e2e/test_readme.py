@@ -73,3 +73,55 @@ def test_the_first_message_recipe_sends_the_cart_reminder_an_hour_later(emulatio
     assert recipients(sent) == ["you@yourmail.com"]
     assert "Serum" in sent.raw_data and "Ann" in sent.raw_data
     assert not any(dead_letters(emulation).values())
+
+
+def coupon_snippet(language: str) -> str:
+    """The README's verification snippet for a checkout in ``language`` (python, js), as written."""
+    section = README[README.index("### Coupons") : README.index("## Measuring uplift")]
+    [snippet] = re.findall(rf"```{language}\n(.*?)```", section, re.S)
+    return snippet
+
+
+def coupon_cases():
+    """Codes a checkout meets: genuine, typed sloppily, signed with the previous key, expired, forged, malformed;
+    with what the reference implementation says of each."""
+    from datetime import date
+
+    from nextbest.core import coupons
+
+    current, previous, today = b"current-key", b"previous-key", date(2026, 12, 2)
+    fresh = coupons.signed(current, "CART", "cart-abandonment", "d-1", today + timedelta(days=30))
+    rotated = coupons.signed(previous, "WIN2", "win-back", "d-2", today)
+    expired = coupons.signed(current, "CART", "cart-abandonment", "d-3", today - timedelta(days=1))
+    forged = fresh[:-1] + ("0" if fresh[-1] != "0" else "1")
+    codes = [fresh, " " + fresh.lower().replace("0", "o").replace("1", "l") + " ", rotated, expired, forged,
+             "WIN2-" + fresh.split("-")[1], "CART-123", "garbage", "-" + fresh.split("-")[1]]  # fmt: skip
+    expected = [coupons.verify(code, [current, previous], today) for code in codes]
+    assert [e is not None for e in expected] == [True, True, True, False, False, False, False, False, False]
+    return codes, [current, previous], today, expected
+
+
+def test_the_readme_python_coupon_check_agrees_with_nextbest():
+    codes, keys, today, expected = coupon_cases()
+    namespace: dict = {}
+    exec(coupon_snippet("python"), namespace)  # the README's own code, as a checkout would paste it
+    assert [namespace["verify_coupon"](code, keys, today) for code in codes] == expected
+
+
+def test_the_readme_node_coupon_check_agrees_with_nextbest(tmp_path):
+    import shutil
+    import subprocess
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    codes, keys, today, expected = coupon_cases()
+    script = tmp_path / "verify.js"
+    script.write_text(
+        coupon_snippet("js")
+        + f"\nconst today = new Date({json.dumps(today.isoformat() + 'T12:00:00Z')});\n"
+        + f"console.log(JSON.stringify({json.dumps(codes)}.map((c) => "
+        + f"verifyCoupon(c, {json.dumps([k.decode() for k in keys])}, today))));\n"
+    )
+    found = json.loads(subprocess.run([node, str(script)], capture_output=True, text=True, check=True).stdout)
+    assert found == [e.isoformat() if e else None for e in expected]

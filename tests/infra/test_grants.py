@@ -21,7 +21,7 @@ TABLE_ACTIONS = {
         {"BatchGetItem", "PutItem", "DeleteItem", "BatchWriteItem"},
         {"by_canonical", "by_customer"},
     ),
-    "decide": ({"Query", "BatchGetItem", "PutItem", "UpdateItem"}, {"by_due"}),
+    "decide": ({"Query", "BatchGetItem", "PutItem", "UpdateItem", "DeleteItem"}, {"by_due"}),
     "deliver": ({"Query", "GetItem", "BatchGetItem", "PutItem", "UpdateItem"}, set()),
     "feedback": ({"Query", "GetItem", "BatchGetItem", "PutItem", "UpdateItem"}, set()),
     "tally": ({"UpdateItem", "Query", "DeleteItem"}, set()),

@@ -288,5 +288,6 @@ def test_an_ops_email_in_context_subscribes_to_the_ops_topic():
     # Then the address is subscribed by e-mail (SNS mails it a confirmation link)
     template = assertions.Template.from_stack(stack)
     template.has_resource_properties("AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "oncall@example.com"})
-    # a DLQ and an age alarm per queue; the tally's failed batches and iterator age; an error rate per function...
-    template.resource_count_is("AWS::CloudWatch::Alarm", 7 + 7 + 2 + 6 + 4 + 3)
+    # a DLQ and an age alarm per queue; the tally's failed batches and iterator age; an error rate per function...;
+    # the empty coupon pool
+    template.resource_count_is("AWS::CloudWatch::Alarm", 7 + 7 + 2 + 6 + 4 + 3 + 1)

@@ -207,6 +207,21 @@ def test_the_erasure_key_is_retained_and_only_ingest_reads_it(template):
     assert len(readers) == 1 and readers[0][0]["Ref"].startswith("IngestFunctionServiceRole")
 
 
+def test_the_coupon_key_is_retained_and_only_decide_reads_it(template):
+    [(logical_id, secret)] = [
+        (k, r) for k, r in resources(template, "AWS::SecretsManager::Secret").items() if k.startswith("DecideCouponKey")
+    ]
+    assert secret["DeletionPolicy"] == "Retain"  # codes already in inboxes stay verifiable
+    readers = [
+        policy["Properties"]["Roles"]
+        for policy in resources(template, "AWS::IAM::Policy").values()
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if statement.get("Resource") == {"Ref": logical_id}
+    ]
+    assert len(readers) == 1 and readers[0][0]["Ref"].startswith("DecideFunctionServiceRole")
+    assert template["Outputs"]["CouponKey"]["Value"] == {"Ref": logical_id}
+
+
 def test_ses_events_reach_the_feedback_function(template):
     [destination] = resources(template, "AWS::SES::ConfigurationSetEventDestination").values()
     sns = destination["Properties"]["EventDestination"]["SnsDestination"]["TopicARN"]["Ref"]

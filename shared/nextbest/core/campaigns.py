@@ -36,6 +36,7 @@ from pydantic import (
     model_validator,
 )
 
+from nextbest.core.coupons import CouponKind, default_prefix
 from nextbest.core.events import DETAIL_TYPES, Channel, DateName, EventName, PropertyName
 from nextbest.core.profiles import LAPSE, TriggerDelays
 from nextbest.core.triggers import DateSpec, EventSpec, number, same
@@ -244,9 +245,9 @@ class Creative(_Model):
     """Jinja templates; variables: ``first_name``, ``items`` (name, quantity, unit_price, price, url, image_url,
     in_stock), ``cart_value``, ``currency``, ``link`` (the campaign's page of the shop), ``cart_url``, ``home_url``,
     ``recommendations`` (in-stock products: name, url, image_url, price, currency; each prints as its name),
-    ``discount_percent``, ``step``, ``event`` (the properties of the custom event the campaign answers:
-    ``{{ event.plan }}``; empty otherwise). Every URL carries the message's attribution parameters
-    (``nextbest.core.links``). HTML is autoescaped."""
+    ``discount_percent``, ``coupon`` (the offer's code, when it has one: ``nextbest.core.coupons``), ``step``,
+    ``event`` (the properties of the custom event the campaign answers: ``{{ event.plan }}``; empty otherwise).
+    Every URL carries the message's attribution parameters (``nextbest.core.links``). HTML is autoescaped."""
 
     subject: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     html: Annotated[str, StringConstraints(min_length=1)]
@@ -268,6 +269,22 @@ class Offer(_Model):
     discount_percent: Annotated[Decimal, Field(ge=0, le=90)] = Decimal(0)
     fixed_cost: Annotated[Decimal, Field(ge=0)] = Field(default=Decimal(0), description="Per redemption.")
     fulfilment: Fulfilment = "any"
+    coupon: CouponKind = Field(
+        default="none",
+        description="A code behind the offer, as the template variable ``coupon``: ``signed`` (derived from a stack "
+        "secret, verified by the shop's checkout) or ``pool`` (one of the codes the shop uploaded, each given once); "
+        "see ``nextbest.core.coupons``.",
+    )
+    coupon_prefix: Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{1,8}$")] | None = Field(
+        default=None, description="signed: what a code starts with (default: the campaign id's first word, CART)."
+    )
+    coupon_valid_days: Annotated[int, Field(ge=1, le=365)] = Field(
+        default=30, description="signed: a code is valid this many days after the message."
+    )
+
+
+COUPON_FIELDS = ("coupon", "coupon_prefix", "coupon_valid_days")
+"""Offer fields added after approvals' v2 digest: covered only when a coupon is set (see Campaign.digest)."""
 
 
 class FollowUp(_Model):
@@ -325,6 +342,12 @@ class Campaign(_Model):
             for variant in self.variants:
                 if channel in self.channels and not getattr(variant.creative, channel):
                     raise ValueError(f"channel {channel} needs creative.{channel} in variant {variant.id}")
+        if self.offer.coupon != "none":  # a code the message never shows is a code given away for nothing
+            for variant in self.variants:
+                if not any("coupon" in (t or "") for t in (variant.creative.html, variant.creative.text)):
+                    raise ValueError(
+                        f"offer.coupon is {self.offer.coupon}: variant {variant.id} must show {{{{ coupon }}}}"
+                    )
         ids = [v.id for v in self.variants]
         if len(set(ids)) != len(ids):
             raise ValueError("variant ids must be unique")
@@ -336,7 +359,13 @@ class Campaign(_Model):
         holdout, cooldown, caps, budget, priority and override, dates — all but the display name and the
         approval's own record. Versioned: an approval under an older, narrower digest no longer holds."""
         covered = self.model_dump(mode="json", exclude=NOT_APPROVED)
+        if self.offer.coupon == "none":  # an offer without a code digests as before coupons existed: approvals hold
+            covered["offer"] = {k: v for k, v in covered["offer"].items() if k not in COUPON_FIELDS}
         return DIGEST_VERSION + hashlib.sha256(json.dumps(covered, sort_keys=True).encode()).hexdigest()[:16]
+
+    @property
+    def coupon_prefix(self) -> str:
+        return self.offer.coupon_prefix or default_prefix(self.id)
 
     def live(self, at: datetime) -> bool:
         starts = self.starts_at or datetime.min.replace(tzinfo=UTC)

@@ -76,6 +76,7 @@ class Decision(_Model):
         default_factory=dict, description="Rendered for the chosen channel and the fallbacks it allows."
     )
     fallback_of: str | None = None
+    coupon: str | None = Field(default=None, description="The offer's code the message carries (``coupons``).")
 
 
 def decision_id(profile_key: str, trigger: str, due_at: datetime) -> str:

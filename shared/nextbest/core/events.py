@@ -156,6 +156,11 @@ class OrderPlaced(EventDetail):
         description="The decision id of the message the customer arrived from: the `nb` parameter of the landing "
         "URL, kept by the shop until checkout. The order is credited to that message (``nextbest.core.attribution``).",
     )
+    coupon: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = Field(
+        default=None,
+        description="The coupon code the customer redeemed, if any: the order is credited to the message that carried "
+        "it, like ``nb`` (``nextbest.core.coupons``).",
+    )
 
 
 class CustomerIdentified(EventDetail):

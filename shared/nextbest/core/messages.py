@@ -87,6 +87,7 @@ def sample_variables() -> dict[str, Any]:
             for p, name in (("p2", "Mask"), ("p3", "Toner"))
         ],
         "discount_percent": Decimal(10),
+        "coupon": "CART-0000000000000000",
         "step": 1,
         "event": event_properties({"plan": "annual"}),
     }

@@ -32,6 +32,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from nextbest.core.coupons import issued_by
 from nextbest.core.events import (
     CartUpdated,
     Channel,
@@ -186,6 +187,9 @@ class MessageLog(_Model):
     fallbacks: list[Fallback] = Field(
         default_factory=list, description="Where it went again when its channel failed (counted by the caps)."
     )
+    coupon: str | None = Field(
+        default=None, description="The offer's code it carried: an order redeeming it is credited to it."
+    )
 
 
 class Profile(_Model):
@@ -321,7 +325,8 @@ def apply(profile: Profile, kind: str, event: EventDetail, delays: TriggerDelays
             _like(p, item.product_id, item.category, WEIGHTS["cart"], at)
     elif isinstance(event, OrderPlaced):
         if all(o.order_id != event.order_id for o in p.orders):
-            _record_order(p, Order(order_id=event.order_id, at=at, total=event.total, decision_id=event.nb))
+            came_from = event.nb or issued_by(p.messages, event.coupon)  # a link's message, or the code's
+            _record_order(p, Order(order_id=event.order_id, at=at, total=event.total, decision_id=came_from))
             currency = p.cart.currency if p.cart else event.currency
             _offer_cart(p, Cart(items=[], currency=currency, updated_at=at))  # what the cart was for
             for item in event.items:

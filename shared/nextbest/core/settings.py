@@ -102,6 +102,9 @@ class DecideSettings(SchedulingSettings):
         description="Every campaign holds out at least this share of its audience (context holdoutFloorPercent; "
         "``nextbest.core.campaigns.with_holdout_floor``).",
     )
+    coupon_secret_arn: str = Field(
+        default="", description="Secrets Manager secret whose value signs coupon codes (``nextbest.core.coupons``)."
+    )
     arm_counts_ttl_s: float = Field(
         default=60.0,
         description="How long the variant counters Thompson sampling draws from are reused, in seconds of the "

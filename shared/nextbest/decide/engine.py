@@ -45,6 +45,9 @@ from nextbest.core.triggers import DATE_GRACE, DateSpec, EventSpec
 from nextbest.decide import targeting
 from nextbest.decide.live import LivePolicy, Pick
 
+Coupons = Callable[[Campaign, str, datetime], str]
+"""Issues the code of a message of the campaign (its decision id, the decision's time): ``nextbest.core.coupons``."""
+
 
 def trigger_gone(profile: Profile, trigger: str, due_at: datetime, now: datetime) -> str | None:
     """Why the trigger no longer applies, or None if it still does. A lapse check is never too late: it is about
@@ -223,6 +226,7 @@ class _Situation:
     excluded: dict[str, str]
     recommended: list[str]
     catalog: Mapping[str, Product] | None
+    coupon: Coupons | None = None
 
     @property
     def follow_up(self) -> bool:
@@ -251,16 +255,21 @@ def decide(
     live: LivePolicy | None = None,
     catalog: Mapping[str, Product] | None = None,
     cart_url: str = "",
+    coupon: Coupons | None = None,
 ) -> Decision:
     """``excluded`` names campaigns a shared counter refused (send rate, budget), with the reason. With a ``live``
     policy, it arbitrates between the eligible campaigns and none (unless a marketer's override is eligible; see
     :mod:`nextbest.decide.targeting`). ``catalog`` holds the products the decision may show (``wanted_products``),
     read by the caller: what messages show of them, and which may be recommended. ``cart_url``: the shop's cart
-    page, if not ``<site_url>/cart``."""
+    page, if not ``<site_url>/cart``. ``coupon`` issues the code of a message whose offer has one (it raises
+    ``CouponsGone`` when a pool is empty: the caller excludes the campaign and decides again); without it,
+    templates get no code (the lab's calls)."""
     picks = recommended(scores, catalog)
     products = _products(profile, trigger, picks)
     gone = trigger_gone(profile, trigger, due_at, now)
-    situation = _Situation(profile, trigger, policy, now, scores, products, gone, excluded or {}, picks, catalog)
+    situation = _Situation(
+        profile, trigger, policy, now, scores, products, gone, excluded or {}, picks, catalog, coupon
+    )
     candidates: list[Candidate] = []
     eligible: list[_Eligible] = []
     for campaign in sorted(campaigns, key=lambda c: c.id):
@@ -408,6 +417,7 @@ def _act(
             }
         )
     creative = campaign.variant(variant).creative
+    code = s.coupon(campaign, did, s.now) if s.coupon is not None and campaign.offer.coupon != "none" else None
     rendered = {
         ch: render(
             creative,
@@ -418,12 +428,15 @@ def _act(
                 _discount(campaign, step),
                 step,
             )
-            | _event(campaign, profile),
+            | _event(campaign, profile)
+            | {"coupon": code},
         )
         for ch in campaign.channels
     }
     return decision.model_copy(
-        update=chosen | {"action": "send", "group": "treatment", "propensity": p_variant * p_send, "messages": rendered}
+        update=chosen
+        | {"action": "send", "group": "treatment", "propensity": p_variant * p_send, "messages": rendered}
+        | {"coupon": code}
     )
 
 
@@ -540,6 +553,7 @@ def record(profile: Profile, decision: Decision, campaigns: dict[str, Campaign],
                     fulfilment=campaign.offer.fulfilment,
                     products=decision.products[:10],
                     credit_until=episode_end(campaign, decision.decided_at) if decision.step == 0 else None,
+                    coupon=decision.coupon,
                 )
             )
             p.messages = sorted(p.messages, key=lambda m: (m.at, m.decision_id))[-MAX_MESSAGES:]

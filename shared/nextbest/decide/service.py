@@ -11,6 +11,7 @@ from typing import Any, Literal
 from nextbest.core import experiments
 from nextbest.core.campaigns import Campaign, Policy
 from nextbest.core.commands import DueProfile, DueTrigger, Poll, Release, delivery_request
+from nextbest.core.coupons import CouponsGone
 from nextbest.core.decision import Decision, decision_id
 from nextbest.core.due import DUE_SHARDS, poll_window
 from nextbest.core.events import Channel
@@ -18,7 +19,7 @@ from nextbest.core.guardrails import cap_reason, quiet_from, quiet_until
 from nextbest.core.ports import Alarms, Conflict, DecisionExists, Outbox, Store
 from nextbest.core.profiles import LAPSE, Profile
 from nextbest.core.routing import refusal
-from nextbest.decide.engine import checked, decide, limits, record, record_fallback, wanted_products
+from nextbest.decide.engine import Coupons, checked, decide, limits, record, record_fallback, wanted_products
 from nextbest.decide.leases import Leases
 
 NOT_IN_AUDIENCE = ("audience", "status", "outside", "no orders")
@@ -49,6 +50,8 @@ class Decider:
     demo and the lab, whose clocks run hours a second, set a span of their simulated time."""
     cart_url: str = ""
     """The shop's cart page, where a cart campaign's links lead; empty: ``<site_url>/cart``."""
+    coupons: Coupons | None = None
+    """Issues the codes of offers that carry one (``nextbest.core.coupons.Issuer``); without it, none is issued."""
     _arms: dict[str, tuple[datetime, experiments.ArmCounts]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -71,10 +74,15 @@ class Decider:
             # Read for every decision, not cached in the container: a product that sold out a minute ago must not be
             # recommended, and the read is one BatchGetItem of a few small items (docs/scale.md).
             catalog = self.store.products(wanted_products(profile, scores))
-            decision = decide(
-                profile, due.trigger, due.due_at, self.campaigns, self.policy, now, self.site_url, scores,
-                lambda campaign: self.arm_counts(campaign, now), excluded, self.live, catalog, self.cart_url,
-            )  # fmt: skip
+            try:
+                decision = decide(
+                    profile, due.trigger, due.due_at, self.campaigns, self.policy, now, self.site_url, scores,
+                    lambda campaign: self.arm_counts(campaign, now), excluded, self.live, catalog, self.cart_url,
+                    self.coupons,
+                )  # fmt: skip
+            except CouponsGone as gone:  # like a counter's refusal: the campaign is out, with its reason
+                excluded[gone.campaign_id] = gone.reason
+                continue
             if due.trigger == LAPSE and all(c.reason.startswith(NOT_IN_AUDIENCE) for c in decision.candidates):
                 try:  # a lapse check records only customers some campaign was meant for; the rest wait a week
                     self.store.update_profile(checked(profile, due.due_at, now))

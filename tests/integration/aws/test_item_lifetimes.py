@@ -42,6 +42,8 @@ def test_every_item_the_store_writes_has_a_class_and_every_class_is_written(emul
     store.put_product(Product(event_id="p1", occurred_at=T0, product_id="sku-1", name="Serum",
                               url="https://shop.example/p/1", price=Decimal(32)))  # fmt: skip
     store.put_product(Product(event_id="p2", occurred_at=T0, product_id="sku-2", availability="removed"))
+    store.upload_coupons("cart-abandonment", ["SAVE-1", "SAVE-2"])  # a pool; one code claimed: its claim, its mark
+    store.claim_coupon("cart-abandonment", "d-capped", T0)
     emulation.drain()  # the tally counts the decision: its counter item
     store.fold_closed(sent.campaign_id, emulation.clock.now() + FOLD_AFTER)  # days on: its daily counts apart
 

@@ -23,6 +23,7 @@ GROUPS = [
     "report",
     "campaigns",
     "catalog",
+    "coupons",
     "schemas",
     "tombstones",
 ]
@@ -41,6 +42,7 @@ def test_help_lists_every_command_group_in_order(capsys: pytest.CaptureFixture[s
     "command",
     [[g] for g in GROUPS] + [["models", s] for s in ("train", "score", "evaluate", "export", "default")]
     + [["campaigns", "approve"], ["campaigns", "check"], ["tombstones", "migrate"]]
+    + [["coupons", s] for s in ("upload", "left", "holder", "verify")]
     + [["policy", s] for s in ("learn", "evaluate", "apply")],
 )  # fmt: skip
 def test_every_command_has_help(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:

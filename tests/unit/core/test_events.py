@@ -74,7 +74,7 @@ def test_given_an_oversized_event_then_it_is_rejected_before_parsing():
 
 def test_given_an_unexpected_field_then_it_is_rejected_not_silently_dropped():
     event = sample("order.placed.json")
-    event["detail"]["coupon"] = "SAVE10"
+    event["detail"]["gift_wrap"] = True
     assert _rejection(_body(event)) == "invalid_detail"
 
 

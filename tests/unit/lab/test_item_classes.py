@@ -44,6 +44,9 @@ def test_a_profile_an_anonymous_profile_and_a_redirect_are_told_apart():
         ("s:cart", "BUDGET", "counter_budget"),
         ("s:cart", "HOUR#2026-11-02T09", "counter_hour"),
         ("s:cart", "DAY#2026-11-02", "counter_day"),
+        ("cp:cart#3", "CODE#SAVE-1", "coupon_code"),
+        ("d:0b0e", "COUPON", "coupon_claim"),
+        ("cu:cart#SAVE-1", "USED", "coupon_used"),
     ],
 )
 def test_each_key_of_the_schema_has_its_class(pk, sk, name):

@@ -16,6 +16,8 @@ pk                        sk             what
 ``m:<provider msg id>``   ``MESSAGE``    the decision a sent push belongs to, for 7 days (TTL ``expires_at``)
 ========================  =============  ==================================================================
 
+Coupon pools (``cp:``, ``cu:`` and a decision's ``COUPON`` claim) are described in ``nextbest.aws.store.coupons``.
+
 Every access is by key, except finding a customer's decisions (the sparse ``by_customer`` index, for
 explanations and erasure) and the profiles due now (the sparse ``by_due`` index: a profile with pending triggers
 carries ``due_shard`` and ``due_at``, ``nextbest.core.due``). Every write that can race is conditional.
