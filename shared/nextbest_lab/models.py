@@ -53,7 +53,10 @@ Issue 16 asked whether it generalises. On customers it has not seen (:func:`gene
 lead over recency and BG/NBD. Dropping order value looked slightly better there (+0.002 to +0.005 AUC
 depending on the random halves, within their noise) and was 0.003 worse on the ten-times-larger CDNOW log
 held out for the check; adding tenure, recent-window counts or stronger regularisation changed nothing
-beyond that noise. README, "Models", has the figures."""
+beyond that noise. Order quantities (units per order, price per unit, multi-unit share…) and gap regularity,
+tried the same way (``docs/experiments/lapse_quantity.py``), lost to these inputs on the sample's halves, and
+even fitted to the holdout's labels added nothing, so profiles keep no quantities. README, "Models", has the
+figures."""
 
 ALTERNATIVES = {"without_order_value": {k: v for k, v in MODEL_INPUTS.items() if k != "log_mean_order_value"}}
 """Other inputs :func:`generalisation` scores on the same halves, so a change is judged paired, not alone."""

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import numpy as np
 import pytest
 from nextbest.core.features import FEATURES, OrderLog
 from nextbest_lab import models
@@ -121,3 +122,22 @@ def test_evaluate_customer_splits_prints_and_writes_the_unseen_customer_table(tm
     assert code == 0 and report["splits"] == 2 and len(report["per_split"]["model"]) == 2
     assert set(report["lapse_auc"]) >= {"model", "recency", "bgnbd_expected_purchases", "hindsight_ceiling"}
     assert "unseen customers" in capsys.readouterr().out
+
+
+def test_the_quantity_experiment_scores_the_shipped_backtest_plus_its_own_columns():
+    # docs/experiments/lapse_quantity.py, which README's quantity table comes from, must compare against what
+    # the package trains: its backtest's first columns are the package's rows, its labels and customers too
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("lapse_quantity", ROOT / "docs" / "experiments" / "lapse_quantity.py")
+    assert spec and spec.loader
+    experiment = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(experiment)
+    shop = experiment.Shop()
+    as_of = datetime(1997, 10, 1, tzinfo=UTC)
+    x, y, who = shop.backtest(as_of, [90, 273])
+    shipped = models.backtest(models.order_logs(models.cdnow_transactions()), as_of, [90, 273])
+    assert np.array_equal(x[:, : len(FEATURES) + 1], shipped.x, equal_nan=True)
+    assert np.array_equal(y, shipped.y) and np.array_equal(who, shipped.customer)
+    assert x.shape[1] == len(experiment.NAMES) and np.isfinite(x[:, len(FEATURES) + 1 :]).all()
+    assert experiment.CANDIDATES["base"] == (models.MODEL_INPUTS, 1.0)
