@@ -61,6 +61,8 @@ class StreamMapping:
     """``TumblingWindowInSeconds``: a batch never holds records of two of these windows."""
     shard: str = ""
     iterator: str | None = None
+    read: int = 0
+    """Records read from the shard so far (its iterator is after the last of them)."""
     pending: list[tuple[datetime, dict[str, Any]]] = field(default_factory=list)
     """Records that passed the filters, each with when the poller read it (on the emulated clock), oldest first."""
 
@@ -158,7 +160,14 @@ class EventSources:
         return read + 1  # a batch was handed: when it failed, it comes again
 
     def _read(self, mapping: StreamMapping) -> int:
-        """Every record the shard has after the mapping's iterator, read into the batch being gathered."""
+        """Every record the shard has after the mapping's iterator, read into the batch being gathered.
+
+        The queues are drained many times a simulated minute, mostly without a table write in between: when moto's
+        shard holds no record the mapping has not read, there is nothing to ask for (``GetRecords`` would answer an
+        empty page, as Lambda's poller sees between writes), so no request is made: the same records arrive, with a
+        fifth of a demo's time saved."""
+        if mapping.iterator is not None and _shard_length(mapping.stream_arn) == mapping.read:
+            return 0
         streams = self._streams_client()
         read = 0
         while True:
@@ -179,6 +188,7 @@ class EventSources:
             now = self.clock.now()
             passed = [r for r in records if any(matches(p, r) for p in mapping.filters)] if mapping.filters else records
             mapping.pending += [(now, r) for r in passed]
+            mapping.read += len(records)
             read += len(records)
             if not records:
                 return read
@@ -455,3 +465,13 @@ def sqs_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
         "eventSourceARN": queue_arn,
         "awsRegion": REGION,
     }
+
+
+def _shard_length(stream_arn: str) -> int | None:
+    """How many records moto's shard of this stream holds (None if its table is gone)."""
+    from moto.dynamodb.models import dynamodb_backends
+
+    name = stream_arn.split(":table/", 1)[1].split("/stream/", 1)[0]
+    table = dynamodb_backends[ACCOUNT][REGION].tables.get(name)
+    shard = getattr(table, "stream_shard", None)
+    return None if shard is None else len(shard.items)
