@@ -49,3 +49,16 @@ def test_a_profile_of_a_cookie_alone_expires_13_months_after_its_last_event_and_
     linked = cookie.model_copy(update={"identifiers": ["a:ck", "a:ck2"]})  # a redirect leads to it: kept
     customer = Profile(key="c:1", identifiers=["c:1"], last_event_at=seen)
     assert "expires_at" not in profile_item(linked) and "expires_at" not in profile_item(customer)
+
+
+def test_a_document_reads_the_same_from_boto3_bytes_and_from_a_lambda_stream_events_base64():
+    """Lambda hands the tally stream records as JSON, where a binary attribute is base64 text, not bytes."""
+    import base64
+    import zlib
+
+    from nextbest.aws.store.table import document
+
+    packed = zlib.compress(b'{"status": "sent"}')
+    assert document({"doc": {"B": packed}}) == {"status": "sent"}
+    assert document({"doc": {"B": base64.b64encode(packed).decode()}}) == {"status": "sent"}
+    assert document({"doc": {"S": '{"status": "sent"}'}}) == {"status": "sent"}

@@ -39,6 +39,7 @@ Counters (no personal data) and tombstones (what keeps an erased person erased) 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -252,9 +253,13 @@ def legacy_tombstone(key: str) -> str:
 
 
 def document(item: dict[str, Any]) -> dict[str, Any]:
-    """The JSON document of a profile item (compressed, or plain as written before compression)."""
+    """The JSON document of a profile or decision item (compressed, or plain as written before compression), as
+    boto3 reads it (binary as bytes) or as a Lambda stream event carries it (binary as base64 text)."""
     doc = item["doc"]
-    return json.loads(zlib.decompress(doc["B"]) if "B" in doc else doc["S"])
+    if "S" in doc:
+        return dict(json.loads(doc["S"]))
+    raw = doc["B"]
+    return dict(json.loads(zlib.decompress(base64.b64decode(raw) if isinstance(raw, str) else raw)))
 
 
 def profile_of(item: dict[str, Any]) -> Profile:
