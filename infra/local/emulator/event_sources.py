@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import copy
 import functools
 import json
 from collections.abc import Iterator, Set
@@ -170,7 +169,7 @@ class EventSources:
         if shard is None:
             return 0  # the table, and its stream, are gone (a test deleted it): nothing to read
         mapping.shard = mapping.shard or shard.id
-        records = [copy.deepcopy(r.to_json()) for r in shard.items[mapping.read :]]
+        records = [r.to_json() for r in shard.items[mapping.read :]]  # read-only: stream_record builds new JSON
         now = self.clock.now()
         passed = [r for r in records if any(matches(p, r) for p in mapping.filters)] if mapping.filters else records
         mapping.pending += [(now, r) for r in passed]
@@ -403,20 +402,16 @@ def stream_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
     return {**{k: v for k, v in record.items() if k != "dynamodb"}, "dynamodb": stream, "eventSourceARN": stream_arn}
 
 
-def _as_json(image: Any) -> Any:
-    """DynamoDB JSON with its binary values (``B``, ``BS``, inside maps and lists too) base64-encoded."""
-    if isinstance(image, dict):
-        return {
-            k: base64.b64encode(v).decode()
-            if k == "B" and isinstance(v, bytes)
-            else [base64.b64encode(b).decode() if isinstance(b, bytes) else b for b in v]
-            if k == "BS"
-            else _as_json(v)
-            for k, v in image.items()
-        }
-    if isinstance(image, list):
-        return [_as_json(v) for v in image]
-    return image
+def _as_json(value: Any) -> Any:
+    """DynamoDB JSON with its binary values (``B``, ``BS``, inside maps and lists too) base64-encoded: the only
+    bytes an image holds are binary attributes."""
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    if isinstance(value, dict):
+        return {k: _as_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_as_json(v) for v in value]
+    return value
 
 
 def matches(pattern: Any, value: Any) -> bool:
