@@ -101,7 +101,11 @@ class Decider:
                 self.store.commit_decision(decision, status, updated if updated != profile else None)
             except DecisionExists:
                 self.leases.give_back(taken)
-                return self._resume(decision.decision_id, profile, now)
+                try:
+                    return self._resume(decision.decision_id, profile, now)
+                except Conflict:
+                    profile = None
+                    continue
             except Conflict:
                 self.leases.give_back(taken)
                 profile = None
@@ -111,12 +115,17 @@ class Decider:
         raise Conflict(due.profile_key, why="kept changing while deciding")
 
     def _resume(self, did: str, profile: Profile, now: datetime) -> Decision | None:
-        """A retry found its decision already made: finish what may not have happened after the commit."""
+        """A retry found its decision already made: finish what may not have happened after the commit. A decision
+        that sends nothing is recorded before its profile is written (``Decisions.commit_decision``): a profile that
+        still holds its trigger was not, and is written now from the record (Conflict if it moved meanwhile)."""
         existing = self.store.decision(did)
         if existing is None:
             return None
-        self._after(existing.decision, existing.status, profile, now)
-        return existing.decision
+        decision = existing.decision
+        if profile.triggers.get(decision.trigger) == decision.trigger_due_at:
+            self.store.update_profile(record(profile, decision, self.by_id, self.policy.quiet_hours.default_time_zone))
+        self._after(decision, existing.status, profile, now)
+        return decision
 
     def _after(self, decision: Decision, status: str, profile: Profile, now: datetime) -> None:
         if status == "queued":

@@ -52,7 +52,8 @@ class DecisionItems(Table):
             return False
 
     def commit_decision(self, decision: Decision, status: str, profile: Profile | None) -> None:
-        """Record a decision and the profile it was checked against, both or neither.
+        """Record a decision and the profile it was checked against, both or neither; a decision to send nothing
+        may be left recorded without its profile, which the retry completes (below).
 
         Raises DecisionExists if the decision was made before, Conflict if the profile changed since it was
         read (decide again).
@@ -81,10 +82,16 @@ class DecisionItems(Table):
             items.append({"Put": {"TableName": self.table, "Item": body | {"messages": {"B": pack(decision)}}}})
         if profile is not None:
             items.append(self._next_version(profile))
+        # A decision to send nothing has no body: its record and the profile are written one after the other, each
+        # at a single write's price (a transaction bills every item twice). The record goes first, so a crash or a
+        # concurrent write between the two leaves a record whose profile still holds the trigger; the retry finds the
+        # record (DecisionExists) and completes the profile from it (``Decider._resume``). Nothing is lost or doubled.
+        steps = [items[:1], items[1:]] if profile is not None and decision.action == "none" else [items]
         try:
-            self._write(items)
+            for step in steps:
+                self._write(step)
         except Conflict as conflict:
-            if conflict.failed == 0:
+            if conflict.failed == 0 and steps[0][0]["Put"]["Item"]["pk"]["S"] == conflict.key:
                 raise DecisionExists(decision_id) from conflict
             self.forget([customer])
             raise

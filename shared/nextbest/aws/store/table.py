@@ -133,15 +133,18 @@ class Table:
             self._cache.pop(key, None)
 
     def _write(self, puts: list[dict[str, Any]]) -> None:
-        """All of ``puts`` or none: one PutItem, or a transaction when identities move."""
+        """All of ``puts`` or none: one PutItem (or UpdateItem), or a transaction when several items must move
+        together."""
         try:
-            if len(puts) == 1:
+            if len(puts) == 1 and "Put" in puts[0]:
                 self._retried(lambda: self.client.put_item(**puts[0]["Put"]))
+            elif len(puts) == 1:
+                self._retried(lambda: self.client.update_item(**puts[0]["Update"]))
             else:
                 self._transact(puts)
         except ClientError as error:
             if aws.error_code(error) in CONDITION_FAILED:
-                raise Conflict(puts[0]["Put"]["Item"]["pk"]["S"], failed=failed_write(error)) from error
+                raise Conflict(_written_key(puts[0]), failed=failed_write(error)) from error
             raise
 
     def _transact(self, items: list[dict[str, Any]]) -> None:
@@ -223,6 +226,13 @@ def conflicted(error: ClientError) -> bool:
         and "TransactionConflict" in reasons
         and reasons <= {"TransactionConflict", "None", None}
     )
+
+
+def _written_key(write: dict[str, Any]) -> str:
+    """The partition key a Put or an Update of a transaction writes."""
+    if "Put" in write:
+        return str(write["Put"]["Item"]["pk"]["S"])
+    return str(write["Update"]["Key"]["pk"]["S"])
 
 
 def failed_write(error: ClientError) -> int | None:
