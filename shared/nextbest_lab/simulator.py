@@ -71,6 +71,7 @@ def catalog_events(seed: int, at: datetime) -> list[dict[str, Any]]:
                 "price": str(price),
                 "currency": "USD",
                 "category": category,
+                "category_url": f"{SHOP}/collections/{category}",
                 "availability": "in_stock",
             },
             "at": at,

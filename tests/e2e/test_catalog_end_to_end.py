@@ -34,6 +34,7 @@ def test_product_events_reach_the_catalog_the_newest_wins_and_a_bad_one_waits_in
     catalog = Store(emulation.output("TableName")).products(["sku-001", "sku-002"])
     assert list(catalog) == ["sku-001"]
     assert (catalog["sku-001"].name, catalog["sku-001"].availability) == ("Hydrating serum", "out_of_stock")
+    assert catalog["sku-001"].category_url == "https://shop.example/collections/skincare"  # the category's page
     rejected = [m for messages in dead_letters(emulation).values() for m in messages]
     assert [m["MessageAttributes"]["reason"]["StringValue"] for m in rejected] == ["invalid_detail"]
     assert json.loads(rejected[0]["Body"])["detail"]["event_id"] == "ev-no-page"

@@ -15,7 +15,7 @@ from jinja2 import StrictUndefined, Template
 from jinja2.sandbox import SandboxedEnvironment
 
 from nextbest.core.campaigns import Campaign, CampaignError, Creative
-from nextbest.core.catalog import Shown
+from nextbest.core.catalog import Category, Shown
 from nextbest.core.decision import Message
 from nextbest.core.events import Channel
 
@@ -62,6 +62,7 @@ def render(creative: Creative, channel: Channel, variables: dict[str, Any]) -> M
 def sample_variables() -> dict[str, Any]:
     """What a real render receives, for checking templates when campaigns are loaded."""
     tags = "utm_source=nextbest&utm_medium=email&utm_campaign=c&utm_content=v&nb=00000000-0000-0000-0000-000000000000"
+    category = f"https://shop.example/c/skincare?{tags}"
     return {
         "first_name": "Ada",
         "items": [
@@ -70,7 +71,8 @@ def sample_variables() -> dict[str, Any]:
                 "quantity": 1,
                 "unit_price": Decimal("25.00"),
                 "product_id": "p1",
-                "category": None,
+                "category": "Skincare",
+                "category_url": category,
                 "url": f"https://shop.example/p/serum?{tags}",
                 "image_url": "https://shop.example/i/serum.jpg",
                 "price": Decimal("25.00"),
@@ -82,8 +84,9 @@ def sample_variables() -> dict[str, Any]:
         "link": f"https://shop.example/cart?{tags}",
         "cart_url": f"https://shop.example/cart?{tags}",
         "home_url": f"https://shop.example/?{tags}",
+        "category": Category("Skincare", category),
         "recommendations": [
-            Shown(p, name, f"https://shop.example/p/{p}?{tags}", None, Decimal("12.00"), "USD")
+            Shown(p, name, f"https://shop.example/p/{p}?{tags}", None, Decimal("12.00"), "USD", "Skincare", category)
             for p, name in (("p2", "Mask"), ("p3", "Toner"))
         ],
         "discount_percent": Decimal(10),
