@@ -51,13 +51,17 @@ def stack_name(env: str | None) -> str:
 
 
 def required_context(app: cdk.App) -> dict[str, str]:
-    """``sender`` and ``siteUrl``, refused with one message naming every missing or malformed one."""
+    """``sender`` and ``siteUrl``, refused with one message naming every missing or malformed one (and a malformed
+    ``cartUrl``: links to the cart must lead to a page, as decide's settings require)."""
     given = {key: str(app.node.try_get_context(key) or "").strip() for key in REQUIRED}
     problems = [f"{key} ({why})" for key, why in REQUIRED.items() if not given[key]]
     if given["sender"] and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", given["sender"]):
         problems.append(f"sender={given['sender']!r} is not an e-mail address")
     if given["siteUrl"] and not re.match(r"https?://[^/\s]+", given["siteUrl"]):
         problems.append(f"siteUrl={given['siteUrl']!r} is not an http(s) URL")
+    cart = str(app.node.try_get_context("cartUrl") or "").strip()
+    if cart and not re.fullmatch(r"https?://[^\s<>\"']+", cart):
+        problems.append(f"cartUrl={cart!r} is not an http(s) URL")
     if problems:
         raise ContextError(f"missing or invalid context: {'; '.join(problems)}. Deploy with {DEPLOY}")
     return given

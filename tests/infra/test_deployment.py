@@ -37,6 +37,7 @@ def fixed_names(template):
         ({"sender": "news", "siteUrl": "https://shop.test"}, ["sender='news' is not an e-mail address"]),
         ({"sender": "news@shop.test", "siteUrl": "shop.test"}, ["siteUrl='shop.test' is not an http(s) URL"]),
         ({"sender": "news@shop.test", "siteUrl": "https://shop.test", "env": "Prod!"}, ["env='Prod!'"]),
+        ({"sender": "news@shop.test", "siteUrl": "https://shop.test", "cartUrl": "/basket"}, ["cartUrl='/basket'"]),
     ],
 )
 def test_synth_refuses_a_stack_without_its_sender_and_site_naming_what_is_missing(context, refused):
