@@ -22,6 +22,7 @@ from pathlib import Path
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
+from infra.constructs.shared import ContextError
 from infra.nag import acknowledge
 from infra.stack import NextbestStack
 
@@ -34,10 +35,6 @@ REQUIRED = {
 DEPLOY = 'make deploy ARGS="-c sender=news@yourshop.com -c siteUrl=https://yourshop.com [-c env=prod]"'
 ENV_NAME = re.compile(r"[a-z][a-z0-9-]{0,19}")
 """An environment name: it becomes part of the stack's name and of every fixed name (alarms: at most 255)."""
-
-
-class ContextError(ValueError):
-    """The app's context is missing or wrong; the message says which key and how to give it."""
 
 
 def stack_name(env: str | None) -> str:
