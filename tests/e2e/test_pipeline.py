@@ -215,7 +215,9 @@ def test_an_erasure_leaves_no_alarm_or_tombstone_that_names_her_and_her_old_opt_
     tombstones were unkeyed sha256 of each identifier, so reading the table told whether an address had been
     erased; a grant of consent made before the erasure, replayed from a dead-letter queue, brought her back."""
     zoe = "zoe@example.org"
-    put(emulation, event("cart.updated", email=zoe))  # a guest's cart: due under e:zoe@example.org
+    opt_in = event("consent.updated", email=zoe, event_id="ev-guest-consent", occurred_at="2026-11-02T08:59:00Z")
+    del opt_in["detail"]["customer_id"]  # a guest who accepted e-mail at checkout
+    put(emulation, opt_in, event("cart.updated", email=zoe))  # a guest's cart: due under e:zoe@example.org
     emulation.drain()
     assert due_index(emulation) == [f"e:{zoe}"]
     put(emulation, event("customer.identified", email=zoe), event("consent.updated"))  # signs in: c:cus_5

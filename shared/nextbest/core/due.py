@@ -19,6 +19,7 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 
 from nextbest.core.commands import MAX_LATENESS
+from nextbest.core.events import CHANNELS
 from nextbest.core.profiles import LAPSE, Profile
 
 DUE_SHARDS = 16
@@ -42,7 +43,14 @@ def index_time(profile: Profile, written_at: datetime) -> datetime | None:
     minute does not move the index), and never before the write itself. A trigger already more than
     ``MAX_LATENESS`` late when written (history loaded in bulk) is not indexed: decide would refuse it. A lapse
     check is never too late: it is about the customer as they are now.
+
+    A profile no channel may reach (a cookie that never identified, a customer without any consent, an address
+    that bounced) is not indexed either: decide could only log that it sent nothing, and each move of its triggers
+    would cost the index two writes. Its triggers stay on the profile; the write that makes it reachable (an
+    identification, a merge, a consent) indexes whichever are still due within ``MAX_LATENESS``.
     """
+    if not any(profile.has_consent(c) and profile.reachable(c) for c in CHANNELS):
+        return None
     pending = [due for t, due in profile.triggers.items() if t == LAPSE or written_at - due <= MAX_LATENESS]
     if not pending:
         return None

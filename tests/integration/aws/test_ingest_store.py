@@ -43,6 +43,9 @@ def test_given_an_anonymous_session_when_the_shopper_logs_in_then_one_profile_ho
         DELAYS,
     )
     assert result.profile_key == "c:cus_1" and result.merged == 1
+    opt_in = ConsentUpdated(event_id="k1", occurred_at=T0 + timedelta(minutes=3), customer_id="cus_1", channel="email",
+                            granted=True)  # fmt: skip
+    ingest(store, "consent.updated", opt_in, DELAYS)  # reachable now: the merged cart's trigger is indexed
     shard = due_shard("c:cus_1")  # the trigger moved to the surviving key's item; the redirects carry none
     assert store.due(shard, T0, T0 + timedelta(hours=2)) == ["c:cus_1"]
     assert "a:anon-1" not in store.due(due_shard("a:anon-1"), T0, T0 + timedelta(hours=2))

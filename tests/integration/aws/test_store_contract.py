@@ -13,7 +13,7 @@ from nextbest.core.counters import Counter
 from nextbest.core.decision import Decision
 from nextbest.core.due import DUE_SHARDS, due_shard
 from nextbest.core.ports import Conflict, DecisionExists, Duplicate
-from nextbest.core.profiles import Order, Profile
+from nextbest.core.profiles import Consent, Order, Profile
 from nextbest.memory import MemoryStore
 
 from tests.builders import table_store
@@ -127,17 +127,22 @@ def test_the_due_index_holds_each_profile_with_pending_triggers_at_its_earliest_
     clock.install(clock.ManualClock(T0))  # each write's index time is stamped with the clock (the emulation's too)
     try:
         soon, later = T0 + timedelta(minutes=30), T0 + timedelta(hours=2)
+        mailable = {"email": "cart@example.org", "consent": {"email": Consent(granted=True, at=T0, source="test")}}
         cart = new(store, "c:cart", "e:cart@example.org")
-        store.update_profile(cart.model_copy(update={"triggers": {"cart_abandoned": later, "browse_abandoned": soon}}))
+        triggers = {"cart_abandoned": later, "browse_abandoned": soon}
+        store.update_profile(cart.model_copy(update={"triggers": triggers} | mailable))
         new(store, "c:idle")
         gone = new(store, "c:gone")
-        store.update_profile(gone.model_copy(update={"triggers": {"cart_abandoned": soon}}))
+        store.update_profile(gone.model_copy(update={"triggers": {"cart_abandoned": soon}} | mailable))
+        silent = new(store, "c:silent")  # triggers, but no channel may reach them
+        store.update_profile(silent.model_copy(update={"triggers": {"cart_abandoned": soon}}))
         store.erase(["c:gone"], [])
 
         def due(after, until):
             return [key for shard in range(DUE_SHARDS) for key in store.due(shard, after, until)]
 
-        # once, at its earliest trigger: not under its redirect, not for a profile without triggers or erased
+        # once, at its earliest trigger: not under its redirect, not for a profile without triggers, unreachable or
+        # erased
         assert due(T0, soon) == ["c:cart"]
         assert due(soon, T0 + timedelta(hours=3)) == []
         assert store.due(due_shard("c:cart"), T0, soon) == ["c:cart"]

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 from nextbest.aws.store.table import profile_item
-from nextbest.core.profiles import Profile
+from nextbest.core.profiles import Consent, Profile
 
 from tests.conftest import T0
 
@@ -59,7 +59,8 @@ def test_a_transaction_bills_each_item_twice(emulation, table):
 def test_a_profile_enters_the_due_index_once_and_moves_in_it_only_when_its_minute_does(emulation, table):
     ddb = emulation.client("dynamodb")
     due = T0 + timedelta(hours=1)
-    cart = Profile(key="c:cus_1", triggers={"cart_abandoned": due})
+    mailable = {"email": "ann@example.org", "consent": {"email": Consent(granted=True, at=T0, source="test")}}
+    cart = Profile(key="c:cus_1", triggers={"cart_abandoned": due}, **mailable)
     _, index_before, _ = units(emulation)
     ddb.put_item(TableName=table, Item=profile_item(cart))
     assert units(emulation)[1] - index_before == 1  # by_due, keys only

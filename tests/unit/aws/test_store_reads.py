@@ -62,3 +62,27 @@ def test_a_document_reads_the_same_from_boto3_bytes_and_from_a_lambda_stream_eve
     assert document({"doc": {"B": packed}}) == {"status": "sent"}
     assert document({"doc": {"B": base64.b64encode(packed).decode()}}) == {"status": "sent"}
     assert document({"doc": {"S": '{"status": "sent"}'}}) == {"status": "sent"}
+
+
+def test_documents_are_compressed_with_the_preset_dictionary_smaller_and_read_back_with_the_older_plain_ones():
+    import zlib
+
+    from nextbest.aws.store.table import DICTIONARY, compress, decompress, profile_item, profile_of
+    from nextbest.core.profiles import Profile
+
+    profile = Profile(key="c:1", identifiers=["c:1", "e:ann@example.org"], email="ann@example.org", first_name="Ann")
+    raw = profile.model_dump_json(exclude_defaults=True).encode()
+    packed = compress(raw)
+    assert packed[1] & 0x20 and int.from_bytes(packed[2:6], "big") == zlib.adler32(DICTIONARY)  # names its dictionary
+    assert len(packed) < len(zlib.compress(raw, 9))
+    assert decompress(packed) == raw and decompress(zlib.compress(raw)) == raw
+    assert profile_of(profile_item(profile)) == profile
+
+
+def test_the_dictionary_is_never_edited_in_place():
+    """Stored documents name the dictionary by its checksum: an edit would make every one of them unreadable."""
+    import zlib
+
+    from nextbest.aws.store.table import DICTIONARIES, DICTIONARY
+
+    assert zlib.adler32(DICTIONARY) == 2419946415 and DICTIONARIES[2419946415] == DICTIONARY

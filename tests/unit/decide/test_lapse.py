@@ -11,7 +11,7 @@ from nextbest.core.profiles import LAPSE
 from nextbest.ingest.service import ingest
 from nextbest.memory import MemoryStore
 
-from tests.builders import CAMPAIGNS, Collect, decider
+from tests.builders import CAMPAIGNS, Collect, decider, known_customer
 from tests.conftest import T0
 
 DELAYS = trigger_delays(CAMPAIGNS)
@@ -32,6 +32,7 @@ def test_the_lapse_check_is_set_when_an_at_risk_or_win_back_campaign_is_approved
 
 def test_an_order_sets_the_check_a_week_later_a_view_leaves_it_and_a_new_order_moves_it(now):
     store = MemoryStore()
+    known_customer(store, {"email": True}, email="ann@example.org")
     ingest(store, "order.placed", order(1, T0), DELAYS)
     assert store.profile(KEY).triggers[LAPSE] == T0 + LAPSE_CHECK_EVERY
     assert store.index_times[KEY] <= T0 + LAPSE_CHECK_EVERY  # in the due index (post-purchase may come first)

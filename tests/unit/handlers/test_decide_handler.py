@@ -9,7 +9,7 @@ import pytest
 from nextbest.core.commands import DueProfile, DueTrigger, Poll
 from nextbest.core.coupons import POOL_EMPTY, Issuer
 from nextbest.core.due import LAG
-from nextbest.core.events import CHANNELS, CartUpdated, LineItem
+from nextbest.core.events import CHANNELS, CartUpdated, ConsentUpdated, CustomerIdentified, LineItem
 from nextbest.core.experiments import in_global_control, in_holdout
 from nextbest.core.settings import MAX_RECEIVE_COUNT, DecideSettings
 from nextbest.ingest.service import ingest
@@ -160,10 +160,16 @@ def test_given_a_poll_then_every_profile_due_in_its_window_is_handed_over_in_bat
     customers = [treated(decide)] + [f"cus_x{n}" for n in range(11)]
     cart_left(store, customers[0])
     item = LineItem(product_id="sku-1", name="Serum", quantity=1, unit_price=Decimal("32.00"))
-    for customer in customers[1:]:  # carts of customers who gave no consent: decided, not sent
+    for customer in customers[1:]:  # more carts than one SendMessageBatch takes
+        consent = ConsentUpdated(event_id=f"k-{customer}", occurred_at=T0, customer_id=customer, channel="email",
+                                 granted=True)  # fmt: skip
+        ingest(store, "consent.updated", consent, DELAYS)
+        identified = CustomerIdentified(event_id=f"i-{customer}", occurred_at=T0, customer_id=customer,
+                                        email=f"{customer}@example.org")  # fmt: skip
+        ingest(store, "customer.identified", identified, DELAYS)
         cart = CartUpdated(event_id=f"c-{customer}", occurred_at=T0, customer_id=customer, items=[item])
         ingest(store, "cart.updated", cart, DELAYS)
-    assert {store.index_times[f"c:{c}"] for c in customers} == {DUE}
+    assert {c: store.index_times[f"c:{c}"] for c in customers} == dict.fromkeys(customers, DUE)
     now.set(DUE + LAG)
 
     assert failures(invoke(decide, Poll(poll_at=DUE + LAG - timedelta(minutes=1)).model_dump_json())) == []

@@ -63,12 +63,17 @@ def due(ingest, key: str) -> list[str]:
     return ingest.store.due(due_shard(key), T0, T0 + timedelta(hours=3))
 
 
-def test_given_a_cart_event_then_a_profile_holds_the_cart_and_its_trigger_is_in_the_due_index(ingest):
+def test_given_a_cart_event_then_a_profile_holds_the_cart_and_its_trigger_indexed_once_someone_may_be_sent_it(ingest):
     response = invoke(ingest, sample("cart.updated.json"))
 
     assert failures(response) == []
-    assert [item.product_id for item in ingest.store.profile("a:anon-1").cart.items] == ["sku-001"]
-    assert ingest.store.index_times["a:anon-1"] == T0 + timedelta(hours=1)
+    anonymous = ingest.store.profile("a:anon-1")
+    assert [item.product_id for item in anonymous.cart.items] == ["sku-001"]
+    assert anonymous.triggers["cart_abandoned"] == T0 + timedelta(hours=1)
+    assert ingest.store.index_times["a:anon-1"] is None  # a cookie: no one to send it to, decide is not woken
+
+    assert failures(invoke(ingest, sample("customer.identified.json"), sample("consent.updated.json"))) == []
+    assert ingest.store.index_times["c:cus_5"] == T0 + timedelta(hours=1)  # signed in and consented: due
 
 
 def test_given_a_malformed_record_between_valid_ones_then_it_alone_is_dead_lettered_with_its_reason(ingest):
@@ -95,7 +100,7 @@ def test_given_an_event_delivered_twice_then_it_is_applied_once(ingest):
         assert failures(invoke(ingest, sample("cart.updated.json"))) == []
 
     assert ingest.store.writes == 1 and ingest.store.profile("a:anon-1").version == 1
-    assert ingest.store.index_times["a:anon-1"] == T0 + timedelta(hours=1)
+    assert ingest.store.profile("a:anon-1").triggers == {"cart_abandoned": T0 + timedelta(hours=1)}
 
 
 @pytest.mark.parametrize("occurred_at", ["0001-01-01T00:30:00+01:00", "9999-12-31T23:30:00-01:00"])
@@ -138,7 +143,10 @@ def test_given_a_cart_under_a_key_merged_away_then_only_the_surviving_profile_is
     The redirect left at the e-mail carries no index time, so nothing is due under it (no orphan alarm)."""
     cart = event("cart.updated", drop=("anonymous_id",), email="zoe@example.org")
     identified = event("customer.identified", drop=("anonymous_id", "phone"), email="zoe@example.org")
-    assert failures(invoke(ingest, cart)) == []
+    consent = event(
+        "consent.updated", drop=("customer_id",), email="zoe@example.org", occurred_at="2026-11-02T08:59:00Z"
+    )
+    assert failures(invoke(ingest, consent, cart)) == []
     assert due(ingest, "e:zoe@example.org") == ["e:zoe@example.org"]
     assert failures(invoke(ingest, identified)) == []
     assert "e:zoe@example.org" not in due(ingest, "e:zoe@example.org") and due(ingest, "c:cus_5") == ["c:cus_5"]

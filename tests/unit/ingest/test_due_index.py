@@ -7,8 +7,8 @@ from decimal import Decimal
 
 from nextbest.core.commands import MAX_LATENESS, DueProfile, Poll
 from nextbest.core.due import DUE_SHARDS, LAG, POLL_EVERY, due_shard, index_time, poll_window
-from nextbest.core.events import CartUpdated, LineItem, OrderPlaced
-from nextbest.core.profiles import Profile
+from nextbest.core.events import CartUpdated, ConsentUpdated, LineItem, OrderPlaced
+from nextbest.core.profiles import Consent, Profile
 from nextbest.ingest.service import ingest
 from nextbest.memory import MemoryStore
 
@@ -17,6 +17,8 @@ from tests.conftest import T0
 
 ITEM = LineItem(product_id="sku-1", name="Serum", quantity=1, unit_price=Decimal("32.00"))
 KEY = "c:cus_1"
+MAILABLE = {"email": "ana@example.com", "consent": {"email": Consent(granted=True, at=T0, source="test")}}
+"""What makes a profile reachable: only a profile some channel may reach is in the index."""
 
 
 def cart(store, event_id: str, at):
@@ -45,14 +47,39 @@ def polls(store, start, end) -> list[tuple[object, str]]:
 
 
 def test_the_index_time_is_the_earliest_trigger_rounded_up_to_the_minute_and_never_before_the_write():
-    profile = Profile(key=KEY, triggers={"a": T0 + timedelta(minutes=61, seconds=5), "b": T0 + timedelta(hours=2)})
+    triggers = {"a": T0 + timedelta(minutes=61, seconds=5), "b": T0 + timedelta(hours=2)}
+    profile = Profile(key=KEY, triggers=triggers, **MAILABLE)
     assert index_time(profile, T0) == T0 + timedelta(minutes=62)
     assert index_time(profile, T0 + timedelta(hours=5, seconds=1)) == T0 + timedelta(hours=5, minutes=1)  # late
-    assert index_time(Profile(key=KEY), T0) is None  # nothing pending: not in the index (sparse)
+    assert index_time(Profile(key=KEY, **MAILABLE), T0) is None  # nothing pending: not in the index (sparse)
+
+
+def test_a_profile_no_channel_may_reach_is_not_indexed_until_one_may():
+    due = {"cart_abandoned": T0 + timedelta(hours=1)}
+    assert index_time(Profile(key="a:cookie", triggers=due), T0) is None  # anonymous: no address
+    refused = MAILABLE | {"consent": {"email": Consent(granted=False, at=T0, source="test")}}
+    assert index_time(Profile(key=KEY, triggers=due, **refused), T0) is None
+    assert index_time(Profile(key=KEY, triggers=due, email_status="bounced", **MAILABLE), T0) is None
+    assert index_time(Profile(key=KEY, triggers=due, **MAILABLE), T0) == T0 + timedelta(hours=1)
+
+
+def test_a_cart_left_before_the_customer_consented_is_indexed_by_the_consent_and_decided_once(now):
+    store = MemoryStore()
+    known_customer(store, {}, email="ana@example.com")  # identified, no consent yet
+    now.set(T0 + timedelta(minutes=5))
+    cart(store, "c1", now.now())
+    assert store.index_times[KEY] is None  # nobody to send it to: decide is not woken
+    consent = ConsentUpdated(
+        event_id="k2", occurred_at=T0 + timedelta(minutes=10), customer_id="cus_1", channel="email", granted=True
+    )
+    now.set(T0 + timedelta(minutes=10))
+    ingest(store, "consent.updated", consent, DELAYS)  # consents five minutes later
+    assert store.index_times[KEY] == T0 + timedelta(hours=1, minutes=5)
+    assert [k for _, k in polls(store, T0, T0 + timedelta(hours=3))] == [KEY]
 
 
 def test_a_trigger_already_more_than_a_day_late_when_written_is_not_indexed():
-    history = Profile(key=KEY, triggers={"post_purchase": T0 - MAX_LATENESS - timedelta(minutes=1)})
+    history = Profile(key=KEY, triggers={"post_purchase": T0 - MAX_LATENESS - timedelta(minutes=1)}, **MAILABLE)
     assert index_time(history, T0) is None
     assert index_time(history, T0 - timedelta(minutes=2)) == T0 - timedelta(minutes=2)
 

@@ -27,6 +27,7 @@ from nextbest.aws.store.table import (
     EVENT_MEMORY,
     MESSAGE,
     Table,
+    compress,
     document,
     failed_write,
 )
@@ -66,7 +67,7 @@ class DecisionItems(Table):
                         "pk": {"S": f"d:{decision_id}"},
                         "sk": {"S": DECISION},
                         "status": {"S": status},
-                        "doc": {"B": zlib.compress(decision.model_dump_json(exclude={"messages"}).encode(), 6)},
+                        "doc": {"B": compress(decision.model_dump_json(exclude={"messages"}).encode())},
                         "customer": {"S": customer},
                         "decided_at": {"S": iso(decision.decided_at)},
                         "expires_at": expires_at,

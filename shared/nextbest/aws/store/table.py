@@ -252,6 +252,43 @@ def legacy_tombstone(key: str) -> str:
     return "x:" + hashlib.sha256(key.encode()).hexdigest()
 
 
+DICTIONARY = (
+    b'"fallback_of":"coupon":"offer_cost":"outcome":"reason":"candidates":"model_versions":"scores":"defer_until":'
+    b'"propensity":"value":"group":"decided_at":"trigger_due_at":"profile_key":"action":"send","none","holdout",'
+    b'"key":"c:"identifiers":["a:"e:"p:"version":"first_name":"time_zone":"email_status":"soft_bounces":'
+    b'"last_engaged_at":"phone":"stamps":"consent":{"sms":{"push":{"email":{"granted":true,"source":"signup",'
+    b'"withdrawn_at":"address":"cart":{"items":[{"quantity":1,"unit_price":"name":"currency":"USD","updated_at":'
+    b'"orders":[{"order_id":"total":"order_count":"first_order_at":"last_order_at":"dates":{"occurrences":{'
+    b'"event_id":"properties":{"undeliverable":[],"claimed":[],"categories":{"products":{"triggers":{'
+    b'"cart_abandoned":"browse_abandoned":"post_purchase":"lapse":"handled":{"messages":[{"decision_id":'
+    b'"campaign_id":"channel":"email","at":"variant":"held_out":true,"global_control":"step":1,"conflict_group":'
+    b'"fulfilment":"converted_at":"revenue":"credit_until":"fallbacks":[{"trigger":"views":[{"product_id":"sku-'
+    b'"category":"at":"2026-01-01T00:00:00.000000Z"},{"'
+)
+"""A preset dictionary (zlib's ``zdict``) of the names and values profile and decision documents repeat. A document
+of a few hundred bytes has not yet seen the strings it could refer back to; with them given, a profile compresses to
+about a sixth less, and a sixth more of them fit in one write unit (1 KB). Never edit it: a document names its
+dictionary by its Adler-32 checksum (``DICTIONARIES``), so a better one is added beside it, and documents written
+without one (plain zlib) still read."""
+DICTIONARIES = {zlib.adler32(DICTIONARY): DICTIONARY}
+_FDICT = 0x20
+"""The bit of a zlib stream's second byte that says a dictionary's checksum follows the header (RFC 1950)."""
+
+
+def compress(raw: bytes) -> bytes:
+    """A document as stored: zlib at its best level, with the preset dictionary."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 15, 9, zlib.Z_DEFAULT_STRATEGY, DICTIONARY)
+    return packer.compress(raw) + packer.flush()
+
+
+def decompress(data: bytes) -> bytes:
+    """What :func:`compress` (or plain ``zlib.compress``, as documents were written before) made of it."""
+    if len(data) > 6 and data[1] & _FDICT:
+        unpacker = zlib.decompressobj(zdict=DICTIONARIES[int.from_bytes(data[2:6], "big")])
+        return unpacker.decompress(data) + unpacker.flush()
+    return zlib.decompress(data)
+
+
 def document(item: dict[str, Any]) -> dict[str, Any]:
     """The JSON document of a profile or decision item (compressed, or plain as written before compression), as
     boto3 reads it (binary as bytes) or as a Lambda stream event carries it (binary as base64 text)."""
@@ -259,7 +296,7 @@ def document(item: dict[str, Any]) -> dict[str, Any]:
     if "S" in doc:
         return dict(json.loads(doc["S"]))
     raw = doc["B"]
-    return dict(json.loads(zlib.decompress(base64.b64decode(raw) if isinstance(raw, str) else raw)))
+    return dict(json.loads(decompress(base64.b64decode(raw) if isinstance(raw, str) else raw)))
 
 
 def profile_of(item: dict[str, Any]) -> Profile:
@@ -269,13 +306,13 @@ def profile_of(item: dict[str, Any]) -> Profile:
 
 
 def profile_item(profile: Profile, applied: EventMemory | None = None) -> dict[str, Any]:
-    """A profile as stored: its JSON zlib-compressed (a profile's JSON shrinks about threefold, and write units are
+    """A profile as stored: its JSON compressed (a profile's JSON shrinks about threefold, and write units are
     counted per KB), and ``applied`` when given (ingest's writes; others keep what is stored)."""
     item = {
         "pk": {"S": profile.key},
         "sk": {"S": PROFILE},
         "version": {"N": str(profile.version)},
-        "doc": {"B": zlib.compress(profile.model_dump_json(exclude_defaults=True).encode(), 6)},
+        "doc": {"B": compress(profile.model_dump_json(exclude_defaults=True).encode())},
     }
     if applied is not None:
         item |= applied.attributes()
