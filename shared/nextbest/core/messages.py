@@ -96,6 +96,14 @@ def sample_variables() -> dict[str, Any]:
     }
 
 
+def sparse_variables() -> dict[str, Any]:
+    """What a real render receives for a customer the shop knows little of: no name, an empty cart, nothing to
+    recommend, no category page. A template must guard what may be missing (``{% if category %}``), or the send
+    fails: ``None.url`` is an undefined variable."""
+    missing = {"first_name": None, "items": [], "cart_value": 0, "recommendations": [], "category": None}
+    return sample_variables() | missing
+
+
 def event_properties(properties: dict[str, Any]) -> dict[str, Any]:
     """A custom event's properties as a template sees them (``{{ event.plan }}``): a property the event did not
     carry, or carried as null, renders as nothing instead of failing the send (guard it with a ``where`` condition
@@ -104,14 +112,16 @@ def event_properties(properties: dict[str, Any]) -> dict[str, Any]:
 
 
 def check_creatives(campaigns: list[Campaign]) -> list[Campaign]:
-    """Render every creative on every channel with the variables a real send gets, so a template that would fail
-    at send time (a typo, an unknown variable, a broken expression) fails the build, the check and decide's start
-    instead. Returns the campaigns, or raises CampaignError naming the campaign, variant and channel."""
+    """Render every creative on every channel with the variables a real send gets, for a customer the shop knows well
+    and for one it knows little of, so a template that would fail at send time (a typo, an unknown variable, a
+    broken expression, an unguarded ``category.url``) fails the build, the check and decide's start instead. Returns
+    the campaigns, or raises CampaignError naming the campaign, variant and channel."""
     for campaign in campaigns:
         for variant in campaign.variants:
             for channel in campaign.channels:
                 try:
-                    render(variant.creative, channel, sample_variables())
+                    for variables in (sample_variables(), sparse_variables()):
+                        render(variant.creative, channel, variables)
                 except Exception as error:  # Jinja's syntax and undefined-variable errors, among others
                     raise CampaignError(f"{campaign.id}: variants.{variant.id}.{channel}: {error}") from None
     return campaigns
