@@ -100,8 +100,8 @@ def sparse_variables() -> dict[str, Any]:
     """What a real render receives for a customer the shop knows little of: no name, an empty cart, nothing to
     recommend, no category page. A template must guard what may be missing (``{% if category %}``), or the send
     fails: ``None.url`` is an undefined variable."""
-    missing = {"first_name": None, "items": [], "cart_value": 0, "recommendations": [], "category": None}
-    return sample_variables() | missing
+    missing: dict[str, Any] = {"first_name": None, "items": [], "recommendations": [], "category": None}
+    return sample_variables() | missing | {"cart_value": 0}
 
 
 def event_properties(properties: dict[str, Any]) -> dict[str, Any]:
