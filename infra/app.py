@@ -22,6 +22,7 @@ from pathlib import Path
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
+from infra.constructs.shared import ContextError
 from infra.nag import acknowledge
 from infra.stack import NextbestStack
 
@@ -36,10 +37,6 @@ ENV_NAME = re.compile(r"[a-z][a-z0-9-]{0,19}")
 """An environment name: it becomes part of the stack's name and of every fixed name (alarms: at most 255)."""
 
 
-class ContextError(ValueError):
-    """The app's context is missing or wrong; the message says which key and how to give it."""
-
-
 def stack_name(env: str | None) -> str:
     """``nextbest``, or ``nextbest-<env>``: the prefix of every fixed name in the stack (alarms, dashboard, bus,
     schedule group), which the constructs take from the stack's name."""
@@ -51,13 +48,17 @@ def stack_name(env: str | None) -> str:
 
 
 def required_context(app: cdk.App) -> dict[str, str]:
-    """``sender`` and ``siteUrl``, refused with one message naming every missing or malformed one."""
+    """``sender`` and ``siteUrl``, refused with one message naming every missing or malformed one (and a malformed
+    ``cartUrl``: links to the cart must lead to a page, as decide's settings require)."""
     given = {key: str(app.node.try_get_context(key) or "").strip() for key in REQUIRED}
     problems = [f"{key} ({why})" for key, why in REQUIRED.items() if not given[key]]
     if given["sender"] and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", given["sender"]):
         problems.append(f"sender={given['sender']!r} is not an e-mail address")
     if given["siteUrl"] and not re.match(r"https?://[^/\s]+", given["siteUrl"]):
         problems.append(f"siteUrl={given['siteUrl']!r} is not an http(s) URL")
+    cart = str(app.node.try_get_context("cartUrl") or "").strip()
+    if cart and not re.fullmatch(r"https?://[^\s<>\"']+", cart):
+        problems.append(f"cartUrl={cart!r} is not an http(s) URL")
     if problems:
         raise ContextError(f"missing or invalid context: {'; '.join(problems)}. Deploy with {DEPLOY}")
     return given

@@ -28,7 +28,7 @@ from nextbest.decide.live import LivePolicy
 
 from infra import assets
 from infra.constructs.profile_store import TableAccess
-from infra.constructs.shared import Shared, work_queue
+from infra.constructs.shared import ContextError, Shared, context_number, work_queue
 
 TABLE_ACCESS = TableAccess(
     # profile: BatchGetItem; arm_counts (the campaign's counter items) and decision (one already made with this
@@ -138,7 +138,7 @@ class Decide(Construct):
             directory = assets.ROOT / directory
         if not (directory / "manifest.json").is_file():
             if given:
-                raise ValueError(f"context policyDir={given}: no policy there (no manifest.json)")
+                raise ContextError(f"context policyDir={given}: no policy there (no manifest.json)")
             return None
         LivePolicy.load(directory)  # raises ModelError saying what is wrong
         return directory
@@ -156,13 +156,9 @@ class Decide(Construct):
 
     def _holdout_floor(self) -> float:
         """Context ``holdoutFloorPercent`` (0-50): every campaign holds out at least this share of its audience."""
-        given = self.node.try_get_context("holdoutFloorPercent")
-        try:
-            percent = float(given or 0)
-        except ValueError:
-            percent = -1.0
+        percent = context_number(self, "holdoutFloorPercent", 0.0)
         if not 0 <= percent <= 50:
-            raise ValueError(f"context holdoutFloorPercent={given}: give a number from 0 to 50")
+            raise ContextError(f"context holdoutFloorPercent={percent:g}: give a number from 0 to 50")
         return percent
 
     def scheduling(self) -> dict[str, Any]:

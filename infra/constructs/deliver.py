@@ -43,7 +43,7 @@ from nextbest.core.settings import DELIVER_TIMEOUT, DeliverSettings
 
 from infra.constructs.feedback import FeedbackTopics
 from infra.constructs.profile_store import TableAccess
-from infra.constructs.shared import Shared, consume, work_queue
+from infra.constructs.shared import Shared, consume, context_number, work_queue
 from infra.constructs.unsubscribe import Unsubscribe
 
 SES_EVENTS = [
@@ -142,10 +142,10 @@ class Deliver(Construct):
     def _consume(self) -> dict[Channel, int]:
         """Each channel's queue consumed with the concurrency its provider's rate allows; deliver may send to its
         own queues (a throttled request goes back, delayed) and to their dead-letter queues."""
-        seconds_per_send = float(self.node.try_get_context("deliverSecondsPerSend") or SECONDS_PER_SEND)
+        seconds_per_send = context_number(self, "deliverSecondsPerSend", SECONDS_PER_SEND)
         limits: dict[Channel, int] = {}
         for channel, (key, default) in PROVIDER_RATES.items():
-            rate = float(self.node.try_get_context(key) or default)
+            rate = context_number(self, key, default)
             limits[channel] = maximum_concurrency(rate, seconds_per_send)
             consume(self.function, self.queues[channel], limits[channel])
             self.queues[channel].grant_send_messages(self.function)

@@ -18,6 +18,22 @@ METRICS_NAMESPACE = "nextbest"
 """CloudWatch namespace of every function's EMF metrics; the alarms and dashboard read it (``observability``)."""
 
 
+class ContextError(ValueError):
+    """The app's context is missing or wrong; the message says which key and how to give it (``cdk synth`` prints
+    it as one line and exits 2: ``infra.app``)."""
+
+
+def context_number(scope: Construct, key: str, default: float) -> float:
+    """A number given as context (``-c key=value``), or ``default``; anything else is refused naming the key."""
+    given = scope.node.try_get_context(key)
+    if given is None or given == "":
+        return default
+    try:
+        return float(given)
+    except (TypeError, ValueError):
+        raise ContextError(f"context {key}={given!r}: give a number") from None
+
+
 class Shared(Construct):
     """The runtime layer and the Lambda defaults every step's function is built with (its code carries the
     ``nextbest`` modules it imports, see ``assets.function_code``)."""

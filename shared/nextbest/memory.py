@@ -10,6 +10,7 @@ so there is one decide loop, not a copy per simulator. It keeps what the table p
   an order's credits), applied at once: exact, as the tally makes them, without its delay;
 * identifiers other than the canonical one redirect to it, re-pointed on every merge;
 * every profile write sets the profile's place in the due index, computed at the write's time;
+* a coupon pool's code is given to one decision only, never again once given, and a decision keeps its own;
 * reads return copies: changing a profile read from the store changes nothing until it is saved.
 
 It is never shipped to Lambda (no handler imports it) and never used against AWS.
@@ -26,6 +27,7 @@ from nextbest.core import clock
 from nextbest.core.catalog import Product, newer
 from nextbest.core.clock import iso
 from nextbest.core.counters import Counter, Version, combined, tally
+from nextbest.core.coupons import CouponsGone
 from nextbest.core.decision import Decision
 from nextbest.core.due import due_shard, index_time
 from nextbest.core.ports import Conflict, DecisionExists, Duplicate, SentMessage, StoredDecision, Tallied
@@ -69,6 +71,12 @@ class MemoryStore:
         self.index_times: dict[str, datetime | None] = {}
         """Each profile's index time in the ``by_due`` index, as its last write set it."""
         self.catalog: dict[str, Product] = {}
+        self.pools: dict[str, dict[str, None]] = {}
+        """Each campaign's coupon codes still to give, in upload order."""
+        self.coupon_claims: dict[str, str] = {}
+        """The code each decision claimed."""
+        self.coupons_given: dict[tuple[str, str], str] = {}
+        """(campaign, code) -> the decision it was given to: never given again."""
         self.checkpoints: dict[tuple[str, str], int] = {}
         """The tally's checkpoint per (shard, campaign), for the tally's own tests (this store counts at once)."""
         self.writes = 0
@@ -287,6 +295,34 @@ class MemoryStore:
 
     def products(self, product_ids: Iterable[str]) -> dict[str, Product]:
         return {p: self.catalog[p] for p in set(product_ids) if p in self.catalog}
+
+    # -- coupon pools (``nextbest.aws.store.coupons``) -----------------------------------------------------
+
+    def claim_coupon(self, campaign_id: str, decision_id: str, at: datetime) -> str:
+        held = self.coupon_claims.get(decision_id)
+        if held is not None:
+            return held
+        pool = self.pools.get(campaign_id)
+        if not pool:
+            raise CouponsGone(campaign_id)
+        code = next(iter(pool))
+        del pool[code]
+        self.coupon_claims[decision_id] = code
+        self.coupons_given[(campaign_id, code)] = decision_id
+        self.writes += 1
+        return code
+
+    def upload_coupons(self, campaign_id: str, codes: Iterable[str]) -> tuple[int, int]:
+        unique = list(dict.fromkeys(codes))
+        fresh = [c for c in unique if (campaign_id, c) not in self.coupons_given]
+        self.pools.setdefault(campaign_id, {}).update(dict.fromkeys(fresh))
+        return len(fresh), len(unique) - len(fresh)
+
+    def coupons_left(self, campaign_id: str) -> int:
+        return len(self.pools.get(campaign_id, {}))
+
+    def coupon_holder(self, campaign_id: str, code: str) -> str | None:
+        return self.coupons_given.get((campaign_id, code))
 
     def lease(self, limit: Counter, want: Decimal) -> Decimal:
         """As the table grants it: all of ``want`` if there is room, else what is left (an add conditioned on

@@ -3,7 +3,8 @@ source and the date it was read) applied to what one unit of work uses.
 
 Only what the engine itself costs is priced: the events put on the bus, the queues, the functions, the table, the
 schedules, the notifications' topic. The messages' own price (SES per e-mail, SMS per text and country) is the same
-whatever the design, and is left out.
+whatever the design, and is left out. :func:`standing` prices what a deployed stack pays every month whatever its
+traffic (keys, secrets, alarms, the dashboard, the due index's poll), from the synthesized template.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 PRICES = ROOT / "docs" / "prices.toml"
@@ -119,3 +121,56 @@ def floor(own_seconds_per_event: float, memory_mb: float, batch_size: int, price
         lambda_gb_seconds=gb_seconds(seconds, memory_mb),
         wru=1,
     )
+
+
+MONTH_HOURS = 730
+"""The hours AWS prices a month at."""
+
+
+@dataclass(frozen=True)
+class Standing:
+    """Something a deployed stack pays for every month, traffic or not."""
+
+    what: str
+    count: int
+    usd: float
+
+
+def standing(template: Mapping[str, Any], prices: Prices) -> list[Standing]:
+    """What the synthesized stack costs a month before any event, counted from its template: KMS keys, secrets,
+    alarms (by the metrics each reads), dashboards, and the due index's poll (each ``rate(1 minute)`` schedule
+    puts a message on decide's queue, which one decide invocation reads with one Query). Free tiers, and an
+    account's free alarms and dashboards, are not counted: they may be spent by other stacks."""
+    resources = list(template["Resources"].values())
+
+    def each(kind: str, what: str, price: str) -> Standing:
+        n = sum(r["Type"] == kind for r in resources)
+        return Standing(what, n, prices[price].of(n))
+
+    alarm_metrics = sum(_alarm_metrics(r["Properties"]) for r in resources if r["Type"] == "AWS::CloudWatch::Alarm")
+    every_minute = [r for r in resources if r.get("Properties", {}).get("ScheduleExpression") == "rate(1 minute)"]
+    polls = len(every_minute) * MONTH_HOURS * 60
+    [decide_mb] = [
+        r["Properties"]["MemorySize"]
+        for r in resources
+        if r["Type"] == "AWS::Lambda::Function"
+        and r["Properties"]["Environment"]["Variables"].get("POWERTOOLS_SERVICE_NAME") == "decide"
+    ]
+    seconds = lambda_seconds(0.0, decide_mb, {("dynamodb", "Query"): 1}, prices)
+    poll = Usage(scheduler_invocations=1, sqs_requests=3, lambda_requests=1,
+                 lambda_gb_seconds=gb_seconds(seconds, decide_mb), rru=0.5)  # fmt: skip
+    return [
+        each("AWS::KMS::Key", "KMS keys", "kms_key_month"),
+        each("AWS::SecretsManager::Secret", "secrets", "secret_month"),
+        Standing("alarm metrics", alarm_metrics, prices["alarm_metric_month"].of(alarm_metrics)),
+        each("AWS::CloudWatch::Dashboard", "dashboards", "dashboard_month"),
+        Standing("due-index polls", polls, per_million(poll, prices) * polls / 1e6),
+    ]
+
+
+def _alarm_metrics(alarm: Mapping[str, Any]) -> int:
+    """The metrics an alarm is billed for: each it reads, three for an anomaly detection band."""
+    metrics = alarm.get("Metrics") or [{"MetricStat": alarm}]
+    read = sum("MetricStat" in m for m in metrics)
+    bands = sum("ANOMALY_DETECTION_BAND" in m.get("Expression", "") for m in metrics)
+    return read + 2 * bands

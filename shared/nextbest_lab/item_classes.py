@@ -54,7 +54,7 @@ ITEM_CLASSES: tuple[ItemClass, ...] = (
               "one per identifier of an erased person: grows with erasure requests, not with traffic"),
     ItemClass("push_message", "m:<provider message id> / MESSAGE", False, "expiry", "expires_at: 7 days"),
     ItemClass("product", "cat:<product id> / PRODUCT", False, "bound",
-              "one per product the shop sells (in stock or out of stock); at most ~5 KB each (bounded fields)"),
+              "one per product the shop sells (in stock or out of stock); at most ~7 KB each (bounded fields)"),
     ItemClass("removed_product", "cat:<product id> / PRODUCT, with removed_at", False, "expiry",
               "expires_at: 30 days after the shop removed the product (REMOVED_RETENTION)"),
     ItemClass("counter_tally", "s:<campaign> / TALLY#<stream shard> or TALLY#TOTAL", True, "bound",

@@ -23,7 +23,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 from nextbest.core.attribution import CONTROLS
 from nextbest.core.campaigns import Campaign
-from nextbest.core.counters import STAGES
+from nextbest.core.counters import COUPONS, STAGES
 from nextbest.core.experiments import allocation
 
 from nextbest_lab.uplift import ArmTotals, Interval, UpliftReport, uplift
@@ -43,6 +43,9 @@ class CampaignStats:
     """variant -> (sends, conversions), Thompson sampling's counts."""
     days: dict[str, dict[str, int]] = field(default_factory=dict)
     """yyyy-mm-dd -> variant -> sends."""
+    coupons: dict[str, float] = field(default_factory=dict)
+    """Codes ``issued`` and ``redeemed``, and the ``orders`` that used one with their ``revenue``
+    (``nextbest.core.counters.COUPONS``)."""
 
     @property
     def control(self) -> ArmTotals:
@@ -69,6 +72,15 @@ class CampaignStats:
 
     def stage(self, name: str) -> float:
         return sum(counts.get(name, 0) for counts in self.funnel.values())
+
+    @property
+    def has_coupons(self) -> bool:
+        return self.campaign.offer.coupon != "none" or bool(self.coupons)
+
+    def redemption_rate(self) -> float | None:
+        """Codes redeemed per code issued."""
+        issued = self.coupons.get("issued", 0)
+        return self.coupons.get("redeemed", 0) / issued if issued else None
 
     def allocation(self) -> dict[str, float]:
         """What Thompson sampling would allocate now, from the counts it reads."""
@@ -97,6 +109,8 @@ def collect(campaigns: Iterable[Campaign], items: Iterable[Mapping[str, Any]]) -
             found.variants[rest] = (int(numbers.get("sends", 0)), int(numbers.get("conversions", 0)))
         elif kind == "DAY":
             found.days[rest] = {k.removeprefix("sends#"): int(v) for k, v in numbers.items() if k.startswith("sends#")}
+        elif kind == COUPONS:
+            found.coupons = numbers
     return list(stats.values())
 
 

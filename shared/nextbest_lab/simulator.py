@@ -71,6 +71,7 @@ def catalog_events(seed: int, at: datetime) -> list[dict[str, Any]]:
                 "price": str(price),
                 "currency": "USD",
                 "category": category,
+                "category_url": f"{SHOP}/collections/{category}",
                 "availability": "in_stock",
             },
             "at": at,
@@ -357,6 +358,8 @@ class Exposure:
     held_out: bool = False
     step: int = 0
     """0 for a first message, n for its n-th follow-up (one episode: see ``nextbest.core.attribution``)."""
+    coupon: str | None = None
+    """The offer's code the message carried, which the shopper's order uses."""
 
     @classmethod
     def of(cls, decision: Decision, channel: str, address: str | None, customer_id: str) -> Exposure:
@@ -372,6 +375,7 @@ class Exposure:
             products=tuple(decision.products),
             held_out=decision.action == "holdout",
             step=decision.step,
+            coupon=decision.coupon,
         )
 
 
@@ -469,7 +473,7 @@ class ResponseModel:
             "total": str(total),
             "customer_id": exposure.customer_id,
             "nb": exposure.decision_id,  # the shopper came through the message's link; the shop kept its nb
-        }
+        } | ({"coupon": exposure.coupon} if exposure.coupon else {})  # and typed the message's code at checkout
         return {
             "DetailType": "order.placed",
             "Source": "shop.web",

@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from nextbest.aws.store import Store
 from nextbest.aws.store.table import profile_of
+from nextbest_cli.explain import from_table
 
 from tests.builders import table_store
 from tests.conftest import T0, sample
@@ -34,6 +35,7 @@ def test_product_events_reach_the_catalog_the_newest_wins_and_a_bad_one_waits_in
     catalog = Store(emulation.output("TableName")).products(["sku-001", "sku-002"])
     assert list(catalog) == ["sku-001"]
     assert (catalog["sku-001"].name, catalog["sku-001"].availability) == ("Hydrating serum", "out_of_stock")
+    assert catalog["sku-001"].category_url == "https://shop.example/collections/skincare"  # the category's page
     rejected = [m for messages in dead_letters(emulation).values() for m in messages]
     assert [m["MessageAttributes"]["reason"]["StringValue"] for m in rejected] == ["invalid_detail"]
     assert json.loads(rejected[0]["Body"])["detail"]["event_id"] == "ev-no-page"
@@ -69,3 +71,7 @@ def test_a_reminder_shows_the_catalog_s_product_and_the_order_placed_through_its
     assert profile.orders[-1].decision_id == decision_id
     funnel = table_store(emulation).counts("cart-abandonment")[f"FUNNEL#{tags['utm_content'][0]}#email"]  # tallied
     assert funnel["conversions"] == 1 and funnel["revenue"] == Decimal("32.00")
+    # And `nextbest explain --table` finds that message by the customer's e-mail or phone, as well as their id
+    for who in ("ann@example.org", "+14155550100", "cus_5"):
+        key, found = from_table(table, who)
+        assert key == "c:cus_5" and decision_id in [d.decision_id for d in found]

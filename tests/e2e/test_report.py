@@ -57,6 +57,7 @@ def counters():
         items("cart-abandonment", "VARIANT#urgency", sends=1200, conversions=110),
         items("cart-abandonment", "DAY#2026-11-02", **{"sends#reminder": 300, "sends#urgency": 300}),
         items("cart-abandonment", "DAY#2026-11-03", **{"sends#reminder": 500, "sends#urgency": 100}),
+        items("win-back", "COUPONS", issued=400, redeemed=38, orders=41, revenue=2870.5),
     ]  # fmt: skip
     return arms, found
 
@@ -132,3 +133,12 @@ def test_the_charts_are_drawn_where_the_figures_say(page):
     assert days.count() == 2 * 2 + 2  # two days by two variants, and the legend
     shares = [days.nth(k).bounding_box()["height"] for k in range(4)]
     assert shares[0] == pytest.approx(shares[1], abs=1) and shares[2] > 4 * shares[3]  # 50/50, then 500/100
+
+
+def test_coupons_show_codes_issued_and_redeemed_the_rate_and_the_revenue_of_orders_that_used_one(page):
+    assert figure(page, "win-back.coupons_issued") == "400" and figure(page, "win-back.coupons_redeemed") == "38"
+    assert figure(page, "win-back.redemption_rate") == "9.50%"
+    assert figure(page, "win-back.coupon_orders") == "41" and figure(page, "win-back.coupon_revenue") == "2,870.50"
+    listed = page.locator("[data-coupons]")
+    # the shipped campaigns whose offer carries a code (win-back's signed code), not the cart reminder's
+    assert [listed.nth(k).get_attribute("data-coupons") for k in range(listed.count())] == ["win-back"]

@@ -37,6 +37,7 @@ def fixed_names(template):
         ({"sender": "news", "siteUrl": "https://shop.test"}, ["sender='news' is not an e-mail address"]),
         ({"sender": "news@shop.test", "siteUrl": "shop.test"}, ["siteUrl='shop.test' is not an http(s) URL"]),
         ({"sender": "news@shop.test", "siteUrl": "https://shop.test", "env": "Prod!"}, ["env='Prod!'"]),
+        ({"sender": "news@shop.test", "siteUrl": "https://shop.test", "cartUrl": "/basket"}, ["cartUrl='/basket'"]),
     ],
 )
 def test_synth_refuses_a_stack_without_its_sender_and_site_naming_what_is_missing(context, refused):
@@ -135,9 +136,30 @@ def _decide_environment(template):
     return decide
 
 
-def test_a_holdout_floor_given_as_context_reaches_decide_and_a_bad_one_is_refused_naming_the_key(template, prod):
+def test_a_holdout_floor_given_as_context_reaches_decide_and_a_bad_number_is_refused_naming_its_key(template, prod):
     assert float(_decide_environment(prod)["HOLDOUT_FLOOR_PERCENT"]) == 50
     assert float(_decide_environment(template).get("HOLDOUT_FLOOR_PERCENT", 0)) == 0
-    for bad in ("70", "half"):
-        with pytest.raises(ValueError, match="holdoutFloorPercent"):
-            build(context={"sender": "news@shop.test", "siteUrl": "https://shop.test", "holdoutFloorPercent": bad})
+    for key, bad in (("holdoutFloorPercent", "70"), ("holdoutFloorPercent", "half"), ("sesMaxSendRate", "fast")):
+        # refused as the missing sender is: `cdk synth` prints one line naming the key, no traceback (infra.app)
+        with pytest.raises(ContextError, match=key):
+            build(context={"sender": "news@shop.test", "siteUrl": "https://shop.test", key: bad})
+
+
+def test_the_readme_s_standing_cost_is_what_the_synthesized_stack_holds(template):
+    from nextbest_lab.cost import Prices, standing
+
+    # Given the default stack's template, priced as the bench prices it
+    expected = standing(template, Prices.load())
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### What it costs") :]
+    section = section[: section.index("\n### ")]
+    rows = [[cell.strip(" *") for cell in line.strip("|").split("|")] for line in section.splitlines()
+            if line.startswith("| ") and not line.startswith("| what")]  # fmt: skip
+    # Then the README's table shows each count and its dollars, and their total
+    assert [(int(count.replace(",", "")), float(usd)) for _, count, usd in rows[:-1]] == [
+        (item.count, round(item.usd, 2)) for item in expected
+    ]
+    assert float(rows[-1][2]) == round(sum(item.usd for item in expected), 2)
+    kinds = [r["Type"] for r in template["Resources"].values()]
+    assert f"{kinds.count('AWS::CloudWatch::Alarm')} alarms" in section
+    assert f"{kinds.count('AWS::Scheduler::Schedule')} schedules a minute" in section

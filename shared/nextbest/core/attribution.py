@@ -28,6 +28,9 @@ Counters (of campaign ``s:<campaign>``, kept in the tally's items: ``nextbest.ta
   message by the status change or first event that proves it (deliver, feedback), plus conversions and
   revenue from here. A fallback message counts what happens to it (sent, delivered…) on its own channel;
   its conversions stay with the channel first chosen, where the message log recorded it.
+* ``COUPONS``: ``issued`` (decide: a message carrying a code), ``redeemed`` (a code's first order), ``orders`` and
+  ``revenue`` (every order that used a code of the campaign's, within the window or not: a code is a redemption
+  whenever it comes back; ``order.placed``'s ``coupon``, matched to the message that carried it).
 """
 
 from __future__ import annotations
@@ -37,8 +40,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from nextbest.core.campaigns import Campaign
-from nextbest.core.counters import Counter, combined, funnel_key
-from nextbest.core.profiles import MessageLog, Profile
+from nextbest.core.counters import COUPONS, Counter, combined, funnel_key
+from nextbest.core.profiles import MessageLog, Order, Profile
 
 WINDOW = timedelta(days=7)
 """The attribution window: an order is credited to the last message of each campaign in the 7 days before it.
@@ -91,6 +94,7 @@ def attribute(before: Profile | None, after: Profile, window: timedelta = WINDOW
             messages[m.decision_id] = m.model_copy(
                 update={"converted_at": m.converted_at or order.at, "revenue": m.revenue + order.total}
             )
+        counters += _coupon_credit(messages, order)
     updated = after.model_copy(update={"messages": [messages[m.decision_id] for m in after.messages]})
     return updated, combined(counters)
 
@@ -117,6 +121,19 @@ def _credited(
     if clicked is not None:
         last[clicked.campaign_id] = clicked
     return first, last
+
+
+def _coupon_credit(messages: dict[str, MessageLog], order: Order) -> list[Counter]:
+    """An order that used a message's code, for the code's campaign: counted whenever it comes (a code may be valid
+    longer than the attribution window), the code itself once however many orders use it."""
+    m = messages.get(order.redeemed) if order.redeemed else None
+    if m is None:
+        return []
+    counts = [("orders", Decimal(1))]
+    if m.redeemed_at is None:
+        counts.append(("redeemed", Decimal(1)))
+        messages[m.decision_id] = m.model_copy(update={"redeemed_at": order.at})
+    return [Counter(f"s:{m.campaign_id}", COUPONS, order.total, attribute="revenue", also=tuple(counts))]
 
 
 def _arm_credit(episodes: Iterable[MessageLog], value: Decimal) -> list[Counter]:

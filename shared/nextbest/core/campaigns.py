@@ -243,8 +243,10 @@ class Audience(_Model):
 
 class Creative(_Model):
     """Jinja templates; variables: ``first_name``, ``items`` (name, quantity, unit_price, price, url, image_url,
-    in_stock), ``cart_value``, ``currency``, ``link`` (the campaign's page of the shop), ``cart_url``, ``home_url``,
-    ``recommendations`` (in-stock products: name, url, image_url, price, currency; each prints as its name),
+    in_stock, category, category_url), ``cart_value``, ``currency``, ``link`` (the campaign's page of the shop),
+    ``cart_url``, ``home_url``, ``category`` (the last product viewed's category: name and url, its page; None when
+    the catalog gives no page), ``recommendations`` (in-stock products: name, url, image_url, price, currency,
+    category, category_url; each prints as its name),
     ``discount_percent``, ``coupon`` (the offer's code, when it has one: ``nextbest.core.coupons``), ``step``,
     ``event`` (the properties of the custom event the campaign answers: ``{{ event.plan }}``; empty otherwise).
     Every URL carries the message's attribution parameters (``nextbest.core.links``). HTML is autoescaped."""

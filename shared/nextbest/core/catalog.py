@@ -28,7 +28,7 @@ REMOVED_RETENTION = timedelta(days=30)
 """How long a removed product is kept before it expires: long enough that an older ``product.updated`` arriving late
 (EventBridge retries for 24 hours, SQS keeps a message 4 days, a dead-letter queue 14 before a replay) finds the
 removal and cannot bring the product back; after it the item is deleted, so removed products do not pile up."""
-FIELDS = ("product_id", "name", "url", "image_url", "price", "currency", "category", "availability")
+FIELDS = ("product_id", "name", "url", "image_url", "price", "currency", "category", "category_url", "availability")
 """The columns of an import file (``product_id`` and, unless the row is a removal, ``name``, ``url``, ``price``)."""
 
 
@@ -66,9 +66,9 @@ def recommendable(product: Product | None) -> bool:
 
 @dataclass(frozen=True)
 class Shown:
-    """A product as a template sees it (``name``, ``url``, ``image_url``, ``price``, ``currency``, ``product_id``).
-    It prints as its name, so a template written when recommendations were ids (``recommendations|join(', ')``)
-    shows names instead of breaking."""
+    """A product as a template sees it (``name``, ``url``, ``image_url``, ``price``, ``currency``, ``product_id``,
+    ``category``, ``category_url``). It prints as its name, so a template written when recommendations were ids
+    (``recommendations|join(', ')``) shows names instead of breaking."""
 
     product_id: str
     name: str
@@ -76,6 +76,21 @@ class Shown:
     image_url: str | None
     price: Decimal | None
     currency: str
+    category: str | None = None
+    category_url: str | None = None
+    """The category's page, when the catalog gives one: no page is made up from the category's name."""
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class Category:
+    """A category as a template sees it (``name``, ``url``: its page in the shop, from the catalog's
+    ``category_url``). It prints as its name."""
+
+    name: str
+    url: str
 
     def __str__(self) -> str:
         return self.name

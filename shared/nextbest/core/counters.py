@@ -105,6 +105,9 @@ def funnel(message: Tallied, stage: Stage, by: Decimal = Decimal(1)) -> Counter:
     return Counter(f"s:{message.campaign_id}", funnel_key(message), by, attribute=stage)
 
 
+COUPONS = "COUPONS"
+"""A campaign's coupon counter item: ``issued`` (codes in messages decide queued), ``redeemed`` (codes an order
+used, each counted once), ``orders`` and ``revenue`` (the orders that used one; ``nextbest.core.attribution``)."""
 DECIDED = ("queued", "held_out")
 """The statuses decide records a send or a holdout with (a fallback is recorded ``waiting``: not a new decision)."""
 MOVES: dict[str, tuple[Stage, frozenset[str]]] = {
@@ -135,6 +138,8 @@ def decided(decision: Decision) -> list[Counter]:
     if decision.action == "holdout":
         return taken
     taken.append(funnel(decision, "decided"))
+    if decision.coupon:
+        taken.append(Counter(campaign, COUPONS, Decimal(1), attribute="issued"))
     if decision.variant:
         taken.append(Counter(campaign, f"VARIANT#{decision.variant}", Decimal(1), attribute="sends"))
         day = decision.decided_at.strftime("%Y-%m-%d")  # the bandit's allocation over time, for the report

@@ -235,6 +235,10 @@ class ProductUpdated(_Model):
     price: Money | None = None
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = "USD"
     category: Annotated[str, StringConstraints(max_length=100)] | None = None
+    category_url: Url | None = Field(
+        default=None,
+        description="The page of the product's category in the shop, where a message naming the category links.",
+    )
     availability: Availability = "in_stock"
 
     @field_validator("occurred_at")

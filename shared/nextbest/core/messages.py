@@ -15,7 +15,7 @@ from jinja2 import StrictUndefined, Template
 from jinja2.sandbox import SandboxedEnvironment
 
 from nextbest.core.campaigns import Campaign, CampaignError, Creative
-from nextbest.core.catalog import Shown
+from nextbest.core.catalog import Category, Shown
 from nextbest.core.decision import Message
 from nextbest.core.events import Channel
 
@@ -62,6 +62,7 @@ def render(creative: Creative, channel: Channel, variables: dict[str, Any]) -> M
 def sample_variables() -> dict[str, Any]:
     """What a real render receives, for checking templates when campaigns are loaded."""
     tags = "utm_source=nextbest&utm_medium=email&utm_campaign=c&utm_content=v&nb=00000000-0000-0000-0000-000000000000"
+    category = f"https://shop.example/c/skincare?{tags}"
     return {
         "first_name": "Ada",
         "items": [
@@ -70,7 +71,8 @@ def sample_variables() -> dict[str, Any]:
                 "quantity": 1,
                 "unit_price": Decimal("25.00"),
                 "product_id": "p1",
-                "category": None,
+                "category": "Skincare",
+                "category_url": category,
                 "url": f"https://shop.example/p/serum?{tags}",
                 "image_url": "https://shop.example/i/serum.jpg",
                 "price": Decimal("25.00"),
@@ -82,8 +84,9 @@ def sample_variables() -> dict[str, Any]:
         "link": f"https://shop.example/cart?{tags}",
         "cart_url": f"https://shop.example/cart?{tags}",
         "home_url": f"https://shop.example/?{tags}",
+        "category": Category("Skincare", category),
         "recommendations": [
-            Shown(p, name, f"https://shop.example/p/{p}?{tags}", None, Decimal("12.00"), "USD")
+            Shown(p, name, f"https://shop.example/p/{p}?{tags}", None, Decimal("12.00"), "USD", "Skincare", category)
             for p, name in (("p2", "Mask"), ("p3", "Toner"))
         ],
         "discount_percent": Decimal(10),
@@ -91,6 +94,14 @@ def sample_variables() -> dict[str, Any]:
         "step": 1,
         "event": event_properties({"plan": "annual"}),
     }
+
+
+def sparse_variables() -> dict[str, Any]:
+    """What a real render receives for a customer the shop knows little of: no name, an empty cart, nothing to
+    recommend, no category page. A template must guard what may be missing (``{% if category %}``), or the send
+    fails: ``None.url`` is an undefined variable."""
+    missing: dict[str, Any] = {"first_name": None, "items": [], "recommendations": [], "category": None}
+    return sample_variables() | missing | {"cart_value": 0}
 
 
 def event_properties(properties: dict[str, Any]) -> dict[str, Any]:
@@ -101,14 +112,16 @@ def event_properties(properties: dict[str, Any]) -> dict[str, Any]:
 
 
 def check_creatives(campaigns: list[Campaign]) -> list[Campaign]:
-    """Render every creative on every channel with the variables a real send gets, so a template that would fail
-    at send time (a typo, an unknown variable, a broken expression) fails the build, the check and decide's start
-    instead. Returns the campaigns, or raises CampaignError naming the campaign, variant and channel."""
+    """Render every creative on every channel with the variables a real send gets, for a customer the shop knows well
+    and for one it knows little of, so a template that would fail at send time (a typo, an unknown variable, a
+    broken expression, an unguarded ``category.url``) fails the build, the check and decide's start instead. Returns
+    the campaigns, or raises CampaignError naming the campaign, variant and channel."""
     for campaign in campaigns:
         for variant in campaign.variants:
             for channel in campaign.channels:
                 try:
-                    render(variant.creative, channel, sample_variables())
+                    for variables in (sample_variables(), sparse_variables()):
+                        render(variant.creative, channel, variables)
                 except Exception as error:  # Jinja's syntax and undefined-variable errors, among others
                     raise CampaignError(f"{campaign.id}: variants.{variant.id}.{channel}: {error}") from None
     return campaigns

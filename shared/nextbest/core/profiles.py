@@ -144,6 +144,7 @@ class Order(_Model):
     decision_id: str | None = Field(
         default=None, description="The message the customer came from (``order.placed``'s ``nb``), if the shop said."
     )
+    redeemed: str | None = Field(default=None, description="The message whose coupon code the order used.")
 
 
 class Occurrence(_Model):
@@ -190,6 +191,7 @@ class MessageLog(_Model):
     coupon: str | None = Field(
         default=None, description="The offer's code it carried: an order redeeming it is credited to it."
     )
+    redeemed_at: datetime | None = Field(default=None, description="When an order first used its code.")
 
 
 class Profile(_Model):
@@ -325,8 +327,11 @@ def apply(profile: Profile, kind: str, event: EventDetail, delays: TriggerDelays
             _like(p, item.product_id, item.category, WEIGHTS["cart"], at)
     elif isinstance(event, OrderPlaced):
         if all(o.order_id != event.order_id for o in p.orders):
-            came_from = event.nb or issued_by(p.messages, event.coupon)  # a link's message, or the code's
-            _record_order(p, Order(order_id=event.order_id, at=at, total=event.total, decision_id=came_from))
+            redeemed = issued_by(p.messages, event.coupon)
+            came_from = event.nb or redeemed  # a link's message, or the code's
+            _record_order(
+                p, Order(order_id=event.order_id, at=at, total=event.total, decision_id=came_from, redeemed=redeemed)
+            )
             currency = p.cart.currency if p.cart else event.currency
             _offer_cart(p, Cart(items=[], currency=currency, updated_at=at))  # what the cart was for
             for item in event.items:

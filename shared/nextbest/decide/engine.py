@@ -33,7 +33,7 @@ from typing import Any, Literal, NamedTuple
 from nextbest.core import experiments, guardrails, links
 from nextbest.core.attribution import episode_end
 from nextbest.core.campaigns import FOLLOW_UP, LAPSE_CHECK_EVERY, Campaign, EventTrigger, Policy, Trigger
-from nextbest.core.catalog import Product, Shown, recommendable
+from nextbest.core.catalog import Category, Product, Shown, recommendable
 from nextbest.core.clock import iso
 from nextbest.core.commands import MAX_LATENESS
 from nextbest.core.counters import Counter
@@ -472,10 +472,15 @@ class _Linker:
             return None
         return self(product.url)
 
+    def category(self, product: Product | None) -> str | None:
+        """The page of the product's category, if the catalog gives one (never a page made up from a name)."""
+        return self(product.category_url) if product and product.category and product.category_url else None
+
 
 def _variables(s: _Situation, link: _Linker, discount: Decimal, step: int) -> dict[str, object]:
     """What a template sees. Links go to the shop's own pages: ``link`` to the cart for a cart campaign, to the
-    last product viewed for a browse campaign (when it is in stock), else home; every product to its page."""
+    last product viewed for a browse campaign (when it is in stock), else home; every product to its page, and its
+    category (``category_url``; ``category``: the last product viewed's) to the category's page."""
     profile, catalog = s.profile, s.catalog or {}
     cart = profile.cart
     owned = {i.product_id for i in cart.items} if cart else set()
@@ -487,6 +492,8 @@ def _variables(s: _Situation, link: _Linker, discount: Decimal, step: int) -> di
             line.model_dump()
             | {
                 "name": product.name if product and product.name else line.name,
+                "category": product.category if product and product.category else line.category,
+                "category_url": link.category(product),
                 "url": link.product(product) or cart_url,
                 "image_url": product.image_url if product else None,
                 "price": product.price if product and product.price is not None else line.unit_price,
@@ -498,14 +505,14 @@ def _variables(s: _Situation, link: _Linker, discount: Decimal, step: int) -> di
         product = catalog.get(product_id)
         if product is not None and product.name and product.price is not None:
             shown.append(Shown(product_id, product.name, link.product(product) or home_url, product.image_url,
-                               product.price, product.currency))  # fmt: skip
+                               product.price, product.currency, product.category, link.category(product)))  # fmt: skip
         elif s.catalog is None:  # a lab's call without a catalog: the id is all there is to show
             shown.append(Shown(product_id, product_id, home_url, None, None, cart.currency if cart else "USD"))
     main = home_url
+    last = catalog.get(profile.views[-1].product_id) if profile.views else None
     if link.campaign.trigger.kind == "cart_abandoned":
         main = cart_url
-    elif link.campaign.trigger.kind == "browse_abandoned" and profile.views:
-        last = catalog.get(profile.views[-1].product_id)
+    elif link.campaign.trigger.kind == "browse_abandoned":
         main = (link.product(last) if recommendable(last) else None) or home_url
     return {
         "first_name": profile.first_name,
@@ -515,6 +522,7 @@ def _variables(s: _Situation, link: _Linker, discount: Decimal, step: int) -> di
         "link": main,
         "cart_url": cart_url,
         "home_url": home_url,
+        "category": Category(last.category, url) if last and last.category and (url := link.category(last)) else None,
         "recommendations": shown,
         "discount_percent": int(discount) if discount == int(discount) else discount,
         "step": step,

@@ -18,8 +18,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     load = actions.add_parser(
         "import",
         help="import products from a CSV file (header: product_id,name,url,image_url,price,currency,category,"
-        "availability) or a JSON Lines file (.jsonl, one object a line with those fields); rejected rows are listed "
-        "as file: row N: reason and the command exits 1",
+        "category_url,availability) or a JSON Lines file (.jsonl, one object a line with those fields); rejected rows "
+        "are listed as file: row N: reason and the command exits 1",
     )
     load.add_argument("--table", required=True, help="the stack's table (output TableName)")
     load.add_argument("--file", required=True, type=Path, help="the CSV or .jsonl file")

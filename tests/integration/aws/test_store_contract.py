@@ -165,3 +165,19 @@ def test_the_catalog_keeps_each_product_s_newest_state_and_reads_the_known_ones(
     assert list(found) == ["sku-1"] and found["sku-1"].availability == "out_of_stock"
     assert found["sku-1"] == state(T0 + timedelta(hours=1), availability="out_of_stock")
     assert store.products([]) == {}
+
+
+def test_a_coupon_pool_gives_each_code_to_one_decision_once_and_a_retried_decision_gets_its_own(store):
+    from nextbest.core.coupons import CouponsGone
+
+    assert store.upload_coupons("welcome", ["A", "B", "A"]) == (2, 0)  # a code listed twice is one code
+    first = store.claim_coupon("welcome", "d-1", T0)
+    assert store.claim_coupon("welcome", "d-1", T0) == first  # a retried decision renders the code it was given
+    second = store.claim_coupon("welcome", "d-2", T0)
+    assert {first, second} == {"A", "B"} and store.coupons_left("welcome") == 0
+    with pytest.raises(CouponsGone):
+        store.claim_coupon("welcome", "d-3", T0)
+    assert store.coupon_holder("welcome", first) == "d-1" and store.coupon_holder("welcome", "Z") is None
+    assert store.upload_coupons("welcome", [first, "C"]) == (1, 1)  # a code given out never comes back
+    assert store.claim_coupon("welcome", "d-3", T0) == "C"
+    assert store.coupons_left("welcome") == store.coupons_left("another") == 0

@@ -122,6 +122,17 @@ def test_a_creative_with_a_broken_template_fails_the_check_and_the_approval(tmp_
         approve(path, "cmo", date(2026, 12, 1))
 
 
+def test_a_template_that_would_fail_for_a_customer_without_a_category_page_fails_the_check(tmp_path):
+    # Given the cart reminder linking the category of the last product viewed, unguarded, then guarded
+    with_policy(tmp_path)
+    link = '<a href="{{ category.url }}">More in {{ category }}</a>'
+    (tmp_path / "cart.toml").write_text(GOOD.replace("</p>", "</p>" + link, 1))
+    with pytest.raises(CampaignError, match=r"cart-abandonment: variants\.reminder\.email: .* has no attribute .url."):
+        check_creatives(load_campaigns(tmp_path))
+    (tmp_path / "cart.toml").write_text(GOOD.replace("</p>", "</p>{% if category %}" + link + "{% endif %}", 1))
+    assert check_creatives(load_campaigns(tmp_path))
+
+
 def test_a_holdout_floor_raises_every_smaller_holdout_to_it_and_keeps_the_approvals():
     campaigns = load_campaigns(CAMPAIGNS)
     floored = with_holdout_floor(campaigns, 30)

@@ -116,3 +116,16 @@ def test_a_link_carries_the_utm_parameters_and_the_decision_id_and_keeps_the_sho
     assert links.decision_of(url) == "d-1"
     assert links.cart("https://shop.example/") == "https://shop.example/cart"
     assert links.home("https://shop.example") == "https://shop.example/"
+
+
+def test_an_import_takes_each_product_s_category_page_and_refuses_one_that_is_not_a_web_address():
+    text = (
+        "product_id,name,url,price,category,category_url\n"
+        "sku-1,Serum,https://shop.example/p/serum,32.00,Skincare,https://shop.example/collections/skincare\n"
+        "sku-2,Mask,https://shop.example/p/mask,12.00,Skincare,javascript:alert(1)\n"
+        "sku-3,Oil,https://shop.example/p/oil,58.00,,\n"
+    )
+    products, rejected = read_import(text, "catalog.csv", T0)
+    pages = {p.product_id: (p.category, p.category_url) for p in products}
+    assert pages == {"sku-1": ("Skincare", "https://shop.example/collections/skincare"), "sku-3": (None, None)}
+    assert [(r.row, r.reason.split(":")[0]) for r in rejected] == [(3, "category_url")]

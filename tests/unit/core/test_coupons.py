@@ -164,3 +164,48 @@ def test_a_decision_claims_from_its_own_pool_partition_first_then_from_every_oth
 def test_decisions_spread_over_the_pool_partitions():
     firsts = [coupons.shards_for(f"d-{n}")[0] for n in range(1600)]
     assert min(firsts.count(s) for s in range(coupons.POOL_SHARDS)) > 60  # ~100 each: no partition is everyone's
+
+
+def test_a_message_carrying_a_code_counts_as_a_code_issued_and_one_without_or_a_holdout_does_not():
+    from nextbest.core.counters import COUPONS, decided
+    from nextbest.core.decision import Decision
+
+    sent = Decision(decision_id="d-1", profile_key="c:cus_1", trigger="lapse", trigger_due_at=T, decided_at=T,
+                    action="send", campaign_id="win-back", variant="v", channel="email",
+                    coupon="BACK-1234")  # fmt: skip
+    issued = [(c.pk, c.attribute, c.by) for c in decided(sent) if c.sk == COUPONS]
+    assert issued == [("s:win-back", "issued", 1)]
+    plain = sent.model_copy(update={"coupon": None})
+    held = sent.model_copy(update={"action": "holdout", "group": "holdout", "coupon": None})
+    assert not [c for d in (plain, held) for c in decided(d) if c.sk == COUPONS]
+
+
+def redeeming(n: int, coupon: str | None, days: int, total: int = 40) -> OrderPlaced:
+    item = LineItem(product_id="p", name="P", quantity=1, unit_price=Decimal(total))
+    return OrderPlaced(event_id=f"e-{n}", customer_id="cus_1", occurred_at=T + timedelta(days=days),
+                       order_id=f"o-{n}", items=[item], total=Decimal(total), coupon=coupon)  # fmt: skip
+
+
+def coupon_counts(profile: Profile, event: OrderPlaced) -> tuple[Profile, dict[str, dict[str, Decimal]]]:
+    """The profile after the order, and the coupon counters its credits add, by campaign."""
+    from nextbest.core.counters import COUPONS
+
+    after = apply(profile, "order.placed", event, TriggerDelays())
+    credited, counters = attribute(profile, after)
+    found = {c.pk: {n: by for n, by in ((c.attribute, c.by), *c.also)} for c in counters if c.sk == COUPONS}
+    return credited, found
+
+
+def test_each_code_counts_as_redeemed_once_and_every_order_that_used_one_counts_with_its_revenue_even_late():
+    code = coupons.signed(KEY, "BACK", "win-back", "d-1", DAY)
+    profile = Profile(key="c:cus_1", messages=[logged("d-1", "win-back", T, code), logged("d-2", "cart", T, None)])
+    profile, first = coupon_counts(profile, redeeming(1, code.lower().replace("0", "o"), days=1))  # as typed
+    assert first == {"s:win-back": {"redeemed": 1, "orders": 1, "revenue": 40}}
+    assert [m.redeemed_at for m in profile.messages] == [T + timedelta(days=1), None]
+    # the same code again, three weeks on: past the attribution window, still an order that used the code
+    profile, again = coupon_counts(profile, redeeming(2, code, days=21, total=25))
+    assert again == {"s:win-back": {"orders": 1, "revenue": 25}}
+    assert profile.messages[0].redeemed_at == T + timedelta(days=1)
+    _, plain = coupon_counts(profile, redeeming(3, None, days=2))
+    _, unknown = coupon_counts(profile, redeeming(4, "BACK-NOTACODE", days=2))
+    assert plain == unknown == {}

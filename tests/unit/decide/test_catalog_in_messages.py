@@ -91,3 +91,61 @@ def test_each_channel_s_link_names_its_medium_the_campaign_the_variant_and_the_d
 def test_a_shop_whose_cart_is_elsewhere_gets_its_cart_page_in_cart_reminders():
     decision = reminder(MemoryStore(), [], cart_url="https://shop.example/checkout/basket")
     assert "https://shop.example/checkout/basket?utm_source=nextbest&utm_medium=sms" in decision.messages["sms"].text
+
+
+def in_category(sku, category="Skincare", page=f"{SITE}/collections/skincare", availability="in_stock"):
+    return sold(sku, availability).model_copy(update={"category": category, "category_url": page})
+
+
+def browsed(store, sku, recommendations=(), campaigns=None):
+    """The browse reminder decided for a customer who viewed ``sku`` and left without a cart."""
+    from datetime import timedelta
+
+    from nextbest.core.events import ProductViewed
+    from nextbest.ingest.service import ingest
+
+    delays = {"browse_abandoned": timedelta(hours=4)}
+    known_customer(store, {"email": True}, email="ann@example.org")
+    ingest(store, "product.viewed", ProductViewed(event_id="v", occurred_at=T0, customer_id="cus_1", product_id=sku),
+           delays)  # fmt: skip
+    due = store.profile("c:cus_1").triggers["browse_abandoned"]
+    decider = Decider(store, dict.fromkeys(CHANNELS, Collect()), Collect(), Alarms(), campaigns or CAMPAIGNS, POLICY,
+                      SITE, models=Scores(list(recommendations)))  # fmt: skip
+    decision = decider.handle(DueTrigger(profile_key="c:cus_1", trigger="browse_abandoned", due_at=due), due)
+    assert decision is not None and decision.action == "send" and decision.campaign_id == "browse-abandonment"
+    return decision
+
+
+def test_a_browse_reminder_links_the_viewed_product_s_category_page_with_the_message_s_tags():
+    store = MemoryStore()
+    store.put_product(in_category("sku-1", page=f"{SITE}/collections/skincare?sort=best"))
+    decision = browsed(store, "sku-1")
+    tags = f"utm_campaign=browse-abandonment&utm_content=picks&nb={decision.decision_id}"
+    page = f"{SITE}/collections/skincare?sort=best&utm_source=nextbest&utm_medium=email&{tags}"
+    assert f'More in <a href="{page.replace("&", "&amp;")}">Skincare</a>' in decision.messages["email"].html
+    assert f"More in Skincare: {page}" in decision.messages["email"].text
+
+
+def test_a_category_the_catalog_gives_no_page_for_is_not_linked():
+    store = MemoryStore()
+    store.put_product(in_category("sku-1", page=None))  # the shop sent the category's name only
+    decision = browsed(store, "sku-1")
+    assert "More in" not in decision.messages["email"].html and "More in" not in decision.messages["email"].text
+    assert "Skincare" not in decision.messages["email"].html
+
+
+def test_every_product_a_message_shows_can_link_its_category_page():
+    """A template's own use: each recommendation's and each cart line's ``category_url``, tagged like every link."""
+    store = MemoryStore()
+    store.put_product(in_category("sku-1"))
+    store.put_product(in_category("sku-5", "Fragrance", f"{SITE}/collections/fragrance"))
+    store.put_product(sold("sku-6"))  # no category at all
+    decision = browsed(store, "sku-1", ["sku-5", "sku-6"], [
+        c.model_copy(update={"variants": [v.model_copy(update={"creative": v.creative.model_copy(update={
+            "text": "{% for p in recommendations %}[{{ p.category }} {{ p.category_url }}]{% endfor %}"})})
+            for v in c.variants]}) if c.id == "browse-abandonment" else c
+        for c in CAMPAIGNS
+    ])  # fmt: skip
+    tags = "utm_source=nextbest&utm_medium=email&utm_campaign=browse-abandonment&utm_content=picks"
+    tags += f"&nb={decision.decision_id}"
+    assert decision.messages["email"].text == f"[Fragrance {SITE}/collections/fragrance?{tags}][None None]"

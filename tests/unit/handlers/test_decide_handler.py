@@ -1,11 +1,13 @@
 """λ decide in process, on the repository's campaigns and rules only: the minute's poll hands over the profiles due,
 each of which becomes a decision and a delivery request; anything else goes to the DLQ."""
 
+import json
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from nextbest.core.commands import DueProfile, DueTrigger, Poll
+from nextbest.core.coupons import POOL_EMPTY, Issuer
 from nextbest.core.due import LAG
 from nextbest.core.events import CHANNELS, CartUpdated, ConsentUpdated, CustomerIdentified, LineItem
 from nextbest.core.experiments import in_global_control, in_holdout
@@ -180,3 +182,26 @@ def test_given_a_poll_then_every_profile_due_in_its_window_is_handed_over_in_bat
     assert failures(invoke(decide, *(DueProfile.model_validate(b).model_dump_json() for b in handed))) == []
     assert {stored.decision.trigger for stored in map(store.decision, store.decisions)} == {"cart_abandoned"}
     assert decide.decider.deliver["email"].bodies and decide.decider.scheduler.armed == []
+
+
+def test_given_a_pool_campaign_out_of_codes_then_nothing_is_sent_and_the_miss_is_counted_for_its_alarm(
+    decide, now, capsys
+):
+    decider = decide.decider
+    cart = decider.by_id["cart-abandonment"]
+    pooled = cart.model_copy(update={"offer": cart.offer.model_copy(update={"coupon": "pool"})})
+    decider.campaigns = [pooled if c.id == cart.id else c for c in decider.campaigns]
+    decider.by_id[cart.id] = pooled
+    decider.coupons = Issuer(decider.store)  # the table's pool, empty: nobody uploaded codes
+    due = cart_left(decider.store, treated(decide))
+    now.set(DUE)
+
+    response = invoke(decide, due.model_dump_json())
+
+    assert failures(response) == [] and decide.dead_letters.rejected == []
+    assert all(outbox.bodies == [] for outbox in decider.deliver.values())
+    [decision_id] = decider.store.decisions
+    [why] = [c for c in decider.store.decision(decision_id).decision.candidates if c.campaign_id == cart.id]
+    assert why.reason == POOL_EMPTY
+    [emf] = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert emf["CouponPoolEmpty"] == [1.0]  # what the CouponPoolEmpty alarm watches

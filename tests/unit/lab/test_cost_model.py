@@ -90,3 +90,28 @@ def test_the_floor_is_one_event_through_a_queue_in_batches_and_one_small_write()
 def test_decide_keeps_up_with_profiles_until_the_table_quota_binds():
     assert profiles_per_s(3, 2) == pytest.approx(TABLE_UNITS_PER_S / 3)  # the write quota binds
     assert profiles_per_s(1, 10) == pytest.approx(TABLE_UNITS_PER_S / 10)  # the read quota binds
+
+
+def test_the_standing_cost_counts_each_resource_alarm_metric_and_poll_of_a_template(prices):
+    from nextbest_lab.cost import MONTH_HOURS, standing
+
+    def alarm(*metrics):
+        return {"Type": "AWS::CloudWatch::Alarm", "Properties": {"Metrics": list(metrics)}}
+
+    read, band = {"MetricStat": {}}, {"Expression": "ANOMALY_DETECTION_BAND(m0, 3)"}
+    decide = {"MemorySize": 1024, "Environment": {"Variables": {"POWERTOOLS_SERVICE_NAME": "decide"}}}
+    resources = [
+        {"Type": "AWS::KMS::Key"}, {"Type": "AWS::SecretsManager::Secret"}, {"Type": "AWS::SecretsManager::Secret"},
+        alarm(read), alarm({"Expression": "100 * a / b"}, read, read), alarm(band, read),
+        {"Type": "AWS::CloudWatch::Dashboard"}, {"Type": "AWS::Lambda::Function", "Properties": decide},
+        {"Type": "AWS::Scheduler::Schedule", "Properties": {"ScheduleExpression": "rate(1 minute)"}},
+        {"Type": "AWS::Scheduler::Schedule", "Properties": {"ScheduleExpression": "at(2026-12-24T09:00:00)"}},
+    ]  # fmt: skip
+    found = {s.what: (s.count, s.usd) for s in standing({"Resources": dict(enumerate(resources))}, prices)}
+    assert found["KMS keys"] == (1, 1.0) and found["secrets"] == (2, pytest.approx(0.8))
+    assert found["alarm metrics"] == (1 + 2 + 3, pytest.approx(0.6)) and found["dashboards"] == (1, 3.0)
+    polls, usd = found["due-index polls"]
+    assert polls == MONTH_HOURS * 60  # the one-time schedule is no poll
+    # a Scheduler run ($1 a million), 3 SQS requests ($0.40), a Lambda request ($0.20), half a read unit ($0.125)
+    # and 5 ms of a 1 GB function: about $2.52 a million polls
+    assert usd == pytest.approx(polls * (1.0 + 1.2 + 0.2 + 0.0625 + 0.005 * 0.0000133334 * 1e6) / 1e6)

@@ -130,3 +130,17 @@ def test_the_truth_uses_the_attribution_window_cut_short_by_the_next_decision_an
     orders = {"e": [order(T0, "15")]}
     truth = sample_truth([first, second, alone, late], orders, Fixed({"d-1", "d-3"}), HORIZON)["c"]
     assert truth.conversion == 0 and truth.revenue_per_recipient == 0 and truth.conversion_without == 0
+
+
+def test_given_a_message_carrying_a_code_then_the_order_it_makes_uses_that_code_and_nothing_else_changes():
+    from dataclasses import replace
+
+    model = ResponseModel(CART, seed=2)
+    plain = [model.respond(exposure(n)) for n in range(100)]
+    coded = [model.respond(replace(exposure(n), coupon=f"CART-{n}")) for n in range(100)]
+    placed = [(p, c) for p, c in zip(plain, coded, strict=True) if p.order is not None]
+    assert placed and all("coupon" not in p.order["Detail"] for p, _ in placed)
+    for (p, c), n in zip(placed, [int(p.order["response_to"][2:]) for p, _ in placed], strict=True):
+        assert OrderPlaced.model_validate(c.order["Detail"]).coupon == f"CART-{n}"
+        assert {k: v for k, v in c.order["Detail"].items() if k != "coupon"} == p.order["Detail"]
+        assert (c.opened_at, c.clicked_at) == (p.opened_at, p.clicked_at)

@@ -1,7 +1,7 @@
 """The catalog's items: one per product (``cat:<product id>`` / ``PRODUCT``), written conditionally so the newest
 state wins, read for decide in one BatchGetItem.
 
-An item holds the product's JSON (``doc``, at most about 5 KB: every field is bounded in ``ProductUpdated``) and
+An item holds the product's JSON (``doc``, at most about 7 KB: every field is bounded in ``ProductUpdated``) and
 ``rank``, the state's time and digest as one string that sorts as ``nextbest.core.catalog.newer`` orders them, so a
 single conditional PutItem keeps the newest. A removed product keeps ``removed_at`` and expires
 ``REMOVED_RETENTION`` later (``expires_at``); the others are bounded by the shop's catalog.
