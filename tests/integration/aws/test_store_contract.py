@@ -145,17 +145,19 @@ def test_the_due_index_holds_each_profile_with_pending_triggers_at_its_earliest_
         clock.reset()
 
 
-def test_the_catalog_keeps_each_product_s_newest_state_and_reads_the_known_ones(store):
-    from nextbest.core.catalog import Product
+def test_the_catalog_keeps_each_product_s_newest_state_with_the_one_it_replaced_and_reads_the_known_ones(store):
+    from nextbest.core.catalog import Product, State, Stored
 
     def state(at, **fields):
         return Product.model_validate({"event_id": "e", "occurred_at": at, "product_id": "sku-1", "name": "Serum",
                                        "url": "https://s/p/1", "price": "32.00"} | fields)  # fmt: skip
 
-    assert store.put_product(state(T0))
-    assert store.put_product(state(T0 + timedelta(hours=1), availability="out_of_stock"))
-    assert not store.put_product(state(T0 - timedelta(hours=1), name="Older"))  # late: kept out
-    assert not store.put_product(state(T0 + timedelta(hours=1), availability="out_of_stock"))  # a repeat
+    in_stock = State(availability="in_stock", price=Decimal("32.00"), currency="USD")
+    assert store.put_product(state(T0)) == Stored("written", None)  # its first state replaces nothing
+    assert store.put_product(state(T0 + timedelta(hours=1), availability="out_of_stock")) == Stored("written", in_stock)
+    assert store.put_product(state(T0 - timedelta(hours=1), name="Older")) == Stored("outdated")  # late: kept out
+    # a repeat of the stored state finds what it replaced, as the first write did
+    assert store.put_product(state(T0 + timedelta(hours=1), availability="out_of_stock")) == Stored("repeated", in_stock)
     found = store.products(["sku-1", "sku-unknown"])
     assert list(found) == ["sku-1"] and found["sku-1"].availability == "out_of_stock"
     assert found["sku-1"] == state(T0 + timedelta(hours=1), availability="out_of_stock")

@@ -14,6 +14,7 @@ from tests.conftest import EVENTS, T0
 from tests.unit.handlers.harness import (
     Context,
     DeadLetters,
+    Outbox,
     Redelivery,
     arn,
     failures,
@@ -35,8 +36,9 @@ def ingest(monkeypatch, now):
         dead_letter_queue_url=queue_url(f"{QUEUE}-dlq"),
         trigger_delay_seconds={"cart_abandoned": 3600},
         erasure_secret_arn=arn("secretsmanager", "secret:erasure"),
+        events_queue_url=queue_url(QUEUE),
     )
-    module.store, module.dead_letters = MemoryStore(), DeadLetters()
+    module.store, module.dead_letters, module.events_queue = MemoryStore(), DeadLetters(), Outbox()
     module.redelivery = Redelivery()
     now.advance(timedelta(minutes=5))  # the samples happen between 09:00 and 09:02
     return module
