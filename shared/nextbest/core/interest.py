@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -130,11 +130,12 @@ class CatalogChange(BaseModel):
 
     @property
     def drop_percent(self) -> Decimal:
-        """How much cheaper it is, in percent of the old price, to a tenth (0 if not cheaper)."""
+        """How much cheaper it is, in percent of the old price, rounded down to a tenth (0 if not cheaper): a drop
+        shown as 10.0 is at least 10%, so ingest's threshold and a campaign's agree on what they read."""
         old, new = self.old_price, self.new_price
         if old is None or new is None or old <= 0 or new >= old:
             return Decimal(0)
-        return ((old - new) * 100 / old).quantize(Decimal("0.1"))
+        return ((old - new) * 100 / old).quantize(Decimal("0.1"), rounding=ROUND_DOWN)
 
     def properties(self, interest: Interest) -> dict[str, str | float | None]:
         """What a campaign's ``where`` conditions and its templates (``event``) read: numbers as numbers."""

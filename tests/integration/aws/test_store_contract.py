@@ -156,9 +156,35 @@ def test_the_catalog_keeps_each_product_s_newest_state_with_the_one_it_replaced_
     assert store.put_product(state(T0)) == Stored("written", None)  # its first state replaces nothing
     assert store.put_product(state(T0 + timedelta(hours=1), availability="out_of_stock")) == Stored("written", in_stock)
     assert store.put_product(state(T0 - timedelta(hours=1), name="Older")) == Stored("outdated")  # late: kept out
-    # a repeat of the stored state finds what it replaced, as the first write did
-    assert store.put_product(state(T0 + timedelta(hours=1), availability="out_of_stock")) == Stored("repeated", in_stock)
+    repeat = store.put_product(state(T0 + timedelta(hours=1), availability="out_of_stock"))
+    assert repeat == Stored("repeated", in_stock)  # it finds what the stored state replaced, as its first write did
     found = store.products(["sku-1", "sku-unknown"])
     assert list(found) == ["sku-1"] and found["sku-1"].availability == "out_of_stock"
     assert found["sku-1"] == state(T0 + timedelta(hours=1), availability="out_of_stock")
     assert store.products([]) == {}
+
+
+def test_the_interest_index_is_read_a_page_at_a_time_in_key_order_without_expired_entries(store):
+    from nextbest.core.interest import IndexEntry, interest_shard
+
+    shard = interest_shard("c:cus_000")
+    mine = [k for k in (f"c:cus_{n:03}" for n in range(400)) if interest_shard(k) == shard][:8]
+    lasting, lapsed = T0 + timedelta(days=30), T0 - timedelta(minutes=1)
+    store.put_interests([IndexEntry("sku-1", k, lapsed if k == mine[3] else lasting) for k in mine])
+    store.put_interests([IndexEntry("sku-2", mine[0], lasting)])  # another product: another partition
+
+    def read(product_id: str) -> list[str]:
+        found, after = [], None
+        while True:
+            page = store.interested(product_id, shard, after, 3, T0)
+            found += page.profile_keys
+            if page.after is None:
+                return found
+            after = page.after
+
+    assert read("sku-1") == sorted(set(mine) - {mine[3]})  # each once, in key order, the expired one left out
+    store.put_interests([], delete=[("sku-1", mine[0])])
+    store.erase([], [], interests=[("sku-1", mine[1]), ("sku-1", "c:never-interested")])
+    assert read("sku-1") == sorted(set(mine) - {mine[0], mine[1], mine[3]})
+    assert read("sku-2") == [mine[0]]
+    assert store.interested("sku-3", shard, None, 3, T0).profile_keys == []
