@@ -140,7 +140,7 @@ def test_a_price_drop_reaches_those_who_carted_it_if_deep_enough_and_not_if_the_
     [send] = decide_everyone(store, dropped + timedelta(minutes=32))  # the campaign waits 30 minutes
     assert store.decisions[send.decision_id].decision.profile_key == "c:ann"
     assert send.messages["email"].subject == "Hydrating serum is now 16% cheaper"
-    assert "was 36.0 and is now 30.00 USD" in send.messages["email"].html
+    assert "was 36.00 and is now 30.00 USD" in send.messages["email"].html
     bob = [d.decision for d in store.decisions.values() if d.decision.profile_key == "c:bob"]
     assert [c.reason for c in bob[0].candidates] == ["interest: viewed, never put in the cart"]
     # A second drop whose price is back up before the campaign's delay has passed sends nothing
