@@ -17,7 +17,6 @@ from nextbest.core.ports import Retry, pseudonym
 from nextbest.core.profiles import identity_keys
 from nextbest.core.settings import IngestSettings
 from nextbest.ingest.service import Ingested, fan_out_page, ingest_batch, notice_change, update_product
-from pydantic import ValidationError
 
 settings = IngestSettings.from_env()
 logger = Logger()
@@ -37,16 +36,21 @@ def _parsed(body: str) -> Parsed:
     fails the same way on every retry, so even an unexpected error is a rejection of that record (to the DLQ with a
     reason), never a failure of the batch that would take its neighbours (an opt-out among them) to the DLQ with it."""
     try:
-        try:
-            return ingest_command.validate_json(body)
-        except ValidationError:
-            pass  # not a command ingest sent itself: a shop's event, from the bus
         return parse_event(body, clock.now())
     except RejectedEvent as rejection:
-        return rejection
+        return _command(body, rejection) if rejection.reason == "bad_envelope" else rejection
     except Exception as error:
         logger.exception("event parser failed")
         return RejectedEvent("unparseable", f"{type(error).__name__} while parsing")
+
+
+def _command(body: str, rejection: RejectedEvent) -> FanOut | Noticed | RejectedEvent:
+    """JSON that is no bus envelope: a command ingest sent itself (the shop can put nothing else on the queue), or
+    the envelope's rejection. Tried after the envelope, so the shop's events pay nothing for it."""
+    try:
+        return ingest_command.validate_json(body)
+    except Exception:
+        return rejection
 
 
 def _catalogued(product: ProductUpdated) -> Ingested | Exception:

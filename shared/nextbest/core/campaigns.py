@@ -433,6 +433,8 @@ class Campaign(_Model):
         ids = [v.id for v in self.variants]
         if len(set(ids)) != len(ids):
             raise ValueError("variant ids must be unique")
+        if isinstance(self.trigger, CatalogTrigger) and self.follow_up is not None:
+            raise ValueError("a catalog campaign has no follow_up: by then the product may be gone or dearer again")
         return self
 
     def digest(self) -> str:

@@ -59,7 +59,7 @@ MAX_OCCURRENCES = 10
 MAX_DATES = 20
 MAX_INTERESTS = 50
 """Products a profile remembers the customer's interest in (the most recent), for back-in-stock and price-drop
-campaigns (``nextbest.core.interest``): about 25 bytes each once compressed."""
+campaigns (``nextbest.core.interest``): 5 to 25 bytes each once compressed, as alike as the shop's product ids are."""
 INTEREST_TTL = timedelta(days=30)
 """How long an interest lasts after it was recorded: its entry in the interest index expires then (DynamoDB TTL)."""
 INTEREST_REFRESH = timedelta(days=7)

@@ -279,6 +279,7 @@ def _write(tmp_path: Path, old: str, new: str) -> Path:
         ('interest = "cart"', 'interest = "wishlist"', r"trigger\.interest"),
         ('{ property = "new_price", gte = 20 }', '{ property = "plan", equals = "a" }', r"trigger:.*no property plan"),
         ('delay = "30m"', 'delay = "half an hour"', r"trigger\.delay"),
+        ("[trigger]", "[follow_up]\nafter_hours = 48\n\n[trigger]", r"<file>:.*no follow_up"),
     ],
 )
 def test_a_broken_catalog_trigger_names_the_file_and_the_field(tmp_path, old, new, field):
@@ -303,3 +304,17 @@ def test_a_catalog_campaign_checks_the_interest_the_drop_and_its_conditions_agai
     assert trigger.unmet(change | {"interest": "view"}) == "interest: viewed, never put in the cart"
     assert trigger.unmet(change | {"drop_percent": 12.5}) == "price drop below 15%"
     assert trigger.unmet(change | {"category": "hair"}) == 'where: category is not "skincare"'
+
+
+def test_the_readme_s_catalog_trigger_is_a_valid_trigger():
+    import re
+    import tomllib
+
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    section = readme.split("### Back in stock and price drops", 1)[1]
+    [block] = re.findall(r"```toml\n(.*?)```", section.split("###", 1)[0], re.S)
+    trigger = CatalogTrigger.model_validate(tomllib.loads(block)["trigger"])
+    assert (trigger.key, trigger.watch) == (
+        "catalog:price_drop+30m",
+        Watch(interest="cart", min_drop_percent=Decimal(15)),
+    )

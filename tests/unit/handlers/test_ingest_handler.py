@@ -207,3 +207,10 @@ def test_given_a_catalog_campaign_then_a_product_back_in_stock_reaches_its_viewe
     profile = watching.store.profile("a:anon-1")
     assert profile.triggers["catalog:back_in_stock+0m"] == datetime(2026, 11, 2, 9, 3, tzinfo=UTC)
     assert profile.version == 2 and watching.dead_letters.rejected == []  # the view, then the change, once
+
+
+def test_given_json_that_is_neither_an_event_nor_a_command_then_it_is_dead_lettered_as_a_bad_envelope(watching):
+    response = invoke(watching, json.dumps({"fan_out": {"kind": "sold_out"}, "shard": 1}), '{"hello": "world"}')
+
+    assert failures(response) == []
+    assert watching.dead_letters.reasons == ["bad_envelope", "bad_envelope"]
