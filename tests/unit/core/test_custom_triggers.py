@@ -319,10 +319,10 @@ def test_the_readmes_trigger_examples_are_valid_triggers():
 
     readme = (EXAMPLES.parents[1] / "README.md").read_text()
     blocks = [b for b in re.findall(r"```toml\n(.*?)```", readme, re.S) if "[trigger]" in b]
-    assert len(blocks) == 2
+    assert len(blocks) == 3
     base = tomllib.loads((EXAMPLES / "birthday.toml").read_text())
     keys = {Campaign.model_validate(base | tomllib.loads(block)).trigger.key for block in blocks}
-    assert keys == {"event:subscription.renewed+120m", "date:birthday:yearly+0d@09:00"}
+    assert keys == {"event:subscription.renewed+120m", "date:birthday:yearly+0d@09:00", "catalog:price_drop+30m"}
 
 
 def test_imported_history_re_arms_a_past_birthday_for_its_next_occurrence_instead_of_dropping_it():

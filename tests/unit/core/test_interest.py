@@ -304,17 +304,3 @@ def test_a_catalog_campaign_checks_the_interest_the_drop_and_its_conditions_agai
     assert trigger.unmet(change | {"interest": "view"}) == "interest: viewed, never put in the cart"
     assert trigger.unmet(change | {"drop_percent": 12.5}) == "price drop below 15%"
     assert trigger.unmet(change | {"category": "hair"}) == 'where: category is not "skincare"'
-
-
-def test_the_readme_s_catalog_trigger_is_a_valid_trigger():
-    import re
-    import tomllib
-
-    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
-    section = readme.split("### Back in stock and price drops", 1)[1]
-    [block] = re.findall(r"```toml\n(.*?)```", section.split("###", 1)[0], re.S)
-    trigger = CatalogTrigger.model_validate(tomllib.loads(block)["trigger"])
-    assert (trigger.key, trigger.watch) == (
-        "catalog:price_drop+30m",
-        Watch(interest="cart", min_drop_percent=Decimal(15)),
-    )
