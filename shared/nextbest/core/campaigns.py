@@ -199,12 +199,13 @@ CATALOG_PROPERTIES = ("product_id", "category", "currency", "old_price", "new_pr
 
 class CatalogTrigger(_Model):
     """``trigger = { catalog = "back_in_stock", interest = "view" }``: ``delay`` after a product the customer showed
-    interest in (viewed or put in the cart; ``interest = "cart"``: put in the cart) in the last 30 days came back in
+    interest in (put in the cart; ``interest = "view"``: viewed or put in the cart) in the last 30 days came back in
     stock, or (``price_drop``) got at least ``min_drop_percent`` cheaper (10 unless given), if every ``where`` holds
-    for the change (``nextbest.core.interest``)."""
+    for the change (``nextbest.core.interest``). Carts by default: recording every customer's views costs ingest
+    about half a write unit an event (README, *Back in stock and price drops*), carts a few hundredths."""
 
     catalog: CatalogKind
-    interest: Interest = Field(default="view", description="view: viewed or put in the cart; cart: put in the cart.")
+    interest: Interest = Field(default="cart", description="cart: put in the cart; view: viewed or put in the cart.")
     min_drop_percent: Annotated[Decimal, Field(gt=0, le=90)] | None = Field(
         default=None, description="price_drop: the smallest drop answered, in percent of the old price (default 10)."
     )
