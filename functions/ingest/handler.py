@@ -113,8 +113,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             metrics.add_metric(name="CatalogChangeQueued", unit=MetricUnit.Count, value=result)
             return "fanned_out"
         assert isinstance(result, Ingested)
-        name = "CatalogChangeNoticed" if sqs_record.message_id in commands else "EventsIngested"
-        metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+        if sqs_record.message_id in commands:  # a catalog change reaching an interested customer
+            metrics.add_metric(name="CatalogChangeNoticed", unit=MetricUnit.Count, value=1)
+        else:
+            metrics.add_metric(name="EventsIngested", unit=MetricUnit.Count, value=1)
         if result.merged:
             metrics.add_metric(name="IdentityMerges", unit=MetricUnit.Count, value=result.merged)
         if result.conflicts:  # never merged, never silent: identifiers of another customer were left out
