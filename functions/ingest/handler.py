@@ -72,16 +72,14 @@ def _commanded(command: FanOut | Noticed) -> Ingested | int | Exception:
         return error
 
 
-@logger.inject_lambda_context(correlation_id_path="Records[0].messageId")
-@metrics.log_metrics
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    store.forget()
-    parsed: dict[str, Parsed] = {}
-    for raw in event["Records"]:
-        parsed[raw["messageId"]] = _parsed(raw["body"])
-    valid: dict[str, tuple[str, EventDetail]] = {}  # customers' events
-    products: dict[str, ProductUpdated] = {}  # the catalog's, which name no customer
-    commands: dict[str, FanOut | Noticed] = {}  # a catalog change on its way to the customers interested
+def _sorted(
+    parsed: dict[str, Parsed],
+) -> tuple[dict[str, tuple[str, EventDetail]], dict[str, ProductUpdated], dict[str, FanOut | Noticed]]:
+    """The records by what they are: customers' events, the catalog's (which name no customer), and a catalog change
+    on its way to the customers interested (the rejected are none of them)."""
+    valid: dict[str, tuple[str, EventDetail]] = {}
+    products: dict[str, ProductUpdated] = {}
+    commands: dict[str, FanOut | Noticed] = {}
     for mid, found in parsed.items():
         if isinstance(found, FanOut | Noticed):
             commands[mid] = found
@@ -91,6 +89,15 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
                 products[mid] = detail
             else:
                 valid[mid] = (kind, detail)
+    return valid, products, commands
+
+
+@logger.inject_lambda_context(correlation_id_path="Records[0].messageId")
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    store.forget()
+    parsed = {raw["messageId"]: _parsed(raw["body"]) for raw in event["Records"]}
+    valid, products, commands = _sorted(parsed)
     # One BatchGetItem for every identifier (and tombstone) in the batch, then one write per customer.
     keys = {k for _, detail in valid.values() for k in identity_keys(detail.identifiers())}
     keys |= {c.profile_key for c in commands.values() if isinstance(c, Noticed)}
