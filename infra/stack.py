@@ -9,6 +9,7 @@ import aws_cdk as cdk
 from constructs import Construct
 from nextbest.core.campaigns import load_campaigns, load_policy, trigger_delays
 from nextbest.core.messages import check_creatives
+from nextbest.core.profiles import TriggerDelays
 
 from infra.constructs import (
     Decide,
@@ -60,15 +61,7 @@ class NextbestStack(cdk.Stack):
         )
         self.decide = Decide(self, "Decide", shared, table, self.deliver.queues, site_url, campaigns)
         self.deliver.hand_back_to(self.decide.queue)
-        self.ingest = Ingest(
-            self,
-            "Ingest",
-            shared,
-            table,
-            bus_name,
-            _trigger_delay_seconds(campaigns),
-            load_policy(campaigns).quiet_hours.default_time_zone,
-        )
+        self.ingest = Ingest(self, "Ingest", shared, table, bus_name, _trigger_delays(campaigns))
         self.feedback = Feedback(self, "Feedback", shared, table, self.feedback_topics, self.decide.queue)
         self.tally = Tally(self, "Tally", shared, table)
         steps = (self.unsubscribe, self.ingest, self.decide, self.deliver, self.feedback, self.tally)
@@ -148,6 +141,8 @@ class NextbestStack(cdk.Stack):
         )
 
 
-def _trigger_delay_seconds(campaigns: Path) -> dict[str, int]:
-    """Each trigger's delay from the approved campaigns, for ingest to arm alarms with."""
-    return {k: int(v.total_seconds()) for k, v in trigger_delays(check_creatives(load_campaigns(campaigns))).items()}
+def _trigger_delays(campaigns: Path) -> TriggerDelays:
+    """Each trigger's delay from the approved campaigns, the policy's default zone and what the catalog campaigns
+    need: what ingest arms triggers and records interests with."""
+    zone = load_policy(campaigns).quiet_hours.default_time_zone
+    return trigger_delays(check_creatives(load_campaigns(campaigns)), zone)

@@ -10,6 +10,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 from nextbest.aws.store import BY_CANONICAL, BY_CUSTOMER
 from nextbest.core.events import DETAIL_TYPES
+from nextbest.core.profiles import TriggerDelays
 from nextbest.core.settings import IngestSettings
 
 from infra.constructs.profile_store import TableAccess
@@ -21,8 +22,9 @@ BEHAVIOUR_TYPES = [t for t in DETAIL_TYPES if t not in CONSENT_TYPES]
 TABLE_ACCESS = TableAccess(
     # prefetch, resolve, erased: BatchGetItem; save: PutItem, or a transaction of Puts (profile with an order's
     # credits, redirects, event markers); lift_tombstones: DeleteItem; erase: BatchWriteItem (deletes and
-    # tombstones)
-    actions=("BatchGetItem", "PutItem", "DeleteItem", "BatchWriteItem"),
+    # tombstones); put_product: GetItem then PutItem; put_interests: BatchWriteItem; interested: Query (the table's
+    # own keys: a product's interest index)
+    actions=("BatchGetItem", "GetItem", "PutItem", "DeleteItem", "BatchWriteItem", "Query"),
     # erasure finds every identifier leading to a person (by_canonical) and the decisions made for them (by_customer)
     queries=(BY_CANONICAL, BY_CUSTOMER),
 )
@@ -31,7 +33,8 @@ TABLE_ACCESS = TableAccess(
 class Ingest(Construct):
     """Consent changes get their own queue so an opt-out is never stuck behind a backlog of page views;
     anything the rules do not know lands in ingest too, where it is rejected to the dead-letter queue with
-    its reason instead of vanishing."""
+    its reason instead of vanishing. Ingest also sends to its events queue itself: the fan-out of a catalog change to
+    the customers interested in the product (``nextbest.core.interest``)."""
 
     def __init__(
         self,
@@ -40,8 +43,7 @@ class Ingest(Construct):
         shared: Shared,
         table: dynamodb.Table,
         bus_name: str,
-        trigger_delay_seconds: dict[str, int],
-        default_time_zone: str = "UTC",
+        delays: TriggerDelays,
     ) -> None:
         super().__init__(scope, id)
         timeout = cdk.Duration.seconds(30)
@@ -77,8 +79,11 @@ class Ingest(Construct):
             queues=[self.queue, self.consent_queue],
             dead_letters=self.dead_letters,
             timeout=timeout,
-            trigger_delay_seconds=trigger_delay_seconds,
-            default_time_zone=default_time_zone,
+            trigger_delay_seconds={k: int(v.total_seconds()) for k, v in delays.items()},
+            default_time_zone=delays.time_zone,
+            catalog_watch=delays.watch,
+            events_queue_url=self.queue.queue_url,
             erasure_secret_arn=self.erasure_key.secret_arn,
         )
         self.erasure_key.grant_read(self.function)
+        self.queue.grant_send_messages(self.function)

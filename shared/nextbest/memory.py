@@ -11,6 +11,8 @@ so there is one decide loop, not a copy per simulator. It keeps what the table p
 * identifiers other than the canonical one redirect to it, re-pointed on every merge;
 * every profile write sets the profile's place in the due index, computed at the write's time;
 * a coupon pool's code is given to one decision only, never again once given, and a decision keeps its own;
+* a product's state records the state it replaced, and the interest index is read a page at a time, in key order,
+  leaving out expired entries;
 * reads return copies: changing a profile read from the store changes nothing until it is saved.
 
 It is never shipped to Lambda (no handler imports it) and never used against AWS.
@@ -24,12 +26,13 @@ from datetime import datetime
 from decimal import Decimal
 
 from nextbest.core import clock
-from nextbest.core.catalog import Product, newer
+from nextbest.core.catalog import Product, State, Stored, newer
 from nextbest.core.clock import iso
 from nextbest.core.counters import Counter, Version, combined, tally
 from nextbest.core.coupons import CouponsGone
 from nextbest.core.decision import Decision
 from nextbest.core.due import due_shard, index_time
+from nextbest.core.interest import IndexEntry, InterestPage, interest_shard
 from nextbest.core.ports import Conflict, DecisionExists, Duplicate, SentMessage, StoredDecision, Tallied
 from nextbest.core.profiles import Profile
 
@@ -77,6 +80,10 @@ class MemoryStore:
         """The code each decision claimed."""
         self.coupons_given: dict[tuple[str, str], str] = {}
         """(campaign, code) -> the decision it was given to: never given again."""
+        self.replaced: dict[str, State | None] = {}
+        """Each product's state before the one stored (``was`` on the table's item)."""
+        self.interests: dict[tuple[str, int], dict[str, datetime]] = {}
+        """The interest index: (product id, shard) -> profile key -> when the entry expires."""
         self.checkpoints: dict[tuple[str, str], int] = {}
         """The tally's checkpoint per (shard, campaign), for the tally's own tests (this store counts at once)."""
         self.writes = 0
@@ -181,7 +188,9 @@ class MemoryStore:
                     frontier.append(key)
         return found
 
-    def erase(self, keys: list[str], decision_ids: list[str]) -> None:
+    def erase(self, keys: list[str], decision_ids: list[str], interests: Iterable[tuple[str, str]] = ()) -> None:
+        for product_id, key in interests:
+            self.interests.get((product_id, interest_shard(key)), {}).pop(key, None)
         for key in keys:
             self.profiles.pop(key, None)
             self.redirects.pop(key, None)
@@ -286,12 +295,30 @@ class MemoryStore:
 
     # -- catalog ------------------------------------------------------------------------------------------------
 
-    def put_product(self, product: Product) -> bool:
-        if not newer(product, self.catalog.get(product.product_id)):
-            return False
+    def put_product(self, product: Product) -> Stored:
+        stored = self.catalog.get(product.product_id)
+        if stored is not None and not newer(product, stored):
+            if stored.version == product.version:
+                return Stored("repeated", self.replaced.get(product.product_id))
+            return Stored("outdated")
         self.catalog[product.product_id] = product
+        self.replaced[product.product_id] = stored.state if stored is not None else None
         self.writes += 1
-        return True
+        return Stored("written", self.replaced[product.product_id])
+
+    def put_interests(self, entries: Sequence[IndexEntry], delete: Sequence[tuple[str, str]] = ()) -> None:
+        for entry in entries:
+            self.interests.setdefault((entry.product_id, entry.shard), {})[entry.profile_key] = entry.expires_at
+        for product_id, key in delete:
+            self.interests.get((product_id, interest_shard(key)), {}).pop(key, None)
+        self.writes += len(entries) + len(delete)
+
+    def interested(self, product_id: str, shard: int, after: str | None, limit: int, now: datetime) -> InterestPage:
+        """As a Query with ``Limit`` and a filter: ``limit`` entries read, the expired ones then left out."""
+        shard_entries = self.interests.get((product_id, shard), {})
+        read = [k for k in sorted(shard_entries) if after is None or k > after][:limit]
+        more = len(read) == limit and any(k > read[-1] for k in shard_entries)
+        return InterestPage([k for k in read if shard_entries[k] > now], read[-1] if more else None)
 
     def products(self, product_ids: Iterable[str]) -> dict[str, Product]:
         return {p: self.catalog[p] for p in set(product_ids) if p in self.catalog}

@@ -17,6 +17,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -416,6 +418,127 @@ def import_rate(cdk_out: Path, customers: int = 100_000, seed: int = 7) -> dict[
     }
 
 
+def catalog_fan_out(interested: int = 500) -> dict[str, Any]:
+    """A product back in stock for ``interested`` customers who viewed it while it was sold out, on the emulated stack
+    with the back-in-stock example of ``docs/campaigns`` approved: what the change cost, per interested customer,
+    from the ``product.updated`` to the decision (ingest: the catalog write, the fan-out's pages and each customer's
+    event; the requests on its queue; decide's poll and decision), priced like the pipeline's figures. The customers
+    and their views are put on the bus first and not counted."""
+    from moto import mock_aws
+    from nextbest.core import clock
+    from nextbest.core.campaigns import Campaign, read_toml
+
+    from infra.local import synthesize
+    from infra.local.emulator import Emulation
+    from nextbest_lab.demo import _publish
+
+    folder = Path(tempfile.mkdtemp(prefix="nextbest-fan-out-"))
+    (folder / "campaigns").mkdir()
+    (folder / "campaigns" / "policy.toml").write_text((ROOT / "campaigns" / "policy.toml").read_text())
+    start = datetime(2026, 11, 2, 9, tzinfo=UTC)
+    example = ROOT / "docs" / "campaigns" / "back-in-stock.toml"
+    digest = Campaign.model_validate(read_toml(example)).digest()
+    approval = f'status = "approved"\napproved_by = "marketing-lead"\napproved_at = {start.date()}\n'
+    approved = example.read_text().replace('status = "draft"\n', approval + f'approved_digest = "{digest}"\n')
+    (folder / "campaigns" / "back-in-stock.toml").write_text(approved)
+    cdk_out = synthesize(folder / "cdk.out", campaigns=folder / "campaigns")
+    manual = clock.ManualClock(start)
+    clock.install(manual)
+    try:
+        with mock_aws():
+            emulation = Emulation(cdk_out, manual, folder / "logs").deploy()
+            _publish(emulation, [_product_state(start, "out_of_stock")])
+            _publish(emulation, [e for n in range(interested) for e in _interested_shopper(n, start)])
+            emulation.drain()
+            back = start + timedelta(hours=1)
+            emulation.advance(back)
+            before = _fan_out_usage(emulation)
+            _publish(emulation, [_product_state(back, "in_stock")])
+            emulation.drain()
+            emulation.advance(back + timedelta(minutes=3))
+            after = _fan_out_usage(emulation)
+            emails = len(emulation.sent_emails())
+    finally:
+        clock.reset()
+    return _fan_out_figures({s: after[s] - before[s] for s in before}, interested, emails)
+
+
+def _product_state(at: datetime, availability: str) -> dict[str, Any]:
+    product = {"product_id": "sku-serum", "name": "Serum", "url": "https://shop.example/p/serum", "price": "32.00"}
+    detail = product | {
+        "event_id": f"serum-{availability}",
+        "occurred_at": at.isoformat(),
+        "availability": availability,
+    }
+    return {"Source": "shop.catalog", "DetailType": "product.updated", "Detail": detail, "at": at}
+
+
+def _interested_shopper(n: int, at: datetime) -> list[dict[str, Any]]:
+    who = {"event_id": f"{n}", "occurred_at": at.isoformat(), "customer_id": f"fan_{n}"}
+    events = [
+        ("customer.identified", who | {"event_id": f"i{n}", "email": f"fan{n}@example.org"}),
+        ("consent.updated", who | {"event_id": f"k{n}", "channel": "email", "granted": True}),
+        ("product.viewed", who | {"event_id": f"v{n}", "product_id": "sku-serum"}),
+    ]
+    return [{"Source": "shop.web", "DetailType": kind, "Detail": detail, "at": at} for kind, detail in events]
+
+
+def _fan_out_usage(emulation: Emulation) -> dict[str, _Used]:
+    """What ingest and decide have used so far: capacity units, invocations, their own seconds, and the billed SQS
+    requests on their queues (sent by them or by the event sources and the scheduler)."""
+    from nextbest_lab.capacity import SQS_BILLED
+
+    queues: dict[str, set[str]] = {}
+    for mapping in emulation.mappings:
+        queues.setdefault(mapping.function.name, set()).add(mapping.queue_url.rsplit("/", 1)[-1])
+    found: dict[str, _Used] = {}
+    for stage in ("ingest", "decide"):
+        usage = emulation.metering.usage[stage]
+        sqs = sum(n for c, n in emulation.metering.calls.items() if c.service == "sqs" and c.operation in SQS_BILLED
+                  and (c.stage == stage or (c.stage is None and c.target in queues.get(stage, set()))))  # fmt: skip
+        calls = Counter({(c.service, c.operation): n for c, n in emulation.metering.calls.items() if c.stage == stage})
+        [function] = [f for f in emulation.functions.values() if f.name == stage]
+        memory = int(emulation.template["Resources"][function.logical_id]["Properties"].get("MemorySize", 128))
+        found[stage] = _Used(usage.wru, usage.rru, usage.invocations, usage.own_seconds, sqs, calls, memory)
+    return found
+
+
+@dataclass
+class _Used:
+    wru: float
+    rru: float
+    invocations: int
+    own_seconds: float
+    sqs: int
+    calls: Counter[tuple[str, str]]
+    memory_mb: int
+
+    def __sub__(self, other: _Used) -> _Used:
+        return _Used(self.wru - other.wru, self.rru - other.rru, self.invocations - other.invocations,
+                     self.own_seconds - other.own_seconds, self.sqs - other.sqs, self.calls - other.calls,
+                     self.memory_mb)  # fmt: skip
+
+
+def _fan_out_figures(used: dict[str, _Used], interested: int, emails: int) -> dict[str, Any]:
+    from nextbest_lab import cost
+    from nextbest_lab.cost import Prices, Usage
+
+    prices = Prices.load()
+    figures: dict[str, Any] = {"fan_out_interested": interested, "fan_out_emails": emails}
+    total = Usage()
+    for stage in ("ingest", "decide"):
+        u = used[stage]
+        seconds = cost.lambda_seconds(u.own_seconds, u.memory_mb, u.calls, prices)
+        gb_s = cost.gb_seconds(seconds, u.memory_mb)
+        spent = Usage(sqs_requests=u.sqs, lambda_requests=u.invocations, lambda_gb_seconds=gb_s, wru=u.wru, rru=u.rru)
+        total += spent
+        figures[f"fan_out_{stage}_wru_per_customer"] = round(u.wru / interested, 3)
+        figures[f"fan_out_{stage}_rru_per_customer"] = round(u.rru / interested, 3)
+        figures[f"fan_out_{stage}_sqs_requests_per_customer"] = round(u.sqs / interested, 3)
+    figures["fan_out_cost_per_million_customers_usd"] = round(cost.per_million(total, prices) / interested, 2)
+    return figures
+
+
 def run(customers: int = 500, seed: int = 7, import_customers: int = 100_000) -> dict[str, Any]:
     from infra.local import synthesize
 
@@ -431,6 +554,7 @@ def run(customers: int = 500, seed: int = 7, import_customers: int = 100_000) ->
     results |= measurement()
     results |= learned_policy()
     results |= import_rate(cdk_out, import_customers)
+    results |= catalog_fan_out()
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     return results

@@ -1,9 +1,10 @@
 """Every kind of item the table holds, whom it is keyed by, and what keeps their number from growing forever.
 
 The key schema is spelt out in ``nextbest.aws.store.table`` (profiles, redirects, decisions, event markers,
-tombstones, push message ids), ``nextbest.aws.store.catalog`` (products), ``nextbest.aws.store.coupons`` (coupon
-pools) and ``nextbest.aws.store.counters`` (the ``s:<campaign>`` counter items: the tally's, and the caps and
-budgets decide leases from). Each class has a *lifetime*:
+tombstones, push message ids), ``nextbest.aws.store.catalog`` (products), ``nextbest.aws.store.interests`` (the
+interest index), ``nextbest.aws.store.coupons`` (coupon pools) and ``nextbest.aws.store.counters`` (the
+``s:<campaign>`` counter items: the tally's, and the caps and budgets decide leases from). Each class has a
+*lifetime*:
 
 * ``expiry`` — its items carry the TTL attribute ``expires_at``, and DynamoDB deletes them after it;
 * ``bound`` — their number is bounded by something that does not grow with time or traffic (the people the shop
@@ -57,6 +58,9 @@ ITEM_CLASSES: tuple[ItemClass, ...] = (
               "one per product the shop sells (in stock or out of stock); at most ~7 KB each (bounded fields)"),
     ItemClass("removed_product", "cat:<product id> / PRODUCT, with removed_at", False, "expiry",
               "expires_at: 30 days after the shop removed the product (REMOVED_RETENTION)"),
+    ItemClass("interest", "int:<product id>#<shard> / <profile key>", False, "expiry",
+              "expires_at: 30 days after the interest was recorded (INTEREST_TTL); erasure deletes those its profile "
+              "lists"),
     ItemClass("counter_tally", "s:<campaign> / TALLY#<stream shard> or TALLY#TOTAL", True, "bound",
               "the tally's items (arms, funnel, variants, days): one per campaign and stream shard of the last two "
               "days (a shard closes within hours; older ones are folded into the campaign's TALLY#TOTAL)"),
@@ -96,6 +100,8 @@ def classify(pk: str, sk: str, attributes: Collection[str] = ()) -> ItemClass:
     """The class of an item, from its key (and, for a ``PROFILE`` item, whether it holds a profile or a redirect:
     without ``attributes``, a profile is assumed)."""
     classes = item_classes()
+    if pk.startswith("int:"):
+        return classes["interest"]
     if sk == "PROFILE":
         if "canonical" in attributes:
             return classes["ephemeral_redirect" if pk.startswith(("a:", "t:")) else "redirect"]

@@ -18,7 +18,7 @@ TABLE_ACTIONS = {
     # UpdateItem), and the indexes it queries. Never Scan, stream reads or DescribeTable.
     "unsubscribe": ({"Query", "BatchGetItem", "PutItem"}, set()),
     "ingest": (
-        {"BatchGetItem", "PutItem", "DeleteItem", "BatchWriteItem"},
+        {"BatchGetItem", "GetItem", "PutItem", "DeleteItem", "BatchWriteItem", "Query"},
         {"by_canonical", "by_customer"},
     ),
     "decide": ({"Query", "BatchGetItem", "PutItem", "UpdateItem", "DeleteItem"}, {"by_due"}),

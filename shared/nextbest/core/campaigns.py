@@ -39,7 +39,7 @@ from pydantic import (
 from nextbest.core.coupons import CouponKind, default_prefix
 from nextbest.core.events import DETAIL_TYPES, Channel, DateName, EventName, PropertyName
 from nextbest.core.profiles import LAPSE, TriggerDelays
-from nextbest.core.triggers import DateSpec, EventSpec, number, same
+from nextbest.core.triggers import CatalogKind, CatalogSpec, DateSpec, EventSpec, Interest, Watch, number, same
 
 TriggerKind = Literal[
     "cart_abandoned", "browse_abandoned", "replenishment", "post_purchase", "at_risk", "win_back", "follow_up"
@@ -140,6 +140,21 @@ _DURATION = re.compile(r"^(\d+)([mhd])$")
 _UNITS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1)}
 
 
+def _checked_delay(value: str) -> str:
+    found = _DURATION.match(value)
+    if found is None:
+        raise ValueError("a delay is a whole number of minutes, hours or days: 30m, 2h, 3d")
+    if int(found[1]) * _UNITS[found[2]] > timedelta(days=30):
+        raise ValueError("a delay is at most 30 days")
+    return value
+
+
+def _duration(value: str) -> timedelta:
+    found = _DURATION.match(value)
+    assert found is not None  # validated
+    return int(found[1]) * _UNITS[found[2]]
+
+
 class EventTrigger(_Model):
     """``trigger = { event = "subscription.renewed", delay = "2h", where = [{ property = "plan", in = ["annual"] }] }``:
     ``delay`` after the customer's latest ``custom.event`` of that name, if every ``where`` holds for its properties
@@ -159,12 +174,7 @@ class EventTrigger(_Model):
     @field_validator("delay")
     @classmethod
     def _duration(cls, value: str) -> str:
-        found = _DURATION.match(value)
-        if found is None:
-            raise ValueError("a delay is a whole number of minutes, hours or days: 30m, 2h, 3d")
-        if int(found[1]) * _UNITS[found[2]] > timedelta(days=30):
-            raise ValueError("a delay is at most 30 days")
-        return value
+        return _checked_delay(value)
 
     @property
     def kind(self) -> str:
@@ -172,15 +182,81 @@ class EventTrigger(_Model):
 
     @property
     def spec(self) -> EventSpec:
-        found = _DURATION.match(self.delay)
-        assert found is not None  # validated
-        return EventSpec(self.event, int(found[1]) * _UNITS[found[2]])
+        return EventSpec(self.event, _duration(self.delay))
 
     @property
     def key(self) -> str:
         return self.spec.key
 
     def unmet(self, properties: Mapping[str, object]) -> str | None:
+        return next((f"where: {why}" for w in self.where if (why := w.unmet(properties))), None)
+
+
+DEFAULT_DROP_PERCENT = Decimal(10)
+CATALOG_PROPERTIES = ("product_id", "category", "currency", "old_price", "new_price", "drop_percent", "interest")
+"""What a catalog trigger's ``where`` conditions and its creatives (``event``) read of the change."""
+
+
+class CatalogTrigger(_Model):
+    """``trigger = { catalog = "back_in_stock", interest = "view" }``: ``delay`` after a product the customer showed
+    interest in (put in the cart; ``interest = "view"``: viewed or put in the cart) in the last 30 days came back in
+    stock, or (``price_drop``) got at least ``min_drop_percent`` cheaper (10 unless given), if every ``where`` holds
+    for the change (``nextbest.core.interest``). Carts by default: recording every customer's views costs ingest
+    about half a write unit an event (README, *Back in stock and price drops*), carts a few hundredths."""
+
+    catalog: CatalogKind
+    interest: Interest = Field(default="cart", description="cart: put in the cart; view: viewed or put in the cart.")
+    min_drop_percent: Annotated[Decimal, Field(gt=0, le=90)] | None = Field(
+        default=None, description="price_drop: the smallest drop answered, in percent of the old price (default 10)."
+    )
+    delay: str = Field(default="0m", description="Minutes, hours or days: 30m, 2h, 3d (at most 30 days).")
+    where: Annotated[list[Where], Field(max_length=10)] = Field(default_factory=list)
+
+    @field_validator("delay")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        return _checked_delay(value)
+
+    @model_validator(mode="after")
+    def _drop_for_price_drops(self) -> CatalogTrigger:
+        if self.min_drop_percent is not None and self.catalog != "price_drop":
+            raise ValueError('min_drop_percent is for catalog = "price_drop" only')
+        unknown = sorted({w.property for w in self.where} - set(CATALOG_PROPERTIES))
+        if unknown:
+            raise ValueError(f"a catalog change has no property {', '.join(unknown)} ({', '.join(CATALOG_PROPERTIES)})")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return "catalog"
+
+    @property
+    def spec(self) -> CatalogSpec:
+        return CatalogSpec(self.catalog, _duration(self.delay))
+
+    @property
+    def key(self) -> str:
+        return self.spec.key
+
+    @property
+    def drop_percent(self) -> Decimal | None:
+        """The smallest price drop this campaign answers (None: it answers no price drop)."""
+        return (self.min_drop_percent or DEFAULT_DROP_PERCENT) if self.catalog == "price_drop" else None
+
+    @property
+    def watch(self) -> Watch:
+        """What ingest must record and look for on this campaign's behalf."""
+        return Watch(interest=self.interest, back_in_stock=self.catalog == "back_in_stock",
+                     min_drop_percent=self.drop_percent)  # fmt: skip
+
+    def unmet(self, properties: Mapping[str, object]) -> str | None:
+        """Why the change the profile remembers does not answer this campaign (its interest, its drop, a ``where``
+        condition), or None."""
+        if self.interest == "cart" and properties.get("interest") != "cart":
+            return "interest: viewed, never put in the cart"
+        drop, least = number(properties.get("drop_percent")), self.drop_percent
+        if least is not None and (drop is None or drop < least):
+            return f"price drop below {least:g}%"
         return next((f"where: {why}" for w in self.where if (why := w.unmet(properties))), None)
 
 
@@ -216,14 +292,19 @@ class DateTrigger(_Model):
 
 
 def _trigger_tag(value: Any) -> str:
-    """Which trigger a campaign file means, by the key that defines it: ``event``, ``date`` or ``kind``."""
+    """Which trigger a campaign file means, by the key that defines it: ``event``, ``date``, ``catalog`` or
+    ``kind``."""
     if isinstance(value, dict):
-        return "event" if "event" in value else "date" if "date" in value else "kind"
-    return "event" if isinstance(value, EventTrigger) else "date" if isinstance(value, DateTrigger) else "kind"
+        return next((tag for tag in ("event", "date", "catalog") if tag in value), "kind")
+    tags: dict[type, str] = {EventTrigger: "event", DateTrigger: "date", CatalogTrigger: "catalog"}
+    return tags.get(type(value), "kind")
 
 
 AnyTrigger = Annotated[
-    Annotated[Trigger, Tag("kind")] | Annotated[EventTrigger, Tag("event")] | Annotated[DateTrigger, Tag("date")],
+    Annotated[Trigger, Tag("kind")]
+    | Annotated[EventTrigger, Tag("event")]
+    | Annotated[DateTrigger, Tag("date")]
+    | Annotated[CatalogTrigger, Tag("catalog")],
     Discriminator(_trigger_tag),
 ]
 
@@ -248,7 +329,9 @@ class Creative(_Model):
     the catalog gives no page), ``recommendations`` (in-stock products: name, url, image_url, price, currency,
     category, category_url; each prints as its name),
     ``discount_percent``, ``coupon`` (the offer's code, when it has one: ``nextbest.core.coupons``), ``step``,
-    ``event`` (the properties of the custom event the campaign answers: ``{{ event.plan }}``; empty otherwise).
+    ``event`` (the properties of the custom event the campaign answers: ``{{ event.plan }}``, or of the catalog change:
+    ``{{ event.old_price }}``; empty otherwise), ``product`` (a catalog campaign's product, as ``recommendations``'
+    are; None otherwise).
     Every URL carries the message's attribution parameters (``nextbest.core.links``). HTML is autoescaped."""
 
     subject: Annotated[str, StringConstraints(min_length=1, max_length=200)]
@@ -353,6 +436,8 @@ class Campaign(_Model):
         ids = [v.id for v in self.variants]
         if len(set(ids)) != len(ids):
             raise ValueError("variant ids must be unique")
+        if isinstance(self.trigger, CatalogTrigger) and self.follow_up is not None:
+            raise ValueError("a catalog campaign has no follow_up: by then the product may be gone or dearer again")
         return self
 
     def digest(self) -> str:
@@ -426,7 +511,7 @@ def _field(loc: tuple[int | str, ...]) -> str:
     """The field as written in the file: ``trigger.where.0.gt``, without the tag pydantic adds for which trigger
     shape it tried (``trigger.event.where…``)."""
     parts = [str(p) for p in loc]
-    if parts[:1] == ["trigger"] and parts[1:2] and parts[1] in ("kind", "event", "date"):
+    if parts[:1] == ["trigger"] and parts[1:2] and parts[1] in ("kind", "event", "date", "catalog"):
         del parts[1]
     return ".".join(parts)
 
@@ -498,15 +583,18 @@ def load_policy(directory: Path) -> Policy:
 def trigger_delays(campaigns: list[Campaign], time_zone: str = "UTC") -> TriggerDelays:
     """When ingest should wake decide for each trigger an event sets: the shortest delay of any approved
     campaign, and the lapse check if an at-risk or win-back campaign is approved (follow-ups are set by decide).
-    A custom event's and a date's trigger carry their timing in their name; ``time_zone`` is where a date trigger
-    fires for a customer whose zone is unknown (the policy's ``quiet_hours.default_time_zone``)."""
+    A custom event's, a date's and a catalog change's trigger carry their timing in their name; ``time_zone`` is where
+    a date trigger fires for a customer whose zone is unknown (the policy's ``quiet_hours.default_time_zone``), and
+    ``watch`` what the catalog campaigns need recorded and looked for, together."""
     delays = TriggerDelays(time_zone=time_zone)
     for campaign in campaigns:
         trigger = campaign.trigger
         if campaign.status != "approved":
             continue
-        if isinstance(trigger, EventTrigger):
+        if isinstance(trigger, EventTrigger | CatalogTrigger):
             delays[trigger.key] = trigger.spec.delay
+            if isinstance(trigger, CatalogTrigger):
+                delays.watch = delays.watch.wider(trigger.watch)
         elif isinstance(trigger, DateTrigger):
             delays[trigger.key] = timedelta(0)
         elif trigger.kind in SWEPT:

@@ -15,14 +15,14 @@ import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from hashlib import blake2b
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
-from nextbest.core.events import ProductUpdated
+from nextbest.core.events import Availability, ProductUpdated
 
 REMOVED_RETENTION = timedelta(days=30)
 """How long a removed product is kept before it expires: long enough that an older ``product.updated`` arriving late
@@ -48,6 +48,36 @@ class Product(ProductUpdated):
         """A stable digest of the product's content: what breaks a tie between two states of the same instant."""
         body = self.model_dump_json(exclude={"event_id"})
         return blake2b(body.encode(), digest_size=8).hexdigest()
+
+    @property
+    def state(self) -> State:
+        return State(availability=self.availability, price=self.price, currency=self.currency)
+
+    @property
+    def version(self) -> str:
+        """Names this state of the product (its time and digest): what a change it made is known by."""
+        return f"{self.updated_at.astimezone(UTC):%Y-%m-%dT%H:%M:%S.%fZ}|{self.digest()}"
+
+
+class State(BaseModel):
+    """What a catalog change is read from: a product's availability and price (``nextbest.core.interest``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    availability: Availability
+    price: Decimal | None = None
+    currency: str = "USD"
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What storing a product's state did: ``written`` by this call; ``repeated``, the catalog held this very state
+    already (a redelivery, or the same state sent twice); ``outdated``, it holds a newer one. ``previous``: the state
+    the stored one replaced (None for a product's first state, and when outdated), recorded with it, so a repeat
+    finds the same change as the write did."""
+
+    outcome: Literal["written", "repeated", "outdated"]
+    previous: State | None = None
 
 
 def newer(candidate: Product, stored: Product | None) -> bool:

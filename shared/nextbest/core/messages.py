@@ -59,8 +59,9 @@ def render(creative: Creative, channel: Channel, variables: dict[str, Any]) -> M
     raise ValueError(f"the creative has nothing for {channel}")
 
 
-def sample_variables() -> dict[str, Any]:
-    """What a real render receives, for checking templates when campaigns are loaded."""
+def sample_variables(catalog: bool = False) -> dict[str, Any]:
+    """What a real render receives, for checking templates when campaigns are loaded (``catalog``: of a campaign
+    answering a catalog change, the only ones whose templates get a ``product``)."""
     tags = "utm_source=nextbest&utm_medium=email&utm_campaign=c&utm_content=v&nb=00000000-0000-0000-0000-000000000000"
     category = f"https://shop.example/c/skincare?{tags}"
     return {
@@ -92,16 +93,31 @@ def sample_variables() -> dict[str, Any]:
         "discount_percent": Decimal(10),
         "coupon": "CART-0000000000000000",
         "step": 1,
-        "event": event_properties({"plan": "annual"}),
+        "event": event_properties(SAMPLE_CHANGE if catalog else {"plan": "annual"}),
+        "product": Shown("p4", "Serum", f"https://shop.example/p/p4?{tags}", None, Decimal("32.00"), "USD")
+        if catalog
+        else None,
     }
 
 
-def sparse_variables() -> dict[str, Any]:
+SAMPLE_CHANGE = {
+    "product_id": "p4",
+    "category": "skincare",
+    "currency": "USD",
+    "old_price": 40.0,
+    "new_price": 32.0,
+    "drop_percent": 20.0,
+    "interest": "cart",
+}
+"""A catalog change's properties (``nextbest.core.interest.CatalogChange.properties``), for checking templates."""
+
+
+def sparse_variables(catalog: bool = False) -> dict[str, Any]:
     """What a real render receives for a customer the shop knows little of: no name, an empty cart, nothing to
     recommend, no category page. A template must guard what may be missing (``{% if category %}``), or the send
     fails: ``None.url`` is an undefined variable."""
     missing: dict[str, Any] = {"first_name": None, "items": [], "recommendations": [], "category": None}
-    return sample_variables() | missing | {"cart_value": 0}
+    return sample_variables(catalog) | missing | {"cart_value": 0}
 
 
 def event_properties(properties: dict[str, Any]) -> dict[str, Any]:
@@ -120,7 +136,8 @@ def check_creatives(campaigns: list[Campaign]) -> list[Campaign]:
         for variant in campaign.variants:
             for channel in campaign.channels:
                 try:
-                    for variables in (sample_variables(), sparse_variables()):
+                    catalog = campaign.trigger.kind == "catalog"
+                    for variables in (sample_variables(catalog), sparse_variables(catalog)):
                         render(variant.creative, channel, variables)
                 except Exception as error:  # Jinja's syntax and undefined-variable errors, among others
                     raise CampaignError(f"{campaign.id}: variants.{variant.id}.{channel}: {error}") from None

@@ -11,10 +11,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
 
-from nextbest.core.catalog import Product
+from nextbest.core.catalog import Product, Stored
 from nextbest.core.commands import DueTrigger, Release
 from nextbest.core.counters import Counter
 from nextbest.core.decision import Decision, Message
+from nextbest.core.interest import IndexEntry, InterestPage
 from nextbest.core.profiles import Profile
 
 
@@ -141,7 +142,11 @@ class Profiles(Protocol):
     def change(self, key: str, change: Callable[[Profile], Profile], attempts: int = 8) -> Profile | None: ...
     def update_profile(self, profile: Profile) -> Profile: ...
     def linked_to(self, keys: Iterable[str]) -> set[str]: ...
-    def erase(self, keys: list[str], decision_ids: list[str]) -> None: ...
+    def erase(self, keys: list[str], decision_ids: list[str], interests: Iterable[tuple[str, str]] = ()) -> None:
+        """Delete the identity items of ``keys`` and the decisions, tombstone the keys, and delete the interest index
+        entries named by (product id, profile key) in ``interests``."""
+        ...
+
     def erased(self, keys: list[str]) -> dict[str, datetime]:
         """Which of these identity keys belong to an erased person, and when they were erased."""
         ...
@@ -197,12 +202,27 @@ class Due(Protocol):
 class Catalog(Protocol):
     """The shop's products (``nextbest.core.catalog``)."""
 
-    def put_product(self, product: Product) -> bool:
-        """Store the product unless a newer state (or this one) is stored: True if it was written."""
+    def put_product(self, product: Product) -> Stored:
+        """Store the product unless a newer state (or this one) is stored, and say what it replaced."""
         ...
 
     def products(self, product_ids: Iterable[str]) -> dict[str, Product]:
         """The known products among these ids, in one read (BatchGetItem)."""
+        ...
+
+
+class Interests(Protocol):
+    """The interest index: who is interested in which product (``nextbest.core.interest``)."""
+
+    def put_interests(self, entries: Sequence[IndexEntry], delete: Sequence[tuple[str, str]] = ()) -> None:
+        """Write these entries (each replacing the entry of the same product and profile key, if any) and delete
+        those of the (product id, profile key) pairs of ``delete`` (a missing one is no error)."""
+        ...
+
+    def interested(self, product_id: str, shard: int, after: str | None, limit: int, now: datetime) -> InterestPage:
+        """One page of one shard of the product's index: the next ``limit`` entries after the profile key ``after``
+        (in key order), less those expired by ``now`` (DynamoDB deletes expired items only within days), and where
+        the next page starts (None when the shard is read to its end)."""
         ...
 
 
@@ -240,7 +260,7 @@ class Tallies(Protocol):
         ...
 
 
-class Store(Profiles, Decisions, Counters, Due, Catalog, Protocol):
+class Store(Profiles, Decisions, Counters, Due, Catalog, Interests, Protocol):
     """The whole table (``nextbest.aws.store.Store``; ``nextbest.memory.MemoryStore`` in tests and the lab)."""
 
 

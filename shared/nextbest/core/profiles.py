@@ -45,7 +45,7 @@ from nextbest.core.events import (
     OrderPlaced,
     ProductViewed,
 )
-from nextbest.core.triggers import DATE_GRACE, DateSpec, EventSpec, zone_of
+from nextbest.core.triggers import DATE_GRACE, CatalogSpec, DateSpec, EventSpec, Interest, Watch, zone_of
 
 MAX_VIEWS = 20
 MAX_ORDERS = 50
@@ -57,6 +57,14 @@ MAX_OCCURRENCES = 10
 """Custom events remembered: the latest of each name a campaign triggers on, at most this many names (each at most
 ``events.MAX_PROPERTIES_BYTES`` of properties), so a profile stays small whatever a shop publishes."""
 MAX_DATES = 20
+MAX_INTERESTS = 50
+"""Products a profile remembers the customer's interest in (the most recent), for back-in-stock and price-drop
+campaigns (``nextbest.core.interest``): 5 to 25 bytes each once compressed, as alike as the shop's product ids are."""
+INTEREST_TTL = timedelta(days=30)
+"""How long an interest lasts after it was recorded: its entry in the interest index expires then (DynamoDB TTL)."""
+INTEREST_REFRESH = timedelta(days=7)
+"""An interest shown again this long after it was recorded is recorded again (its index entry rewritten, its expiry
+pushed back); sooner, it costs nothing. So an interest lasts 23 to 30 days after the customer last showed it."""
 AFFINITY_HALF_LIFE = timedelta(days=30)
 AFFINITY_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 """Affinities are stored as sums of ``weight * 2^((t - epoch) / half_life)``: adding is commutative, and
@@ -158,6 +166,17 @@ class Occurrence(_Model):
         return (self.at, self.event_id)
 
 
+class ProductInterest(_Model):
+    """The customer's interest in a product, as last recorded in the interest index (``nextbest.core.interest``):
+    the stronger of what they did (a view, a cart) and the day it was recorded."""
+
+    kind: Interest = "view"
+    at: date
+
+    def rank(self) -> tuple[date, bool]:
+        return (self.at, self.kind == "cart")
+
+
 class Fallback(_Model):
     """The same message sent again on another channel, because the first one failed."""
 
@@ -220,7 +239,14 @@ class Profile(_Model):
         default_factory=dict, description="The customer's named dates (birthday…), each stamped in ``stamps``."
     )
     occurrences: dict[str, Occurrence] = Field(
-        default_factory=dict, description="Custom event name -> its latest occurrence (watched names only)."
+        default_factory=dict,
+        description="Custom event name (or ``catalog:<kind>``, a catalog change) -> its latest occurrence (watched "
+        "names only).",
+    )
+    interests: dict[str, ProductInterest] = Field(
+        default_factory=dict,
+        description="Product id -> the interest recorded for it in the interest index, while catalog campaigns are "
+        "approved (``nextbest.core.interest``).",
     )
     triggers: dict[str, datetime] = Field(default_factory=dict, description="Pending trigger -> due time.")
     handled: dict[str, datetime] = Field(
@@ -287,16 +313,21 @@ class Profile(_Model):
 
 
 class TriggerDelays(dict[str, timedelta]):
-    """Each trigger an event may set -> its delay (a date trigger's timing is in its name: its delay is 0), and the
-    time zone a date trigger fires in for a customer whose own is unknown (the policy's default zone).
+    """Each trigger an event may set -> its delay (a date trigger's timing is in its name: its delay is 0), the
+    time zone a date trigger fires in for a customer whose own is unknown (the policy's default zone), and what the
+    catalog campaigns need recorded (``watch``: which interests).
 
-    A plain dict works where no date trigger is concerned: its zone is UTC."""
+    A plain dict works where no date or catalog trigger is concerned: its zone is UTC, it records no interest."""
 
     time_zone: str = "UTC"
+    watch: Watch = Watch()
 
-    def __init__(self, delays: Mapping[str, timedelta] | None = None, time_zone: str = "UTC") -> None:
+    def __init__(
+        self, delays: Mapping[str, timedelta] | None = None, time_zone: str = "UTC", watch: Watch | None = None
+    ) -> None:
         super().__init__(delays or {})
         self.time_zone = time_zone
+        self.watch = watch or Watch()
 
 
 LAPSE = "lapse"
@@ -321,10 +352,12 @@ def apply(profile: Profile, kind: str, event: EventDetail, delays: TriggerDelays
     if isinstance(event, ProductViewed):
         p.views = _bounded_views([*p.views, View(product_id=event.product_id, category=event.category, at=at)])
         _like(p, event.product_id, event.category, WEIGHTS["view"], at)
+        _interested(p, event.product_id, "view", at, delays)
     elif isinstance(event, CartUpdated):
         _offer_cart(p, Cart(items=list(event.items), currency=event.currency, updated_at=at))
         for item in event.items:
             _like(p, item.product_id, item.category, WEIGHTS["cart"], at)
+            _interested(p, item.product_id, "cart", at, delays)
     elif isinstance(event, OrderPlaced):
         if all(o.order_id != event.order_id for o in p.orders):
             redeemed = issued_by(p.messages, event.coupon)
@@ -336,6 +369,8 @@ def apply(profile: Profile, kind: str, event: EventDetail, delays: TriggerDelays
             _offer_cart(p, Cart(items=[], currency=currency, updated_at=at))  # what the cart was for
             for item in event.items:
                 _like(p, item.product_id, item.category, WEIGHTS["order"], at)
+                if (held := p.interests.get(item.product_id)) is not None and held.at <= at.date():
+                    del p.interests[item.product_id]  # bought: no longer told it is back or cheaper
     elif isinstance(event, ConsentUpdated):
         address = {"email": event.email, "sms": event.phone}.get(event.channel)
         offer_consent(p, event.channel, Consent(granted=event.granted, at=at, source=event.source, address=address))
@@ -345,7 +380,7 @@ def apply(profile: Profile, kind: str, event: EventDetail, delays: TriggerDelays
         for name, value in sorted((event.dates or {}).items()):
             _offer_date(p, name, value, at)
     elif isinstance(event, CustomEvent) and event.name in watched(delays):
-        _offer_occurrence(p, event.name, Occurrence(event_id=event.event_id, at=at, properties=dict(event.properties)))
+        offer_occurrence(p, event.name, Occurrence(event_id=event.event_id, at=at, properties=dict(event.properties)))
     set_triggers(p, delays)
     return p
 
@@ -455,7 +490,7 @@ def _offer_date(p: Profile, name: str, value: date, at: datetime) -> None:
             p.stamps.pop(f"date.{dropped}", None)
 
 
-def _offer_occurrence(p: Profile, name: str, occurrence: Occurrence) -> None:
+def offer_occurrence(p: Profile, name: str, occurrence: Occurrence) -> None:
     """The latest occurrence of each name wins (then the greater event id, so merges agree); the newest
     ``MAX_OCCURRENCES`` names are kept."""
     held = p.occurrences.get(name)
@@ -512,6 +547,45 @@ def _top(scores: dict[str, float], limit: int) -> dict[str, float]:
     return dict(sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:limit])
 
 
+def _interested(p: Profile, product_id: str, kind: Interest, at: datetime, delays: Mapping[str, timedelta]) -> None:
+    """Record the customer's interest in a product if an approved catalog campaign needs it (``TriggerDelays.watch``:
+    a view counts only when one answers viewers) and it is not recorded already, as strong and recent: a view or a
+    cart repeated within ``INTEREST_REFRESH`` changes nothing (and costs no write of the interest index). Interests
+    that have lapsed are forgotten on the way."""
+    watch = delays.watch if isinstance(delays, TriggerDelays) else None
+    if watch is None or watch.interest is None or (kind == "view" and watch.interest == "cart"):
+        return
+    lapsed = (at - INTEREST_TTL).date()
+    p.interests = {k: v for k, v in p.interests.items() if v.at > lapsed}
+    _offer_interest(p, product_id, ProductInterest(kind=kind, at=at.date()))
+    p.interests = _bounded_interests(p.interests)
+
+
+def _offer_interest(p: Profile, product_id: str, offered: ProductInterest) -> None:
+    """Keep the stronger kind and the later day; a day less than ``INTEREST_REFRESH`` after the one held is not
+    taken (the index entry recorded then still stands), unless the kind gets stronger."""
+    held = p.interests.get(product_id)
+    if held is None:
+        p.interests[product_id] = offered
+        return
+    kind: Interest = "cart" if "cart" in (held.kind, offered.kind) else "view"
+    later = max(held.at, offered.at)
+    if kind != held.kind or later - held.at >= INTEREST_REFRESH:
+        p.interests[product_id] = ProductInterest(kind=kind, at=later)
+
+
+def _joined(a: ProductInterest | None, b: ProductInterest | None) -> ProductInterest:
+    """One person's interest in a product from two profiles: the stronger kind, the later day (symmetric)."""
+    both = [i for i in (a, b) if i is not None]
+    return ProductInterest(kind="cart" if any(i.kind == "cart" for i in both) else "view", at=max(i.at for i in both))
+
+
+def _bounded_interests(interests: dict[str, ProductInterest]) -> dict[str, ProductInterest]:
+    if len(interests) <= MAX_INTERESTS:
+        return interests
+    return dict(sorted(interests.items(), key=lambda kv: (kv[1].rank(), kv[0]))[-MAX_INTERESTS:])
+
+
 def _bounded_views(views: list[View]) -> list[View]:
     unique = {(v.at, v.product_id): v for v in views}
     return [unique[k] for k in sorted(unique)][-MAX_VIEWS:]
@@ -534,6 +608,7 @@ def set_triggers(p: Profile, delays: TriggerDelays) -> None:
     * post_purchase: the last order;
     * lapse: the last order, unless checked since (decide then set the next check);
     * ``event:<name>+<m>m``: the latest custom event of that name (``nextbest.core.triggers``);
+    * ``catalog:<kind>+<m>m``: the latest change of that kind to a product the customer is interested in;
     * ``date:…``: the next occurrence of the customer's date, after the one last decided and no more than
       ``DATE_GRACE`` before the newest event (so an event written just after the due time does not skip it).
 
@@ -553,8 +628,9 @@ def set_triggers(p: Profile, delays: TriggerDelays) -> None:
     }
     zone = delays.time_zone if isinstance(delays, TriggerDelays) else "UTC"
     for name in delays:
-        if (event := EventSpec.parse(name)) is not None:
-            occurrence = p.occurrences.get(event.name)
+        named = EventSpec.parse(name) or CatalogSpec.parse(name)
+        if named is not None:
+            occurrence = p.occurrences.get(named.name if isinstance(named, EventSpec) else named.occurrence)
             clocks[name] = occurrence.at if occurrence else None
     for name, started in clocks.items():
         delay = delays.get(name)
@@ -627,7 +703,10 @@ def merge(a: Profile, b: Profile, delays: TriggerDelays) -> Profile:
         for name, value in side.dates.items():
             _offer_date(m, name, value, side.stamps.get(f"date.{name}", AFFINITY_EPOCH))
         for name, occurrence in side.occurrences.items():
-            _offer_occurrence(m, name, occurrence)
+            offer_occurrence(m, name, occurrence)
+    m.interests = _bounded_interests(
+        {k: _joined(a.interests.get(k), b.interests.get(k)) for k in sorted(set(a.interests) | set(b.interests))}
+    )
     for name in sorted(set(a.handled) | set(b.handled)):
         m.handled[name] = max(t for t in (a.handled.get(name), b.handled.get(name)) if t)
     for name in sorted(set(a.triggers) | set(b.triggers)):

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from nextbest.core.events import Channel
 from nextbest.core.profiles import TriggerDelays
+from nextbest.core.triggers import Watch
 
 MAX_RECEIVE_COUNT = 5
 """Deliveries of a message before SQS would move it to the dead-letter queue (its redrive policy); on the last
@@ -44,6 +45,8 @@ class StageSettings(BaseModel):
 
 
 def _text(value: Any) -> str:
+    if isinstance(value, BaseModel):
+        return json.dumps(value.model_dump(mode="json", exclude_defaults=True), sort_keys=True)
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
@@ -69,10 +72,19 @@ class IngestSettings(QueueStageSettings):
     default_time_zone: str = Field(
         default="UTC", description="Where date triggers fire for a customer whose zone is unknown (the policy's)."
     )
+    catalog_watch: Watch = Field(
+        default_factory=Watch,
+        description="Derived at synth from the approved catalog campaigns: which interests to record, which changes "
+        "to fan out (``nextbest.core.interest``).",
+    )
+    events_queue_url: str = Field(
+        description="Its own events queue: where a catalog change's fan-out goes, a message per shard, page and "
+        "customer."
+    )
 
     def delays(self) -> TriggerDelays:
         delays = {k: timedelta(seconds=v) for k, v in self.trigger_delay_seconds.items()}
-        return TriggerDelays(delays, time_zone=self.default_time_zone)
+        return TriggerDelays(delays, time_zone=self.default_time_zone, watch=self.catalog_watch)
 
 
 class DecideSettings(SchedulingSettings):

@@ -10,6 +10,9 @@ environment, derived at synth), can arm them without reading the campaign files:
 * ``date:<attribute>:<yearly|once><±days>d@<HH:MM>``: at ``HH:MM`` on the wall clock of the customer's time zone,
   on the date attribute (every year for ``yearly``: birthdays, anniversaries; once for ``once``), shifted by
   ``days`` (``date:birthday:yearly+0d@09:00``, ``date:contract_ends:once-30d@09:00``).
+* ``catalog:<back_in_stock|price_drop>+<minutes>m``: ``minutes`` after a product the customer showed interest in
+  came back in stock or dropped in price (``nextbest.core.interest``). What ingest must record and watch for them
+  (which interests, the smallest drop) is a :class:`Watch`, derived from the approved campaigns with their delays.
 
 Everything here is pure: the names, the next occurrence of a date, and the property predicates (``Where``) that
 decide evaluates against the occurrence the profile remembers.
@@ -20,7 +23,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field
 
 EVENT = "event:"
 DATE = "date:"
@@ -29,7 +36,9 @@ DATE_GRACE = timedelta(hours=12)
 due time must not push the occurrence to next year; a date learnt (or a poll resumed) later than this waits for
 the next occurrence instead of congratulating the customer a day late."""
 
+CATALOG = "catalog:"
 _EVENT_KEY = re.compile(r"^event:(?P<name>[^+]+)\+(?P<minutes>\d+)m$")
+_CATALOG_KEY = re.compile(r"^catalog:(?P<kind>back_in_stock|price_drop)\+(?P<minutes>\d+)m$")
 _DATE_KEY = re.compile(r"^date:(?P<attribute>[a-z0-9_]+):(?P<every>yearly|once)(?P<days>[+-]\d+)d@(?P<at>\d\d:\d\d)$")
 
 
@@ -50,6 +59,60 @@ class EventSpec:
         if found is None:
             return None
         return EventSpec(found["name"], timedelta(minutes=int(found["minutes"])))
+
+
+CatalogKind = Literal["back_in_stock", "price_drop"]
+Interest = Literal["view", "cart"]
+"""How a customer showed interest in a product: viewed it, or put it in the cart (the stronger)."""
+
+
+@dataclass(frozen=True)
+class CatalogSpec:
+    """A trigger ``delay`` after a product the customer is interested in came back in stock or dropped in price.
+    The change is remembered on the profile like a custom event, as the occurrence named :attr:`occurrence`
+    (a name no custom event can have)."""
+
+    kind: CatalogKind
+    delay: timedelta
+
+    @property
+    def key(self) -> str:
+        return f"{CATALOG}{self.kind}+{int(self.delay.total_seconds() // 60)}m"
+
+    @property
+    def occurrence(self) -> str:
+        return f"{CATALOG}{self.kind}"
+
+    @staticmethod
+    def parse(key: str) -> CatalogSpec | None:
+        found = _CATALOG_KEY.match(key)
+        if found is None:
+            return None
+        kind: CatalogKind = "back_in_stock" if found["kind"] == "back_in_stock" else "price_drop"
+        return CatalogSpec(kind, timedelta(minutes=int(found["minutes"])))
+
+
+class Watch(BaseModel):
+    """What ingest records and looks for on behalf of the approved catalog campaigns (the widest of their needs):
+    which interests to record (``None``: none, no campaign answers a catalog change), whether a product back in stock
+    is looked for, and the smallest price drop one answers (``None``: price drops are not looked for). Derived at
+    synth (``nextbest.core.campaigns.trigger_delays``) and handed to ingest in its settings."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    interest: Interest | None = None
+    back_in_stock: bool = False
+    min_drop_percent: Annotated[Decimal, Field(gt=0, le=90)] | None = None
+
+    def wider(self, other: Watch) -> Watch:
+        """What both need: the wider interest, either change, the smaller drop."""
+        interests = {self.interest, other.interest}
+        drops = [d for d in (self.min_drop_percent, other.min_drop_percent) if d is not None]
+        return Watch(
+            interest="view" if "view" in interests else "cart" if "cart" in interests else None,
+            back_in_stock=self.back_in_stock or other.back_in_stock,
+            min_drop_percent=min(drops) if drops else None,
+        )
 
 
 @dataclass(frozen=True)

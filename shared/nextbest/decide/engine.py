@@ -32,7 +32,15 @@ from typing import Any, Literal, NamedTuple
 
 from nextbest.core import experiments, guardrails, links
 from nextbest.core.attribution import episode_end
-from nextbest.core.campaigns import FOLLOW_UP, LAPSE_CHECK_EVERY, Campaign, EventTrigger, Policy, Trigger
+from nextbest.core.campaigns import (
+    FOLLOW_UP,
+    LAPSE_CHECK_EVERY,
+    Campaign,
+    CatalogTrigger,
+    EventTrigger,
+    Policy,
+    Trigger,
+)
 from nextbest.core.catalog import Category, Product, Shown, recommendable
 from nextbest.core.clock import iso
 from nextbest.core.commands import MAX_LATENESS
@@ -40,8 +48,8 @@ from nextbest.core.counters import Counter
 from nextbest.core.decision import NAMESPACE, Candidate, Decision, Scored, decision_id
 from nextbest.core.events import Channel
 from nextbest.core.messages import event_properties, render
-from nextbest.core.profiles import LAPSE, MAX_MESSAGES, Fallback, MessageLog, Profile, next_date
-from nextbest.core.triggers import DATE_GRACE, DateSpec, EventSpec
+from nextbest.core.profiles import LAPSE, MAX_MESSAGES, Fallback, MessageLog, Occurrence, Profile, next_date
+from nextbest.core.triggers import DATE_GRACE, CatalogSpec, DateSpec, EventSpec, number
 from nextbest.decide import targeting
 from nextbest.decide.live import LivePolicy, Pick
 
@@ -58,6 +66,8 @@ def trigger_gone(profile: Profile, trigger: str, due_at: datetime, now: datetime
         return _follow_up_gone(profile, trigger.removeprefix(FOLLOW_UP))
     if (event := EventSpec.parse(trigger)) is not None:
         return None if event.name in profile.occurrences else f"no {event.name} event remembered"
+    if (change := CatalogSpec.parse(trigger)) is not None:
+        return None if change.occurrence in profile.occurrences else f"no {change.kind} change remembered"
     if (date := DateSpec.parse(trigger)) is not None:
         if date.attribute not in profile.dates:
             return f"no {date.attribute} date on the profile"
@@ -65,6 +75,30 @@ def trigger_gone(profile: Profile, trigger: str, due_at: datetime, now: datetime
         return f"due {guardrails.ago(late)} ago: a date's message is not sent a day late" if late > DATE_GRACE else None
     check = _STILL_THERE.get(trigger)
     return check(profile) if check else f"unknown trigger {trigger}"
+
+
+def changed_product(profile: Profile, trigger: str) -> str | None:
+    """The product a catalog trigger is about (the change the profile remembers), or None for any other trigger."""
+    spec = CatalogSpec.parse(trigger)
+    occurrence = profile.occurrences.get(spec.occurrence) if spec is not None else None
+    product_id = occurrence.properties.get("product_id") if occurrence is not None else None
+    return product_id if isinstance(product_id, str) else None
+
+
+def product_gone(profile: Profile, trigger: str, catalog: Mapping[str, Product] | None) -> str | None:
+    """Why a catalog trigger's product may no longer be offered (the catalog as read for this decision): out of stock
+    again, removed, or, after a price drop, dearer again than the drop said. None: it may (or not such a trigger)."""
+    spec = CatalogSpec.parse(trigger)
+    occurrence = profile.occurrences.get(spec.occurrence) if spec is not None else None
+    if spec is None or occurrence is None or catalog is None:
+        return None
+    product = catalog.get(str(occurrence.properties.get("product_id")))
+    if product is None or not recommendable(product):
+        return f"product {product.availability.replace('_', ' ') if product else 'unknown to the catalog'} now"
+    dropped_to = number(occurrence.properties.get("new_price"))
+    if spec.kind == "price_drop" and product.price is not None and dropped_to is not None:
+        return "price up again since the drop" if float(product.price) > dropped_to else None
+    return None
 
 
 def _cart_gone(profile: Profile) -> str | None:
@@ -194,6 +228,8 @@ def expected_value(
 def _products(profile: Profile, trigger: str, recommended: list[str]) -> list[str]:
     if trigger == "cart_abandoned" and profile.cart is not None:
         return [i.product_id for i in profile.cart.items]
+    if (changed := changed_product(profile, trigger)) is not None:
+        return [changed]
     return recommended
 
 
@@ -204,12 +240,13 @@ def recommended(scores: Scored | None, catalog: Mapping[str, Product] | None) ->
     return ids if catalog is None else [p for p in ids if recommendable(catalog.get(p))]
 
 
-def wanted_products(profile: Profile, scores: Scored | None) -> list[str]:
-    """Every product a decision for ``profile`` may show: its cart, its last view, the model's recommendations
-    (what decide reads from the catalog, in one request, before deciding)."""
+def wanted_products(profile: Profile, scores: Scored | None, trigger: str = "") -> list[str]:
+    """Every product a decision for ``profile`` may show: the product a catalog trigger is about, its cart, its last
+    view, the model's recommendations (what decide reads from the catalog, in one request, before deciding)."""
+    changed = [p] if (p := changed_product(profile, trigger)) is not None else []
     cart = [i.product_id for i in profile.cart.items] if profile.cart else []
     viewed = [profile.views[-1].product_id] if profile.views else []
-    return list(dict.fromkeys([*cart, *viewed, *(scores.recommendations if scores else [])]))
+    return list(dict.fromkeys([*changed, *cart, *viewed, *(scores.recommendations if scores else [])]))
 
 
 @dataclass(frozen=True)
@@ -266,7 +303,7 @@ def decide(
     templates get no code (the lab's calls)."""
     picks = recommended(scores, catalog)
     products = _products(profile, trigger, picks)
-    gone = trigger_gone(profile, trigger, due_at, now)
+    gone = trigger_gone(profile, trigger, due_at, now) or product_gone(profile, trigger, catalog)
     situation = _Situation(
         profile, trigger, policy, now, scores, products, gone, excluded or {}, picks, catalog, coupon
     )
@@ -318,18 +355,26 @@ def _elimination(campaign: Campaign, step: int, s: _Situation) -> str | None:
     return reason or guardrails.conflict_reason(s.profile, campaign, s.products, s.policy, s.now)
 
 
-def _event(campaign: Campaign, profile: Profile) -> dict[str, object]:
-    """The template variable ``event``: the properties of the custom event a campaign answers (empty otherwise)."""
+def _occurrence(campaign: Campaign, profile: Profile) -> Occurrence | None:
+    """What a custom event's or a catalog change's campaign answers: the occurrence the profile remembers."""
     trigger = campaign.trigger
-    occurrence = profile.occurrences.get(trigger.event) if isinstance(trigger, EventTrigger) else None
+    if isinstance(trigger, EventTrigger):
+        return profile.occurrences.get(trigger.event)
+    return profile.occurrences.get(trigger.spec.occurrence) if isinstance(trigger, CatalogTrigger) else None
+
+
+def _event(campaign: Campaign, profile: Profile) -> dict[str, object]:
+    """The template variable ``event``: the properties of the custom event or catalog change a campaign answers
+    (empty otherwise)."""
+    occurrence = _occurrence(campaign, profile)
     return {"event": event_properties(dict(occurrence.properties) if occurrence else {})}
 
 
 def _where_reason(campaign: Campaign, s: _Situation) -> str | None:
-    """A custom event's campaign: the first of its ``where`` conditions the remembered occurrence fails."""
-    if not isinstance(campaign.trigger, EventTrigger):
+    """A custom event's or catalog change's campaign: the first of its conditions the remembered occurrence fails."""
+    if not isinstance(campaign.trigger, EventTrigger | CatalogTrigger):
         return None
-    occurrence = s.profile.occurrences.get(campaign.trigger.event)
+    occurrence = _occurrence(campaign, s.profile)
     return campaign.trigger.unmet(occurrence.properties if occurrence else {})
 
 
@@ -500,15 +545,16 @@ def _variables(s: _Situation, link: _Linker, discount: Decimal, step: int) -> di
                 "in_stock": product is None or product.availability == "in_stock",
             }
         )
+    changed_id = changed_product(profile, s.trigger) if link.campaign.trigger.kind == "catalog" else None
+    changed = _shown(catalog.get(changed_id), link, home_url) if changed_id else None
     shown = []
-    for product_id in [p for p in s.recommended if p not in owned][:3]:
+    for product_id in [p for p in s.recommended if p not in owned and p != changed_id][:3]:
         product = catalog.get(product_id)
-        if product is not None and product.name and product.price is not None:
-            shown.append(Shown(product_id, product.name, link.product(product) or home_url, product.image_url,
-                               product.price, product.currency, product.category, link.category(product)))  # fmt: skip
+        if (found := _shown(product, link, home_url)) is not None:
+            shown.append(found)
         elif s.catalog is None:  # a lab's call without a catalog: the id is all there is to show
             shown.append(Shown(product_id, product_id, home_url, None, None, cart.currency if cart else "USD"))
-    main = home_url
+    main = changed.url if changed else home_url
     last = catalog.get(profile.views[-1].product_id) if profile.views else None
     if link.campaign.trigger.kind == "cart_abandoned":
         main = cart_url
@@ -524,9 +570,19 @@ def _variables(s: _Situation, link: _Linker, discount: Decimal, step: int) -> di
         "home_url": home_url,
         "category": Category(last.category, url) if last and last.category and (url := link.category(last)) else None,
         "recommendations": shown,
+        "product": changed,
         "discount_percent": int(discount) if discount == int(discount) else discount,
         "step": step,
     }
+
+
+def _shown(product: Product | None, link: _Linker, home_url: str) -> Shown | None:
+    """A catalog product as templates show it, linking to its page (home if it has none now); None if the catalog
+    cannot show it (no name or price)."""
+    if product is None or not product.name or product.price is None:
+        return None
+    return Shown(product.product_id, product.name, link.product(product) or home_url, product.image_url,
+                 product.price, product.currency, product.category, link.category(product))  # fmt: skip
 
 
 def record(profile: Profile, decision: Decision, campaigns: dict[str, Campaign], time_zone: str = "UTC") -> Profile:

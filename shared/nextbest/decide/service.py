@@ -73,7 +73,7 @@ class Decider:
             scores = self.models.score(profile, now) if self.models is not None else None
             # Read for every decision, not cached in the container: a product that sold out a minute ago must not be
             # recommended, and the read is one BatchGetItem of a few small items (docs/scale.md).
-            catalog = self.store.products(wanted_products(profile, scores))
+            catalog = self.store.products(wanted_products(profile, scores, due.trigger))
             try:
                 decision = decide(
                     profile, due.trigger, due.due_at, self.campaigns, self.policy, now, self.site_url, scores,

@@ -6,6 +6,10 @@ canonical key (``profiles.canonical_key``), which depends only on the set of ide
 order events arrived in. Other identifiers become redirects to it. Two customers are never merged: identifiers
 that lead to another customer are left out (``profiles.links``), and what an event may change on a known
 customer's profile depends on whether it names that customer (``profiles`` module docstring).
+
+The catalog goes through ingest too: a product's new state is stored, and a change some campaign answers (back in
+stock, a price drop) is fanned out to the customers interested in the product (``nextbest.core.interest``), each of
+whom gets it as an event of their own on ingest's queue.
 """
 
 from __future__ import annotations
@@ -14,11 +18,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+from nextbest.core import clock
 from nextbest.core.attribution import attribute
 from nextbest.core.catalog import Product
 from nextbest.core.events import ConsentUpdated, CustomerErased, EventDetail, ProductUpdated
-from nextbest.core.ports import Catalog, Conflict, Duplicate, Store
-from nextbest.core.profiles import TriggerDelays, apply, canonical_key, identity_keys, join, links, settle
+from nextbest.core.interest import FAN_OUT_PAGE, FanOut, Noticed, catalog_change, fan_out, index_writes, notice
+from nextbest.core.ports import Catalog, Conflict, Duplicate, Interests, Outbox, Store
+from nextbest.core.profiles import Profile, TriggerDelays, apply, canonical_key, identity_keys, join, links, settle
+from nextbest.core.triggers import Watch
 
 MAX_ATTEMPTS = 8
 
@@ -26,7 +33,7 @@ MAX_ATTEMPTS = 8
 @dataclass(frozen=True)
 class Ingested:
     profile_key: str
-    outcome: Literal["applied", "duplicate", "erased", "ignored_erased", "outdated"]
+    outcome: Literal["applied", "duplicate", "erased", "ignored_erased", "outdated", "not_interested"]
     merged: int = 0
     """How many existing profiles were folded into another by this event."""
     erased_keys: list[str] = field(default_factory=list)
@@ -55,6 +62,7 @@ def ingest(
         target = join(joined, event.customer_id, delays)
         updated, credited = attribute(target if profiles else None, apply(target, kind, event, delays))
         updated = updated if history_at is None else settle(updated, history_at, delays)
+        _index(store, target, updated)
         try:
             store.save(updated, previous=profiles, new_keys=new_keys, event_ids=[event.event_id], counters=credited)
         except Duplicate:
@@ -126,6 +134,7 @@ def _ingest_together(
             updated = apply(updated, events[index][0], events[index][1], delays)
         updated, credited = attribute(profile, updated)
         updated = updated if history_at is None else settle(updated, history_at, delays)
+        _index(store, profile, updated)
         try:
             ids = [events[i][1].event_id for i in pending]
             store.save(updated, previous=[profile], new_keys=[], event_ids=ids, counters=credited)
@@ -145,14 +154,64 @@ def _ingest_together(
         return
 
 
-def update_product(catalog: Catalog, event: ProductUpdated) -> Ingested:
-    """Store the product's new state; one older than the catalog's (late, or repeated) changes nothing."""
-    written = catalog.put_product(Product.of(event))
-    return Ingested(f"cat:{event.product_id}", "applied" if written else "outdated")
+def _index(store: Interests, before: Profile, after: Profile) -> None:
+    """The interest index's writes for a profile's, made first (``nextbest.core.interest.index_writes``)."""
+    if writes := index_writes(before, after, clock.now()):
+        store.put_interests(writes.put, writes.delete)
+
+
+def update_product(
+    catalog: Catalog, event: ProductUpdated, watch: Watch | None = None, outbox: Outbox | None = None
+) -> Ingested:
+    """Store the product's new state (one older than the catalog's changes nothing) and, if it changed what a campaign
+    answers (``watch``), fan the change out to the interested customers on ``outbox``, a message per shard of the
+    interest index (without them, as in the lab, it is only stored). A repeat of the stored state fans its change out
+    again: the first delivery may have stopped before it did, and each customer's event is applied once however often
+    it comes."""
+    product = Product.of(event)
+    stored = catalog.put_product(product)
+    if stored.outcome == "outdated":
+        return Ingested(f"cat:{event.product_id}", "outdated")
+    change = catalog_change(stored.previous, product, watch) if watch is not None else None
+    if change is not None and outbox is not None:
+        outbox.send_all([command.model_dump_json() for command in fan_out(change)])
+    return Ingested(f"cat:{event.product_id}", "applied" if stored.outcome == "written" else "duplicate")
+
+
+def fan_out_page(interests: Interests, outbox: Outbox, command: FanOut) -> int:
+    """Queue the change for one page of interested customers, then (last, so a failure before it repeats this page
+    rather than skipping the next) the next page of the shard, if any. How many customers were queued."""
+    change = command.fan_out
+    page = interests.interested(change.product_id, command.shard, command.after, FAN_OUT_PAGE, clock.now())
+    outbox.send_all([Noticed(noticed=change, profile_key=k).model_dump_json() for k in page.profile_keys])
+    if page.after is not None:
+        outbox.send(FanOut(fan_out=change, shard=command.shard, after=page.after).model_dump_json())
+    return len(page.profile_keys)
+
+
+def notice_change(store: Store, command: Noticed, delays: TriggerDelays) -> Ingested:
+    """Apply a catalog change to an interested customer's profile (``nextbest.core.interest.notice``), once. A
+    profile gone (erased, merged away and expired) or no longer interested is left as it is."""
+    key = command.profile_key
+    for _ in range(MAX_ATTEMPTS):
+        profile = store.resolve([key])[key]
+        updated = notice(profile, command, delays) if profile is not None else None
+        if profile is None or updated is None or updated == profile:
+            return Ingested(profile.key if profile else key, "not_interested")
+        try:
+            store.save(updated, previous=[profile], new_keys=[], event_ids=[command.event_id])
+        except Duplicate:
+            return Ingested(profile.key, "duplicate")
+        except Conflict:
+            store.forget([key, profile.key])
+            continue
+        return Ingested(profile.key, "applied")
+    raise Conflict("", why=f"gave up after {MAX_ATTEMPTS} conflicting writes")
 
 
 def erase(store: Store, keys: list[str]) -> Ingested:
-    """Delete the profile, every identity link and every decision; tombstone the identifiers.
+    """Delete the profile, every identity link, every decision and the person's entries in the interest index (under
+    each of their keys: one written before a merge is under the key of the time); tombstone the identifiers.
 
     The profile's place in the due index goes with it; an alarm quiet hours armed rings for a profile that is no
     longer there, and decide does nothing.
@@ -161,5 +220,6 @@ def erase(store: Store, keys: list[str]) -> Ingested:
     profiles = list({p.key: p for p in found.values() if p is not None}.values())
     everything = sorted(store.linked_to({*keys, *(k for p in profiles for k in (p.key, *p.identifiers))}))
     decisions = sorted({d for k in everything for d in store.decisions_of(k)})
-    store.erase(everything, decisions)
+    interests = sorted({(product_id, k) for p in profiles for product_id in p.interests for k in everything})
+    store.erase(everything, decisions, interests)
     return Ingested(canonical_key(keys), "erased", erased_keys=[p.key for p in profiles])

@@ -40,13 +40,13 @@ def run_approve(args: argparse.Namespace) -> int:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from nextbest.core.campaigns import load_campaigns, load_policy
+    from nextbest.core.campaigns import Trigger, load_campaigns, load_policy
     from nextbest.core.messages import check_creatives
 
     policy = load_policy(args.dir)
     for campaign in check_creatives(load_campaigns(args.dir)):
         note = f" — {campaign.review_note}" if campaign.review_note else ""
-        trigger = campaign.trigger.key if campaign.trigger.kind in ("event", "date") else campaign.trigger.kind
+        trigger = campaign.trigger.kind if isinstance(campaign.trigger, Trigger) else campaign.trigger.key
         print(f"{campaign.id:<22} {campaign.status:<9} {trigger:<17} {','.join(campaign.channels)}{note}")
     print(f"policy: caps {policy.model_dump(mode='json')['caps']}, global control {policy.global_control_percent}%")
     return 0

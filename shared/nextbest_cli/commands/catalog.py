@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.file}: not UTF-8 text (export the file as UTF-8 CSV, or JSON Lines)") from None
     products, rejected = read_import(text, str(args.file), clock.now())
     store = Store(args.table)
-    written = sum(store.put_product(product) for product in products)
+    written = sum(store.put_product(product).outcome == "written" for product in products)
     for row in rejected:
         print(f"nextbest catalog import: {row}", file=sys.stderr)
     print(

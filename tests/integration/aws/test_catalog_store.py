@@ -31,7 +31,7 @@ def test_decide_reads_the_products_it_may_show_in_one_batch_get_item_and_recomme
                               ("sku-5", "in_stock")]:  # fmt: skip
         assert store.put_product(Product(event_id=f"e-{sku}", occurred_at=T0, product_id=sku, name=f"Name of {sku}",
                                          url=f"{SITE}/products/{sku}", price=Decimal("20.00"),
-                                         availability=availability))  # fmt: skip
+                                         availability=availability)).outcome == "written"  # fmt: skip
     known_customer(store, {"email": True}, email="ann@example.org")
     item = LineItem(product_id="sku-1", name="Serum", quantity=1, unit_price=Decimal("32.00"))
     ingest(store, "cart.updated", CartUpdated(event_id="c", occurred_at=T0, customer_id="cus_1", items=[item]), DELAYS)

@@ -4,10 +4,13 @@ the table's TTL attribute. Whether every class expires or is bounded is issue 14
 (``item_classes_without_expiry``) until the redesign makes it a hard assertion."""
 
 import random
+from datetime import timedelta
 from decimal import Decimal
 
 from nextbest.core.catalog import Product
 from nextbest.core.events import CustomerIdentified, ProductViewed
+from nextbest.core.profiles import TriggerDelays
+from nextbest.core.triggers import Watch
 from nextbest.decide.engine import limits
 from nextbest.ingest.service import ingest
 from nextbest.tally.service import FOLD_AFTER
@@ -37,6 +40,11 @@ def test_every_item_the_store_writes_has_a_class_and_every_class_is_written(emul
     )
     for limit in limits(capped, {c.id: c for c in CAMPAIGNS}):  # leased by decide
         store.lease(limit, limit.by)
+    watching = TriggerDelays(
+        {"catalog:back_in_stock+0m": timedelta(0)}, watch=Watch(interest="view", back_in_stock=True)
+    )
+    viewed = ProductViewed(event_id="v-sku-1", occurred_at=T0, customer_id="cus_2", product_id="sku-1")
+    ingest(store, "product.viewed", viewed, watching)  # while a catalog campaign is approved: an interest entry
     store.remember_message("msg-1", sent.decision_id, "hash")  # a push's provider message id
     store.erase(["c:gone"], [])  # a tombstone
     store.put_product(Product(event_id="p1", occurred_at=T0, product_id="sku-1", name="Serum",

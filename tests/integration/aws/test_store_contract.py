@@ -150,17 +150,19 @@ def test_the_due_index_holds_each_profile_with_pending_triggers_at_its_earliest_
         clock.reset()
 
 
-def test_the_catalog_keeps_each_product_s_newest_state_and_reads_the_known_ones(store):
-    from nextbest.core.catalog import Product
+def test_the_catalog_keeps_each_product_s_newest_state_with_the_one_it_replaced_and_reads_the_known_ones(store):
+    from nextbest.core.catalog import Product, State, Stored
 
     def state(at, **fields):
         return Product.model_validate({"event_id": "e", "occurred_at": at, "product_id": "sku-1", "name": "Serum",
                                        "url": "https://s/p/1", "price": "32.00"} | fields)  # fmt: skip
 
-    assert store.put_product(state(T0))
-    assert store.put_product(state(T0 + timedelta(hours=1), availability="out_of_stock"))
-    assert not store.put_product(state(T0 - timedelta(hours=1), name="Older"))  # late: kept out
-    assert not store.put_product(state(T0 + timedelta(hours=1), availability="out_of_stock"))  # a repeat
+    in_stock = State(availability="in_stock", price=Decimal("32.00"), currency="USD")
+    assert store.put_product(state(T0)) == Stored("written", None)  # its first state replaces nothing
+    assert store.put_product(state(T0 + timedelta(hours=1), availability="out_of_stock")) == Stored("written", in_stock)
+    assert store.put_product(state(T0 - timedelta(hours=1), name="Older")) == Stored("outdated")  # late: kept out
+    repeat = store.put_product(state(T0 + timedelta(hours=1), availability="out_of_stock"))
+    assert repeat == Stored("repeated", in_stock)  # it finds what the stored state replaced, as its first write did
     found = store.products(["sku-1", "sku-unknown"])
     assert list(found) == ["sku-1"] and found["sku-1"].availability == "out_of_stock"
     assert found["sku-1"] == state(T0 + timedelta(hours=1), availability="out_of_stock")
@@ -181,3 +183,29 @@ def test_a_coupon_pool_gives_each_code_to_one_decision_once_and_a_retried_decisi
     assert store.upload_coupons("welcome", [first, "C"]) == (1, 1)  # a code given out never comes back
     assert store.claim_coupon("welcome", "d-3", T0) == "C"
     assert store.coupons_left("welcome") == store.coupons_left("another") == 0
+
+
+def test_the_interest_index_is_read_a_page_at_a_time_in_key_order_without_expired_entries(store):
+    from nextbest.core.interest import IndexEntry, interest_shard
+
+    shard = interest_shard("c:cus_000")
+    mine = [k for k in (f"c:cus_{n:03}" for n in range(400)) if interest_shard(k) == shard][:8]
+    lasting, lapsed = T0 + timedelta(days=30), T0 - timedelta(minutes=1)
+    store.put_interests([IndexEntry("sku-1", k, lapsed if k == mine[3] else lasting) for k in mine])
+    store.put_interests([IndexEntry("sku-2", mine[0], lasting)])  # another product: another partition
+
+    def read(product_id: str) -> list[str]:
+        found, after = [], None
+        while True:
+            page = store.interested(product_id, shard, after, 3, T0)
+            found += page.profile_keys
+            if page.after is None:
+                return found
+            after = page.after
+
+    assert read("sku-1") == sorted(set(mine) - {mine[3]})  # each once, in key order, the expired one left out
+    store.put_interests([], delete=[("sku-1", mine[0])])
+    store.erase([], [], interests=[("sku-1", mine[1]), ("sku-1", "c:never-interested")])
+    assert read("sku-1") == sorted(set(mine) - {mine[0], mine[1], mine[3]})
+    assert read("sku-2") == [mine[0]]
+    assert store.interested("sku-3", shard, None, 3, T0).profile_keys == []

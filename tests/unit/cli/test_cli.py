@@ -65,14 +65,16 @@ def test_campaigns_check_lists_the_repository_campaigns(capsys: pytest.CaptureFi
     assert out.splitlines()[-1].startswith("policy: caps ")
 
 
-def test_campaigns_check_reads_another_directory_and_names_event_and_date_triggers(
+def test_campaigns_check_reads_another_directory_and_names_event_date_and_catalog_triggers(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     code = main(["campaigns", "check", "--dir", str(ROOT / "docs" / "campaigns")])
     rows = {line.split()[0]: line.split()[1:3] for line in capsys.readouterr().out.splitlines()[:-1]}
     assert code == 0
     assert rows == {
+        "back-in-stock": ["draft", "catalog:back_in_stock+0m"],
         "birthday": ["draft", "date:birthday:yearly+0d@09:00"],
+        "price-drop": ["draft", "catalog:price_drop+30m"],
         "subscription-renewed": ["draft", "event:subscription.renewed+120m"],
     }
 

@@ -7,7 +7,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from nextbest.core.events import CartUpdated, ConsentUpdated, LineItem, OrderPlaced, ProductViewed
-from nextbest.core.profiles import MAX_VIEWS, Consent, Profile, apply, canonical_key, merge, new_profile
+from nextbest.core.profiles import (
+    MAX_VIEWS,
+    Consent,
+    Profile,
+    TriggerDelays,
+    apply,
+    canonical_key,
+    merge,
+    new_profile,
+)
+from nextbest.core.triggers import Watch
 
 T0 = datetime(2026, 11, 2, 9, tzinfo=UTC)
 DELAYS = {"cart_abandoned": timedelta(hours=1)}
@@ -112,12 +122,12 @@ events = st.lists(
 )
 
 
-def _build(key: str, stream) -> Profile:
+def _build(key: str, stream, delays=DELAYS, unit=timedelta(minutes=1)) -> Profile:
     profile = new_profile([key])
     for n, (owner, kind, minute) in enumerate(stream):
         if owner != key:
             continue
-        at = T0 + timedelta(minutes=minute)
+        at = T0 + minute * unit
         ids = {"customer_id": "c1"} if key == "c:c1" else {"anonymous_id": "x"}
         if kind == "view":
             event, name = ProductViewed(event_id=f"e{n}", occurred_at=at, product_id="p", **ids), "product.viewed"
@@ -135,7 +145,7 @@ def _build(key: str, stream) -> Profile:
                 ConsentUpdated(event_id=f"e{n}", occurred_at=at, channel="email", granted=False, **ids),
                 "consent.updated",
             )
-        profile = apply(profile, name, event, DELAYS)
+        profile = apply(profile, name, event, delays)
     return profile
 
 
@@ -145,6 +155,17 @@ def test_merging_is_symmetric_so_arrival_order_cannot_change_the_survivor(stream
     a, b = _build("c:c1", stream), _build("a:x", stream)
     assert merge(a, b, DELAYS) == merge(b, a, DELAYS)
     assert merge(a, b, DELAYS).key == "c:c1"
+
+
+WATCHING = TriggerDelays({"catalog:back_in_stock+0m": timedelta(0)}, watch=Watch(interest="view", back_in_stock=True))
+
+
+@settings(max_examples=150, deadline=None)
+@given(stream=events)
+def test_merging_the_interests_catalog_campaigns_record_is_symmetric_too(stream):
+    """Over weeks (an event's "minute" is an hour here), so interests are recorded, renewed and bought."""
+    a, b = (_build(key, stream, WATCHING, timedelta(hours=1)) for key in ("c:c1", "a:x"))
+    assert merge(a, b, WATCHING) == merge(b, a, WATCHING)
 
 
 def test_aggregates_for_decisions_and_models():

@@ -2,18 +2,21 @@
 to the DLQ alone."""
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from nextbest.core.due import due_shard
+from nextbest.core.interest import INTEREST_SHARDS, interest_shard
 from nextbest.core.profiles import Profile
 from nextbest.core.settings import IngestSettings
+from nextbest.core.triggers import Watch
 from nextbest.memory import MemoryStore
 
 from tests.conftest import EVENTS, T0
 from tests.unit.handlers.harness import (
     Context,
     DeadLetters,
+    Outbox,
     Redelivery,
     arn,
     failures,
@@ -35,8 +38,9 @@ def ingest(monkeypatch, now):
         dead_letter_queue_url=queue_url(f"{QUEUE}-dlq"),
         trigger_delay_seconds={"cart_abandoned": 3600},
         erasure_secret_arn=arn("secretsmanager", "secret:erasure"),
+        events_queue_url=queue_url(QUEUE),
     )
-    module.store, module.dead_letters = MemoryStore(), DeadLetters()
+    module.store, module.dead_letters, module.events_queue = MemoryStore(), DeadLetters(), Outbox()
     module.redelivery = Redelivery()
     now.advance(timedelta(minutes=5))  # the samples happen between 09:00 and 09:02
     return module
@@ -170,3 +174,51 @@ def test_given_the_batched_identity_read_failing_then_each_event_is_still_applie
 
     assert failures(response) == [] and ingest.dead_letters.rejected == []
     assert ingest.store.profile("a:anon-1").cart is not None
+
+
+@pytest.fixture
+def watching(monkeypatch, now):
+    """ingest as deployed with an approved back-in-stock campaign answering viewers."""
+    module = load(
+        "ingest",
+        IngestSettings,
+        monkeypatch,
+        dead_letter_queue_url=queue_url(f"{QUEUE}-dlq"),
+        trigger_delay_seconds={"catalog:back_in_stock+0m": 0},
+        catalog_watch=Watch(interest="view", back_in_stock=True),
+        erasure_secret_arn=arn("secretsmanager", "secret:erasure"),
+        events_queue_url=queue_url(QUEUE),
+    )
+    module.store, module.dead_letters, module.events_queue = MemoryStore(), DeadLetters(), Outbox()
+    module.redelivery = Redelivery()
+    now.advance(timedelta(minutes=5))
+    return module
+
+
+def test_given_a_catalog_campaign_then_a_product_back_in_stock_reaches_its_viewer_through_ingest_s_own_queue(watching):
+    # Given a shopper who viewed a serum that was sold out
+    invoke(watching, event("product.updated", availability="out_of_stock"), sample("product.viewed.json"))
+    shard = interest_shard("a:anon-1")
+    assert watching.store.interested("sku-001", shard, None, 10, T0).profile_keys == ["a:anon-1"]
+    assert watching.events_queue.sent == []
+    # When it is back in stock: a command per shard of the index on ingest's own queue
+    invoke(watching, event("product.updated", event_id="back", occurred_at="2026-11-02T09:03:00Z"))
+    fan_outs = [json.dumps(body) for body in watching.events_queue.bodies]
+    assert len(fan_outs) == INTEREST_SHARDS and watching.events_queue.batches == [INTEREST_SHARDS]
+    # Then the queue hands them back ten at a time; the shopper's shard queues one event for the shopper
+    watching.events_queue.sent.clear()
+    assert failures(invoke(watching, *fan_outs[:10])) == failures(invoke(watching, *fan_outs[10:])) == []
+    [noticed] = [json.dumps(body) for body in watching.events_queue.bodies]
+    # and that event, delivered twice, arms the shopper's back-in-stock trigger once
+    for _ in range(2):
+        assert failures(invoke(watching, noticed)) == []
+    profile = watching.store.profile("a:anon-1")
+    assert profile.triggers["catalog:back_in_stock+0m"] == datetime(2026, 11, 2, 9, 3, tzinfo=UTC)
+    assert profile.version == 2 and watching.dead_letters.rejected == []  # the view, then the change, once
+
+
+def test_given_json_that_is_neither_an_event_nor_a_command_then_it_is_dead_lettered_as_a_bad_envelope(watching):
+    response = invoke(watching, json.dumps({"fan_out": {"kind": "sold_out"}, "shard": 1}), '{"hello": "world"}')
+
+    assert failures(response) == []
+    assert watching.dead_letters.reasons == ["bad_envelope", "bad_envelope"]

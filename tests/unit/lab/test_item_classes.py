@@ -62,6 +62,18 @@ def test_a_product_and_a_removed_product_are_told_apart_and_only_the_removed_one
     assert int(product_item(removed)["expires_at"]["N"]) == int((T0 + REMOVED_RETENTION).timestamp())
 
 
+def test_an_entry_of_the_interest_index_is_its_own_class_and_is_written_with_its_expiry():
+    from nextbest.aws.store.interests import interest_item
+    from nextbest.core.interest import IndexEntry
+
+    item = interest_item(IndexEntry("sku-1", "c:cus_42", T0 + timedelta(days=30)))
+    assert classify_item(item).name == "interest" and not classify_item(item).shared
+    assert classify_item(interest_item(IndexEntry("sku-1", "e:ann@example.org", T0))).name == "interest"
+    assert not lacks_declared_expiry(item) and int(item["expires_at"]["N"]) == int(
+        (T0 + timedelta(days=30)).timestamp()
+    )
+
+
 def test_the_counter_items_the_tally_writes_are_classified_as_shared():
     found = classify("s:cart", TALLY + "shardId-1")
     assert found.name == "counter_tally" and found.shared

@@ -1,23 +1,27 @@
 """The catalog's items: one per product (``cat:<product id>`` / ``PRODUCT``), written conditionally so the newest
 state wins, read for decide in one BatchGetItem.
 
-An item holds the product's JSON (``doc``, at most about 7 KB: every field is bounded in ``ProductUpdated``) and
-``rank``, the state's time and digest as one string that sorts as ``nextbest.core.catalog.newer`` orders them, so a
-single conditional PutItem keeps the newest. A removed product keeps ``removed_at`` and expires
-``REMOVED_RETENTION`` later (``expires_at``); the others are bounded by the shop's catalog.
+An item holds the product's JSON (``doc``, at most about 7 KB: every field is bounded in ``ProductUpdated``),
+``rank``, the state's time and digest as one string that sorts as ``nextbest.core.catalog.newer`` orders them, and
+``was``, the availability and price of the state it replaced (what ``nextbest.core.interest.catalog_change`` reads:
+a redelivered event finds the change its first delivery made). A write reads the item first (one strongly
+consistent read unit) and is conditioned on the rank it read, so the newest state wins and ``was`` is the state it
+really replaced. A removed product keeps ``removed_at`` and expires ``REMOVED_RETENTION`` later (``expires_at``); the
+others are bounded by the shop's catalog.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC
+from functools import partial
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from nextbest.aws import clients as aws
-from nextbest.aws.store.table import CONDITION_FAILED, Table
-from nextbest.core.catalog import REMOVED_RETENTION, Product
+from nextbest.aws.store.table import CONDITION_FAILED, TRANSACTION_ATTEMPTS, Table
+from nextbest.core.catalog import REMOVED_RETENTION, Product, State, Stored
+from nextbest.core.ports import Conflict
 
 PRODUCT = "PRODUCT"
 BATCH = 100
@@ -30,16 +34,18 @@ def product_key(product_id: str) -> str:
 
 def rank(product: Product) -> str:
     """Fixed-width UTC time to the microsecond, then the digest: compared as strings, as ``newer`` compares."""
-    return f"{product.updated_at.astimezone(UTC):%Y-%m-%dT%H:%M:%S.%fZ}|{product.digest()}"
+    return product.version
 
 
-def product_item(product: Product) -> dict[str, Any]:
+def product_item(product: Product, previous: State | None = None) -> dict[str, Any]:
     item = {
         "pk": {"S": product_key(product.product_id)},
         "sk": {"S": PRODUCT},
         "rank": {"S": rank(product)},
         "doc": {"S": product.model_dump_json(exclude_none=True)},
     }
+    if previous is not None:
+        item["was"] = {"S": previous.model_dump_json(exclude_none=True)}
     if product.availability == "removed":
         item["removed_at"] = {"S": rank(product).split("|")[0]}
         item["expires_at"] = {"N": str(int((product.updated_at + REMOVED_RETENTION).timestamp()))}
@@ -47,23 +53,32 @@ def product_item(product: Product) -> dict[str, Any]:
 
 
 class CatalogItems(Table):
-    def put_product(self, product: Product) -> bool:
-        """Store ``product`` unless the catalog holds a newer state (or this one): True if it was written."""
-        try:
-            self._retried(
-                lambda: self.client.put_item(
-                    TableName=self.table,
-                    Item=product_item(product),
-                    ConditionExpression="attribute_not_exists(pk) OR #rank < :rank",
-                    ExpressionAttributeNames={"#rank": "rank"},
-                    ExpressionAttributeValues={":rank": {"S": rank(product)}},
-                )
-            )
-            return True
-        except ClientError as error:
-            if aws.error_code(error) in CONDITION_FAILED:
-                return False
-            raise
+    def put_product(self, product: Product) -> Stored:
+        """Store ``product`` unless the catalog holds a newer state (or this one), with the state it replaces."""
+        key = {"pk": {"S": product_key(product.product_id)}, "sk": {"S": PRODUCT}}
+        for _ in range(TRANSACTION_ATTEMPTS):
+            found = self.client.get_item(TableName=self.table, Key=key, ConsistentRead=True).get("Item")
+            if found is not None and found["rank"]["S"] >= rank(product):
+                if found["rank"]["S"] > rank(product):
+                    return Stored("outdated")
+                was = found.get("was")
+                return Stored("repeated", State.model_validate_json(was["S"]) if was else None)
+            previous = Product.model_validate_json(found["doc"]["S"]).state if found is not None else None
+            condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
+            if found is not None:  # unchanged since the read: what it replaces is what was read
+                condition = {
+                    "ConditionExpression": "#rank = :read",
+                    "ExpressionAttributeNames": {"#rank": "rank"},
+                    "ExpressionAttributeValues": {":read": found["rank"]},
+                }
+            try:
+                item = product_item(product, previous)
+                self._retried(partial(self.client.put_item, TableName=self.table, Item=item, **condition))
+                return Stored("written", previous)
+            except ClientError as error:
+                if aws.error_code(error) not in CONDITION_FAILED:
+                    raise  # else another state was stored since the read: read again
+        raise Conflict(key["pk"]["S"], why=f"kept changing under {TRANSACTION_ATTEMPTS} attempts")
 
     def products(self, product_ids: Iterable[str]) -> dict[str, Product]:
         """The catalog's products among ``product_ids`` (unknown ones are absent), in one BatchGetItem per hundred.

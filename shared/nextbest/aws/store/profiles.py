@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+from nextbest.aws.store.interests import deletions
 from nextbest.aws.store.table import (
     BODY,
     BY_CANONICAL,
@@ -181,20 +182,16 @@ class ProfileItems(Table):
                     frontier.append(pk)
         return found
 
-    def erase(self, keys: list[str], decision_ids: list[str]) -> None:
-        """Delete identity items and decisions, and leave a keyed tombstone for every identifier."""
+    def erase(self, keys: list[str], decision_ids: list[str], interests: Iterable[tuple[str, str]] = ()) -> None:
+        """Delete identity items, decisions and interest index entries, and leave a keyed tombstone for every
+        identifier."""
         requests = [{"DeleteRequest": {"Key": {"pk": {"S": k}, "sk": {"S": PROFILE}}}} for k in keys]
         decisions = [(f"d:{d}", sk) for d in decision_ids for sk in (DECISION, BODY)]  # a record and its body
         requests += [{"DeleteRequest": {"Key": {"pk": {"S": pk}, "sk": {"S": sk}}}} for pk, sk in decisions]
+        requests += deletions(interests)
         requests += [{"PutRequest": {"Item": _tombstone_item(self.tombstones(k)[0], iso(clock.now()))}} for k in keys]
         self._batch_write(requests)
         self.forget(keys)
-
-    def _batch_write(self, requests: list[dict[str, Any]]) -> None:
-        for start in range(0, len(requests), 25):
-            pending: dict[str, Any] = {self.table: requests[start : start + 25]}
-            while pending:
-                pending = self.client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
 
     def erased(self, keys: list[str]) -> dict[str, datetime]:
         """Which of these identity keys belong to an erased person, and when they were erased (a tombstone in

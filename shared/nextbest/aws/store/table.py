@@ -16,7 +16,9 @@ pk                        sk             what
 ``m:<provider msg id>``   ``MESSAGE``    the decision a sent push belongs to, for 7 days (TTL ``expires_at``)
 ========================  =============  ==================================================================
 
-Coupon pools (``cp:``, ``cu:`` and a decision's ``COUPON`` claim) are described in ``nextbest.aws.store.coupons``.
+Coupon pools (``cp:``, ``cu:`` and a decision's ``COUPON`` claim) are described in ``nextbest.aws.store.coupons``, the
+catalog (``cat:``) in ``nextbest.aws.store.catalog`` and the interest index (``int:``) in
+``nextbest.aws.store.interests``.
 
 Every access is by key, except finding a customer's decisions (the sparse ``by_customer`` index, for
 explanations and erasure) and the profiles due now (the sparse ``by_due`` index: a profile with pending triggers
@@ -193,6 +195,13 @@ class Table:
             put["ConditionExpression"] = "version = :v"
             put["ExpressionAttributeValues"] = {":v": {"N": str(expected)}}
         return {"Put": put}
+
+    def _batch_write(self, requests: list[dict[str, Any]]) -> None:
+        """Puts and deletes, 25 a BatchWriteItem (its most); what DynamoDB leaves unprocessed is sent again."""
+        for start in range(0, len(requests), 25):
+            pending: dict[str, Any] = {self.table: requests[start : start + 25]}
+            while pending:
+                pending = self.client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
 
     def _query(self, index: str, attribute: str, value: str) -> list[str]:
         return self._keys(
