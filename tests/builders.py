@@ -118,3 +118,18 @@ def ses_email(emulation) -> SesEmail:
     """The deliver function's SES sender, configured as the emulated stack configures it."""
     env = emulation.environment("deliver")
     return SesEmail(env["SENDER"], env["CONFIGURATION_SET"], env["UNSUBSCRIBE_URL"], lambda: b"test-key")
+
+
+def examples_approved(directory: Path, *names: str) -> Path:
+    """The live house policy and these example campaigns of ``docs/campaigns``, approved, in ``directory``: the
+    campaign set of an end-to-end test of what the shipped set does not use."""
+    import shutil
+
+    from nextbest_cli.approvals import approve
+
+    root = Path(__file__).resolve().parents[1]
+    shutil.copy(root / "campaigns" / "policy.toml", directory)
+    for name in names:
+        shutil.copy(root / "docs" / "campaigns" / name, directory)
+        approve(directory / name, "marketing-lead", T0.date())
+    return directory

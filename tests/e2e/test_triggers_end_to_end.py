@@ -4,7 +4,6 @@ birthday each become an e-mail sent by SES at the time the campaign says, and ``
 The stack is synthesized with a campaign set of its own: the repository's policy and the two examples of
 ``docs/campaigns`` approved (the live set has neither: the demo's shop sends no custom events and no dates)."""
 
-import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,25 +11,19 @@ import pytest
 from nextbest.aws.store.table import document
 from nextbest.core import experiments
 from nextbest.core.campaigns import load_campaigns, load_policy
-from nextbest_cli.approvals import approve
 from nextbest_cli.explain import explain, from_table
 
+from tests.builders import examples_approved
 from tests.conftest import T0
 from tests.e2e.test_journeys import decisions
 from tests.e2e.test_pipeline import event, put
 
-ROOT = Path(__file__).resolve().parents[2]
 BIRTHDAY = "date:birthday:yearly+0d@09:00"
 
 
 @pytest.fixture(scope="module")
 def campaigns(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("campaigns")
-    shutil.copy(ROOT / "campaigns" / "policy.toml", directory)
-    for name in ("subscription-renewed.toml", "birthday.toml"):
-        shutil.copy(ROOT / "docs" / "campaigns" / name, directory)
-        approve(directory / name, "marketing-lead", T0.date())
-    return directory
+    return examples_approved(tmp_path_factory.mktemp("campaigns"), "subscription-renewed.toml", "birthday.toml")
 
 
 @pytest.fixture(scope="module")
