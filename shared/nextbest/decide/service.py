@@ -116,13 +116,15 @@ class Decider:
 
     def _resume(self, did: str, profile: Profile, now: datetime) -> Decision | None:
         """A retry found its decision already made: finish what may not have happened after the commit. A decision
-        that sends nothing is recorded before its profile is written (``Decisions.commit_decision``): a profile that
-        still holds its trigger was not, and is written now from the record (Conflict if it moved meanwhile)."""
+        to send nothing is recorded before its profile is written (``Decisions.commit_decision``): a profile that
+        still holds its trigger was not, and is written now from the record (Conflict if it moved meanwhile). Only
+        such a decision: a deferral leaves its trigger pending on purpose, and writing the profile again would put it
+        back in the due index every minute of the customer's quiet hours."""
         existing = self.store.decision(did)
         if existing is None:
             return None
         decision = existing.decision
-        if profile.triggers.get(decision.trigger) == decision.trigger_due_at:
+        if decision.action == "none" and profile.triggers.get(decision.trigger) == decision.trigger_due_at:
             self.store.update_profile(record(profile, decision, self.by_id, self.policy.quiet_hours.default_time_zone))
         self._after(decision, existing.status, profile, now)
         return decision

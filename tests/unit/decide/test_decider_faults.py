@@ -48,3 +48,18 @@ def test_a_decision_already_on_its_way_is_not_queued_again_by_a_later_hand_over(
     decider(store, queue).due(DueProfile(profile_key="c:cus_1"), DUE + timedelta(hours=2))
 
     assert queue.sent == []
+
+
+def test_a_deferral_handled_again_in_the_quiet_hours_writes_nothing_so_the_due_index_does_not_hand_it_back():
+    """A text deferred to the customer's morning keeps its trigger pending on purpose. Handled again before the
+    morning (a redelivery, the profile due for another trigger), decide finds the deferral made and must not write
+    the profile: a write puts the pending trigger back in the due index at the next minute, all night long."""
+    store = MemoryStore()
+    deferred = abandoned_cart(store, {"sms": True}, phone="+14155550100", time_zone="America/New_York")  # 05:00
+    assert deferred.action == "defer"
+    writes, version = store.writes, store.profile("c:cus_1").version
+
+    again = decider(store).handle(DueTrigger(profile_key="c:cus_1", trigger="cart_abandoned", due_at=DUE), DUE)
+
+    assert again == deferred
+    assert store.writes == writes and store.profile("c:cus_1").version == version
