@@ -137,3 +137,46 @@ def test_given_many_partitions_then_a_query_of_the_base_table_returns_one_partit
         TableName="t", KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "zz"}}
     )
     assert missing["Items"] == []
+
+
+def test_given_items_of_every_attribute_type_then_responses_are_serialized_as_moto_does_without_the_speedup(
+    table, monkeypatch
+):
+    from moto.core.serialize import ResponseSerializer
+
+    every_type = {
+        "pk": {"S": "z"},
+        "sk": {"S": "1"},
+        "n": {"N": "1.5"},
+        "b": {"B": b"\x00\x01zip"},
+        "ss": {"SS": ["x", "y"]},
+        "ns": {"NS": ["1", "2"]},
+        "bs": {"BS": [b"a", b"b"]},
+        "m": {"M": {"inner": {"L": [{"S": "deep"}, {"NULL": True}, {"BOOL": False}, {"M": {}}]}}},
+        "l": {"L": []},
+    }
+    table.put_item(TableName="t", Item=every_type)
+    sqs = boto3.client("sqs")
+    queue = sqs.create_queue(QueueName="q")["QueueUrl"]
+    sqs.send_message(QueueUrl=queue, MessageBody="{}")
+    key = {"pk": {"S": "z"}, "sk": {"S": "1"}}
+    reads = [
+        lambda: table.get_item(TableName="t", Key=key),
+        lambda: table.batch_get_item(RequestItems={"t": {"Keys": [key, {"pk": {"S": "a"}, "sk": {"S": "1"}}]}}),
+        lambda: table.query(
+            TableName="t", KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": key["pk"]}
+        ),
+        lambda: table.scan(TableName="t", ReturnConsumedCapacity="INDEXES"),
+        lambda: table.describe_table(TableName="t"),
+        lambda: sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["All"]),
+        lambda: sqs.list_queues(),
+    ]
+    fast = [_without_metadata(read()) for read in reads]
+    monkeypatch.setattr(ResponseSerializer, "get_value", ResponseSerializer.get_value.__wrapped__)
+    assert fast == [_without_metadata(read()) for read in reads]
+    assert fast[0]["Item"]["b"]["B"] == b"\x00\x01zip" and fast[0]["Item"]["m"]["M"]["inner"]["L"][1] == {"NULL": True}
+
+
+def _without_metadata(response):
+    """A response less what differs between two identical requests (its request id, its date)."""
+    return {k: v for k, v in response.items() if k != "ResponseMetadata"}
