@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import boto3
+import botocore
 from nextbest.aws import clients as aws
 from nextbest.core.clock import ManualClock
 
@@ -60,6 +61,13 @@ __all__ = [
     "simulate_mailbox",
     "sqs_record",
 ]
+
+
+def unsigned(**kwargs: Any) -> Any:
+    """The signature version of every request (botocore's ``choose-signer`` event): none. moto checks no signature;
+    it reads the region from the endpoint's URL and, with no access key in the request, uses its default account,
+    which is the emulation's. Signing cost a twentieth of the demo's time and proved nothing."""
+    return botocore.UNSIGNED
 
 
 class Emulation:
@@ -97,6 +105,7 @@ class Emulation:
         os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
         aws.reset()
         boto3.setup_default_session(region_name=REGION)
+        boto3.DEFAULT_SESSION.events.register("choose-signer", unsigned)  # type: ignore[union-attr]
         self.runtime.count_calls()  # before any client exists
         self.delays.install(boto3.DEFAULT_SESSION)
         self.metering.install()
