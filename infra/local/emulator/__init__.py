@@ -25,6 +25,7 @@ from the event sources.
 
 from __future__ import annotations
 
+import functools
 import os
 from datetime import datetime
 from pathlib import Path
@@ -88,6 +89,7 @@ class Emulation:
         self.ses = SesSimulator(self.deployment, clock)
         self.metering = Metering(self.runtime)
         """Capacity units and calls of every request, per function (``make bench`` reads it)."""
+        self.event_sources.requests = functools.partial(self.metering.count, "sqs")
         # What was deployed, by logical id (shared with the parts, not copies).
         self.template = self.deployment.template
         self.physical = self.deployment.physical
