@@ -1,4 +1,4 @@
-"""Two places where moto is slow for a days-long simulation, made fast without changing what it does.
+"""Where moto (and botocore) are slow for a days-long simulation, made fast without changing what they do.
 
 * DynamoDB ``TransactWriteItems`` deep-copies every table it touches before applying the writes, so it
   can roll back: O(table size) per call, about a second per transaction once a demo table holds tens of
@@ -6,10 +6,12 @@
   are saved, and put back if the transaction is cancelled, and the stream records its writes made before the
   cancelling condition are dropped (moto's own rollback restores the table, stream included). The state after
   a rollback is the same.
-* A DynamoDB ``Query`` on a global secondary index walks every item of the table, sorted by key (comparing
-  moto's typed values: about a second per query once a demo table holds thirty thousand items, and the due index
-  is read every simulated minute). A global index holds only the items that carry its key attributes, so only
-  those are walked, sorted the same way: the same answer.
+* A DynamoDB ``Query`` on a global secondary index walks every item of the table (about a second per query once
+  a demo table holds thirty thousand items, and the due index is read every simulated minute), keeps those whose
+  hash key equals the query's, and sorts them. A global index holds only the items that carry its key attributes,
+  so each index's items are kept by partition, updated from the keys every write names, and only the queried
+  partition is walked: the same items kept, sorted by moto as before. Each partition's range key values are also
+  kept in order, for the emulated scheduler to find the next index time by bisection (``index_ranges``).
 * A ``Query`` of the base table does the same: it walks the whole table, sorted, to keep the items of one
   partition (about 70 ms per query on a demo's table). Only that partition is walked now; the query sorts
   its items by range key itself: the same answer.
@@ -38,10 +40,12 @@ would against DynamoDB: on whole requests.
 
 from __future__ import annotations
 
+import bisect
 import contextvars
 import copy
 import functools
 import types
+from collections import defaultdict
 from typing import Any
 
 _touched: contextvars.ContextVar[bool] = contextvars.ContextVar("touched", default=False)
@@ -113,43 +117,68 @@ def _fast_transaction_snapshots() -> None:
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
 
 
+class _Index:
+    """The items of one global index: by partition (the value of its hash key), each partition's range key values
+    in order (a multiset, for the emulation's scheduler to find the first at or after a time by bisection)."""
+
+    def __init__(self, hash_attr: str, range_attr: str | None) -> None:
+        self.hash_attr, self.range_attr = hash_attr, range_attr
+        self.placed: dict[Any, tuple[Any, Any]] = {}
+        """Slot -> (partition, range value) where the item was filed (its attributes may change in place since)."""
+        self.partitions: defaultdict[Any, dict[Any, Any]] = defaultdict(dict)
+        self.ranges: defaultdict[Any, list[Any]] = defaultdict(list)
+
+    def file(self, slot: Any, item: Any) -> None:
+        """File the item now at ``slot`` (None: there is none), where it was filed before removed."""
+        if (before := self.placed.pop(slot, None)) is not None:
+            partition, value = before
+            del self.partitions[partition][slot]
+            if self.range_attr is not None:
+                values = self.ranges[partition]
+                del values[bisect.bisect_left(values, value)]
+        if item is None or self.hash_attr not in item.attrs or (self.range_attr and self.range_attr not in item.attrs):
+            return  # a sparse index holds only the items carrying its keys
+        partition = _partition(item.attrs[self.hash_attr])
+        value = item.attrs[self.range_attr].cast_value if self.range_attr else None
+        self.placed[slot] = (partition, value)
+        self.partitions[partition][slot] = item
+        if self.range_attr is not None:
+            bisect.insort(self.ranges[partition], value)
+
+
+def _partition(value: Any) -> tuple[str, Any]:
+    """A hash key value as DynamoDB compares them (moto's ``DynamoType`` equality: type and typed value)."""
+    return value.type, value.cast_value
+
+
 class _IndexMembers:
     """Per table, the items each global index holds (those carrying its key attributes), kept up to date from
     the keys every write names instead of by walking the table."""
 
     def __init__(self) -> None:
-        self.members: dict[str, dict[Any, Any]] = {}
-        self.ordered: dict[str, list[Any]] = {}
+        self.indexes: dict[str, _Index] = {}
         self.dirty: set[Any] = set()
 
-    def of(self, table: Any, name: str, key_names: tuple[str, ...]) -> list[Any]:
-        if name not in self.members:
-            every = (i for h in table.items.values() for i in (h.values() if table.range_key_attr else [h]))
-            self.members[name] = {_slot(i): i for i in every if all(k in i.attrs for k in key_names)}
+    def of(self, table: Any, name: str) -> _Index:
+        if name not in self.indexes:
+            [schema] = [i.schema for i in table.global_indexes if i.name == name]
+            keys = {k["KeyType"]: k["AttributeName"] for k in schema}
+            index = self.indexes[name] = _Index(keys["HASH"], keys.get("RANGE"))
+            for holder in table.items.values():
+                for item in holder.values() if table.range_key_attr else [holder]:
+                    index.file(_slot(item), item)
         if self.dirty:
-            schemas = {i.name: tuple(k["AttributeName"] for k in i.schema) for i in table.global_indexes}
             for slot in self.dirty:
                 holder = table.items.get(slot[0])
                 item = holder.get(slot[1]) if holder is not None and table.range_key_attr else holder
-                for index, members in self.members.items():
-                    if item is not None and all(k in item.attrs for k in schemas[index]):
-                        members[slot] = item
-                    else:
-                        members.pop(slot, None)
+                for index in self.indexes.values():
+                    index.file(slot, item)
             self.dirty.clear()
-            self.ordered.clear()
-        if name not in self.ordered:
-            self.ordered[name] = sorted(self.members[name].values(), key=_sort_key)
-        return self.ordered[name]
+        return self.indexes[name]
 
 
 def _slot(item: Any) -> tuple[Any, Any]:
     return item.hash_key, item.range_key
-
-
-def _sort_key(item: Any) -> tuple[Any, ...]:
-    """moto's order of ``all_items`` (by hash then range key, compared as typed values), cheaply."""
-    return (item.hash_key.cast_value, item.range_key.cast_value if item.range_key else "")
 
 
 def members_of(table: Any) -> _IndexMembers:
@@ -159,10 +188,17 @@ def members_of(table: Any) -> _IndexMembers:
     return members
 
 
-def index_items(table: Any, index_name: str) -> list[Any]:
-    """The items a global secondary index of a moto table holds now."""
-    index = next(i for i in table.global_indexes if i.name == index_name)
-    return members_of(table).of(table, index_name, tuple(k["AttributeName"] for k in index.schema))
+def _simple(table: Any, index_name: str) -> bool:
+    """A global index of the table keyed by one hash attribute and at most one range attribute (DynamoDB also allows
+    several of each, which are left to moto)."""
+    schemas = [i.schema for i in table.global_indexes or () if i.name == index_name]
+    return len(schemas) == 1 and [k["KeyType"] for k in schemas[0]] in (["HASH"], ["HASH", "RANGE"])
+
+
+def index_ranges(table: Any, index_name: str) -> dict[Any, list[Any]]:
+    """Per partition of a global index (by its hash key's typed value: ``("S", "3")``), the range key values it
+    holds, in order; read-only."""
+    return members_of(table).of(table, index_name).ranges
 
 
 def _fast_index_queries() -> None:
@@ -174,16 +210,18 @@ def _fast_index_queries() -> None:
     original_put = table_module.Table.put_item
     original_delete = table_module.Table.delete_item
     original_update = DynamoDBBackend.update_item
-    queried: contextvars.ContextVar[str | tuple[Any] | None] = contextvars.ContextVar("queried", default=None)
+    queried: contextvars.ContextVar[tuple[str | None, Any] | None] = contextvars.ContextVar("queried", default=None)
 
     @functools.wraps(original_items)
     def all_items(self: Any) -> list[Any]:
-        name = queried.get()
-        if name is None:
+        found = queried.get()
+        if found is None:
             return original_items(self)
-        if isinstance(name, str):
-            return index_items(self, name)
-        holder = self.items.get(name[0])  # a query of the base table: only its partition can match
+        name, hash_key = found
+        if name is not None:  # a query of a global index: only the partition it names can match
+            partition = _partition(hash_key)
+            return list(members_of(self).of(self, name).partitions.get(partition, {}).values())
+        holder = self.items.get(hash_key)  # a query of the base table: only its partition can match
         if holder is None:
             return []
         return list(holder.values()) if self.range_key_attr else [holder]
@@ -191,10 +229,14 @@ def _fast_index_queries() -> None:
     @functools.wraps(original_query)
     def query(self: Any, *args: Any, **kwargs: Any) -> Any:
         name = args[7] if len(args) > 7 else kwargs.get("index_name")
-        known = name and any(i.name == name for i in self.global_indexes or ())
         hash_key = args[0] if args else kwargs.get("hash_key")
-        partition = (hash_key,) if not name and hash_key is not None else None
-        token = queried.set(name if known else partition)
+        conditions = kwargs.get("hash_key_conditions") or []
+        if name:  # moto keeps the items whose hash attributes equal the conditions', and sorts them itself
+            simple = _simple(self, name) and len(conditions) == 1
+            found = (name, conditions[0][1]) if simple else None
+        else:
+            found = (None, hash_key) if hash_key is not None else None
+        token = queried.set(found)
         try:
             return original_query(self, *args, **kwargs)
         finally:
