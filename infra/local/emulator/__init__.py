@@ -25,7 +25,6 @@ from the event sources.
 
 from __future__ import annotations
 
-import functools
 import os
 from datetime import datetime
 from pathlib import Path
@@ -89,7 +88,7 @@ class Emulation:
         self.ses = SesSimulator(self.deployment, clock)
         self.metering = Metering(self.runtime)
         """Capacity units and calls of every request, per function (``make bench`` reads it)."""
-        self.event_sources.requests = functools.partial(self.metering.count, "sqs")
+        self.event_sources.requests = self.scheduler.requests = self.ses.requests = self.metering.count
         # What was deployed, by logical id (shared with the parts, not copies).
         self.template = self.deployment.template
         self.physical = self.deployment.physical

@@ -30,6 +30,14 @@ from infra.local.emulator.faults import Crash, Faults
 from infra.local.emulator.provisioning import Deployment
 from infra.local.emulator.runtime import Function, LambdaRuntime
 
+Requests = Callable[[str, str, str, int], None]
+"""Told of a request made of moto's backend directly, by a part of the emulation that stands for AWS's own work:
+(service, operation, target queue or topic, entries)."""
+
+
+def uncounted(service: str, operation: str, target: str, entries: int) -> None:
+    """Where requests go when nothing counts them (an event source tested alone)."""
+
 
 @dataclass
 class Mapping:
@@ -100,9 +108,9 @@ class EventSources:
         self.faults = faults
         self.mappings: list[Mapping] = []
         self.streams: list[StreamMapping] = []
-        self.requests: Callable[[str, str, int], None] = lambda operation, queue, entries: None
-        """Told of each SQS request the queues' poller stands for (operation, queue name, entries): the emulation's
-        metering counts them as the requests Lambda's poller makes."""
+        self.requests: Requests = uncounted
+        """Told of each SQS request the queues' poller stands for: the emulation's metering counts them as the
+        requests Lambda's poller makes."""
 
     def load(self) -> None:
         for _logical_id, props in self.deployment.of_type("AWS::Lambda::EventSourceMapping"):
@@ -312,11 +320,11 @@ class EventSources:
         for start in range(0, len(done), 10):
             entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done[start:][:10])]
             sqs.delete_message_batch(queue, entries)
-            self.requests("DeleteMessageBatch", queue, len(entries))
+            self.requests("sqs", "DeleteMessageBatch", queue, len(entries))
         for m in messages:
             if m["MessageId"] in failed or m["MessageId"] in again:
                 # Emulated time is compressed: the visibility timeout has "passed" by the next poll.
-                self.requests("ChangeMessageVisibility", queue, 1)
+                self.requests("sqs", "ChangeMessageVisibility", queue, 1)
                 with contextlib.suppress(ReceiptHandleIsInvalid):  # a second worker may have deleted it meanwhile
                     sqs.change_message_visibility(queue, m["ReceiptHandle"], 0)
 
@@ -331,7 +339,7 @@ class EventSources:
         queue = sqs.get_queue(name)
         wait = int(queue.receive_message_wait_time_seconds or 0)  # as the API, when the request names none
         received = sqs.receive_message(name, mapping.batch_size, wait, int(queue.visibility_timeout), ["All"])
-        self.requests("ReceiveMessage", name, 1)
+        self.requests("sqs", "ReceiveMessage", name, 1)
         return [_received(message) for message in received]
 
 

@@ -24,6 +24,7 @@ from nextbest.core.due import FORMAT, LAG, to_index
 
 from infra.local import moto_speedups
 from infra.local.emulator.account import ACCOUNT, REGION
+from infra.local.emulator.event_sources import Requests, uncounted
 from infra.local.emulator.provisioning import Deployment
 
 UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
@@ -35,6 +36,8 @@ class Scheduler:
         self.clock = clock
         self.recurring: dict[tuple[str, str], tuple[datetime, timedelta]] = {}
         """Recurring schedules: (group, name) -> (next fire, interval)."""
+        self.requests: Requests = uncounted
+        """Told of each request a schedule's firing stands for (the emulation's metering counts them)."""
 
     def due(self, until: datetime) -> list[tuple[datetime, str, Any]]:
         """(when, group, schedule) of every enabled schedule due by ``until``, soonest first."""
@@ -93,18 +96,25 @@ class Scheduler:
         return [ranges.get(("S", str(shard)), [])]
 
     def fire(self, group: str, schedule: Any) -> None:
-        """Send the schedule's input to its target queue, then what its completion asks."""
+        """Send the schedule's input to its target queue, then what its completion asks: Scheduler's own work, done
+        in moto's backends directly (no request each) and counted as the requests it stands for."""
+        from moto.scheduler.models import scheduler_backends
+        from moto.sqs.models import sqs_backends
+
         target = schedule.target
         arns = self.deployment.arns
         url = self.deployment.physical[next(k for k, v in arns.items() if v == target["Arn"])]
         scheduled = self.next_fire(group, schedule)
         body = target.get("Input", "{}").replace("<aws.scheduler.scheduled-time>", scheduled.isoformat())
-        self.deployment.client("sqs").send_message(QueueUrl=url, MessageBody=body)
+        queue = url.rsplit("/", 1)[-1]
+        sqs_backends[ACCOUNT][REGION].send_message(queue, body)
+        self.requests("sqs", "SendMessage", queue, 1)
         key = (group, schedule.name)
         if key in self.recurring:  # the next tick after this one (those skipped before it had nothing to do)
             self.recurring[key] = (scheduled + self.recurring[key][1], self.recurring[key][1])
         elif getattr(schedule, "action_after_completion", "NONE") == "DELETE":
-            self.deployment.client("scheduler").delete_schedule(Name=schedule.name, GroupName=group)
+            scheduler_backends[ACCOUNT][REGION].delete_schedule(group, schedule.name)
+            self.requests("scheduler", "DeleteSchedule", "", 1)
         else:
             schedule.state = "DISABLED"
 

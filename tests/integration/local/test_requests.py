@@ -50,5 +50,5 @@ def test_given_a_message_then_the_queues_poller_hands_the_record_a_receive_throu
     assert expected["attributes"].pop("ApproximateReceiveCount") == "1"
     assert {**record, "receiptHandle": ""} == {**expected, "receiptHandle": ""}
     assert record["messageAttributes"]["reason"] == {"stringValue": "bad", "dataType": "String"}
-    assert requests == [("ReceiveMessage", "work", 1), ("DeleteMessageBatch", "work", 1)]
+    assert requests == [("sqs", "ReceiveMessage", "work", 1), ("sqs", "DeleteMessageBatch", "work", 1)]
     assert "Messages" not in sqs.receive_message(QueueUrl=url)  # deleted once handled
