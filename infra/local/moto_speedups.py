@@ -15,6 +15,11 @@
 * A ``Query`` of the base table does the same: it walks the whole table, sorted, to keep the items of one
   partition (about 70 ms per query on a demo's table). Only that partition is walked now; the query sorts
   its items by range key itself: the same answer.
+* DynamoDB parses an update expression twice per ``UpdateItem`` (to check its names and values, then to apply
+  it) and lexes a condition expression character by character, compiling its patterns again for each token. The
+  update's syntax tree is parsed once per expression (moto's validator works on a deep copy of it, never on the
+  tree itself) and a condition's tokens are lexed once per expression (tokens are immutable; the nodes built from
+  them are new): the same trees.
 * EventBridge ``PutEvents`` compiles the same JSONPath expressions (``$.detail``…) for every event it
   routes; compiled expressions are immutable, so they are compiled once.
 * Request ids, message ids and SQS receipt handles are drawn one character per ``random.choice`` call (185 for a
@@ -41,6 +46,7 @@ would against DynamoDB: on whole requests.
 from __future__ import annotations
 
 import bisect
+import collections
 import contextvars
 import copy
 import functools
@@ -60,6 +66,7 @@ def install() -> None:
     _fast_transaction_snapshots()
     _fast_index_queries()
     _compiled_jsonpath()
+    _parsed_expressions_once()
     _remembered_response_keys()
     _cached_lookups()
     _fast_random_strings()
@@ -296,6 +303,36 @@ def _remembered_response_keys() -> None:
         return next((value[name] for name in found if name in value), None)
 
     serialize.ResponseSerializer.get_value = fast  # type: ignore[method-assign]
+
+
+def _parsed_expressions_once() -> None:
+    from moto.dynamodb import comparisons
+    from moto.dynamodb.parsing import expressions
+
+    parser: Any = expressions.UpdateExpressionParser  # type: ignore[attr-defined]
+    make = parser.make.__func__
+
+    @functools.lru_cache(maxsize=4096)
+    def parsed(expression: str) -> Any:
+        return make(parser, expression)
+
+    @functools.wraps(make)
+    def make_once(cls: Any, expression: str) -> Any:
+        return parsed(expression) if cls is parser else make(cls, expression)
+
+    parser.make = classmethod(make_once)
+
+    lex = comparisons.ConditionExpressionParser._lex_condition_expression
+    lexed: dict[str, tuple[Any, ...]] = {}
+
+    @functools.wraps(lex)
+    def lex_once(self: Any) -> Any:
+        expression = self.condition_expression
+        if expression not in lexed:
+            lexed[expression] = tuple(lex(self))
+        return collections.deque(lexed[expression])
+
+    comparisons.ConditionExpressionParser._lex_condition_expression = lex_once  # type: ignore[method-assign]
 
 
 def _compiled_jsonpath() -> None:

@@ -180,3 +180,35 @@ def test_given_items_of_every_attribute_type_then_responses_are_serialized_as_mo
 def _without_metadata(response):
     """A response less what differs between two identical requests (its request id, its date)."""
     return {k: v for k, v in response.items() if k != "ResponseMetadata"}
+
+
+def test_given_one_update_and_one_condition_expression_used_again_then_each_use_evaluates_afresh(table):
+    import pickle
+
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+
+    expression = "SET #s = :s ADD n :one REMOVE v"
+    tree = pickle.dumps(UpdateExpressionParser.make(expression))
+
+    def update(pk, status, condition="attribute_not_exists(n) OR n < :max"):
+        table.update_item(
+            TableName="t",
+            Key={"pk": {"S": pk}, "sk": {"S": "1"}},
+            UpdateExpression=expression,
+            ConditionExpression=condition,
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":s": {"S": status}, ":one": {"N": "1"}, ":max": {"N": "2"}},
+        )
+
+    update("a", "sent")
+    update("a", "opened")
+    update("b", "queued")  # an item the update creates
+    with pytest.raises(ClientError) as error:
+        update("a", "clicked")  # n is 2 now: the same condition fails
+    assert error.value.response["Error"]["Code"] == "ConditionalCheckFailedException"
+    items = {i["pk"]["S"]: i for i in table.scan(TableName="t")["Items"]}
+    assert {k: (i["status"]["S"], i["n"]["N"], "v" in i) for k, i in items.items()} == {
+        "a": ("opened", "2", False),
+        "b": ("queued", "1", False),
+    }
+    assert pickle.dumps(UpdateExpressionParser.make(expression)) == tree  # applying it changed no shared tree
