@@ -20,6 +20,10 @@
   update's syntax tree is parsed once per expression (moto's validator works on a deep copy of it, never on the
   tree itself) and a condition's tokens are lexed once per expression (tokens are immutable; the nodes built from
   them are new): the same trees.
+* For each request moto matches the URL against the patterns of every service it knows (a few hundred), builds
+  the matching backend's URL table and matches it again; botocore rebuilds its User-Agent header, sanitizing each
+  component character by character. Which service and which handler a URL goes to, and a sanitized component, are
+  the same every time: they are remembered.
 * EventBridge ``PutEvents`` compiles the same JSONPath expressions (``$.detail``…) for every event it
   routes; compiled expressions are immutable, so they are compiled once.
 * Request ids, message ids and SQS receipt handles are drawn one character per ``random.choice`` call (185 for a
@@ -50,6 +54,7 @@ import collections
 import contextvars
 import copy
 import functools
+import re
 import types
 from collections import defaultdict
 from typing import Any
@@ -67,6 +72,8 @@ def install() -> None:
     _fast_index_queries()
     _compiled_jsonpath()
     _parsed_expressions_once()
+    _remembered_routes()
+    _sanitized_user_agent_once()
     _remembered_response_keys()
     _cached_lookups()
     _fast_random_strings()
@@ -333,6 +340,83 @@ def _parsed_expressions_once() -> None:
         return collections.deque(lexed[expression])
 
     comparisons.ConditionExpressionParser._lex_condition_expression = lex_once  # type: ignore[method-assign]
+
+
+def _remembered_routes() -> None:
+    from moto.core import botocore_stubber
+
+    botocore_stubber.BotocoreStubber.process_request = _process_request  # type: ignore[method-assign]
+
+
+@functools.lru_cache(maxsize=1024)
+def _services(clean_url: str) -> tuple[str, ...]:
+    """The services whose URL patterns a request's URL matches, in moto's order."""
+    import moto.backend_index as backend_index
+
+    return tuple(service for service, pattern in backend_index.backend_url_patterns if pattern.match(clean_url))
+
+
+_routes: dict[tuple[type, str], Any] = {}
+
+
+def _route(backend: Any, clean_url: str) -> Any:
+    """The handler of the first of the backend's URLs the request's matches: a backend's URLs are its class's (its
+    module's ``url_bases`` and ``url_paths``)."""
+    key = (type(backend), clean_url)
+    if key not in _routes:
+        _routes[key] = next((h for url, h in backend.urls.items() if re.compile(url).match(clean_url)), None)
+    return _routes[key]
+
+
+def _default_backend(service: str) -> Any:
+    import moto.backends as backends
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.core.base_backend import BackendDict
+
+    backend_dict = backends.get_backend(service)  # type: ignore[call-overload]
+    if not isinstance(backend_dict, BackendDict):
+        return backend_dict["global"]
+    regions = backend_dict[DEFAULT_ACCOUNT_ID]
+    return regions["us-east-1"] if "us-east-1" in regions else regions["aws"]
+
+
+def _process_request(self: Any, request: Any) -> Any:
+    """moto's ``BotocoreStubber.process_request``, with which services and which URL of a backend match a request's
+    URL remembered (it matched the URL against every service's patterns, and built every URL of the backend, for
+    each request)."""
+    from moto.core.config import passthrough_service, passthrough_url, service_whitelisted
+    from moto.core.exceptions import HTTPException, ServiceNotWhitelisted
+    from moto.core.request import normalize_request
+    from moto.core.utils import get_equivalent_url_in_aws_domain
+    from moto.moto_api import recorder
+
+    parsed_url, _ = get_equivalent_url_in_aws_domain(request.url)
+    clean_url = f"{parsed_url.scheme}://{parsed_url.netloc}{parsed_url.path}"
+    if passthrough_url(clean_url):
+        return None
+    for service in _services(clean_url):
+        if passthrough_service(service):
+            return None
+        if not service_whitelisted(service):
+            raise ServiceNotWhitelisted(service)
+        if (handler := _route(_default_backend(service), clean_url)) is not None:
+            normalized_request = normalize_request(request)
+            try:
+                recorder._record_request(normalized_request)
+                return handler(normalized_request, normalized_request.raw_url, normalized_request.headers)
+            except HTTPException as error:
+                return error.code, error.get_headers(), error.get_body()
+    if re.compile(r"https?://.+\.amazonaws.com/.*").match(clean_url):
+        return 404, {}, "Not yet implemented"
+    return None
+
+
+def _sanitized_user_agent_once() -> None:
+    from botocore import useragent
+
+    useragent.sanitize_user_agent_string_component = functools.lru_cache(maxsize=1024)(  # type: ignore[assignment]
+        useragent.sanitize_user_agent_string_component
+    )
 
 
 def _compiled_jsonpath() -> None:
