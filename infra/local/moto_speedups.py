@@ -37,7 +37,10 @@
   builds an alias provider per candidate name (six of them, each tried as is and in snake case): ten members per
   DynamoDB attribute value, about a tenth of a demo's time in all. For a plain dict the candidates depend only on the
   member's name and shape (a dict has no ``Meta`` and its class is always ``dict``), so they are found once per
-  shape and looked up directly: the same value is picked.
+  shape and looked up directly, in one loop over a structure's members: the same value is picked.
+* moto reads the clock through ``utcnow``/``unix_time``, which run an import statement and build the epoch anew on
+  each call, and SQS reads it once per message of a queue to count its visible messages, for every message sent.
+  The same arithmetic, without those, is put wherever moto uses them.
 
 And one place where moto is less faithful than AWS: its request handlers are not atomic across threads
 (a conditional write checks, then writes, and another thread can run in between), whereas every DynamoDB
@@ -70,6 +73,7 @@ def install() -> None:
     _installed = True
     _fast_transaction_snapshots()
     _fast_index_queries()
+    _clock_without_imports()
     _compiled_jsonpath()
     _parsed_expressions_once()
     _remembered_routes()
@@ -289,27 +293,53 @@ def _remembered_response_keys() -> None:
     names: dict[tuple[str, Any, Any], tuple[str, ...] | None] = {}
     no_parent = object()
 
-    @functools.wraps(original)
-    def fast(self: Any, value: Any, key: str, shape: Any) -> Any:
-        picker = self._value_picker
-        if (
-            type(value) is not dict
-            or type(picker) is not serialize.XFormedAttributePicker
-            or picker.alias_providers is not serialize.DEFAULT_ALIAS_PROVIDERS
-            or picker.response_transformers
-        ):
-            return original(self, value, key, shape)
+    def plain(serializer: Any, value: Any) -> bool:
+        """A plain dict, picked by the default picker: whose candidate names depend on the member alone."""
+        picker = serializer._value_picker
+        return (
+            type(value) is dict
+            and type(picker) is serialize.XFormedAttributePicker
+            and picker.alias_providers is serialize.DEFAULT_ALIAS_PROVIDERS
+            and not picker.response_transformers
+        )
+
+    def candidates(picker: Any, key: str, shape: Any) -> tuple[str, ...] | None:
         slot = (key, shape, getattr(shape, "parent", no_parent))
         if slot not in names:  # a plain dict has no Meta, and its class name is always "dict": only these count
             context = serialize.AttributePickerContext(obj={}, key=key, shape=shape)
-            candidates = tuple(picker.get_possible_keys(context))
-            names[slot] = None if any("." in name for name in candidates) else candidates  # a dotted name is a path
-        found = names[slot]
-        if found is None:
+            found = tuple(picker.get_possible_keys(context))
+            names[slot] = None if any("." in name for name in found) else found  # a dotted name is a path
+        return names[slot]
+
+    @functools.wraps(original)
+    def get_value(self: Any, value: Any, key: str, shape: Any) -> Any:
+        if not plain(self, value) or (found := candidates(self._value_picker, key, shape)) is None:
             return original(self, value, key, shape)
         return next((value[name] for name in found if name in value), None)
 
-    serialize.ResponseSerializer.get_value = fast  # type: ignore[method-assign]
+    structure = serialize.BaseJSONSerializer._serialize_type_structure
+
+    @functools.wraps(structure)
+    def structure_of_dict(self: Any, serialized: Any, value: Any, shape: Any, key: str) -> None:
+        """``ResponseSerializer._serialize_type_structure`` and ``_serialize_structure_member`` in one loop, for a
+        plain dict (most members of a DynamoDB attribute value are absent: each costed a call or two)."""
+        if shape.is_document_type or not plain(self, value):
+            return structure(self, serialized, value, shape, key)
+        wrapper = self.MAP_TYPE() if key else serialized
+        for member_key, member_shape in shape.members.items():
+            member_shape.parent = shape
+            found = candidates(self._value_picker, member_key, member_shape)
+            if found is None:
+                member = original(self, value, member_key, member_shape)
+            else:
+                member = next((value[name] for name in found if name in value), None)
+            if member is not None:
+                self._serialize(wrapper, member, member_shape, member_key)
+        if key:
+            self._default_serialize(serialized, wrapper, shape, key)
+
+    serialize.ResponseSerializer.get_value = get_value  # type: ignore[method-assign]
+    serialize.JSONSerializer._serialize_type_structure = structure_of_dict  # type: ignore[method-assign]
 
 
 def _parsed_expressions_once() -> None:
@@ -417,6 +447,41 @@ def _sanitized_user_agent_once() -> None:
     useragent.sanitize_user_agent_string_component = functools.lru_cache(maxsize=1024)(  # type: ignore[assignment]
         useragent.sanitize_user_agent_string_component
     )
+
+
+def _clock_without_imports() -> None:
+    """moto's ``utcnow``, ``utcfromtimestamp``, ``unix_time`` and ``unix_time_millis``, the same arithmetic without
+    an import statement and a new epoch per call, in ``moto.core.utils`` and wherever moto imported them by name
+    (SQS reads the clock once per message of a queue to count its visible messages, for every message sent)."""
+    import sys
+    from datetime import UTC, datetime
+
+    from moto.core import utils
+
+    epoch = datetime(1970, 1, 1)
+
+    def utcnow() -> datetime:
+        return datetime.now(UTC).replace(tzinfo=None)
+
+    def utcfromtimestamp(value: int) -> datetime:
+        return datetime.fromtimestamp(value, tz=UTC).replace(tzinfo=None)
+
+    def unix_time(dt: datetime | None = None) -> float:
+        delta = (dt or datetime.now(UTC).replace(tzinfo=None)) - epoch
+        return (delta.days * 86400) + (delta.seconds + (delta.microseconds / 1e6))
+
+    def unix_time_millis(dt: datetime | None = None) -> float:
+        return unix_time(dt) * 1000.0
+
+    faster: dict[str, Any] = {"utcnow": utcnow, "utcfromtimestamp": utcfromtimestamp, "unix_time": unix_time}
+    faster["unix_time_millis"] = unix_time_millis
+    originals = {getattr(utils, name): name for name in faster}
+    for name, function in faster.items():
+        functools.update_wrapper(function, getattr(utils, name))
+    for module in [m for name, m in list(sys.modules.items()) if name.startswith("moto.") and m is not None]:
+        for attribute, value in list(vars(module).items()):
+            if type(value) is types.FunctionType and originals.get(value) == attribute:
+                setattr(module, attribute, faster[attribute])
 
 
 def _compiled_jsonpath() -> None:

@@ -142,7 +142,7 @@ def test_given_many_partitions_then_a_query_of_the_base_table_returns_one_partit
 def test_given_items_of_every_attribute_type_then_responses_are_serialized_as_moto_does_without_the_speedup(
     table, monkeypatch
 ):
-    from moto.core.serialize import ResponseSerializer
+    from moto.core.serialize import JSONSerializer, ResponseSerializer
 
     every_type = {
         "pk": {"S": "z"},
@@ -173,6 +173,7 @@ def test_given_items_of_every_attribute_type_then_responses_are_serialized_as_mo
     ]
     fast = [_without_metadata(read()) for read in reads]
     monkeypatch.setattr(ResponseSerializer, "get_value", ResponseSerializer.get_value.__wrapped__)
+    monkeypatch.delattr(JSONSerializer, "_serialize_type_structure")  # inherited again from moto's JSON serializer
     assert fast == [_without_metadata(read()) for read in reads]
     assert fast[0]["Item"]["b"]["B"] == b"\x00\x01zip" and fast[0]["Item"]["m"]["M"]["inner"]["L"][1] == {"NULL": True}
 
@@ -212,3 +213,18 @@ def test_given_one_update_and_one_condition_expression_used_again_then_each_use_
         "b": ("queued", "1", False),
     }
     assert pickle.dumps(UpdateExpressionParser.make(expression)) == tree  # applying it changed no shared tree
+
+
+def test_moto_clock_reads_the_same_as_without_the_speedup():
+    from datetime import datetime
+
+    from moto.core import utils
+
+    moto_speedups.install()
+    times = [datetime(2026, 11, 2, 9, 0, 0, 123456), datetime(1999, 12, 31, 23, 59, 59, 999999), datetime(1970, 1, 1)]
+    for function in (utils.unix_time, utils.unix_time_millis):
+        assert [function(t) for t in times] == [function.__wrapped__(t) for t in times]
+    assert [utils.utcfromtimestamp(s) for s in (0, 1_790_000_000)] == [
+        utils.utcfromtimestamp.__wrapped__(s) for s in (0, 1_790_000_000)
+    ]
+    assert abs(utils.unix_time() - utils.unix_time.__wrapped__()) < 1 and utils.utcnow().tzinfo is None
