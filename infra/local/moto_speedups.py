@@ -40,7 +40,7 @@
   shape and looked up directly, in one loop over a structure's members: the same value is picked.
 * moto reads the clock through ``utcnow``/``unix_time``, which run an import statement and build the epoch anew on
   each call, and SQS reads it once per message of a queue to count its visible messages, for every message sent.
-  The same arithmetic, without those, is put wherever moto uses them.
+  The same arithmetic, without those, is put wherever moto uses them, and a queue's counts read the clock once.
 
 And one place where moto is less faithful than AWS: its request handlers are not atomic across threads
 (a conditional write checks, then writes, and another thread can run in between), whereas every DynamoDB
@@ -74,6 +74,7 @@ def install() -> None:
     _fast_transaction_snapshots()
     _fast_index_queries()
     _clock_without_imports()
+    _queue_counts_at_one_instant()
     _compiled_jsonpath()
     _parsed_expressions_once()
     _remembered_routes()
@@ -482,6 +483,28 @@ def _clock_without_imports() -> None:
         for attribute, value in list(vars(module).items()):
             if type(value) is types.FunctionType and originals.get(value) == attribute:
                 setattr(module, attribute, faster[attribute])
+
+
+def _queue_counts_at_one_instant() -> None:
+    """An SQS queue's visible, delayed and in-flight messages counted with one read of the clock per count, not one
+    per message (each send computes every attribute of its queue, these three among them)."""
+    import moto.sqs.models as sqs
+
+    def messages(self: Any) -> list[Any]:
+        now = sqs.unix_time_millis()
+        return [m for m in self._messages if now > m.visible_at and not now < m.delayed_until]
+
+    def delayed(self: Any) -> int:
+        now = sqs.unix_time_millis()
+        return sum(1 for m in self._messages if now < m.delayed_until)
+
+    def not_visible(self: Any) -> int:
+        now = sqs.unix_time_millis()
+        return sum(1 for m in self._messages if not now > m.visible_at)
+
+    sqs.Queue.messages = property(messages)  # type: ignore[assignment]
+    sqs.Queue.approximate_number_of_messages_delayed = property(delayed)  # type: ignore[assignment]
+    sqs.Queue.approximate_number_of_messages_not_visible = property(not_visible)  # type: ignore[assignment]
 
 
 def _compiled_jsonpath() -> None:

@@ -228,3 +228,21 @@ def test_moto_clock_reads_the_same_as_without_the_speedup():
         utils.utcfromtimestamp.__wrapped__(s) for s in (0, 1_790_000_000)
     ]
     assert abs(utils.unix_time() - utils.unix_time.__wrapped__()) < 1 and utils.utcnow().tzinfo is None
+
+
+def test_given_visible_delayed_and_received_messages_then_a_queue_counts_them_as_its_messages_say(aws):
+    from moto.sqs.models import sqs_backends
+
+    moto_speedups.install()
+    sqs = boto3.client("sqs")
+    url = sqs.create_queue(QueueName="q")["QueueUrl"]
+    for n in range(6):
+        sqs.send_message(QueueUrl=url, MessageBody=str(n), DelaySeconds=600 if n < 2 else 0)
+    sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=3, VisibilityTimeout=600)
+    queue = sqs_backends["123456789012"]["us-east-1"].queues["q"]
+    messages = queue._messages  # each message's own properties read the clock themselves
+
+    assert [m.body for m in queue.messages] == [m.body for m in messages if m.visible and not m.delayed]
+    assert len(queue.messages) == 1
+    assert queue.approximate_number_of_messages_delayed == sum(m.delayed for m in messages) == 2
+    assert queue.approximate_number_of_messages_not_visible == sum(not m.visible for m in messages) == 3
