@@ -74,7 +74,13 @@ class Emulation:
     """One deployed nextbest, in moto. Use inside ``moto.mock_aws()``."""
 
     def __init__(
-        self, cdk_out: Path, clock: ManualClock, logs: Path, stack: str = "nextbest", faults: Faults | None = None
+        self,
+        cdk_out: Path,
+        clock: ManualClock,
+        logs: Path,
+        stack: str = "nextbest",
+        faults: Faults | None = None,
+        metered: bool = True,
     ) -> None:
         self.clock = clock
         self.logs = logs
@@ -87,7 +93,9 @@ class Emulation:
         self.scheduler = Scheduler(self.deployment, clock)
         self.ses = SesSimulator(self.deployment, clock)
         self.metering = Metering(self.runtime)
-        """Capacity units and calls of every request, per function (``make bench`` reads it)."""
+        """Capacity units and calls of every request, per function (``make bench`` reads it); empty unless
+        ``metered`` (reading each written item before and after its write costs a few percent of a run)."""
+        self.metered = metered
         self.event_sources.requests = self.scheduler.requests = self.ses.requests = self.metering.count
         # What was deployed, by logical id (shared with the parts, not copies).
         self.template = self.deployment.template
@@ -109,7 +117,8 @@ class Emulation:
         boto3.DEFAULT_SESSION.events.register("choose-signer", unsigned)  # type: ignore[union-attr]
         self.runtime.count_calls()  # before any client exists
         self.delays.install(boto3.DEFAULT_SESSION)
-        self.metering.install()
+        if self.metered:
+            self.metering.install()
         if self.faults is not None:
             self.faults.install(boto3.DEFAULT_SESSION, self.runtime)
         self.runtime.after_invoke.append(self._stamp_sends)
