@@ -443,15 +443,16 @@ def _services(clean_url: str) -> tuple[str, ...]:
     return tuple(service for service, pattern in backend_index.backend_url_patterns if pattern.match(clean_url))
 
 
-_routes: dict[tuple[type, str], Any] = {}
+_routes: dict[tuple[str, str], Any] = {}
 
 
-def _route(backend: Any, clean_url: str) -> Any:
-    """The handler of the first of the backend's URLs the request's matches: a backend's URLs are its class's (its
-    module's ``url_bases`` and ``url_paths``)."""
-    key = (type(backend), clean_url)
+def _route(service: str, clean_url: str) -> Any:
+    """The handler of the first of the service's URLs the request's matches: a backend's URLs are its class's (its
+    module's ``url_bases`` and ``url_paths``), the same for every account and region."""
+    key = (service, clean_url)
     if key not in _routes:
-        _routes[key] = next((h for url, h in backend.urls.items() if re.compile(url).match(clean_url)), None)
+        urls = _default_backend(service).urls
+        _routes[key] = next((h for url, h in urls.items() if re.compile(url).match(clean_url)), None)
     return _routes[key]
 
 
@@ -486,7 +487,7 @@ def _process_request(self: Any, request: Any) -> Any:
             return None
         if not service_whitelisted(service):
             raise ServiceNotWhitelisted(service)
-        if (handler := _route(_default_backend(service), clean_url)) is not None:
+        if (handler := _route(service, clean_url)) is not None:
             normalized_request = normalize_request(request)
             try:
                 recorder._record_request(normalized_request)
