@@ -23,8 +23,10 @@ $(UV):
 	python3 -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
+# --compile-bytecode: every process starts from compiled modules, even where PYTHONDONTWRITEBYTECODE is set (CDK's
+# and moto's sources took half of a synthesis, and seconds of every demo and test process, to compile again).
 $(VENV)/.synced: $(UV) uv.lock pyproject.toml
-	$(UV) sync --frozen --python python3
+	$(UV) sync --frozen --python python3 --compile-bytecode
 	@touch $@
 
 venv: $(VENV)/.synced ## Create the Python environment from the lock file

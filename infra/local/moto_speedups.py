@@ -1,4 +1,4 @@
-"""Two places where moto is slow for a days-long simulation, made fast without changing what it does.
+"""Where moto (and botocore) are slow for a days-long simulation, made fast without changing what they do.
 
 * DynamoDB ``TransactWriteItems`` deep-copies every table it touches before applying the writes, so it
   can roll back: O(table size) per call, about a second per transaction once a demo table holds tens of
@@ -6,13 +6,26 @@
   are saved, and put back if the transaction is cancelled, and the stream records its writes made before the
   cancelling condition are dropped (moto's own rollback restores the table, stream included). The state after
   a rollback is the same.
-* A DynamoDB ``Query`` on a global secondary index walks every item of the table, sorted by key (comparing
-  moto's typed values: about a second per query once a demo table holds thirty thousand items, and the due index
-  is read every simulated minute). A global index holds only the items that carry its key attributes, so only
-  those are walked, sorted the same way: the same answer.
+* A DynamoDB ``Query`` on a global secondary index walks every item of the table (about a second per query once
+  a demo table holds thirty thousand items, and the due index is read every simulated minute), keeps those whose
+  hash key equals the query's, and sorts them. A global index holds only the items that carry its key attributes,
+  so each index's items are kept by partition, updated from the keys every write names, and only the queried
+  partition is walked: the same items kept, sorted by moto as before. Each partition's range key values are also
+  kept in order, for the emulated scheduler to find the next index time by bisection (``index_ranges``).
 * A ``Query`` of the base table does the same: it walks the whole table, sorted, to keep the items of one
   partition (about 70 ms per query on a demo's table). Only that partition is walked now; the query sorts
   its items by range key itself: the same answer.
+* moto's JSON request parser looks every member of a structure's shape up in its value (ten per DynamoDB attribute
+  value, of which one is there); it looks the value's own keys up instead, keeping the shape's order.
+* DynamoDB parses an update expression twice per ``UpdateItem`` (to check its names and values, then to apply
+  it) and lexes a condition expression character by character, compiling its patterns again for each token. The
+  update's syntax tree is parsed once per expression (moto's validator works on a copy of it, never on the tree
+  itself: now unpickled from the tree's pickle rather than deep-copied) and a condition's tokens are lexed once
+  per expression (tokens are immutable; the nodes built from them are new): the same trees.
+* For each request moto matches the URL against the patterns of every service it knows (a few hundred), builds
+  the matching backend's URL table and matches it again; botocore rebuilds its User-Agent header, sanitizing each
+  component character by character. Which service and which handler a URL goes to, and a sanitized component, are
+  the same every time: they are remembered.
 * EventBridge ``PutEvents`` compiles the same JSONPath expressions (``$.detail``…) for every event it
   routes; compiled expressions are immutable, so they are compiled once.
 * Request ids, message ids and SQS receipt handles are drawn one character per ``random.choice`` call (185 for a
@@ -22,6 +35,14 @@
   attribute is named by converting CamelCase afresh, and checking a received message's retention builds every
   attribute of its queue (counting its messages) twice to read one: about a tenth of a demo's CPU. The method
   names and conversions are computed once; the retention is read directly.
+* moto serializes every response by walking the operation's output shape, and for each member of each value it
+  builds an alias provider per candidate name (six of them, each tried as is and in snake case): ten members per
+  DynamoDB attribute value, about a tenth of a demo's time in all. For a plain dict the candidates depend only on the
+  member's name and shape (a dict has no ``Meta`` and its class is always ``dict``), so they are found once per
+  shape and looked up directly, in one loop over a structure's members: the same value is picked.
+* moto reads the clock through ``utcnow``/``unix_time``, which run an import statement and build the epoch anew on
+  each call, and SQS reads it once per message of a queue to count its visible messages, for every message sent.
+  The same arithmetic, without those, is put wherever moto uses them, and a queue's counts read the clock once.
 
 And one place where moto is less faithful than AWS: its request handlers are not atomic across threads
 (a conditional write checks, then writes, and another thread can run in between), whereas every DynamoDB
@@ -33,10 +54,15 @@ would against DynamoDB: on whole requests.
 
 from __future__ import annotations
 
+import bisect
+import collections
 import contextvars
 import copy
 import functools
+import pickle
+import re
 import types
+from collections import defaultdict
 from typing import Any
 
 _touched: contextvars.ContextVar[bool] = contextvars.ContextVar("touched", default=False)
@@ -50,7 +76,14 @@ def install() -> None:
     _installed = True
     _fast_transaction_snapshots()
     _fast_index_queries()
+    _clock_without_imports()
+    _queue_counts_at_one_instant()
     _compiled_jsonpath()
+    _parsed_expressions_once()
+    _structures_parsed_by_present_members()
+    _remembered_routes()
+    _sanitized_user_agent_once()
+    _remembered_response_keys()
     _cached_lookups()
     _fast_random_strings()
     _atomic_requests()
@@ -107,43 +140,68 @@ def _fast_transaction_snapshots() -> None:
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
 
 
+class _Index:
+    """The items of one global index: by partition (the value of its hash key), each partition's range key values
+    in order (a multiset, for the emulation's scheduler to find the first at or after a time by bisection)."""
+
+    def __init__(self, hash_attr: str, range_attr: str | None) -> None:
+        self.hash_attr, self.range_attr = hash_attr, range_attr
+        self.placed: dict[Any, tuple[Any, Any]] = {}
+        """Slot -> (partition, range value) where the item was filed (its attributes may change in place since)."""
+        self.partitions: defaultdict[Any, dict[Any, Any]] = defaultdict(dict)
+        self.ranges: defaultdict[Any, list[Any]] = defaultdict(list)
+
+    def file(self, slot: Any, item: Any) -> None:
+        """File the item now at ``slot`` (None: there is none), where it was filed before removed."""
+        if (before := self.placed.pop(slot, None)) is not None:
+            partition, value = before
+            del self.partitions[partition][slot]
+            if self.range_attr is not None:
+                values = self.ranges[partition]
+                del values[bisect.bisect_left(values, value)]
+        if item is None or self.hash_attr not in item.attrs or (self.range_attr and self.range_attr not in item.attrs):
+            return  # a sparse index holds only the items carrying its keys
+        partition = _partition(item.attrs[self.hash_attr])
+        value = item.attrs[self.range_attr].cast_value if self.range_attr else None
+        self.placed[slot] = (partition, value)
+        self.partitions[partition][slot] = item
+        if self.range_attr is not None:
+            bisect.insort(self.ranges[partition], value)
+
+
+def _partition(value: Any) -> tuple[str, Any]:
+    """A hash key value as DynamoDB compares them (moto's ``DynamoType`` equality: type and typed value)."""
+    return value.type, value.cast_value
+
+
 class _IndexMembers:
     """Per table, the items each global index holds (those carrying its key attributes), kept up to date from
     the keys every write names instead of by walking the table."""
 
     def __init__(self) -> None:
-        self.members: dict[str, dict[Any, Any]] = {}
-        self.ordered: dict[str, list[Any]] = {}
+        self.indexes: dict[str, _Index] = {}
         self.dirty: set[Any] = set()
 
-    def of(self, table: Any, name: str, key_names: tuple[str, ...]) -> list[Any]:
-        if name not in self.members:
-            every = (i for h in table.items.values() for i in (h.values() if table.range_key_attr else [h]))
-            self.members[name] = {_slot(i): i for i in every if all(k in i.attrs for k in key_names)}
+    def of(self, table: Any, name: str) -> _Index:
+        if name not in self.indexes:
+            [schema] = [i.schema for i in table.global_indexes if i.name == name]
+            keys = {k["KeyType"]: k["AttributeName"] for k in schema}
+            index = self.indexes[name] = _Index(keys["HASH"], keys.get("RANGE"))
+            for holder in table.items.values():
+                for item in holder.values() if table.range_key_attr else [holder]:
+                    index.file(_slot(item), item)
         if self.dirty:
-            schemas = {i.name: tuple(k["AttributeName"] for k in i.schema) for i in table.global_indexes}
             for slot in self.dirty:
                 holder = table.items.get(slot[0])
                 item = holder.get(slot[1]) if holder is not None and table.range_key_attr else holder
-                for index, members in self.members.items():
-                    if item is not None and all(k in item.attrs for k in schemas[index]):
-                        members[slot] = item
-                    else:
-                        members.pop(slot, None)
+                for index in self.indexes.values():
+                    index.file(slot, item)
             self.dirty.clear()
-            self.ordered.clear()
-        if name not in self.ordered:
-            self.ordered[name] = sorted(self.members[name].values(), key=_sort_key)
-        return self.ordered[name]
+        return self.indexes[name]
 
 
 def _slot(item: Any) -> tuple[Any, Any]:
     return item.hash_key, item.range_key
-
-
-def _sort_key(item: Any) -> tuple[Any, ...]:
-    """moto's order of ``all_items`` (by hash then range key, compared as typed values), cheaply."""
-    return (item.hash_key.cast_value, item.range_key.cast_value if item.range_key else "")
 
 
 def members_of(table: Any) -> _IndexMembers:
@@ -153,10 +211,17 @@ def members_of(table: Any) -> _IndexMembers:
     return members
 
 
-def index_items(table: Any, index_name: str) -> list[Any]:
-    """The items a global secondary index of a moto table holds now."""
-    index = next(i for i in table.global_indexes if i.name == index_name)
-    return members_of(table).of(table, index_name, tuple(k["AttributeName"] for k in index.schema))
+def _simple(table: Any, index_name: str) -> bool:
+    """A global index of the table keyed by one hash attribute and at most one range attribute (DynamoDB also allows
+    several of each, which are left to moto)."""
+    schemas = [i.schema for i in table.global_indexes or () if i.name == index_name]
+    return len(schemas) == 1 and [k["KeyType"] for k in schemas[0]] in (["HASH"], ["HASH", "RANGE"])
+
+
+def index_ranges(table: Any, index_name: str) -> dict[Any, list[Any]]:
+    """Per partition of a global index (by its hash key's typed value: ``("S", "3")``), the range key values it
+    holds, in order; read-only."""
+    return members_of(table).of(table, index_name).ranges
 
 
 def _fast_index_queries() -> None:
@@ -168,16 +233,18 @@ def _fast_index_queries() -> None:
     original_put = table_module.Table.put_item
     original_delete = table_module.Table.delete_item
     original_update = DynamoDBBackend.update_item
-    queried: contextvars.ContextVar[str | tuple[Any] | None] = contextvars.ContextVar("queried", default=None)
+    queried: contextvars.ContextVar[tuple[str | None, Any] | None] = contextvars.ContextVar("queried", default=None)
 
     @functools.wraps(original_items)
     def all_items(self: Any) -> list[Any]:
-        name = queried.get()
-        if name is None:
+        found = queried.get()
+        if found is None:
             return original_items(self)
-        if isinstance(name, str):
-            return index_items(self, name)
-        holder = self.items.get(name[0])  # a query of the base table: only its partition can match
+        name, hash_key = found
+        if name is not None:  # a query of a global index: only the partition it names can match
+            partition = _partition(hash_key)
+            return list(members_of(self).of(self, name).partitions.get(partition, {}).values())
+        holder = self.items.get(hash_key)  # a query of the base table: only its partition can match
         if holder is None:
             return []
         return list(holder.values()) if self.range_key_attr else [holder]
@@ -185,10 +252,14 @@ def _fast_index_queries() -> None:
     @functools.wraps(original_query)
     def query(self: Any, *args: Any, **kwargs: Any) -> Any:
         name = args[7] if len(args) > 7 else kwargs.get("index_name")
-        known = name and any(i.name == name for i in self.global_indexes or ())
         hash_key = args[0] if args else kwargs.get("hash_key")
-        partition = (hash_key,) if not name and hash_key is not None else None
-        token = queried.set(name if known else partition)
+        conditions = kwargs.get("hash_key_conditions") or []
+        if name:  # moto keeps the items whose hash attributes equal the conditions', and sorts them itself
+            simple = _simple(self, name) and len(conditions) == 1
+            found = (name, conditions[0][1]) if simple else None
+        else:
+            found = (None, hash_key) if hash_key is not None else None
+        token = queried.set(found)
         try:
             return original_query(self, *args, **kwargs)
         finally:
@@ -218,6 +289,279 @@ def _fast_index_queries() -> None:
     table_module.Table.put_item = put_item  # type: ignore[method-assign]
     table_module.Table.delete_item = delete_item  # type: ignore[method-assign]
     DynamoDBBackend.update_item = update_item  # type: ignore[method-assign]
+
+
+def _remembered_response_keys() -> None:
+    from moto.core import serialize
+
+    original = serialize.ResponseSerializer.get_value
+    names: dict[tuple[str, Any, Any], tuple[str, ...] | None] = {}
+    no_parent = object()
+
+    def plain(serializer: Any, value: Any) -> bool:
+        """A plain dict, picked by the default picker: whose candidate names depend on the member alone."""
+        picker = serializer._value_picker
+        return (
+            type(value) is dict
+            and type(picker) is serialize.XFormedAttributePicker
+            and picker.alias_providers is serialize.DEFAULT_ALIAS_PROVIDERS
+            and not picker.response_transformers
+        )
+
+    def candidates(picker: Any, key: str, shape: Any) -> tuple[str, ...] | None:
+        slot = (key, shape, getattr(shape, "parent", no_parent))
+        if slot not in names:  # a plain dict has no Meta, and its class name is always "dict": only these count
+            context = serialize.AttributePickerContext(obj={}, key=key, shape=shape)
+            found = tuple(picker.get_possible_keys(context))
+            names[slot] = None if any("." in name for name in found) else found  # a dotted name is a path
+        return names[slot]
+
+    @functools.wraps(original)
+    def get_value(self: Any, value: Any, key: str, shape: Any) -> Any:
+        if not plain(self, value) or (found := candidates(self._value_picker, key, shape)) is None:
+            return original(self, value, key, shape)
+        return next((value[name] for name in found if name in value), None)
+
+    structure = serialize.BaseJSONSerializer._serialize_type_structure
+
+    @functools.wraps(structure)
+    def structure_of_dict(self: Any, serialized: Any, value: Any, shape: Any, key: str) -> None:
+        """``ResponseSerializer._serialize_type_structure`` and ``_serialize_structure_member`` in one loop, for a
+        plain dict (most members of a DynamoDB attribute value are absent: each costed a call or two)."""
+        if shape.is_document_type or not plain(self, value):
+            return structure(self, serialized, value, shape, key)
+        wrapper = self.MAP_TYPE() if key else serialized
+        for member_key, member_shape in shape.members.items():
+            member_shape.parent = shape
+            found = candidates(self._value_picker, member_key, member_shape)
+            if found is None:
+                member = original(self, value, member_key, member_shape)
+            else:
+                member = next((value[name] for name in found if name in value), None)
+            if member is not None:
+                self._serialize(wrapper, member, member_shape, member_key)
+        if key:
+            self._default_serialize(serialized, wrapper, shape, key)
+
+    serialize.ResponseSerializer.get_value = get_value  # type: ignore[method-assign]
+    serialize.JSONSerializer._serialize_type_structure = structure_of_dict  # type: ignore[method-assign]
+
+
+def _structures_parsed_by_present_members() -> None:
+    """moto's JSON request parser, for a structure, looks every member of the shape up in the value (ten members per
+    DynamoDB attribute value, of which one is there); looking up the value's own keys finds the same members, which
+    are parsed and kept in the shape's order as before."""
+    from moto.core import parse
+
+    original = parse.BaseJSONParser._parse_structure
+    members: dict[Any, dict[str, tuple[int, str, Any]]] = {}
+
+    @functools.wraps(original)
+    def parse_structure(self: Any, shape: Any, value: Any) -> Any:
+        if shape.is_document_type or type(value) is not dict:
+            return original(self, shape, value)
+        if (by_json_name := members.get(shape)) is None:
+            by_json_name = members[shape] = {
+                member.serialization.get("name", name): (order, name, member)
+                for order, (name, member) in enumerate(shape.members.items())
+            }
+        present = sorted(by_json_name[key] for key in value if key in by_json_name and value[key] is not None)
+        final_parsed = self.MAP_TYPE()
+        for _, name, member in present:
+            final_parsed[name] = self._parse_shape(member, value[member.serialization.get("name", name)])
+        return final_parsed
+
+    parse.BaseJSONParser._parse_structure = parse_structure  # type: ignore[method-assign]
+
+
+def _parsed_expressions_once() -> None:
+    from moto.dynamodb import comparisons
+    from moto.dynamodb.parsing import expressions, validators
+
+    parser: Any = expressions.UpdateExpressionParser  # type: ignore[attr-defined]
+    make = parser.make.__func__
+    pickled: dict[int, tuple[Any, bytes]] = {}
+    """id of a parsed tree -> (the tree, kept so the id stays its own; its pickle, for fresh copies)"""
+
+    @functools.lru_cache(maxsize=4096)
+    def parsed(expression: str) -> Any:
+        tree = make(parser, expression)
+        pickled[id(tree)] = (tree, pickle.dumps(tree))
+        return tree
+
+    @functools.wraps(make)
+    def make_once(cls: Any, expression: str) -> Any:
+        return parsed(expression) if cls is parser else make(cls, expression)
+
+    parser.make = classmethod(make_once)
+
+    def validator(
+        self: Any,
+        expression: Any,
+        expression_attribute_names: dict[str, str],
+        expression_attribute_values: dict[str, Any],
+        item: Any,
+        table: Any,
+    ) -> None:
+        """moto's ``Validator.__init__``: its own copy of the tree to validate, unpickled from the parsed tree's
+        pickle (five times faster than the deep copy it made; the same tree)."""
+        self.expression_attribute_names = expression_attribute_names
+        self.expression_attribute_values = expression_attribute_values
+        self.item = item
+        self.table = table
+        self.processors = self.get_ast_processors()
+        known = pickled.get(id(expression))
+        fresh = known is not None and known[0] is expression
+        self.node_to_validate = pickle.loads(known[1]) if fresh else copy.deepcopy(expression)  # type: ignore[index]
+
+    validators.Validator.__init__ = validator  # type: ignore[method-assign]
+
+    lex = comparisons.ConditionExpressionParser._lex_condition_expression
+    lexed: dict[str, tuple[Any, ...]] = {}
+
+    @functools.wraps(lex)
+    def lex_once(self: Any) -> Any:
+        expression = self.condition_expression
+        if expression not in lexed:
+            lexed[expression] = tuple(lex(self))
+        return collections.deque(lexed[expression])
+
+    comparisons.ConditionExpressionParser._lex_condition_expression = lex_once  # type: ignore[method-assign]
+
+
+def _remembered_routes() -> None:
+    from moto.core import botocore_stubber
+
+    botocore_stubber.BotocoreStubber.process_request = _process_request  # type: ignore[method-assign]
+
+
+@functools.lru_cache(maxsize=1024)
+def _services(clean_url: str) -> tuple[str, ...]:
+    """The services whose URL patterns a request's URL matches, in moto's order."""
+    import moto.backend_index as backend_index
+
+    return tuple(service for service, pattern in backend_index.backend_url_patterns if pattern.match(clean_url))
+
+
+_routes: dict[tuple[str, str], Any] = {}
+
+
+def _route(service: str, clean_url: str) -> Any:
+    """The handler of the first of the service's URLs the request's matches: a backend's URLs are its class's (its
+    module's ``url_bases`` and ``url_paths``), the same for every account and region."""
+    key = (service, clean_url)
+    if key not in _routes:
+        urls = _default_backend(service).urls
+        _routes[key] = next((h for url, h in urls.items() if re.compile(url).match(clean_url)), None)
+    return _routes[key]
+
+
+def _default_backend(service: str) -> Any:
+    import moto.backends as backends
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.core.base_backend import BackendDict
+
+    backend_dict = backends.get_backend(service)  # type: ignore[call-overload]
+    if not isinstance(backend_dict, BackendDict):
+        return backend_dict["global"]
+    regions = backend_dict[DEFAULT_ACCOUNT_ID]
+    return regions["us-east-1"] if "us-east-1" in regions else regions["aws"]
+
+
+def _process_request(self: Any, request: Any) -> Any:
+    """moto's ``BotocoreStubber.process_request``, with which services and which URL of a backend match a request's
+    URL remembered (it matched the URL against every service's patterns, and built every URL of the backend, for
+    each request)."""
+    from moto.core.config import passthrough_service, passthrough_url, service_whitelisted
+    from moto.core.exceptions import HTTPException, ServiceNotWhitelisted
+    from moto.core.request import normalize_request
+    from moto.core.utils import get_equivalent_url_in_aws_domain
+    from moto.moto_api import recorder
+
+    parsed_url, _ = get_equivalent_url_in_aws_domain(request.url)
+    clean_url = f"{parsed_url.scheme}://{parsed_url.netloc}{parsed_url.path}"
+    if passthrough_url(clean_url):
+        return None
+    for service in _services(clean_url):
+        if passthrough_service(service):
+            return None
+        if not service_whitelisted(service):
+            raise ServiceNotWhitelisted(service)
+        if (handler := _route(service, clean_url)) is not None:
+            normalized_request = normalize_request(request)
+            try:
+                recorder._record_request(normalized_request)
+                return handler(normalized_request, normalized_request.raw_url, normalized_request.headers)
+            except HTTPException as error:
+                return error.code, error.get_headers(), error.get_body()
+    if re.compile(r"https?://.+\.amazonaws.com/.*").match(clean_url):
+        return 404, {}, "Not yet implemented"
+    return None
+
+
+def _sanitized_user_agent_once() -> None:
+    from botocore import useragent
+
+    useragent.sanitize_user_agent_string_component = functools.lru_cache(maxsize=1024)(  # type: ignore[assignment]
+        useragent.sanitize_user_agent_string_component
+    )
+
+
+def _clock_without_imports() -> None:
+    """moto's ``utcnow``, ``utcfromtimestamp``, ``unix_time`` and ``unix_time_millis``, the same arithmetic without
+    an import statement and a new epoch per call, in ``moto.core.utils`` and wherever moto imported them by name
+    (SQS reads the clock once per message of a queue to count its visible messages, for every message sent)."""
+    import sys
+    from datetime import UTC, datetime
+
+    from moto.core import utils
+
+    epoch = datetime(1970, 1, 1)
+
+    def utcnow() -> datetime:
+        return datetime.now(UTC).replace(tzinfo=None)
+
+    def utcfromtimestamp(value: int) -> datetime:
+        return datetime.fromtimestamp(value, tz=UTC).replace(tzinfo=None)
+
+    def unix_time(dt: datetime | None = None) -> float:
+        delta = (dt or datetime.now(UTC).replace(tzinfo=None)) - epoch
+        return (delta.days * 86400) + (delta.seconds + (delta.microseconds / 1e6))
+
+    def unix_time_millis(dt: datetime | None = None) -> float:
+        return unix_time(dt) * 1000.0
+
+    faster: dict[str, Any] = {"utcnow": utcnow, "utcfromtimestamp": utcfromtimestamp, "unix_time": unix_time}
+    faster["unix_time_millis"] = unix_time_millis
+    originals = {getattr(utils, name): name for name in faster}
+    for name, function in faster.items():
+        functools.update_wrapper(function, getattr(utils, name))
+    for module in [m for name, m in list(sys.modules.items()) if name.startswith("moto.") and m is not None]:
+        for attribute, value in list(vars(module).items()):
+            if type(value) is types.FunctionType and originals.get(value) == attribute:
+                setattr(module, attribute, faster[attribute])
+
+
+def _queue_counts_at_one_instant() -> None:
+    """An SQS queue's visible, delayed and in-flight messages counted with one read of the clock per count, not one
+    per message (each send computes every attribute of its queue, these three among them)."""
+    import moto.sqs.models as sqs
+
+    def messages(self: Any) -> list[Any]:
+        now = sqs.unix_time_millis()
+        return [m for m in self._messages if now > m.visible_at and not now < m.delayed_until]
+
+    def delayed(self: Any) -> int:
+        now = sqs.unix_time_millis()
+        return sum(1 for m in self._messages if now < m.delayed_until)
+
+    def not_visible(self: Any) -> int:
+        now = sqs.unix_time_millis()
+        return sum(1 for m in self._messages if not now > m.visible_at)
+
+    sqs.Queue.messages = property(messages)  # type: ignore[assignment]
+    sqs.Queue.approximate_number_of_messages_delayed = property(delayed)  # type: ignore[assignment]
+    sqs.Queue.approximate_number_of_messages_not_visible = property(not_visible)  # type: ignore[assignment]
 
 
 def _compiled_jsonpath() -> None:

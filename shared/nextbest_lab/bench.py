@@ -256,7 +256,9 @@ def pipeline_requests(cdk_out: Path, customers: int, seed: int) -> dict[str, Any
         capacity.click_unsubscribe_links(emulation)  # after counting: the demo's shoppers never unsubscribe
         snapshots.append(capacity.Snapshot.of(emulation))
 
-    summary = demo.run(customers=customers, seed=seed, out=out, progress=False, cdk_out=cdk_out, inspect=inspect)
+    summary = demo.run(
+        customers=customers, seed=seed, out=out, progress=False, cdk_out=cdk_out, inspect=inspect, metered=True
+    )
     figures["bench_events"] = summary["events_published"]
     figures["ddb_requests_per_event"] = figures["ingest_ddb_requests_per_record"]
     return figures | capacity.figures(snapshots[0], summary["events_published"], Prices.load())

@@ -90,8 +90,10 @@ def run(
     inspect: Callable[[Emulation], object] | None = None,
     faults: Faults | None = None,
     check: Callable[[Run], dict[str, Any]] | None = None,
+    metered: bool = False,
 ) -> dict[str, Any]:
-    """Run the demo; ``inspect`` sees the emulation before it is torn down (the benchmark counts calls).
+    """Run the demo; ``inspect`` sees the emulation before it is torn down (the benchmark counts calls, and asks for
+    the requests to be ``metered``: billed by DynamoDB's rules, ``infra.local.emulator.metering``).
 
     ``faults`` are injected as AWS would produce them; ``check`` sees the finished run before the emulation is torn
     down, and what it returns joins the summary (the torture's outcome)."""
@@ -113,7 +115,7 @@ def run(
     clock.install(manual)
     try:
         with mock_aws():
-            emulation = Emulation(cdk_out, manual, out / "logs", faults=faults).deploy()
+            emulation = Emulation(cdk_out, manual, out / "logs", faults=faults, metered=metered).deploy()
             emulation.environment("decide")["ARM_COUNTS_TTL_S"] = str(ARM_COUNTS_TTL.total_seconds())
             sent, shoppers = _drive(emulation, population, progress)
             summary = _summarize(emulation, population, sent, out, shoppers)

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import boto3
+import botocore
 from nextbest.aws import clients as aws
 from nextbest.core.clock import ManualClock
 
@@ -62,11 +63,24 @@ __all__ = [
 ]
 
 
+def unsigned(**kwargs: Any) -> Any:
+    """The signature version of every request (botocore's ``choose-signer`` event): none. moto checks no signature;
+    it reads the region from the endpoint's URL and, with no access key in the request, uses its default account,
+    which is the emulation's. Signing cost a twentieth of the demo's time and proved nothing."""
+    return botocore.UNSIGNED
+
+
 class Emulation:
     """One deployed nextbest, in moto. Use inside ``moto.mock_aws()``."""
 
     def __init__(
-        self, cdk_out: Path, clock: ManualClock, logs: Path, stack: str = "nextbest", faults: Faults | None = None
+        self,
+        cdk_out: Path,
+        clock: ManualClock,
+        logs: Path,
+        stack: str = "nextbest",
+        faults: Faults | None = None,
+        metered: bool = True,
     ) -> None:
         self.clock = clock
         self.logs = logs
@@ -79,7 +93,10 @@ class Emulation:
         self.scheduler = Scheduler(self.deployment, clock)
         self.ses = SesSimulator(self.deployment, clock)
         self.metering = Metering(self.runtime)
-        """Capacity units and calls of every request, per function (``make bench`` reads it)."""
+        """Capacity units and calls of every request, per function (``make bench`` reads it); empty unless
+        ``metered`` (reading each written item before and after its write costs a few percent of a run)."""
+        self.metered = metered
+        self.event_sources.requests = self.scheduler.requests = self.ses.requests = self.metering.count
         # What was deployed, by logical id (shared with the parts, not copies).
         self.template = self.deployment.template
         self.physical = self.deployment.physical
@@ -97,9 +114,11 @@ class Emulation:
         os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
         aws.reset()
         boto3.setup_default_session(region_name=REGION)
+        boto3.DEFAULT_SESSION.events.register("choose-signer", unsigned)  # type: ignore[union-attr]
         self.runtime.count_calls()  # before any client exists
         self.delays.install(boto3.DEFAULT_SESSION)
-        self.metering.install()
+        if self.metered:
+            self.metering.install()
         if self.faults is not None:
             self.faults.install(boto3.DEFAULT_SESSION, self.runtime)
         self.runtime.after_invoke.append(self._stamp_sends)

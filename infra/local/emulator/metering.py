@@ -142,6 +142,14 @@ class Metering:
         self.runtime.invoke = timed  # type: ignore[method-assign]
         return self
 
+    def count(self, service: str, operation: str, target: str, entries: int = 1) -> None:
+        """A request made without botocore, by a poller that stands for one AWS runs (the queues' event-source
+        mappings), counted as that request."""
+        with self._lock:
+            call = Call(self.stage, service, operation, target)
+            self.calls[call] += 1
+            self.entries[call] += entries
+
     @property
     def stage(self) -> str | None:
         current = self.runtime.current

@@ -11,19 +11,20 @@ a later index time).
 
 from __future__ import annotations
 
+import bisect
 import functools
 import json
-from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from nextbest.aws.scheduler import at_expression
 from nextbest.aws.store import BY_DUE
 from nextbest.core.clock import ManualClock
-from nextbest.core.due import FORMAT, LAG
+from nextbest.core.due import FORMAT, LAG, to_index
 
 from infra.local import moto_speedups
 from infra.local.emulator.account import ACCOUNT, REGION
+from infra.local.emulator.event_sources import Requests, uncounted
 from infra.local.emulator.provisioning import Deployment
 
 UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
@@ -35,7 +36,8 @@ class Scheduler:
         self.clock = clock
         self.recurring: dict[tuple[str, str], tuple[datetime, timedelta]] = {}
         """Recurring schedules: (group, name) -> (next fire, interval)."""
-        self._times: tuple[list[Any], dict[str, list[datetime]]] | None = None
+        self.requests: Requests = uncounted
+        """Told of each request a schedule's firing stands for (the emulation's metering counts them)."""
 
     def due(self, until: datetime) -> list[tuple[datetime, str, Any]]:
         """(when, group, schedule) of every enabled schedule due by ``until``, soonest first."""
@@ -65,46 +67,54 @@ class Scheduler:
 
     def _first_useful(self, tick: datetime, interval: timedelta, shard: int | None) -> datetime:
         """The first poll from ``tick`` on whose window holds an index time of its shard (every shard if it names
-        none; the far future if none does)."""
+        none; the far future if none does).
+
+        A window reaches an index time one ``LAG`` after it: the poll at ``tick`` is useful if some time is ready in
+        ``(tick - interval, tick]``, else the first time ready after ``tick`` names the first useful poll. Both are
+        the first index time after ``tick - interval - LAG``, found by bisection in the shard's times as the index
+        holds them (strings that sort as times do, in whole seconds: after a time is after its whole second)."""
         first = datetime.max.replace(tzinfo=tick.tzinfo)
-        for due in self._index_times(shard):
-            ready = due + LAG  # the first moment a poll's window reaches it
-            if ready <= tick:
-                if tick < ready + interval:  # tick's window holds it (a window before tick held it otherwise)
-                    return tick
+        after = to_index((tick - interval - LAG).replace(microsecond=0))
+        for times in self._index_times(shard):
+            found = bisect.bisect_right(times, after)
+            if found == len(times):
                 continue
+            ready = _parse(times[found]) + LAG
+            if ready <= tick:
+                return tick
             first = min(first, tick + interval * -((tick - ready) // interval))
         return first
 
-    def _index_times(self, shard: int | None) -> list[datetime]:
-        """The index times of a shard (of every shard if None), grouped once per state of the index."""
+    def _index_times(self, shard: int | None) -> list[list[str]]:
+        """The index times of a shard (of each shard if None), in order, as the index holds them now."""
         from moto.dynamodb.models import dynamodb_backends
 
         table = dynamodb_backends[ACCOUNT][REGION].get_table(self.deployment.output("TableName"))
-        items = moto_speedups.index_items(table, BY_DUE)  # the same list until a write changes the index
-        if self._times is None or self._times[0] is not items:
-            by_shard: dict[str, set[str]] = defaultdict(set)
-            for item in items:
-                by_shard[item.attrs["due_shard"].value].add(item.attrs["due_at"].value)
-            self._times = (items, {s: [_parse(stamp) for stamp in stamps] for s, stamps in by_shard.items()})
-        times = self._times[1]
+        ranges = moto_speedups.index_ranges(table, BY_DUE)
         if shard is None:
-            return [t for shard_times in times.values() for t in shard_times]
-        return times.get(str(shard), [])
+            return list(ranges.values())
+        return [ranges.get(("S", str(shard)), [])]
 
     def fire(self, group: str, schedule: Any) -> None:
-        """Send the schedule's input to its target queue, then what its completion asks."""
+        """Send the schedule's input to its target queue, then what its completion asks: Scheduler's own work, done
+        in moto's backends directly (no request each) and counted as the requests it stands for."""
+        from moto.scheduler.models import scheduler_backends
+        from moto.sqs.models import sqs_backends
+
         target = schedule.target
         arns = self.deployment.arns
         url = self.deployment.physical[next(k for k, v in arns.items() if v == target["Arn"])]
         scheduled = self.next_fire(group, schedule)
         body = target.get("Input", "{}").replace("<aws.scheduler.scheduled-time>", scheduled.isoformat())
-        self.deployment.client("sqs").send_message(QueueUrl=url, MessageBody=body)
+        queue = url.rsplit("/", 1)[-1]
+        sqs_backends[ACCOUNT][REGION].send_message(queue, body)
+        self.requests("sqs", "SendMessage", queue, 1)
         key = (group, schedule.name)
         if key in self.recurring:  # the next tick after this one (those skipped before it had nothing to do)
             self.recurring[key] = (scheduled + self.recurring[key][1], self.recurring[key][1])
         elif getattr(schedule, "action_after_completion", "NONE") == "DELETE":
-            self.deployment.client("scheduler").delete_schedule(Name=schedule.name, GroupName=group)
+            scheduler_backends[ACCOUNT][REGION].delete_schedule(group, schedule.name)
+            self.requests("scheduler", "DeleteSchedule", "", 1)
         else:
             schedule.state = "DISABLED"
 

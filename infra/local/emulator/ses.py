@@ -14,6 +14,7 @@ from typing import Any, Literal
 from nextbest.core.clock import ManualClock
 
 from infra.local.emulator.account import ACCOUNT, REGION
+from infra.local.emulator.event_sources import Requests, uncounted
 from infra.local.emulator.provisioning import Deployment
 
 Destinations = list[tuple[set[str], str]]
@@ -26,6 +27,8 @@ class SesSimulator:
         self.clock = clock
         self.event_counts: dict[str, int] = {}
         self._seen = 0
+        self.requests: Requests = uncounted
+        """Told of each request SES's event publishing stands for (the emulation's metering counts them)."""
         self._sent_by_decision: dict[str, tuple[Any, datetime]] = {}
         """Decision id -> the e-mail moto recorded for it and when, for the opens and clicks that follow."""
 
@@ -83,13 +86,17 @@ class SesSimulator:
         return self.deployment.ses_destinations.get(config or "", []), tags
 
     def _publish(self, event: dict[str, Any], destinations: Destinations) -> int:
-        """Count the event as SES's own metrics would, and publish it to each destination that wants it."""
+        """Count the event as SES's own metrics would, and publish it to each destination that wants it (in moto's
+        SNS backend directly, counted as the request it stands for)."""
+        from moto.sns.models import sns_backends
+
         kind = event["eventType"]
         self.event_counts[kind] = self.event_counts.get(kind, 0) + 1
         published = 0
         for wanted, topic in destinations:
             if _event_key(kind) in wanted:
-                self.deployment.client("sns").publish(TopicArn=topic, Message=json.dumps(event))
+                sns_backends[ACCOUNT][REGION].publish(json.dumps(event), arn=topic)  # SES's own work: no request
+                self.requests("sns", "Publish", topic.rsplit(":", 1)[-1], 1)
                 published += 1
         return published
 
