@@ -21,7 +21,10 @@
   it) and lexes a condition expression character by character, compiling its patterns again for each token. The
   update's syntax tree is parsed once per expression (moto's validator works on a copy of it, never on the tree
   itself: now unpickled from the tree's pickle rather than deep-copied) and a condition's tokens are lexed once
-  per expression (tokens are immutable; the nodes built from them are new): the same trees.
+  per expression (tokens are immutable; the nodes built from them are new): the same trees. Of the ten passes
+  moto's validator makes over an update's tree, three only check the expression (one clause of a kind, paths that
+  do not overlap, no key attribute updated): once they passed on a tree with the same names and table keys, they
+  are not run again.
 * For each request moto matches the URL against the patterns of every service it knows (a few hundred), builds
   the matching backend's URL table and matches it again; botocore rebuilds its User-Agent header, sanitizing each
   component character by character. Which service and which handler a URL goes to, and a sanitized component, are
@@ -413,8 +416,33 @@ def _parsed_expressions_once() -> None:
         known = pickled.get(id(expression))
         fresh = known is not None and known[0] is expression
         self.node_to_validate = pickle.loads(known[1]) if fresh else copy.deepcopy(expression)  # type: ignore[index]
+        key = None
+        if fresh and isinstance(self, validators.UpdateExpressionValidator):
+            names = tuple(sorted((expression_attribute_names or {}).items()))
+            key = (id(expression), names, tuple(table.table_key_attrs))
+            if key in checked:  # these checks passed on this tree, with these names and keys
+                self.processors = [p for p in self.processors if type(p) not in EXPRESSION_CHECKS]
+        self.checked_before = key
 
     validators.Validator.__init__ = validator  # type: ignore[method-assign]
+    validate = validators.Validator.validate
+    checked: set[tuple[int, tuple[tuple[str, str], ...], tuple[str, ...]]] = set()
+    EXPRESSION_CHECKS = (
+        validators.ActionCountValidator,
+        validators.OverlappingPathsValidator,
+        validators.UpdateHashRangeKeyValidator,
+    )
+
+    @functools.wraps(validate)
+    def validate_once(self: Any) -> Any:
+        """moto's ``Validator.validate``; the checks that read only the expression, its names and the table's keys
+        (they return every node as it is) are remembered when they pass, and not run again on the same."""
+        validated = validate(self)
+        if getattr(self, "checked_before", None) is not None:
+            checked.add(self.checked_before)
+        return validated
+
+    validators.Validator.validate = validate_once  # type: ignore[method-assign]
 
     lex = comparisons.ConditionExpressionParser._lex_condition_expression
     lexed: dict[str, tuple[Any, ...]] = {}

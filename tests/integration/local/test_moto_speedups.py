@@ -280,3 +280,25 @@ def test_requests_of_every_attribute_type_are_parsed_as_moto_does_without_the_sp
     monkeypatch.setattr(parse.BaseJSONParser, "_parse_structure", parse.BaseJSONParser._parse_structure.__wrapped__)
     assert repr(fast) == repr(parsed())  # the same members, in the same order
     assert fast[0]["Item"]["b"] == {"B": b"\x00\x01zip"}
+
+
+def test_given_an_update_that_passed_its_checks_then_the_same_expression_with_other_names_is_checked_again(table):
+    def update(names, expression="SET #a = :x, #b = :y"):
+        table.update_item(
+            TableName="t",
+            Key={"pk": {"S": "a"}, "sk": {"S": "1"}},
+            UpdateExpression=expression,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues={":x": {"S": "x"}, ":y": {"S": "y"}},
+        )
+
+    update({"#a": "p", "#b": "q"})
+    update({"#a": "p", "#b": "q"})  # checked before: the same answer
+    for names in ({"#a": "p", "#b": "p"}, {"#a": "sk", "#b": "q"}):  # overlapping paths; a key attribute
+        with pytest.raises(ClientError) as error:
+            update(names)
+        assert error.value.response["Error"]["Code"] == "ValidationException"
+    with pytest.raises(ClientError):
+        update({"#a": "p", "#b": "q"}, "SET #a = :x SET #b = :y")  # two SET clauses
+    item = table.get_item(TableName="t", Key={"pk": {"S": "a"}, "sk": {"S": "1"}})["Item"]
+    assert (item["p"]["S"], item["q"]["S"]) == ("x", "y")
