@@ -24,7 +24,7 @@
   per expression (tokens are immutable; the nodes built from them are new): the same trees. Of the ten passes
   moto's validator makes over an update's tree, three only check the expression (one clause of a kind, paths that
   do not overlap, no key attribute updated): once they passed on a tree with the same names and table keys, they
-  are not run again.
+  are not run again; and each pass builds its map of node classes to methods once, not at every node.
 * For each request moto matches the URL against the patterns of every service it knows (a few hundred), builds
   the matching backend's URL table and matches it again; botocore rebuilds its User-Agent header, sanitizing each
   component character by character. Which service and which handler a URL goes to, and a sanitized component, are
@@ -83,6 +83,7 @@ def install() -> None:
     _queue_counts_at_one_instant()
     _compiled_jsonpath()
     _parsed_expressions_once()
+    _processing_maps_once()
     _structures_parsed_by_present_members()
     _remembered_routes()
     _sanitized_user_agent_once()
@@ -457,6 +458,36 @@ def _parsed_expressions_once() -> None:
     comparisons.ConditionExpressionParser._lex_condition_expression = lex_once  # type: ignore[method-assign]
 
 
+def _processing_maps_once() -> None:
+    """A validator pass builds its map of node classes to processing methods anew for every node it visits (twice);
+    the map is the same for the pass's whole life (its classes are fixed, its methods bound to it), so it is built
+    once per pass."""
+    from moto.dynamodb.parsing import ast_nodes
+
+    traverser: Any = ast_nodes.DepthFirstTraverser  # type: ignore[attr-defined]
+
+    def processing_map(self: Any) -> dict[type, Any]:
+        found = self.__dict__.get("_processing_map_once")
+        if found is None:
+            found = self._processing_map_once = self._processing_map()
+        return found
+
+    def nodes_to_be_processed(self: Any) -> tuple[type, ...]:
+        found = self.__dict__.get("_nodes_to_be_processed_once")
+        if found is None:
+            found = self._nodes_to_be_processed_once = tuple(processing_map(self))
+        return found
+
+    def process(self: Any, node: Any) -> Any:
+        for class_key, processor in processing_map(self).items():
+            if isinstance(node, class_key):
+                return processor(node)
+        return None
+
+    traverser.nodes_to_be_processed = functools.wraps(traverser.nodes_to_be_processed)(nodes_to_be_processed)
+    traverser.process = functools.wraps(traverser.process)(process)
+
+
 def _remembered_routes() -> None:
     from moto.core import botocore_stubber
 
@@ -530,7 +561,7 @@ def _process_request(self: Any, request: Any) -> Any:
 def _sanitized_user_agent_once() -> None:
     from botocore import useragent
 
-    useragent.sanitize_user_agent_string_component = functools.lru_cache(maxsize=1024)(  # type: ignore[assignment]
+    useragent.sanitize_user_agent_string_component = functools.lru_cache(maxsize=1024)(
         useragent.sanitize_user_agent_string_component
     )
 
