@@ -559,11 +559,32 @@ def _process_request(self: Any, request: Any) -> Any:
 
 
 def _sanitized_user_agent_once() -> None:
+    """botocore builds a request's User-Agent twice (for the request, then again once the request's features are
+    known), from about fifteen components sanitized character by character. A sanitized component is remembered,
+    and so is the header each ``UserAgentString`` (one per client) built for a set of features: everything else it
+    reads was fixed when it was created."""
+    import weakref
+
     from botocore import useragent
+    from botocore.context import get_context
 
     useragent.sanitize_user_agent_string_component = functools.lru_cache(maxsize=1024)(
         useragent.sanitize_user_agent_string_component
     )
+    to_string = useragent.UserAgentString.to_string
+    built: weakref.WeakKeyDictionary[Any, dict[Any, str]] = weakref.WeakKeyDictionary()
+
+    @functools.wraps(to_string)
+    def to_string_once(self: Any) -> str:
+        context = get_context()
+        requested = frozenset(context.features) if context is not None else None
+        features = (requested, frozenset(self._client_features or ()))
+        strings = built.setdefault(self, {})
+        if features not in strings:
+            strings[features] = to_string(self)
+        return strings[features]
+
+    useragent.UserAgentString.to_string = to_string_once  # type: ignore[method-assign]
 
 
 def _clock_without_imports() -> None:
