@@ -26,9 +26,9 @@
   do not overlap, no key attribute updated): once they passed on a tree with the same names and table keys, they
   are not run again; and each pass builds its map of node classes to methods once, not at every node.
 * For each request moto matches the URL against the patterns of every service it knows (a few hundred), builds
-  the matching backend's URL table and matches it again; botocore rebuilds its User-Agent header, sanitizing each
-  component character by character. Which service and which handler a URL goes to, and a sanitized component, are
-  the same every time: they are remembered.
+  the matching backend's URL table and matches it again; botocore builds its User-Agent header twice, sanitizing
+  each component character by character. Which service and which handler a URL goes to, and the header a client
+  builds for a set of request features, are the same every time: they are remembered.
 * EventBridge ``PutEvents`` compiles the same JSONPath expressions (``$.detail``…) for every event it
   routes; compiled expressions are immutable, so they are compiled once.
 * Request ids, message ids and SQS receipt handles are drawn one character per ``random.choice`` call (185 for a
