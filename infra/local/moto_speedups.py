@@ -21,11 +21,14 @@
   it) and lexes a condition expression character by character, compiling its patterns again for each token. The
   update's syntax tree is parsed once per expression (moto's validator works on a copy of it, never on the tree
   itself: now unpickled from the tree's pickle rather than deep-copied) and a condition's tokens are lexed once
-  per expression (tokens are immutable; the nodes built from them are new): the same trees.
+  per expression (tokens are immutable; the nodes built from them are new): the same trees. Of the ten passes
+  moto's validator makes over an update's tree, three only check the expression (one clause of a kind, paths that
+  do not overlap, no key attribute updated): once they passed on a tree with the same names and table keys, they
+  are not run again; and each pass builds its map of node classes to methods once, not at every node.
 * For each request moto matches the URL against the patterns of every service it knows (a few hundred), builds
-  the matching backend's URL table and matches it again; botocore rebuilds its User-Agent header, sanitizing each
-  component character by character. Which service and which handler a URL goes to, and a sanitized component, are
-  the same every time: they are remembered.
+  the matching backend's URL table and matches it again; botocore builds its User-Agent header twice, sanitizing
+  each component character by character. Which service and which handler a URL goes to, and the header a client
+  builds for a set of request features, are the same every time: they are remembered.
 * EventBridge ``PutEvents`` compiles the same JSONPath expressions (``$.detail``…) for every event it
   routes; compiled expressions are immutable, so they are compiled once.
 * Request ids, message ids and SQS receipt handles are drawn one character per ``random.choice`` call (185 for a
@@ -80,6 +83,7 @@ def install() -> None:
     _queue_counts_at_one_instant()
     _compiled_jsonpath()
     _parsed_expressions_once()
+    _processing_maps_once()
     _structures_parsed_by_present_members()
     _remembered_routes()
     _sanitized_user_agent_once()
@@ -413,8 +417,33 @@ def _parsed_expressions_once() -> None:
         known = pickled.get(id(expression))
         fresh = known is not None and known[0] is expression
         self.node_to_validate = pickle.loads(known[1]) if fresh else copy.deepcopy(expression)  # type: ignore[index]
+        key = None
+        if fresh and isinstance(self, validators.UpdateExpressionValidator):
+            names = tuple(sorted((expression_attribute_names or {}).items()))
+            key = (id(expression), names, tuple(table.table_key_attrs))
+            if key in checked:  # these checks passed on this tree, with these names and keys
+                self.processors = [p for p in self.processors if type(p) not in EXPRESSION_CHECKS]
+        self.checked_before = key
 
     validators.Validator.__init__ = validator  # type: ignore[method-assign]
+    validate = validators.Validator.validate
+    checked: set[tuple[int, tuple[tuple[str, str], ...], tuple[str, ...]]] = set()
+    EXPRESSION_CHECKS = (
+        validators.ActionCountValidator,
+        validators.OverlappingPathsValidator,
+        validators.UpdateHashRangeKeyValidator,
+    )
+
+    @functools.wraps(validate)
+    def validate_once(self: Any) -> Any:
+        """moto's ``Validator.validate``; the checks that read only the expression, its names and the table's keys
+        (they return every node as it is) are remembered when they pass, and not run again on the same."""
+        validated = validate(self)
+        if getattr(self, "checked_before", None) is not None:
+            checked.add(self.checked_before)
+        return validated
+
+    validators.Validator.validate = validate_once  # type: ignore[method-assign]
 
     lex = comparisons.ConditionExpressionParser._lex_condition_expression
     lexed: dict[str, tuple[Any, ...]] = {}
@@ -427,6 +456,36 @@ def _parsed_expressions_once() -> None:
         return collections.deque(lexed[expression])
 
     comparisons.ConditionExpressionParser._lex_condition_expression = lex_once  # type: ignore[method-assign]
+
+
+def _processing_maps_once() -> None:
+    """A validator pass builds its map of node classes to processing methods anew for every node it visits (twice);
+    the map is the same for the pass's whole life (its classes are fixed, its methods bound to it), so it is built
+    once per pass."""
+    from moto.dynamodb.parsing import ast_nodes
+
+    traverser: Any = ast_nodes.DepthFirstTraverser  # type: ignore[attr-defined]
+
+    def processing_map(self: Any) -> dict[type, Any]:
+        found = self.__dict__.get("_processing_map_once")
+        if found is None:
+            found = self._processing_map_once = self._processing_map()
+        return found
+
+    def nodes_to_be_processed(self: Any) -> tuple[type, ...]:
+        found = self.__dict__.get("_nodes_to_be_processed_once")
+        if found is None:
+            found = self._nodes_to_be_processed_once = tuple(processing_map(self))
+        return found
+
+    def process(self: Any, node: Any) -> Any:
+        for class_key, processor in processing_map(self).items():
+            if isinstance(node, class_key):
+                return processor(node)
+        return None
+
+    traverser.nodes_to_be_processed = functools.wraps(traverser.nodes_to_be_processed)(nodes_to_be_processed)
+    traverser.process = functools.wraps(traverser.process)(process)
 
 
 def _remembered_routes() -> None:
@@ -500,11 +559,32 @@ def _process_request(self: Any, request: Any) -> Any:
 
 
 def _sanitized_user_agent_once() -> None:
-    from botocore import useragent
+    """botocore builds a request's User-Agent twice (for the request, then again once the request's features are
+    known), from about fifteen components sanitized character by character. A sanitized component is remembered,
+    and so is the header each ``UserAgentString`` (one per client) built for a set of features: everything else it
+    reads was fixed when it was created."""
+    import weakref
 
-    useragent.sanitize_user_agent_string_component = functools.lru_cache(maxsize=1024)(  # type: ignore[assignment]
+    from botocore import useragent
+    from botocore.context import get_context
+
+    useragent.sanitize_user_agent_string_component = functools.lru_cache(maxsize=1024)(
         useragent.sanitize_user_agent_string_component
     )
+    to_string = useragent.UserAgentString.to_string
+    built: weakref.WeakKeyDictionary[Any, dict[Any, str]] = weakref.WeakKeyDictionary()
+
+    @functools.wraps(to_string)
+    def to_string_once(self: Any) -> str:
+        context = get_context()
+        requested = frozenset(context.features) if context is not None else None
+        features = (requested, frozenset(self._client_features or ()))
+        strings = built.setdefault(self, {})
+        if features not in strings:
+            strings[features] = to_string(self)
+        return strings[features]
+
+    useragent.UserAgentString.to_string = to_string_once  # type: ignore[method-assign]
 
 
 def _clock_without_imports() -> None:

@@ -14,8 +14,8 @@ WIDTH = 100
 """The summary is written for this many columns at most (fewer on a narrower terminal)."""
 CUSTOMERS, DAYS = 450, 7
 """The default size: the cart reminder's uplift gets its interval (100 recipients and 10 conversions in each arm,
-with half of every audience held out) in about two and a half minutes on a 2-core machine; the week lets orders
-come in within the attribution window."""
+with half of every audience held out) in about a minute on a 2-core machine; the week lets orders come in within the
+attribution window."""
 
 VIOLATIONS = ("optout_violations", "duplicate_sends", "quiet_hour_violations", "cap_violations")
 """What must be 0, from the independent audit of what moto sent: any other figure and the command exits 1."""

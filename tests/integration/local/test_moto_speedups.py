@@ -280,3 +280,45 @@ def test_requests_of_every_attribute_type_are_parsed_as_moto_does_without_the_sp
     monkeypatch.setattr(parse.BaseJSONParser, "_parse_structure", parse.BaseJSONParser._parse_structure.__wrapped__)
     assert repr(fast) == repr(parsed())  # the same members, in the same order
     assert fast[0]["Item"]["b"] == {"B": b"\x00\x01zip"}
+
+
+def test_given_an_update_that_passed_its_checks_then_the_same_expression_with_other_names_is_checked_again(table):
+    def update(names, expression="SET #a = :x, #b = :y"):
+        table.update_item(
+            TableName="t",
+            Key={"pk": {"S": "a"}, "sk": {"S": "1"}},
+            UpdateExpression=expression,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues={":x": {"S": "x"}, ":y": {"S": "y"}},
+        )
+
+    update({"#a": "p", "#b": "q"})
+    update({"#a": "p", "#b": "q"})  # checked before: the same answer
+    for names in ({"#a": "p", "#b": "p"}, {"#a": "sk", "#b": "q"}):  # overlapping paths; a key attribute
+        with pytest.raises(ClientError) as error:
+            update(names)
+        assert error.value.response["Error"]["Code"] == "ValidationException"
+    with pytest.raises(ClientError):
+        update({"#a": "p", "#b": "q"}, "SET #a = :x SET #b = :y")  # two SET clauses
+    item = table.get_item(TableName="t", Key={"pk": {"S": "a"}, "sk": {"S": "1"}})["Item"]
+    assert (item["p"]["S"], item["q"]["S"]) == ("x", "y")
+
+
+def test_user_agent_headers_are_the_ones_botocore_builds_without_the_speedup(table, monkeypatch):
+    from botocore.config import Config
+    from botocore.useragent import UserAgentString
+
+    def headers() -> list[str]:
+        client = boto3.client("dynamodb", config=Config(retries={"mode": "standard"}, user_agent_appid="nb"))
+        seen: list[str] = []
+        agent = lambda request, **_: seen.append(request.headers["User-Agent"])  # noqa: E731
+        client.meta.events.register_first("before-send", agent)
+        client.describe_table(TableName="t")
+        list(client.get_paginator("scan").paginate(TableName="t"))  # a paginated call is a feature of its own
+        client.describe_table(TableName="t")
+        return seen
+
+    fast = headers()
+    monkeypatch.setattr(UserAgentString, "to_string", UserAgentString.to_string.__wrapped__)
+    assert fast == headers()
+    assert fast[0] == fast[2] != fast[1]
