@@ -29,9 +29,12 @@ from typing import Any
 
 from nextbest.aws.store import Store
 from nextbest.aws.store.table import EventMemory, document, event_digest
+from nextbest.core.attribution import attribute
 from nextbest.core.campaigns import load_policy
 from nextbest.core.counters import FACTS, decided, funnel
+from nextbest.core.counters import Counter as CounterUpdate
 from nextbest.core.decision import Decision
+from nextbest.core.profiles import Profile
 
 from infra.local.emulator import Emulation, Faults
 from infra.local.emulator.faults import poison_number, subjects
@@ -69,7 +72,7 @@ ROWS = (
     ("dlq_after_crashes", "… with no reason: the worker crashed on the last delivery (by design)"),
     ("decisions_dead_lettered", "decisions whose request waits in a DLQ with its reason (a replay sends it)"),
     ("poison_unaccounted", "poison messages not dead-lettered with a reason"),
-    ("counters_off", "statistics the tally kept that differ from a recount of the decisions"),
+    ("counters_off", "statistics the tally kept that differ from a recount of the decisions and orders"),
     ("ambiguous_sends", "decisions left `unknown` (timed out, maybe sent)"),
     ("ambiguous_sent_twice", "… of which moto delivered more than once"),
     ("elapsed_s", "seconds the run took"),
@@ -466,24 +469,44 @@ def rows(results: dict[str, Any]) -> list[tuple[str, list[str]]]:
 
 
 def _counters(emulation: Emulation, table: TableState, findings: dict[str, Any]) -> dict[str, int]:
-    """The statistics the tally kept, against a recount from the decision records: the recipients of each arm, the
-    decisions, sends, opens, clicks and complaints of each funnel and variant. The stream reached the tally through
-    crashes, twin workers and batches handed again; a count off by one is a change counted twice or lost."""
+    """The statistics the tally kept, against a recount: from the decision records, the recipients of each arm, the
+    decisions, sends, opens, clicks and complaints of each funnel and variant; from the profiles, every order's
+    credit (conversions, revenue and its squares per arm, funnel and variant, coupon redemptions), attributed again
+    from scratch to the messages each profile logged. The stream reached the tally through crashes, twin workers
+    and batches handed again, and orders reached ingest through the same faults; a count off by one is a change
+    counted twice or lost."""
     recount: Counter[tuple[str, str, str]] = Counter()
     for decision, facts in table.decisions:
         counted = decided(decision) if decision.fallback_of is None else []
         counted += [funnel(decision, stage) for fact, stage in FACTS.items() if fact in facts]
         for c in counted:
-            recount[(c.pk, c.sk, c.attribute)] += int(c.by)
+            recount[(c.pk, c.sk, c.attribute)] += c.by
+    credited = 0
+    for doc in table.profiles.values():
+        for c in order_credits(Profile.model_validate(doc)):
+            credited += 1
+            for name, by in ((c.attribute, c.by), *c.also):
+                recount[(c.pk, c.sk, name)] += by
     store = Store(emulation.output("TableName"), client=emulation.client("dynamodb"))
-    kept: dict[tuple[str, str, str], int] = {}
+    kept: dict[tuple[str, str, str], Decimal] = {}
     for campaign in {pk for pk, _, _ in recount}:
         for sk, numbers in store.counts(campaign.removeprefix("s:")).items():
-            kept |= {(campaign, sk, name): int(n) for name, n in numbers.items()}
+            kept |= {(campaign, sk, name): Decimal(n) for name, n in numbers.items()}
     off = [
-        {"counter": " ".join(key), "kept": kept.get(key, 0), "recount": n}
+        {"counter": " ".join(key), "kept": str(kept.get(key, 0)), "recount": str(n)}
         for key, n in sorted(recount.items())
         if kept.get(key, 0) != n
     ]
     findings["counters_off"] = off[:SAMPLES]
-    return {"counters_off": len(off)}
+    return {"counters_off": len(off), "order_credits_recounted": credited}
+
+
+def order_credits(profile: Profile) -> list[CounterUpdate]:
+    """Every credit the orders a profile holds earned, attributed again from scratch: its messages as decide logged
+    them (nothing credited yet), its orders all new, by the one attribution ingest applies order by order."""
+    fresh = [
+        m.model_copy(update={"converted_at": None, "revenue": Decimal(0), "redeemed_at": None})
+        for m in profile.messages
+    ]
+    before = profile.model_copy(update={"orders": [], "messages": fresh})
+    return attribute(before, before.model_copy(update={"orders": profile.orders}))[1]

@@ -26,9 +26,10 @@ def test_counters_equal_a_recount_of_the_decisions_when_stream_batches_crash_run
     kinds = frozenset({"stream.redelivered", "sqs.crash", "sqs.second_worker", "dynamodb.timeout_after_write"})
     results = torture.run(customers=40, days=2, rates=[0.2], out=tmp_path, cdk_out=cdk_out, kinds=kinds)
     outcome = results["rates"]["0.2"]
-    # Then every fault happened, and the statistics equal a recount from the decisions
+    # Then every fault happened, and the statistics equal a recount from the decisions and the orders
     assert set(outcome["faults"]) == kinds
     assert outcome["counters_off"] == 0, outcome["findings"]["counters_off"]
+    assert outcome["order_credits_recounted"] > 0  # orders were credited, and their credits recounted
 
 
 def test_under_transaction_conflicts_throttling_and_concurrent_workers_nothing_is_lost_stuck_or_miscounted(
@@ -42,7 +43,7 @@ def test_under_transaction_conflicts_throttling_and_concurrent_workers_nothing_i
     outcome = results["rates"]["0.2"]
     zero = {key: outcome[key] for key in torture.MUST_BE_ZERO}
     # Then every fault happened; no order is lost, no decision is left queued or sending, nothing is sent twice or
-    # past a cap, and the statistics the tally kept equal a recount from the decision records
+    # past a cap, and the statistics the tally kept equal a recount from the decision records and the orders
     assert zero == dict.fromkeys(torture.MUST_BE_ZERO, 0), outcome["findings"]
     assert set(outcome["faults"]) == kinds, outcome["faults"]
     assert outcome["faults"]["dynamodb.transaction_conflict"] > 0
