@@ -276,7 +276,7 @@ def _write(tmp_path: Path, old: str, new: str) -> Path:
         ('catalog = "price_drop"', 'catalog = "sold_out"', r"trigger\.catalog"),
         ('catalog = "price_drop"', 'catalog = "back_in_stock"', r"trigger:.*min_drop_percent is for"),
         ("min_drop_percent = 15", "min_drop_percent = 95", r"trigger\.min_drop_percent"),
-        ('interest = "cart"', 'interest = "wishlist"', r"trigger\.interest"),
+        ('interest = "cart"', 'interest = "favourites"', r"trigger\.interest"),
         ('{ property = "new_price", gte = 20 }', '{ property = "plan", equals = "a" }', r"trigger:.*no property plan"),
         ('delay = "30m"', 'delay = "half an hour"', r"trigger\.delay"),
         ("[trigger]", "[follow_up]\nafter_hours = 48\n\n[trigger]", r"<file>:.*no follow_up"),
