@@ -1,4 +1,4 @@
-"""Back in stock and price drop through the whole emulated stack: customers view or cart a product, a
+"""Back in stock and price drop through the whole emulated stack: customers view, wishlist or cart a product, a
 ``product.updated`` on the bus changes it, ingest fans the change out through its own queue to the customers
 interested, decide answers it with every guardrail, and SES sends each of them one e-mail naming the product.
 
@@ -16,7 +16,7 @@ from tests.builders import examples_approved
 from tests.conftest import T0
 from tests.e2e.test_catalog_end_to_end import product_event
 from tests.e2e.test_journeys import decisions
-from tests.e2e.test_pipeline import event, put
+from tests.e2e.test_pipeline import dead_letters, event, put
 from tests.e2e.test_triggers_end_to_end import customer, treated
 
 BACK = "catalog:back_in_stock+0m"
@@ -54,6 +54,11 @@ def carted(name: str, product_id: str, at: datetime) -> dict:
     item = {"product_id": product_id, "name": "As the cart said", "quantity": 1, "unit_price": "40.00"}
     return event("cart.updated", event_id=f"cart-{name}-{product_id}", occurred_at=at.isoformat(),
                  anonymous_id=None, customer_id=name, items=[item])  # fmt: skip
+
+
+def wishlisted(name: str, at: datetime, *product_ids: str) -> dict:
+    return event("wishlist.updated", event_id=f"wish-{name}-{at:%H%M}", occurred_at=at.isoformat(), customer_id=name,
+                 items=[{"product_id": p} for p in product_ids])  # fmt: skip
 
 
 def emails_to(emulation, address: str) -> list[str]:
@@ -145,6 +150,46 @@ def test_a_price_drop_e_mails_those_who_carted_it_once_after_its_delay_and_nobod
     emulation.drain()
     emulation.advance(dropped + timedelta(hours=1))
     assert len(emulation.sent_emails()) == 1
+
+
+def test_a_product_back_in_stock_e_mails_who_still_wishes_for_it_once_and_nobody_who_took_it_off(emulation, campaigns):
+    keeper, dropper, late = (treated(campaigns, "back-in-stock", p) for p in ("cus_w", "cus_d", "cus_l"))
+    # Given a serum sold out, on three customers' wishlists (and a wishlist the bus's rule routes but ingest refuses)
+    put(emulation, product_event(event_id="sold-out", occurred_at=T0.isoformat(), availability="out_of_stock"))
+    put(
+        emulation,
+        *customer(keeper, "ke@example.org", T0),
+        *customer(dropper, "dr@example.org", T0),
+        *customer(late, "la@example.org", T0),
+    )
+    soon = T0 + timedelta(minutes=5)
+    broken = wishlisted(keeper, soon)
+    broken["detail"] |= {"event_id": "wish-broken", "items": "sku-001"}
+    put(emulation, *(wishlisted(n, soon, "sku-001", "sku-002") for n in (keeper, dropper, late)), broken)
+    emulation.drain()
+    # When one takes it off, it comes back in stock, and another takes it off before decide answers
+    emulation.advance(T0 + timedelta(minutes=20))
+    put(emulation, wishlisted(dropper, T0 + timedelta(minutes=20), "sku-002"))
+    emulation.drain()
+    back = T0 + timedelta(hours=1)
+    emulation.advance(back)
+    put(emulation, product_event(event_id="back", occurred_at=back.isoformat()))
+    emulation.drain()
+    put(emulation, wishlisted(late, back, "sku-002"))
+    emulation.drain()
+    emulation.advance(back + timedelta(minutes=5))
+    # Then only the one who still wishes for it gets an e-mail, once, naming it
+    [mail] = emails_to(emulation, "ke@example.org")
+    assert "Hydrating serum is back in stock" in mail
+    assert emails_to(emulation, "dr@example.org") == emails_to(emulation, "la@example.org") == []
+    made = {d["profile_key"]: d for d in decisions(emulation)}
+    assert f"c:{dropper}" not in made  # its entry in the interest index went with the wish: nobody looked them up
+    assert {c["reason"] for c in made[f"c:{late}"]["candidates"]} == {"interest: taken off the wishlist"}
+    story = explain(*from_table(emulation.output("TableName"), late))
+    assert "interest: taken off the wishlist" in story
+    [rejected] = [m for messages in dead_letters(emulation).values() for m in messages]
+    assert rejected["MessageAttributes"]["reason"]["StringValue"] == "invalid_detail"
+    assert json.loads(rejected["Body"])["detail"]["items"] == "sku-001"  # kept whole, for a replay
 
 
 def test_ingest_learns_what_to_record_and_watch_from_the_synthesized_stack(emulation):

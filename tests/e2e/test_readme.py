@@ -18,7 +18,7 @@ README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 
 def put_events_examples() -> list[list[dict]]:
     """The `--entries '…'` of each of the README's `aws events put-events` examples, as the shell hands it to the
-    CLI: a cart, the catalog's product and a custom event."""
+    CLI: a cart, a wishlist, the catalog's product and a custom event."""
     return [json.loads(e) for e in re.findall(r"aws events put-events --entries '([^']*)'", README)]
 
 
@@ -41,9 +41,10 @@ def test_each_readme_event_is_valid_json_and_a_valid_event(entries):
         model.model_validate_json(entry["Detail"])  # raises, naming the field, if the README's event is invalid
 
 
-def test_the_readme_examples_name_a_cart_a_product_and_a_custom_event():
+def test_the_readme_examples_name_a_cart_a_wishlist_a_product_and_a_custom_event():
     assert [[e["DetailType"] for e in entries] for entries in put_events_examples()] == [
         ["cart.updated"],
+        ["wishlist.updated"],
         ["product.updated"],
         ["custom.event"],
     ]

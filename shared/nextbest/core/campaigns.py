@@ -39,7 +39,18 @@ from pydantic import (
 from nextbest.core.coupons import CouponKind, default_prefix
 from nextbest.core.events import DETAIL_TYPES, Channel, DateName, EventName, PropertyName
 from nextbest.core.profiles import LAPSE, TriggerDelays
-from nextbest.core.triggers import CatalogKind, CatalogSpec, DateSpec, EventSpec, Interest, Watch, number, same
+from nextbest.core.triggers import (
+    INTERESTS,
+    CatalogKind,
+    CatalogSpec,
+    DateSpec,
+    EventSpec,
+    Interest,
+    Watch,
+    number,
+    same,
+    strength,
+)
 
 TriggerKind = Literal[
     "cart_abandoned", "browse_abandoned", "replenishment", "post_purchase", "at_risk", "win_back", "follow_up"
@@ -195,17 +206,23 @@ class EventTrigger(_Model):
 DEFAULT_DROP_PERCENT = Decimal(10)
 CATALOG_PROPERTIES = ("product_id", "category", "currency", "old_price", "new_price", "drop_percent", "interest")
 """What a catalog trigger's ``where`` conditions and its creatives (``event``) read of the change."""
+SHOWN: dict[Interest, str] = {"view": "viewed", "wishlist": "wishlisted", "cart": "put in the cart"}
 
 
 class CatalogTrigger(_Model):
     """``trigger = { catalog = "back_in_stock", interest = "view" }``: ``delay`` after a product the customer showed
-    interest in (put in the cart; ``interest = "view"``: viewed or put in the cart) in the last 30 days came back in
-    stock, or (``price_drop``) got at least ``min_drop_percent`` cheaper (10 unless given), if every ``where`` holds
-    for the change (``nextbest.core.interest``). Carts by default: recording every customer's views costs ingest
-    about half a write unit an event (README, *Back in stock and price drops*), carts a few hundredths."""
+    interest in (put in the cart; ``"wishlist"``: on the wishlist or put in the cart; ``"view"``: any of the three)
+    in the last 30 days came back in stock, or (``price_drop``) got at least ``min_drop_percent`` cheaper (10 unless
+    given), if every ``where`` holds for the change (``nextbest.core.interest``). Carts by default: recording every
+    customer's views costs ingest about half a write unit an event (README, *Back in stock and price drops*), carts a
+    few hundredths. ``where = [{ property = "interest", equals = "wishlist" }]`` answers the wishlist alone."""
 
     catalog: CatalogKind
-    interest: Interest = Field(default="cart", description="cart: put in the cart; view: viewed or put in the cart.")
+    interest: Interest = Field(
+        default="cart",
+        description="cart: put in the cart; wishlist: on the wishlist or put in the cart; view: viewed, on the "
+        "wishlist or put in the cart.",
+    )
     min_drop_percent: Annotated[Decimal, Field(gt=0, le=90)] | None = Field(
         default=None, description="price_drop: the smallest drop answered, in percent of the old price (default 10)."
     )
@@ -252,8 +269,10 @@ class CatalogTrigger(_Model):
     def unmet(self, properties: Mapping[str, object]) -> str | None:
         """Why the change the profile remembers does not answer this campaign (its interest, its drop, a ``where``
         condition), or None."""
-        if self.interest == "cart" and properties.get("interest") != "cart":
-            return "interest: viewed, never put in the cart"
+        shown: Interest = next((i for i in INTERESTS if i == properties.get("interest")), "view")
+        if strength(shown) < strength(self.interest):
+            wanted = " or ".join(SHOWN[i] for i in INTERESTS[strength(self.interest) :])
+            return f"interest: {SHOWN[shown]}, never {wanted}"
         drop, least = number(properties.get("drop_percent")), self.drop_percent
         if least is not None and (drop is None or drop < least):
             return f"price drop below {least:g}%"

@@ -146,6 +146,20 @@ class CartUpdated(EventDetail):
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = "USD"
 
 
+class WishlistItem(_Model):
+    product_id: Id
+    category: Annotated[str, StringConstraints(max_length=100)] | None = None
+
+
+class WishlistUpdated(EventDetail):
+    """The whole wishlist after the change, like a cart: a snapshot, so a late or repeated event cannot put back a
+    product the customer removed, and a lost one is made good by the next. A shop's platform keeps the list whole
+    (Salesforce B2C Commerce returns a customer product list with its items), so sending all of it costs the shop
+    nothing more than sending what was added or removed, which a change delivered out of order would corrupt."""
+
+    items: Annotated[list[WishlistItem], Field(max_length=100)]
+
+
 class OrderPlaced(EventDetail):
     order_id: Id
     items: Annotated[list[LineItem], Field(min_length=1, max_length=100)]
@@ -257,6 +271,7 @@ class ProductUpdated(_Model):
 DETAIL_TYPES: dict[str, type[EventDetail] | type[ProductUpdated]] = {
     "product.viewed": ProductViewed,
     "cart.updated": CartUpdated,
+    "wishlist.updated": WishlistUpdated,
     "order.placed": OrderPlaced,
     "customer.identified": CustomerIdentified,
     "consent.updated": ConsentUpdated,

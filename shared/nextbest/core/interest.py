@@ -1,7 +1,8 @@
 """Back in stock and price drop: from a change in the catalog to the customers who care.
 
-A customer shows interest in a product by viewing it or putting it in the cart (``profiles.Profile.interests``,
-recorded only while an approved campaign answers catalog changes, and a view only if one answers viewers). Each new
+A customer shows interest in a product by viewing it, putting it on their wishlist or putting it in the cart
+(``profiles.Profile.interests``, the strongest of them, recorded only while an approved campaign answers catalog
+changes; a view only if one answers viewers, the wishlist only if one answers it or viewers). Each new
 interest, and each one shown again ``INTEREST_REFRESH`` after it was recorded, is written to the *interest index*:
 one small item per product and customer, ``int:<product id>#<shard>`` / ``<profile key>``, which expires
 ``INTEREST_TTL`` after it was recorded. The shard is a hash of the profile key (``INTEREST_SHARDS`` of them), so a

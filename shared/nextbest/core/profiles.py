@@ -44,8 +44,9 @@ from nextbest.core.events import (
     LineItem,
     OrderPlaced,
     ProductViewed,
+    WishlistUpdated,
 )
-from nextbest.core.triggers import DATE_GRACE, CatalogSpec, DateSpec, EventSpec, Interest, Watch, zone_of
+from nextbest.core.triggers import DATE_GRACE, CatalogSpec, DateSpec, EventSpec, Interest, Watch, strength, zone_of
 
 MAX_VIEWS = 20
 MAX_ORDERS = 50
@@ -69,7 +70,7 @@ AFFINITY_HALF_LIFE = timedelta(days=30)
 AFFINITY_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 """Affinities are stored as sums of ``weight * 2^((t - epoch) / half_life)``: adding is commutative, and
 the decayed score at any time is the stored sum times ``2^(-(now - epoch) / half_life)``."""
-WEIGHTS = {"view": 1.0, "cart": 3.0, "order": 5.0}
+WEIGHTS = {"view": 1.0, "wishlist": 2.0, "cart": 3.0, "order": 5.0}
 
 KIND_RANK = {"c": 0, "e": 1, "p": 2, "t": 3, "a": 4}
 """Which identifier names a merged profile: customer id, then e-mail, phone, device token, cookie."""
@@ -145,6 +146,17 @@ class Cart(_Model):
         return (self.updated_at, 0 if self.items else 1, items)
 
 
+class Wishlist(_Model):
+    """The customer's wishlist as the shop last sent it (``wishlist.updated``): its products, in its order."""
+
+    items: list[str] = Field(default_factory=list)
+    updated_at: datetime
+
+    def rank(self) -> tuple[datetime, list[str]]:
+        """Newest wins; at the same instant, a stable order (so merges are symmetric)."""
+        return (self.updated_at, self.items)
+
+
 class Order(_Model):
     order_id: str
     at: datetime
@@ -168,13 +180,13 @@ class Occurrence(_Model):
 
 class ProductInterest(_Model):
     """The customer's interest in a product, as last recorded in the interest index (``nextbest.core.interest``):
-    the stronger of what they did (a view, a cart) and the day it was recorded."""
+    the strongest of what they did (a view, the wishlist, a cart) and the day it was recorded."""
 
     kind: Interest = "view"
     at: date
 
-    def rank(self) -> tuple[date, bool]:
-        return (self.at, self.kind == "cart")
+    def rank(self) -> tuple[date, int]:
+        return (self.at, strength(self.kind))
 
 
 class Fallback(_Model):
@@ -228,6 +240,7 @@ class Profile(_Model):
     consent: dict[Channel, Consent] = Field(default_factory=dict)
     views: list[View] = Field(default_factory=list)
     cart: Cart | None = None
+    wishlist: Wishlist | None = None
     orders: list[Order] = Field(default_factory=list)
     order_count: int = 0
     revenue: Decimal = Decimal(0)
@@ -358,19 +371,11 @@ def apply(profile: Profile, kind: str, event: EventDetail, delays: TriggerDelays
         for item in event.items:
             _like(p, item.product_id, item.category, WEIGHTS["cart"], at)
             _interested(p, item.product_id, "cart", at, delays)
+    elif isinstance(event, WishlistUpdated):
+        _wishlisted(p, event, delays)
     elif isinstance(event, OrderPlaced):
         if all(o.order_id != event.order_id for o in p.orders):
-            redeemed = issued_by(p.messages, event.coupon)
-            came_from = event.nb or redeemed  # a link's message, or the code's
-            _record_order(
-                p, Order(order_id=event.order_id, at=at, total=event.total, decision_id=came_from, redeemed=redeemed)
-            )
-            currency = p.cart.currency if p.cart else event.currency
-            _offer_cart(p, Cart(items=[], currency=currency, updated_at=at))  # what the cart was for
-            for item in event.items:
-                _like(p, item.product_id, item.category, WEIGHTS["order"], at)
-                if (held := p.interests.get(item.product_id)) is not None and held.at <= at.date():
-                    del p.interests[item.product_id]  # bought: no longer told it is back or cheaper
+            _ordered(p, event)
     elif isinstance(event, ConsentUpdated):
         address = {"email": event.email, "sms": event.phone}.get(event.channel)
         offer_consent(p, event.channel, Consent(granted=event.granted, at=at, source=event.source, address=address))
@@ -383,6 +388,19 @@ def apply(profile: Profile, kind: str, event: EventDetail, delays: TriggerDelays
         offer_occurrence(p, event.name, Occurrence(event_id=event.event_id, at=at, properties=dict(event.properties)))
     set_triggers(p, delays)
     return p
+
+
+def _ordered(p: Profile, event: OrderPlaced) -> None:
+    at = event.occurred_at
+    redeemed = issued_by(p.messages, event.coupon)
+    came_from = event.nb or redeemed  # a link's message, or the code's
+    _record_order(p, Order(order_id=event.order_id, at=at, total=event.total, decision_id=came_from, redeemed=redeemed))
+    currency = p.cart.currency if p.cart else event.currency
+    _offer_cart(p, Cart(items=[], currency=currency, updated_at=at))  # what the cart was for
+    for item in event.items:
+        _like(p, item.product_id, item.category, WEIGHTS["order"], at)
+        if (held := p.interests.get(item.product_id)) is not None and held.at <= at.date():
+            del p.interests[item.product_id]  # bought: no longer told it is back or cheaper
 
 
 def verified(profile: Profile, event: EventDetail) -> bool:
@@ -520,6 +538,26 @@ def _offer_cart(p: Profile, cart: Cart) -> None:
         p.cart = cart
 
 
+def _wishlisted(p: Profile, event: WishlistUpdated, delays: Mapping[str, timedelta]) -> None:
+    """Take the wishlist if it is the newest: a product added to it is liked, each on it is an interest (recorded
+    while a campaign answers wishlists or views, renewed like any), and one taken off it is no longer, unless the
+    customer put it in the cart (a cart's interest outlives the cart, a wishlist's does not: removing it says no)."""
+    at, held = event.occurred_at, p.wishlist
+    items = {item.product_id: item for item in event.items}
+    wishlist = Wishlist(items=list(items), updated_at=at)
+    if held is not None and wishlist.rank() <= held.rank():
+        return  # older than the list held, or the same list again
+    p.wishlist = wishlist
+    before = set(held.items) if held is not None else set()
+    for product_id, item in items.items():
+        if product_id not in before:
+            _like(p, product_id, item.category, WEIGHTS["wishlist"], at)
+        _interested(p, product_id, "wishlist", at, delays)
+    for product_id in sorted(before - set(items)):
+        if (interest := p.interests.get(product_id)) is not None and interest.kind == "wishlist":
+            del p.interests[product_id]
+
+
 def offer_consent(p: Profile, channel: Channel, consent: Consent) -> Profile:
     """Record a statement of consent if it is the newest (an opt-out wins a tie); a grant keeps the newest opt-out
     seen before it, whatever order they came in (a maximum, so merges stay symmetric). Returns the profile."""
@@ -549,11 +587,11 @@ def _top(scores: dict[str, float], limit: int) -> dict[str, float]:
 
 def _interested(p: Profile, product_id: str, kind: Interest, at: datetime, delays: Mapping[str, timedelta]) -> None:
     """Record the customer's interest in a product if an approved catalog campaign needs it (``TriggerDelays.watch``:
-    a view counts only when one answers viewers) and it is not recorded already, as strong and recent: a view or a
-    cart repeated within ``INTEREST_REFRESH`` changes nothing (and costs no write of the interest index). Interests
-    that have lapsed are forgotten on the way."""
+    a view counts only when one answers viewers, the wishlist when one answers it or viewers) and it is not recorded
+    already, as strong and recent: a view or a cart repeated within ``INTEREST_REFRESH`` changes nothing (and costs no
+    write of the interest index). Interests that have lapsed are forgotten on the way."""
     watch = delays.watch if isinstance(delays, TriggerDelays) else None
-    if watch is None or watch.interest is None or (kind == "view" and watch.interest == "cart"):
+    if watch is None or not watch.records(kind):
         return
     lapsed = (at - INTEREST_TTL).date()
     p.interests = {k: v for k, v in p.interests.items() if v.at > lapsed}
@@ -568,7 +606,7 @@ def _offer_interest(p: Profile, product_id: str, offered: ProductInterest) -> No
     if held is None:
         p.interests[product_id] = offered
         return
-    kind: Interest = "cart" if "cart" in (held.kind, offered.kind) else "view"
+    kind = max(held.kind, offered.kind, key=strength)
     later = max(held.at, offered.at)
     if kind != held.kind or later - held.at >= INTEREST_REFRESH:
         p.interests[product_id] = ProductInterest(kind=kind, at=later)
@@ -577,7 +615,7 @@ def _offer_interest(p: Profile, product_id: str, offered: ProductInterest) -> No
 def _joined(a: ProductInterest | None, b: ProductInterest | None) -> ProductInterest:
     """One person's interest in a product from two profiles: the stronger kind, the later day (symmetric)."""
     both = [i for i in (a, b) if i is not None]
-    return ProductInterest(kind="cart" if any(i.kind == "cart" for i in both) else "view", at=max(i.at for i in both))
+    return ProductInterest(kind=max((i.kind for i in both), key=strength), at=max(i.at for i in both))
 
 
 def _bounded_interests(interests: dict[str, ProductInterest]) -> dict[str, ProductInterest]:
@@ -685,6 +723,8 @@ def merge(a: Profile, b: Profile, delays: TriggerDelays) -> Profile:
     for side in (a, b):
         if side.cart is not None:
             _offer_cart(m, side.cart)
+        if side.wishlist is not None and (m.wishlist is None or side.wishlist.rank() > m.wishlist.rank()):
+            m.wishlist = side.wishlist
     m.views = _bounded_views([*a.views, *b.views])
     orders = {o.order_id: o for o in [*a.orders, *b.orders]}
     shared = {o.order_id for o in a.orders} & {o.order_id for o in b.orders}

@@ -62,8 +62,16 @@ class EventSpec:
 
 
 CatalogKind = Literal["back_in_stock", "price_drop"]
-Interest = Literal["view", "cart"]
-"""How a customer showed interest in a product: viewed it, or put it in the cart (the stronger)."""
+Interest = Literal["view", "wishlist", "cart"]
+"""How a customer showed interest in a product, weakest first (:data:`INTERESTS`): viewed it, put it on their
+wishlist, put it in the cart. A campaign answering one answers the stronger ones too, so "view" answers everyone
+interested and "cart", the default, carts only."""
+INTERESTS: tuple[Interest, ...] = ("view", "wishlist", "cart")
+
+
+def strength(interest: Interest) -> int:
+    """The interest's place in :data:`INTERESTS`: a profile keeps the strongest it showed."""
+    return INTERESTS.index(interest)
 
 
 @dataclass(frozen=True)
@@ -104,12 +112,17 @@ class Watch(BaseModel):
     back_in_stock: bool = False
     min_drop_percent: Annotated[Decimal, Field(gt=0, le=90)] | None = None
 
+    def records(self, kind: Interest) -> bool:
+        """Whether an interest of this kind is recorded: a cart always (while any catalog campaign is approved), a
+        wishlist if one answers wishlists or views, a view only if one answers viewers."""
+        return self.interest is not None and strength(kind) >= strength(self.interest)
+
     def wider(self, other: Watch) -> Watch:
-        """What both need: the wider interest, either change, the smaller drop."""
-        interests = {self.interest, other.interest}
+        """What both need: the wider (weaker) interest, either change, the smaller drop."""
+        interests = sorted((i for i in (self.interest, other.interest) if i is not None), key=strength)
         drops = [d for d in (self.min_drop_percent, other.min_drop_percent) if d is not None]
         return Watch(
-            interest="view" if "view" in interests else "cart" if "cart" in interests else None,
+            interest=interests[0] if interests else None,
             back_in_stock=self.back_in_stock or other.back_in_stock,
             min_drop_percent=min(drops) if drops else None,
         )

@@ -67,7 +67,8 @@ def trigger_gone(profile: Profile, trigger: str, due_at: datetime, now: datetime
     if (event := EventSpec.parse(trigger)) is not None:
         return None if event.name in profile.occurrences else f"no {event.name} event remembered"
     if (change := CatalogSpec.parse(trigger)) is not None:
-        return None if change.occurrence in profile.occurrences else f"no {change.kind} change remembered"
+        occurrence = profile.occurrences.get(change.occurrence)
+        return _unwished(profile, occurrence) if occurrence else f"no {change.kind} change remembered"
     if (date := DateSpec.parse(trigger)) is not None:
         if date.attribute not in profile.dates:
             return f"no {date.attribute} date on the profile"
@@ -75,6 +76,17 @@ def trigger_gone(profile: Profile, trigger: str, due_at: datetime, now: datetime
         return f"due {guardrails.ago(late)} ago: a date's message is not sent a day late" if late > DATE_GRACE else None
     check = _STILL_THERE.get(trigger)
     return check(profile) if check else f"unknown trigger {trigger}"
+
+
+def _unwished(profile: Profile, change: Occurrence) -> str | None:
+    """A change told because the product was on the wishlist is not sent once the customer took it off (unless they
+    put it in the cart since): the wishlist, unlike a cart, is a standing wish, and removing it withdraws it."""
+    product_id = change.properties.get("product_id")
+    if change.properties.get("interest") != "wishlist" or not isinstance(product_id, str):
+        return None
+    listed = profile.wishlist is not None and product_id in profile.wishlist.items
+    carted = (interest := profile.interests.get(product_id)) is not None and interest.kind == "cart"
+    return None if listed or carted else "interest: taken off the wishlist"
 
 
 def changed_product(profile: Profile, trigger: str) -> str | None:

@@ -78,6 +78,29 @@ def test_given_an_unexpected_field_then_it_is_rejected_not_silently_dropped():
     assert _rejection(_body(event)) == "invalid_detail"
 
 
+@pytest.mark.parametrize(
+    ("items", "field"),
+    [
+        ([{"product_id": "sku 1"}], "items.0.product_id"),  # not an id
+        ([{"name": "Serum"}], "items.0"),  # a line without its product, or with a field a wishlist has not
+        ([{"product_id": f"sku-{n}"} for n in range(101)], "items"),  # more than a wishlist holds
+        (None, "items"),
+    ],
+)
+def test_given_a_broken_wishlist_then_it_is_rejected_naming_the_field(items, field):
+    event = sample("wishlist.updated.json")
+    event["detail"]["items"] = items
+    with pytest.raises(RejectedEvent) as caught:
+        parse_event(_body(event), NOW)
+    assert caught.value.reason == "invalid_detail" and field in caught.value.message
+
+
+def test_an_emptied_wishlist_is_a_wishlist():
+    event = sample("wishlist.updated.json")
+    event["detail"]["items"] = []
+    assert parse_event(_body(event), NOW)[0] == "wishlist.updated"
+
+
 def test_a_rejection_never_names_an_unexpected_field_which_may_be_personal_data():
     event = sample("customer.identified.json")
     event["detail"]["bob@example.org"] = True  # a producer keyed something by an address

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from nextbest.core.campaigns import CampaignError, CatalogTrigger, load_campaigns, trigger_delays
 from nextbest.core.catalog import Product, State
-from nextbest.core.events import CartUpdated, LineItem, OrderPlaced, ProductViewed
+from nextbest.core.events import CartUpdated, LineItem, OrderPlaced, ProductViewed, WishlistItem, WishlistUpdated
 from nextbest.core.interest import (
     INTEREST_SHARDS,
     FanOut,
@@ -42,6 +42,7 @@ EXAMPLES = Path(__file__).resolve().parents[3] / "docs" / "campaigns"
 BACK = "catalog:back_in_stock+0m"
 VIEWS = TriggerDelays({BACK: timedelta(0)}, watch=Watch(interest="view", back_in_stock=True))
 CARTS = TriggerDelays({BACK: timedelta(0)}, watch=Watch(interest="cart", back_in_stock=True))
+WISHES = TriggerDelays({BACK: timedelta(0)}, watch=Watch(interest="wishlist", back_in_stock=True))
 
 
 def viewed(product_id: str, at: datetime, n: int = 0) -> ProductViewed:
@@ -51,6 +52,11 @@ def viewed(product_id: str, at: datetime, n: int = 0) -> ProductViewed:
 def carted(product_id: str, at: datetime) -> CartUpdated:
     item = LineItem(product_id=product_id, name="Serum", quantity=1, unit_price=Decimal("32.00"))
     return CartUpdated(event_id=f"c-{product_id}", occurred_at=at, customer_id="cus_1", items=[item])
+
+
+def wished(at: datetime, *product_ids: str) -> WishlistUpdated:
+    items = [WishlistItem(product_id=p, category="skincare") for p in product_ids]
+    return WishlistUpdated(event_id=f"w-{at:%d%H%M}", occurred_at=at, customer_id="cus_1", items=items)
 
 
 def product(availability: str = "in_stock", price: str = "40.00", at: datetime = T0, **fields) -> Product:
@@ -144,6 +150,49 @@ def test_merging_two_profiles_interests_is_symmetric_and_keeps_the_stronger_and_
     assert merged.interests == merge(b, a, VIEWS).interests
     assert merged.interests["sku-1"] == ProductInterest(kind="cart", at=(T0 + timedelta(days=3)).date())
     assert set(merged.interests) == {"sku-1", "sku-2", "sku-3"}
+
+
+def test_the_profile_keeps_the_newest_wishlist_whatever_order_its_events_arrive_in():
+    first, second = wished(T0, "sku-1", "sku-2", "sku-1"), wished(T0 + timedelta(hours=1), "sku-2")
+    in_order = apply(
+        apply(Profile(key="c:cus_1"), "wishlist.updated", first, WISHES), "wishlist.updated", second, WISHES
+    )
+    late = apply(apply(Profile(key="c:cus_1"), "wishlist.updated", second, WISHES), "wishlist.updated", first, WISHES)
+    assert in_order.wishlist == late.wishlist and in_order.wishlist is not None
+    assert (in_order.wishlist.items, in_order.wishlist.updated_at) == (["sku-2"], second.occurred_at)
+    assert set(in_order.interests) == set(late.interests) == {"sku-2"}
+    assert apply(Profile(key="c:cus_1"), "wishlist.updated", first, WISHES).wishlist.items == ["sku-1", "sku-2"]
+    assert in_order.products["sku-2"] == in_order.products["sku-1"]  # liked when added, not at every list after
+
+
+def test_a_wishlist_counts_when_a_campaign_answers_wishlists_or_viewers_and_is_stronger_than_a_view():
+    assert apply(Profile(key="c:cus_1"), "wishlist.updated", wished(T0, "sku-1"), CARTS).interests == {}
+    for delays in (WISHES, VIEWS):
+        profile = apply(Profile(key="c:cus_1"), "product.viewed", viewed("sku-1", T0), delays)
+        listed = apply(profile, "wishlist.updated", wished(T0 + timedelta(hours=1), "sku-1"), delays)
+        assert listed.interests == {"sku-1": ProductInterest(kind="wishlist", at=T0.date())}
+        carted_too = apply(listed, "cart.updated", carted("sku-1", T0 + timedelta(hours=2)), delays)
+        assert carted_too.interests["sku-1"].kind == "cart"
+    assert apply(Profile(key="c:cus_1"), "product.viewed", viewed("sku-1", T0), WISHES).interests == {}
+    assert Watch(interest="cart").wider(Watch(interest="wishlist")).interest == "wishlist"
+    assert Watch(interest="view").wider(Watch(interest="wishlist")).interest == "view"
+
+
+def test_a_product_taken_off_the_wishlist_is_no_longer_an_interest_unless_it_was_put_in_the_cart():
+    listed = apply(Profile(key="c:cus_1"), "wishlist.updated", wished(T0, "sku-1", "sku-2"), VIEWS)
+    listed = apply(listed, "cart.updated", carted("sku-2", T0 + timedelta(minutes=5)), VIEWS)
+    removed = apply(listed, "wishlist.updated", wished(T0 + timedelta(hours=1)), VIEWS)
+    assert removed.wishlist is not None and removed.wishlist.items == []
+    assert removed.interests == {"sku-2": ProductInterest(kind="cart", at=T0.date())}
+    assert index_writes(listed, removed, T0).delete == [("sku-1", "c:cus_1")]  # its entry goes with it
+    wished_again = apply(removed, "wishlist.updated", wished(T0 + timedelta(hours=2), "sku-1"), VIEWS)
+    assert [e.product_id for e in index_writes(removed, wished_again, T0).put] == ["sku-1"]
+
+
+def test_merged_profiles_keep_the_newer_wishlist_either_way():
+    a = apply(Profile(key="c:cus_1"), "wishlist.updated", wished(T0, "sku-1"), WISHES)
+    b = apply(Profile(key="a:cookie"), "wishlist.updated", wished(T0 + timedelta(hours=1), "sku-2"), WISHES)
+    assert merge(a, b, WISHES).wishlist == merge(b, a, WISHES).wishlist == b.wishlist
 
 
 # --- which changes are worth telling ---------------------------------------------------------------------------------
@@ -276,7 +325,7 @@ def _write(tmp_path: Path, old: str, new: str) -> Path:
         ('catalog = "price_drop"', 'catalog = "sold_out"', r"trigger\.catalog"),
         ('catalog = "price_drop"', 'catalog = "back_in_stock"', r"trigger:.*min_drop_percent is for"),
         ("min_drop_percent = 15", "min_drop_percent = 95", r"trigger\.min_drop_percent"),
-        ('interest = "cart"', 'interest = "wishlist"', r"trigger\.interest"),
+        ('interest = "cart"', 'interest = "favourites"', r"trigger\.interest"),
         ('{ property = "new_price", gte = 20 }', '{ property = "plan", equals = "a" }', r"trigger:.*no property plan"),
         ('delay = "30m"', 'delay = "half an hour"', r"trigger\.delay"),
         ("[trigger]", "[follow_up]\nafter_hours = 48\n\n[trigger]", r"<file>:.*no follow_up"),
@@ -302,5 +351,10 @@ def test_a_catalog_campaign_checks_the_interest_the_drop_and_its_conditions_agai
     change = {"product_id": "sku-1", "category": "skincare", "drop_percent": 20.0, "interest": "cart"}
     assert trigger.unmet(change) is None
     assert trigger.unmet(change | {"interest": "view"}) == "interest: viewed, never put in the cart"
+    assert trigger.unmet(change | {"interest": "wishlist"}) == "interest: wishlisted, never put in the cart"
+    wishes = trigger.model_copy(update={"interest": "wishlist"})
+    assert wishes.unmet(change) is None and wishes.unmet(change | {"interest": "wishlist"}) is None
+    assert wishes.unmet(change | {"interest": "view"}) == "interest: viewed, never wishlisted or put in the cart"
+    assert trigger.model_copy(update={"interest": "view"}).unmet(change | {"interest": "view"}) is None
     assert trigger.unmet(change | {"drop_percent": 12.5}) == "price drop below 15%"
     assert trigger.unmet(change | {"category": "hair"}) == 'where: category is not "skincare"'

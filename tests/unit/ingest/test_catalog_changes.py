@@ -18,6 +18,8 @@ from nextbest.core.events import (
     LineItem,
     ProductUpdated,
     ProductViewed,
+    WishlistItem,
+    WishlistUpdated,
 )
 from nextbest.core.interest import INTEREST_SHARDS, FanOut, Noticed, ingest_command, interest_shard
 from nextbest.decide.service import Decider
@@ -61,6 +63,13 @@ def cart(store: MemoryStore, name: str) -> None:
     item = LineItem(product_id="sku-1", name="Serum", quantity=1, unit_price=Decimal("40.00"))
     cart = CartUpdated(event_id=f"c-{name}", occurred_at=T0 + timedelta(minutes=6), customer_id=name, items=[item])
     ingest(store, "cart.updated", cart, DELAYS)
+
+
+def wish(store: MemoryStore, name: str, minutes: int, *product_ids: str) -> None:
+    items = [WishlistItem(product_id=p) for p in product_ids]
+    wishlist = WishlistUpdated(event_id=f"w-{name}-{minutes}", occurred_at=T0 + timedelta(minutes=minutes),
+                               customer_id=name, items=items)  # fmt: skip
+    ingest(store, "wishlist.updated", wishlist, DELAYS)
 
 
 def deliver_all(store: MemoryStore, queue: Collect) -> dict[str, int]:
@@ -110,6 +119,27 @@ def test_a_product_back_in_stock_reaches_each_interested_customer_once_with_the_
     assert update_product(store, product(back, event_id="again"), DELAYS.watch, queue).outcome == "duplicate"
     assert deliver_all(store, queue) == {"fan_out": INTEREST_SHARDS, "noticed": 3, "applied": 0}
     assert decide_everyone(store, back + timedelta(minutes=4)) == []
+
+
+def test_a_product_back_in_stock_reaches_who_wishlisted_it_and_not_who_took_it_off_before_or_after_the_change():
+    # Given a sold-out serum on three wishlists, taken off one of them before it comes back
+    store, queue = MemoryStore(), Collect()
+    update_product(store, product(T0, "out_of_stock"), DELAYS.watch, queue)
+    for name in ("ann", "bob", "cy"):
+        customer(store, name)
+        wish(store, name, 5, "sku-1", "sku-9")
+    wish(store, "bob", 10, "sku-9")
+    # When it comes back in stock, and the third takes it off before decide answers
+    back = T0 + timedelta(hours=1)
+    update_product(store, product(back), DELAYS.watch, queue)
+    assert deliver_all(store, queue) == {"fan_out": INTEREST_SHARDS, "noticed": 2, "applied": 2}  # not bob
+    wish(store, "cy", 61, "sku-9")
+    # Then only the one who still wishes for it hears of it, and the other decision says why not
+    [send] = decide_everyone(store, back + timedelta(minutes=2))
+    assert store.decisions[send.decision_id].decision.profile_key == "c:ann"
+    assert send.messages["email"].subject == "Hydrating serum is back in stock" and send.products == ["sku-1"]
+    [cy] = [d.decision for d in store.decisions.values() if d.decision.profile_key == "c:cy"]
+    assert [c.reason for c in cy.candidates] == ["interest: taken off the wishlist"]
 
 
 def test_a_product_out_of_stock_again_by_decide_time_is_never_sent():
