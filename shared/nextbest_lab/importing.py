@@ -59,10 +59,15 @@ def import_files(
     chunk: int = 100,
     workers: int = 8,
     progress: bool = False,
+    shard: tuple[int, int] = (0, 1),
 ) -> Imported:
     """Import ``files`` (kind -> path: customers, consents, orders) into ``table``; progress and the rejected rows
     go to ``state``. A batch that fails stops the import (its error is raised); a re-run resumes after the batches
-    done."""
+    done.
+
+    ``shard`` (i, n) imports every n-th batch from the i-th: one process spends a few milliseconds of CPU on each
+    customer (ingest's rules, the SDK's requests) whatever its threads, so a large import runs as n processes, one
+    per shard, each with its own progress (and its own copy of the rejected rows, which every shard reads)."""
     from nextbest.aws import secrets
     from nextbest.aws.store import Store
     from nextbest.core import clock
@@ -78,15 +83,19 @@ def import_files(
     found = rules.History()
     for kind, path in files.items():
         rules.read(kind, str(path), rows(path), now, found)
+    index, shards = shard
+    if not 0 <= index < shards:
+        raise ValueError(f"shard {index}/{shards}: give i/n with 0 <= i < n")
+    suffix = "" if shards == 1 else f"-{index}-of-{shards}"
     state.mkdir(parents=True, exist_ok=True)
-    report = state / "rejected.csv"
+    report = state / f"rejected{suffix}.csv"
     with report.open("w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out)
         writer.writerow(["file", "row", "reason"])
         writer.writerows((r.file, r.row, r.reason) for r in found.rejected)
-    progress_file = state / "progress.json"
+    progress_file = state / f"progress{suffix}.json"
     done = _done(progress_file, files)
-    batches = list(rules.chunks(found, chunk))
+    batches = [b for n, b in enumerate(rules.chunks(found, chunk)) if n % shards == index]
     todo = [i for i in range(len(batches)) if i not in done]
     local = threading.local()
 
@@ -101,7 +110,8 @@ def import_files(
 
     started, imported = time.perf_counter(), 0
     with Progress(disable=not progress) as bar, ThreadPoolExecutor(max(1, workers)) as pool:
-        task = bar.add_task("import", total=len(found.events), completed=sum(len(batches[i]) for i in done))
+        total = sum(len(batch) for batch in batches)
+        task = bar.add_task("import", total=total, completed=sum(len(batches[i]) for i in done))
         for future in as_completed([pool.submit(write, i) for i in todo]):
             index, customers = future.result()  # a batch that failed stops the import; a re-run resumes here
             done.add(index)

@@ -32,7 +32,20 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     found.add_argument("--state", type=Path, default=STATE, help="where progress and rejected rows are written")
     found.add_argument("--chunk", type=int, default=100, help="customers per batch")
     found.add_argument("--workers", type=int, default=8, help="batches written at once")
+    found.add_argument(
+        "--shard", type=_shard, default=(0, 1), metavar="I/N",
+        help="import the I-th of N shards (0 <= I < N): N imports side by side, one per shard, go N times faster",
+    )  # fmt: skip
     found.set_defaults(run=run)
+
+
+def _shard(text: str) -> tuple[int, int]:
+    index, _, shards = text.partition("/")
+    if not (index.isdigit() and shards.isdigit() and int(index) < int(shards)):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give I/N, two whole numbers with I < N (0/4 to 3/4 for four shards)"
+        )
+    return int(index), int(shards)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,8 +53,9 @@ def run(args: argparse.Namespace) -> int:
 
     files = {kind: getattr(args, kind) for kind in KINDS if getattr(args, kind) is not None}
     done = import_files(
-        args.table, args.secret, files, args.campaigns, args.state, args.chunk, args.workers, sys.stdout.isatty()
-    )
+        args.table, args.secret, files, args.campaigns, args.state, args.chunk, args.workers, sys.stdout.isatty(),
+        args.shard,
+    )  # fmt: skip
     print(f"{done.customers} customers imported ({done.rate:,.0f}/s), {done.already_done} batches already done before")
     print(f"{done.rejected} rows rejected, each with its file, line and reason: {done.report}")
     return 0

@@ -163,3 +163,29 @@ def test_an_import_that_crashed_resumes_after_the_last_batch_it_finished(emulati
     assert run_import(emulation, tmp_path, "customers", "orders", files=files, extra=extra) == 0
     assert written[0] not in resumed and len(resumed) == 1  # the batch left, not the one already done
     assert sorted(o.order_id for o in profile_of(table_store(emulation), "c:cus_1").orders) == ["o-1", "o-2"]
+
+
+def test_an_import_in_two_shards_run_side_by_side_imports_what_one_run_does(emulation, tmp_path, files, capsys):
+    # Given the same files imported in two shards, one batch (one customer) each
+    extra = ("--chunk", "1")
+    for shard in ("0/2", "1/2"):
+        assert (
+            run_import(
+                emulation, tmp_path, "customers", "consents", "orders", files=files, extra=(*extra, "--shard", shard)
+            )
+            == 0
+        )
+    # Then each shard wrote its own batches (its own progress), and together every customer is there
+    progress = [json.loads((tmp_path / "state" / f"progress-{i}-of-2.json").read_text())["done"] for i in (0, 1)]
+    assert progress == [[0], [0]]  # one of the two batches each
+    store = table_store(emulation)
+    assert sorted(o.order_id for o in profile_of(store, "c:cus_1").orders) == ["o-1", "o-2"]
+    assert not profile_of(store, "c:cus_2").has_consent("email")
+    # And a shard run again has nothing left to do; a shard that does not exist is refused with one clear line
+    capsys.readouterr()
+    again = ("customers", "consents", "orders")
+    assert run_import(emulation, tmp_path, *again, files=files, extra=(*extra, "--shard", "0/2")) == 0
+    assert capsys.readouterr().out.startswith("0 customers imported")
+    with pytest.raises(SystemExit) as refused:
+        run_import(emulation, tmp_path, "customers", files=files, extra=("--shard", "2/2"))
+    assert refused.value.code == 2
