@@ -12,7 +12,15 @@ true value can be set beside its estimate.
 
 from __future__ import annotations
 
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -115,3 +123,112 @@ def _basket(mean: np.ndarray, unit: np.ndarray) -> np.ndarray:
 
 def _context(c: dict[str, np.ndarray], i: int) -> dict[str, Any]:
     return {key: c[key][i].item() for key in c if key != "group"}
+
+
+# --- The check: learn on one half, apply on the other, as the commands would be run ----------------------------
+
+
+def write(records: list[LoggedDecision], path: Path, *, as_strings: bool = False) -> None:
+    """JSON lines; ``as_strings``: every context value a string, as a CSV read naively would give them."""
+    with path.open("w") as lines:
+        for r in records:
+            context = {k: str(v) for k, v in r.context.items()} if as_strings else r.context
+            lines.write(r.model_copy(update={"context": context}).model_dump_json() + "\n")
+
+
+def scores(log: CampaignLog, probabilities: Path, reward: str = "revenue") -> dict[str, Any]:
+    """The applied probabilities (``nextbest policy apply``'s output) scored on ``log`` by IPW and DR against each
+    single arm for everyone, with the truth beside them."""
+    from nextbest_lab import policy
+
+    rows = [json.loads(line) for line in probabilities.read_text().splitlines()]
+    found = policy.Log.of(log.records, reward)  # type: ignore[arg-type]
+    probs = np.array([[row["probabilities"].get(a, 0.0) for a in found.actions] for row in rows])
+    x = policy.Encoder.fit([r.context for r in log.records]).transform([r.context for r in log.records])
+    gamma = policy.pseudo_outcomes(found, x)
+    weights = probs[np.arange(len(rows)), found.taken] / found.propensity
+    out: dict[str, Any] = {"learned": _scored(weights * found.reward, (probs * gamma).sum(axis=1))}
+    out["learned"]["true"] = log.true_value(probs, found.actions, reward)
+    for j, a in enumerate(found.actions):
+        one = np.zeros(probs.shape)
+        one[:, j] = 1.0
+        ipw = (found.taken == j) * found.reward / found.propensity
+        out[a] = _scored(ipw, gamma[:, j]) | {"true": log.true_value(one, found.actions, reward)}
+        out[a]["learned_minus_this_dr"] = policy.paired((probs * gamma).sum(axis=1), gamma[:, j])
+    return out
+
+
+def _scored(ipw: np.ndarray, dr: np.ndarray) -> dict[str, Any]:
+    return {"ipw": float(ipw.mean()), "dr": float(dr.mean())}
+
+
+def check(seed: int, world: str, n: int, folder: Path, reward: str = "revenue", as_strings: bool = False) -> dict:
+    """``nextbest policy learn`` on one half of a log, ``nextbest policy apply`` on the other, then :func:`scores`."""
+    log = campaign_log(n, seed, world)
+    half = n // 2
+    train, test = CampaignLog(log.records[:half], log.expected[:half], log.converts[:half]), CampaignLog(
+        log.records[half:], log.expected[half:], log.converts[half:]
+    )
+    write(train.records, folder / "train.jsonl", as_strings=as_strings)
+    write(test.records, folder / "test.jsonl", as_strings=as_strings)
+    policy_dir = folder / "policy"
+    shutil.rmtree(policy_dir, ignore_errors=True)
+    started = time.perf_counter()
+    _nextbest("policy", "learn", "--log", folder / "train.jsonl", "--out", policy_dir, "--reward", reward)
+    learn_seconds = time.perf_counter() - started
+    _nextbest("policy", "apply", "--policy", policy_dir, "--log", folder / "test.jsonl", "--out", folder / "p.jsonl")
+    manifest = json.loads((policy_dir / "manifest.json").read_text())
+    return {
+        "seed": seed,
+        "world": world,
+        "chosen": manifest["selection"]["chosen"],
+        "promoted": manifest["gate"]["promoted"],
+        "learn_seconds": learn_seconds,
+        "scores": scores(test, folder / "p.jsonl", reward),
+    }
+
+
+def _nextbest(*args: Any) -> None:
+    subprocess.run([sys.executable, "-m", "nextbest_cli.main", *map(str, args)], check=True, capture_output=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--records", type=int, default=64_000)
+    parser.add_argument("--world", choices=list(WORLDS), default="published")
+    parser.add_argument("--reward", choices=["revenue", "conversion"], default="revenue")
+    parser.add_argument("--as-strings", action="store_true", help="write every context value as a string")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in range(args.seeds):
+            found = check(seed, args.world, args.records, Path(tmp), args.reward, args.as_strings)
+            results.append(found)
+            print(json.dumps(_line(found)), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1) + "\n")
+    return 0
+
+
+def _line(found: dict[str, Any]) -> dict[str, Any]:
+    s = found["scores"]
+    arms = [a for a in ACTIONS if a in s]
+    best_ipw = max(arms, key=lambda a: s[a]["ipw"])
+    best_true = max(arms, key=lambda a: s[a]["true"])
+    return {
+        "seed": found["seed"],
+        "chosen": found["chosen"],
+        "promoted": found["promoted"],
+        "learn_s": round(found["learn_seconds"], 1),
+        "ipw_minus_best_arm": round(s["learned"]["ipw"] - s[best_ipw]["ipw"], 4),
+        "best_arm_ipw": best_ipw,
+        "dr_minus_best_arm": round(s["learned"]["dr"] - max(s[a]["dr"] for a in arms), 4),
+        "true_minus_best_arm": round(s["learned"]["true"] - s[best_true]["true"], 4),
+        "learned_minus_mens_dr": [round(v, 4) for v in s["mens"]["learned_minus_this_dr"]],
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())
