@@ -147,19 +147,20 @@ def scores(log: CampaignLog, probabilities: Path, reward: str = "revenue") -> di
     x = policy.Encoder.fit([r.context for r in log.records]).transform([r.context for r in log.records])
     gamma = policy.pseudo_outcomes(found, x)
     weights = probs[np.arange(len(rows)), found.taken] / found.propensity
-    out: dict[str, Any] = {"learned": _scored(weights * found.reward, (probs * gamma).sum(axis=1))}
+    ipw, dr = weights * found.reward, (probs * gamma).sum(axis=1)
+    out: dict[str, Any] = {"learned": {"ipw": float(ipw.mean()), "dr": float(dr.mean())}}
     out["learned"]["true"] = log.true_value(probs, found.actions, reward)
     for j, a in enumerate(found.actions):
         one = np.zeros(probs.shape)
         one[:, j] = 1.0
-        ipw = (found.taken == j) * found.reward / found.propensity
-        out[a] = _scored(ipw, gamma[:, j]) | {"true": log.true_value(one, found.actions, reward)}
-        out[a]["learned_minus_this_dr"] = policy.paired((probs * gamma).sum(axis=1), gamma[:, j])
+        arm_ipw = (found.taken == j) * found.reward / found.propensity
+        out[a] = {"ipw": float(arm_ipw.mean()), "dr": float(gamma[:, j].mean())}
+        out[a] |= {
+            "true": log.true_value(one, found.actions, reward),
+            "learned_minus_this_ipw": policy.paired(ipw, arm_ipw),
+            "learned_minus_this_dr": policy.paired(dr, gamma[:, j]),
+        }
     return out
-
-
-def _scored(ipw: np.ndarray, dr: np.ndarray) -> dict[str, Any]:
-    return {"ipw": float(ipw.mean()), "dr": float(dr.mean())}
 
 
 def check(seed: int, world: str, n: int, folder: Path, reward: str = "revenue", as_strings: bool = False) -> dict:
