@@ -18,7 +18,7 @@ import re
 import tempfile
 import time
 import warnings
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -475,7 +475,7 @@ def _counters(emulation: Emulation, table: TableState, findings: dict[str, Any])
     from scratch to the messages each profile logged. The stream reached the tally through crashes, twin workers
     and batches handed again, and orders reached ingest through the same faults; a count off by one is a change
     counted twice or lost."""
-    recount: Counter[tuple[str, str, str]] = Counter()
+    recount: defaultdict[tuple[str, str, str], Decimal] = defaultdict(Decimal)
     for decision, facts in table.decisions:
         counted = decided(decision) if decision.fallback_of is None else []
         counted += [funnel(decision, stage) for fact, stage in FACTS.items() if fact in facts]
