@@ -64,6 +64,14 @@ class CampaignLog:
         columns = np.column_stack([truth[:, ACTIONS.index(a)] for a in actions])
         return float((np.asarray(probabilities) * columns).sum(axis=1).mean())
 
+    def halves(self) -> tuple[CampaignLog, CampaignLog]:
+        """The first half (to learn from) and the second (to apply to)."""
+        h = len(self.records) // 2
+        return (
+            CampaignLog(self.records[:h], self.expected[:h], self.converts[:h]),
+            CampaignLog(self.records[h:], self.expected[h:], self.converts[h:]),
+        )
+
 
 def customers(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """The challenge's columns, drawn near its marginals (history: a shifted lognormal, mean about $240)."""
@@ -98,18 +106,22 @@ def campaign_log(n: int = 64_000, seed: int = 0, world: str = "published") -> Ca
     anyway /= anyway.mean()
     converts = np.empty((n, 3))
     converts[:, 2] = CONVERSION[2] * anyway
-    for arm in (0, 1):
-        lift = np.asarray(WORLDS[world][arm])[c["group"]]
-        extra = anyway * lift
-        converts[:, arm] = converts[:, 2] + (CONVERSION[arm] - CONVERSION[2]) * extra / extra.mean()
+    for e_mail in (0, 1):
+        extra = anyway * np.asarray(WORLDS[world][e_mail])[c["group"]]
+        converts[:, e_mail] = converts[:, 2] + (CONVERSION[e_mail] - CONVERSION[2]) * extra / extra.mean()
     basket = np.array(SPEND) / np.array(CONVERSION)
     arm = rng.integers(0, 3, n)
     bought = rng.random(n) < converts[np.arange(n), arm]
     spend = np.where(bought, _basket(basket[arm], rng.lognormal(-0.32, 0.8, n)), 0.0).round(2)
     records = [
-        LoggedDecision(decision_id=f"hillstrom-{world}-{seed}-{i:06d}", context=_context(c, i),
-                       candidates=list(ACTIONS[:2]), action=ACTIONS[arm[i]], propensity=1 / 3,
-                       reward=float(spend[i]))  # fmt: skip
+        LoggedDecision(
+            decision_id=f"hillstrom-{world}-{seed}-{i:06d}",
+            context=_context(c, i),
+            candidates=list(ACTIONS[:2]),
+            action=ACTIONS[arm[i]],
+            propensity=1 / 3,
+            reward=float(spend[i]),
+        )
         for i in range(n)
     ]
     mean_basket = _basket(basket[:, None], np.random.default_rng(0).lognormal(-0.32, 0.8, (1, 400_000))).mean(axis=1)
@@ -166,10 +178,7 @@ def scores(log: CampaignLog, probabilities: Path, reward: str = "revenue") -> di
 def check(seed: int, world: str, n: int, folder: Path, reward: str = "revenue", as_strings: bool = False) -> dict:
     """``nextbest policy learn`` on one half of a log, ``nextbest policy apply`` on the other, then :func:`scores`."""
     log = campaign_log(n, seed, world)
-    half = n // 2
-    train, test = CampaignLog(log.records[:half], log.expected[:half], log.converts[:half]), CampaignLog(
-        log.records[half:], log.expected[half:], log.converts[half:]
-    )
+    train, test = log.halves()
     write(train.records, folder / "train.jsonl", as_strings=as_strings)
     write(test.records, folder / "test.jsonl", as_strings=as_strings)
     policy_dir = folder / "policy"

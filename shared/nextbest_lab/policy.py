@@ -424,7 +424,7 @@ def simplest_told_apart(values: Mapping[str, np.ndarray], alpha: float = 0.05) -
     means = {kind: float(v.mean()) for kind, v in values.items()}
     best = max(means, key=lambda kind: means[kind])
     chosen = next(iter(values))
-    table = {}
+    table: dict[str, dict[str, Any]] = {}
     for kind, v in values.items():
         gap = values[best] - v
         se = float(gap.std(ddof=1) / math.sqrt(len(gap))) if len(gap) > 1 else math.inf

@@ -24,10 +24,8 @@ other arm) costs 1.1 cents, the rest is what a policy unable to find the best e-
 
 
 def halves(world: str, seed: int, folder: Path, n: int = N) -> tuple[hillstrom.CampaignLog, Path, Path]:
-    log = hillstrom.campaign_log(n, seed, world)
-    half = n // 2
-    test = hillstrom.CampaignLog(log.records[half:], log.expected[half:], log.converts[half:])
-    hillstrom.write(log.records[:half], folder / "train.jsonl")
+    train, test = hillstrom.campaign_log(n, seed, world).halves()
+    hillstrom.write(train.records, folder / "train.jsonl")
     hillstrom.write(test.records, folder / "test.jsonl")
     return test, folder / "train.jsonl", folder / "test.jsonl"
 
