@@ -94,10 +94,10 @@ def campaign_log(n: int = 64_000, seed: int = 0, world: str = "published") -> Ca
     """``n`` customers, each assigned an arm uniformly (propensity 1/3), with their two weeks' spend as reward.
 
     Buying anyway is likelier for recent customers, bigger spenders, old customers and multichannel ones (a
-    multiplier averaging 1); an e-mail multiplies it by 1 + its lift for the customer's group
-    (:data:`WORLDS`), scaled so every arm's expected conversion over these customers is the published one. Spend
-    among buyers is heavy-tailed ($30 plus a lognormal, at most $500), its mean set per arm so spend per customer
-    is the published one too.
+    multiplier averaging 1); an e-mail adds to that chance in proportion to it and to the e-mail's lift for the
+    customer's group (:data:`WORLDS`), scaled so every arm's expected conversion over these customers is the
+    published one. Spend among buyers is heavy-tailed ($30 plus a lognormal, at most $500), its mean set per arm
+    so spend per customer is the published one within the 1% the cap takes off.
     """
     rng = np.random.default_rng(seed)
     c = customers(n, rng)
@@ -176,7 +176,8 @@ def scores(log: CampaignLog, probabilities: Path, reward: str = "revenue") -> di
 
 
 def check(seed: int, world: str, n: int, folder: Path, reward: str = "revenue", as_strings: bool = False) -> dict:
-    """``nextbest policy learn`` on one half of a log, ``nextbest policy apply`` on the other, then :func:`scores`."""
+    """``nextbest policy learn`` on one half of a log, ``nextbest policy apply`` on the other (as learned, and with
+    ``--floor 0``: without exploration), then :func:`scores` of each."""
     log = campaign_log(n, seed, world)
     train, test = log.halves()
     write(train.records, folder / "train.jsonl", as_strings=as_strings)
@@ -186,7 +187,11 @@ def check(seed: int, world: str, n: int, folder: Path, reward: str = "revenue", 
     started = time.perf_counter()
     _nextbest("policy", "learn", "--log", folder / "train.jsonl", "--out", policy_dir, "--reward", reward)
     learn_seconds = time.perf_counter() - started
-    _nextbest("policy", "apply", "--policy", policy_dir, "--log", folder / "test.jsonl", "--out", folder / "p.jsonl")
+    applied = {}
+    for floor in ([], ["--floor", "0"]):
+        out = folder / "p.jsonl"
+        _nextbest("policy", "apply", "--policy", policy_dir, "--log", folder / "test.jsonl", "--out", out, *floor)
+        applied["no_floor" if floor else "scores"] = scores(test, out, reward)
     manifest = json.loads((policy_dir / "manifest.json").read_text())
     return {
         "seed": seed,
@@ -194,7 +199,7 @@ def check(seed: int, world: str, n: int, folder: Path, reward: str = "revenue", 
         "chosen": manifest["selection"]["chosen"],
         "promoted": manifest["gate"]["promoted"],
         "learn_seconds": learn_seconds,
-        "scores": scores(test, folder / "p.jsonl", reward),
+        **applied,
     }
 
 
@@ -237,6 +242,7 @@ def _line(found: dict[str, Any]) -> dict[str, Any]:
         "dr_minus_best_arm": round(s["learned"]["dr"] - max(s[a]["dr"] for a in arms), 4),
         "true_minus_best_arm": round(s["learned"]["true"] - s[best_true]["true"], 4),
         "learned_minus_mens_dr": [round(v, 4) for v in s["mens"]["learned_minus_this_dr"]],
+        "ipw_minus_best_arm_no_floor": round(found["no_floor"]["learned"]["ipw"] - s[best_ipw]["ipw"], 4),
     }
 
 

@@ -22,7 +22,7 @@ who buys anyway. So, as in the DR-learner (Kennedy 2020) and doubly robust polic
    standard). On weak signal that is the best single action. (Breiman's one-standard-error rule, the simplest
    member within one standard error of the best, lets the best of several noisy members through: on
    Hillstrom-shaped logs, :mod:`nextbest_lab.hillstrom`, it kept trees fitted to heavy-tailed spend that lost to
-   the best single e-mail by up to 40 cents a customer.)
+   the best single e-mail by up to 38 cents a customer, a quarter of its value.)
 
 The policy is stored as data (``policy.json``: the feature encoding and actions; ``policy.npz``: the arrays)
 with a manifest hashed like the models' (:func:`nextbest.decide.scoring.verify`), and applied with numpy alone.
