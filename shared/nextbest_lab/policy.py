@@ -17,8 +17,12 @@ who buys anyway. So, as in the DR-learner (Kennedy 2020) and doubly robust polic
 2. **A small family of policies**, simplest first: the single best action for everyone, then regression trees
    of depth 1 and 2 (large leaves) and a ridge model of the incremental scores per action. Each is fitted on
    the other folds and valued on its held-out fold by DR (the mean of Σ_a π(a|x) Γ(a)): its cross-fitted value.
-3. **The one-standard-error rule** (Breiman et al. 1984): the simplest member whose value is within one paired
-   standard error of the best one's. On weak signal that is the best single action.
+3. **The simplest member that cannot be told apart**: starting from the simplest, a more complex member replaces
+   the choice only when its paired cross-fitted gain over it has a 95% lower bound above zero (the gate's own
+   standard). On weak signal that is the best single action. (Breiman's one-standard-error rule, the simplest
+   member within one standard error of the best, lets the best of several noisy members through: on
+   Hillstrom-shaped logs, :mod:`nextbest_lab.hillstrom`, it kept trees fitted to heavy-tailed spend that lost to
+   the best single e-mail by up to 38 cents a customer, a quarter of its value.)
 
 The policy is stored as data (``policy.json``: the feature encoding and actions; ``policy.npz``: the arrays)
 with a manifest hashed like the models' (:func:`nextbest.decide.scoring.verify`), and applied with numpy alone.
@@ -49,7 +53,7 @@ from nextbest_lab.ope import NONE, LoggedDecision, estimate
 
 Reward = Literal["revenue", "conversion"]
 FAMILY = ("best_single", "tree_depth_1", "tree_depth_2", "linear")
-"""The policies tried, simplest first (the one-standard-error rule prefers the earliest)."""
+"""The policies tried, simplest first (:func:`simplest_told_apart` prefers the earliest)."""
 SPEC_FILE, ARRAYS_FILE = "policy.json", "policy.npz"
 TREE_ARRAYS = ("left", "right", "feature", "threshold", "value")
 LINEAR_ARRAYS = ("coef", "intercept")
@@ -391,7 +395,7 @@ def learn(
     tau = incremental(log, gamma)
     supported = log.supported()
     values = _cross_fitted_values(log, x, gamma, tau, folds, seed + 1, floor)
-    kind, selection = one_standard_error(values)
+    kind, selection = simplest_told_apart(values)
     member = fit_member(kind, x, tau, log.eligible, supported)
     selection |= {"features": encoder.names, "records": len(records), "folds": folds}
     training = Evidence(log, gamma, {})
@@ -414,19 +418,22 @@ def _cross_fitted_values(
     return values
 
 
-def one_standard_error(values: Mapping[str, np.ndarray]) -> tuple[str, dict[str, Any]]:
-    """The simplest member whose mean value is within one paired standard error of the best member's."""
+def simplest_told_apart(values: Mapping[str, np.ndarray], alpha: float = 0.05) -> tuple[str, dict[str, Any]]:
+    """Walk the members simplest first; one replaces the current choice only when the lower bound of its paired
+    gain over it (cross-fitted, per record) is above zero."""
     means = {kind: float(v.mean()) for kind, v in values.items()}
     best = max(means, key=lambda kind: means[kind])
-    table = {}
-    chosen = None
+    chosen = next(iter(values))
+    table: dict[str, dict[str, Any]] = {}
     for kind, v in values.items():
         gap = values[best] - v
         se = float(gap.std(ddof=1) / math.sqrt(len(gap))) if len(gap) > 1 else math.inf
         table[kind] = {"value": means[kind], "below_best": means[best] - means[kind], "paired_se": se}
-        if chosen is None and means[best] - means[kind] <= se:
-            chosen = kind
-    assert chosen is not None  # the best is within 0 of itself
+        if kind != chosen:
+            gain = paired(v, values[chosen], alpha)
+            table[kind] |= {"against": chosen, "gain": gain}
+            if gain[1] > 0:
+                chosen = kind
     return chosen, {"chosen": chosen, "best": best, "cross_fitted": table}
 
 
