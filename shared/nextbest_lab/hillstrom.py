@@ -177,7 +177,8 @@ def scores(log: CampaignLog, probabilities: Path, reward: str = "revenue") -> di
 
 def check(seed: int, world: str, n: int, folder: Path, reward: str = "revenue", as_strings: bool = False) -> dict:
     """``nextbest policy learn`` on one half of a log, ``nextbest policy apply`` on the other (as learned, and with
-    ``--floor 0``: without exploration), then :func:`scores` of each."""
+    with the floor decide would explore with, and with ``--floor 0``: the policy's own choice, apply's default), then
+    :func:`scores` of each."""
     log = campaign_log(n, seed, world)
     train, test = log.halves()
     write(train.records, folder / "train.jsonl", as_strings=as_strings)
@@ -188,10 +189,13 @@ def check(seed: int, world: str, n: int, folder: Path, reward: str = "revenue", 
     _nextbest("policy", "learn", "--log", folder / "train.jsonl", "--out", policy_dir, "--reward", reward)
     learn_seconds = time.perf_counter() - started
     applied = {}
-    for floor in ([], ["--floor", "0"]):
+    explored = str(json.loads((policy_dir / "policy.json").read_text())["floor"])  # what decide would explore with
+    for key, floor in (("scores", explored), ("no_floor", "0")):
         out = folder / "p.jsonl"
-        _nextbest("policy", "apply", "--policy", policy_dir, "--log", folder / "test.jsonl", "--out", out, *floor)
-        applied["no_floor" if floor else "scores"] = scores(test, out, reward)
+        _nextbest(
+            "policy", "apply", "--policy", policy_dir, "--log", folder / "test.jsonl", "--out", out, "--floor", floor
+        )
+        applied[key] = scores(test, out, reward)
     manifest = json.loads((policy_dir / "manifest.json").read_text())
     return {
         "seed": seed,

@@ -492,6 +492,20 @@ def baselines(log: Log) -> dict[str, np.ndarray]:
     return out
 
 
+def best_single(log: Log, gamma: np.ndarray, floor: float) -> tuple[str, np.ndarray]:
+    """The single action for everyone with the highest DR value on ``log``, explored with ``floor`` as a learned
+    policy is (so that a learned policy that is that action compares equal to it): its name and DR terms."""
+    found = {}
+    for name, one in baselines(log).items():
+        k = log.eligible.sum(axis=1, keepdims=True)
+        f = np.minimum(floor, 1.0 / k)
+        probs = np.where(log.eligible, f, 0.0)
+        probs[np.arange(len(one)), one.argmax(axis=1)] += 1.0 - (f * k)[:, 0]
+        found[name] = (probs * gamma).sum(axis=1)
+    name = max(found, key=lambda n: float(found[n].mean()))
+    return name, found[name]
+
+
 def compare(
     records: Sequence[LoggedDecision], policy: Learned, *, folds: int = 5, seed: int = 0, alpha: float = 0.05
 ) -> dict[str, Any]:
@@ -597,11 +611,21 @@ def champion_in(directory: Path) -> Learned | None:
 
 
 def gate(
-    challenger: np.ndarray, champion: np.ndarray, *, champion_name: str, evidence: str, alpha: float = 0.05
+    challenger: np.ndarray,
+    champion: np.ndarray,
+    *,
+    champion_name: str,
+    evidence: str,
+    single: tuple[str, np.ndarray] | None = None,
+    alpha: float = 0.05,
 ) -> dict[str, Any]:
-    """Promote only if the lower bound of the paired DR difference (challenger - champion) is above zero."""
+    """Promote only if the lower bound of the paired DR difference (challenger - champion) is above zero, and the
+    challenger does not lose to the best single action for everyone (``single``: its name and DR terms, with the
+    same exploration). The second rule matters when the champion is weak (a uniform randomised log's logging
+    policy): beating it proves little, and a policy that earns less than one message sent to everyone (which any
+    marketer can run without a model) has no business going live."""
     difference = paired(challenger, champion, alpha)
-    promoted = difference[1] > 0
+    promoted = bool(difference[1] > 0)
     verdict = "beats" if promoted else "does not beat"
     reason = (
         f"the learned policy {verdict} the {champion_name}: DR difference {difference[0]:.6g} per decision, "
@@ -609,15 +633,28 @@ def gate(
     )
     if not promoted:
         reason += "; the lower bound must be above 0"
+    against_single: dict[str, Any] = {}
+    if single is not None:
+        name, values = single
+        against = paired(challenger, values, alpha)
+        against_single = {"name": name, "difference_dr": against}
+        if promoted and against[0] < 0:
+            promoted = False
+            reason += (
+                f"; but it loses to {name} (the best single action on the same log): DR difference {against[0]:.6g} "
+                f"per decision, {1 - alpha:.0%} interval [{against[1]:.6g}, {against[2]:.6g}]"
+            )
     return {
-        "promoted": bool(promoted),
+        "promoted": promoted,
+        "best_single": against_single,
         "champion": champion_name,
         "evidence": evidence,
         "records": len(challenger),
         "challenger_dr": paired(challenger, np.zeros(len(challenger)), alpha),
         "champion_dr": paired(champion, np.zeros(len(champion)), alpha),
         "difference_dr": difference,
-        "rule": "promote when the lower bound of the paired DR difference, challenger minus champion, is above 0",
+        "rule": "promote when the lower bound of the paired DR difference, challenger minus champion, is above 0 "
+        "and the challenger's DR value is not below the best single action's (with the same exploration floor)",
         "reason": reason,
     }
 
@@ -659,7 +696,8 @@ def learn_and_gate(
         champion_values = (champion.probabilities(evidence.log) * evidence.gamma).sum(axis=1)
     else:
         champion_values = evidence.log.reward
-    verdict = gate(challenger_values, champion_values, champion_name=name, evidence=where)
+    single = best_single(evidence.log, evidence.gamma, learned.floor)
+    verdict = gate(challenger_values, champion_values, champion_name=name, evidence=where, single=single)
     target = out if verdict["promoted"] or champion is None else out / "challenger"
     if verdict["promoted"] and champion is not None:
         _retire(out)
@@ -684,12 +722,13 @@ def _retire(out: Path) -> None:
 
 
 def apply_file(learned: Learned, records: Sequence[LoggedDecision], out: Path) -> int:
-    """One JSON line per decision: its id, the action the policy prefers and its probability for each open action."""
+    """One JSON line per decision: its id, the action the policy prefers and its probability for each open action
+    (0 for those it never takes)."""
     log = Log.of(records, learned.reward, learned.send_cost)
     probs = learned.probabilities(log)
     with out.open("w") as lines:
-        for record, row in zip(records, probs, strict=True):
-            chosen = {a: round(float(p), 12) for a, p in zip(log.actions, row, strict=True) if p > 0}
+        for record, row, open_ in zip(records, probs, log.eligible, strict=True):
+            chosen = {a: round(float(p), 12) for a, p, o in zip(log.actions, row, open_, strict=True) if o}
             best = max(chosen, key=lambda a: chosen[a])
             lines.write(json.dumps({"decision_id": record.decision_id, "action": best, "probabilities": chosen}) + "\n")
     return len(records)

@@ -160,3 +160,38 @@ def test_the_gate_promotes_a_policy_that_wins_and_refuses_one_that_loses(worlds,
     assert gate["difference_dr"][0] < 0 and "does not beat the live policy" in gate["reason"]
     assert second.written_to == live / "challenger"
     assert json.loads((live / "manifest.json").read_text())["gate"] == first.manifest["gate"]
+
+
+def test_the_gate_refuses_a_policy_that_beats_a_weak_champion_but_loses_to_one_message_for_everyone():
+    # Given per-decision DR values where the challenger beats the champion (a uniform log's logging policy) clearly
+    rng = np.random.default_rng(3)
+    champion = rng.normal(1.0, 1.0, 5000)
+    challenger = champion + 0.2 + rng.normal(0.0, 0.1, 5000)
+    # When the best single action for everyone earns more than the challenger, or the challenger is that action
+    for single, promoted in ((challenger + 0.05, False), (challenger, True)):
+        verdict = policy.gate(
+            challenger, champion, champion_name="logging policy", evidence="a log", single=("mens to everyone", single)
+        )
+        # Then it is refused when it loses to the single action (saying so), and promoted when it only matches it
+        assert verdict["promoted"] is promoted, verdict["reason"]
+        assert ("loses to mens to everyone" in verdict["reason"]) is not promoted
+        assert verdict["best_single"]["name"] == "mens to everyone"
+
+
+def test_a_policy_learned_to_be_one_action_for_everyone_compares_equal_to_that_action_explored_alike(worlds):
+    # Given a log and the best single action for everyone on it, explored with a 5% floor
+    log = policy.Log.of(worlds[0].records, "revenue", 0.0)
+    gamma = policy.pseudo_outcomes(log, np.zeros((len(log.records), 1)), 2, 0)
+    name, values = policy.best_single(log, gamma, 0.05)
+    # Then it is the highest of the single actions, and a policy choosing it everywhere with the same floor has the
+    # same DR value, record by record
+    action = log.actions.index(name.removesuffix(" to everyone")) if name != "send nothing" else log.none
+    scores = np.zeros(log.eligible.shape)
+    scores[:, action] = 1.0
+    same = (policy.choose(scores, log.eligible, np.ones(len(log.actions), dtype=bool), 0.05) * gamma).sum(axis=1)
+    assert np.allclose(values, same)
+    every = np.ones(len(log.actions), dtype=bool)
+    explored = [
+        (policy.choose(one, log.eligible, every, 0.05) * gamma).sum(axis=1) for one in policy.baselines(log).values()
+    ]
+    assert len(explored) > 2 and values.mean() == pytest.approx(max(v.mean() for v in explored))

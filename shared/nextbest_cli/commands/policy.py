@@ -40,7 +40,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     apply.add_argument("--policy", type=Path, required=True)
     apply.add_argument("--log", type=Path, required=True)
     apply.add_argument("--out", type=Path, required=True, help="JSON lines: decision_id, action, probabilities")
-    apply.add_argument("--floor", type=float, default=None, help="override the policy's exploration floor")
+    apply.add_argument(
+        "--floor", type=float, default=0.0,
+        help="exploration to add: least probability of each open action (default 0: the policy's own choice; "
+        "decide explores with the floor learn was given)",
+    )  # fmt: skip
     apply.set_defaults(run=run_apply)
     export = sub.add_parser(
         "export", help="the deployed stack's decisions whose outcome is known, as a log for learn (JSON lines)"
@@ -114,8 +118,7 @@ def run_apply(args: argparse.Namespace) -> int:
     from nextbest_lab import ope, policy
 
     learned = policy.load(args.policy)
-    if args.floor is not None:
-        learned.floor = args.floor
+    learned.floor = args.floor
     count = policy.apply_file(learned, ope.read_log(args.log), args.out)
     print(f"{count} decisions written to {args.out}")
     return 0

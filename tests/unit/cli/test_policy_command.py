@@ -26,10 +26,9 @@ def test_learn_then_apply_writes_one_line_per_decision_with_the_floor_on_every_o
     # When
     learn = ["policy", "learn", "--log", str(train), "--out", str(tmp_path / "p"), "--floor", "0.05"]
     assert main([*learn, "--send-window-hours", "3"]) == 0
-    assert (
-        main(["policy", "apply", "--policy", str(tmp_path / "p"), "--log", str(test), "--out", str(tmp_path / "a")])
-        == 0
-    )
+    apply = ["policy", "apply", "--policy", str(tmp_path / "p"), "--log", str(test)]
+    assert main([*apply, "--out", str(tmp_path / "greedy")]) == 0
+    assert main([*apply, "--out", str(tmp_path / "a"), "--floor", "0.05"]) == 0
     # Then the command said what the gate decided and why, and the manifest keeps the evidence
     out = capsys.readouterr().out
     manifest = json.loads((tmp_path / "p" / "manifest.json").read_text())
@@ -48,6 +47,12 @@ def test_learn_then_apply_writes_one_line_per_decision_with_the_floor_on_every_o
         assert len(probabilities) == 4 and min(probabilities.values()) == pytest.approx(0.05)
         assert sum(probabilities.values()) == pytest.approx(1.0)
         assert probabilities[line["action"]] == pytest.approx(0.85)
+    # and without --floor, the policy's own choice: the same action, alone, each open action listed
+    greedy = [json.loads(line) for line in (tmp_path / "greedy").read_text().splitlines()]
+    assert [line["action"] for line in greedy] == [line["action"] for line in lines]
+    for line in greedy[:200]:
+        assert len(line["probabilities"]) == 4 and line["probabilities"][line["action"]] == 1.0
+        assert sum(line["probabilities"].values()) == 1.0
 
 
 def test_evaluate_reports_dr_and_snipw_against_the_logging_policy_nothing_and_each_action(
