@@ -176,9 +176,9 @@ def scores(log: CampaignLog, probabilities: Path, reward: str = "revenue") -> di
 
 
 def check(seed: int, world: str, n: int, folder: Path, reward: str = "revenue", as_strings: bool = False) -> dict:
-    """``nextbest policy learn`` on one half of a log, ``nextbest policy apply`` on the other (as learned, and with
-    with the floor decide would explore with, and with ``--floor 0``: the policy's own choice, apply's default), then
-    :func:`scores` of each."""
+    """``nextbest policy learn`` on one half of a log, ``nextbest policy apply`` on the other (with the floor decide
+    would explore with, and with ``--floor 0``: the policy's own choice, apply's default), then :func:`scores` of
+    each."""
     log = campaign_log(n, seed, world)
     train, test = log.halves()
     write(train.records, folder / "train.jsonl", as_strings=as_strings)
