@@ -9,6 +9,7 @@ like the customers who receive the campaign.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -63,16 +64,17 @@ def cooldown_reason(profile: Profile, campaign: Campaign, now: datetime, follow_
 
 
 def conflict_reason(
-    profile: Profile, campaign: Campaign, products: list[str], policy: Policy, now: datetime
+    profile: Profile, campaign: Campaign, products: Callable[[], Collection[str]], policy: Policy, now: datetime
 ) -> str | None:
     """One message per conflict group per window, and never an offer that contradicts a recent one for the
-    same product (online-only against in-store-only)."""
+    same product (online-only against in-store-only). ``products`` gives the message's products, asked only when a
+    recent offer contradicts this one: working them out may need the catalog, which most decisions never read."""
     window = timedelta(hours=policy.conflict_window_hours)
     for m in recent(profile, now, window):
         if campaign.conflict_group and m.conflict_group == campaign.conflict_group and m.campaign_id != campaign.id:
             return f"conflict group {campaign.conflict_group}: {m.campaign_id} {ago(now - m.at)} ago"
         opposite = CONTRADICTS.get(campaign.offer.fulfilment)
-        if opposite and m.fulfilment == opposite and set(products) & set(m.products):
+        if opposite and m.fulfilment == opposite and set(products()) & set(m.products):
             return f"contradicts {m.campaign_id} ({m.fulfilment}) for the same product"
     return None
 

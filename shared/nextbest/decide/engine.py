@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import cached_property
 from typing import Any, Literal, NamedTuple
 
 from nextbest.core import experiments, guardrails, links
@@ -237,14 +238,6 @@ def expected_value(
     return value, offer_cost.quantize(Decimal("0.01"))
 
 
-def _products(profile: Profile, trigger: str, recommended: list[str]) -> list[str]:
-    if trigger == "cart_abandoned" and profile.cart is not None:
-        return [i.product_id for i in profile.cart.items]
-    if (changed := changed_product(profile, trigger)) is not None:
-        return [changed]
-    return recommended
-
-
 def recommended(scores: Scored | None, catalog: Mapping[str, Product] | None) -> list[str]:
     """The model's recommendations a message may show: those the catalog lists as in stock (never one out of stock,
     removed or unknown to it). Without a catalog (``None``: a lab's pure call) the model's list as it is."""
@@ -263,23 +256,40 @@ def wanted_products(profile: Profile, scores: Scored | None, trigger: str = "") 
 
 @dataclass(frozen=True)
 class _Situation:
-    """What every campaign answering one trigger is checked against."""
+    """What every campaign answering one trigger is checked against. What depends on the catalog is worked out the
+    first time a rule asks for it, so a decision no campaign gets far enough in never looks at the catalog (the
+    caller's may be read only then: ``Decider.handle``)."""
 
     profile: Profile
     trigger: str
     policy: Policy
     now: datetime
     scores: Scored | None
-    products: list[str]
-    gone: str | None
+    trigger_gone: str | None
     excluded: dict[str, str]
-    recommended: list[str]
     catalog: Mapping[str, Product] | None
     coupon: Coupons | None = None
 
     @property
     def follow_up(self) -> bool:
         return self.trigger.startswith(FOLLOW_UP)
+
+    @cached_property
+    def gone(self) -> str | None:
+        return self.trigger_gone or product_gone(self.profile, self.trigger, self.catalog)
+
+    @cached_property
+    def recommended(self) -> list[str]:
+        return recommended(self.scores, self.catalog)
+
+    @cached_property
+    def products(self) -> list[str]:
+        """The products the message is about: the cart's, a catalog trigger's product, else the recommendations."""
+        if self.trigger == "cart_abandoned" and self.profile.cart is not None:
+            return [i.product_id for i in self.profile.cart.items]
+        if (changed := changed_product(self.profile, self.trigger)) is not None:
+            return [changed]
+        return self.recommended
 
 
 class _Eligible(NamedTuple):
@@ -309,16 +319,14 @@ def decide(
     """``excluded`` names campaigns a shared counter refused (send rate, budget), with the reason. With a ``live``
     policy, it arbitrates between the eligible campaigns and none (unless a marketer's override is eligible; see
     :mod:`nextbest.decide.targeting`). ``catalog`` holds the products the decision may show (``wanted_products``),
-    read by the caller: what messages show of them, and which may be recommended. ``cart_url``: the shop's cart
+    read by the caller: what messages show of them, and which may be recommended; it is looked at only once a rule
+    needs it (a catalog trigger's product, a contradicting offer, a campaign chosen), so the caller may read it on
+    first use. ``cart_url``: the shop's cart
     page, if not ``<site_url>/cart``. ``coupon`` issues the code of a message whose offer has one (it raises
     ``CouponsGone`` when a pool is empty: the caller excludes the campaign and decides again); without it,
     templates get no code (the lab's calls)."""
-    picks = recommended(scores, catalog)
-    products = _products(profile, trigger, picks)
-    gone = trigger_gone(profile, trigger, due_at, now) or product_gone(profile, trigger, catalog)
-    situation = _Situation(
-        profile, trigger, policy, now, scores, products, gone, excluded or {}, picks, catalog, coupon
-    )
+    gone = trigger_gone(profile, trigger, due_at, now)
+    situation = _Situation(profile, trigger, policy, now, scores, gone, excluded or {}, catalog, coupon)
     candidates: list[Candidate] = []
     eligible: list[_Eligible] = []
     for campaign in sorted(campaigns, key=lambda c: c.id):
@@ -364,7 +372,7 @@ def _elimination(campaign: Campaign, step: int, s: _Situation) -> str | None:
     if reason is None and s.follow_up and campaign.follow_up and step > campaign.follow_up.max_steps:
         reason = f"follow-up: {campaign.follow_up.max_steps} steps done"
     reason = reason or guardrails.cooldown_reason(s.profile, campaign, s.now, s.follow_up)
-    return reason or guardrails.conflict_reason(s.profile, campaign, s.products, s.policy, s.now)
+    return reason or guardrails.conflict_reason(s.profile, campaign, lambda: s.products, s.policy, s.now)
 
 
 def _occurrence(campaign: Campaign, profile: Profile) -> Occurrence | None:

@@ -3,13 +3,15 @@ commit the decision with the profile it was checked against, in one transaction.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, Literal
 
 from nextbest.core import experiments
 from nextbest.core.campaigns import Campaign, Policy
+from nextbest.core.catalog import Product
 from nextbest.core.commands import DueProfile, DueTrigger, Poll, Release, delivery_request
 from nextbest.core.coupons import CouponsGone
 from nextbest.core.decision import Decision, decision_id
@@ -29,6 +31,29 @@ may have crashed after committing the decision and before queueing its request, 
 same hand-over finds the trigger handled, no longer due. Resuming reads the decision (one Query) and queues its
 request again only while it is still ``queued`` (deliver's claim sends it once, however often it is queued)."""
 Released = Literal["queued", "deferred", "suppressed", "already_handled"]
+
+
+class _Catalog(Mapping[str, Product]):
+    """The products a decision may show, read (``read``: one request) the first time the engine looks at one. Most
+    decisions send nothing, and the engine then never does (``nextbest.decide.engine.decide``)."""
+
+    def __init__(self, read: Callable[[], dict[str, Product]]) -> None:
+        self._read = read
+        self._products: dict[str, Product] | None = None
+
+    def _read_once(self) -> dict[str, Product]:
+        if self._products is None:
+            self._products = self._read()
+        return self._products
+
+    def __getitem__(self, product_id: str) -> Product:
+        return self._read_once()[product_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._read_once())
+
+    def __len__(self) -> int:
+        return len(self._read_once())
 
 
 @dataclass
@@ -71,9 +96,9 @@ class Decider:
                     return self._resume(decision_id(profile.key, due.trigger, due.due_at), profile, now)
                 return None  # moved (the due index holds its new time), or its reason vanished
             scores = self.models.score(profile, now) if self.models is not None else None
-            # Read for every decision, not cached in the container: a product that sold out a minute ago must not be
-            # recommended, and the read is one BatchGetItem of a few small items (docs/scale.md).
-            catalog = self.store.products(wanted_products(profile, scores, due.trigger))
+            # Read for each decision that looks at it, not cached in the container: a product that sold out a minute
+            # ago must not be recommended, and the read is one BatchGetItem of a few small items (docs/scale.md).
+            catalog = _Catalog(partial(self.store.products, wanted_products(profile, scores, due.trigger)))
             try:
                 decision = decide(
                     profile, due.trigger, due.due_at, self.campaigns, self.policy, now, self.site_url, scores,

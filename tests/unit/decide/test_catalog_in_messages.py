@@ -149,3 +149,39 @@ def test_every_product_a_message_shows_can_link_its_category_page():
     tags = "utm_source=nextbest&utm_medium=email&utm_campaign=browse-abandonment&utm_content=picks"
     tags += f"&nb={decision.decision_id}"
     assert decision.messages["email"].text == f"[Fragrance {SITE}/collections/fragrance?{tags}][None None]"
+
+
+class CountingStore(MemoryStore):
+    """The in-memory store, counting its catalog reads (each one request to the table when deployed)."""
+
+    catalog_reads = 0
+
+    def products(self, product_ids):
+        self.catalog_reads += 1
+        return super().products(product_ids)
+
+
+def test_a_decision_that_sends_nothing_never_reads_the_catalog_and_a_send_reads_it_once():
+    # Given a customer who refused e-mail and left a cart, and a catalog listing the cart's product
+    store = CountingStore()
+    store.put_product(sold("sku-1"))
+    known_customer(store, {"email": False}, email="ann@example.org")
+    from nextbest.core.events import CartUpdated, LineItem
+    from nextbest.ingest.service import ingest
+
+    from tests.builders import DELAYS
+
+    item = LineItem(product_id="sku-1", name="Serum", quantity=1, unit_price=Decimal("32.00"))
+    ingest(store, "cart.updated", CartUpdated(event_id="c", occurred_at=T0, customer_id="cus_1", items=[item]), DELAYS)
+    decider = Decider(store, dict.fromkeys(CHANNELS, Collect()), Collect(), Alarms(), CAMPAIGNS, POLICY, SITE,
+                      models=Scores(["sku-1"]))  # fmt: skip
+    # When decide handles the reminder no channel may carry
+    decision = decider.handle(DueTrigger(profile_key="c:cus_1", trigger="cart_abandoned", due_at=DUE), DUE)
+    # Then it decides to send nothing without a request to the catalog
+    assert decision is not None and decision.action == "none"
+    assert store.catalog_reads == 0
+    # and a reminder that is sent reads the catalog once, for everything its message shows
+    sending = CountingStore()
+    sending.put_product(sold("sku-1", name="Hydrating serum"))
+    assert "Hydrating serum" in reminder(sending, ["sku-1"]).messages["email"].html
+    assert sending.catalog_reads == 1
