@@ -94,10 +94,11 @@ def handle_reply(store: Store, reply: InboundSms, at: datetime) -> Handled:
 
 
 def handle(store: Store, decide: Outbox, event: SesEvent) -> Handled:
-    """Apply one SES event. Every type SES publishes has a rule; see the module docstring."""
+    """Apply one SES event. Every type SES publishes has a rule; see the module docstring. The decision is read only
+    for a type whose rule changes something: SES publishes a ``Send`` for every e-mail, which changes nothing."""
     did = event.decision_id
-    record = store.decision(did) if did else None
     rule = _SES_RULES.get(event.event_type)
+    record = store.decision(did) if did and rule is not None else None
     if record is None or rule is None:
         return Handled("none")
     return rule(store, decide, event, record.decision)
@@ -210,8 +211,10 @@ def _suppress(profile: Profile, at: datetime) -> Profile:
 def handle_text(store: Store, decide: Outbox, event: TextEvent) -> Handled:
     """Apply one End User Messaging SMS event to the decision named in its ``context``."""
     did = event.context.get("decision_id")
-    record = store.decision(did) if did else None
-    if record is None or not event.is_final or event.event_type in TEXT_PENDING:
+    if not did or not event.is_final or event.event_type in TEXT_PENDING:
+        return Handled("none")  # without reading the decision: nothing to change
+    record = store.decision(did)
+    if record is None:
         return Handled("none")
     decision = record.decision
     if event.event_type in TEXT_DELIVERED:

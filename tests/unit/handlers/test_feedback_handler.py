@@ -77,3 +77,15 @@ def test_given_a_notification_of_an_unknown_type_then_it_is_dead_lettered_and_ch
     assert failures(response) == []
     assert feedback.dead_letters.reasons == ["unknown_notification_type"]
     assert feedback.store.decision(decision_id).status == "sent"
+
+
+def test_given_the_send_event_ses_publishes_for_every_email_then_nothing_is_read_or_changed(feedback):
+    decision_id = sent(feedback)
+    reads = []
+    read = feedback.store.decision
+    feedback.store.decision = lambda did: reads.append(did) or read(did)
+
+    response = invoke(feedback, "send.json", decision_id)
+
+    assert failures(response) == [] and reads == []
+    assert read(decision_id).status == "sent" and feedback.decide.sent == []
