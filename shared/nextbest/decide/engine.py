@@ -321,10 +321,9 @@ def decide(
     :mod:`nextbest.decide.targeting`). ``catalog`` holds the products the decision may show (``wanted_products``),
     read by the caller: what messages show of them, and which may be recommended; it is looked at only once a rule
     needs it (a catalog trigger's product, a contradicting offer, a campaign chosen), so the caller may read it on
-    first use. ``cart_url``: the shop's cart
-    page, if not ``<site_url>/cart``. ``coupon`` issues the code of a message whose offer has one (it raises
-    ``CouponsGone`` when a pool is empty: the caller excludes the campaign and decides again); without it,
-    templates get no code (the lab's calls)."""
+    first use. ``cart_url``: the shop's cart page, if not ``<site_url>/cart``. ``coupon`` issues the code of a
+    message whose offer has one (it raises ``CouponsGone`` when a pool is empty: the caller excludes the campaign and
+    decides again); without it, templates get no code (the lab's calls)."""
     gone = trigger_gone(profile, trigger, due_at, now)
     situation = _Situation(profile, trigger, policy, now, scores, gone, excluded or {}, catalog, coupon)
     candidates: list[Candidate] = []
