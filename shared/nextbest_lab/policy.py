@@ -357,6 +357,9 @@ class Learned:
     selection: dict[str, Any] = field(default_factory=dict)
     oof_values: np.ndarray | None = None
     """Per training record, the chosen kind's value from a policy fitted without the record's fold."""
+    oof_single: np.ndarray | None = None
+    """The same for the best single action (chosen without the record's fold): what the gate compares with when it
+    has no held-out log, so that neither side is chosen on the records it is valued on."""
     training: Evidence | None = None
     """The training log and its pseudo-outcomes (what the gate reads when there is no held-out log)."""
 
@@ -399,7 +402,10 @@ def learn(
     member = fit_member(kind, x, tau, log.eligible, supported)
     selection |= {"features": encoder.names, "records": len(records), "folds": folds}
     training = Evidence(log, gamma, {})
-    return Learned(encoder, log.actions, supported, member, floor, reward, send_cost, selection, values[kind], training)
+    return Learned(
+        encoder, log.actions, supported, member, floor, reward, send_cost, selection, values[kind],
+        values[FAMILY[0]], training,
+    )  # fmt: skip
 
 
 def _cross_fitted_values(
@@ -688,15 +694,16 @@ def learn_and_gate(
     if holdout:
         evidence = evidence_on(holdout, learned, folds=folds, seed=seed)
         challenger_values, where = evidence.dr_terms("learned policy"), f"the held-out log ({len(holdout)} records)"
+        single = best_single(evidence.log, evidence.gamma, learned.floor)
     else:
-        assert learned.training is not None and learned.oof_values is not None
+        assert learned.training is not None and learned.oof_values is not None and learned.oof_single is not None
         evidence = learned.training
         challenger_values, where = learned.oof_values, f"the training log, cross-fitted ({folds} folds)"
+        single = ("the best single action (cross-fitted)", learned.oof_single)
     if champion:
         champion_values = (champion.probabilities(evidence.log) * evidence.gamma).sum(axis=1)
     else:
         champion_values = evidence.log.reward
-    single = best_single(evidence.log, evidence.gamma, learned.floor)
     verdict = gate(challenger_values, champion_values, champion_name=name, evidence=where, single=single)
     target = out if verdict["promoted"] or champion is None else out / "challenger"
     if verdict["promoted"] and champion is not None:
