@@ -133,3 +133,12 @@ def examples_approved(directory: Path, *names: str) -> Path:
         shutil.copy(root / "docs" / "campaigns" / name, directory)
         approve(directory / name, "marketing-lead", T0.date())
     return directory
+
+
+def example_edited(directory: Path, name: str, old: str, new: str) -> Path:
+    """``directory`` holding the example campaign ``name`` of ``docs/campaigns`` with ``old`` (which must be in it)
+    replaced by ``new``: a campaign file broken, or changed, one field at a time."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "campaigns" / name).read_text()
+    assert old in text
+    (directory / name).write_text(text.replace(old, new))
+    return directory

@@ -12,6 +12,7 @@ from nextbest.core.events import CustomerIdentified, CustomEvent, ProductViewed,
 from nextbest.core.profiles import MAX_OCCURRENCES, TriggerDelays, apply, merge, new_profile
 from nextbest.core.triggers import DateSpec, EventSpec
 
+from tests.builders import example_edited
 from tests.conftest import sample
 
 NOW = datetime(2026, 11, 2, 10, tzinfo=UTC)
@@ -79,13 +80,6 @@ def test_the_example_campaigns_load_and_name_their_triggers():
     assert all(c.status == "draft" for c in found.values())  # examples: nothing in docs/ is live
 
 
-def _write(tmp_path: Path, name: str, old: str, new: str) -> Path:
-    text = (EXAMPLES / name).read_text()
-    assert old in text
-    (tmp_path / name).write_text(text.replace(old, new))
-    return tmp_path
-
-
 @pytest.mark.parametrize(
     ("old", "new", "field"),
     [
@@ -106,7 +100,7 @@ def _write(tmp_path: Path, name: str, old: str, new: str) -> Path:
 )
 def test_a_broken_event_trigger_names_the_file_and_the_field(tmp_path, old, new, field):
     with pytest.raises(CampaignError, match=rf"subscription-renewed\.toml: .*{field}"):
-        load_campaigns(_write(tmp_path, "subscription-renewed.toml", old, new))
+        load_campaigns(example_edited(tmp_path, "subscription-renewed.toml", old, new))
 
 
 @pytest.mark.parametrize(
@@ -120,12 +114,12 @@ def test_a_broken_event_trigger_names_the_file_and_the_field(tmp_path, old, new,
 )
 def test_a_broken_date_trigger_names_the_file_and_the_field(tmp_path, old, new, field):
     with pytest.raises(CampaignError, match=rf"birthday\.toml: .*{field}"):
-        load_campaigns(_write(tmp_path, "birthday.toml", old, new))
+        load_campaigns(example_edited(tmp_path, "birthday.toml", old, new))
 
 
 def test_an_approval_covers_the_conditions_of_a_trigger(tmp_path):
-    [before] = load_campaigns(_write(tmp_path, "subscription-renewed.toml", "gte = 100", "gte = 100"))
-    [after] = load_campaigns(_write(tmp_path, "subscription-renewed.toml", "gte = 100", "gte = 10"))
+    [before] = load_campaigns(example_edited(tmp_path, "subscription-renewed.toml", "gte = 100", "gte = 100"))
+    [after] = load_campaigns(example_edited(tmp_path, "subscription-renewed.toml", "gte = 100", "gte = 10"))
     assert before.digest() != after.digest()
 
 

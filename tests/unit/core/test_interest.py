@@ -35,6 +35,7 @@ from nextbest.core.profiles import (
 from nextbest.core.triggers import CatalogSpec, Watch
 from pydantic import ValidationError
 
+from tests.builders import example_edited
 from tests.conftest import sample
 
 T0 = datetime(2026, 11, 2, 9, tzinfo=UTC)
@@ -312,13 +313,6 @@ def test_a_price_drop_campaign_answers_10_percent_unless_it_says_otherwise_and_a
     )
 
 
-def _write(tmp_path: Path, old: str, new: str) -> Path:
-    text = (EXAMPLES / "price-drop.toml").read_text()
-    assert old in text
-    (tmp_path / "price-drop.toml").write_text(text.replace(old, new))
-    return tmp_path
-
-
 @pytest.mark.parametrize(
     ("old", "new", "field"),
     [
@@ -333,13 +327,16 @@ def _write(tmp_path: Path, old: str, new: str) -> Path:
 )
 def test_a_broken_catalog_trigger_names_the_file_and_the_field(tmp_path, old, new, field):
     with pytest.raises(CampaignError, match=rf"price-drop\.toml: .*{field}"):
-        load_campaigns(_write(tmp_path, old, new))
+        load_campaigns(example_edited(tmp_path, "price-drop.toml", old, new))
 
 
 def test_an_approval_covers_the_interest_and_the_smallest_drop(tmp_path_factory):
-    [cart] = load_campaigns(_write(tmp_path_factory.mktemp("a"), "min_drop_percent = 15", "min_drop_percent = 15"))
-    [deeper] = load_campaigns(_write(tmp_path_factory.mktemp("b"), "min_drop_percent = 15", "min_drop_percent = 20"))
-    [viewers] = load_campaigns(_write(tmp_path_factory.mktemp("c"), 'interest = "cart"', 'interest = "view"'))
+    def edited(folder: str, old: str, new: str):
+        return load_campaigns(example_edited(tmp_path_factory.mktemp(folder), "price-drop.toml", old, new))
+
+    [cart] = edited("a", "min_drop_percent = 15", "min_drop_percent = 15")
+    [deeper] = edited("b", "min_drop_percent = 15", "min_drop_percent = 20")
+    [viewers] = edited("c", 'interest = "cart"', 'interest = "view"')
     assert len({cart.digest(), deeper.digest(), viewers.digest()}) == 3
 
 
