@@ -29,21 +29,26 @@ from tests.unit.handlers.harness import (
 QUEUE = "nextbest-events"
 
 
-@pytest.fixture
-def ingest(monkeypatch, now):
+def deployed(monkeypatch, now, **settings):
+    """ingest's handler as deployed with ``settings``, on the in-memory store and queues."""
     module = load(
         "ingest",
         IngestSettings,
         monkeypatch,
         dead_letter_queue_url=queue_url(f"{QUEUE}-dlq"),
-        trigger_delay_seconds={"cart_abandoned": 3600},
         erasure_secret_arn=arn("secretsmanager", "secret:erasure"),
         events_queue_url=queue_url(QUEUE),
+        **settings,
     )
     module.store, module.dead_letters, module.events_queue = MemoryStore(), DeadLetters(), Outbox()
     module.redelivery = Redelivery()
     now.advance(timedelta(minutes=5))  # the samples happen between 09:00 and 09:02
     return module
+
+
+@pytest.fixture
+def ingest(monkeypatch, now):
+    return deployed(monkeypatch, now, trigger_delay_seconds={"cart_abandoned": 3600})
 
 
 def invoke(ingest, *bodies: str, receives: int = 1) -> dict:
@@ -179,20 +184,12 @@ def test_given_the_batched_identity_read_failing_then_each_event_is_still_applie
 @pytest.fixture
 def watching(monkeypatch, now):
     """ingest as deployed with an approved back-in-stock campaign answering viewers."""
-    module = load(
-        "ingest",
-        IngestSettings,
+    return deployed(
         monkeypatch,
-        dead_letter_queue_url=queue_url(f"{QUEUE}-dlq"),
+        now,
         trigger_delay_seconds={"catalog:back_in_stock+0m": 0},
         catalog_watch=Watch(interest="view", back_in_stock=True),
-        erasure_secret_arn=arn("secretsmanager", "secret:erasure"),
-        events_queue_url=queue_url(QUEUE),
     )
-    module.store, module.dead_letters, module.events_queue = MemoryStore(), DeadLetters(), Outbox()
-    module.redelivery = Redelivery()
-    now.advance(timedelta(minutes=5))
-    return module
 
 
 def test_given_a_catalog_campaign_then_a_product_back_in_stock_reaches_its_viewer_through_ingest_s_own_queue(watching):
