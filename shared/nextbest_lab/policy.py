@@ -501,13 +501,10 @@ def baselines(log: Log) -> dict[str, np.ndarray]:
 def best_single(log: Log, gamma: np.ndarray, floor: float) -> tuple[str, np.ndarray]:
     """The single action for everyone with the highest DR value on ``log``, explored with ``floor`` as a learned
     policy is (so that a learned policy that is that action compares equal to it): its name and DR terms."""
-    found = {}
-    for name, one in baselines(log).items():
-        k = log.eligible.sum(axis=1, keepdims=True)
-        f = np.minimum(floor, 1.0 / k)
-        probs = np.where(log.eligible, f, 0.0)
-        probs[np.arange(len(one)), one.argmax(axis=1)] += 1.0 - (f * k)[:, 0]
-        found[name] = (probs * gamma).sum(axis=1)
+    every = np.ones(len(log.actions), dtype=bool)
+    found = {
+        name: (choose(one, log.eligible, every, floor) * gamma).sum(axis=1) for name, one in baselines(log).items()
+    }
     name = max(found, key=lambda n: float(found[n].mean()))
     return name, found[name]
 
