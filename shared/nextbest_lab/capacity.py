@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from nextbest.aws.store.table import document
 
+from infra.local.emulator.scheduler import RECURRING
 from nextbest_lab import cost
 from nextbest_lab.cost import Prices, Usage
 from nextbest_lab.item_classes import ITEM_CLASSES, classify, classify_item, lacks_declared_expiry, without_expiry
@@ -40,6 +41,8 @@ CALLED = {"scheduler": ("scheduler",), "sqs": ("sqs",), "ses": ("ses", "sesv2"),
 """The services whose calls per event are reported (by the name the figure uses: botocore's names)."""
 SQS_BILLED = {"SendMessage", "SendMessageBatch", "ReceiveMessage", "DeleteMessage", "DeleteMessageBatch",
               "ChangeMessageVisibility", "ChangeMessageVisibilityBatch"}  # fmt: skip
+POLL = ("scheduler", "Invoke", RECURRING)
+"""How the emulation counts a recurring schedule's firing: a poll of the due index."""
 ITEM_WRITE_UNITS_PER_S = 1000
 """What one partition, so one item, takes: "each individual partition is limited to 1000 write units per second and
 3000 read units per second" (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/warm-throughput-scenarios.html)."""
@@ -203,7 +206,8 @@ class _Run:
         """What a step used over the run: its own calls and capacity, the requests on the queues it reads (sends by
         the emulation, receives and deletes of its event-source mapping), and what AWS services did for it: the
         events put on the bus and routed to ingest's queues, the notifications SNS published and delivered to
-        feedback's, the schedules that fired into decide's."""
+        feedback's, the schedules that fired into decide's. Less, for decide, what its polls of the due index use
+        whatever they find (:meth:`standing_polls`)."""
         usage, queues = self.usage(stage), self.snapshot.queues.get(stage, set())
         sqs = sns = put = fired = 0
         for c, n in self.metering.calls.items():
@@ -217,7 +221,7 @@ class _Run:
                 put += self.metering.entries[c]
         delivered = put + (sns if stage == "feedback" else 0)  # EventBridge rules and SNS subscriptions send to SQS
         memory = self.snapshot.memory_mb.get(stage, 128)
-        return Usage(
+        used = Usage(
             events_put=put,
             scheduler_invocations=fired,
             scheduler_calls=sum(n for (service, _), n in self.stage_calls(stage).items() if service == "scheduler"),
@@ -228,6 +232,15 @@ class _Run:
             wru=usage.wru,
             rru=usage.rru,
         )
+        return used - self.standing_polls() if stage == "decide" else used
+
+    def standing_polls(self) -> Usage:
+        """What the run's polls of the due index used whatever they found (``cost.poll_usage``). A deployed stack
+        polls every minute, traffic or not: ``cost.standing`` prices that as a monthly cost, so it is no part of what
+        an event costs (the emulation skips the polls that would find nothing, so the demo counts a few of them,
+        more per event the sparser its stream). What a poll finds costs decide per trigger, and stays in."""
+        polls = sum(n for c, n in self.metering.calls.items() if (c.service, c.operation, c.target) == POLL)
+        return cost.poll_usage(self.snapshot.memory_mb.get("decide", 128), self.prices) * polls
 
     def costs(self) -> dict[str, Any]:
         found: dict[str, Any] = {}
@@ -246,6 +259,9 @@ class _Run:
             self.snapshot.memory_mb.get("ingest", 128),
             self.snapshot.batch_size.get("ingest", 10),
             self.prices,
+        )
+        found["cost_standing_polls_left_out_per_million_events_usd"] = round(
+            cost.per_million(_per(self.standing_polls(), self.events), self.prices), 3
         )
         found["lambda_gb_s_per_event"] = round(total.lambda_gb_seconds, 6)
         found["cost_per_million_events_usd"] = round(cost.per_million(total, self.prices), 3)

@@ -72,6 +72,12 @@ class Usage:
     def __add__(self, other: Usage) -> Usage:
         return Usage(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
 
+    def __sub__(self, other: Usage) -> Usage:
+        return Usage(**{f.name: getattr(self, f.name) - getattr(other, f.name) for f in fields(self)})
+
+    def __mul__(self, times: float) -> Usage:
+        return Usage(**{f.name: getattr(self, f.name) * times for f in fields(self)})
+
 
 SERVICES = ("eventbridge", "scheduler", "sqs", "sns", "lambda", "dynamodb")
 
@@ -156,9 +162,7 @@ def standing(template: Mapping[str, Any], prices: Prices) -> list[Standing]:
         if r["Type"] == "AWS::Lambda::Function"
         and r["Properties"]["Environment"]["Variables"].get("POWERTOOLS_SERVICE_NAME") == "decide"
     ]
-    seconds = lambda_seconds(0.0, decide_mb, {("dynamodb", "Query"): 1}, prices)
-    poll = Usage(scheduler_invocations=1, sqs_requests=3, lambda_requests=1,
-                 lambda_gb_seconds=gb_seconds(seconds, decide_mb), rru=0.5)  # fmt: skip
+    poll = poll_usage(decide_mb, prices)
     return [
         each("AWS::KMS::Key", "KMS keys", "kms_key_month"),
         each("AWS::SecretsManager::Secret", "secrets", "secret_month"),
@@ -166,6 +170,16 @@ def standing(template: Mapping[str, Any], prices: Prices) -> list[Standing]:
         each("AWS::CloudWatch::Dashboard", "dashboards", "dashboard_month"),
         Standing("due-index polls", polls, per_million(poll, prices) * polls / 1e6),
     ]
+
+
+def poll_usage(decide_mb: float, prices: Prices) -> Usage:
+    """What one poll of the due index uses whatever it finds: Scheduler fires it (one invocation) into decide's queue
+    (one SendMessage), decide's event-source mapping receives and deletes it (two requests) and invokes decide, which
+    reads its shard's window of the index with one Query (half a read unit at least: an index is read eventually
+    consistent). What the poll finds costs more, per due profile: that is decide's work per trigger."""
+    seconds = lambda_seconds(0.0, decide_mb, {("dynamodb", "Query"): 1}, prices)
+    return Usage(scheduler_invocations=1, sqs_requests=3, lambda_requests=1,
+                 lambda_gb_seconds=gb_seconds(seconds, decide_mb), rru=0.5)  # fmt: skip
 
 
 def _alarm_metrics(alarm: Mapping[str, Any]) -> int:

@@ -28,6 +28,9 @@ from infra.local.emulator.event_sources import Requests, uncounted
 from infra.local.emulator.provisioning import Deployment
 
 UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+RECURRING, ONCE = "rate", "at"
+"""The target a schedule's firing is counted under (``Invoke``): a recurring one (the due index's polls, which fire
+whatever the traffic: a standing cost) or a one-time one (an alarm decide armed for one customer)."""
 
 
 class Scheduler:
@@ -107,9 +110,10 @@ class Scheduler:
         scheduled = self.next_fire(group, schedule)
         body = target.get("Input", "{}").replace("<aws.scheduler.scheduled-time>", scheduled.isoformat())
         queue = url.rsplit("/", 1)[-1]
+        key = (group, schedule.name)
+        self.requests("scheduler", "Invoke", RECURRING if key in self.recurring else ONCE, 1)
         sqs_backends[ACCOUNT][REGION].send_message(queue, body)
         self.requests("sqs", "SendMessage", queue, 1)
-        key = (group, schedule.name)
         if key in self.recurring:  # the next tick after this one (those skipped before it had nothing to do)
             self.recurring[key] = (scheduled + self.recurring[key][1], self.recurring[key][1])
         elif getattr(schedule, "action_after_completion", "NONE") == "DELETE":

@@ -115,3 +115,27 @@ def test_the_standing_cost_counts_each_resource_alarm_metric_and_poll_of_a_templ
     # a Scheduler run ($1 a million), 3 SQS requests ($0.40), a Lambda request ($0.20), half a read unit ($0.125)
     # and 5 ms of a 1 GB function: about $2.52 a million polls
     assert usd == pytest.approx(polls * (1.0 + 1.2 + 0.2 + 0.0625 + 0.005 * 0.0000133334 * 1e6) / 1e6)
+
+
+def test_an_event_is_not_charged_the_due_index_polls_a_stack_makes_whatever_its_traffic(prices):
+    """The polls are priced monthly by ``standing``; what an event costs keeps decide's work on each due profile and
+    each one-time alarm, and leaves out only what a poll uses whatever it finds."""
+    from nextbest_lab.capacity import Snapshot, _Run
+    from nextbest_lab.cost import poll_usage
+
+    from infra.local.emulator.metering import Call, Metering
+
+    metering = Metering(runtime=None)
+    for target, fired in (("rate", 5), ("at", 2)):
+        metering.calls[Call(None, "scheduler", "Invoke", target)] += fired
+    for operation in ("SendMessage", "ReceiveMessage", "DeleteMessageBatch"):
+        metering.calls[Call(None, "sqs", operation, "decide-q")] += 7
+    metering.usage["decide"].invocations, metering.usage["decide"].rru = 7, 5 * 0.5 + 4.0
+    run = _Run(Snapshot(metering, memory_mb={"decide": 1024}, queues={"decide": {"decide-q"}}), events=100,
+               prices=prices)  # fmt: skip
+    used = run.stage_usage("decide")
+    # the two alarms and what the polls found stay: their firing, their messages and invocations, the 4 read units
+    assert (used.scheduler_invocations, used.sqs_requests, used.lambda_requests) == (2, 6, 2)
+    assert used.rru == pytest.approx(4.0)
+    assert run.standing_polls().scheduler_invocations == 5
+    assert per_million(run.standing_polls(), prices) == pytest.approx(5 * per_million(poll_usage(1024, prices), prices))
