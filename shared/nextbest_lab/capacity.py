@@ -238,7 +238,9 @@ class _Run:
         """What the run's polls of the due index used whatever they found (``cost.poll_usage``). A deployed stack
         polls every minute, traffic or not: ``cost.standing`` prices that as a monthly cost, so it is no part of what
         an event costs (the emulation skips the polls that would find nothing, so the demo counts a few of them,
-        more per event the sparser its stream). What a poll finds costs decide per trigger, and stays in."""
+        more per event the sparser its stream). What a poll finds costs decide per trigger, and stays in. Each poll is
+        counted as ``standing`` counts it, received and invoked alone; polls of two shards due the same minute can
+        share one (on the demo's stream, 562 polls came in 525 invocations: under 1 % of decide's cost)."""
         polls = sum(n for c, n in self.metering.calls.items() if (c.service, c.operation, c.target) == POLL)
         return cost.poll_usage(self.snapshot.memory_mb.get("decide", 128), self.prices) * polls
 
